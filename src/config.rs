@@ -1,0 +1,496 @@
+//! The TOML configuration file: daemon options and the rule table.
+//!
+//! Errors name the file, the line and the key, so an operator can go straight
+//! to the mistake.
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::schedulers::SchedulerKind;
+use crate::table::{
+    Limits, Protocol, RuleSpec, ServerAddr, ServerSpec, ServiceId, ServiceSpec, Settings, Site,
+    Table, TableSpec, Timeouts, Weight,
+};
+
+/// Options of the daemon process itself (not part of the rule table).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DaemonOptions {
+    /// Worker threads (one io_uring runtime each); `None`: one per core.
+    pub workers: Option<usize>,
+    /// A tracing filter such as `info` or `tcpvs=debug`.
+    pub log_level: Option<String>,
+}
+
+/// A loaded configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub daemon: DaemonOptions,
+    pub table: TableSpec,
+}
+
+/// A configuration error, located.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}: {key}: {message}")]
+    Invalid {
+        file: PathBuf,
+        line: usize,
+        key: String,
+        message: String,
+    },
+}
+
+/// Reads and checks a configuration file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Parses and checks configuration text; `path` is only used in messages.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let located = |span: Option<Range<usize>>, key: &str, message: String| {
+        let line = span.map_or(1, |span| line_of(text, span.start));
+        ConfigError::Invalid {
+            file: path.to_path_buf(),
+            line,
+            key: key.to_string(),
+            message,
+        }
+    };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let message = e.message().to_string();
+        let key = key_in_message(&e).unwrap_or_else(|| "(syntax)".to_string());
+        located(e.span(), &key, message)
+    })?;
+    let config = convert(raw).map_err(|(span, key, message)| located(Some(span), &key, message))?;
+    // Building the table checks what only the whole can tell (duplicates,
+    // regexes, rules naming unknown servers); map its site back to a line.
+    if let Err((site, error)) = Table::build(config.table.clone(), None) {
+        let (span, key) = site_span(text, site);
+        return Err(located(Some(span), &key, error.to_string()));
+    }
+    Ok(config)
+}
+
+fn key_in_message(error: &toml::de::Error) -> Option<String> {
+    // serde names the offending field in its message ("unknown field `x`").
+    let message = error.message();
+    let start = message.find('`')? + 1;
+    let len = message[start..].find('`')?;
+    Some(message[start..start + len].to_string())
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Re-reads the raw file to find where a table-level error sits.
+fn site_span(text: &str, site: Site) -> (Range<usize>, String) {
+    let raw: Option<RawConfig> = toml::from_str(text).ok();
+    let service = |i: usize| raw.as_ref().and_then(|r| r.service.get(i));
+    let fallback = (0..0, "service".to_string());
+    match site {
+        Site::Service(i) => service(i).map_or(fallback, |s| {
+            (s.ident.span(), format!("service[{i}].ident"))
+        }),
+        Site::Server(i, j) => service(i)
+            .and_then(|s| s.server.get(j))
+            .map_or(fallback, |s| {
+                (
+                    s.address.span(),
+                    format!("service[{i}].server[{j}].address"),
+                )
+            }),
+        Site::Rule(i, j) => service(i)
+            .and_then(|s| s.rule.get(j))
+            .map_or(fallback, |r| {
+                (r.pattern.span(), format!("service[{i}].rule[{j}]"))
+            }),
+        Site::Default(i) => service(i)
+            .and_then(|s| s.default.as_ref())
+            .map_or(fallback, |d| (d.span(), format!("service[{i}].default"))),
+    }
+}
+
+type Located = (Range<usize>, String, String);
+
+fn convert(raw: RawConfig) -> Result<Config, Located> {
+    let mut settings = Settings::default();
+    if let Some(limits) = raw.limits {
+        settings.limits = convert_limits(limits)?;
+    }
+    if let Some(timeouts) = raw.timeouts {
+        settings.timeouts = convert_timeouts(timeouts)?;
+    }
+    if let Some(access_log) = raw.access_log {
+        settings.access_log = access_log;
+    }
+    if let Some(pool) = raw.pool {
+        if let Some(n) = pool.per_server {
+            settings.pool_per_server = count(&n, "pool.per_server", 0..=100_000)?;
+        }
+    }
+    let workers = raw
+        .workers
+        .map(|n| count(&n, "workers", 1..=1024))
+        .transpose()?;
+    let services = raw
+        .service
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| convert_service(i, s))
+        .collect::<Result<_, _>>()?;
+    Ok(Config {
+        daemon: DaemonOptions {
+            workers,
+            log_level: raw.log_level,
+        },
+        table: TableSpec { settings, services },
+    })
+}
+
+fn convert_limits(raw: RawLimits) -> Result<Limits, Located> {
+    let mut limits = Limits::default();
+    if let Some(n) = raw.max_head_bytes {
+        limits.max_head_bytes = count(&n, "limits.max_head_bytes", 1024..=1024 * 1024)?;
+    }
+    if let Some(n) = raw.max_headers {
+        limits.max_headers = count(&n, "limits.max_headers", 1..=10_000)?;
+    }
+    Ok(limits)
+}
+
+fn convert_timeouts(raw: RawTimeouts) -> Result<Timeouts, Located> {
+    let mut t = Timeouts::default();
+    let fields = [
+        (raw.head, "timeouts.head", &mut t.head),
+        (raw.keepalive, "timeouts.keepalive", &mut t.keepalive),
+        (raw.connect, "timeouts.connect", &mut t.connect),
+        (raw.server, "timeouts.server", &mut t.server),
+        (raw.client, "timeouts.client", &mut t.client),
+        (raw.pool_idle, "timeouts.pool_idle", &mut t.pool_idle),
+        (raw.fail_hold, "timeouts.fail_hold", &mut t.fail_hold),
+    ];
+    for (value, key, slot) in fields {
+        if let Some(value) = value {
+            *slot = parse_duration(value.get_ref())
+                .map_err(|message| (value.span(), key.to_string(), message))?;
+        }
+    }
+    Ok(t)
+}
+
+fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
+    let key = |name: &str| format!("service[{i}].{name}");
+    let ident: ServiceId = raw
+        .ident
+        .get_ref()
+        .parse()
+        .map_err(|e: crate::table::TableError| (raw.ident.span(), key("ident"), e.to_string()))?;
+    let listen = socket_addr(&raw.listen, &key("listen"))?;
+    let protocol = match &raw.protocol {
+        None => Protocol::Http,
+        Some(p) => p
+            .get_ref()
+            .parse()
+            .map_err(|e: crate::table::TableError| (p.span(), key("protocol"), e.to_string()))?,
+    };
+    let scheduler = match &raw.scheduler {
+        None => SchedulerKind::Wlc,
+        Some(s) => s
+            .get_ref()
+            .parse()
+            .map_err(|e: crate::schedulers::UnknownScheduler| {
+                (s.span(), key("scheduler"), e.to_string())
+            })?,
+    };
+    let servers = raw
+        .server
+        .iter()
+        .enumerate()
+        .map(|(j, s)| {
+            let at = key(&format!("server[{j}]"));
+            let addr = ServerAddr(socket_addr(&s.address, &format!("{at}.address"))?);
+            let weight = match &s.weight {
+                None => Weight::DEFAULT,
+                Some(w) => Weight(count(w, &format!("{at}.weight"), 0..=i64::from(u16::MAX))?),
+            };
+            Ok(ServerSpec { addr, weight })
+        })
+        .collect::<Result<_, Located>>()?;
+    let rules = raw
+        .rule
+        .iter()
+        .enumerate()
+        .map(|(j, r)| {
+            let at = key(&format!("rule[{j}].servers"));
+            Ok(RuleSpec {
+                pattern: r.pattern.get_ref().clone(),
+                servers: server_list(&r.servers, &at)?,
+            })
+        })
+        .collect::<Result<_, Located>>()?;
+    let default = raw
+        .default
+        .as_ref()
+        .map(|d| server_list(d.get_ref(), &key("default")))
+        .transpose()?;
+    Ok(ServiceSpec {
+        ident,
+        listen,
+        protocol,
+        scheduler,
+        forwarded_proto: raw.forwarded_proto,
+        servers,
+        rules,
+        default,
+    })
+}
+
+fn server_list(list: &[Spanned<String>], key: &str) -> Result<Vec<ServerAddr>, Located> {
+    list.iter()
+        .map(|a| socket_addr(a, key).map(ServerAddr))
+        .collect()
+}
+
+fn socket_addr(value: &Spanned<String>, key: &str) -> Result<SocketAddr, Located> {
+    value.get_ref().parse().map_err(|_| {
+        let message = format!(
+            "`{}` is not an address: write IP:PORT, e.g. 127.0.0.1:8080 or [::1]:8080",
+            value.get_ref()
+        );
+        (value.span(), key.to_string(), message)
+    })
+}
+
+fn count<T>(
+    value: &Spanned<i64>,
+    key: &str,
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<T, Located>
+where
+    T: TryFrom<i64>,
+{
+    let n = *value.get_ref();
+    if !range.contains(&n) {
+        let message = format!("{n} is out of range {}..={}", range.start(), range.end());
+        return Err((value.span(), key.to_string(), message));
+    }
+    T::try_from(n).map_err(|_| {
+        (
+            value.span(),
+            key.to_string(),
+            format!("{n} is out of range"),
+        )
+    })
+}
+
+/// Parses `250ms`, `10s`, `2m`, `1h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration: write e.g. 500ms, 10s, 2m"))?;
+    let millis = match unit {
+        "ms" => Some(n),
+        "s" => n.checked_mul(1000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        _ => None,
+    };
+    match millis {
+        Some(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
+        Some(_) => Err("a timeout must be longer than zero".to_string()),
+        None => Err(format!(
+            "`{text}` is not a duration: write e.g. 500ms, 10s, 2m"
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    workers: Option<Spanned<i64>>,
+    log_level: Option<String>,
+    access_log: Option<bool>,
+    limits: Option<RawLimits>,
+    timeouts: Option<RawTimeouts>,
+    pool: Option<RawPool>,
+    #[serde(default)]
+    service: Vec<RawService>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_head_bytes: Option<Spanned<i64>>,
+    max_headers: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimeouts {
+    head: Option<Spanned<String>>,
+    keepalive: Option<Spanned<String>>,
+    connect: Option<Spanned<String>>,
+    server: Option<Spanned<String>>,
+    client: Option<Spanned<String>>,
+    pool_idle: Option<Spanned<String>>,
+    fail_hold: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPool {
+    per_server: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    ident: Spanned<String>,
+    listen: Spanned<String>,
+    protocol: Option<Spanned<String>>,
+    scheduler: Option<Spanned<String>>,
+    forwarded_proto: Option<String>,
+    default: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    server: Vec<RawServer>,
+    #[serde(default)]
+    rule: Vec<RawRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    address: Spanned<String>,
+    weight: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    pattern: Spanned<String>,
+    servers: Vec<Spanned<String>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+workers = 2
+log_level = "warn"
+
+[timeouts]
+head = "5s"
+connect = "500ms"
+
+[[service]]
+ident = "web"
+listen = "127.0.0.1:8080"
+scheduler = "rr"
+default = ["127.0.0.1:9001"]
+
+[[service.server]]
+address = "127.0.0.1:9001"
+
+[[service.server]]
+address = "127.0.0.1:9002"
+weight = 3
+
+[[service.rule]]
+pattern = "^/images/"
+servers = ["127.0.0.1:9002"]
+"#;
+
+    fn error_of(text: &str) -> String {
+        parse(text, Path::new("t.toml")).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn good_file_loads() {
+        let config = parse(GOOD, Path::new("t.toml")).unwrap();
+        assert_eq!(config.daemon.workers, Some(2));
+        let t = &config.table.settings.timeouts;
+        assert_eq!(t.head, Duration::from_secs(5));
+        assert_eq!(t.connect, Duration::from_millis(500));
+        let web = &config.table.services[0];
+        assert_eq!(web.scheduler, SchedulerKind::Rr);
+        assert_eq!(web.servers[1].weight, Weight(3));
+        assert_eq!(web.rules[0].pattern, "^/images/");
+    }
+
+    #[test]
+    fn bad_weight_names_line_and_key() {
+        let text = GOOD.replace("weight = 3", "weight = 70000");
+        assert_eq!(
+            error_of(&text),
+            "t.toml:20: service[0].server[1].weight: 70000 is out of range 0..=65535"
+        );
+    }
+
+    #[test]
+    fn bad_regex_names_line() {
+        let text = GOOD.replace("^/images/", "^/images/(");
+        let message = error_of(&text);
+        assert!(
+            message.starts_with("t.toml:23: service[0].rule[0]: invalid pattern"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn unknown_scheduler_and_field() {
+        let message = error_of(&GOOD.replace("\"rr\"", "\"lblc\""));
+        assert!(
+            message.starts_with("t.toml:12: service[0].scheduler: unknown scheduler"),
+            "{message}"
+        );
+        let message = error_of(&GOOD.replace("workers = 2", "wrokers = 2"));
+        assert!(message.starts_with("t.toml:2: wrokers:"), "{message}");
+    }
+
+    #[test]
+    fn rule_naming_unknown_server() {
+        let text = GOOD.replace(
+            "servers = [\"127.0.0.1:9002\"]",
+            "servers = [\"127.0.0.1:9009\"]",
+        );
+        let message = error_of(&text);
+        assert!(
+            message.starts_with("t.toml:23: service[0].rule[0]:"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn bad_address_and_duration() {
+        let message = error_of(&GOOD.replace("127.0.0.1:8080", "localhost"));
+        assert!(
+            message.starts_with("t.toml:11: service[0].listen:"),
+            "{message}"
+        );
+        let message = error_of(&GOOD.replace("\"5s\"", "\"5 parsecs\""));
+        assert!(message.starts_with("t.toml:6: timeouts.head:"), "{message}");
+        assert!(parse_duration("0s").is_err());
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+    }
+}

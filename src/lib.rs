@@ -1,0 +1,19 @@
+//! tcpvs: a user-space KTCPVS. A Layer-7 switch that accepts client connections
+//! on thread-per-core io_uring workers, reads each request, picks a real server
+//! by content rules and load, and relays the exchange.
+//!
+//! The data plane (`worker`, `relay`, `pool`, `net`) reads an immutable rule table
+//! (`table`) that the control plane swaps as a whole; live per-server state
+//! (`server`) survives those swaps.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod demo;
+pub mod net;
+pub mod pool;
+pub mod protocols;
+pub mod relay;
+pub mod schedulers;
+pub mod server;
+pub mod table;
+pub mod worker;

@@ -1,0 +1,179 @@
+//! A TCP connection on the worker's ring, with deadlines on every operation.
+
+use std::cell::Cell;
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::time::{timeout_at, Instant};
+use tokio_uring::buf::BoundedBuf;
+use tokio_uring::net::TcpStream;
+
+/// Smallest free space worth a read; below it the buffer grows first.
+const MIN_READ_SPACE: usize = 2048;
+/// How much a buffer grows by when it runs out of free space.
+const READ_GROWTH: usize = 16 * 1024;
+
+/// Why an operation on a connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IoFailure {
+    /// The deadline passed. The connection is poisoned: the kernel may still
+    /// hold the operation, so nothing may be read from it again.
+    #[error("timed out")]
+    TimedOut,
+    /// An earlier operation timed out: reading again could lose bytes.
+    #[error("connection unusable after a timeout")]
+    Poisoned,
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+/// A TCP connection (client or real server).
+pub struct Conn {
+    stream: TcpStream,
+    peer: SocketAddr,
+    poisoned: Cell<bool>,
+}
+
+impl Conn {
+    pub(super) fn new(stream: TcpStream, peer: SocketAddr) -> Self {
+        // Heads and small responses must leave at once; we batch writes ourselves.
+        let _ = stream.set_nodelay(true);
+        Self {
+            stream,
+            peer,
+            poisoned: Cell::new(false),
+        }
+    }
+
+    /// Connects to `addr`. A connect that times out leaves its half-open socket
+    /// to the kernel, which closes it when its SYN retries give up.
+    pub async fn connect(addr: SocketAddr, deadline: Instant) -> Result<Self, IoFailure> {
+        match timeout_at(deadline, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => Ok(Self::new(stream, addr)),
+            Ok(Err(e)) => Err(IoFailure::Io(e)),
+            Err(_) => Err(IoFailure::TimedOut),
+        }
+    }
+
+    /// The address of the other end.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Whether an operation on this connection has timed out.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.get()
+    }
+
+    /// Reads more bytes, appended after `buf`'s current contents. `Ok((0, buf))`
+    /// is the end of the stream. On error the buffer is gone with the connection.
+    pub async fn read(
+        &self,
+        mut buf: BytesMut,
+        deadline: Instant,
+    ) -> Result<(usize, BytesMut), IoFailure> {
+        self.check()?;
+        if buf.capacity() - buf.len() < MIN_READ_SPACE {
+            buf.reserve(READ_GROWTH);
+        }
+        let start = buf.len();
+        let end = buf.capacity();
+        match timeout_at(deadline, self.stream.read(buf.slice(start..end))).await {
+            Ok((Ok(n), slice)) => Ok((n, slice.into_inner())),
+            Ok((Err(e), _)) => Err(IoFailure::Io(e)),
+            Err(_) => Err(self.poison_reads()),
+        }
+    }
+
+    /// Writes all of `data`.
+    pub async fn write_all(&self, data: Bytes, deadline: Instant) -> Result<(), IoFailure> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        match timeout_at(deadline, self.stream.write_all(data)).await {
+            Ok((result, _)) => result.map_err(IoFailure::Io),
+            Err(_) => Err(self.poison()),
+        }
+    }
+
+    /// Writes all of `parts` in order with as few system calls as the kernel allows.
+    pub async fn write_all_vectored(
+        &self,
+        mut parts: Vec<Bytes>,
+        deadline: Instant,
+    ) -> Result<(), IoFailure> {
+        parts.retain(|part| !part.is_empty());
+        while !parts.is_empty() {
+            if parts.len() == 1 {
+                let last = parts.pop().unwrap_or_default();
+                return self.write_all(last, deadline).await;
+            }
+            let (result, mut returned) = match timeout_at(deadline, self.stream.writev(parts)).await
+            {
+                Ok(done) => done,
+                Err(_) => return Err(self.poison()),
+            };
+            let mut written = result?;
+            if written == 0 {
+                return Err(IoFailure::Io(io::ErrorKind::WriteZero.into()));
+            }
+            // Drop what went out, keep the unwritten tail of a part cut midway.
+            let done = returned
+                .iter()
+                .take_while(|part| {
+                    if written >= part.len() {
+                        written -= part.len();
+                        true
+                    } else {
+                        false
+                    }
+                })
+                .count();
+            returned.drain(..done);
+            if let Some(first) = returned.first_mut() {
+                first.advance(written);
+            }
+            parts = returned;
+        }
+        Ok(())
+    }
+
+    /// Sends FIN: the peer sees the end of our stream, we may still read.
+    pub fn shutdown_write(&self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+    }
+
+    fn check(&self) -> Result<(), IoFailure> {
+        if self.poisoned.get() {
+            Err(IoFailure::Poisoned)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// After a read timed out: the read may still be posted, so shut the read
+    /// side (which completes it) and never read again. Writing stays possible,
+    /// for a last 408.
+    fn poison_reads(&self) -> IoFailure {
+        self.poisoned.set(true);
+        let _ = self.stream.shutdown(Shutdown::Read);
+        IoFailure::TimedOut
+    }
+
+    /// After a write timed out: the peer is not reading; nothing more can be
+    /// done with this connection.
+    fn poison(&self) -> IoFailure {
+        self.poisoned.set(true);
+        let _ = self.stream.shutdown(Shutdown::Both);
+        IoFailure::TimedOut
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // Completes any operation still posted, so the descriptor closes now
+        // rather than whenever the peer next sends a byte.
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+}

@@ -1,0 +1,395 @@
+//! Finding the end of a message head and checking its raw bytes.
+//!
+//! `httparse` accepts bare LF line endings and stops at the first line it cannot
+//! read; it does not bound a head by size nor tell a too-long request line from a
+//! too-large head. This scan runs first over every head we read (requests,
+//! responses, chunked trailer sections) so that the byte-level rules of RFC 9112
+//! 2.2 and 5 hold before any field is interpreted.
+
+use std::ops::Range;
+
+use super::{Header, Limits, Version};
+
+/// Why the bytes of a head are unacceptable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HeadError {
+    #[error("bare LF line ending")]
+    BareLf,
+    #[error("bare CR")]
+    BareCr,
+    #[error("control byte in head")]
+    ControlByte,
+    #[error("obsolete line folding")]
+    ObsFold,
+    #[error("empty start line")]
+    EmptyStartLine,
+    #[error("head too large")]
+    TooLarge { start_line_complete: bool },
+    #[error("too many header fields")]
+    TooManyFields,
+    #[error("invalid field name")]
+    FieldName,
+    #[error("invalid field value")]
+    FieldValue,
+}
+
+/// What precedes the field lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StartLine {
+    /// A request line; empty lines before it are skipped (RFC 9112 2.2).
+    Request,
+    /// A status line.
+    Response,
+    /// Nothing: a chunked trailer section (RFC 9112 7.1.2).
+    Absent,
+}
+
+/// Where the parts of a complete head lie in the buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Head {
+    /// The start line without its CRLF (empty for `StartLine::Absent`).
+    pub start_line: Range<usize>,
+    /// The field lines and the final empty line; `fields.end` is the length of the head.
+    pub fields: Range<usize>,
+}
+
+/// Finds a complete head at the start of `buf`, checking every byte on the way.
+///
+/// `Ok(None)` means the head is incomplete but still within `limits`. Errors are
+/// reported as soon as the offending bytes are seen, so a peer cannot trickle a bad
+/// head until the deadline.
+pub(crate) fn scan(
+    buf: &[u8],
+    limits: &Limits,
+    start: StartLine,
+) -> Result<Option<Head>, HeadError> {
+    let window = &buf[..buf.len().min(limits.max_head_bytes)];
+    let mut pos = 0;
+    if start == StartLine::Request {
+        while window[pos..].starts_with(b"\r\n") {
+            pos += 2;
+        }
+    }
+    let mut start_line = (start == StartLine::Absent).then_some(pos..pos);
+    let mut fields_start = pos;
+    let mut line_start = pos;
+    let mut field_lines = 0usize;
+
+    while pos < window.len() {
+        let byte = window[pos];
+        // A field line starting with whitespace is obs-fold, or whitespace between the
+        // start line and the first field (RFC 9112 2.2, 5.2): both are rejected.
+        if pos == line_start && start_line.is_some() && matches!(byte, b' ' | b'\t') {
+            return Err(HeadError::ObsFold);
+        }
+        match byte {
+            b'\r' => {
+                match window.get(pos + 1) {
+                    None => break,
+                    Some(b'\n') => {}
+                    Some(_) => return Err(HeadError::BareCr),
+                }
+                let line = line_start..pos;
+                pos += 2;
+                line_start = pos;
+                match &start_line {
+                    None if line.is_empty() => return Err(HeadError::EmptyStartLine),
+                    None => {
+                        start_line = Some(line);
+                        fields_start = pos;
+                    }
+                    Some(first) if line.is_empty() => {
+                        return Ok(Some(Head {
+                            start_line: first.clone(),
+                            fields: fields_start..pos,
+                        }));
+                    }
+                    Some(_) => {
+                        field_lines += 1;
+                        if field_lines > limits.max_headers {
+                            return Err(HeadError::TooManyFields);
+                        }
+                    }
+                }
+                continue;
+            }
+            // Only CRLF ends a line here; a lone LF is how requests are smuggled past
+            // a peer that splits lines differently (RFC 9112 2.2).
+            b'\n' => return Err(HeadError::BareLf),
+            b'\t' => {}
+            0..=0x1f | 0x7f => return Err(HeadError::ControlByte),
+            _ => {}
+        }
+        pos += 1;
+    }
+
+    if buf.len() >= limits.max_head_bytes {
+        return Err(HeadError::TooLarge {
+            start_line_complete: start_line.is_some(),
+        });
+    }
+    Ok(None)
+}
+
+/// Splits field lines (already checked by `scan`) into headers, in order.
+pub(crate) fn parse_fields(fields: &[u8], max_headers: usize) -> Result<Vec<Header>, HeadError> {
+    let mut slots = vec![httparse::EMPTY_HEADER; max_headers + 1];
+    match httparse::parse_headers(fields, &mut slots) {
+        Ok(httparse::Status::Complete((_, parsed))) => Ok(parsed
+            .iter()
+            .map(|h| Header {
+                name: h.name.to_owned(),
+                value: h.value.to_vec(),
+            })
+            .collect()),
+        // `scan` saw the final empty line, so a partial parse means a line httparse
+        // could not read as a field.
+        Ok(httparse::Status::Partial) => Err(HeadError::FieldValue),
+        Err(httparse::Error::TooManyHeaders) => Err(HeadError::TooManyFields),
+        Err(httparse::Error::HeaderName) => Err(HeadError::FieldName),
+        Err(_) => Err(HeadError::FieldValue),
+    }
+}
+
+/// How an HTTP-version token reads (RFC 9112 2.3: `HTTP/` DIGIT `.` DIGIT, case-sensitive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum VersionToken {
+    Supported(Version),
+    /// Well-formed but not 1.0 or 1.1: 505 for a request.
+    Unsupported,
+    Invalid,
+}
+
+pub(crate) fn version(token: &[u8]) -> VersionToken {
+    match token {
+        b"HTTP/1.1" => VersionToken::Supported(Version::Http11),
+        b"HTTP/1.0" => VersionToken::Supported(Version::Http10),
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            VersionToken::Unsupported
+        }
+        _ => VersionToken::Invalid,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(bytes: usize, headers: usize) -> Limits {
+        Limits {
+            max_head_bytes: bytes,
+            max_headers: headers,
+        }
+    }
+
+    fn scan_default(buf: &[u8], start: StartLine) -> Result<Option<Head>, HeadError> {
+        scan(buf, &Limits::default(), start)
+    }
+
+    #[test]
+    fn complete_head_is_found() {
+        let buf = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nrest";
+        let head = scan_default(buf, StartLine::Request).unwrap().unwrap();
+        assert_eq!(&buf[head.start_line], b"GET / HTTP/1.1");
+        assert_eq!(&buf[head.fields.clone()], b"Host: a\r\n\r\n");
+        assert_eq!(head.fields.end, buf.len() - 4);
+    }
+
+    #[test]
+    fn incomplete_head_waits() {
+        for buf in [
+            &b"GET / HTTP/1.1\r\nHost: a\r\n"[..],
+            b"GET / HTTP/1.1\r",
+            b"",
+            b"\r",
+        ] {
+            assert_eq!(scan_default(buf, StartLine::Request), Ok(None));
+        }
+    }
+
+    #[test]
+    fn bare_lf_rejected() {
+        for buf in [
+            &b"GET / HTTP/1.1\nHost: a\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nHost: a\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\n\n",
+            b"\nGET / HTTP/1.1\r\n",
+        ] {
+            assert_eq!(
+                scan_default(buf, StartLine::Request),
+                Err(HeadError::BareLf)
+            );
+        }
+    }
+
+    #[test]
+    fn bare_cr_rejected() {
+        let buf = b"GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n";
+        assert_eq!(
+            scan_default(buf, StartLine::Request),
+            Err(HeadError::BareCr)
+        );
+    }
+
+    #[test]
+    fn nul_and_control_bytes_rejected() {
+        for bad in [0u8, 0x01, 0x0b, 0x0c, 0x1b, 0x7f] {
+            let mut buf = b"GET / HTTP/1.1\r\nX: a".to_vec();
+            buf.push(bad);
+            buf.extend_from_slice(b"\r\n\r\n");
+            assert_eq!(
+                scan_default(&buf, StartLine::Request),
+                Err(HeadError::ControlByte)
+            );
+        }
+    }
+
+    #[test]
+    fn obs_fold_rejected() {
+        let buf = b"GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n";
+        assert_eq!(
+            scan_default(buf, StartLine::Request),
+            Err(HeadError::ObsFold)
+        );
+        let buf = b"GET / HTTP/1.1\r\nX: a\r\n\tb\r\n\r\n";
+        assert_eq!(
+            scan_default(buf, StartLine::Request),
+            Err(HeadError::ObsFold)
+        );
+    }
+
+    #[test]
+    fn whitespace_before_first_field_rejected() {
+        let buf = b"GET / HTTP/1.1\r\n Host: a\r\n\r\n";
+        assert_eq!(
+            scan_default(buf, StartLine::Request),
+            Err(HeadError::ObsFold)
+        );
+    }
+
+    #[test]
+    fn leading_empty_lines_skipped_for_requests_only() {
+        let buf = b"\r\n\r\nGET / HTTP/1.1\r\n\r\n";
+        let head = scan_default(buf, StartLine::Request).unwrap().unwrap();
+        assert_eq!(&buf[head.start_line], b"GET / HTTP/1.1");
+        assert_eq!(head.fields.end, buf.len());
+        let buf = b"\r\nHTTP/1.1 200 OK\r\n\r\n";
+        assert_eq!(
+            scan_default(buf, StartLine::Response),
+            Err(HeadError::EmptyStartLine)
+        );
+    }
+
+    #[test]
+    fn head_over_limit_is_too_large() {
+        let buf = b"GET / HTTP/1.1\r\nX: aaaaaaaa\r\n\r\n";
+        // Exactly at the limit is fine; one byte less is not.
+        assert!(scan(buf, &limits(buf.len(), 10), StartLine::Request)
+            .unwrap()
+            .is_some());
+        assert_eq!(
+            scan(buf, &limits(buf.len() - 1, 10), StartLine::Request),
+            Err(HeadError::TooLarge {
+                start_line_complete: true
+            })
+        );
+        assert_eq!(
+            scan(buf, &limits(10, 10), StartLine::Request),
+            Err(HeadError::TooLarge {
+                start_line_complete: false
+            })
+        );
+    }
+
+    #[test]
+    fn incomplete_head_at_limit_is_too_large() {
+        let buf = b"GET / HTTP/1.1\r\nX: a";
+        assert_eq!(
+            scan(buf, &limits(buf.len(), 10), StartLine::Request),
+            Err(HeadError::TooLarge {
+                start_line_complete: true
+            })
+        );
+    }
+
+    #[test]
+    fn too_many_fields_detected_before_head_ends() {
+        let buf = b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n";
+        assert_eq!(
+            scan(buf, &limits(1024, 2), StartLine::Request),
+            Err(HeadError::TooManyFields)
+        );
+        let buf = b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n";
+        assert!(scan(buf, &limits(1024, 2), StartLine::Request)
+            .unwrap()
+            .is_some());
+    }
+
+    #[test]
+    fn trailer_section_has_no_start_line() {
+        let head = scan_default(b"\r\n", StartLine::Absent).unwrap().unwrap();
+        assert_eq!(head.fields, 0..2);
+        let buf = b"X: 1\r\n\r\n";
+        let head = scan_default(buf, StartLine::Absent).unwrap().unwrap();
+        assert_eq!(head.fields, 0..buf.len());
+    }
+
+    #[test]
+    fn whitespace_before_colon_rejected() {
+        assert_eq!(
+            parse_fields(b"Host : a\r\n\r\n", 10),
+            Err(HeadError::FieldName)
+        );
+        assert_eq!(
+            parse_fields(b"Host\t: a\r\n\r\n", 10),
+            Err(HeadError::FieldName)
+        );
+    }
+
+    #[test]
+    fn non_token_field_names_rejected() {
+        for buf in [
+            &b": a\r\n\r\n"[..],
+            b"Ho\"st: a\r\n\r\n",
+            b"Ho(st: a\r\n\r\n",
+            b"H\xc3\xa9: a\r\n\r\n",
+        ] {
+            assert_eq!(parse_fields(buf, 10), Err(HeadError::FieldName));
+        }
+    }
+
+    #[test]
+    fn field_values_are_trimmed_and_may_hold_obs_text() {
+        let fields = parse_fields(b"X:  a b\t \r\nY: \xe9\r\nZ:\r\n\r\n", 10).unwrap();
+        assert_eq!(fields[0].value, b"a b");
+        assert_eq!(fields[1].value, b"\xe9");
+        assert_eq!(fields[2].value, b"");
+    }
+
+    #[test]
+    fn version_tokens() {
+        assert_eq!(
+            version(b"HTTP/1.1"),
+            VersionToken::Supported(Version::Http11)
+        );
+        assert_eq!(
+            version(b"HTTP/1.0"),
+            VersionToken::Supported(Version::Http10)
+        );
+        assert_eq!(version(b"HTTP/2.0"), VersionToken::Unsupported);
+        assert_eq!(version(b"HTTP/1.2"), VersionToken::Unsupported);
+        assert_eq!(version(b"HTTP/0.9"), VersionToken::Unsupported);
+        for bad in [
+            &b"http/1.1"[..],
+            b"HTTP/1.1 ",
+            b"HTTP/11",
+            b"HTTP/1.10",
+            b"RTSP/1.0",
+            b"",
+        ] {
+            assert_eq!(version(bad), VersionToken::Invalid);
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Relaying message bodies from one connection to the other. Bytes read from
+//! one socket are written to the other from the same buffer: a body is split
+//! off the read buffer as `Bytes` and handed to the kernel, never copied.
+//! Chunked bodies are decoded and re-encoded canonically (only the small
+//! size lines are new bytes).
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::time::Instant;
+
+use crate::net::{Conn, IoFailure};
+use crate::protocols::http::{encode_chunk_header, encode_last_chunk, ChunkEvent, ChunkedDecoder};
+
+const CRLF: Bytes = Bytes::from_static(b"\r\n");
+
+/// One end of a body relay: a connection and how long each wait on it may last.
+#[derive(Clone, Copy)]
+pub struct End<'a> {
+    pub conn: &'a Conn,
+    pub timeout: Duration,
+}
+
+impl End<'_> {
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.timeout
+    }
+}
+
+/// Why a body relay stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("reading the body: {0}")]
+    Read(IoFailure),
+    #[error("writing the body: {0}")]
+    Write(IoFailure),
+    #[error("the sender closed before the end of the body")]
+    Truncated,
+    #[error("bad chunked encoding: {0}")]
+    BadChunk(String),
+}
+
+/// How the body must be written out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// As its decoded bytes (Content-Length, or close-delimited).
+    Identity,
+    /// Re-chunked.
+    Chunked,
+}
+
+/// Relays exactly `length` bytes; `buf` holds what was already read from `from`
+/// and keeps whatever follows the body.
+pub async fn copy_length(
+    from: End<'_>,
+    buf: &mut BytesMut,
+    to: End<'_>,
+    mut length: u64,
+) -> Result<(), BodyError> {
+    loop {
+        if !buf.is_empty() && length > 0 {
+            let take = usize::try_from(length).unwrap_or(usize::MAX).min(buf.len());
+            let part = buf.split_to(take).freeze();
+            to.conn
+                .write_all(part, to.deadline())
+                .await
+                .map_err(BodyError::Write)?;
+            length -= take as u64;
+        }
+        if length == 0 {
+            return Ok(());
+        }
+        fill(from, buf).await?;
+    }
+}
+
+/// Relays everything until `from` closes its side.
+pub async fn copy_until_close(
+    from: End<'_>,
+    buf: &mut BytesMut,
+    to: End<'_>,
+) -> Result<(), BodyError> {
+    loop {
+        if !buf.is_empty() {
+            let part = buf.split().freeze();
+            to.conn
+                .write_all(part, to.deadline())
+                .await
+                .map_err(BodyError::Write)?;
+        }
+        match fill(from, buf).await {
+            Ok(()) => {}
+            Err(BodyError::Truncated) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Decodes a chunked body from `from` and writes it to `to` re-chunked, or as
+/// plain bytes (for an HTTP/1.0 client).
+pub async fn copy_chunked(
+    from: End<'_>,
+    buf: &mut BytesMut,
+    to: End<'_>,
+    encoding: Encoding,
+) -> Result<(), BodyError> {
+    let mut decoder = ChunkedDecoder::default();
+    loop {
+        let mut parts = Vec::new();
+        let mut done = false;
+        while !buf.is_empty() && !done {
+            let (consumed, event) = decoder
+                .decode(buf)
+                .map_err(|e| BodyError::BadChunk(e.to_string()))?;
+            let decoded = buf.split_to(consumed).freeze();
+            match event {
+                Some(ChunkEvent::Data(range)) => {
+                    let data = decoded.slice(range);
+                    if encoding == Encoding::Chunked {
+                        let mut size_line = Vec::with_capacity(18);
+                        encode_chunk_header(data.len(), &mut size_line);
+                        parts.push(Bytes::from(size_line));
+                        parts.push(data);
+                        parts.push(CRLF);
+                    } else {
+                        parts.push(data);
+                    }
+                }
+                Some(ChunkEvent::End { trailers }) => {
+                    if encoding == Encoding::Chunked {
+                        let mut last = Vec::new();
+                        encode_last_chunk(&trailers, &mut last);
+                        parts.push(Bytes::from(last));
+                    }
+                    done = true;
+                }
+                None if consumed == 0 => break,
+                None => {}
+            }
+        }
+        if !parts.is_empty() {
+            to.conn
+                .write_all_vectored(parts, to.deadline())
+                .await
+                .map_err(BodyError::Write)?;
+        }
+        if done {
+            return Ok(());
+        }
+        fill(from, buf).await?;
+    }
+}
+
+/// Reads more bytes from `from` into `buf`; the end of the stream is `Truncated`.
+async fn fill(from: End<'_>, buf: &mut BytesMut) -> Result<(), BodyError> {
+    let (n, filled) = from
+        .conn
+        .read(std::mem::take(buf), from.deadline())
+        .await
+        .map_err(BodyError::Read)?;
+    *buf = filled;
+    if n == 0 {
+        Err(BodyError::Truncated)
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,41 @@
+//! After a 101 Switching Protocols, the client connection becomes a two-way
+//! tunnel to the server that accepted the upgrade (WebSocket and the like).
+
+use std::pin::pin;
+
+use bytes::BytesMut;
+
+use super::body::{copy_until_close, BodyError, End};
+
+/// Relays both directions until both have ended; either side failing ends both.
+/// `from_client` and `from_server` hold bytes already read past the heads.
+pub async fn run(
+    client: End<'_>,
+    mut from_client: BytesMut,
+    server: End<'_>,
+    mut from_server: BytesMut,
+) -> Result<(), BodyError> {
+    let mut upstream = pin!(async {
+        let result = copy_until_close(client, &mut from_client, server).await;
+        // Pass the client's end of stream on, so the server can finish too.
+        server.conn.shutdown_write();
+        result
+    });
+    let mut downstream = pin!(async {
+        let result = copy_until_close(server, &mut from_server, client).await;
+        client.conn.shutdown_write();
+        result
+    });
+    // Dropping the unfinished direction leaves its read posted in the kernel;
+    // that is fine only because both connections are closed right after.
+    tokio::select! {
+        result = &mut upstream => {
+            result?;
+            downstream.await
+        }
+        result = &mut downstream => {
+            result?;
+            upstream.await
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Schedulers: given the candidate servers that the content rules allow for a
+//! request, pick one. Rules say WHICH servers may serve a target; the scheduler
+//! says WHICH ONE of them.
+//!
+//! Every scheduler shares the same contract, enforced here rather than in each:
+//! a server of weight 0 never gets new work, a server excluded for this request
+//! (a failed connect) is skipped, and a server marked failed is used only when
+//! no other can take the request.
+
+mod rr;
+mod wlc;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use crate::server::ActiveGuard;
+use crate::table::{RealServer, ServerAddr};
+
+pub use rr::RoundRobin;
+pub use wlc::WeightedLeastConnection;
+
+/// What a scheduler may look at in a request.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestInfo<'a> {
+    /// The request target used by the content rules (path and query).
+    pub path: &'a str,
+    pub client: IpAddr,
+}
+
+/// A scheduling algorithm. Implementations hold their own cross-core state
+/// (counters, maps) and must be cheap to call on every request.
+pub trait Scheduler: Send + Sync + fmt::Debug {
+    /// Which algorithm this is.
+    fn kind(&self) -> SchedulerKind;
+
+    /// Index into `candidates` of the server for this request, considering only
+    /// servers for which `usable` is true; `None` when no usable server exists.
+    fn pick(
+        &self,
+        request: &RequestInfo<'_>,
+        candidates: &[Arc<RealServer>],
+        usable: &dyn Fn(&RealServer) -> bool,
+    ) -> Option<usize>;
+}
+
+/// The closed set of scheduler names an operator may give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SchedulerKind {
+    Rr,
+    Wlc,
+}
+
+impl SchedulerKind {
+    pub const ALL: [SchedulerKind; 2] = [SchedulerKind::Rr, SchedulerKind::Wlc];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SchedulerKind::Rr => "rr",
+            SchedulerKind::Wlc => "wlc",
+        }
+    }
+
+    /// A fresh instance of this algorithm.
+    pub fn build(self) -> Arc<dyn Scheduler> {
+        match self {
+            SchedulerKind::Rr => Arc::new(RoundRobin::default()),
+            SchedulerKind::Wlc => Arc::new(WeightedLeastConnection::default()),
+        }
+    }
+}
+
+impl fmt::Display for SchedulerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An unknown scheduler name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown scheduler `{0}` (known: rr, wlc)")]
+pub struct UnknownScheduler(pub String);
+
+impl FromStr for SchedulerKind {
+    type Err = UnknownScheduler;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        SchedulerKind::ALL
+            .into_iter()
+            .find(|kind| kind.name() == name)
+            .ok_or_else(|| UnknownScheduler(name.to_string()))
+    }
+}
+
+/// A server picked for one request, counted active until this is dropped.
+#[derive(Debug)]
+pub struct Pick {
+    pub server: Arc<RealServer>,
+    _active: ActiveGuard,
+}
+
+/// Picks a server for `request` among `candidates`, never one in `exclude`.
+pub fn pick_server(
+    scheduler: &dyn Scheduler,
+    request: &RequestInfo<'_>,
+    candidates: &[Arc<RealServer>],
+    exclude: &[ServerAddr],
+) -> Option<Pick> {
+    let healthy =
+        |server: &RealServer| takes_work(server, exclude) && !server.state.is_marked_failed();
+    let any = |server: &RealServer| takes_work(server, exclude);
+    let index = scheduler
+        .pick(request, candidates, &healthy)
+        .or_else(|| scheduler.pick(request, candidates, &any))?;
+    let server = candidates.get(index)?.clone();
+    let active = ActiveGuard::new(server.state.clone());
+    Some(Pick {
+        server,
+        _active: active,
+    })
+}
+
+fn takes_work(server: &RealServer, exclude: &[ServerAddr]) -> bool {
+    !server.weight.is_quiescent() && !exclude.contains(&server.addr)
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Helpers shared by the schedulers' tests.
+    use super::*;
+    use crate::server::ServerState;
+    use crate::table::Weight;
+
+    pub fn servers(weights: &[u16]) -> Vec<Arc<RealServer>> {
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| {
+                Arc::new(RealServer {
+                    addr: ServerAddr(format!("127.0.0.1:{}", 9000 + i).parse().unwrap()),
+                    weight: Weight(w),
+                    state: Arc::new(ServerState::default()),
+                })
+            })
+            .collect()
+    }
+
+    pub fn request() -> RequestInfo<'static> {
+        RequestInfo {
+            path: "/",
+            client: IpAddr::from([127, 0, 0, 1]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn names_round_trip() {
+        for kind in SchedulerKind::ALL {
+            assert_eq!(kind.name().parse::<SchedulerKind>(), Ok(kind));
+        }
+        assert!("lblc".parse::<SchedulerKind>().is_err());
+    }
+
+    #[test]
+    fn excluded_server_is_never_picked() {
+        let servers = servers(&[1, 1]);
+        for kind in SchedulerKind::ALL {
+            let sched = kind.build();
+            for _ in 0..10 {
+                let pick = pick_server(&*sched, &request(), &servers, &[servers[0].addr]).unwrap();
+                assert_eq!(pick.server.addr, servers[1].addr);
+            }
+        }
+    }
+
+    #[test]
+    fn failed_server_used_only_when_nothing_else() {
+        let servers = servers(&[1, 1]);
+        servers[0]
+            .state
+            .mark_failed(std::time::Duration::from_secs(60));
+        for kind in SchedulerKind::ALL {
+            let sched = kind.build();
+            for _ in 0..10 {
+                let pick = pick_server(&*sched, &request(), &servers, &[]).unwrap();
+                assert_eq!(pick.server.addr, servers[1].addr);
+            }
+            let pick = pick_server(&*sched, &request(), &servers, &[servers[1].addr]).unwrap();
+            assert_eq!(pick.server.addr, servers[0].addr);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn weight_zero_is_never_picked(weights in proptest::collection::vec(0u16..4, 1..8), picks in 1usize..64) {
+            let servers = servers(&weights);
+            for kind in SchedulerKind::ALL {
+                let sched = kind.build();
+                let mut held = Vec::new();
+                for _ in 0..picks {
+                    match pick_server(&*sched, &request(), &servers, &[]) {
+                        Some(pick) => {
+                            prop_assert!(pick.server.weight.0 > 0);
+                            held.push(pick);
+                        }
+                        None => prop_assert!(weights.iter().all(|&w| w == 0)),
+                    }
+                }
+            }
+        }
+    }
+}

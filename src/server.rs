@@ -1,0 +1,119 @@
+//! A real server's live state: what every core must see the same way (active
+//! requests for WLC/LARD, passive failure marks, counters). It is shared by
+//! identity, so table edits (weight, rules) never reset it.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Live, cross-core state of one real server.
+#[derive(Debug, Default)]
+pub struct ServerState {
+    active: AtomicU32,
+    requests: AtomicU64,
+    failures: AtomicU64,
+    /// Milliseconds since [`epoch`] until which the server is skipped after a
+    /// failed connect (0: not marked).
+    failed_until_ms: AtomicU64,
+}
+
+impl ServerState {
+    /// Requests being served right now, by all cores.
+    pub fn active(&self) -> u32 {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Requests sent to this server since start.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Failed connects and broken exchanges since start.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Marks the server as failed for `hold`: schedulers prefer other servers
+    /// until then (nginx's max_fails=1 fail_timeout, passively).
+    pub fn mark_failed(&self, hold: Duration) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        let until = now_ms().saturating_add(hold.as_millis() as u64);
+        self.failed_until_ms.store(until, Ordering::Relaxed);
+    }
+
+    /// Whether a recent failure still holds the server out.
+    pub fn is_marked_failed(&self) -> bool {
+        let until = self.failed_until_ms.load(Ordering::Relaxed);
+        until != 0 && now_ms() < until
+    }
+
+    /// Clears a failure mark after a success.
+    pub fn mark_ok(&self) {
+        if self.failed_until_ms.load(Ordering::Relaxed) != 0 {
+            self.failed_until_ms.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Holds one active request on a server: counted from the pick until the
+/// response ends (or the exchange fails), whichever core serves it.
+#[derive(Debug)]
+pub struct ActiveGuard {
+    state: Arc<ServerState>,
+}
+
+impl ActiveGuard {
+    /// Counts a new request on `state`.
+    pub fn new(state: Arc<ServerState>) -> Self {
+        state.active.fetch_add(1, Ordering::Relaxed);
+        state.requests.fetch_add(1, Ordering::Relaxed);
+        Self { state }
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.state.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn now_ms() -> u64 {
+    // +1 so that a mark made in the first millisecond is not read as "unmarked".
+    epoch().elapsed().as_millis() as u64 + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guard_counts_active_for_its_lifetime() {
+        let state = Arc::new(ServerState::default());
+        let a = ActiveGuard::new(state.clone());
+        let b = ActiveGuard::new(state.clone());
+        assert_eq!(state.active(), 2);
+        drop(a);
+        assert_eq!(state.active(), 1);
+        drop(b);
+        assert_eq!(state.active(), 0);
+        assert_eq!(state.requests(), 2);
+    }
+
+    #[test]
+    fn failure_mark_expires() {
+        let state = ServerState::default();
+        state.mark_failed(Duration::from_millis(30));
+        assert!(state.is_marked_failed());
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(!state.is_marked_failed());
+        state.mark_failed(Duration::from_secs(10));
+        state.mark_ok();
+        assert!(!state.is_marked_failed());
+        assert_eq!(state.failures(), 2);
+    }
+}

@@ -1,0 +1,374 @@
+//! Shared harness for end-to-end tests: an in-process tcpvsd on 127.0.0.1:0,
+//! scripted real servers, and a raw HTTP client. The test servers and client
+//! parse HTTP on their own (independently of tcpvs's parser), so a test checks
+//! what actually crossed the wire.
+#![allow(dead_code)]
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tcpvs::schedulers::SchedulerKind;
+use tcpvs::table::{
+    Protocol, RuleSpec, ServerAddr, ServerSpec, ServiceSpec, Settings, Table, TableSpec, Weight,
+};
+
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Starts tcpvsd in this process with one service `web`; returns its address.
+pub fn start_proxy(service: ServiceSpec, settings: Settings) -> SocketAddr {
+    let spec = TableSpec {
+        settings,
+        services: vec![service],
+    };
+    let table = Table::build(spec, None).expect("valid table");
+    let workers = tcpvs::worker::start(Arc::new(ArcSwap::from_pointee(table)), 2).expect("workers");
+    let addr = workers
+        .listening
+        .values()
+        .next()
+        .copied()
+        .expect("one service");
+    // The workers live as long as the test process.
+    std::mem::forget(workers);
+    addr
+}
+
+/// A service on 127.0.0.1:0 over `servers` (weight 1 unless given), `wlc`.
+pub fn service(servers: &[(SocketAddr, u16)], rules: &[(&str, &[SocketAddr])]) -> ServiceSpec {
+    ServiceSpec {
+        ident: "web".parse().unwrap(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        protocol: Protocol::Http,
+        scheduler: SchedulerKind::Wlc,
+        forwarded_proto: None,
+        servers: servers
+            .iter()
+            .map(|&(addr, weight)| ServerSpec {
+                addr: ServerAddr(addr),
+                weight: Weight(weight),
+            })
+            .collect(),
+        rules: rules
+            .iter()
+            .map(|(pattern, servers)| RuleSpec {
+                pattern: pattern.to_string(),
+                servers: servers.iter().map(|&a| ServerAddr(a)).collect(),
+            })
+            .collect(),
+        default: None,
+    }
+}
+
+/// A request as a test server received it: raw head and decoded body.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub head: String,
+    /// The body bytes exactly as they came on the wire (chunk lines included).
+    pub raw_body: Vec<u8>,
+}
+
+impl Received {
+    pub fn request_line(&self) -> &str {
+        self.head.lines().next().unwrap_or("")
+    }
+
+    /// Values of header `name` (case-insensitive), in order.
+    pub fn header(&self, name: &str) -> Vec<String> {
+        header_values(&self.head, name)
+    }
+}
+
+pub fn header_values(head: &str, name: &str) -> Vec<String> {
+    head.lines()
+        .skip(1)
+        .filter_map(|line| line.split_once(':'))
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim().to_string())
+        .collect()
+}
+
+/// What a scripted server does with a request.
+pub enum Reply {
+    /// Send these bytes and keep the connection for more requests.
+    Send(Vec<u8>),
+    /// Send these bytes, then close.
+    SendAndClose(Vec<u8>),
+    /// Close without answering.
+    Close,
+}
+
+/// A scripted real server on 127.0.0.1:0 that records every request.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub received: Arc<Mutex<Vec<Received>>>,
+    pub connections: Arc<Mutex<usize>>,
+}
+
+impl TestServer {
+    pub fn start<F>(reply: F) -> TestServer
+    where
+        F: Fn(&Received) -> Reply + Send + Sync + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(Mutex::new(0));
+        let reply = Arc::new(reply);
+        let (log, count) = (received.clone(), connections.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                *count.lock().unwrap() += 1;
+                let (log, reply) = (log.clone(), reply.clone());
+                std::thread::spawn(move || serve_scripted(stream, &*reply, &log));
+            }
+        });
+        TestServer {
+            addr,
+            received,
+            connections,
+        }
+    }
+
+    /// A server that answers 200 with a body naming `name`.
+    pub fn named(name: &'static str) -> TestServer {
+        TestServer::start(move |_| Reply::Send(ok(name)))
+    }
+
+    pub fn requests(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    pub fn connection_count(&self) -> usize {
+        *self.connections.lock().unwrap()
+    }
+}
+
+/// `200 OK` with `body` and Content-Length.
+pub fn ok(body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn serve_scripted(
+    stream: TcpStream,
+    reply: &dyn Fn(&Received) -> Reply,
+    log: &Mutex<Vec<Received>>,
+) {
+    stream.set_read_timeout(Some(TIMEOUT)).ok();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    loop {
+        let Ok(Some(request)) = read_request(&mut reader) else {
+            return;
+        };
+        log.lock().unwrap().push(request.clone());
+        match reply(&request) {
+            Reply::Send(bytes) => {
+                if writer.write_all(&bytes).is_err() {
+                    return;
+                }
+            }
+            Reply::SendAndClose(bytes) => {
+                let _ = writer.write_all(&bytes);
+                return;
+            }
+            Reply::Close => return,
+        }
+    }
+}
+
+/// Reads one request (head + body by its own framing) the simple way.
+pub fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Received>> {
+    let Some(head) = read_head(reader)? else {
+        return Ok(None);
+    };
+    let mut raw_body = Vec::new();
+    if header_values(&head, "transfer-encoding")
+        .iter()
+        .any(|v| v.to_ascii_lowercase().contains("chunked"))
+    {
+        read_chunked_raw(reader, &mut raw_body)?;
+    } else if let Some(len) = header_values(&head, "content-length").first() {
+        let len: usize = len.parse().map_err(|_| io::Error::other("bad length"))?;
+        raw_body.resize(len, 0);
+        reader.read_exact(&mut raw_body)?;
+    }
+    Ok(Some(Received { head, raw_body }))
+}
+
+fn read_head(reader: &mut BufReader<TcpStream>) -> io::Result<Option<String>> {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return if head.is_empty() {
+                Ok(None)
+            } else {
+                Err(io::ErrorKind::UnexpectedEof.into())
+            };
+        }
+        head.push_str(&line);
+        if line == "\r\n" || line == "\n" {
+            return Ok(Some(head));
+        }
+    }
+}
+
+fn read_chunked_raw(reader: &mut BufReader<TcpStream>, raw: &mut Vec<u8>) -> io::Result<()> {
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        raw.extend_from_slice(line.as_bytes());
+        let size = usize::from_str_radix(line.trim_end().split(';').next().unwrap_or(""), 16)
+            .map_err(|_| io::Error::other(format!("bad chunk line {line:?}")))?;
+        if size == 0 {
+            // trailers until the empty line
+            loop {
+                let mut trailer = String::new();
+                reader.read_line(&mut trailer)?;
+                raw.extend_from_slice(trailer.as_bytes());
+                if trailer == "\r\n" || trailer.is_empty() {
+                    return Ok(());
+                }
+            }
+        }
+        let mut data = vec![0; size + 2];
+        reader.read_exact(&mut data)?;
+        raw.extend_from_slice(&data);
+    }
+}
+
+/// Decodes a raw chunked body (as received) into its data.
+pub fn dechunk(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut rest = raw;
+    loop {
+        let line_end = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk line");
+        let size = usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap(), 16)
+            .expect("canonical chunk size");
+        rest = &rest[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&rest[..size]);
+        assert_eq!(&rest[size..size + 2], b"\r\n", "CRLF after chunk data");
+        rest = &rest[size + 2..];
+    }
+}
+
+/// A response as the test client read it.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Vec<String> {
+        header_values(&self.head, name)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A raw client connection to the proxy.
+pub struct Client {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        Client {
+            writer: stream.try_clone().unwrap(),
+            reader: BufReader::new(stream),
+        }
+    }
+
+    pub fn send(&mut self, raw: &[u8]) {
+        self.writer.write_all(raw).unwrap();
+    }
+
+    /// Reads one response; `head_request` says it answers a HEAD (no body).
+    pub fn read_response(&mut self, head_request: bool) -> Response {
+        self.try_read_response(head_request).expect("a response")
+    }
+
+    pub fn try_read_response(&mut self, head_request: bool) -> io::Result<Response> {
+        let head = read_head(&mut self.reader)?.ok_or(io::ErrorKind::UnexpectedEof)?;
+        let status: u16 = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("bad status line in {head:?}")))?;
+        let mut body = Vec::new();
+        let bodiless = head_request || status < 200 || status == 204 || status == 304;
+        if !bodiless {
+            if header_values(&head, "transfer-encoding")
+                .iter()
+                .any(|v| v.contains("chunked"))
+            {
+                let mut raw = Vec::new();
+                read_chunked_raw(&mut self.reader, &mut raw)?;
+                body = dechunk(&raw);
+            } else if let Some(len) = header_values(&head, "content-length").first() {
+                body.resize(len.parse().unwrap(), 0);
+                self.reader.read_exact(&mut body)?;
+            } else {
+                self.reader.read_to_end(&mut body)?;
+            }
+        }
+        Ok(Response { status, head, body })
+    }
+
+    /// Whether the proxy closed the connection (reads EOF within the timeout).
+    pub fn is_closed(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(self.reader.read(&mut byte), Ok(0) | Err(_))
+    }
+
+    /// Sends `raw` and reads one response.
+    pub fn exchange(&mut self, raw: &str) -> Response {
+        self.send(raw.as_bytes());
+        self.read_response(raw.starts_with("HEAD "))
+    }
+}
+
+/// One request on a fresh connection.
+pub fn get(addr: SocketAddr, path: &str) -> Response {
+    Client::connect(addr).exchange(&format!(
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    ))
+}
+
+/// Fails the test when CI is set and `tool` is missing; returns whether the
+/// tool is there (so a developer without it can still run the rest).
+pub fn require_tool(tool: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{tool} is required in CI (installed by .ci/run) but was not found"
+        );
+        eprintln!("skipping: {tool} not installed (set CI=1 to make this a failure)");
+    }
+    found
+}
