@@ -139,6 +139,12 @@ impl Conn {
         Ok(())
     }
 
+    /// Gives up reading for good, after a read future was dropped while its
+    /// operation may still be posted. Writing stays possible.
+    pub fn abandon_reads(&self) {
+        let _ = self.poison_reads();
+    }
+
     /// Sends FIN: the peer sees the end of our stream, we may still read.
     pub fn shutdown_write(&self) {
         let _ = self.stream.shutdown(Shutdown::Write);

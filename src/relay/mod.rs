@@ -7,6 +7,7 @@ mod body;
 mod tunnel;
 
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -232,6 +233,11 @@ impl Session {
 
     /// Sends the request on `server` and relays the response. Returns the
     /// final status and what to do with the client connection.
+    ///
+    /// The request body and the response head are relayed at the same time:
+    /// a server may answer before it has read the body (a 100 Continue the
+    /// client waits for, or an early 413), and neither side must wait on the
+    /// other.
     async fn forward(
         &mut self,
         settings: &Settings,
@@ -252,6 +258,7 @@ impl Session {
             timeout: timeouts.server,
         };
 
+        // The head, and a Content-Length body's first bytes in the same write.
         let backend_host = match head.host {
             Some(_) => String::new(),
             None => pick.server.addr.to_string(),
@@ -267,91 +274,63 @@ impl Session {
             },
             &mut out,
         );
-        let request_head = Bytes::from(out);
-        let wait_for_continue = head.expect_continue && head.framing != BodyFraming::None;
-
-        // Send the head; a Content-Length body's first bytes go in the same write.
-        let mut sent_body = head.framing == BodyFraming::None;
-        if let (BodyFraming::Length(length), false) = (head.framing, wait_for_continue) {
-            let first = usize::try_from(length)
-                .unwrap_or(usize::MAX)
-                .min(self.buf.len());
-            let first_part = self.buf.split_to(first).freeze();
-            let parts = vec![request_head, first_part];
-            if let Err(e) = server
-                .write_all_vectored(parts, deadline(timeouts.server))
-                .await
-            {
-                return Err(self.send_failure(reused, e));
-            }
-            let rest = length - first as u64;
-            relay_request_body(client, &mut self.buf, upstream, BodyFraming::Length(rest)).await?;
-            sent_body = true;
-        } else {
-            if let Err(e) = server
-                .write_all(request_head, deadline(timeouts.server))
-                .await
-            {
-                return Err(self.send_failure(reused, e));
-            }
-            if !wait_for_continue && !sent_body {
-                relay_request_body(client, &mut self.buf, upstream, head.framing).await?;
-                sent_body = true;
-            }
+        let mut first_write = vec![Bytes::from(out)];
+        let mut body_left = head.framing;
+        if let BodyFraming::Length(length) = head.framing {
+            let first = usize::try_from(length).unwrap_or(usize::MAX).min(self.buf.len());
+            first_write.push(self.buf.split_to(first).freeze());
+            body_left = BodyFraming::Length(length - first as u64);
+        }
+        if let Err(e) = server
+            .write_all_vectored(first_write, deadline(timeouts.server))
+            .await
+        {
+            return Err(send_failure(reused, e));
         }
 
-        // Response heads: interim ones are relayed (but never to an HTTP/1.0
-        // client, RFC 9110 15.2), a 100 releases a body held for it.
         let mut from_server = BytesMut::with_capacity(BUFFER_SIZE);
-        let mut got_any = false;
-        let response = loop {
-            let (response, len) = match self
-                .read_response_head(&server, &mut from_server, head, &limits, timeouts.server)
-                .await
-            {
-                Ok(found) => found,
-                Err(ReadFailure::Closed) if reused && !got_any && sent_body => {
-                    return Err(AttemptError::Stale)
+        let (response, body_complete) = if matches!(body_left, BodyFraming::None | BodyFraming::Length(0)) {
+            let response =
+                read_final_head(client, upstream, &mut from_server, head, &limits, reused).await;
+            (response, true)
+        } else {
+            let mut body = pin!(relay_request_body(client, &mut self.buf, upstream, body_left));
+            let mut response = pin!(read_final_head(
+                client,
+                upstream,
+                &mut from_server,
+                head,
+                &limits,
+                reused
+            ));
+            tokio::select! {
+                sent = &mut body => {
+                    sent?;
+                    (response.await, true)
                 }
-                Err(failure) => {
-                    let flow = if sent_body { Flow::Close } else { Flow::Linger };
-                    return Err(AttemptError::Respond(failure.status(), flow));
+                early = &mut response => {
+                    // The client's body read was dropped in flight.
+                    self.client.abandon_reads();
+                    (early, false)
                 }
-            };
-            got_any = true;
-            let raw_len = len;
-            from_server.advance(raw_len);
-            if !response.is_interim() {
-                break response;
-            }
-            if head.version == Version::Http11 {
-                let mut out = Vec::with_capacity(128);
-                write_response_head(&response, head.version, true, &mut out);
-                self.client
-                    .write_all(Bytes::from(out), deadline(timeouts.client))
-                    .await
-                    .map_err(|_| AttemptError::Broken(Flow::Close))?;
-            }
-            if response.status == 100 && !sent_body {
-                relay_request_body(client, &mut self.buf, upstream, head.framing).await?;
-                sent_body = true;
             }
         };
+        let response = response.map_err(|e| match e {
+            AttemptError::Respond(status, _) if !body_complete => {
+                AttemptError::Respond(status, Flow::Close)
+            }
+            other => other,
+        })?;
 
-        if response.status == 101 {
+        if response.status == 101 && body_complete {
             let from_client = std::mem::take(&mut self.buf);
-            return switch_protocols(
-                head,
-                &response,
-                (client, from_client),
-                (upstream, from_server),
-            )
-            .await;
+            return switch_protocols(head, &response, (client, from_client), (upstream, from_server))
+                .await;
         }
 
-        // A final answer that came before the body (e.g. 417, 401) leaves the
-        // body unread on the client connection: close it after the response.
-        let keep_client = head.keep_alive && sent_body;
+        // A final answer that came before the whole body (e.g. 417, 413)
+        // leaves the rest of the body unread: close the client after it.
+        let keep_client = head.keep_alive && body_complete;
         let mut out = Vec::with_capacity(512);
         let client_body = write_response_head(&response, head.version, keep_client, &mut out);
         self.client
@@ -382,9 +361,10 @@ impl Session {
         let client_keeps = keep_client
             && !matches!(client_body, ClientBody::UntilClose)
             && response.framing != ResponseFraming::UntilClose;
-        // A server that sent more than its response cannot be trusted with
-        // the next request on this connection.
-        let server_reusable = response.keep_alive
+        // A server that sent more than its response, or that did not get the
+        // whole request, cannot be trusted with the next one.
+        let server_reusable = body_complete
+            && response.keep_alive
             && response.framing != ResponseFraming::UntilClose
             && from_server.is_empty()
             && !server.is_poisoned();
@@ -396,59 +376,10 @@ impl Session {
         }
         let flow = if client_keeps {
             Flow::KeepAlive
-        } else if sent_body {
-            Flow::Close
         } else {
-            Flow::Linger
+            Flow::Close
         };
         Ok((response.status, flow))
-    }
-
-    async fn read_response_head(
-        &self,
-        server: &Conn,
-        buf: &mut BytesMut,
-        head: &RequestHead,
-        limits: &HttpLimits,
-        timeout: Duration,
-    ) -> Result<(ResponseHead, usize), ReadFailure> {
-        let deadline = deadline(timeout);
-        loop {
-            if !buf.is_empty() {
-                match parse_response(buf, &head.method, limits) {
-                    Ok(Some(found)) => return Ok(found),
-                    Ok(None) => {}
-                    Err(e) => {
-                        tracing::warn!(server = %server.peer(), "bad response: {e}");
-                        return Err(ReadFailure::Invalid);
-                    }
-                }
-            }
-            let empty_before = buf.is_empty();
-            match server.read(std::mem::take(buf), deadline).await {
-                Ok((0, _)) if empty_before => return Err(ReadFailure::Closed),
-                Ok((0, _)) => return Err(ReadFailure::Invalid),
-                Ok((_, filled)) => *buf = filled,
-                Err(IoFailure::TimedOut) => return Err(ReadFailure::TimedOut),
-                Err(e) => {
-                    tracing::debug!(server = %server.peer(), "reading response: {e}");
-                    return Err(if empty_before {
-                        ReadFailure::Closed
-                    } else {
-                        ReadFailure::Invalid
-                    });
-                }
-            }
-        }
-    }
-
-    /// Classifies a failure to send the request head.
-    fn send_failure(&self, reused: bool, failure: IoFailure) -> AttemptError {
-        match failure {
-            IoFailure::Io(_) if reused => AttemptError::Stale,
-            IoFailure::TimedOut => AttemptError::Respond(504, Flow::Linger),
-            _ => AttemptError::Respond(502, Flow::Linger),
-        }
     }
 
     /// Answers a request with an error of ours.
@@ -574,6 +505,86 @@ async fn switch_protocols(
         tracing::debug!(client = %client.conn.peer(), "tunnel ended: {e}");
     }
     Ok((101, Flow::Close))
+}
+
+/// Reads response heads until the final one, relaying interim (1xx) heads to
+/// the client, except to an HTTP/1.0 client (RFC 9110 15.2).
+async fn read_final_head(
+    client: End<'_>,
+    server: End<'_>,
+    buf: &mut BytesMut,
+    head: &RequestHead,
+    limits: &HttpLimits,
+    reused: bool,
+) -> Result<ResponseHead, AttemptError> {
+    let mut got_any = false;
+    loop {
+        let (response, len) = match read_response_head(server.conn, buf, head, limits, server.timeout).await {
+            Ok(found) => found,
+            Err(ReadFailure::Closed) if reused && !got_any => return Err(AttemptError::Stale),
+            Err(failure) => return Err(AttemptError::Respond(failure.status(), Flow::Close)),
+        };
+        got_any = true;
+        buf.advance(len);
+        if !response.is_interim() {
+            return Ok(response);
+        }
+        if head.version == Version::Http11 {
+            let mut out = Vec::with_capacity(128);
+            write_response_head(&response, head.version, true, &mut out);
+            client
+                .conn
+                .write_all(Bytes::from(out), deadline(client.timeout))
+                .await
+                .map_err(|_| AttemptError::Broken(Flow::Close))?;
+        }
+    }
+}
+
+async fn read_response_head(
+    server: &Conn,
+    buf: &mut BytesMut,
+    head: &RequestHead,
+    limits: &HttpLimits,
+    timeout: Duration,
+) -> Result<(ResponseHead, usize), ReadFailure> {
+    let deadline = deadline(timeout);
+    loop {
+        if !buf.is_empty() {
+            match parse_response(buf, &head.method, limits) {
+                Ok(Some(found)) => return Ok(found),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(server = %server.peer(), "bad response: {e}");
+                    return Err(ReadFailure::Invalid);
+                }
+            }
+        }
+        let empty_before = buf.is_empty();
+        match server.read(std::mem::take(buf), deadline).await {
+            Ok((0, _)) if empty_before => return Err(ReadFailure::Closed),
+            Ok((0, _)) => return Err(ReadFailure::Invalid),
+            Ok((_, filled)) => *buf = filled,
+            Err(IoFailure::TimedOut) => return Err(ReadFailure::TimedOut),
+            Err(e) => {
+                tracing::debug!(server = %server.peer(), "reading response: {e}");
+                return Err(if empty_before {
+                    ReadFailure::Closed
+                } else {
+                    ReadFailure::Invalid
+                });
+            }
+        }
+    }
+}
+
+/// Classifies a failure to send the request head.
+fn send_failure(reused: bool, failure: IoFailure) -> AttemptError {
+    match failure {
+        IoFailure::Io(_) if reused => AttemptError::Stale,
+        IoFailure::TimedOut => AttemptError::Respond(504, Flow::Linger),
+        _ => AttemptError::Respond(502, Flow::Linger),
+    }
 }
 
 /// Why reading a response head failed.

@@ -303,6 +303,10 @@ impl Client {
         self.writer.write_all(raw).unwrap();
     }
 
+    pub fn try_send(&mut self, raw: &[u8]) -> io::Result<()> {
+        self.writer.write_all(raw)
+    }
+
     /// Reads one response; `head_request` says it answers a HEAD (no body).
     pub fn read_response(&mut self, head_request: bool) -> Response {
         self.try_read_response(head_request).expect("a response")

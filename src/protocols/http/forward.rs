@@ -255,3 +255,371 @@ fn put_field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocols::http::request::{parse_request, Method};
+    use crate::protocols::http::response::parse_response;
+    use crate::protocols::http::Limits;
+    use proptest::prelude::*;
+    use std::net::Ipv4Addr;
+
+    const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
+
+    fn opts() -> ForwardOptions<'static> {
+        ForwardOptions {
+            client_ip: CLIENT,
+            backend_host: "backend:8080",
+            forwarded_proto: None,
+            forwarded_host: false,
+        }
+    }
+
+    fn request(raw: &str) -> RequestHead {
+        parse_request(raw.as_bytes(), &Limits::default())
+            .unwrap()
+            .unwrap()
+            .0
+    }
+
+    fn forward_with(raw: &str, opts: &ForwardOptions) -> String {
+        let mut out = Vec::new();
+        write_request_head(&request(raw), opts, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn forward(raw: &str) -> String {
+        forward_with(raw, &opts())
+    }
+
+    fn response(raw: &str, method: &Method) -> ResponseHead {
+        parse_response(raw.as_bytes(), method, &Limits::default())
+            .unwrap()
+            .unwrap()
+            .0
+    }
+
+    fn respond(raw: &str, client: Version, keep_alive: bool) -> (String, ClientBody) {
+        let mut out = Vec::new();
+        let body = write_response_head(&response(raw, &Method::Get), client, keep_alive, &mut out);
+        (String::from_utf8(out).unwrap(), body)
+    }
+
+    #[test]
+    fn request_is_rewritten_canonically() {
+        let out = forward(
+            "GET /a HTTP/1.1\r\nHost: Site\r\nAccept: */*\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n",
+        );
+        assert_eq!(
+            out,
+            "GET /a HTTP/1.1\r\nHost: site\r\nAccept: */*\r\nX-Forwarded-For: 10.0.0.1, 192.0.2.7\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn absolute_form_becomes_origin_form() {
+        let out = forward("GET http://h.example/p?q HTTP/1.1\r\nHost: other\r\n\r\n");
+        assert!(
+            out.starts_with("GET /p?q HTTP/1.1\r\nHost: h.example\r\n"),
+            "{out}"
+        );
+        assert!(!out.contains("other"));
+    }
+
+    #[test]
+    fn http10_request_goes_out_as_http11_with_backend_host() {
+        let out = forward("GET / HTTP/1.0\r\n\r\n");
+        assert_eq!(
+            out,
+            "GET / HTTP/1.1\r\nHost: backend:8080\r\nX-Forwarded-For: 192.0.2.7\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn hop_by_hop_fields_removed() {
+        let out = forward(
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: close, X-Secret\r\nKeep-Alive: 5\r\nProxy-Connection: keep-alive\r\nTE: gzip\r\nTrailer: X\r\nUpgrade: websocket\r\nX-Secret: 1\r\nX-Kept: 2\r\n\r\n",
+        );
+        assert_eq!(
+            out,
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Kept: 2\r\nX-Forwarded-For: 192.0.2.7\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn client_close_is_not_forwarded() {
+        let out = forward("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+        assert!(!out.to_ascii_lowercase().contains("connection"), "{out}");
+    }
+
+    #[test]
+    fn connection_cannot_drop_content_length() {
+        let out = forward("POST / HTTP/1.1\r\nHost: a\r\nConnection: Content-Length, Host, Transfer-Encoding\r\nContent-Length: 3\r\n\r\n");
+        assert_eq!(
+            out,
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nX-Forwarded-For: 192.0.2.7\r\n\r\n"
+        );
+        let out = forward("POST / HTTP/1.1\r\nHost: a\r\nConnection: transfer-encoding\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert!(out.contains("\r\nTransfer-Encoding: chunked\r\n"), "{out}");
+    }
+
+    #[test]
+    fn framing_is_reemitted_canonically() {
+        let out = forward(
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 007, 7\r\ncontent-length: 7\r\n\r\n",
+        );
+        assert_eq!(out.matches("Content-Length").count(), 1);
+        assert!(out.contains("\r\nContent-Length: 7\r\n"));
+        let out = forward("POST / HTTP/1.1\r\nHost: a\r\ntransfer-encoding: \tCHUNKED \r\n\r\n");
+        assert!(out.contains("\r\nTransfer-Encoding: chunked\r\n"), "{out}");
+        assert_eq!(
+            out.to_ascii_lowercase()
+                .matches("transfer-encoding")
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn underscore_look_alikes_of_framing_fields_dropped() {
+        let out = forward("POST / HTTP/1.1\r\nHost: a\r\nTransfer_Encoding: chunked\r\nContent_Length: 9\r\nContent-Length: 3\r\n\r\n");
+        assert_eq!(
+            out,
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nX-Forwarded-For: 192.0.2.7\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn x_forwarded_for_is_appended_never_trusted() {
+        let out = forward("GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2, 3.3.3.3\r\nX_Forwarded_For: 4.4.4.4\r\nConnection: x-forwarded-for\r\n\r\n");
+        assert!(
+            out.ends_with("X-Forwarded-For: 1.1.1.1, 2.2.2.2, 3.3.3.3, 4.4.4.4, 192.0.2.7\r\n\r\n"),
+            "{out}"
+        );
+        assert_eq!(out.matches("Forwarded-For").count(), 1);
+        let v6 = ForwardOptions {
+            client_ip: "2001:db8::1".parse().unwrap(),
+            ..opts()
+        };
+        assert!(forward_with("GET / HTTP/1.0\r\n\r\n", &v6)
+            .contains("X-Forwarded-For: 2001:db8::1\r\n"));
+    }
+
+    #[test]
+    fn forwarded_proto_and_host_replace_the_clients() {
+        let with = ForwardOptions {
+            forwarded_proto: Some("https"),
+            forwarded_host: true,
+            ..opts()
+        };
+        let raw = "GET / HTTP/1.1\r\nHost: site\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: evil\r\n\r\n";
+        let out = forward_with(raw, &with);
+        assert!(
+            out.ends_with("X-Forwarded-Proto: https\r\nX-Forwarded-Host: site\r\n\r\n"),
+            "{out}"
+        );
+        assert!(!out.contains("evil") && !out.contains(": http\r\n"));
+        // Not configured: the client's fields pass as ordinary end-to-end fields.
+        assert!(forward(raw).contains("X-Forwarded-Host: evil\r\n"));
+    }
+
+    #[test]
+    fn te_trailers_is_kept_and_named_in_connection() {
+        let out = forward("GET / HTTP/1.1\r\nHost: a\r\nTE: trailers\r\nConnection: TE\r\n\r\n");
+        assert!(
+            out.contains("\r\nTE: trailers\r\nConnection: te\r\n"),
+            "{out}"
+        );
+        let out = forward("GET / HTTP/1.1\r\nHost: a\r\nTE: trailers, deflate\r\n\r\n");
+        assert!(!out.contains("TE:") && !out.contains("Connection"), "{out}");
+    }
+
+    #[test]
+    fn upgrade_request_keeps_upgrade() {
+        let out = forward("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: k\r\n\r\n");
+        assert_eq!(
+            out,
+            "GET /ws HTTP/1.1\r\nHost: a\r\nSec-WebSocket-Key: k\r\nUpgrade: websocket\r\nConnection: upgrade\r\nX-Forwarded-For: 192.0.2.7\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn h2c_upgrade_is_not_forwarded() {
+        let out = forward("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: x\r\n\r\n");
+        assert_eq!(
+            out,
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 192.0.2.7\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn chunked_response_to_http11_client() {
+        let (out, body) = respond(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X\r\nServer: s\r\n\r\n",
+            Version::Http11,
+            true,
+        );
+        assert_eq!(
+            out,
+            "HTTP/1.1 200 OK\r\nServer: s\r\nTransfer-Encoding: chunked\r\n\r\n"
+        );
+        assert_eq!(body, ClientBody::Chunked);
+    }
+
+    #[test]
+    fn chunked_response_to_http10_client_is_dechunked_until_close() {
+        let (out, body) = respond(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            Version::Http10,
+            true,
+        );
+        assert_eq!(out, "HTTP/1.0 200 OK\r\nConnection: close\r\n\r\n");
+        assert_eq!(body, ClientBody::UntilClose);
+    }
+
+    #[test]
+    fn until_close_response_closes_client() {
+        let (out, body) = respond("HTTP/1.1 200 OK\r\n\r\n", Version::Http11, true);
+        assert_eq!(out, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+        assert_eq!(body, ClientBody::UntilClose);
+    }
+
+    #[test]
+    fn response_connection_fields() {
+        let raw = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close, X-Hop\r\nKeep-Alive: timeout=5\r\nX-Hop: 1\r\n\r\n";
+        let (out, body) = respond(raw, Version::Http11, true);
+        assert_eq!(out, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n");
+        assert_eq!(body, ClientBody::Length(2));
+        let (out, _) = respond(raw, Version::Http11, false);
+        assert_eq!(
+            out,
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"
+        );
+        let (out, _) = respond(raw, Version::Http10, true);
+        assert_eq!(
+            out,
+            "HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn connection_cannot_drop_response_content_length() {
+        let (out, _) = respond(
+            "HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 2\r\n\r\n",
+            Version::Http11,
+            true,
+        );
+        assert_eq!(out, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n");
+    }
+
+    #[test]
+    fn interim_responses_have_no_framing() {
+        let (out, body) = respond(
+            "HTTP/1.1 103 Early Hints\r\nLink: </s>\r\nContent-Length: 5\r\n\r\n",
+            Version::Http11,
+            true,
+        );
+        assert_eq!(out, "HTTP/1.1 103 Early Hints\r\nLink: </s>\r\n\r\n");
+        assert_eq!(body, ClientBody::None);
+        let (out, body) = respond("HTTP/1.1 100 Continue\r\n\r\n", Version::Http10, true);
+        assert_eq!(out, "");
+        assert_eq!(body, ClientBody::None);
+    }
+
+    #[test]
+    fn switching_protocols_keeps_upgrade() {
+        let (out, body) = respond(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n",
+            Version::Http11,
+            true,
+        );
+        assert_eq!(
+            out,
+            "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"
+        );
+        assert_eq!(body, ClientBody::None);
+    }
+
+    #[test]
+    fn head_and_304_keep_length_204_does_not() {
+        let mut out = Vec::new();
+        let head = response(
+            "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n",
+            &Method::Head,
+        );
+        assert_eq!(
+            write_response_head(&head, Version::Http11, true, &mut out),
+            ClientBody::None
+        );
+        assert_eq!(out, b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n");
+        let (out, body) = respond(
+            "HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\nETag: \"e\"\r\n\r\n",
+            Version::Http11,
+            true,
+        );
+        assert_eq!(
+            out,
+            "HTTP/1.1 304 Not Modified\r\nETag: \"e\"\r\nContent-Length: 9\r\n\r\n"
+        );
+        assert_eq!(body, ClientBody::None);
+        let (out, _) = respond(
+            "HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n",
+            Version::Http11,
+            true,
+        );
+        assert_eq!(out, "HTTP/1.1 204 No Content\r\n\r\n");
+    }
+
+    #[test]
+    fn error_responses_are_complete() {
+        let mut out = Vec::new();
+        write_error_response(502, true, &mut out);
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert!(text.starts_with("HTTP/1.1 502 Bad Gateway\r\n"));
+        assert!(text.contains("\r\nConnection: close\r\n"));
+        let (head, n) = parse_response(&out, &Method::Get, &Limits::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            head.framing,
+            ResponseFraming::Length((out.len() - n) as u64)
+        );
+        for status in [400, 408, 413, 414, 431, 501, 503, 504, 505] {
+            let mut out = Vec::new();
+            write_error_response(status, false, &mut out);
+            let (head, _) = parse_response(&out, &Method::Get, &Limits::default())
+                .unwrap()
+                .unwrap();
+            assert_eq!(head.status, status);
+            assert!(head.keep_alive);
+            assert_ne!(reason_phrase(status), "Error");
+        }
+    }
+
+    proptest! {
+        /// What we send a backend parses back to the same request.
+        #[test]
+        fn forwarded_request_reparses_the_same(
+            method in "GET|HEAD|POST|PUT|DELETE|PATCH|OPTIONS|PURGE",
+            path in "/[a-z0-9/?=&%._-]{0,20}",
+            absolute in any::<bool>(),
+            framing in prop_oneof![Just(String::new()), (0u64..100000).prop_map(|n| format!("Content-Length: {n}\r\n")), Just("Transfer-Encoding: chunked\r\n".to_owned())],
+            connection in "(close|keep-alive|upgrade|content-length|host|x-a)(, (close|keep-alive|upgrade|content-length|host|x-a)){0,2}",
+        ) {
+            let target = if absolute { format!("http://origin.example{path}") } else { path.clone() };
+            let raw = format!("{method} {target} HTTP/1.1\r\nHost: h.example\r\n{framing}Connection: {connection}\r\nUpgrade: websocket\r\nX-A: 1\r\n\r\n");
+            let original = request(&raw);
+            let mut out = Vec::new();
+            write_request_head(&original, &opts(), &mut out);
+            let (again, n) = parse_request(&out, &Limits::default()).unwrap().unwrap();
+            prop_assert_eq!(n, out.len());
+            prop_assert_eq!(&again.method, &original.method);
+            prop_assert_eq!(&again.target, &original.target);
+            prop_assert_eq!(&again.host, &original.host);
+            prop_assert_eq!(again.framing, original.framing);
+            prop_assert_eq!(&again.upgrade, &original.upgrade);
+            prop_assert!(again.keep_alive);
+        }
+    }
+}

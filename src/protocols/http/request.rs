@@ -303,13 +303,21 @@ fn framing(headers: &[Header], version: Version) -> Result<BodyFraming, RequestE
     Ok(BodyFraming::Chunked)
 }
 
+/// The Upgrade value, only for WebSocket: after a 101 the connection is a blind
+/// tunnel, and an `h2c` upgrade would carry further requests past our routing and
+/// content rules (h2c smuggling). Other upgrades are forwarded as plain requests.
 fn upgrade_value(headers: &[Header]) -> Option<String> {
-    let values: Vec<String> = headers
-        .iter()
-        .filter(|h| h.is("upgrade") && !h.value.is_empty())
-        .map(|h| String::from_utf8_lossy(&h.value).into_owned())
-        .collect();
-    (!values.is_empty()).then(|| values.join(", "))
+    let protocols: Vec<&[u8]> = fields::list_members(headers, "upgrade").collect();
+    // protocol = protocol-name ["/" protocol-version] (RFC 9110 7.8).
+    let is_websocket = |p: &&[u8]| {
+        p.split(|&b| b == b'/')
+            .next()
+            .is_some_and(|name| name.eq_ignore_ascii_case(b"websocket"))
+    };
+    if protocols.is_empty() || !protocols.iter().all(is_websocket) {
+        return None;
+    }
+    Some(String::from_utf8_lossy(&protocols.join(&b", "[..])).into_owned())
 }
 
 #[cfg(test)]
@@ -750,6 +758,20 @@ mod tests {
         );
         let head = ok(b"GET / HTTP/1.0\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n");
         assert_eq!(head.upgrade, None);
+    }
+
+    #[test]
+    fn only_websocket_upgrades_are_honoured() {
+        let head = ok(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: x\r\n\r\n");
+        assert_eq!(head.upgrade, None);
+        let head = ok(
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket, h2c\r\n\r\n",
+        );
+        assert_eq!(head.upgrade, None);
+        let head = ok(
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: WebSocket/13\r\n\r\n",
+        );
+        assert_eq!(head.upgrade.as_deref(), Some("WebSocket/13"));
     }
 
     #[test]

@@ -1,0 +1,358 @@
+//! End-to-end behaviour of the HTTP relay over real sockets on 127.0.0.1:
+//! framing both ways, keep-alive with per-request routing, bodiless responses,
+//! close-delimited bodies, failing and quiescent servers.
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use common::*;
+use tcpvs::table::Settings;
+
+fn proxy_to(servers: &[&TestServer]) -> SocketAddr {
+    let list: Vec<(SocketAddr, u16)> = servers.iter().map(|s| (s.addr, 1)).collect();
+    start_proxy(service(&list, &[]), Settings::default())
+}
+
+/// An address on which nothing listens (bound, then released).
+fn dead_address() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    addr
+}
+
+#[test]
+fn get_head_and_post_with_content_length() {
+    let server = TestServer::start(|req| {
+        let body = format!("{} got {} bytes", req.request_line(), req.raw_body.len());
+        Reply::Send(ok(&body))
+    });
+    let proxy = proxy_to(&[&server]);
+    let mut client = Client::connect(proxy);
+
+    let get = client.exchange("GET /a HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(get.status, 200);
+    assert_eq!(get.text(), "GET /a HTTP/1.1 got 0 bytes");
+
+    let head = client.exchange("HEAD /a HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    assert_eq!(head.header("content-length"), ["28"]);
+
+    let post = client.exchange("POST /form HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello world");
+    assert_eq!(post.text(), "POST /form HTTP/1.1 got 11 bytes");
+    let seen = server.requests();
+    assert_eq!(seen[2].raw_body, b"hello world");
+    assert_eq!(seen[2].header("content-length"), ["11"]);
+}
+
+#[test]
+fn large_body_both_ways_is_relayed_intact() {
+    let server = TestServer::start(|req| {
+        // Echo the body back, reversed, so order errors show.
+        let mut body = req.raw_body.clone();
+        body.reverse();
+        let mut out = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+        out.extend_from_slice(&body);
+        Reply::Send(out)
+    });
+    let proxy = proxy_to(&[&server]);
+    let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let mut client = Client::connect(proxy);
+    let mut request = format!("PUT /big HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+    request.extend_from_slice(&body);
+    client.send(&request);
+    let response = client.read_response(false);
+    let mut expected = body.clone();
+    expected.reverse();
+    assert_eq!(response.body.len(), expected.len());
+    assert!(response.body == expected);
+}
+
+#[test]
+fn chunked_request_is_decoded_and_reencoded() {
+    let server = TestServer::start(|req| Reply::Send(ok(&format!("{}", req.raw_body.len()))));
+    let proxy = proxy_to(&[&server]);
+    let mut client = Client::connect(proxy);
+    // Extensions, upper-case hex and leading zeros are the client's business;
+    // the server must see canonical chunks only.
+    let response = client.exchange(
+        "POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\
+         5;name=value\r\nhello\r\n00B\r\n, chunked!!\r\n0\r\n\r\n",
+    );
+    assert_eq!(response.status, 200);
+    let seen = &server.requests()[0];
+    assert_eq!(seen.header("transfer-encoding"), ["chunked"]);
+    assert!(seen.header("content-length").is_empty());
+    assert_eq!(dechunk(&seen.raw_body), b"hello, chunked!!");
+    assert!(!String::from_utf8_lossy(&seen.raw_body).contains("name=value"));
+    assert!(String::from_utf8_lossy(&seen.raw_body).starts_with("5\r\nhello\r\nb\r\n"));
+}
+
+#[test]
+fn chunked_response_relayed_and_dechunked_for_http10() {
+    let server = TestServer::start(|_| {
+        Reply::Send(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4;ext=1\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n".to_vec(),
+        )
+    });
+    let proxy = proxy_to(&[&server]);
+    let mut client = Client::connect(proxy);
+    let response = client.exchange("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(response.header("transfer-encoding"), ["chunked"]);
+    assert_eq!(response.text(), "Wikipedia");
+    // Still usable for a next request.
+    assert_eq!(client.exchange("GET / HTTP/1.1\r\nHost: t\r\n\r\n").text(), "Wikipedia");
+
+    let mut old = Client::connect(proxy);
+    let response = old.exchange("GET / HTTP/1.0\r\n\r\n");
+    assert!(response.head.starts_with("HTTP/1.0 200"), "{}", response.head);
+    assert!(response.header("transfer-encoding").is_empty());
+    assert_eq!(response.text(), "Wikipedia");
+    assert!(old.is_closed());
+}
+
+#[test]
+fn keep_alive_requests_are_routed_one_by_one() {
+    let images = TestServer::named("images");
+    let cgi = TestServer::named("cgi");
+    let files = TestServer::named("static");
+    let spec = service(
+        &[(images.addr, 1), (cgi.addr, 1), (files.addr, 1)],
+        &[("^/images/", &[images.addr]), ("^/cgi-bin/", &[cgi.addr])],
+    );
+    let mut spec = spec;
+    spec.default = Some(vec![tcpvs::table::ServerAddr(files.addr)]);
+    let proxy = start_proxy(spec, Settings::default());
+    let mut client = Client::connect(proxy);
+    for (path, pool) in [
+        ("/images/x.jpg", "images"),
+        ("/cgi-bin/a.cgi", "cgi"),
+        ("/index.html", "static"),
+        ("/images/y.png", "images"),
+    ] {
+        let response = client.exchange(&format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n"));
+        assert_eq!(response.text(), pool, "{path}");
+    }
+    // Two requests pipelined in one write are answered in order.
+    client.send(b"GET /cgi-bin/1 HTTP/1.1\r\nHost: t\r\n\r\nGET /images/2 HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(client.read_response(false).text(), "cgi");
+    assert_eq!(client.read_response(false).text(), "images");
+    // Connections to the servers were reused, not opened per request.
+    assert_eq!(images.connection_count(), 1);
+}
+
+#[test]
+fn bodiless_responses_have_no_body() {
+    let server = TestServer::start(|req| {
+        let line = req.request_line().to_string();
+        let raw: &[u8] = if line.starts_with("HEAD") {
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"
+        } else if line.contains("/204") {
+            b"HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n"
+        } else if line.contains("/304") {
+            b"HTTP/1.1 304 Not Modified\r\nContent-Length: 500\r\nETag: \"x\"\r\n\r\n"
+        } else {
+            b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+        };
+        Reply::Send(raw.to_vec())
+    });
+    let proxy = proxy_to(&[&server]);
+    let mut client = Client::connect(proxy);
+    let head = client.exchange("HEAD /h HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!((head.status, head.body.len()), (200, 0));
+    let no_content = client.exchange("GET /204 HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(no_content.status, 204);
+    let not_modified = client.exchange("GET /304 HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(not_modified.status, 304);
+    assert_eq!(not_modified.header("etag"), ["\"x\""]);
+    // Interim responses are relayed, in order, before the final one.
+    client.send(b"GET /hints HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(client.read_response(false).status, 103);
+    assert_eq!(client.read_response(false).status, 100);
+    let last = client.read_response(false);
+    assert_eq!((last.status, last.text().as_str()), (200, "ok"));
+    // The connection survived all of it.
+    assert_eq!(client.exchange("HEAD /h HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
+}
+
+#[test]
+fn close_delimited_response_is_relayed_whole_then_closed() {
+    let server = TestServer::start(|_| {
+        Reply::SendAndClose(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the server closes".to_vec())
+    });
+    let proxy = proxy_to(&[&server]);
+    let mut client = Client::connect(proxy);
+    client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    let response = client.read_response(false);
+    assert_eq!(response.text(), "until the server closes");
+    assert_eq!(response.header("connection"), ["close"]);
+}
+
+#[test]
+fn connect_failure_goes_to_another_server() {
+    let live = TestServer::named("live");
+    let dead = dead_address();
+    let proxy = start_proxy(service(&[(dead, 1), (live.addr, 1)], &[]), Settings::default());
+    for _ in 0..6 {
+        let response = get(proxy, "/");
+        assert_eq!((response.status, response.text().as_str()), (200, "live"));
+    }
+}
+
+#[test]
+fn no_usable_server_is_503() {
+    let proxy = start_proxy(service(&[(dead_address(), 1)], &[]), Settings::default());
+    assert_eq!(get(proxy, "/").status, 503);
+    let quiescent = TestServer::named("drained");
+    let proxy = start_proxy(service(&[(quiescent.addr, 0)], &[]), Settings::default());
+    assert_eq!(get(proxy, "/").status, 503);
+    assert!(quiescent.requests().is_empty());
+    let proxy = start_proxy(service(&[], &[]), Settings::default());
+    assert_eq!(get(proxy, "/").status, 503);
+}
+
+#[test]
+fn server_closing_before_head_is_502() {
+    let server = TestServer::start(|_| Reply::Close);
+    let proxy = proxy_to(&[&server]);
+    assert_eq!(get(proxy, "/").status, 502);
+    let garbage = TestServer::start(|_| Reply::SendAndClose(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello".to_vec()));
+    let proxy = proxy_to(&[&garbage]);
+    assert_eq!(get(proxy, "/").status, 502);
+}
+
+#[test]
+fn slow_server_is_504() {
+    let server = TestServer::start(|_| {
+        std::thread::sleep(Duration::from_millis(1500));
+        Reply::Send(ok("late"))
+    });
+    let mut settings = Settings::default();
+    settings.timeouts.server = Duration::from_millis(300);
+    let proxy = start_proxy(service(&[(server.addr, 1)], &[]), settings);
+    assert_eq!(get(proxy, "/").status, 504);
+}
+
+#[test]
+fn weight_zero_gets_no_new_requests() {
+    let drained = TestServer::named("drained");
+    let active = TestServer::named("active");
+    let proxy = start_proxy(service(&[(drained.addr, 0), (active.addr, 1)], &[]), Settings::default());
+    for _ in 0..10 {
+        assert_eq!(get(proxy, "/").text(), "active");
+    }
+    assert!(drained.requests().is_empty());
+}
+
+#[test]
+fn hop_by_hop_headers_removed_and_client_added_to_x_forwarded_for() {
+    let server = TestServer::named("s");
+    let proxy = proxy_to(&[&server]);
+    let mut client = Client::connect(proxy);
+    let response = client.exchange(
+        "GET / HTTP/1.1\r\nHost: t\r\nConnection: close, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: 5\r\n\
+         Proxy-Connection: keep-alive\r\nTE: gzip\r\nUpgrade: h2c\r\nX-Forwarded-For: 10.9.8.7\r\nX-Kept: yes\r\n\r\n",
+    );
+    assert_eq!(response.status, 200);
+    assert!(client.is_closed(), "Connection: close was honoured");
+    let seen = &server.requests()[0];
+    for gone in ["connection", "x-secret", "keep-alive", "proxy-connection", "te", "upgrade"] {
+        assert!(seen.header(gone).is_empty(), "{gone} forwarded: {}", seen.head);
+    }
+    assert_eq!(seen.header("x-kept"), ["yes"]);
+    assert_eq!(seen.header("host"), ["t"]);
+    assert_eq!(seen.header("x-forwarded-for"), ["10.9.8.7, 127.0.0.1"]);
+}
+
+#[test]
+fn malformed_requests_get_400_and_close() {
+    let server = TestServer::named("s");
+    let proxy = proxy_to(&[&server]);
+    for bad in [
+        "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+        "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: -1\r\n\r\n",
+        "GET / HTTP/1.1\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        "GET / HTTP/1.1\nHost: t\n\n",
+        "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ] {
+        let mut client = Client::connect(proxy);
+        client.send(bad.as_bytes());
+        let response = client.read_response(false);
+        assert_eq!(response.status, 400, "{bad:?}");
+        assert!(client.is_closed(), "{bad:?}");
+    }
+    // The chunked case reached the server's head; nothing else did.
+    assert!(server.requests().len() <= 1);
+}
+
+#[test]
+fn expect_continue_is_relayed_without_buffering_the_body() {
+    // A server that answers 100 after the head, then reads the body.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let (stream, _) = listener.accept().unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        while line != "\r\n" {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+        }
+        writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").unwrap();
+        let mut body = [0u8; 5];
+        reader.read_exact(&mut body).unwrap();
+        writer.write_all(&ok(std::str::from_utf8(&body).unwrap())).unwrap();
+    });
+    let proxy = start_proxy(service(&[(addr, 1)], &[]), Settings::default());
+    let mut client = Client::connect(proxy);
+    client.send(b"PUT /x HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+    // The client sends its body only after the 100.
+    assert_eq!(client.read_response(false).status, 100);
+    client.send(b"hello");
+    assert_eq!(client.read_response(false).text(), "hello");
+}
+
+#[test]
+fn server_dying_mid_body_cuts_the_client() {
+    let server = TestServer::start(|_| {
+        Reply::SendAndClose(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part".to_vec())
+    });
+    let proxy = proxy_to(&[&server]);
+    let mut client = Client::connect(proxy);
+    client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert!(client.try_read_response(false).is_err(), "a cut body must not look complete");
+}
+
+#[test]
+fn head_deadline_is_absolute() {
+    let server = TestServer::named("s");
+    let mut settings = Settings::default();
+    settings.timeouts.head = Duration::from_millis(500);
+    let proxy = start_proxy(service(&[(server.addr, 1)], &[]), settings);
+    let mut client = Client::connect(proxy);
+    let started = std::time::Instant::now();
+    // Trickle one byte every 100 ms: an idle timer would never fire.
+    let mut closed_with = None;
+    for byte in b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n" {
+        std::thread::sleep(Duration::from_millis(100));
+        if client.try_send(&[*byte]).is_err() {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+    }
+    if let Ok(response) = client.try_read_response(false) {
+        closed_with = Some(response.status);
+    }
+    assert_eq!(closed_with, Some(408));
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert!(server.requests().is_empty());
+}
