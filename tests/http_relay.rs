@@ -41,7 +41,8 @@ fn get_head_and_post_with_content_length() {
     assert!(head.body.is_empty());
     assert_eq!(head.header("content-length"), ["28"]);
 
-    let post = client.exchange("POST /form HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello world");
+    let post =
+        client.exchange("POST /form HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello world");
     assert_eq!(post.text(), "POST /form HTTP/1.1 got 11 bytes");
     let seen = server.requests();
     assert_eq!(seen[2].raw_body, b"hello world");
@@ -54,14 +55,19 @@ fn large_body_both_ways_is_relayed_intact() {
         // Echo the body back, reversed, so order errors show.
         let mut body = req.raw_body.clone();
         body.reverse();
-        let mut out = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+        let mut out =
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
         out.extend_from_slice(&body);
         Reply::Send(out)
     });
     let proxy = proxy_to(&[&server]);
     let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
     let mut client = Client::connect(proxy);
-    let mut request = format!("PUT /big HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+    let mut request = format!(
+        "PUT /big HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
     request.extend_from_slice(&body);
     client.send(&request);
     let response = client.read_response(false);
@@ -104,11 +110,18 @@ fn chunked_response_relayed_and_dechunked_for_http10() {
     assert_eq!(response.header("transfer-encoding"), ["chunked"]);
     assert_eq!(response.text(), "Wikipedia");
     // Still usable for a next request.
-    assert_eq!(client.exchange("GET / HTTP/1.1\r\nHost: t\r\n\r\n").text(), "Wikipedia");
+    assert_eq!(
+        client.exchange("GET / HTTP/1.1\r\nHost: t\r\n\r\n").text(),
+        "Wikipedia"
+    );
 
     let mut old = Client::connect(proxy);
     let response = old.exchange("GET / HTTP/1.0\r\n\r\n");
-    assert!(response.head.starts_with("HTTP/1.0 200"), "{}", response.head);
+    assert!(
+        response.head.starts_with("HTTP/1.0 200"),
+        "{}",
+        response.head
+    );
     assert!(response.header("transfer-encoding").is_empty());
     assert_eq!(response.text(), "Wikipedia");
     assert!(old.is_closed());
@@ -137,7 +150,9 @@ fn keep_alive_requests_are_routed_one_by_one() {
         assert_eq!(response.text(), pool, "{path}");
     }
     // Two requests pipelined in one write are answered in order.
-    client.send(b"GET /cgi-bin/1 HTTP/1.1\r\nHost: t\r\n\r\nGET /images/2 HTTP/1.1\r\nHost: t\r\n\r\n");
+    client.send(
+        b"GET /cgi-bin/1 HTTP/1.1\r\nHost: t\r\n\r\nGET /images/2 HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
     assert_eq!(client.read_response(false).text(), "cgi");
     assert_eq!(client.read_response(false).text(), "images");
     // Connections to the servers were reused, not opened per request.
@@ -175,13 +190,20 @@ fn bodiless_responses_have_no_body() {
     let last = client.read_response(false);
     assert_eq!((last.status, last.text().as_str()), (200, "ok"));
     // The connection survived all of it.
-    assert_eq!(client.exchange("HEAD /h HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
+    assert_eq!(
+        client
+            .exchange("HEAD /h HTTP/1.1\r\nHost: t\r\n\r\n")
+            .status,
+        200
+    );
 }
 
 #[test]
 fn close_delimited_response_is_relayed_whole_then_closed() {
     let server = TestServer::start(|_| {
-        Reply::SendAndClose(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the server closes".to_vec())
+        Reply::SendAndClose(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the server closes".to_vec(),
+        )
     });
     let proxy = proxy_to(&[&server]);
     let mut client = Client::connect(proxy);
@@ -195,7 +217,10 @@ fn close_delimited_response_is_relayed_whole_then_closed() {
 fn connect_failure_goes_to_another_server() {
     let live = TestServer::named("live");
     let dead = dead_address();
-    let proxy = start_proxy(service(&[(dead, 1), (live.addr, 1)], &[]), Settings::default());
+    let proxy = start_proxy(
+        service(&[(dead, 1), (live.addr, 1)], &[]),
+        Settings::default(),
+    );
     for _ in 0..6 {
         let response = get(proxy, "/");
         assert_eq!((response.status, response.text().as_str()), (200, "live"));
@@ -219,7 +244,11 @@ fn server_closing_before_head_is_502() {
     let server = TestServer::start(|_| Reply::Close);
     let proxy = proxy_to(&[&server]);
     assert_eq!(get(proxy, "/").status, 502);
-    let garbage = TestServer::start(|_| Reply::SendAndClose(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello".to_vec()));
+    let garbage = TestServer::start(|_| {
+        Reply::SendAndClose(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello".to_vec(),
+        )
+    });
     let proxy = proxy_to(&[&garbage]);
     assert_eq!(get(proxy, "/").status, 502);
 }
@@ -240,7 +269,10 @@ fn slow_server_is_504() {
 fn weight_zero_gets_no_new_requests() {
     let drained = TestServer::named("drained");
     let active = TestServer::named("active");
-    let proxy = start_proxy(service(&[(drained.addr, 0), (active.addr, 1)], &[]), Settings::default());
+    let proxy = start_proxy(
+        service(&[(drained.addr, 0), (active.addr, 1)], &[]),
+        Settings::default(),
+    );
     for _ in 0..10 {
         assert_eq!(get(proxy, "/").text(), "active");
     }
@@ -259,8 +291,19 @@ fn hop_by_hop_headers_removed_and_client_added_to_x_forwarded_for() {
     assert_eq!(response.status, 200);
     assert!(client.is_closed(), "Connection: close was honoured");
     let seen = &server.requests()[0];
-    for gone in ["connection", "x-secret", "keep-alive", "proxy-connection", "te", "upgrade"] {
-        assert!(seen.header(gone).is_empty(), "{gone} forwarded: {}", seen.head);
+    for gone in [
+        "connection",
+        "x-secret",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "upgrade",
+    ] {
+        assert!(
+            seen.header(gone).is_empty(),
+            "{gone} forwarded: {}",
+            seen.head
+        );
     }
     assert_eq!(seen.header("x-kept"), ["yes"]);
     assert_eq!(seen.header("host"), ["t"]);
@@ -308,7 +351,9 @@ fn expect_continue_is_relayed_without_buffering_the_body() {
         writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").unwrap();
         let mut body = [0u8; 5];
         reader.read_exact(&mut body).unwrap();
-        writer.write_all(&ok(std::str::from_utf8(&body).unwrap())).unwrap();
+        writer
+            .write_all(&ok(std::str::from_utf8(&body).unwrap()))
+            .unwrap();
     });
     let proxy = start_proxy(service(&[(addr, 1)], &[]), Settings::default());
     let mut client = Client::connect(proxy);
@@ -327,7 +372,10 @@ fn server_dying_mid_body_cuts_the_client() {
     let proxy = proxy_to(&[&server]);
     let mut client = Client::connect(proxy);
     client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert!(client.try_read_response(false).is_err(), "a cut body must not look complete");
+    assert!(
+        client.try_read_response(false).is_err(),
+        "a cut body must not look complete"
+    );
 }
 
 #[test]
@@ -340,7 +388,9 @@ fn head_deadline_is_absolute() {
     let started = std::time::Instant::now();
     // Trickle one byte every 100 ms: an idle timer would never fire.
     let mut closed_with = None;
-    for byte in b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n" {
+    for byte in
+        b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n"
+    {
         std::thread::sleep(Duration::from_millis(100));
         if client.try_send(&[*byte]).is_err() {
             break;
@@ -355,4 +405,73 @@ fn head_deadline_is_absolute() {
     assert_eq!(closed_with, Some(408));
     assert!(started.elapsed() < Duration::from_secs(4));
     assert!(server.requests().is_empty());
+}
+
+#[test]
+fn upgrade_becomes_a_tunnel() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let (stream, _) = listener.accept().unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            head.push_str(&line);
+            if line == "\r\n" {
+                break;
+            }
+        }
+        assert!(
+            head.to_ascii_lowercase().contains("upgrade: websocket"),
+            "{head}"
+        );
+        writer
+            .write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nhi")
+            .unwrap();
+        // Echo upper-cased until the client closes.
+        let mut buf = [0u8; 64];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => writer.write_all(&buf[..n].to_ascii_uppercase()).unwrap(),
+            }
+        }
+    });
+    let proxy = start_proxy(service(&[(addr, 1)], &[]), Settings::default());
+    let mut client = Client::connect(proxy);
+    client
+        .send(b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+    let response = client.read_response(true);
+    assert_eq!(response.status, 101);
+    let (mut raw, mut got) = client.into_stream();
+    use std::io::{Read, Write};
+    while got.len() < 2 {
+        let mut more = [0u8; 2];
+        let n = raw.read(&mut more[..2 - got.len()]).unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&more[..n]);
+    }
+    assert_eq!(got, b"hi");
+    raw.write_all(b"ping").unwrap();
+    let mut echo = [0u8; 4];
+    raw.read_exact(&mut echo).unwrap();
+    assert_eq!(&echo, b"PING");
+}
+
+#[test]
+fn stale_pooled_connection_is_retried_for_idempotent_requests() {
+    // Answers keep-alive, then closes anyway: the pooled connection is stale.
+    let server = TestServer::start(|_| Reply::SendAndClose(ok("fresh")));
+    let proxy = proxy_to(&[&server]);
+    let mut client = Client::connect(proxy);
+    for _ in 0..3 {
+        let response = client.exchange("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!((response.status, response.text().as_str()), (200, "fresh"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(server.requests().len(), 3);
 }

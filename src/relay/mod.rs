@@ -110,23 +110,33 @@ impl Session {
         let timeouts = &settings.timeouts;
         let limits = http_limits(settings);
         let mut deadline = started.map(|at| at + timeouts.head);
+        // Parse only when the head may be complete (or too long): a client
+        // sending a byte at a time must not cost a full re-parse per byte.
+        let mut scanned = 0;
         loop {
-            if !self.buf.is_empty() {
+            let worth_parsing =
+                head_may_end(&self.buf, scanned) || self.buf.len() > limits.max_head_bytes;
+            scanned = self.buf.len();
+            if worth_parsing {
                 match parse_request(&self.buf, &limits) {
                     Ok(Some((head, len))) => {
                         self.buf.advance(len);
                         return Ok(Some(head));
                     }
-                    Ok(None) => {
-                        deadline.get_or_insert_with(|| Instant::now() + timeouts.head);
-                    }
+                    // The parser enforces the limit; this only guards the buffer.
+                    Ok(None) if self.buf.len() > limits.max_head_bytes => return Err(431),
+                    Ok(None) => {}
                     Err(e) => {
                         tracing::debug!(client = %self.peer, "bad request: {e}");
                         return Err(e.status());
                     }
                 }
             }
-            // Before the first byte of a keep-alive request only the idle timer runs.
+            // Before the first byte of a keep-alive request only the idle timer
+            // runs; from that byte on, the head deadline.
+            if !self.buf.is_empty() {
+                deadline.get_or_insert_with(|| Instant::now() + timeouts.head);
+            }
             let wait_until = deadline.unwrap_or_else(|| Instant::now() + timeouts.keepalive);
             let had_bytes = !self.buf.is_empty();
             match self
@@ -277,7 +287,9 @@ impl Session {
         let mut first_write = vec![Bytes::from(out)];
         let mut body_left = head.framing;
         if let BodyFraming::Length(length) = head.framing {
-            let first = usize::try_from(length).unwrap_or(usize::MAX).min(self.buf.len());
+            let first = usize::try_from(length)
+                .unwrap_or(usize::MAX)
+                .min(self.buf.len());
             first_write.push(self.buf.split_to(first).freeze());
             body_left = BodyFraming::Length(length - first as u64);
         }
@@ -289,32 +301,39 @@ impl Session {
         }
 
         let mut from_server = BytesMut::with_capacity(BUFFER_SIZE);
-        let (response, body_complete) = if matches!(body_left, BodyFraming::None | BodyFraming::Length(0)) {
-            let response =
-                read_final_head(client, upstream, &mut from_server, head, &limits, reused).await;
-            (response, true)
-        } else {
-            let mut body = pin!(relay_request_body(client, &mut self.buf, upstream, body_left));
-            let mut response = pin!(read_final_head(
-                client,
-                upstream,
-                &mut from_server,
-                head,
-                &limits,
-                reused
-            ));
-            tokio::select! {
-                sent = &mut body => {
-                    sent?;
-                    (response.await, true)
+        let (response, body_complete) =
+            if matches!(body_left, BodyFraming::None | BodyFraming::Length(0)) {
+                let response =
+                    read_final_head(client, upstream, &mut from_server, head, &limits, reused)
+                        .await;
+                (response, true)
+            } else {
+                let mut body = pin!(relay_request_body(
+                    client,
+                    &mut self.buf,
+                    upstream,
+                    body_left
+                ));
+                let mut response = pin!(read_final_head(
+                    client,
+                    upstream,
+                    &mut from_server,
+                    head,
+                    &limits,
+                    reused
+                ));
+                tokio::select! {
+                    sent = &mut body => {
+                        sent?;
+                        (response.await, true)
+                    }
+                    early = &mut response => {
+                        // The client's body read was dropped in flight.
+                        self.client.abandon_reads();
+                        (early, false)
+                    }
                 }
-                early = &mut response => {
-                    // The client's body read was dropped in flight.
-                    self.client.abandon_reads();
-                    (early, false)
-                }
-            }
-        };
+            };
         let response = response.map_err(|e| match e {
             AttemptError::Respond(status, _) if !body_complete => {
                 AttemptError::Respond(status, Flow::Close)
@@ -324,8 +343,13 @@ impl Session {
 
         if response.status == 101 && body_complete {
             let from_client = std::mem::take(&mut self.buf);
-            return switch_protocols(head, &response, (client, from_client), (upstream, from_server))
-                .await;
+            return switch_protocols(
+                head,
+                &response,
+                (client, from_client),
+                (upstream, from_server),
+            )
+            .await;
         }
 
         // A final answer that came before the whole body (e.g. 417, 413)
@@ -519,11 +543,12 @@ async fn read_final_head(
 ) -> Result<ResponseHead, AttemptError> {
     let mut got_any = false;
     loop {
-        let (response, len) = match read_response_head(server.conn, buf, head, limits, server.timeout).await {
-            Ok(found) => found,
-            Err(ReadFailure::Closed) if reused && !got_any => return Err(AttemptError::Stale),
-            Err(failure) => return Err(AttemptError::Respond(failure.status(), Flow::Close)),
-        };
+        let (response, len) =
+            match read_response_head(server.conn, buf, head, limits, server.timeout).await {
+                Ok(found) => found,
+                Err(ReadFailure::Closed) if reused && !got_any => return Err(AttemptError::Stale),
+                Err(failure) => return Err(AttemptError::Respond(failure.status(), Flow::Close)),
+            };
         got_any = true;
         buf.advance(len);
         if !response.is_interim() {
@@ -603,6 +628,15 @@ impl ReadFailure {
             ReadFailure::TimedOut => 504,
         }
     }
+}
+
+/// Whether `buf` has an empty line (CRLF CRLF, or a bare LF one for the
+/// parser to reject) that starts at or after `from - 3`.
+fn head_may_end(buf: &[u8], from: usize) -> bool {
+    let start = from.saturating_sub(3);
+    buf.get(start..).is_some_and(|tail| {
+        tail.windows(2).any(|w| w == b"\n\n") || tail.windows(3).any(|w| w == b"\n\r\n")
+    })
 }
 
 fn http_limits(settings: &Settings) -> HttpLimits {

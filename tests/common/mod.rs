@@ -303,6 +303,12 @@ impl Client {
         self.writer.write_all(raw).unwrap();
     }
 
+    /// The raw stream, for bytes after a protocol switch, with the bytes
+    /// already read past the last response.
+    pub fn into_stream(self) -> (TcpStream, Vec<u8>) {
+        (self.writer, self.reader.buffer().to_vec())
+    }
+
     pub fn try_send(&mut self, raw: &[u8]) -> io::Result<()> {
         self.writer.write_all(raw)
     }

@@ -459,6 +459,49 @@ mod tests {
     }
 
     #[test]
+    fn smuggling_vectors_rejected() {
+        let cases: [(&[u8], u16); 14] = [
+            (
+                b"Transfer-Encoding: chunked\r\nTransfer-Encoding: identity",
+                400,
+            ),
+            (b"Transfer-Encoding:\x0bchunked", 400),
+            (b"Transfer-Encoding: ch\x00unked", 400),
+            (b"Transfer-Encoding: chunked\r\n\tContent-Length: 0", 400),
+            (b"Transfer-Encoding\r\n : chunked", 400),
+            (b"Content-Length: 4\r\nContent-Length: 5", 400),
+            (b"Content-Length:\n 4", 400),
+            (b"Content-Length: 1_0", 400),
+            (
+                b"Content-Length: 4\r\nTransfer_Encoding: chunked\r\nTransfer-Encoding: chunked",
+                400,
+            ),
+            (b"X-Foo: bar\rTransfer-Encoding: chunked", 400),
+            (b"Transfer-Encoding: chunk\xc3\xa9d", 400),
+            (b"Transfer-Encoding: \"chunked\"", 400),
+            (b"Transfer-Encoding: chunked, identity", 400),
+            (b"Transfer-Encoding: x, chunked", 501),
+        ];
+        for (fields, expected) in cases {
+            let req = [&b"POST / HTTP/1.1\r\nHost: a\r\n"[..], fields, b"\r\n\r\n"].concat();
+            assert_eq!(
+                status(&req),
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(fields)
+            );
+        }
+    }
+
+    #[test]
+    fn optional_whitespace_around_framing_values_is_fine() {
+        let head = ok(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:chunked \t\r\n\r\n");
+        assert_eq!(head.framing, BodyFraming::Chunked);
+        let head = ok(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\t 12 \r\n\r\n");
+        assert_eq!(head.framing, BodyFraming::Length(12));
+    }
+
+    #[test]
     fn missing_host_in_http11_is_400() {
         assert_eq!(
             parse(b"GET / HTTP/1.1\r\n\r\n"),
