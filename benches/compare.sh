@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Throughput of the same nginx reached directly, through tcpvsd, and through
+# HAProxy (mode http), measured with wrk in interleaved rounds (A B C A B C ...)
+# so that machine noise hits all three alike. Reports the median of the rounds
+# and the ratios, plus wrk's error and non-2xx counts.
+#
+#   benches/compare.sh                 # 3 rounds of 10 s, 64 connections
+#   ROUNDS=5 DURATION=10s CONNS=64 WORKERS=1 benches/compare.sh
+#
+# Needs nginx, haproxy and wrk (installed with apt-get when missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-64}
+WORKERS=${WORKERS:-1}          # proxy threads (tcpvsd workers, haproxy nbthread)
+PATH_UNDER_TEST=${PATH_UNDER_TEST:-/index.html}
+
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v haproxy >/dev/null || missing+=(haproxy)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+if [ ${#missing[@]} -gt 0 ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    rm -f /usr/sbin/policy-rc.d
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+cargo build --release -q --bin tcpvsd
+
+work=$(mktemp -d /tmp/tcpvs-compare.XXXXXX)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    [ -n "${KEEP:-}" ] || rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "nothing listening on port $1" >&2; exit 1
+}
+
+NGINX_PORT=$(free_port); TCPVS_PORT=$(free_port); HAPROXY_PORT=$(free_port)
+mkdir -p "$work/www"
+head -c 612 /dev/zero | tr '\0' 'x' > "$work/www/index.html"
+
+cat > "$work/nginx.conf" <<CONF
+daemon off; master_process off; worker_processes 1;
+pid $work/nginx.pid; error_log $work/nginx.err warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $work/body; proxy_temp_path $work/proxy;
+    fastcgi_temp_path $work/fcgi; uwsgi_temp_path $work/uwsgi; scgi_temp_path $work/scgi;
+    keepalive_requests 100000000;
+    server { listen 127.0.0.1:$NGINX_PORT; root $work/www; }
+}
+CONF
+cat > "$work/tcpvsd.toml" <<CONF
+workers = $WORKERS
+log_level = "warn"
+access_log = false
+[[service]]
+ident = "bench"
+listen = "127.0.0.1:$TCPVS_PORT"
+scheduler = "wlc"
+  [[service.server]]
+  address = "127.0.0.1:$NGINX_PORT"
+CONF
+cat > "$work/haproxy.cfg" <<CONF
+global
+    nbthread $WORKERS
+    maxconn 4000
+defaults
+    mode http
+    timeout connect 3s
+    timeout client 60s
+    timeout server 60s
+frontend bench
+    bind 127.0.0.1:$HAPROXY_PORT
+    default_backend nginx
+backend nginx
+    server n1 127.0.0.1:$NGINX_PORT
+CONF
+
+"$NGINX" -c "$work/nginx.conf" -p "$work" & pids+=($!)
+target/release/tcpvsd --config "$work/tcpvsd.toml" > "$work/tcpvsd.out" & pids+=($!)
+haproxy -f "$work/haproxy.cfg" -q & pids+=($!)
+wait_port "$NGINX_PORT"; wait_port "$TCPVS_PORT"; wait_port "$HAPROXY_PORT"
+
+declare -A PORT=([nginx-direct]=$NGINX_PORT [tcpvsd]=$TCPVS_PORT [haproxy]=$HAPROXY_PORT)
+names=(nginx-direct tcpvsd haproxy)
+declare -A RPS ERR NON2XX
+for name in "${names[@]}"; do RPS[$name]=""; ERR[$name]=0; NON2XX[$name]=0; done
+
+echo "wrk -t1 -c$CONNS -d$DURATION http://127.0.0.1:PORT$PATH_UNDER_TEST, $ROUNDS rounds, proxy threads: $WORKERS"
+for round in $(seq "$ROUNDS"); do
+    for name in "${names[@]}"; do
+        out=$(wrk -t1 -c"$CONNS" -d"$DURATION" "http://127.0.0.1:${PORT[$name]}$PATH_UNDER_TEST")
+        rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+        errors=$(awk -F'[ ,]+' '/Socket errors:/ {print $4+$6+$8+$10}' <<<"$out")
+        non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $5}' <<<"$out")
+        RPS[$name]+="$rps "
+        ERR[$name]=$(( ${ERR[$name]} + ${errors:-0} ))
+        NON2XX[$name]=$(( ${NON2XX[$name]} + ${non2xx:-0} ))
+        printf '  round %d %-13s %10s req/s  socket errors %s  non-2xx %s\n' \
+            "$round" "$name" "$rps" "${errors:-0}" "${non2xx:-0}"
+    done
+done
+
+median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+echo
+printf '%-13s %12s %10s %14s %8s\n' target "median req/s" "vs direct" "socket errors" non-2xx
+direct=$(median "${RPS[nginx-direct]}")
+for name in "${names[@]}"; do
+    m=$(median "${RPS[$name]}")
+    printf '%-13s %12.0f %10.2f %14d %8d\n' "$name" "$m" "$(awk -v a="$m" -v b="$direct" 'BEGIN {print a/b}')" \
+        "${ERR[$name]}" "${NON2XX[$name]}"
+done
+t=$(median "${RPS[tcpvsd]}"); h=$(median "${RPS[haproxy]}")
+printf 'tcpvsd / haproxy = %.2f\n' "$(awk -v a="$t" -v b="$h" 'BEGIN {print a/b}')"
