@@ -50,23 +50,24 @@ pub enum Encoding {
 }
 
 /// Relays exactly `length` bytes; `buf` holds what was already read from `from`
-/// and keeps whatever follows the body.
+/// and keeps whatever follows the body. `ahead` (a head) goes out in the same
+/// write as the first body bytes: one segment instead of two for a small
+/// response.
 pub async fn copy_length(
     from: End<'_>,
     buf: &mut BytesMut,
     to: End<'_>,
     mut length: u64,
+    mut ahead: Option<Bytes>,
 ) -> Result<(), BodyError> {
     loop {
+        let mut parts: Vec<Bytes> = ahead.take().into_iter().collect();
         if !buf.is_empty() && length > 0 {
             let take = usize::try_from(length).unwrap_or(usize::MAX).min(buf.len());
-            let part = buf.split_to(take).freeze();
-            to.conn
-                .write_all(part, to.deadline())
-                .await
-                .map_err(BodyError::Write)?;
+            parts.push(buf.split_to(take).freeze());
             length -= take as u64;
         }
+        send(to, parts).await?;
         if length == 0 {
             return Ok(());
         }
@@ -74,20 +75,19 @@ pub async fn copy_length(
     }
 }
 
-/// Relays everything until `from` closes its side.
+/// Relays everything until `from` closes its side, `ahead` first.
 pub async fn copy_until_close(
     from: End<'_>,
     buf: &mut BytesMut,
     to: End<'_>,
+    mut ahead: Option<Bytes>,
 ) -> Result<(), BodyError> {
     loop {
+        let mut parts: Vec<Bytes> = ahead.take().into_iter().collect();
         if !buf.is_empty() {
-            let part = buf.split().freeze();
-            to.conn
-                .write_all(part, to.deadline())
-                .await
-                .map_err(BodyError::Write)?;
+            parts.push(buf.split().freeze());
         }
+        send(to, parts).await?;
         match fill(from, buf).await {
             Ok(()) => {}
             Err(BodyError::Truncated) => return Ok(()),
@@ -96,17 +96,28 @@ pub async fn copy_until_close(
     }
 }
 
+async fn send(to: End<'_>, parts: Vec<Bytes>) -> Result<(), BodyError> {
+    if parts.is_empty() {
+        return Ok(());
+    }
+    to.conn
+        .write_all_vectored(parts, to.deadline())
+        .await
+        .map_err(BodyError::Write)
+}
+
 /// Decodes a chunked body from `from` and writes it to `to` re-chunked, or as
-/// plain bytes (for an HTTP/1.0 client).
+/// plain bytes (for an HTTP/1.0 client), `ahead` first.
 pub async fn copy_chunked(
     from: End<'_>,
     buf: &mut BytesMut,
     to: End<'_>,
     encoding: Encoding,
+    mut ahead: Option<Bytes>,
 ) -> Result<(), BodyError> {
     let mut decoder = ChunkedDecoder::default();
     loop {
-        let mut parts = Vec::new();
+        let mut parts: Vec<Bytes> = ahead.take().into_iter().collect();
         let mut done = false;
         while !buf.is_empty() && !done {
             let (consumed, event) = decoder
@@ -138,12 +149,7 @@ pub async fn copy_chunked(
                 None => {}
             }
         }
-        if !parts.is_empty() {
-            to.conn
-                .write_all_vectored(parts, to.deadline())
-                .await
-                .map_err(BodyError::Write)?;
-        }
+        send(to, parts).await?;
         if done {
             return Ok(());
         }

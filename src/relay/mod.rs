@@ -44,6 +44,7 @@ pub async fn serve(ctx: Rc<WorkerContext>, client: Conn, service: ServiceId) {
         peer,
         service,
         buf: BytesMut::with_capacity(BUFFER_SIZE),
+        server_buf: BytesMut::new(),
     };
     let mut head_started = Some(Instant::now());
     loop {
@@ -93,6 +94,8 @@ struct Session {
     service: ServiceId,
     /// Bytes read from the client and not consumed yet.
     buf: BytesMut,
+    /// A read buffer for server responses, kept between requests.
+    server_buf: BytesMut,
 }
 
 impl Session {
@@ -300,7 +303,10 @@ impl Session {
             return Err(send_failure(reused, e));
         }
 
-        let mut from_server = BytesMut::with_capacity(BUFFER_SIZE);
+        // The session's spare buffer: emptied by the last exchange, its
+        // allocation is reused instead of a fresh one per request.
+        let mut from_server = std::mem::take(&mut self.server_buf);
+        from_server.clear();
         let (response, body_complete) =
             if matches!(body_left, BodyFraming::None | BodyFraming::Length(0)) {
                 let response =
@@ -357,24 +363,26 @@ impl Session {
         let keep_client = head.keep_alive && body_complete;
         let mut out = Vec::with_capacity(512);
         let client_body = write_response_head(&response, head.version, keep_client, &mut out);
-        self.client
-            .write_all(Bytes::from(out), deadline(timeouts.client))
-            .await
-            .map_err(|_| AttemptError::Broken(Flow::Close))?;
-
+        let response_head = Some(Bytes::from(out));
         let relayed = match (response.framing, client_body) {
-            (ResponseFraming::None, _) | (_, ClientBody::None) => Ok(()),
+            (ResponseFraming::None, _) | (_, ClientBody::None) => self
+                .client
+                .write_all(response_head.unwrap_or_default(), deadline(timeouts.client))
+                .await
+                .map_err(BodyError::Write),
             (ResponseFraming::Length(length), _) => {
-                copy_length(upstream, &mut from_server, client, length).await
+                copy_length(upstream, &mut from_server, client, length, response_head).await
             }
             (ResponseFraming::Chunked, ClientBody::Chunked) => {
-                copy_chunked(upstream, &mut from_server, client, Encoding::Chunked).await
+                let encoding = Encoding::Chunked;
+                copy_chunked(upstream, &mut from_server, client, encoding, response_head).await
             }
             (ResponseFraming::Chunked, _) => {
-                copy_chunked(upstream, &mut from_server, client, Encoding::Identity).await
+                let encoding = Encoding::Identity;
+                copy_chunked(upstream, &mut from_server, client, encoding, response_head).await
             }
             (ResponseFraming::UntilClose, _) => {
-                copy_until_close(upstream, &mut from_server, client).await
+                copy_until_close(upstream, &mut from_server, client, response_head).await
             }
         };
         if let Err(e) = relayed {
@@ -392,6 +400,9 @@ impl Session {
             && response.framing != ResponseFraming::UntilClose
             && from_server.is_empty()
             && !server.is_poisoned();
+        if from_server.is_empty() {
+            self.server_buf = from_server;
+        }
         if server_reusable {
             self.ctx
                 .pool
@@ -493,8 +504,8 @@ async fn relay_request_body(
 ) -> Result<(), AttemptError> {
     let result = match framing {
         BodyFraming::None => Ok(()),
-        BodyFraming::Length(length) => copy_length(client, buf, server, length).await,
-        BodyFraming::Chunked => copy_chunked(client, buf, server, Encoding::Chunked).await,
+        BodyFraming::Length(length) => copy_length(client, buf, server, length, None).await,
+        BodyFraming::Chunked => copy_chunked(client, buf, server, Encoding::Chunked, None).await,
     };
     result.map_err(|e| {
         tracing::debug!(client = %client.conn.peer(), "request body: {e}");

@@ -16,13 +16,13 @@ pub async fn run(
     mut from_server: BytesMut,
 ) -> Result<(), BodyError> {
     let mut upstream = pin!(async {
-        let result = copy_until_close(client, &mut from_client, server).await;
+        let result = copy_until_close(client, &mut from_client, server, None).await;
         // Pass the client's end of stream on, so the server can finish too.
         server.conn.shutdown_write();
         result
     });
     let mut downstream = pin!(async {
-        let result = copy_until_close(server, &mut from_server, client).await;
+        let result = copy_until_close(server, &mut from_server, client, None).await;
         client.conn.shutdown_write();
         result
     });
