@@ -363,26 +363,47 @@ impl Session {
         let keep_client = head.keep_alive && body_complete;
         let mut out = Vec::with_capacity(512);
         let client_body = write_response_head(&response, head.version, keep_client, &mut out);
-        let response_head = Some(Bytes::from(out));
+        let response_head = Bytes::from(out);
         let relayed = match (response.framing, client_body) {
             (ResponseFraming::None, _) | (_, ClientBody::None) => self
                 .client
-                .write_all(response_head.unwrap_or_default(), deadline(timeouts.client))
+                .write_all(response_head, deadline(timeouts.client))
                 .await
                 .map_err(BodyError::Write),
             (ResponseFraming::Length(length), _) => {
-                copy_length(upstream, &mut from_server, client, length, response_head).await
+                copy_length(
+                    upstream,
+                    &mut from_server,
+                    client,
+                    length,
+                    Some(response_head),
+                )
+                .await
             }
             (ResponseFraming::Chunked, ClientBody::Chunked) => {
                 let encoding = Encoding::Chunked;
-                copy_chunked(upstream, &mut from_server, client, encoding, response_head).await
+                copy_chunked(
+                    upstream,
+                    &mut from_server,
+                    client,
+                    encoding,
+                    Some(response_head),
+                )
+                .await
             }
             (ResponseFraming::Chunked, _) => {
                 let encoding = Encoding::Identity;
-                copy_chunked(upstream, &mut from_server, client, encoding, response_head).await
+                copy_chunked(
+                    upstream,
+                    &mut from_server,
+                    client,
+                    encoding,
+                    Some(response_head),
+                )
+                .await
             }
             (ResponseFraming::UntilClose, _) => {
-                copy_until_close(upstream, &mut from_server, client, response_head).await
+                copy_until_close(upstream, &mut from_server, client, Some(response_head)).await
             }
         };
         if let Err(e) = relayed {
