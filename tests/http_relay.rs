@@ -336,18 +336,8 @@ fn malformed_requests_get_400_and_close() {
 #[test]
 fn expect_continue_is_relayed_without_buffering_the_body() {
     // A server that answers 100 after the head, then reads the body.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        use std::io::{BufRead, BufReader, Read, Write};
-        let (stream, _) = listener.accept().unwrap();
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
-        let mut line = String::new();
-        while line != "\r\n" {
-            line.clear();
-            reader.read_line(&mut line).unwrap();
-        }
+    let addr = one_shot_server(|_head, mut reader, mut writer| {
+        use std::io::{Read, Write};
         writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").unwrap();
         let mut body = [0u8; 5];
         reader.read_exact(&mut body).unwrap();
@@ -409,22 +399,8 @@ fn head_deadline_is_absolute() {
 
 #[test]
 fn upgrade_becomes_a_tunnel() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        use std::io::{BufRead, BufReader, Read, Write};
-        let (stream, _) = listener.accept().unwrap();
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
-        let mut head = String::new();
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            head.push_str(&line);
-            if line == "\r\n" {
-                break;
-            }
-        }
+    let addr = one_shot_server(|head, mut reader, mut writer| {
+        use std::io::{Read, Write};
         assert!(
             head.to_ascii_lowercase().contains("upgrade: websocket"),
             "{head}"

@@ -380,19 +380,12 @@ impl Session {
                 )
                 .await
             }
-            (ResponseFraming::Chunked, ClientBody::Chunked) => {
-                let encoding = Encoding::Chunked;
-                copy_chunked(
-                    upstream,
-                    &mut from_server,
-                    client,
-                    encoding,
-                    Some(response_head),
-                )
-                .await
-            }
-            (ResponseFraming::Chunked, _) => {
-                let encoding = Encoding::Identity;
+            (ResponseFraming::Chunked, client_body) => {
+                // Re-chunked, or plain bytes then close for an HTTP/1.0 client.
+                let encoding = match client_body {
+                    ClientBody::Chunked => Encoding::Chunked,
+                    _ => Encoding::Identity,
+                };
                 copy_chunked(
                     upstream,
                     &mut from_server,

@@ -13,6 +13,7 @@ mod wlc;
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::server::ActiveGuard;
@@ -119,6 +120,27 @@ pub fn pick_server(
         server,
         _active: active,
     })
+}
+
+/// Where a scan over the candidates starts: one further along at every call,
+/// so turns (rr) and ties (wlc) rotate over the servers.
+#[derive(Debug, Default)]
+struct Rotation {
+    next: AtomicUsize,
+}
+
+impl Rotation {
+    /// The candidate indices `0..n` in this call's order.
+    fn order(&self, n: usize) -> impl Iterator<Item = usize> {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        (0..n).map(move |step| start.wrapping_add(step) % n)
+    }
+
+    /// Makes the next scan start after `picked`, so a skipped server does not
+    /// give its successor two turns in a row.
+    fn resume_after(&self, picked: usize) {
+        self.next.store(picked.wrapping_add(1), Ordering::Relaxed);
+    }
 }
 
 fn takes_work(server: &RealServer, exclude: &[ServerAddr]) -> bool {

@@ -1,14 +1,13 @@
 //! Round robin: each usable candidate in turn, weights ignored (except 0).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use super::{RequestInfo, Scheduler, SchedulerKind};
+use super::{RequestInfo, Rotation, Scheduler, SchedulerKind};
 use crate::table::RealServer;
 
 #[derive(Debug, Default)]
 pub struct RoundRobin {
-    next: AtomicUsize,
+    turn: Rotation,
 }
 
 impl Scheduler for RoundRobin {
@@ -22,27 +21,14 @@ impl Scheduler for RoundRobin {
         candidates: &[Arc<RealServer>],
         usable: &dyn Fn(&RealServer) -> bool,
     ) -> Option<usize> {
-        let n = candidates.len();
-        if n == 0 {
-            return None;
-        }
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        (0..n)
-            .map(|step| (start + step) % n)
-            .find(|&i| usable(&candidates[i]))
-            .inspect(|&i| {
-                // Continue after the server actually picked, so a skipped
-                // server does not make its successor get two turns in a row.
-                let _ = self.next.compare_exchange(
-                    start.wrapping_add(1),
-                    i + 1,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                );
-            })
+        let picked = self
+            .turn
+            .order(candidates.len())
+            .find(|&i| usable(&candidates[i]))?;
+        self.turn.resume_after(picked);
+        Some(picked)
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;

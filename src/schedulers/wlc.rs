@@ -6,15 +6,14 @@
 //! here the scan starts one further along on every call, so ties are broken
 //! round robin and equal servers share a light load evenly.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use super::{RequestInfo, Scheduler, SchedulerKind};
+use super::{RequestInfo, Rotation, Scheduler, SchedulerKind};
 use crate::table::RealServer;
 
 #[derive(Debug, Default)]
 pub struct WeightedLeastConnection {
-    start: AtomicUsize,
+    ties: Rotation,
 }
 
 impl Scheduler for WeightedLeastConnection {
@@ -28,14 +27,8 @@ impl Scheduler for WeightedLeastConnection {
         candidates: &[Arc<RealServer>],
         usable: &dyn Fn(&RealServer) -> bool,
     ) -> Option<usize> {
-        let n = candidates.len();
-        if n == 0 {
-            return None;
-        }
-        let start = self.start.fetch_add(1, Ordering::Relaxed);
         let mut best: Option<(usize, u64, u64)> = None;
-        for step in 0..n {
-            let i = (start + step) % n;
+        for i in self.ties.order(candidates.len()) {
             let server = &candidates[i];
             if !usable(server) {
                 continue;

@@ -90,6 +90,25 @@ pub fn header_values(head: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// Accepts one connection on a new listener and hands its reader (positioned
+/// after the request head) and writer to `script`; returns the address.
+pub fn one_shot_server<F>(script: F) -> SocketAddr
+where
+    F: FnOnce(String, BufReader<TcpStream>, TcpStream) + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        let head = read_head(&mut reader).unwrap().expect("a request head");
+        script(head, reader, writer);
+    });
+    addr
+}
+
 /// What a scripted server does with a request.
 pub enum Reply {
     /// Send these bytes and keep the connection for more requests.
@@ -202,7 +221,8 @@ pub fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Rece
     Ok(Some(Received { head, raw_body }))
 }
 
-fn read_head(reader: &mut BufReader<TcpStream>) -> io::Result<Option<String>> {
+/// Reads a head up to its empty line; `None` at a clean end of stream.
+pub fn read_head(reader: &mut BufReader<TcpStream>) -> io::Result<Option<String>> {
     let mut head = String::new();
     loop {
         let mut line = String::new();
