@@ -5,7 +5,7 @@ use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criteri
 use std::net::IpAddr;
 use tcpvs::schedulers::{pick_server, RequestInfo, SchedulerKind};
 use tcpvs::table::{
-    Protocol, RuleSpec, ServerAddr, ServerSpec, ServiceSpec, Settings, Table, TableSpec, Weight,
+    RuleSpec, SchedOptions, ServerAddr, ServerSpec, ServiceSpec, Settings, Table, TableSpec, Weight,
 };
 
 fn table(servers: u16) -> Table {
@@ -15,11 +15,6 @@ fn table(servers: u16) -> Table {
     let spec = TableSpec {
         settings: Settings::default(),
         services: vec![ServiceSpec {
-            ident: "web".parse().unwrap(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            protocol: Protocol::Http,
-            scheduler: SchedulerKind::Wlc,
-            forwarded_proto: None,
             servers: addrs
                 .iter()
                 .enumerate()
@@ -32,13 +27,15 @@ fn table(servers: u16) -> Table {
                 RuleSpec {
                     pattern: "^/cgi-bin/".into(),
                     servers: addrs[..1].to_vec(),
+                    match_group: None,
                 },
                 RuleSpec {
                     pattern: r"\.(jpg|png|gif)$".into(),
                     servers: addrs[addrs.len() / 2..].to_vec(),
+                    match_group: None,
                 },
             ],
-            default: None,
+            ..ServiceSpec::new("web".parse().unwrap(), "127.0.0.1:0".parse().unwrap())
         }],
     };
     Table::build(spec, None).unwrap()
@@ -50,7 +47,7 @@ fn decisions(c: &mut Criterion) {
         let table = table(servers);
         let service = &table.services[0];
         for kind in SchedulerKind::ALL {
-            let scheduler = kind.build();
+            let scheduler = kind.build(&SchedOptions::new());
             group.bench_with_input(BenchmarkId::new(kind.name(), servers), &servers, |b, _| {
                 b.iter(|| {
                     let path = black_box("/static/products/shoe.jpg");

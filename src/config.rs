@@ -24,6 +24,13 @@ pub struct DaemonOptions {
     pub workers: Option<usize>,
     /// A tracing filter such as `info` or `tcpvs=debug`.
     pub log_level: Option<String>,
+    /// The control socket for tcpvsadm; `None`: the default path.
+    pub control_socket: Option<PathBuf>,
+    /// A group whose members may use the control socket besides root and
+    /// the daemon's own user.
+    pub control_group: Option<String>,
+    /// Where the table is saved after each edit and loaded from at start.
+    pub state_file: Option<PathBuf>,
 }
 
 /// A loaded configuration.
@@ -157,6 +164,9 @@ fn convert(raw: RawConfig) -> Result<Config, Located> {
         daemon: DaemonOptions {
             workers,
             log_level: raw.log_level,
+            control_socket: raw.control_socket,
+            control_group: raw.control_group,
+            state_file: raw.state_file,
         },
         table: TableSpec { settings, services },
     })
@@ -237,9 +247,15 @@ fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
         .enumerate()
         .map(|(j, r)| {
             let at = key(&format!("rule[{j}].servers"));
+            let match_group = r
+                .match_group
+                .as_ref()
+                .map(|g| count(g, &key(&format!("rule[{j}].match_group")), 0..=99))
+                .transpose()?;
             Ok(RuleSpec {
                 pattern: r.pattern.get_ref().clone(),
                 servers: server_list(&r.servers, &at)?,
+                match_group,
             })
         })
         .collect::<Result<_, Located>>()?;
@@ -248,11 +264,25 @@ fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
         .as_ref()
         .map(|d| server_list(d.get_ref(), &key("default")))
         .transpose()?;
+    let sched_opts = raw
+        .sched_opts
+        .iter()
+        .flatten()
+        .map(|(name, value)| {
+            let text = match value {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (name.clone(), text)
+        })
+        .collect();
     Ok(ServiceSpec {
         ident,
         listen,
         protocol,
         scheduler,
+        sched_opts,
+        enabled: raw.enabled.unwrap_or(true),
         forwarded_proto: raw.forwarded_proto,
         servers,
         rules,
@@ -298,6 +328,53 @@ where
     })
 }
 
+/// The services of a table in the configuration format (what the state file
+/// holds): loading it back gives the same services.
+pub fn services_to_toml(services: &[ServiceSpec]) -> String {
+    use std::fmt::Write;
+    let quote = |text: &str| toml::Value::String(text.to_string()).to_string();
+    let list = |addrs: &[ServerAddr]| {
+        let items: Vec<String> = addrs.iter().map(|a| quote(&a.to_string())).collect();
+        format!("[{}]", items.join(", "))
+    };
+    let mut out = String::new();
+    for service in services {
+        let _ = writeln!(out, "[[service]]");
+        let _ = writeln!(out, "ident = {}", quote(service.ident.as_str()));
+        let _ = writeln!(out, "listen = {}", quote(&service.listen.to_string()));
+        let _ = writeln!(out, "protocol = {}", quote(&service.protocol.to_string()));
+        let _ = writeln!(out, "scheduler = {}", quote(service.scheduler.name()));
+        let _ = writeln!(out, "enabled = {}", service.enabled);
+        if let Some(proto) = &service.forwarded_proto {
+            let _ = writeln!(out, "forwarded_proto = {}", quote(proto));
+        }
+        if let Some(default) = &service.default {
+            let _ = writeln!(out, "default = {}", list(default));
+        }
+        if !service.sched_opts.is_empty() {
+            let _ = writeln!(out, "[service.sched_opts]");
+            for (name, value) in &service.sched_opts {
+                let _ = writeln!(out, "{} = {}", quote(name), quote(value));
+            }
+        }
+        for server in &service.servers {
+            let _ = writeln!(out, "[[service.server]]");
+            let _ = writeln!(out, "address = {}", quote(&server.addr.to_string()));
+            let _ = writeln!(out, "weight = {}", server.weight.0);
+        }
+        for rule in &service.rules {
+            let _ = writeln!(out, "[[service.rule]]");
+            let _ = writeln!(out, "pattern = {}", quote(&rule.pattern));
+            let _ = writeln!(out, "servers = {}", list(&rule.servers));
+            if let Some(group) = rule.match_group {
+                let _ = writeln!(out, "match_group = {group}");
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// Parses `250ms`, `10s`, `2m`, `1h`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -329,6 +406,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 struct RawConfig {
     workers: Option<Spanned<i64>>,
     log_level: Option<String>,
+    control_socket: Option<PathBuf>,
+    control_group: Option<String>,
+    state_file: Option<PathBuf>,
     access_log: Option<bool>,
     limits: Option<RawLimits>,
     timeouts: Option<RawTimeouts>,
@@ -370,6 +450,8 @@ struct RawService {
     protocol: Option<Spanned<String>>,
     scheduler: Option<Spanned<String>>,
     forwarded_proto: Option<String>,
+    enabled: Option<bool>,
+    sched_opts: Option<std::collections::BTreeMap<String, toml::Value>>,
     default: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     server: Vec<RawServer>,
@@ -389,6 +471,7 @@ struct RawServer {
 struct RawRule {
     pattern: Spanned<String>,
     servers: Vec<Spanned<String>>,
+    match_group: Option<Spanned<i64>>,
 }
 
 #[cfg(test)]
@@ -479,6 +562,18 @@ servers = ["127.0.0.1:9002"]
             message.starts_with("t.toml:23: service[0].rule[0]:"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn services_round_trip_through_toml() {
+        let mut config = parse(GOOD, Path::new("t.toml")).unwrap();
+        let web = &mut config.table.services[0];
+        web.enabled = false;
+        web.rules[0].match_group = Some(1);
+        web.rules[0].pattern = "^/images/(\"quoted\")".into();
+        let text = services_to_toml(&config.table.services);
+        let back = parse(&text, Path::new("state.toml")).unwrap();
+        assert_eq!(back.table.services, config.table.services, "{text}");
     }
 
     #[test]

@@ -13,10 +13,7 @@ use tokio::time::{Duration, Instant};
 
 use crate::net::{self, Conn, Listener};
 use crate::protocols::http::{parse_request, BodyFraming, ChunkedDecoder, Limits};
-use crate::schedulers::SchedulerKind;
-use crate::table::{
-    Protocol, RuleSpec, ServerAddr, ServerSpec, ServiceSpec, Settings, TableSpec, Weight,
-};
+use crate::table::{RuleSpec, ServerAddr, ServerSpec, ServiceSpec, Settings, TableSpec, Weight};
 
 /// The demo's pools: name, number of servers, and the rule that routes to it
 /// (`None`: the default set).
@@ -93,20 +90,17 @@ pub fn table(listen: SocketAddr, pools: &[BackendPool]) -> TableSpec {
             pattern.map(|pattern| RuleSpec {
                 pattern: pattern.to_string(),
                 servers: addrs(name),
+                match_group: None,
             })
         })
         .collect();
     TableSpec {
         settings: Settings::default(),
         services: vec![ServiceSpec {
-            ident: "web".parse().expect("a valid ident"),
-            listen,
-            protocol: Protocol::Http,
-            scheduler: SchedulerKind::Wlc,
-            forwarded_proto: None,
             servers,
             rules,
             default: Some(addrs("static")),
+            ..ServiceSpec::new("web".parse().expect("a valid ident"), listen)
         }],
     }
 }

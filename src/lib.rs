@@ -17,3 +17,5 @@ pub mod schedulers;
 pub mod server;
 pub mod table;
 pub mod worker;
+pub mod control;
+pub mod state_file;

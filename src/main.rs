@@ -9,21 +9,26 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use arc_swap::ArcSwap;
 use tcpvs::config::{self, DaemonOptions};
+use tcpvs::control::plane::ControlPlane;
+use tcpvs::control::{socket, DEFAULT_SOCKET};
 use tcpvs::table::{Table, TableSpec};
 use tcpvs::{demo, worker};
 
 const USAGE: &str = "\
-usage: tcpvsd --config FILE [--workers N] [--log-level LEVEL] [--check]
-       tcpvsd --demo [--listen ADDR] [--workers N] [--log-level LEVEL]
+usage: tcpvsd --config FILE [OPTIONS] [--check]
+       tcpvsd --demo [--listen ADDR] [OPTIONS]
 
-  --config FILE      load services, real servers and rules from a TOML file
-  --check            only check the configuration file, then exit
-  --demo             start three built-in backend pools and a service routing
-                     /images/ and /cgi-bin/ to their own pools (no config needed)
-  --listen ADDR      the demo service's address (default 127.0.0.1:8080)
-  --workers N        worker threads, one io_uring runtime each (default: cores)
-  --log-level LEVEL  error, warn, info (access lines), debug, trace, or a
-                     tracing filter such as tcpvs=debug (default: info)";
+  --config FILE          load services, real servers and rules from a TOML file
+  --check                only check the configuration file, then exit
+  --demo                 start three built-in backend pools and a service routing
+                         /images/ and /cgi-bin/ to their own pools (no config needed)
+  --listen ADDR          the demo service's address (default 127.0.0.1:8080)
+options:
+  --workers N            worker threads, one io_uring runtime each (default: cores)
+  --log-level LEVEL      error, warn, info (access lines), debug, trace, or a
+                         tracing filter such as tcpvs=debug (default: info)
+  --control-socket PATH  where tcpvsadm talks to tcpvsd (default /run/tcpvsd.sock)
+  --state-file PATH      save the table there after each edit, load it at start";
 
 #[derive(Default)]
 struct Flags {
@@ -33,6 +38,8 @@ struct Flags {
     listen: Option<SocketAddr>,
     workers: Option<usize>,
     log_level: Option<String>,
+    control_socket: Option<PathBuf>,
+    state_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -47,7 +54,7 @@ fn main() -> ExitCode {
 
 fn run() -> anyhow::Result<()> {
     let flags = parse_flags(std::env::args().skip(1))?;
-    let (daemon, spec, pools) = if flags.demo {
+    let (mut daemon, mut spec, pools) = if flags.demo {
         let listen = flags
             .listen
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
@@ -65,20 +72,58 @@ fn run() -> anyhow::Result<()> {
         bail!("give --config FILE or --demo\n{USAGE}");
     };
     init_logging(flags.log_level.as_deref().or(daemon.log_level.as_deref()))?;
+    if let Some(path) = flags.control_socket {
+        daemon.control_socket = Some(path);
+    }
+    if let Some(path) = flags.state_file {
+        daemon.state_file = Some(path);
+    }
+    // The state file holds the table as the last edit left it: it wins over
+    // the services of the configuration file.
+    if let Some(path) = daemon.state_file.as_deref().filter(|p| p.exists()) {
+        spec.services = config::load(path)
+            .with_context(|| {
+                "loading the state file (move it away to start from the configuration)"
+            })?
+            .table
+            .services;
+        tracing::info!(state_file = %path.display(), "table loaded from the state file");
+    }
     let workers = flags
         .workers
         .or(daemon.workers)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    serve(spec, workers, &pools)
+    serve(spec, workers, &daemon, &pools)
 }
 
-fn serve(spec: TableSpec, workers: usize, pools: &[demo::BackendPool]) -> anyhow::Result<()> {
+fn serve(
+    spec: TableSpec,
+    workers: usize,
+    daemon: &DaemonOptions,
+    pools: &[demo::BackendPool],
+) -> anyhow::Result<()> {
     let table = Table::build(spec, None).map_err(|(_, e)| anyhow::anyhow!(e))?;
     let table = Arc::new(ArcSwap::from_pointee(table));
-    let running = worker::start(table.clone(), workers)?;
+    let running = Arc::new(worker::Workers::start(table.clone(), workers)?);
+    let plane = Arc::new(ControlPlane::new(
+        table.clone(),
+        running.clone(),
+        daemon.state_file.clone(),
+    ));
+    let socket_path = daemon
+        .control_socket
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
+    let access =
+        socket::Access::for_daemon(daemon.control_group.as_deref()).context("control_group")?;
+    socket::serve(&socket_path, plane, access)?;
+    println!("tcpvsd: control socket {}", socket_path.display());
+    let listening = running.listening();
     let snapshot = table.load();
     for service in &snapshot.services {
-        let addr = running.listening[&service.ident];
+        let Some(&addr) = listening.get(&service.ident) else {
+            continue;
+        };
         println!(
             "tcpvsd: service {} ({}, {}) listening on {addr} with {} real servers, {workers} workers",
             service.ident,
@@ -143,6 +188,10 @@ fn parse_flags(mut args: impl Iterator<Item = String>) -> anyhow::Result<Flags> 
                 }
             }
             "--log-level" => flags.log_level = Some(value("--log-level")?),
+            "--control-socket" | "--socket" => {
+                flags.control_socket = Some(value("--control-socket")?.into())
+            }
+            "--state-file" => flags.state_file = Some(value("--state-file")?.into()),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);

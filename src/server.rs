@@ -47,6 +47,13 @@ impl ServerState {
         until != 0 && now_ms() < until
     }
 
+    /// Zeroes the request and failure counters (`tcpvsadm -Z`); the active
+    /// count is live and stays.
+    pub fn zero(&self) {
+        self.requests.store(0, Ordering::Relaxed);
+        self.failures.store(0, Ordering::Relaxed);
+    }
+
     /// Clears a failure mark after a success.
     pub fn mark_ok(&self) {
         if self.failed_until_ms.load(Ordering::Relaxed) != 0 {

@@ -187,6 +187,9 @@ pub struct ServerSpec {
 pub struct RuleSpec {
     pub pattern: String,
     pub servers: Vec<ServerAddr>,
+    /// KTCPVS `-m N`: the regex capture group whose hash picks the server
+    /// (stickiness by user, as `hhttp`); `None`: the scheduler picks.
+    pub match_group: Option<u32>,
 }
 
 /// A virtual service as described.
@@ -196,6 +199,10 @@ pub struct ServiceSpec {
     pub listen: SocketAddr,
     pub protocol: Protocol,
     pub scheduler: SchedulerKind,
+    /// Scheduler parameters (`--sched-opt low=25,high=65`), checked by the scheduler.
+    pub sched_opts: SchedOptions,
+    /// Whether the service accepts connections (`tcpvsadm --start/--stop`).
+    pub enabled: bool,
     /// Add `X-Forwarded-Proto` with this value to requests.
     pub forwarded_proto: Option<String>,
     pub servers: Vec<ServerSpec>,
@@ -203,6 +210,27 @@ pub struct ServiceSpec {
     pub rules: Vec<RuleSpec>,
     /// Servers for requests no rule matches; `None` means all servers.
     pub default: Option<Vec<ServerAddr>>,
+}
+
+/// Named scheduler parameters, in name order.
+pub type SchedOptions = std::collections::BTreeMap<String, String>;
+
+impl ServiceSpec {
+    /// A started `http` service scheduled by `wlc`, with no servers or rules.
+    pub fn new(ident: ServiceId, listen: SocketAddr) -> Self {
+        Self {
+            ident,
+            listen,
+            protocol: Protocol::Http,
+            scheduler: SchedulerKind::Wlc,
+            sched_opts: SchedOptions::new(),
+            enabled: true,
+            forwarded_proto: None,
+            servers: Vec::new(),
+            rules: Vec::new(),
+            default: None,
+        }
+    }
 }
 
 /// The whole table as described.
@@ -245,6 +273,18 @@ pub enum TableError {
     },
     #[error("the default set of service `{0}` names {1}, which is not one of its real servers")]
     UnknownDefaultServer(ServiceId, ServerAddr),
+    #[error("scheduler {scheduler} of service `{service}`: {reason}")]
+    BadSchedOption {
+        service: ServiceId,
+        scheduler: SchedulerKind,
+        reason: String,
+    },
+    #[error("rule `{pattern}` uses capture group {group}, but the pattern has only {groups}")]
+    BadMatchGroup {
+        pattern: String,
+        group: u32,
+        groups: usize,
+    },
 }
 
 /// A real server in a built table.
@@ -260,6 +300,7 @@ pub struct RealServer {
 pub struct ContentRule {
     pub pattern: Regex,
     pub servers: Vec<Arc<RealServer>>,
+    pub match_group: Option<u32>,
 }
 
 /// A virtual service in a built table.
@@ -269,6 +310,8 @@ pub struct Service {
     pub listen: SocketAddr,
     pub protocol: Protocol,
     pub scheduler: Arc<dyn Scheduler>,
+    pub sched_opts: SchedOptions,
+    pub enabled: bool,
     pub forwarded_proto: Option<String>,
     pub servers: Vec<Arc<RealServer>>,
     pub rules: Vec<ContentRule>,
@@ -306,7 +349,10 @@ impl Table {
                     TableError::DuplicateService(other.ident.clone()),
                 ));
             }
-            if let Some(other) = services.iter().find(|s| s.listen == service.listen) {
+            // Port 0 asks for an ephemeral port: each such service gets its own.
+            let same_listen =
+                |s: &&Arc<Service>| s.listen == service.listen && service.listen.port() != 0;
+            if let Some(other) = services.iter().find(same_listen) {
                 let error = TableError::DuplicateListen(
                     other.ident.clone(),
                     service.ident.clone(),
@@ -386,9 +432,22 @@ fn build_service(
             })?;
             members.push(Arc::clone(server));
         }
+        if let Some(group) = rule.match_group {
+            // Group 0 is the whole match; captures_len counts it.
+            let groups = pattern.captures_len() - 1;
+            if group as usize > groups {
+                let error = TableError::BadMatchGroup {
+                    pattern: rule.pattern.clone(),
+                    group,
+                    groups,
+                };
+                return Err((Site::Rule(index, i), error));
+            }
+        }
         rules.push(ContentRule {
             pattern,
             servers: members,
+            match_group: rule.match_group,
         });
     }
 
@@ -405,10 +464,25 @@ fn build_service(
             .collect::<Result<_, _>>()?,
     };
 
-    // Scheduler memory survives an edit unless the algorithm itself changed.
+    spec.scheduler
+        .check_options(&spec.sched_opts)
+        .map_err(|reason| {
+            let error = TableError::BadSchedOption {
+                service: spec.ident.clone(),
+                scheduler: spec.scheduler,
+                reason,
+            };
+            (Site::Service(index), error)
+        })?;
+    // Scheduler memory survives an edit unless the algorithm or its
+    // parameters changed.
     let scheduler = match old {
-        Some(old) if old.scheduler.kind() == spec.scheduler => old.scheduler.clone(),
-        _ => spec.scheduler.build(),
+        Some(old)
+            if old.scheduler.kind() == spec.scheduler && old.sched_opts == spec.sched_opts =>
+        {
+            old.scheduler.clone()
+        }
+        _ => spec.scheduler.build(&spec.sched_opts),
     };
 
     Ok(Service {
@@ -416,6 +490,8 @@ fn build_service(
         listen: spec.listen,
         protocol: spec.protocol,
         scheduler,
+        sched_opts: spec.sched_opts.clone(),
+        enabled: spec.enabled,
         forwarded_proto: spec.forwarded_proto.clone(),
         servers,
         rules,
@@ -436,11 +512,6 @@ mod tests {
         TableSpec {
             settings: Settings::default(),
             services: vec![ServiceSpec {
-                ident: "web".parse().unwrap(),
-                listen: "127.0.0.1:8080".parse().unwrap(),
-                protocol: Protocol::Http,
-                scheduler: SchedulerKind::Wlc,
-                forwarded_proto: None,
                 servers: [1, 2, 3]
                     .map(|p| ServerSpec {
                         addr: addr(p),
@@ -451,13 +522,16 @@ mod tests {
                     RuleSpec {
                         pattern: "^/images/".into(),
                         servers: vec![addr(2)],
+                        match_group: None,
                     },
                     RuleSpec {
                         pattern: "^/cgi-bin/".into(),
                         servers: vec![addr(3)],
+                        match_group: None,
                     },
                 ],
                 default: Some(vec![addr(1)]),
+                ..ServiceSpec::new("web".parse().unwrap(), "127.0.0.1:8080".parse().unwrap())
             }],
         }
     }

@@ -1,17 +1,25 @@
 //! Thread-per-core workers: one io_uring runtime per thread, each with its own
-//! SO_REUSEPORT listener for every virtual service, so the kernel spreads
-//! connections over the cores and a connection never leaves its core.
+//! SO_REUSEPORT listener for every started virtual service, so the kernel
+//! spreads connections over the cores and a connection never leaves its core.
+//!
+//! Listeners follow the table: when an edit adds or starts a service, the
+//! control thread binds one socket per worker (so a busy address is reported
+//! before the edit is taken) and hands them over; when an edit removes or
+//! stops one, its sockets are shut down, which ends their accept loops.
+//! Connections already accepted finish undisturbed.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use crate::net::{self, Listener};
 use crate::pool::Pool;
@@ -26,82 +34,217 @@ pub struct WorkerContext {
     pub pool: RefCell<Pool>,
 }
 
-/// Running workers and the addresses their services actually listen on.
+/// A socket handed to a worker, with the flag that tells its accept loop a
+/// failed accept means "closed on purpose".
+struct Handover {
+    service: ServiceId,
+    socket: StdListener,
+    closed: Arc<AtomicBool>,
+}
+
+/// The listening sockets of one service across all workers.
+struct Group {
+    listen: SocketAddr,
+    bound: SocketAddr,
+    /// Duplicates of the workers' sockets, kept to shut them down.
+    sockets: Vec<StdListener>,
+    closed: Arc<AtomicBool>,
+}
+
+impl Group {
+    fn close(self) {
+        self.closed.store(true, Ordering::Release);
+        for socket in &self.sockets {
+            // Completes the accept each worker has posted on its copy.
+            let _ = socket2::SockRef::from(socket).shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+/// Listening sockets bound for a new table, not yet handed to the workers.
+pub struct Pending {
+    open: Vec<(ServiceId, Group, Vec<StdListener>)>,
+    close: Vec<ServiceId>,
+}
+
+/// Running workers and the services they listen for.
 pub struct Workers {
-    pub listening: HashMap<ServiceId, SocketAddr>,
-    threads: Vec<JoinHandle<()>>,
+    senders: Vec<UnboundedSender<Handover>>,
+    groups: Mutex<HashMap<ServiceId, Group>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Workers {
+    /// Starts `count` workers and binds every started service of `table`.
+    pub fn start(table: Arc<ArcSwap<Table>>, count: usize) -> io::Result<Workers> {
+        let count = count.max(1);
+        let mut senders = Vec::with_capacity(count);
+        let mut threads = Vec::with_capacity(count);
+        for i in 0..count {
+            let (tx, rx) = unbounded_channel();
+            let table = table.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("tcpvs-worker-{i}"))
+                .spawn(move || net::start(run(table, rx)))?;
+            senders.push(tx);
+            threads.push(thread);
+        }
+        let workers = Workers {
+            senders,
+            groups: Mutex::new(HashMap::new()),
+            threads: Mutex::new(threads),
+        };
+        let pending = workers.prepare(&table.load())?;
+        workers.commit(pending);
+        Ok(workers)
+    }
+
+    /// Where each started service actually listens.
+    pub fn listening(&self) -> HashMap<ServiceId, SocketAddr> {
+        self.lock()
+            .iter()
+            .map(|(ident, group)| (ident.clone(), group.bound))
+            .collect()
+    }
+
+    /// Binds what `table` needs that is not bound yet, and lists what it no
+    /// longer needs. Nothing changes for the workers until [`commit`].
+    ///
+    /// [`commit`]: Workers::commit
+    pub fn prepare(&self, table: &Table) -> io::Result<Pending> {
+        let groups = self.lock();
+        let mut open = Vec::new();
+        for service in table.services.iter().filter(|s| s.enabled) {
+            let current = groups.get(&service.ident);
+            if current.is_some_and(|group| group.listen == service.listen) {
+                continue;
+            }
+            // Dropping `open` on error closes what this call already bound.
+            let (bound, sockets) = bind_group(service.listen, self.senders.len()).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "service {}: cannot listen on {}: {e}",
+                        service.ident, service.listen
+                    ),
+                )
+            })?;
+            let duplicates = sockets
+                .iter()
+                .map(StdListener::try_clone)
+                .collect::<io::Result<Vec<_>>>()?;
+            let group = Group {
+                listen: service.listen,
+                bound,
+                sockets: duplicates,
+                closed: Arc::new(AtomicBool::new(false)),
+            };
+            open.push((service.ident.clone(), group, sockets));
+        }
+        let close = groups
+            .iter()
+            .filter(|(ident, group)| {
+                let wanted = table
+                    .service(ident)
+                    .is_some_and(|s| s.enabled && s.listen == group.listen);
+                !wanted
+            })
+            .map(|(ident, _)| ident.clone())
+            .collect();
+        Ok(Pending { open, close })
+    }
+
+    /// Hands new sockets to the workers and shuts down the unneeded ones.
+    pub fn commit(&self, pending: Pending) {
+        let mut groups = self.lock();
+        for ident in pending.close {
+            if let Some(group) = groups.remove(&ident) {
+                group.close();
+            }
+        }
+        for (ident, group, sockets) in pending.open {
+            if let Some(old) = groups.remove(&ident) {
+                old.close();
+            }
+            for (sender, socket) in self.senders.iter().zip(sockets) {
+                let handover = Handover {
+                    service: ident.clone(),
+                    socket,
+                    closed: group.closed.clone(),
+                };
+                if sender.send(handover).is_err() {
+                    tracing::error!(service = %ident, "a worker has stopped");
+                }
+            }
+            groups.insert(ident, group);
+        }
+    }
+
     /// Blocks until every worker thread has ended.
-    pub fn join(self) {
-        for thread in self.threads {
+    pub fn join(&self) {
+        let threads =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        for thread in threads {
             let _ = thread.join();
         }
     }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ServiceId, Group>> {
+        self.groups.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
-/// Binds every service of `table` and starts `count` workers serving them.
-pub fn start(table: Arc<ArcSwap<Table>>, count: usize) -> io::Result<Workers> {
-    let count = count.max(1);
-    let snapshot = table.load_full();
-    let mut listening = HashMap::new();
-    // per_worker[i] = the sockets worker i accepts on.
-    let mut per_worker: Vec<Vec<(ServiceId, StdListener)>> =
-        (0..count).map(|_| Vec::new()).collect();
-    for service in &snapshot.services {
-        let (bound, sockets) = net::bind_group(service.listen, count).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!(
-                    "service {}: cannot listen on {}: {e}",
-                    service.ident, service.listen
-                ),
-            )
-        })?;
-        listening.insert(service.ident.clone(), bound);
-        for (worker, socket) in per_worker.iter_mut().zip(sockets) {
-            worker.push((service.ident.clone(), socket));
+/// Binds a SO_REUSEPORT group, retrying briefly while a group just closed on
+/// the same address is still being released by its workers.
+fn bind_group(addr: SocketAddr, count: usize) -> io::Result<(SocketAddr, Vec<StdListener>)> {
+    let mut tries = 0;
+    loop {
+        match net::bind_group(addr, count) {
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && tries < 25 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            result => return result,
         }
     }
-    let threads = per_worker
-        .into_iter()
-        .enumerate()
-        .map(|(i, sockets)| {
-            let table = table.clone();
-            std::thread::Builder::new()
-                .name(format!("tcpvs-worker-{i}"))
-                .spawn(move || net::start(run(table, sockets)))
-        })
-        .collect::<io::Result<_>>()?;
-    Ok(Workers { listening, threads })
 }
 
-async fn run(table: Arc<ArcSwap<Table>>, sockets: Vec<(ServiceId, StdListener)>) {
+async fn run(table: Arc<ArcSwap<Table>>, mut handovers: UnboundedReceiver<Handover>) {
     let ctx = Rc::new(WorkerContext {
         table,
         pool: RefCell::new(Pool::default()),
     });
-    for (service, socket) in sockets {
-        net::spawn(accept_loop(
-            ctx.clone(),
-            service,
-            Listener::from_std(socket),
-        ));
-    }
     // Idle server connections are closed when they age out, even on a worker
     // that gets no request to notice them.
-    loop {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let max_idle = ctx.table.load().settings().timeouts.pool_idle;
-        ctx.pool.borrow_mut().sweep(max_idle);
+    let sweeper = ctx.clone();
+    net::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let max_idle = sweeper.table.load().settings().timeouts.pool_idle;
+            sweeper.pool.borrow_mut().sweep(max_idle);
+        }
+    });
+    while let Some(handover) = handovers.recv().await {
+        let listener = Listener::from_std(handover.socket);
+        net::spawn(accept_loop(
+            ctx.clone(),
+            handover.service,
+            listener,
+            handover.closed,
+        ));
     }
 }
 
-async fn accept_loop(ctx: Rc<WorkerContext>, service: ServiceId, listener: Listener) {
+async fn accept_loop(
+    ctx: Rc<WorkerContext>,
+    service: ServiceId,
+    listener: Listener,
+    closed: Arc<AtomicBool>,
+) {
     loop {
         match listener.accept().await {
             Ok((client, _peer)) => net::spawn(relay::serve(ctx.clone(), client, service.clone())),
+            Err(_) if closed.load(Ordering::Acquire) => return,
             Err(e) => {
                 // Out of descriptors or memory: back off instead of spinning.
                 tracing::warn!(%service, "accept failed: {e}");

@@ -13,6 +13,11 @@ use crate::net::{Conn, IoFailure};
 use crate::protocols::http::{encode_chunk_header, encode_last_chunk, ChunkEvent, ChunkedDecoder};
 
 const CRLF: Bytes = Bytes::from_static(b"\r\n");
+/// Most pieces handed to one vectored write. The kernel refuses more than
+/// IOV_MAX (1024) iovecs, and a body of tiny chunks makes three per chunk:
+/// a peer sending thousands of one-byte chunks in one read must not make the
+/// write fail.
+const MAX_PARTS: usize = 512;
 
 /// One end of a body relay: a connection and how long each wait on it may last.
 #[derive(Clone, Copy)]
@@ -119,7 +124,7 @@ pub async fn copy_chunked(
     loop {
         let mut parts: Vec<Bytes> = ahead.take().into_iter().collect();
         let mut done = false;
-        while !buf.is_empty() && !done {
+        while !buf.is_empty() && !done && parts.len() < MAX_PARTS {
             let (consumed, event) = decoder
                 .decode(buf)
                 .map_err(|e| BodyError::BadChunk(e.to_string()))?;
@@ -149,11 +154,16 @@ pub async fn copy_chunked(
                 None => {}
             }
         }
+        // Stopped by MAX_PARTS with input left: write it out, then decode the
+        // rest before reading more.
+        let capped = parts.len() >= MAX_PARTS && !buf.is_empty();
         send(to, parts).await?;
         if done {
             return Ok(());
         }
-        fill(from, buf).await?;
+        if !capped {
+            fill(from, buf).await?;
+        }
     }
 }
 
@@ -169,5 +179,70 @@ async fn fill(from: End<'_>, buf: &mut BytesMut) -> Result<(), BodyError> {
         Err(BodyError::Truncated)
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::net::{self, Listener};
+
+    fn end(conn: &Conn) -> End<'_> {
+        End {
+            conn,
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    #[test]
+    fn many_tiny_chunks_are_written_within_iov_max() {
+        // Thousands of one-byte chunks in one read: three pieces each.
+        let mut input = "1\r\nx\r\n".repeat(3000).into_bytes();
+        input.extend_from_slice(b"0\r\n\r\nnext");
+        let sink = TcpListener::bind("127.0.0.1:0").unwrap();
+        let sink_addr = sink.local_addr().unwrap();
+        let received = std::thread::spawn(move || {
+            let (mut stream, _) = sink.accept().unwrap();
+            let mut out = Vec::new();
+            stream.read_to_end(&mut out).unwrap();
+            out
+        });
+        let rest = net::start(async move {
+            let (listener, addr) = Listener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+            let writer = std::thread::spawn(move || {
+                let mut stream = TcpStream::connect(addr).unwrap();
+                stream.write_all(&input).unwrap();
+                // Held open until the relay is done, so no read sees the end.
+                std::thread::sleep(Duration::from_millis(500));
+            });
+            let (from, _) = listener.accept().await.unwrap();
+            let to = Conn::connect(sink_addr, Instant::now() + Duration::from_secs(5))
+                .await
+                .unwrap();
+            let mut buf = BytesMut::new();
+            // One read may hold the whole body: wait for it all before relaying.
+            while buf.len() < 3000 * 6 + 9 {
+                let (_, filled) = from
+                    .read(buf, Instant::now() + Duration::from_secs(5))
+                    .await
+                    .unwrap();
+                buf = filled;
+            }
+            copy_chunked(end(&from), &mut buf, end(&to), Encoding::Chunked, None)
+                .await
+                .unwrap();
+            drop(to);
+            writer.join().unwrap();
+            buf
+        });
+        assert_eq!(&rest[..], b"next");
+        let out = received.join().unwrap();
+        let mut expected = "1\r\nx\r\n".repeat(3000).into_bytes();
+        expected.extend_from_slice(b"0\r\n\r\n");
+        assert!(out == expected, "{} bytes relayed", out.len());
     }
 }

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::server::ActiveGuard;
-use crate::table::{RealServer, ServerAddr};
+use crate::table::{RealServer, SchedOptions, ServerAddr};
 
 pub use rr::RoundRobin;
 pub use wlc::WeightedLeastConnection;
@@ -63,11 +63,19 @@ impl SchedulerKind {
         }
     }
 
-    /// A fresh instance of this algorithm.
-    pub fn build(self) -> Arc<dyn Scheduler> {
+    /// A fresh instance of this algorithm with `options` (already checked).
+    pub fn build(self, _options: &SchedOptions) -> Arc<dyn Scheduler> {
         match self {
             SchedulerKind::Rr => Arc::new(RoundRobin::default()),
             SchedulerKind::Wlc => Arc::new(WeightedLeastConnection::default()),
+        }
+    }
+
+    /// Checks the parameters given for this algorithm.
+    pub fn check_options(self, options: &SchedOptions) -> Result<(), String> {
+        match options.keys().next() {
+            None => Ok(()),
+            Some(name) => Err(format!("unknown option `{name}` ({self} takes none)")),
         }
     }
 }
@@ -194,7 +202,7 @@ mod tests {
     fn excluded_server_is_never_picked() {
         let servers = servers(&[1, 1]);
         for kind in SchedulerKind::ALL {
-            let sched = kind.build();
+            let sched = kind.build(&SchedOptions::new());
             for _ in 0..10 {
                 let pick = pick_server(&*sched, &request(), &servers, &[servers[0].addr]).unwrap();
                 assert_eq!(pick.server.addr, servers[1].addr);
@@ -209,7 +217,7 @@ mod tests {
             .state
             .mark_failed(std::time::Duration::from_secs(60));
         for kind in SchedulerKind::ALL {
-            let sched = kind.build();
+            let sched = kind.build(&SchedOptions::new());
             for _ in 0..10 {
                 let pick = pick_server(&*sched, &request(), &servers, &[]).unwrap();
                 assert_eq!(pick.server.addr, servers[1].addr);
@@ -224,7 +232,7 @@ mod tests {
         fn weight_zero_is_never_picked(weights in proptest::collection::vec(0u16..4, 1..8), picks in 1usize..64) {
             let servers = servers(&weights);
             for kind in SchedulerKind::ALL {
-                let sched = kind.build();
+                let sched = kind.build(&SchedOptions::new());
                 let mut held = Vec::new();
                 for _ in 0..picks {
                     match pick_server(&*sched, &request(), &servers, &[]) {

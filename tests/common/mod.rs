@@ -10,9 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use tcpvs::schedulers::SchedulerKind;
 use tcpvs::table::{
-    Protocol, RuleSpec, ServerAddr, ServerSpec, ServiceSpec, Settings, Table, TableSpec, Weight,
+    RuleSpec, ServerAddr, ServerSpec, ServiceSpec, Settings, Table, TableSpec, Weight,
 };
 
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -24,9 +23,10 @@ pub fn start_proxy(service: ServiceSpec, settings: Settings) -> SocketAddr {
         services: vec![service],
     };
     let table = Table::build(spec, None).expect("valid table");
-    let workers = tcpvs::worker::start(Arc::new(ArcSwap::from_pointee(table)), 2).expect("workers");
+    let workers =
+        tcpvs::worker::Workers::start(Arc::new(ArcSwap::from_pointee(table)), 2).expect("workers");
     let addr = workers
-        .listening
+        .listening()
         .values()
         .next()
         .copied()
@@ -39,11 +39,6 @@ pub fn start_proxy(service: ServiceSpec, settings: Settings) -> SocketAddr {
 /// A service on 127.0.0.1:0 over `servers` (weight 1 unless given), `wlc`.
 pub fn service(servers: &[(SocketAddr, u16)], rules: &[(&str, &[SocketAddr])]) -> ServiceSpec {
     ServiceSpec {
-        ident: "web".parse().unwrap(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        protocol: Protocol::Http,
-        scheduler: SchedulerKind::Wlc,
-        forwarded_proto: None,
         servers: servers
             .iter()
             .map(|&(addr, weight)| ServerSpec {
@@ -56,9 +51,10 @@ pub fn service(servers: &[(SocketAddr, u16)], rules: &[(&str, &[SocketAddr])]) -
             .map(|(pattern, servers)| RuleSpec {
                 pattern: pattern.to_string(),
                 servers: servers.iter().map(|&a| ServerAddr(a)).collect(),
+                match_group: None,
             })
             .collect(),
-        default: None,
+        ..ServiceSpec::new("web".parse().unwrap(), "127.0.0.1:0".parse().unwrap())
     }
 }
 

@@ -77,8 +77,11 @@ pub fn parse_response(
     // An HTTP/1.0 message with Transfer-Encoding has faulty framing: close after it
     // (RFC 9112 6.1). After 101 the connection is no longer HTTP.
     let faulty = version == Version::Http10 && fields::has_field(&headers, "transfer-encoding");
-    let keep_alive =
-        persistent && !faulty && status != 101 && framing != ResponseFraming::UntilClose;
+    let keep_alive = persistent
+        && !faulty
+        && status != 101
+        && framing != ResponseFraming::UntilClose
+        && !announces_unsent_body(framing, &headers);
 
     let head = ResponseHead {
         version,
@@ -89,6 +92,16 @@ pub fn parse_response(
         keep_alive,
     };
     Ok(Some((head, len)))
+}
+
+/// Whether a bodiless response (to HEAD, or 1xx, 204, 304) announces a body all the
+/// same. A server that then sends that body in a write after the head leaves it
+/// unread on the connection, where the next request would read it as its own
+/// response (response queue poisoning): such a connection is not reused.
+fn announces_unsent_body(framing: ResponseFraming, headers: &[Header]) -> bool {
+    framing == ResponseFraming::None
+        && (fields::has_field(headers, "transfer-encoding")
+            || !matches!(fields::content_length(headers), Ok(None | Some(0))))
 }
 
 /// status-line = HTTP-version SP status-code SP [ reason-phrase ] (RFC 9112 4); a
@@ -219,9 +232,61 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
         );
         assert_eq!(head.framing, ResponseFraming::None);
-        assert!(head.keep_alive);
         let head = ok_for(&Method::Head, b"HTTP/1.1 200 OK\r\n\r\n");
         assert_eq!(head.framing, ResponseFraming::None);
+        assert!(head.keep_alive);
+    }
+
+    #[test]
+    fn bodiless_response_announcing_a_body_is_not_reused() {
+        // The body may still come, after the head: the connection is out of step.
+        for (method, buf) in [
+            (
+                &Method::Head,
+                &b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"[..],
+            ),
+            (
+                &Method::Head,
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            ),
+            (
+                &Method::Head,
+                b"HTTP/1.1 200 OK\r\nContent-Length: +1\r\n\r\n",
+            ),
+            (
+                &Method::Get,
+                b"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n",
+            ),
+            (
+                &Method::Get,
+                b"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n",
+            ),
+        ] {
+            let head = ok_for(method, buf);
+            assert_eq!(head.framing, ResponseFraming::None);
+            assert!(!head.keep_alive, "{:?}", String::from_utf8_lossy(buf));
+        }
+        // Announcing nothing, or an empty body, keeps the connection.
+        for (method, buf) in [
+            (
+                &Method::Head,
+                &b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"[..],
+            ),
+            (
+                &Method::Get,
+                b"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n",
+            ),
+            (
+                &Method::Get,
+                b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
+            ),
+        ] {
+            assert!(
+                ok_for(method, buf).keep_alive,
+                "{:?}",
+                String::from_utf8_lossy(buf)
+            );
+        }
     }
 
     #[test]

@@ -1,0 +1,713 @@
+//! The typed verbs of the control plane, shared by tcpvsd and tcpvsadm, and
+//! the one place where a verb is applied to a table description.
+//!
+//! On the wire each request is one JSON line `{"id": 7, "verb": "add-server",
+//! "ident": "web", "server": "127.0.0.1:9001", "weight": 2}` and each reply one
+//! line `{"id": 7, "ok": true}` or `{"id": 7, "ok": false, "error": "..."}`,
+//! so the socket can be driven by hand with socat.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::schedulers::SchedulerKind;
+use crate::table::{
+    Protocol, RuleSpec, SchedOptions, ServerAddr, ServerSpec, ServiceId, ServiceSpec, TableError,
+    TableSpec, Weight,
+};
+
+/// The pattern KTCPVS treats as the default rule: it stays last.
+pub const CATCH_ALL: &str = ".*";
+
+/// One request to the control socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    pub id: u64,
+    #[serde(flatten)]
+    pub verb: Verb,
+}
+
+/// What an operator can ask of a running tcpvsd.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "verb", rename_all = "kebab-case")]
+pub enum Verb {
+    /// `-A`: a new virtual service.
+    AddService(ServiceArgs),
+    /// `-E`: change a service's listen address, scheduler or its options.
+    EditService(ServiceArgs),
+    /// `-D`
+    DelService { ident: String },
+    /// `-a`
+    AddServer(ServerArgs),
+    /// `-e`: change a real server's weight (`-w 0` drains it).
+    EditServer(ServerArgs),
+    /// `-d`: in-flight requests finish; the server then disappears.
+    DelServer { ident: String, server: String },
+    /// `--add-rule`: requests matching `pattern` may go to `server`; an existing
+    /// pattern gains the server.
+    AddRule(RuleArgs),
+    /// `--del-rule`: `server` leaves the rule; a rule left empty is removed.
+    DelRule(RuleArgs),
+    /// `--add-default`: `server` joins the set for requests no rule matches.
+    AddDefault { ident: String, server: String },
+    /// `--del-default`
+    DelDefault { ident: String, server: String },
+    /// `--start`: accept connections again (one service, or all).
+    Start { ident: Option<String> },
+    /// `--stop`: stop accepting; connections in flight finish.
+    Stop { ident: Option<String> },
+    /// `-F`: delete every service.
+    Flush,
+    /// `-Z`: zero the request and failure counters.
+    Zero { ident: Option<String> },
+    /// `-L`: the table with live counters.
+    List { ident: Option<String> },
+    /// `-R`, `-f`: verbs applied all together or not at all.
+    Batch { verbs: Vec<Verb> },
+}
+
+/// Arguments of `-A` and `-E`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceArgs {
+    pub ident: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduler: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sched_opts: Option<SchedOptions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+}
+
+/// Arguments of `-a` and `-e`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerArgs {
+    pub ident: String,
+    pub server: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+}
+
+/// Arguments of `--add-rule` and `--del-rule`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleArgs {
+    pub ident: String,
+    pub pattern: String,
+    pub server: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_group: Option<u32>,
+}
+
+/// The reply to one request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    pub id: u64,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<TableView>,
+}
+
+impl Response {
+    pub fn ok(id: u64, table: Option<TableView>) -> Self {
+        Self {
+            id,
+            ok: true,
+            error: None,
+            table,
+        }
+    }
+
+    pub fn error(id: u64, reason: impl Into<String>) -> Self {
+        Self {
+            id,
+            ok: false,
+            error: Some(reason.into()),
+            table: None,
+        }
+    }
+}
+
+/// The table as `-L` and `-S` show it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableView {
+    pub generation: u64,
+    pub services: Vec<ServiceView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceView {
+    pub ident: String,
+    /// As configured (port 0 stays 0).
+    pub listen: String,
+    /// Where it actually listens, when started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound: Option<String>,
+    pub protocol: String,
+    pub scheduler: String,
+    #[serde(default)]
+    pub sched_opts: SchedOptions,
+    pub enabled: bool,
+    pub servers: Vec<ServerView>,
+    pub rules: Vec<RuleView>,
+    /// `None`: every server takes unmatched requests.
+    #[serde(default)]
+    pub default: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerView {
+    pub address: String,
+    pub weight: u16,
+    pub active: u32,
+    pub requests: u64,
+    pub failures: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleView {
+    pub pattern: String,
+    pub servers: Vec<String>,
+    #[serde(default)]
+    pub match_group: Option<u32>,
+}
+
+/// Why a verb could not be applied. The table is then left as it was.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("no service `{0}`")]
+    NoService(String),
+    #[error("service `{0}` already exists")]
+    DuplicateService(String),
+    #[error("a new service needs an address to listen on (-l address:port or -P port)")]
+    NoListen,
+    #[error("`{0}` is not an address: write IP:PORT, e.g. 192.168.10.1:80")]
+    BadAddress(String),
+    #[error("weight {0} is out of range 0..65535")]
+    BadWeight(u32),
+    #[error("server {1} is already in service `{0}`")]
+    DuplicateServer(String, ServerAddr),
+    #[error("service `{0}` has no real server {1}")]
+    NoServer(String, ServerAddr),
+    #[error("rule `{1}` of service `{0}` already sends to {2}")]
+    DuplicateRuleServer(String, String, ServerAddr),
+    #[error("service `{0}` has no rule `{1}` with server {2}")]
+    NoRule(String, String, ServerAddr),
+    #[error("{0} is already in the default set of service `{1}`")]
+    DuplicateDefault(ServerAddr, String),
+    #[error("{0} is not in the default set of service `{1}`")]
+    NoDefault(ServerAddr, String),
+    #[error("an empty pattern matches everything; use `.*` for the default rule")]
+    EmptyPattern,
+    #[error("{0}")]
+    Table(#[from] TableError),
+    #[error("{0}")]
+    Scheduler(String),
+    #[error("{verb} cannot be part of a batch")]
+    NotBatchable { verb: &'static str },
+    #[error("command {index} of the batch: {error}")]
+    InBatch {
+        index: usize,
+        error: Box<CommandError>,
+    },
+}
+
+impl Verb {
+    /// The verb's name on the wire.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Verb::AddService(_) => "add-service",
+            Verb::EditService(_) => "edit-service",
+            Verb::DelService { .. } => "del-service",
+            Verb::AddServer(_) => "add-server",
+            Verb::EditServer(_) => "edit-server",
+            Verb::DelServer { .. } => "del-server",
+            Verb::AddRule(_) => "add-rule",
+            Verb::DelRule(_) => "del-rule",
+            Verb::AddDefault { .. } => "add-default",
+            Verb::DelDefault { .. } => "del-default",
+            Verb::Start { .. } => "start",
+            Verb::Stop { .. } => "stop",
+            Verb::Flush => "flush",
+            Verb::Zero { .. } => "zero",
+            Verb::List { .. } => "list",
+            Verb::Batch { .. } => "batch",
+        }
+    }
+
+    /// Whether the verb changes the table (as opposed to reading it or
+    /// touching live counters only).
+    pub fn edits(&self) -> bool {
+        !matches!(self, Verb::List { .. } | Verb::Zero { .. })
+    }
+
+    /// Applies an editing verb to `spec`. On error `spec` may be half edited:
+    /// callers apply to a copy and keep it only on success.
+    pub fn apply(&self, spec: &mut TableSpec) -> Result<(), CommandError> {
+        match self {
+            Verb::AddService(args) => add_service(spec, args),
+            Verb::EditService(args) => edit_service(spec, args),
+            Verb::DelService { ident } => {
+                let index = service_index(spec, ident)?;
+                spec.services.remove(index);
+                Ok(())
+            }
+            Verb::AddServer(args) => {
+                let service = service_mut(spec, &args.ident)?;
+                let addr = server_addr(&args.server)?;
+                if service.servers.iter().any(|s| s.addr == addr) {
+                    return Err(CommandError::DuplicateServer(args.ident.clone(), addr));
+                }
+                let weight = args.weight.map_or(Ok(Weight::DEFAULT), weight)?;
+                service.servers.push(ServerSpec { addr, weight });
+                Ok(())
+            }
+            Verb::EditServer(args) => {
+                let service = service_mut(spec, &args.ident)?;
+                let addr = server_addr(&args.server)?;
+                let server = service
+                    .servers
+                    .iter_mut()
+                    .find(|s| s.addr == addr)
+                    .ok_or_else(|| CommandError::NoServer(args.ident.clone(), addr))?;
+                if let Some(w) = args.weight {
+                    server.weight = weight(w)?;
+                }
+                Ok(())
+            }
+            Verb::DelServer { ident, server } => del_server(spec, ident, server),
+            Verb::AddRule(args) => add_rule(spec, args),
+            Verb::DelRule(args) => del_rule(spec, args),
+            Verb::AddDefault { ident, server } => {
+                let service = service_mut(spec, ident)?;
+                let addr = member(service, server)?;
+                let set = service.default.get_or_insert_with(Vec::new);
+                if set.contains(&addr) {
+                    return Err(CommandError::DuplicateDefault(addr, ident.clone()));
+                }
+                set.push(addr);
+                Ok(())
+            }
+            Verb::DelDefault { ident, server } => {
+                let service = service_mut(spec, ident)?;
+                let addr = server_addr(server)?;
+                let set = service.default.as_mut();
+                let Some(set) = set.filter(|set| set.contains(&addr)) else {
+                    return Err(CommandError::NoDefault(addr, ident.clone()));
+                };
+                set.retain(|a| *a != addr);
+                if set.is_empty() {
+                    service.default = None;
+                }
+                Ok(())
+            }
+            Verb::Start { ident } => set_enabled(spec, ident.as_deref(), true),
+            Verb::Stop { ident } => set_enabled(spec, ident.as_deref(), false),
+            Verb::Flush => {
+                spec.services.clear();
+                Ok(())
+            }
+            Verb::Batch { verbs } => {
+                for (index, verb) in verbs.iter().enumerate() {
+                    if !verb.edits() || matches!(verb, Verb::Batch { .. }) {
+                        return Err(CommandError::NotBatchable { verb: verb.name() });
+                    }
+                    verb.apply(spec).map_err(|error| CommandError::InBatch {
+                        index: index + 1,
+                        error: Box::new(error),
+                    })?;
+                }
+                Ok(())
+            }
+            // Not edits: the control plane answers them without a new table.
+            Verb::Zero { .. } | Verb::List { .. } => Ok(()),
+        }
+    }
+}
+
+fn add_service(spec: &mut TableSpec, args: &ServiceArgs) -> Result<(), CommandError> {
+    let ident: ServiceId = args.ident.parse()?;
+    if spec.services.iter().any(|s| s.ident == ident) {
+        return Err(CommandError::DuplicateService(args.ident.clone()));
+    }
+    let listen = args.listen.as_deref().ok_or(CommandError::NoListen)?;
+    let mut service = ServiceSpec::new(ident, socket_addr(listen)?);
+    apply_service_args(&mut service, args)?;
+    spec.services.push(service);
+    Ok(())
+}
+
+fn edit_service(spec: &mut TableSpec, args: &ServiceArgs) -> Result<(), CommandError> {
+    let service = service_mut(spec, &args.ident)?;
+    if let Some(listen) = &args.listen {
+        service.listen = socket_addr(listen)?;
+    }
+    apply_service_args(service, args)
+}
+
+fn apply_service_args(service: &mut ServiceSpec, args: &ServiceArgs) -> Result<(), CommandError> {
+    if let Some(name) = &args.scheduler {
+        let kind = scheduler_kind(name)?;
+        if kind != service.scheduler && args.sched_opts.is_none() {
+            // Options belong to the algorithm they were given for.
+            service.sched_opts.clear();
+        }
+        service.scheduler = kind;
+    }
+    if let Some(options) = &args.sched_opts {
+        service.sched_opts = options.clone();
+    }
+    if let Some(protocol) = &args.protocol {
+        service.protocol = protocol.parse::<Protocol>()?;
+    }
+    Ok(())
+}
+
+/// Scheduler names, with KTCPVS's own accepted as aliases: its `http` and
+/// `phttp` are content rules plus weighted least-connection, which is what
+/// every service here does with `wlc`.
+fn scheduler_kind(name: &str) -> Result<SchedulerKind, CommandError> {
+    match name {
+        "http" | "phttp" => Ok(SchedulerKind::Wlc),
+        other => other
+            .parse()
+            .map_err(|e: crate::schedulers::UnknownScheduler| {
+                CommandError::Scheduler(e.to_string())
+            }),
+    }
+}
+
+fn del_server(spec: &mut TableSpec, ident: &str, server: &str) -> Result<(), CommandError> {
+    let service = service_mut(spec, ident)?;
+    let addr = server_addr(server)?;
+    let before = service.servers.len();
+    service.servers.retain(|s| s.addr != addr);
+    if service.servers.len() == before {
+        return Err(CommandError::NoServer(ident.to_string(), addr));
+    }
+    // The server leaves every rule and the default set with it.
+    for rule in &mut service.rules {
+        rule.servers.retain(|a| *a != addr);
+    }
+    service.rules.retain(|rule| !rule.servers.is_empty());
+    if let Some(set) = &mut service.default {
+        set.retain(|a| *a != addr);
+        if set.is_empty() {
+            service.default = None;
+        }
+    }
+    Ok(())
+}
+
+fn add_rule(spec: &mut TableSpec, args: &RuleArgs) -> Result<(), CommandError> {
+    if args.pattern.is_empty() {
+        return Err(CommandError::EmptyPattern);
+    }
+    let service = service_mut(spec, &args.ident)?;
+    let addr = member(service, &args.server)?;
+    if let Some(rule) = service.rules.iter_mut().find(|r| r.pattern == args.pattern) {
+        if rule.servers.contains(&addr) {
+            return Err(CommandError::DuplicateRuleServer(
+                args.ident.clone(),
+                args.pattern.clone(),
+                addr,
+            ));
+        }
+        rule.servers.push(addr);
+        if args.match_group.is_some() {
+            rule.match_group = args.match_group;
+        }
+        return Ok(());
+    }
+    let rule = RuleSpec {
+        pattern: args.pattern.clone(),
+        servers: vec![addr],
+        match_group: args.match_group,
+    };
+    // A new rule is tried after the existing ones, but before KTCPVS's
+    // default `.*`, which stays last whatever order rules are typed in.
+    let at = service
+        .rules
+        .iter()
+        .position(|r| r.pattern == CATCH_ALL)
+        .unwrap_or(service.rules.len());
+    service.rules.insert(at, rule);
+    Ok(())
+}
+
+fn del_rule(spec: &mut TableSpec, args: &RuleArgs) -> Result<(), CommandError> {
+    let service = service_mut(spec, &args.ident)?;
+    let addr = server_addr(&args.server)?;
+    let missing = || CommandError::NoRule(args.ident.clone(), args.pattern.clone(), addr);
+    let index = service
+        .rules
+        .iter()
+        .position(|r| r.pattern == args.pattern && r.servers.contains(&addr))
+        .ok_or_else(missing)?;
+    let rule = &mut service.rules[index];
+    rule.servers.retain(|a| *a != addr);
+    if rule.servers.is_empty() {
+        service.rules.remove(index);
+    }
+    Ok(())
+}
+
+fn set_enabled(
+    spec: &mut TableSpec,
+    ident: Option<&str>,
+    enabled: bool,
+) -> Result<(), CommandError> {
+    match ident {
+        Some(ident) => service_mut(spec, ident)?.enabled = enabled,
+        None => spec.services.iter_mut().for_each(|s| s.enabled = enabled),
+    }
+    Ok(())
+}
+
+fn service_index(spec: &TableSpec, ident: &str) -> Result<usize, CommandError> {
+    spec.services
+        .iter()
+        .position(|s| s.ident.as_str() == ident)
+        .ok_or_else(|| CommandError::NoService(ident.to_string()))
+}
+
+fn service_mut<'a>(
+    spec: &'a mut TableSpec,
+    ident: &str,
+) -> Result<&'a mut ServiceSpec, CommandError> {
+    let index = service_index(spec, ident)?;
+    Ok(&mut spec.services[index])
+}
+
+/// `server` as an address that must already be a real server of `service`.
+fn member(service: &ServiceSpec, server: &str) -> Result<ServerAddr, CommandError> {
+    let addr = server_addr(server)?;
+    if service.servers.iter().any(|s| s.addr == addr) {
+        Ok(addr)
+    } else {
+        Err(CommandError::NoServer(service.ident.to_string(), addr))
+    }
+}
+
+fn server_addr(text: &str) -> Result<ServerAddr, CommandError> {
+    socket_addr(text).map(ServerAddr)
+}
+
+fn socket_addr(text: &str) -> Result<SocketAddr, CommandError> {
+    text.parse()
+        .map_err(|_| CommandError::BadAddress(text.to_string()))
+}
+
+fn weight(value: u32) -> Result<Weight, CommandError> {
+    u16::try_from(value)
+        .map(Weight)
+        .map_err(|_| CommandError::BadWeight(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(spec: &mut TableSpec, verbs: &[Verb]) -> Result<(), CommandError> {
+        verbs.iter().try_for_each(|v| v.apply(spec))
+    }
+
+    fn server(ident: &str, addr: &str, weight: Option<u32>) -> ServerArgs {
+        ServerArgs {
+            ident: ident.into(),
+            server: addr.into(),
+            weight,
+        }
+    }
+
+    fn rule(ident: &str, pattern: &str, addr: &str) -> Verb {
+        Verb::AddRule(RuleArgs {
+            ident: ident.into(),
+            pattern: pattern.into(),
+            server: addr.into(),
+            match_group: None,
+        })
+    }
+
+    /// The KTCPVS manual's example, typed as its verbs.
+    fn manual() -> TableSpec {
+        let mut spec = TableSpec::default();
+        let mut verbs = vec![Verb::AddService(ServiceArgs {
+            ident: "web".into(),
+            listen: Some("0.0.0.0:80".into()),
+            scheduler: Some("http".into()),
+            ..Default::default()
+        })];
+        for host in ["192.168.10.1:80", "192.168.10.2:80", "192.168.10.3:80"] {
+            verbs.push(Verb::AddServer(server("web", host, None)));
+        }
+        verbs.push(rule("web", "^/cgi-bin/", "192.168.10.1:80"));
+        verbs.push(rule("web", CATCH_ALL, "192.168.10.3:80"));
+        verbs.push(rule("web", "^/images/", "192.168.10.2:80"));
+        run(&mut spec, &verbs).unwrap();
+        spec
+    }
+
+    #[test]
+    fn manual_example_builds_rules_with_catch_all_last() {
+        let spec = manual();
+        let web = &spec.services[0];
+        assert_eq!(web.scheduler, SchedulerKind::Wlc);
+        let patterns: Vec<&str> = web.rules.iter().map(|r| r.pattern.as_str()).collect();
+        assert_eq!(patterns, ["^/cgi-bin/", "^/images/", ".*"]);
+        assert_eq!(
+            web.servers.iter().map(|s| s.weight).collect::<Vec<_>>(),
+            [Weight(1); 3]
+        );
+    }
+
+    #[test]
+    fn same_pattern_adds_a_server_to_the_rule() {
+        let mut spec = manual();
+        rule("web", "^/images/", "192.168.10.3:80")
+            .apply(&mut spec)
+            .unwrap();
+        assert_eq!(spec.services[0].rules[1].servers.len(), 2);
+        let again = rule("web", "^/images/", "192.168.10.3:80").apply(&mut spec);
+        assert!(matches!(again, Err(CommandError::DuplicateRuleServer(..))));
+    }
+
+    #[test]
+    fn weight_edit_and_bounds() {
+        let mut spec = manual();
+        Verb::EditServer(server("web", "192.168.10.2:80", Some(0)))
+            .apply(&mut spec)
+            .unwrap();
+        assert_eq!(spec.services[0].servers[1].weight, Weight(0));
+        let too_big =
+            Verb::EditServer(server("web", "192.168.10.2:80", Some(65536))).apply(&mut spec);
+        assert_eq!(too_big, Err(CommandError::BadWeight(65536)));
+        let max = Verb::AddServer(server("web", "10.0.0.9:80", Some(65535))).apply(&mut spec);
+        assert_eq!(max, Ok(()));
+    }
+
+    #[test]
+    fn deleting_a_server_removes_it_from_rules() {
+        let mut spec = manual();
+        Verb::DelServer {
+            ident: "web".into(),
+            server: "192.168.10.1:80".into(),
+        }
+        .apply(&mut spec)
+        .unwrap();
+        let patterns: Vec<&str> = spec.services[0]
+            .rules
+            .iter()
+            .map(|r| r.pattern.as_str())
+            .collect();
+        assert_eq!(patterns, ["^/images/", ".*"]);
+    }
+
+    #[test]
+    fn errors_for_bad_input() {
+        let mut spec = manual();
+        let cases: Vec<(Verb, &str)> = vec![
+            (
+                Verb::DelService {
+                    ident: "nope".into(),
+                },
+                "no service `nope`",
+            ),
+            (
+                Verb::AddService(ServiceArgs {
+                    ident: "web".into(),
+                    listen: Some("0.0.0.0:81".into()),
+                    ..Default::default()
+                }),
+                "service `web` already exists",
+            ),
+            (
+                Verb::AddServer(server("web", "not-an-address", None)),
+                "`not-an-address` is not an address: write IP:PORT, e.g. 192.168.10.1:80",
+            ),
+            (
+                Verb::AddServer(server("web", "192.168.10.1:80", None)),
+                "server 192.168.10.1:80 is already in service `web`",
+            ),
+            (
+                rule("web", "^/x/", "10.9.9.9:80"),
+                "service `web` has no real server 10.9.9.9:80",
+            ),
+            (
+                Verb::EditService(ServiceArgs {
+                    ident: "web".into(),
+                    scheduler: Some("fastest".into()),
+                    ..Default::default()
+                }),
+                "unknown scheduler `fastest` (known: rr, wlc)",
+            ),
+            (
+                Verb::AddService(ServiceArgs {
+                    ident: "nolisten".into(),
+                    ..Default::default()
+                }),
+                "a new service needs an address to listen on (-l address:port or -P port)",
+            ),
+        ];
+        for (verb, message) in cases {
+            let before = spec.clone();
+            let error = verb.apply(&mut spec).unwrap_err();
+            assert_eq!(error.to_string(), message);
+            assert_eq!(
+                spec, before,
+                "a failed verb left the table unchanged: {verb:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn batch_is_all_or_nothing_at_the_caller() {
+        let mut spec = manual();
+        let batch = Verb::Batch {
+            verbs: vec![
+                Verb::AddServer(server("web", "10.0.0.1:80", None)),
+                Verb::AddServer(server("web", "10.0.0.1:80", None)),
+            ],
+        };
+        let error = batch.apply(&mut spec.clone()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "command 2 of the batch: server 10.0.0.1:80 is already in service `web`"
+        );
+        let nested = Verb::Batch {
+            verbs: vec![Verb::List { ident: None }],
+        };
+        assert!(nested.apply(&mut spec).is_err());
+    }
+
+    #[test]
+    fn wire_format_is_one_flat_json_object() {
+        let request = Request {
+            id: 7,
+            verb: Verb::AddServer(server("web", "127.0.0.1:9001", Some(2))),
+        };
+        let line = serde_json::to_string(&request).unwrap();
+        assert_eq!(
+            line,
+            r#"{"id":7,"verb":"add-server","ident":"web","server":"127.0.0.1:9001","weight":2}"#
+        );
+        assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), request);
+        let flush: Request = serde_json::from_str(r#"{"id":1,"verb":"flush"}"#).unwrap();
+        assert_eq!(flush.verb, Verb::Flush);
+    }
+
+    #[test]
+    fn start_stop_one_or_all() {
+        let mut spec = manual();
+        Verb::Stop { ident: None }.apply(&mut spec).unwrap();
+        assert!(!spec.services[0].enabled);
+        Verb::Start {
+            ident: Some("web".into()),
+        }
+        .apply(&mut spec)
+        .unwrap();
+        assert!(spec.services[0].enabled);
+    }
+}

@@ -1,0 +1,573 @@
+//! tcpvsadm's command line, in KTCPVS's syntax (short and long options, with
+//! the original's bugs fixed: `-w` works, `-l` takes its argument), plus
+//! ipvsadm's `-S`, `-R`, `-Z` and a few extensions.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+use tcpvs::control::command::{RuleArgs, ServerArgs, ServiceArgs, Verb};
+
+pub const USAGE: &str = "\
+usage:
+  tcpvsadm -A|-E -i ident [-s scheduler] [-l address[:port]] [-P port] [--sched-opt k=v,...]
+  tcpvsadm -D -i ident
+  tcpvsadm -a|-e -i ident -r server-address [-w weight]
+  tcpvsadm -d -i ident -r server-address
+  tcpvsadm --add-rule -i ident -p pattern -r server-address [-m match-num]
+  tcpvsadm --del-rule -i ident -p pattern -r server-address
+  tcpvsadm --add-default|--del-default -i ident -r server-address
+  tcpvsadm -L|--list [-n] [-i ident] [--stats]
+  tcpvsadm -F|--flush
+  tcpvsadm -f|--load config-file     (TOML configuration or saved commands; replaces the table)
+  tcpvsadm -S|--save                 (print the table as tcpvsadm commands)
+  tcpvsadm -R|--restore              (apply saved commands from standard input)
+  tcpvsadm -Z|--zero [-i ident]
+  tcpvsadm --start|--stop [-i ident]
+options: --socket PATH (default /run/tcpvsd.sock), -h|--help, -V|--version
+schedulers: wlc (default; KTCPVS's http and phttp mean the same), rr";
+
+/// What the user asked for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Send this verb.
+    Verb(Verb),
+    List {
+        ident: Option<String>,
+        stats: bool,
+    },
+    Save,
+    Restore,
+    Load(PathBuf),
+    Help,
+    Version,
+}
+
+/// A parsed command line.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Invocation {
+    pub command: Command,
+    pub socket: Option<PathBuf>,
+}
+
+/// A usage error: exit status 2, as ipvsadm.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+fn usage(message: impl Into<String>) -> UsageError {
+    UsageError(message.into())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    AddService,
+    EditService,
+    DelService,
+    AddServer,
+    EditServer,
+    DelServer,
+    AddRule,
+    DelRule,
+    AddDefault,
+    DelDefault,
+    List,
+    Flush,
+    Load,
+    Save,
+    Restore,
+    Zero,
+    Start,
+    Stop,
+    Help,
+    Version,
+}
+
+/// Options that take a value, by their long name.
+const VALUED: [&str; 10] = [
+    "ident",
+    "scheduler",
+    "port",
+    "listen",
+    "real-server",
+    "weight",
+    "pattern",
+    "match",
+    "socket",
+    "sched-opt",
+];
+
+fn long_name(short: char) -> Option<&'static str> {
+    Some(match short {
+        'i' => "ident",
+        's' => "scheduler",
+        'P' => "port",
+        'l' => "listen",
+        'r' => "real-server",
+        'w' => "weight",
+        'p' => "pattern",
+        'm' => "match",
+        'f' => "load",
+        'n' => "numeric",
+        _ => return None,
+    })
+}
+
+fn op_of(name: &str) -> Option<Op> {
+    Some(match name {
+        "A" | "add-service" => Op::AddService,
+        "E" | "edit-service" => Op::EditService,
+        "D" | "delete-service" => Op::DelService,
+        "a" | "add-server" => Op::AddServer,
+        "e" | "edit-server" => Op::EditServer,
+        "d" | "delete-server" => Op::DelServer,
+        "add-rule" => Op::AddRule,
+        "del-rule" | "delete-rule" => Op::DelRule,
+        "add-default" => Op::AddDefault,
+        "del-default" | "delete-default" => Op::DelDefault,
+        "L" | "list" => Op::List,
+        "F" | "flush" => Op::Flush,
+        "S" | "save" => Op::Save,
+        "R" | "restore" => Op::Restore,
+        "Z" | "zero" => Op::Zero,
+        "start" => Op::Start,
+        "stop" => Op::Stop,
+        "h" | "help" => Op::Help,
+        "V" | "v" | "version" => Op::Version,
+        _ => return None,
+    })
+}
+
+/// Parses tcpvsadm's arguments (without the program name).
+pub fn parse<I, S>(args: I) -> Result<Invocation, UsageError>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    let mut args = args.into_iter().map(Into::into);
+    let mut op: Option<Op> = None;
+    let mut load: Option<PathBuf> = None;
+    let mut values: BTreeMap<&'static str, String> = BTreeMap::new();
+    let mut stats = false;
+    let set_op = |new: Op, op: &mut Option<Op>| match op {
+        Some(old) if *old != new => Err(usage("give only one command (-A, -a, -L, ...)")),
+        _ => {
+            *op = Some(new);
+            Ok(())
+        }
+    };
+    while let Some(arg) = args.next() {
+        // Normalize to (name, inline value): `--x=v`, `--x`, `-x v`, `-xv`.
+        let (name, inline): (String, Option<String>) = if let Some(long) = arg.strip_prefix("--") {
+            match long.split_once('=') {
+                Some((n, v)) => (n.to_string(), Some(v.to_string())),
+                None => (long.to_string(), None),
+            }
+        } else if let Some(short) = arg.strip_prefix('-').filter(|s| !s.is_empty()) {
+            let mut chars = short.chars();
+            let flag = chars.next().unwrap_or('-');
+            let rest: String = chars.collect();
+            let name = match (op_of(&flag.to_string()), long_name(flag)) {
+                // `-l` is the listen address, `-L` the listing.
+                (_, Some(long)) => long.to_string(),
+                (Some(_), None) => flag.to_string(),
+                (None, None) => {
+                    return Err(usage(format!("unknown option -{flag} (see tcpvsadm -h)")))
+                }
+            };
+            (name, (!rest.is_empty()).then_some(rest))
+        } else {
+            return Err(usage(format!(
+                "unexpected argument `{arg}` (see tcpvsadm -h)"
+            )));
+        };
+        if let Some(new) = op_of(&name) {
+            if inline.is_some() {
+                return Err(usage(format!("{arg}: this command takes no value")));
+            }
+            set_op(new, &mut op)?;
+            continue;
+        }
+        match name.as_str() {
+            "load" => {
+                set_op(Op::Load, &mut op)?;
+                let file = match inline {
+                    Some(v) => v,
+                    None => args.next().ok_or_else(|| usage("-f needs a file"))?,
+                };
+                load = Some(PathBuf::from(file));
+            }
+            "numeric" => {}
+            "stats" => stats = true,
+            _ => {
+                let key = VALUED
+                    .iter()
+                    .find(|k| **k == name || (name == "server" && **k == "real-server"))
+                    .ok_or_else(|| usage(format!("unknown option --{name} (see tcpvsadm -h)")))?;
+                let value = match inline {
+                    Some(v) => v,
+                    None => args
+                        .next()
+                        .ok_or_else(|| usage(format!("--{key} needs a value")))?,
+                };
+                if values.insert(key, value).is_some() {
+                    return Err(usage(format!("--{key} given twice")));
+                }
+            }
+        }
+    }
+    let socket = values.remove("socket").map(PathBuf::from);
+    let op = op.ok_or_else(|| usage("no command given (see tcpvsadm -h)"))?;
+    let command = build(op, &mut values, stats, load)?;
+    if let Some(extra) = values.keys().next() {
+        return Err(usage(format!("--{extra} does not apply to this command")));
+    }
+    Ok(Invocation { command, socket })
+}
+
+fn build(
+    op: Op,
+    values: &mut BTreeMap<&'static str, String>,
+    stats: bool,
+    load: Option<PathBuf>,
+) -> Result<Command, UsageError> {
+    let mut take = |key: &str| values.remove(key);
+    let verb = match op {
+        Op::Help => return Ok(Command::Help),
+        Op::Version => return Ok(Command::Version),
+        Op::Save => return Ok(Command::Save),
+        Op::Restore => return Ok(Command::Restore),
+        Op::Load => return Ok(Command::Load(load.unwrap_or_default())),
+        Op::List => {
+            let ident = take("ident");
+            return Ok(Command::List { ident, stats });
+        }
+        Op::Flush => Verb::Flush,
+        Op::Zero => Verb::Zero {
+            ident: take("ident"),
+        },
+        Op::Start => Verb::Start {
+            ident: take("ident"),
+        },
+        Op::Stop => Verb::Stop {
+            ident: take("ident"),
+        },
+        Op::AddService | Op::EditService => {
+            let ident = ident(take("ident"))?;
+            let listen = listen_address(take("listen"), take("port"))?;
+            if op == Op::AddService && listen.is_none() {
+                return Err(usage("-A needs -l address[:port] or -P port"));
+            }
+            let args = ServiceArgs {
+                ident,
+                listen: listen.map(|a| a.to_string()),
+                scheduler: take("scheduler"),
+                sched_opts: take("sched-opt").map(|o| sched_opts(&o)).transpose()?,
+                protocol: None,
+            };
+            if op == Op::AddService {
+                Verb::AddService(args)
+            } else {
+                Verb::EditService(args)
+            }
+        }
+        Op::DelService => Verb::DelService {
+            ident: ident(take("ident"))?,
+        },
+        Op::AddServer | Op::EditServer => {
+            let args = ServerArgs {
+                ident: ident(take("ident"))?,
+                server: server(take("real-server"))?,
+                weight: take("weight").map(|w| weight(&w)).transpose()?,
+            };
+            if op == Op::AddServer {
+                Verb::AddServer(args)
+            } else {
+                Verb::EditServer(args)
+            }
+        }
+        Op::DelServer => Verb::DelServer {
+            ident: ident(take("ident"))?,
+            server: server(take("real-server"))?,
+        },
+        Op::AddRule | Op::DelRule => {
+            let args = RuleArgs {
+                ident: ident(take("ident"))?,
+                pattern: take("pattern").ok_or_else(|| usage("a rule needs -p pattern"))?,
+                server: server(take("real-server"))?,
+                match_group: take("match")
+                    .map(|m| {
+                        m.parse()
+                            .map_err(|_| usage(format!("-m {m}: give a capture group number")))
+                    })
+                    .transpose()?,
+            };
+            if op == Op::AddRule {
+                Verb::AddRule(args)
+            } else {
+                Verb::DelRule(args)
+            }
+        }
+        Op::AddDefault | Op::DelDefault => {
+            let ident = ident(take("ident"))?;
+            let server = server(take("real-server"))?;
+            if op == Op::AddDefault {
+                Verb::AddDefault { ident, server }
+            } else {
+                Verb::DelDefault { ident, server }
+            }
+        }
+    };
+    Ok(Command::Verb(verb))
+}
+
+fn ident(value: Option<String>) -> Result<String, UsageError> {
+    let ident = value.ok_or_else(|| usage("this command needs -i ident"))?;
+    match ident.parse::<tcpvs::table::ServiceId>() {
+        Ok(_) => Ok(ident),
+        Err(e) => Err(usage(e.to_string())),
+    }
+}
+
+fn weight(text: &str) -> Result<u32, UsageError> {
+    match text.parse::<u32>() {
+        Ok(w) if w <= 65535 => Ok(w),
+        _ => Err(usage(format!(
+            "-w {text}: the weight is a number from 0 to 65535"
+        ))),
+    }
+}
+
+/// A real server given as `host:port` (names are resolved here, by tcpvsadm).
+fn server(value: Option<String>) -> Result<String, UsageError> {
+    let text = value.ok_or_else(|| usage("this command needs -r server-address:port"))?;
+    resolve(&text).map(|a| a.to_string())
+}
+
+fn resolve(text: &str) -> Result<SocketAddr, UsageError> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if !text.contains(':') {
+        return Err(usage(format!("`{text}` needs a port: write address:port")));
+    }
+    text.to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| {
+            usage(format!(
+                "`{text}` is not an address (write IP:PORT, e.g. 192.168.10.1:80)"
+            ))
+        })
+}
+
+/// `-l address[:port]` and `-P port`; an address without a port takes `-P`,
+/// `-P` alone listens on every address (KTCPVS's default).
+fn listen_address(
+    listen: Option<String>,
+    port: Option<String>,
+) -> Result<Option<SocketAddr>, UsageError> {
+    let port = port
+        .map(|p| {
+            p.parse::<u16>()
+                .map_err(|_| usage(format!("-P {p}: not a port number")))
+        })
+        .transpose()?;
+    match (listen, port) {
+        (None, None) => Ok(None),
+        (None, Some(port)) => Ok(Some(SocketAddr::from(([0, 0, 0, 0], port)))),
+        (Some(text), port) => {
+            if let Ok(addr) = text.parse::<SocketAddr>() {
+                return Ok(Some(match port {
+                    Some(port) => SocketAddr::new(addr.ip(), port),
+                    None => addr,
+                }));
+            }
+            let host = text.trim_start_matches('[').trim_end_matches(']');
+            match (host.parse::<std::net::IpAddr>(), port) {
+                (Ok(ip), Some(port)) => Ok(Some(SocketAddr::new(ip, port))),
+                (Ok(_), None) => Err(usage(format!(
+                    "-l {text}: give a port (-l {text}:80 or -P 80)"
+                ))),
+                (Err(_), _) => resolve(&text).map(Some),
+            }
+        }
+    }
+}
+
+/// `low=25,high=65`
+fn sched_opts(text: &str) -> Result<BTreeMap<String, String>, UsageError> {
+    text.split(',')
+        .filter(|item| !item.is_empty())
+        .map(|item| match item.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(usage(format!("--sched-opt: `{item}` is not name=value"))),
+        })
+        .collect()
+}
+
+/// Splits a saved command line into words: single and double quotes and
+/// backslashes as in a POSIX shell (what `-S` writes).
+pub fn split_words(line: &str) -> Result<Vec<String>, UsageError> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => word.push(c),
+                        None => return Err(usage("unterminated ' quote")),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\' | '$' | '`')) => word.push(c),
+                            Some(c) => {
+                                word.push('\\');
+                                word.push(c);
+                            }
+                            None => return Err(usage("unterminated \" quote")),
+                        },
+                        Some(c) => word.push(c),
+                        None => return Err(usage("unterminated \" quote")),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                word.push(chars.next().ok_or_else(|| usage("a line ends in \\"))?);
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    Ok(words)
+}
+
+/// Quotes `word` for a saved command line when it needs it.
+pub fn quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_./:@%+=,-[]".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verb(line: &str) -> Verb {
+        match parse(split_words(line).unwrap()).unwrap().command {
+            Command::Verb(v) => v,
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    fn error(line: &str) -> String {
+        parse(split_words(line).unwrap()).unwrap_err().0
+    }
+
+    #[test]
+    fn manual_example_parses() {
+        assert_eq!(
+            verb("-A -i web -s http -P 80"),
+            Verb::AddService(ServiceArgs {
+                ident: "web".into(),
+                listen: Some("0.0.0.0:80".into()),
+                scheduler: Some("http".into()),
+                ..Default::default()
+            })
+        );
+        assert_eq!(
+            verb("-a -i web -r 192.168.10.1:80"),
+            Verb::AddServer(ServerArgs {
+                ident: "web".into(),
+                server: "192.168.10.1:80".into(),
+                weight: None,
+            })
+        );
+        assert_eq!(
+            verb("--add-rule -i web --pattern=^/cgi-bin/ -r 192.168.10.1:80"),
+            Verb::AddRule(RuleArgs {
+                ident: "web".into(),
+                pattern: "^/cgi-bin/".into(),
+                server: "192.168.10.1:80".into(),
+                match_group: None,
+            })
+        );
+    }
+
+    #[test]
+    fn weight_and_listen_work() {
+        assert_eq!(
+            verb("-e -i web -r 127.0.0.1:80 -w 0"),
+            Verb::EditServer(ServerArgs {
+                ident: "web".into(),
+                server: "127.0.0.1:80".into(),
+                weight: Some(0),
+            })
+        );
+        let Verb::AddService(args) = verb("-A -i web -l 127.0.0.1:8080") else {
+            panic!()
+        };
+        assert_eq!(args.listen.as_deref(), Some("127.0.0.1:8080"));
+        let Verb::AddService(args) = verb("-A -i web -l127.0.0.1 -P 81 --sched-opt low=25,high=65")
+        else {
+            panic!()
+        };
+        assert_eq!(args.listen.as_deref(), Some("127.0.0.1:81"));
+        assert_eq!(args.sched_opts.unwrap()["high"], "65");
+    }
+
+    #[test]
+    fn usage_errors() {
+        assert!(error("-a -i web -r 127.0.0.1:80 -w 65536").contains("0 to 65535"));
+        assert!(error("-a -i web -r 127.0.0.1:80 -w -1").contains("0 to 65535"));
+        assert!(error("-a -i web -r nonsense").contains("needs a port"));
+        assert!(error("-A -i web").contains("-l address"));
+        assert!(error("-A -a -i web").contains("only one command"));
+        assert!(error("-i web").contains("no command"));
+        assert!(error("-L -q").contains("unknown option"));
+        assert!(error("-A -i this-ident-is-too-long -P 80").contains("invalid service ident"));
+        assert!(error("-F -i web").contains("--ident does not apply"));
+    }
+
+    #[test]
+    fn words_and_quotes_round_trip() {
+        for word in ["^/images/", "a b", "it's", "\\.(jpg|png)$", "", "x\"y"] {
+            let line = format!("--add-rule -p {}", quote(word));
+            assert_eq!(
+                split_words(&line).unwrap(),
+                ["--add-rule", "-p", word],
+                "{line}"
+            );
+        }
+        assert!(split_words("-p 'open").is_err());
+    }
+}

@@ -1,0 +1,143 @@
+//! What tcpvsadm prints: the `-L` listing and the `-S` saved commands.
+
+use std::fmt::Write;
+
+use tcpvs::control::command::{ServiceView, TableView};
+
+use crate::args::quote;
+
+/// `-L`: services, their real servers with weight, active requests and
+/// requests served, and the content rules.
+pub fn listing(view: &TableView, stats: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "tcpvs {} (table generation {})",
+        env!("CARGO_PKG_VERSION"),
+        view.generation
+    );
+    let _ = writeln!(
+        out,
+        "Ident            Listen                  Scheduler  Protocol  State"
+    );
+    let _ = write!(
+        out,
+        "  -> RealServer                  Weight  ActiveReq  Requests"
+    );
+    out.push_str(if stats { "  Failures\n" } else { "\n" });
+    for service in &view.services {
+        let listen = match &service.bound {
+            Some(bound) if *bound != service.listen => format!("{} ({bound})", service.listen),
+            _ => service.listen.clone(),
+        };
+        let mut scheduler = service.scheduler.clone();
+        if !service.sched_opts.is_empty() {
+            let opts: Vec<String> = service
+                .sched_opts
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            scheduler = format!("{scheduler} {}", opts.join(","));
+        }
+        let state = if service.enabled {
+            "started"
+        } else {
+            "stopped"
+        };
+        let _ = writeln!(
+            out,
+            "{:<16} {:<23} {:<10} {:<9} {state}",
+            service.ident, listen, scheduler, service.protocol
+        );
+        for server in &service.servers {
+            let _ = write!(
+                out,
+                "  -> {:<26} {:<7} {:<10} {:<9}",
+                server.address, server.weight, server.active, server.requests
+            );
+            if stats {
+                let _ = write!(out, " {}", server.failures);
+            }
+            out.truncate(out.trim_end().len());
+            out.push('\n');
+        }
+        for rule in &service.rules {
+            let group = rule
+                .match_group
+                .map(|g| format!(" (hash of group {g})"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  rule {} -> {}{group}",
+                rule.pattern,
+                rule.servers.join(" ")
+            );
+        }
+        match &service.default {
+            Some(set) => {
+                let _ = writeln!(out, "  default -> {}", set.join(" "));
+            }
+            None if !service.rules.is_empty() => {
+                let _ = writeln!(out, "  default -> every server");
+            }
+            None => {}
+        }
+    }
+    out
+}
+
+/// `-S`: one tcpvsadm command per line that `-R` turns back into this table.
+pub fn saved(view: &TableView) -> String {
+    let mut out = String::new();
+    for service in &view.services {
+        save_service(service, &mut out);
+    }
+    out
+}
+
+fn save_service(service: &ServiceView, out: &mut String) {
+    let ident = quote(&service.ident);
+    let _ = write!(
+        out,
+        "-A -i {ident} -l {} -s {}",
+        quote(&service.listen),
+        quote(&service.scheduler)
+    );
+    if !service.sched_opts.is_empty() {
+        let opts: Vec<String> = service
+            .sched_opts
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let _ = write!(out, " --sched-opt {}", quote(&opts.join(",")));
+    }
+    out.push('\n');
+    for server in &service.servers {
+        let _ = writeln!(
+            out,
+            "-a -i {ident} -r {} -w {}",
+            quote(&server.address),
+            server.weight
+        );
+    }
+    for rule in &service.rules {
+        for server in &rule.servers {
+            let _ = write!(
+                out,
+                "--add-rule -i {ident} -p {} -r {}",
+                quote(&rule.pattern),
+                quote(server)
+            );
+            if let Some(group) = rule.match_group {
+                let _ = write!(out, " -m {group}");
+            }
+            out.push('\n');
+        }
+    }
+    for server in service.default.iter().flatten() {
+        let _ = writeln!(out, "--add-default -i {ident} -r {}", quote(server));
+    }
+    if !service.enabled {
+        let _ = writeln!(out, "--stop -i {ident}");
+    }
+}

@@ -1,0 +1,501 @@
+//! tcpvsadm against a running tcpvsd: the real binaries, a real control socket,
+//! real traffic following every edit.
+
+mod common;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A tcpvsd started from a configuration with no service, ended when dropped.
+struct Daemon {
+    child: Child,
+    dir: PathBuf,
+    socket: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tcpvsadm-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+impl Daemon {
+    fn start(name: &str) -> Daemon {
+        Self::start_in(temp_dir(name), &[])
+    }
+
+    fn start_in(dir: PathBuf, extra: &[&str]) -> Daemon {
+        let config = dir.join("tcpvsd.toml");
+        std::fs::write(&config, "log_level = \"warn\"\n").unwrap();
+        let socket = dir.join("control.sock");
+        let child = Command::new(env!("CARGO_BIN_EXE_tcpvsd"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--control-socket")
+            .arg(&socket)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            assert!(
+                started.elapsed() < TIMEOUT,
+                "tcpvsd did not open its control socket"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Daemon { child, dir, socket }
+    }
+
+    /// Runs `tcpvsadm --socket S line...`.
+    fn adm(&self, line: &str) -> Output {
+        self.adm_with(line, None)
+    }
+
+    fn adm_with(&self, line: &str, stdin: Option<&str>) -> Output {
+        let mut command = Command::new(tcpvsadm_path());
+        command.arg("--socket").arg(&self.socket);
+        command.args(split(line));
+        run(command, stdin)
+    }
+
+    /// Runs a tcpvsadm line that must succeed; returns its standard output.
+    fn ok(&self, line: &str) -> String {
+        let output = self.adm(line);
+        assert!(
+            output.status.success(),
+            "tcpvsadm {line}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// The address service `ident` actually listens on, from `-L`.
+    fn bound(&self, ident: &str) -> SocketAddr {
+        let listing = self.ok(&format!("-L -i {ident}"));
+        let line = listing
+            .lines()
+            .find(|l| l.starts_with(ident))
+            .unwrap_or_else(|| panic!("{ident} not listed:\n{listing}"));
+        let addr = line
+            .split(['(', ')'])
+            .nth(1)
+            .or_else(|| line.split_whitespace().nth(1))
+            .unwrap();
+        addr.parse().unwrap()
+    }
+}
+
+fn run(mut command: Command, stdin: Option<&str>) -> Output {
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn tcpvsadm_path() -> PathBuf {
+    // tcpvsadm is another package of the workspace: `cargo test --workspace`
+    // builds it beside tcpvsd.
+    let path = Path::new(env!("CARGO_BIN_EXE_tcpvsd")).with_file_name("tcpvsadm");
+    assert!(
+        path.exists(),
+        "{} missing: run `cargo test --workspace`",
+        path.display()
+    );
+    path
+}
+
+fn split(line: &str) -> Vec<String> {
+    line.split_whitespace().map(String::from).collect()
+}
+
+/// `-L` without its generation line, live counters and ephemeral ports (a
+/// service on port 0 is bound anew), for comparisons.
+fn shape(listing: &str) -> Vec<String> {
+    listing
+        .lines()
+        .skip(1)
+        .map(|line| {
+            if line.starts_with("  -> ") {
+                line.split_whitespace()
+                    .take(3)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            } else {
+                let mut words: Vec<&str> = line.split_whitespace().collect();
+                words.retain(|w| !w.starts_with('('));
+                words.join(" ")
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn ktcpvs_manual_example_typed_line_by_line() {
+    let daemon = Daemon::start("manual");
+    let cgi = TestServer::named("cgi");
+    let images = TestServer::named("images");
+    let rest = TestServer::named("rest");
+    daemon.ok("-A -i web -s http -l 127.0.0.1:0");
+    for server in [&cgi, &images, &rest] {
+        daemon.ok(&format!("-a -i web -r {}", server.addr));
+    }
+    daemon.ok(&format!(
+        "--add-rule -i web --pattern=^/cgi-bin/ -r {}",
+        cgi.addr
+    ));
+    daemon.ok(&format!(
+        "--add-rule -i web --pattern=^/images/ -r {}",
+        images.addr
+    ));
+    daemon.ok(&format!("--add-rule -i web --pattern=.* -r {}", rest.addr));
+    let web = daemon.bound("web");
+    assert_eq!(get(web, "/cgi-bin/x.cgi").text(), "cgi");
+    assert_eq!(get(web, "/images/a.png").text(), "images");
+    assert_eq!(get(web, "/index.html").text(), "rest");
+    let listing = daemon.ok("-L -n");
+    assert!(listing.contains("web "), "{listing}");
+    assert!(
+        listing.contains(&format!("rule ^/cgi-bin/ -> {}", cgi.addr)),
+        "{listing}"
+    );
+    assert!(
+        listing.contains(&format!("rule .* -> {}", rest.addr)),
+        "{listing}"
+    );
+    let cgi_line = listing
+        .lines()
+        .find(|l| l.contains(&cgi.addr.to_string()) && l.contains("->"))
+        .unwrap();
+    // weight 1, 0 active, 1 request served
+    assert_eq!(
+        cgi_line.split_whitespace().skip(2).collect::<Vec<_>>(),
+        ["1", "0", "1"],
+        "{listing}"
+    );
+}
+
+#[test]
+fn drain_and_edits_under_load_lose_no_request() {
+    let daemon = Daemon::start("drain");
+    let a = TestServer::named("a");
+    let b = TestServer::named("b");
+    daemon.ok("-A -i web -l 127.0.0.1:0");
+    daemon.ok(&format!("-a -i web -r {}", a.addr));
+    daemon.ok(&format!("-a -i web -r {}", b.addr));
+    let web = daemon.bound("web");
+
+    // Keep-alive clients run while the table is edited under them.
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let served = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, failures, served) = (stop.clone(), failures.clone(), served.clone());
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(20);
+                let mut client = Client::connect(web);
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+                    match client.try_read_response(false) {
+                        Ok(r) if r.status == 200 => {
+                            served.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => {
+                            failures.fetch_add(1, Ordering::Relaxed);
+                            client = Client::connect(web);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let wait_for_traffic = |at_least: usize| {
+        let started = Instant::now();
+        while served.load(Ordering::Relaxed) < at_least && started.elapsed() < TIMEOUT {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait_for_traffic(200);
+    // Drain a: nothing new reaches it, requests keep being served by b.
+    daemon.ok(&format!("-e -i web -r {} -w 0", a.addr));
+    let drained_at = a.requests().len();
+    wait_for_traffic(served.load(Ordering::Relaxed) + 300);
+    assert!(
+        a.requests().len() <= drained_at + 4,
+        "a drained server got new requests"
+    );
+    // Unrelated edits under load: a new service, a rule, a weight, a deletion.
+    daemon.ok("-A -i other -l 127.0.0.1:0 -s rr");
+    daemon.ok(&format!("-a -i other -r {}", a.addr));
+    daemon.ok(&format!("--add-rule -i web -p ^/never/ -r {}", b.addr));
+    daemon.ok(&format!("-e -i web -r {} -w 5", b.addr));
+    daemon.ok("-D -i other");
+    daemon.ok(&format!("-d -i web -r {}", a.addr));
+    wait_for_traffic(served.load(Ordering::Relaxed) + 300);
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().unwrap();
+    }
+    assert_eq!(
+        failures.load(Ordering::Relaxed),
+        0,
+        "requests failed during edits"
+    );
+    assert!(served.load(Ordering::Relaxed) > 800);
+}
+
+#[test]
+fn deleted_or_stopped_service_stops_listening() {
+    let daemon = Daemon::start("delete");
+    let server = TestServer::named("s");
+    daemon.ok("-A -i web -l 127.0.0.1:0");
+    daemon.ok(&format!("-a -i web -r {}", server.addr));
+    let web = daemon.bound("web");
+    assert_eq!(get(web, "/").status, 200);
+    // A keep-alive client connected before the stop keeps working.
+    let mut kept = Client::connect(web);
+    assert_eq!(
+        kept.exchange("GET / HTTP/1.1\r\nHost: t\r\n\r\n").status,
+        200
+    );
+    daemon.ok("--stop -i web");
+    assert!(
+        std::net::TcpStream::connect(web).is_err(),
+        "a stopped service still accepts"
+    );
+    assert_eq!(
+        kept.exchange("GET / HTTP/1.1\r\nHost: t\r\n\r\n").status,
+        200
+    );
+    assert!(daemon.ok("-L").contains("stopped"));
+    daemon.ok("--start -i web");
+    let web = daemon.bound("web");
+    assert_eq!(get(web, "/").status, 200);
+    daemon.ok("-D -i web");
+    assert!(
+        std::net::TcpStream::connect(web).is_err(),
+        "a deleted service still accepts"
+    );
+    assert!(!daemon.ok("-L").contains("web"));
+}
+
+#[test]
+fn save_and_restore_give_the_same_table() {
+    let daemon = Daemon::start("save");
+    let a = TestServer::named("a");
+    let b = TestServer::named("b");
+    daemon.ok("-A -i web -l 127.0.0.1:0 -s rr");
+    daemon.ok(&format!("-a -i web -r {} -w 3", a.addr));
+    daemon.ok(&format!("-a -i web -r {} -w 0", b.addr));
+    daemon.ok(&format!("--add-rule -i web -p ^/images/ -r {}", a.addr));
+    daemon.ok(&format!("--add-rule -i web -p ^/images/ -r {}", b.addr));
+    daemon.ok(&format!("--add-rule -i web -p \\.(cgi|pl)$ -r {}", b.addr));
+    daemon.ok(&format!("--add-default -i web -r {}", a.addr));
+    daemon.ok("-A -i api -l 127.0.0.1:0");
+    daemon.ok(&format!("-a -i api -r {}", b.addr));
+    daemon.ok("--stop -i api");
+    let saved = daemon.ok("-S");
+    let before = daemon.ok("-L");
+    daemon.ok("-F");
+    assert_eq!(shape(&daemon.ok("-L")).len(), 2, "flushed");
+    let restored = daemon.adm_with("-R", Some(&saved));
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    assert_eq!(daemon.ok("-S"), saved);
+    assert_eq!(shape(&daemon.ok("-L")), shape(&before));
+
+    // -f with a TOML configuration replaces the table with the file's.
+    let file = daemon.dir.join("load.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[service]]\nident = \"fromfile\"\nlisten = \"127.0.0.1:0\"\n[[service.server]]\naddress = \"{}\"\n",
+            a.addr
+        ),
+    )
+    .unwrap();
+    daemon.ok(&format!("-f {}", file.display()));
+    let listing = daemon.ok("-L");
+    assert!(
+        listing.contains("fromfile") && !listing.contains("web"),
+        "{listing}"
+    );
+    assert_eq!(get(daemon.bound("fromfile"), "/").text(), "a");
+}
+
+#[test]
+fn state_file_survives_a_restart() {
+    let server = TestServer::named("kept");
+    let dir = temp_dir("state");
+    let state = dir.join("state.toml");
+    let state_arg = state.to_str().unwrap().to_string();
+    let first = Daemon::start_in(dir.clone(), &["--state-file", &state_arg]);
+    first.ok("-A -i web -l 127.0.0.1:0 -s rr");
+    first.ok(&format!("-a -i web -r {} -w 7", server.addr));
+    first.ok(&format!("--add-rule -i web -p ^/x/ -r {}", server.addr));
+    let before = shape(&first.ok("-L"));
+    let mut first = first;
+    let _ = first.child.kill();
+    let _ = first.child.wait();
+    first.dir = temp_dir("state-unused");
+    drop(first);
+    assert!(state.exists());
+    let second = Daemon::start_in(dir, &["--state-file", &state_arg]);
+    assert_eq!(shape(&second.ok("-L")), before);
+    assert_eq!(get(second.bound("web"), "/x/1").text(), "kept");
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_changes_nothing() {
+    let daemon = Daemon::start("bad");
+    let server = TestServer::named("s");
+    daemon.ok("-A -i web -l 127.0.0.1:0");
+    daemon.ok(&format!("-a -i web -r {}", server.addr));
+    let before = daemon.ok("-S");
+    let web = daemon.bound("web");
+    let cases: Vec<(String, i32, &str)> = vec![
+        ("-a -i nope -r 127.0.0.1:1".into(), 1, "no service `nope`"),
+        (
+            "-A -i web -l 127.0.0.1:0".into(),
+            1,
+            "service `web` already exists",
+        ),
+        ("-a -i web -r 999.1.1.1:80".into(), 2, "is not an address"),
+        ("-a -i web -r 127.0.0.1:1 -w 65536".into(), 2, "0 to 65535"),
+        (
+            "--add-rule -i web -p ( -r 127.0.0.1:1".into(),
+            1,
+            "no real server",
+        ),
+        (
+            format!("--add-rule -i web -p ( -r {}", server.addr),
+            1,
+            "invalid pattern `(`",
+        ),
+        (
+            "-E -i web -s nosuch".into(),
+            1,
+            "unknown scheduler `nosuch`",
+        ),
+        (
+            "-E -i web --sched-opt low=25".into(),
+            1,
+            "unknown option `low`",
+        ),
+        (format!("-A -i dup -l {web}"), 1, "cannot listen on"),
+        ("-d -i web -r 127.0.0.1:1".into(), 1, "has no real server"),
+        ("--bogus".into(), 2, "unknown option"),
+    ];
+    for (line, code, message) in cases {
+        let output = daemon.adm(&line);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "{line}: {stderr}");
+        assert!(stderr.contains(message), "{line}: {stderr}");
+        assert_eq!(
+            stderr.trim().lines().count(),
+            1,
+            "{line}: one line: {stderr}"
+        );
+    }
+    // Garbage and half requests on the socket itself.
+    use std::os::unix::net::UnixStream;
+    let mut raw = UnixStream::connect(&daemon.socket).unwrap();
+    raw.write_all(b"this is not json\n{\"id\": 3, \"verb\": \"add-server\"}\n")
+        .unwrap();
+    let mut reader = std::io::BufReader::new(raw.try_clone().unwrap());
+    for expected_id in [0, 3] {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+        assert!(
+            line.contains("\"ok\":false") && line.contains("malformed request"),
+            "{line}"
+        );
+        assert!(line.contains(&format!("\"id\":{expected_id}")), "{line}");
+    }
+    let mut half = UnixStream::connect(&daemon.socket).unwrap();
+    half.write_all(b"{\"id\": 4, \"verb\": \"fl").unwrap();
+    drop(half);
+    // The daemon is unharmed and the table unchanged.
+    assert_eq!(daemon.ok("-S"), before);
+    assert_eq!(get(web, "/").status, 200);
+    let missing = Command::new(tcpvsadm_path())
+        .args(["--socket", "/nonexistent/tcpvsd.sock", "-L"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no tcpvsd is listening there"));
+}
+
+#[test]
+fn another_user_is_refused() {
+    if !rustix_is_root() {
+        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
+        eprintln!("skipping: needs root to run tcpvsadm as another user");
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let daemon = Daemon::start("uid");
+    // The binary and its directories must be reachable by `nobody`.
+    let nobody = 65534;
+    let as_nobody = |socket: &Path| {
+        let mut command = Command::new(tcpvsadm_path());
+        command
+            .args(["--socket", socket.to_str().unwrap(), "-L"])
+            .uid(nobody)
+            .gid(nobody);
+        command.output().unwrap()
+    };
+    // The socket file is 0600: the filesystem refuses first.
+    let output = as_nobody(&daemon.socket);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("permission denied"),
+        "{output:?}"
+    );
+    // With the file opened up, SO_PEERCRED still refuses.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&daemon.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&daemon.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let output = as_nobody(&daemon.socket);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("permission denied: uid 65534"), "{stderr}");
+    assert!(daemon.ok("-L").contains("tcpvs"));
+}
+
+fn rustix_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false)
+}
