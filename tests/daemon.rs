@@ -23,9 +23,16 @@ fn tcpvsd() -> Command {
 }
 
 /// Starts `tcpvsd args` and returns the address from its "listening on" line.
+/// Each daemon gets a control socket of its own (not the default path, which a
+/// running tcpvsd on this machine may hold).
 fn start(args: &[&str]) -> (Daemon, SocketAddr) {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let socket = std::env::temp_dir().join(format!("tcpvsd-test-{}-{n}.sock", std::process::id()));
     let mut child = tcpvsd()
         .args(args)
+        .arg("--control-socket")
+        .arg(&socket)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
