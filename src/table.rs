@@ -318,14 +318,49 @@ pub struct Service {
     pub default_set: Vec<Arc<RealServer>>,
 }
 
+/// Where the content rules send a request.
+#[derive(Debug)]
+pub struct Route<'s, 't> {
+    /// The servers allowed to serve it.
+    pub candidates: &'s [Arc<RealServer>],
+    /// The text of the matching rule's capture group (`-m N`), whose hash
+    /// picks the server instead of the scheduler; `None` for the scheduler.
+    pub sticky_key: Option<&'t str>,
+}
+
 impl Service {
     /// The servers allowed to serve `target`: those of the first matching
     /// rule, else the default set.
     pub fn candidates(&self, target: &str) -> &[Arc<RealServer>] {
-        self.rules
-            .iter()
-            .find(|rule| rule.pattern.is_match(target))
-            .map_or(&self.default_set[..], |rule| &rule.servers[..])
+        self.route(target).candidates
+    }
+
+    /// The route of `target`: the first matching rule's servers (and capture
+    /// group, when it has one), else the default set.
+    pub fn route<'s, 't>(&'s self, target: &'t str) -> Route<'s, 't> {
+        for rule in &self.rules {
+            let Some(group) = rule.match_group else {
+                if rule.pattern.is_match(target) {
+                    return Route {
+                        candidates: &rule.servers,
+                        sticky_key: None,
+                    };
+                }
+                continue;
+            };
+            if let Some(captures) = rule.pattern.captures(target) {
+                // A group that took no part in the match hashes as empty.
+                let key = captures.get(group as usize).map_or("", |m| m.as_str());
+                return Route {
+                    candidates: &rule.servers,
+                    sticky_key: Some(key),
+                };
+            }
+        }
+        Route {
+            candidates: &self.default_set,
+            sticky_key: None,
+        }
     }
 }
 
@@ -549,6 +584,26 @@ mod tests {
         assert_eq!(addrs(web.candidates("/index.html")), [addr(1)]);
         // Unanchored patterns match anywhere, as POSIX regexes in KTCPVS.
         assert_eq!(addrs(web.candidates("/a/images/b")), [addr(1)]);
+    }
+
+    #[test]
+    fn match_group_gives_a_sticky_key() {
+        let mut spec = spec();
+        spec.services[0].rules[1] = RuleSpec {
+            pattern: "^/home/([a-z]+)/".into(),
+            servers: vec![addr(2), addr(3)],
+            match_group: Some(1),
+        };
+        let table = Table::build(spec.clone(), None).unwrap();
+        let route = table.services[0].route("/home/alice/mail");
+        assert_eq!(route.sticky_key, Some("alice"));
+        assert_eq!(route.candidates.len(), 2);
+        assert_eq!(table.services[0].route("/images/x").sticky_key, None);
+        spec.services[0].rules[1].match_group = Some(2);
+        assert!(matches!(
+            Table::build(spec, None),
+            Err((Site::Rule(0, 1), TableError::BadMatchGroup { .. }))
+        ));
     }
 
     #[test]

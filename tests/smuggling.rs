@@ -1294,3 +1294,27 @@ fn late_extra_response_after_a_framed_one_is_not_served() {
     let next = client.exchange("GET /ok HTTP/1.1\r\nHost: a\r\n\r\n");
     assert_eq!((next.status, next.text().as_str()), (200, "ok"));
 }
+
+#[test]
+fn answer_to_a_complete_body_keeps_the_connection() {
+    // The server answers as soon as the last chunk is in: that answer is not
+    // early, and the request pipelined behind the body must be served.
+    let server = echo_server();
+    let proxy = proxy_to(server.addr);
+    let mut client = Client::connect(proxy);
+    for i in 0..60 {
+        let body = if i % 2 == 0 {
+            post("Transfer-Encoding: chunked", "5\r\nhello\r\n0\r\n\r\n")
+        } else {
+            post("Content-Length: 5", "hello")
+        };
+        client.send(&[&body[..], b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n"].concat());
+        let first = client.read_response(false);
+        assert_eq!(first.status, 200, "round {i}");
+        assert!(first.header("connection").is_empty(), "round {i}: {}", first.head);
+        let next = client
+            .try_read_response(false)
+            .unwrap_or_else(|e| panic!("round {i}: pipelined request lost: {e}"));
+        assert_eq!(next.text(), "GET /next HTTP/1.1", "round {i}");
+    }
+}

@@ -499,3 +499,62 @@ fn rustix_is_root() -> bool {
         .map(|o| o.stdout.starts_with(b"0"))
         .unwrap_or(false)
 }
+
+#[test]
+fn deleting_a_busy_server_lets_its_request_finish() {
+    let daemon = Daemon::start("busy");
+    let slow = TestServer::start(|_| {
+        std::thread::sleep(Duration::from_millis(600));
+        Reply::Send(ok("slow but served"))
+    });
+    daemon.ok("-A -i web -l 127.0.0.1:0");
+    daemon.ok(&format!("-a -i web -r {}", slow.addr));
+    let web = daemon.bound("web");
+    let in_flight = std::thread::spawn(move || get(web, "/"));
+    let started = Instant::now();
+    while slow.requests().is_empty() && started.elapsed() < TIMEOUT {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let active = daemon.ok("-L");
+    assert!(active.contains(&format!("{}", slow.addr)), "{active}");
+    daemon.ok(&format!("-d -i web -r {}", slow.addr));
+    assert!(!daemon.ok("-L").contains(&slow.addr.to_string()));
+    let response = in_flight.join().unwrap();
+    assert_eq!(
+        (response.status, response.text().as_str()),
+        (200, "slow but served")
+    );
+    assert_eq!(get(web, "/").status, 503, "no server left");
+}
+
+#[test]
+fn match_group_keeps_a_user_on_one_server() {
+    let daemon = Daemon::start("sticky");
+    let servers: Vec<TestServer> = ["s1", "s2", "s3"]
+        .into_iter()
+        .map(TestServer::named)
+        .collect();
+    daemon.ok("-A -i web -l 127.0.0.1:0");
+    for server in &servers {
+        daemon.ok(&format!("-a -i web -r {}", server.addr));
+        daemon.ok(&format!(
+            "--add-rule -i web -p ^/home/([a-z0-9]+)/ -r {} -m 1",
+            server.addr
+        ));
+    }
+    let web = daemon.bound("web");
+    let mut seen = std::collections::BTreeSet::new();
+    for user in 0..30 {
+        let first = get(web, &format!("/home/user{user}/a")).text();
+        for page in ["b", "c"] {
+            assert_eq!(
+                get(web, &format!("/home/user{user}/{page}")).text(),
+                first,
+                "user{user}"
+            );
+        }
+        seen.insert(first);
+    }
+    assert_eq!(seen.len(), 3, "users spread over every server");
+    assert!(daemon.ok("-L").contains("(hash of group 1)"));
+}

@@ -21,7 +21,7 @@ use crate::protocols::http::{
     BodyFraming, ClientBody, ForwardOptions, Limits as HttpLimits, RequestHead, ResponseFraming,
     ResponseHead, Version,
 };
-use crate::schedulers::{pick_server, Pick, RequestInfo};
+use crate::schedulers::{pick_by_key, pick_server, Pick, RequestInfo};
 use crate::table::{ServerAddr, Service, ServiceId, Settings, Table};
 use crate::worker::WorkerContext;
 use body::{copy_chunked, copy_length, copy_until_close, BodyError, Encoding, End};
@@ -163,14 +163,18 @@ impl Session {
             path: head.path(),
             client: self.peer.ip(),
         };
-        let candidates = service.candidates(head.path());
+        let route = service.route(head.path());
+        let candidates = route.candidates;
         let replayable = head.framing == BodyFraming::None && head.method.is_idempotent();
         let mut exclude: Vec<ServerAddr> = Vec::new();
         let mut fresh_only = false;
         let mut no_server_status = 503;
         for _attempt in 0..=candidates.len() {
-            let Some(pick) = pick_server(&*service.scheduler, &request, candidates, &exclude)
-            else {
+            let pick = match route.sticky_key {
+                Some(key) => pick_by_key(key, candidates, &exclude),
+                None => pick_server(&*service.scheduler, &request, candidates, &exclude),
+            };
+            let Some(pick) = pick else {
                 break;
             };
             let (server, reused) = match self.server_conn(&pick, settings, &head, fresh_only).await
@@ -329,6 +333,11 @@ impl Session {
                     reused
                 ));
                 tokio::select! {
+                    // The body first: its last write completes before the server
+                    // can answer it, so when both are ready in one turn the body
+                    // is complete, and a random pick would call the answer early
+                    // and needlessly close the client (losing pipelined requests).
+                    biased;
                     sent = &mut body => {
                         sent?;
                         (response.await, true)

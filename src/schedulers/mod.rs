@@ -116,12 +116,52 @@ pub fn pick_server(
     candidates: &[Arc<RealServer>],
     exclude: &[ServerAddr],
 ) -> Option<Pick> {
+    pick_with(candidates, exclude, |usable| {
+        scheduler.pick(request, candidates, usable)
+    })
+}
+
+/// Picks the server for `key` (a rule's capture group, KTCPVS `hhttp`'s `-m`)
+/// by rendezvous hashing: the same key goes to the same server while it is
+/// usable, and a server leaving moves only its own keys. The hash is fixed
+/// (FNV-1a), so every director maps a key alike.
+pub fn pick_by_key(
+    key: &str,
+    candidates: &[Arc<RealServer>],
+    exclude: &[ServerAddr],
+) -> Option<Pick> {
+    pick_with(candidates, exclude, |usable| {
+        candidates
+            .iter()
+            .enumerate()
+            .filter(|(_, server)| usable(server))
+            .max_by_key(|(_, server)| rendezvous(key, server.addr))
+            .map(|(i, _)| i)
+    })
+}
+
+fn rendezvous(key: &str, addr: ServerAddr) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0100_0000_01b3;
+    let server = addr.to_string();
+    let bytes = key.bytes().chain([0]).chain(server.bytes());
+    let hash = bytes.fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME));
+    // FNV's low bits mix poorly: finish with a multiply-xorshift.
+    let mixed = (hash ^ (hash >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    mixed ^ (mixed >> 33)
+}
+
+/// Runs a choice over healthy servers first, then over any that takes work,
+/// and counts the chosen server active.
+fn pick_with(
+    candidates: &[Arc<RealServer>],
+    exclude: &[ServerAddr],
+    choose: impl Fn(&dyn Fn(&RealServer) -> bool) -> Option<usize>,
+) -> Option<Pick> {
     let healthy =
         |server: &RealServer| takes_work(server, exclude) && !server.state.is_marked_failed();
     let any = |server: &RealServer| takes_work(server, exclude);
-    let index = scheduler
-        .pick(request, candidates, &healthy)
-        .or_else(|| scheduler.pick(request, candidates, &any))?;
+    let index = choose(&healthy).or_else(|| choose(&any))?;
     let server = candidates.get(index)?.clone();
     let active = ActiveGuard::new(server.state.clone());
     Some(Pick {
@@ -224,6 +264,32 @@ mod tests {
             }
             let pick = pick_server(&*sched, &request(), &servers, &[servers[1].addr]).unwrap();
             assert_eq!(pick.server.addr, servers[0].addr);
+        }
+    }
+
+    #[test]
+    fn same_key_same_server_and_only_its_keys_move() {
+        let servers = servers(&[1, 1, 1, 1]);
+        let keys: Vec<String> = (0..200).map(|i| format!("user{i}")).collect();
+        let owner = |key: &str, exclude: &[ServerAddr]| {
+            pick_by_key(key, &servers, exclude).unwrap().server.addr
+        };
+        let before: Vec<ServerAddr> = keys.iter().map(|k| owner(k, &[])).collect();
+        assert_eq!(
+            before,
+            keys.iter().map(|k| owner(k, &[])).collect::<Vec<_>>()
+        );
+        for server in &servers {
+            let share = before.iter().filter(|a| **a == server.addr).count();
+            assert!((25..=75).contains(&share), "uneven: {share} of 200");
+        }
+        let gone = [servers[0].addr];
+        for (key, old) in keys.iter().zip(&before) {
+            let new = owner(key, &gone);
+            assert!(
+                *old == servers[0].addr || new == *old,
+                "{key} moved needlessly"
+            );
         }
     }
 
