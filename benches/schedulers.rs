@@ -47,14 +47,11 @@ fn decisions(c: &mut Criterion) {
         let table = table(servers);
         let service = &table.services[0];
         for kind in SchedulerKind::ALL {
-            let scheduler = kind.build(&SchedOptions::new());
+            let scheduler = kind.build(&SchedOptions::new()).unwrap();
             group.bench_with_input(BenchmarkId::new(kind.name(), servers), &servers, |b, _| {
                 b.iter(|| {
                     let path = black_box("/static/products/shoe.jpg");
-                    let request = RequestInfo {
-                        path,
-                        client: IpAddr::from([192, 0, 2, 7]),
-                    };
+                    let request = RequestInfo::new(path, IpAddr::from([192, 0, 2, 7]));
                     let candidates = service.candidates(path);
                     pick_server(&*scheduler, &request, candidates, &[]).map(|p| p.server.addr)
                 })

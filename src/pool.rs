@@ -26,13 +26,14 @@ pub struct Pool {
 
 impl Pool {
     /// The most recently parked connection to `addr` that has been idle less
-    /// than `max_idle`; older ones are closed on the way.
+    /// than `max_idle` and is still clean (not closed by the server, no stray
+    /// bytes); the others are closed on the way.
     pub fn take(&mut self, addr: ServerAddr, max_idle: Duration) -> Option<Reused> {
         let conns = self.idle.get_mut(&addr)?;
         let now = Instant::now();
         while let Some((conn, since)) = conns.pop() {
             let idle_for = now.saturating_duration_since(since);
-            if idle_for < max_idle {
+            if idle_for < max_idle && conn.is_idle_clean() {
                 return Some(Reused { conn, idle_for });
             }
         }

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Default)]
 pub struct ServerState {
     active: AtomicU32,
+    /// Active requests weighted by their cost (LARD: dynamic ones count 2).
+    load: AtomicU32,
     requests: AtomicU64,
     failures: AtomicU64,
     /// Milliseconds since [`epoch`] until which the server is skipped after a
@@ -21,6 +23,11 @@ impl ServerState {
     /// Requests being served right now, by all cores.
     pub fn active(&self) -> u32 {
         self.active.load(Ordering::Relaxed)
+    }
+
+    /// Active requests weighted by cost, by all cores.
+    pub fn load(&self) -> u32 {
+        self.load.load(Ordering::Relaxed)
     }
 
     /// Requests sent to this server since start.
@@ -67,20 +74,28 @@ impl ServerState {
 #[derive(Debug)]
 pub struct ActiveGuard {
     state: Arc<ServerState>,
+    cost: u32,
 }
 
 impl ActiveGuard {
-    /// Counts a new request on `state`.
+    /// Counts a new request of cost 1 on `state`.
     pub fn new(state: Arc<ServerState>) -> Self {
+        Self::with_cost(state, 1)
+    }
+
+    /// Counts a new request that weighs `cost` in the server's load.
+    pub fn with_cost(state: Arc<ServerState>, cost: u32) -> Self {
         state.active.fetch_add(1, Ordering::Relaxed);
+        state.load.fetch_add(cost, Ordering::Relaxed);
         state.requests.fetch_add(1, Ordering::Relaxed);
-        Self { state }
+        Self { state, cost }
     }
 }
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
         self.state.active.fetch_sub(1, Ordering::Relaxed);
+        self.state.load.fetch_sub(self.cost, Ordering::Relaxed);
     }
 }
 

@@ -499,16 +499,6 @@ fn build_service(
             .collect::<Result<_, _>>()?,
     };
 
-    spec.scheduler
-        .check_options(&spec.sched_opts)
-        .map_err(|reason| {
-            let error = TableError::BadSchedOption {
-                service: spec.ident.clone(),
-                scheduler: spec.scheduler,
-                reason,
-            };
-            (Site::Service(index), error)
-        })?;
     // Scheduler memory survives an edit unless the algorithm or its
     // parameters changed.
     let scheduler = match old {
@@ -517,7 +507,14 @@ fn build_service(
         {
             old.scheduler.clone()
         }
-        _ => spec.scheduler.build(&spec.sched_opts),
+        _ => spec.scheduler.build(&spec.sched_opts).map_err(|reason| {
+            let error = TableError::BadSchedOption {
+                service: spec.ident.clone(),
+                scheduler: spec.scheduler,
+                reason,
+            };
+            (Site::Service(index), error)
+        })?,
     };
 
     Ok(Service {

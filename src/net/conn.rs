@@ -2,7 +2,11 @@
 
 use std::cell::Cell;
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use socket2::SockRef;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::time::{timeout_at, Instant};
@@ -137,6 +141,25 @@ impl Conn {
             parts = returned;
         }
         Ok(())
+    }
+
+    /// Whether an idle connection can carry a new request: nothing is waiting
+    /// to be read (a server must not speak before it is asked: stray bytes
+    /// would be taken for the next response) and the peer has not closed it.
+    /// Checked without blocking when a connection leaves the pool.
+    #[allow(unsafe_code)]
+    pub fn is_idle_clean(&self) -> bool {
+        if self.poisoned.get() {
+            return false;
+        }
+        let fd = self.stream.as_raw_fd();
+        // SAFETY: `fd` is owned by `self.stream`, which outlives this borrow;
+        // the borrow is only used for one non-blocking peek below.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        let mut byte = [MaybeUninit::<u8>::uninit(); 1];
+        let peeked =
+            SockRef::from(&fd).recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT);
+        matches!(peeked, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
     /// Gives up reading for good, after a read future was dropped while its

@@ -21,7 +21,7 @@ use crate::protocols::http::{
     BodyFraming, ClientBody, ForwardOptions, Limits as HttpLimits, RequestHead, ResponseFraming,
     ResponseHead, Version,
 };
-use crate::schedulers::{pick_by_key, pick_server, Pick, RequestInfo};
+use crate::schedulers::{pick_by_key, pick_server, HeaderLookup, Pick, RequestInfo};
 use crate::table::{ServerAddr, Service, ServiceId, Settings, Table};
 use crate::worker::WorkerContext;
 use body::{copy_chunked, copy_length, copy_until_close, BodyError, Encoding, End};
@@ -161,7 +161,9 @@ impl Session {
         let started = Instant::now();
         let request = RequestInfo {
             path: head.path(),
+            host: head.host.as_deref(),
             client: self.peer.ip(),
+            headers: &head,
         };
         let route = service.route(head.path());
         let candidates = route.candidates;
@@ -643,6 +645,15 @@ fn send_failure(reused: bool, failure: IoFailure) -> AttemptError {
         IoFailure::Io(_) if reused => AttemptError::Stale,
         IoFailure::TimedOut => AttemptError::Respond(504, Flow::Linger),
         _ => AttemptError::Respond(502, Flow::Linger),
+    }
+}
+
+impl HeaderLookup for RequestHead {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .and_then(|h| std::str::from_utf8(&h.value).ok())
     }
 }
 

@@ -7,6 +7,7 @@
 //! (a failed connect) is skipped, and a server marked failed is used only when
 //! no other can take the request.
 
+mod options;
 mod rr;
 mod wlc;
 
@@ -19,15 +20,57 @@ use std::sync::Arc;
 use crate::server::ActiveGuard;
 use crate::table::{RealServer, SchedOptions, ServerAddr};
 
+pub use options::Options;
 pub use rr::RoundRobin;
 pub use wlc::WeightedLeastConnection;
 
+/// Header fields of a request, by case-insensitive name, for schedulers that
+/// key on them (the protocol module provides it).
+pub trait HeaderLookup {
+    /// The value of the first field named `name`, if valid UTF-8.
+    fn header(&self, name: &str) -> Option<&str>;
+}
+
+/// A request without header fields (tests, benchmarks, protocols without any).
+pub struct NoHeaders;
+
+impl HeaderLookup for NoHeaders {
+    fn header(&self, _name: &str) -> Option<&str> {
+        None
+    }
+}
+
 /// What a scheduler may look at in a request.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct RequestInfo<'a> {
     /// The request target used by the content rules (path and query).
     pub path: &'a str,
+    /// The host the request names (Host, or an absolute target's authority).
+    pub host: Option<&'a str>,
     pub client: IpAddr,
+    pub headers: &'a dyn HeaderLookup,
+}
+
+impl<'a> RequestInfo<'a> {
+    /// A request for `path` from `client`, with no host or header fields.
+    pub fn new(path: &'a str, client: IpAddr) -> Self {
+        Self {
+            path,
+            host: None,
+            client,
+            headers: &NoHeaders,
+        }
+    }
+}
+
+impl fmt::Debug for RequestInfo<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestInfo")
+            .field("path", &self.path)
+            .field("host", &self.host)
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A scheduling algorithm. Implementations hold their own cross-core state
@@ -44,6 +87,11 @@ pub trait Scheduler: Send + Sync + fmt::Debug {
         candidates: &[Arc<RealServer>],
         usable: &dyn Fn(&RealServer) -> bool,
     ) -> Option<usize>;
+
+    /// How much this request weighs in its server's load while it is served.
+    fn cost(&self, _request: &RequestInfo<'_>) -> u32 {
+        1
+    }
 }
 
 /// The closed set of scheduler names an operator may give.
@@ -63,20 +111,15 @@ impl SchedulerKind {
         }
     }
 
-    /// A fresh instance of this algorithm with `options` (already checked).
-    pub fn build(self, _options: &SchedOptions) -> Arc<dyn Scheduler> {
-        match self {
+    /// A fresh instance of this algorithm with its `--sched-opt` parameters.
+    pub fn build(self, given: &SchedOptions) -> Result<Arc<dyn Scheduler>, String> {
+        let options = Options::new(self, given);
+        let scheduler: Arc<dyn Scheduler> = match self {
             SchedulerKind::Rr => Arc::new(RoundRobin::default()),
             SchedulerKind::Wlc => Arc::new(WeightedLeastConnection::default()),
-        }
-    }
-
-    /// Checks the parameters given for this algorithm.
-    pub fn check_options(self, options: &SchedOptions) -> Result<(), String> {
-        match options.keys().next() {
-            None => Ok(()),
-            Some(name) => Err(format!("unknown option `{name}` ({self} takes none)")),
-        }
+        };
+        options.finish()?;
+        Ok(scheduler)
     }
 }
 
@@ -88,8 +131,16 @@ impl fmt::Display for SchedulerKind {
 
 /// An unknown scheduler name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown scheduler `{0}` (known: rr, wlc)")]
+#[error("unknown scheduler `{0}` (known: {known})", known = SchedulerKind::names())]
 pub struct UnknownScheduler(pub String);
+
+impl SchedulerKind {
+    /// Every name, for messages.
+    pub fn names() -> String {
+        let names: Vec<&str> = SchedulerKind::ALL.iter().map(|k| k.name()).collect();
+        names.join(", ")
+    }
+}
 
 impl FromStr for SchedulerKind {
     type Err = UnknownScheduler;
@@ -116,7 +167,8 @@ pub fn pick_server(
     candidates: &[Arc<RealServer>],
     exclude: &[ServerAddr],
 ) -> Option<Pick> {
-    pick_with(candidates, exclude, |usable| {
+    let cost = scheduler.cost(request);
+    pick_with(candidates, exclude, cost, |usable| {
         scheduler.pick(request, candidates, usable)
     })
 }
@@ -130,7 +182,7 @@ pub fn pick_by_key(
     candidates: &[Arc<RealServer>],
     exclude: &[ServerAddr],
 ) -> Option<Pick> {
-    pick_with(candidates, exclude, |usable| {
+    pick_with(candidates, exclude, 1, |usable| {
         candidates
             .iter()
             .enumerate()
@@ -156,6 +208,7 @@ fn rendezvous(key: &str, addr: ServerAddr) -> u64 {
 fn pick_with(
     candidates: &[Arc<RealServer>],
     exclude: &[ServerAddr],
+    cost: u32,
     choose: impl Fn(&dyn Fn(&RealServer) -> bool) -> Option<usize>,
 ) -> Option<Pick> {
     let healthy =
@@ -163,7 +216,7 @@ fn pick_with(
     let any = |server: &RealServer| takes_work(server, exclude);
     let index = choose(&healthy).or_else(|| choose(&any))?;
     let server = candidates.get(index)?.clone();
-    let active = ActiveGuard::new(server.state.clone());
+    let active = ActiveGuard::with_cost(server.state.clone(), cost);
     Some(Pick {
         server,
         _active: active,
@@ -217,10 +270,7 @@ pub(crate) mod testing {
     }
 
     pub fn request() -> RequestInfo<'static> {
-        RequestInfo {
-            path: "/",
-            client: IpAddr::from([127, 0, 0, 1]),
-        }
+        RequestInfo::new("/", IpAddr::from([127, 0, 0, 1]))
     }
 }
 
@@ -242,7 +292,7 @@ mod tests {
     fn excluded_server_is_never_picked() {
         let servers = servers(&[1, 1]);
         for kind in SchedulerKind::ALL {
-            let sched = kind.build(&SchedOptions::new());
+            let sched = kind.build(&SchedOptions::new()).unwrap();
             for _ in 0..10 {
                 let pick = pick_server(&*sched, &request(), &servers, &[servers[0].addr]).unwrap();
                 assert_eq!(pick.server.addr, servers[1].addr);
@@ -257,7 +307,7 @@ mod tests {
             .state
             .mark_failed(std::time::Duration::from_secs(60));
         for kind in SchedulerKind::ALL {
-            let sched = kind.build(&SchedOptions::new());
+            let sched = kind.build(&SchedOptions::new()).unwrap();
             for _ in 0..10 {
                 let pick = pick_server(&*sched, &request(), &servers, &[]).unwrap();
                 assert_eq!(pick.server.addr, servers[1].addr);
@@ -298,7 +348,7 @@ mod tests {
         fn weight_zero_is_never_picked(weights in proptest::collection::vec(0u16..4, 1..8), picks in 1usize..64) {
             let servers = servers(&weights);
             for kind in SchedulerKind::ALL {
-                let sched = kind.build(&SchedOptions::new());
+                let sched = kind.build(&SchedOptions::new()).unwrap();
                 let mut held = Vec::new();
                 for _ in 0..picks {
                     match pick_server(&*sched, &request(), &servers, &[]) {
