@@ -46,7 +46,7 @@ fn decisions(c: &mut Criterion) {
     for servers in [4u16, 16, 64] {
         let table = table(servers);
         let service = &table.services[0];
-        for kind in SchedulerKind::ALL {
+        for &kind in SchedulerKind::ALL {
             let scheduler = kind.build(&SchedOptions::new()).unwrap();
             group.bench_with_input(BenchmarkId::new(kind.name(), servers), &servers, |b, _| {
                 b.iter(|| {

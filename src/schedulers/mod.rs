@@ -7,6 +7,9 @@
 //! (a failed connect) is skipped, and a server marked failed is used only when
 //! no other can take the request.
 
+mod lard;
+mod lard_map;
+mod lardr;
 mod options;
 mod rr;
 mod wlc;
@@ -20,6 +23,8 @@ use std::sync::Arc;
 use crate::server::ActiveGuard;
 use crate::table::{RealServer, SchedOptions, ServerAddr};
 
+pub use lard::Lard;
+pub use lardr::LardReplicated;
 pub use options::Options;
 pub use rr::RoundRobin;
 pub use wlc::WeightedLeastConnection;
@@ -99,24 +104,35 @@ pub trait Scheduler: Send + Sync + fmt::Debug {
 pub enum SchedulerKind {
     Rr,
     Wlc,
+    Lard,
+    Lardr,
 }
 
 impl SchedulerKind {
-    pub const ALL: [SchedulerKind; 2] = [SchedulerKind::Rr, SchedulerKind::Wlc];
+    pub const ALL: &[SchedulerKind] = &[
+        SchedulerKind::Rr,
+        SchedulerKind::Wlc,
+        SchedulerKind::Lard,
+        SchedulerKind::Lardr,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             SchedulerKind::Rr => "rr",
             SchedulerKind::Wlc => "wlc",
+            SchedulerKind::Lard => "lard",
+            SchedulerKind::Lardr => "lardr",
         }
     }
 
     /// A fresh instance of this algorithm with its `--sched-opt` parameters.
     pub fn build(self, given: &SchedOptions) -> Result<Arc<dyn Scheduler>, String> {
-        let options = Options::new(self, given);
+        let mut options = Options::new(self, given);
         let scheduler: Arc<dyn Scheduler> = match self {
             SchedulerKind::Rr => Arc::new(RoundRobin::default()),
             SchedulerKind::Wlc => Arc::new(WeightedLeastConnection::default()),
+            SchedulerKind::Lard => Arc::new(Lard::new(lard::Thresholds::read(&mut options)?)),
+            SchedulerKind::Lardr => Arc::new(LardReplicated::from_options(&mut options)?),
         };
         options.finish()?;
         Ok(scheduler)
@@ -147,7 +163,8 @@ impl FromStr for SchedulerKind {
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
         SchedulerKind::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .find(|kind| kind.name() == name)
             .ok_or_else(|| UnknownScheduler(name.to_string()))
     }
@@ -282,7 +299,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for kind in SchedulerKind::ALL {
+        for &kind in SchedulerKind::ALL {
             assert_eq!(kind.name().parse::<SchedulerKind>(), Ok(kind));
         }
         assert!("lblc".parse::<SchedulerKind>().is_err());
@@ -291,7 +308,7 @@ mod tests {
     #[test]
     fn excluded_server_is_never_picked() {
         let servers = servers(&[1, 1]);
-        for kind in SchedulerKind::ALL {
+        for &kind in SchedulerKind::ALL {
             let sched = kind.build(&SchedOptions::new()).unwrap();
             for _ in 0..10 {
                 let pick = pick_server(&*sched, &request(), &servers, &[servers[0].addr]).unwrap();
@@ -306,7 +323,7 @@ mod tests {
         servers[0]
             .state
             .mark_failed(std::time::Duration::from_secs(60));
-        for kind in SchedulerKind::ALL {
+        for &kind in SchedulerKind::ALL {
             let sched = kind.build(&SchedOptions::new()).unwrap();
             for _ in 0..10 {
                 let pick = pick_server(&*sched, &request(), &servers, &[]).unwrap();
@@ -347,7 +364,7 @@ mod tests {
         #[test]
         fn weight_zero_is_never_picked(weights in proptest::collection::vec(0u16..4, 1..8), picks in 1usize..64) {
             let servers = servers(&weights);
-            for kind in SchedulerKind::ALL {
+            for &kind in SchedulerKind::ALL {
                 let sched = kind.build(&SchedOptions::new()).unwrap();
                 let mut held = Vec::new();
                 for _ in 0..picks {

@@ -1,0 +1,280 @@
+//! LARD, locality-aware request distribution (Pai et al., ASPLOS 1998):
+//! each target is remembered on the server that served it, so that server's
+//! cache keeps it; a target moves only when its server is overloaded:
+//!
+//! ```text
+//! if server[target] is none: n = least loaded; server[target] = n
+//! else n = server[target]
+//!      if (n.load > T_high and some node.load < T_low) or n.load >= 2*T_high:
+//!          n = least loaded; server[target] = n
+//! ```
+//!
+//! Load is the active requests of a server on every core, a dynamic request
+//! (the `dynamic` pattern: CGI or a query string by default) counting 2 and a
+//! static one 1, as in the paper. "Least loaded" compares load per unit of
+//! weight, so heterogeneous servers get their share.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use regex::Regex;
+
+use super::lard_map::TargetMap;
+use super::{Options, RequestInfo, Rotation, Scheduler, SchedulerKind};
+use crate::table::{RealServer, ServerAddr};
+
+/// The parameters shared by LARD and LARD/R.
+#[derive(Debug)]
+pub struct Thresholds {
+    /// Below this load a server counts as underused (T_low).
+    pub low: u32,
+    /// Above this load a server counts as overloaded (T_high).
+    pub high: u32,
+    /// Requests matching this count 2 toward load.
+    pub dynamic: Regex,
+    /// Most targets remembered.
+    pub targets: usize,
+}
+
+impl Thresholds {
+    /// Reads `low`, `high`, `dynamic` and `targets` from the options.
+    pub fn read(options: &mut Options<'_>) -> Result<Self, String> {
+        let low = options.number("low", 25u32, 0..=1_000_000)?;
+        let high = options.number("high", 65u32, 1..=1_000_000)?;
+        if low >= high {
+            return Err(format!("low={low} must be below high={high}"));
+        }
+        Ok(Self {
+            low,
+            high,
+            dynamic: options.regex("dynamic", r"^/cgi-bin/|\?")?,
+            targets: options.number("targets", 1_000_000usize, 1..=100_000_000)?,
+        })
+    }
+
+    /// The paper's move test for a target on `server`.
+    pub fn overloaded(
+        &self,
+        server: &RealServer,
+        candidates: &[Arc<RealServer>],
+        usable: &dyn Fn(&RealServer) -> bool,
+    ) -> bool {
+        let load = server.state.load();
+        let someone_idle = || {
+            candidates
+                .iter()
+                .any(|s| usable(s) && s.state.load() < self.low)
+        };
+        load >= 2 * self.high || (load > self.high && someone_idle())
+    }
+
+    /// LARD's request cost: dynamic requests weigh twice.
+    pub fn cost(&self, path: &str) -> u32 {
+        if self.dynamic.is_match(path) {
+            2
+        } else {
+            1
+        }
+    }
+}
+
+/// The candidate with the least load per unit of weight among those `usable`
+/// accepts; ties rotate.
+pub fn least_loaded(
+    candidates: &[Arc<RealServer>],
+    usable: &dyn Fn(&RealServer) -> bool,
+    ties: &Rotation,
+) -> Option<usize> {
+    let mut best: Option<(usize, u64, u64)> = None;
+    for i in ties.order(candidates.len()) {
+        let server = &candidates[i];
+        if !usable(server) {
+            continue;
+        }
+        let (load, weight) = (u64::from(server.state.load()), u64::from(server.weight.0));
+        if best.is_none_or(|(_, l, w)| load * w < l * weight) {
+            best = Some((i, load, weight));
+        }
+    }
+    best.map(|(i, _, _)| i)
+}
+
+/// Hashes request targets for the map (local memory: any fast hash will do).
+#[derive(Debug, Default)]
+pub struct TargetHasher(ahash::RandomState);
+
+impl TargetHasher {
+    pub fn key(&self, target: &str) -> u64 {
+        self.0.hash_one(target)
+    }
+}
+
+/// LARD: one server per target.
+#[derive(Debug)]
+pub struct Lard {
+    thresholds: Thresholds,
+    servers: TargetMap<ServerAddr>,
+    hasher: TargetHasher,
+    ties: Rotation,
+}
+
+impl Lard {
+    pub fn new(thresholds: Thresholds) -> Self {
+        Self {
+            servers: TargetMap::new(thresholds.targets),
+            thresholds,
+            hasher: TargetHasher::default(),
+            ties: Rotation::default(),
+        }
+    }
+
+    /// Targets remembered now.
+    pub fn targets(&self) -> usize {
+        self.servers.len()
+    }
+}
+
+impl Scheduler for Lard {
+    fn kind(&self) -> SchedulerKind {
+        SchedulerKind::Lard
+    }
+
+    fn pick(
+        &self,
+        request: &RequestInfo<'_>,
+        candidates: &[Arc<RealServer>],
+        usable: &dyn Fn(&RealServer) -> bool,
+    ) -> Option<usize> {
+        let key = self.hasher.key(request.path);
+        self.servers.entry(key, |assigned| {
+            // The remembered server, if it may still serve this request.
+            let current = assigned
+                .and_then(|addr| candidates.iter().position(|s| s.addr == addr && usable(s)));
+            let chosen = match current {
+                Some(i)
+                    if !self
+                        .thresholds
+                        .overloaded(&candidates[i], candidates, usable) =>
+                {
+                    i
+                }
+                _ => least_loaded(candidates, usable, &self.ties)?,
+            };
+            *assigned = Some(candidates[chosen].addr);
+            Some(chosen)
+        })
+    }
+
+    fn cost(&self, request: &RequestInfo<'_>) -> u32 {
+        self.thresholds.cost(request.path)
+    }
+}
+
+/// How long LARD/R waits before shrinking a stable set (seed 000's K).
+pub const DEFAULT_HOLD: Duration = Duration::from_secs(60);
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::super::{pick_server, Pick, SchedOptions};
+    use super::*;
+    use crate::server::ActiveGuard;
+    use std::net::IpAddr;
+
+    fn lard(low: u32, high: u32) -> Lard {
+        let given: SchedOptions = [("low", low.to_string()), ("high", high.to_string())]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        let mut options = Options::new(SchedulerKind::Lard, &given);
+        Lard::new(Thresholds::read(&mut options).unwrap())
+    }
+
+    fn pick(lard: &Lard, servers: &[Arc<RealServer>], path: &str) -> Pick {
+        let request = RequestInfo::new(path, IpAddr::from([127, 0, 0, 1]));
+        pick_server(lard, &request, servers, &[]).unwrap()
+    }
+
+    /// Makes `server` carry `load` active requests.
+    fn load(server: &Arc<RealServer>, load: u32) -> Vec<ActiveGuard> {
+        (0..load)
+            .map(|_| ActiveGuard::new(server.state.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_target_stays_on_its_server_below_high() {
+        let servers = servers(&[1, 1, 1, 1]);
+        let lard = lard(2, 4);
+        let home = pick(&lard, &servers, "/a.html").server.addr;
+        let i = servers.iter().position(|s| s.addr == home).unwrap();
+        // Busy but not overloaded (load 4 = high): the target stays.
+        let _busy = load(&servers[i], 4);
+        for _ in 0..10 {
+            assert_eq!(pick(&lard, &servers, "/a.html").server.addr, home);
+        }
+    }
+
+    #[test]
+    fn moves_exactly_when_the_thresholds_say() {
+        let servers = servers(&[1, 1]);
+        let lard = lard(2, 4);
+        let home = pick(&lard, &servers, "/hot").server.addr;
+        let (h, other) = if servers[0].addr == home {
+            (0, 1)
+        } else {
+            (1, 0)
+        };
+        // load > high, but nobody is under low: stays.
+        let _home_load = load(&servers[h], 5);
+        let _other_load = load(&servers[other], 2);
+        assert_eq!(pick(&lard, &servers, "/hot").server.addr, home);
+        // load > high and someone under low: moves.
+        drop(_other_load);
+        let moved = pick(&lard, &servers, "/hot").server.addr;
+        assert_eq!(moved, servers[other].addr);
+        // and the move is remembered.
+        assert_eq!(pick(&lard, &servers, "/hot").server.addr, moved);
+    }
+
+    #[test]
+    fn twice_high_moves_whatever_the_others_do() {
+        let servers = servers(&[1, 1]);
+        let lard = lard(2, 4);
+        let home = pick(&lard, &servers, "/hot").server.addr;
+        let (h, other) = if servers[0].addr == home {
+            (0, 1)
+        } else {
+            (1, 0)
+        };
+        let _home_load = load(&servers[h], 8);
+        let _other_load = load(&servers[other], 7);
+        assert_eq!(
+            pick(&lard, &servers, "/hot").server.addr,
+            servers[other].addr
+        );
+    }
+
+    #[test]
+    fn new_targets_go_to_the_least_loaded_and_dynamic_counts_two() {
+        let servers = servers(&[1, 1, 1]);
+        let lard = lard(25, 65);
+        let _a = load(&servers[0], 3);
+        let _b = load(&servers[1], 1);
+        let fresh = pick(&lard, &servers, "/new");
+        assert_eq!(fresh.server.addr, servers[2].addr);
+        let cgi = pick(&lard, &servers, "/cgi-bin/x");
+        assert_eq!(cgi.server.state.load(), cgi.server.state.active() + 1);
+    }
+
+    #[test]
+    fn thresholds_are_checked() {
+        let given: SchedOptions = [("low".to_string(), "70".to_string())]
+            .into_iter()
+            .collect();
+        let mut options = Options::new(SchedulerKind::Lard, &given);
+        assert!(Thresholds::read(&mut options)
+            .unwrap_err()
+            .contains("below high"));
+    }
+}
