@@ -283,6 +283,11 @@ fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
         scheduler,
         sched_opts,
         enabled: raw.enabled.unwrap_or(true),
+        persistent: raw
+            .persistent
+            .as_ref()
+            .map(|p| parse_duration(p.get_ref()).map_err(|e| (p.span(), key("persistent"), e)))
+            .transpose()?,
         forwarded_proto: raw.forwarded_proto,
         servers,
         rules,
@@ -345,6 +350,13 @@ pub fn services_to_toml(services: &[ServiceSpec]) -> String {
         let _ = writeln!(out, "protocol = {}", quote(&service.protocol.to_string()));
         let _ = writeln!(out, "scheduler = {}", quote(service.scheduler.name()));
         let _ = writeln!(out, "enabled = {}", service.enabled);
+        if let Some(timeout) = service.persistent {
+            let _ = writeln!(
+                out,
+                "persistent = {}",
+                quote(&format!("{}ms", timeout.as_millis()))
+            );
+        }
         if let Some(proto) = &service.forwarded_proto {
             let _ = writeln!(out, "forwarded_proto = {}", quote(proto));
         }
@@ -451,6 +463,7 @@ struct RawService {
     scheduler: Option<Spanned<String>>,
     forwarded_proto: Option<String>,
     enabled: Option<bool>,
+    persistent: Option<Spanned<String>>,
     sched_opts: Option<std::collections::BTreeMap<String, toml::Value>>,
     default: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
@@ -569,6 +582,7 @@ servers = ["127.0.0.1:9002"]
         let mut config = parse(GOOD, Path::new("t.toml")).unwrap();
         let web = &mut config.table.services[0];
         web.enabled = false;
+        web.persistent = Some(Duration::from_secs(300));
         web.rules[0].match_group = Some(1);
         web.rules[0].pattern = "^/images/(\"quoted\")".into();
         let text = services_to_toml(&config.table.services);

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use regex::Regex;
 
-use crate::schedulers::{Scheduler, SchedulerKind};
+use crate::schedulers::{Persistence, Scheduler, SchedulerKind};
 use crate::server::ServerState;
 
 /// A virtual service's name (KTCPVS: up to 16 characters).
@@ -203,6 +203,9 @@ pub struct ServiceSpec {
     pub sched_opts: SchedOptions,
     /// Whether the service accepts connections (`tcpvsadm --start/--stop`).
     pub enabled: bool,
+    /// LVS persistence: a client keeps its server this long after its last
+    /// request (`None`: every request is scheduled on its own).
+    pub persistent: Option<Duration>,
     /// Add `X-Forwarded-Proto` with this value to requests.
     pub forwarded_proto: Option<String>,
     pub servers: Vec<ServerSpec>,
@@ -225,6 +228,7 @@ impl ServiceSpec {
             scheduler: SchedulerKind::Wlc,
             sched_opts: SchedOptions::new(),
             enabled: true,
+            persistent: None,
             forwarded_proto: None,
             servers: Vec::new(),
             rules: Vec::new(),
@@ -312,6 +316,7 @@ pub struct Service {
     pub scheduler: Arc<dyn Scheduler>,
     pub sched_opts: SchedOptions,
     pub enabled: bool,
+    pub persistence: Option<Arc<Persistence>>,
     pub forwarded_proto: Option<String>,
     pub servers: Vec<Arc<RealServer>>,
     pub rules: Vec<ContentRule>,
@@ -517,6 +522,14 @@ fn build_service(
         })?,
     };
 
+    // Templates survive an edit unless the timeout changed.
+    let persistence =
+        spec.persistent
+            .map(|timeout| match old.and_then(|o| o.persistence.as_ref()) {
+                Some(kept) if kept.timeout() == timeout => kept.clone(),
+                _ => Arc::new(Persistence::new(timeout)),
+            });
+
     Ok(Service {
         ident: spec.ident.clone(),
         listen: spec.listen,
@@ -524,6 +537,7 @@ fn build_service(
         scheduler,
         sched_opts: spec.sched_opts.clone(),
         enabled: spec.enabled,
+        persistence,
         forwarded_proto: spec.forwarded_proto.clone(),
         servers,
         rules,

@@ -317,9 +317,12 @@ fn save_and_restore_give_the_same_table() {
     daemon.ok(&format!("--add-rule -i web -p ^/images/ -r {}", b.addr));
     daemon.ok(&format!("--add-rule -i web -p \\.(cgi|pl)$ -r {}", b.addr));
     daemon.ok(&format!("--add-default -i web -r {}", a.addr));
-    daemon.ok("-A -i api -l 127.0.0.1:0");
+    daemon.ok("-A -i api -l 127.0.0.1:0 -s lard --sched-opt low=10,high=40 --persistent 300");
     daemon.ok(&format!("-a -i api -r {}", b.addr));
     daemon.ok("--stop -i api");
+    assert!(daemon
+        .ok("-L")
+        .contains("lard high=40,low=10 persistent 300s"));
     let saved = daemon.ok("-S");
     let before = daemon.ok("-L");
     daemon.ok("-F");

@@ -78,6 +78,9 @@ pub struct ServiceArgs {
     pub sched_opts: Option<SchedOptions>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
+    /// Persistence timeout in seconds; 0 turns persistence off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent: Option<u64>,
 }
 
 /// Arguments of `-a` and `-e`.
@@ -150,6 +153,9 @@ pub struct ServiceView {
     #[serde(default)]
     pub sched_opts: SchedOptions,
     pub enabled: bool,
+    /// Persistence timeout in seconds, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent: Option<u64>,
     pub servers: Vec<ServerView>,
     pub rules: Vec<RuleView>,
     /// `None`: every server takes unmatched requests.
@@ -361,6 +367,9 @@ fn apply_service_args(service: &mut ServiceSpec, args: &ServiceArgs) -> Result<(
     }
     if let Some(protocol) = &args.protocol {
         service.protocol = protocol.parse::<Protocol>()?;
+    }
+    if let Some(seconds) = args.persistent {
+        service.persistent = (seconds > 0).then(|| std::time::Duration::from_secs(seconds));
     }
     Ok(())
 }

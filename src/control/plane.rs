@@ -110,6 +110,7 @@ impl ControlPlane {
                     scheduler: service.scheduler.kind().to_string(),
                     sched_opts: service.sched_opts.clone(),
                     enabled: service.enabled,
+                    persistent: service.persistence.as_ref().map(|p| p.timeout().as_secs()),
                     servers: service
                         .servers
                         .iter()

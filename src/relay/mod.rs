@@ -172,9 +172,13 @@ impl Session {
         let mut fresh_only = false;
         let mut no_server_status = 503;
         for _attempt in 0..=candidates.len() {
-            let pick = match route.sticky_key {
-                Some(key) => pick_by_key(key, candidates, &exclude),
-                None => pick_server(&*service.scheduler, &request, candidates, &exclude),
+            let scheduler = &*service.scheduler;
+            let pick = match (route.sticky_key, &service.persistence) {
+                (Some(key), _) => pick_by_key(key, candidates, &exclude),
+                (None, Some(persistence)) => {
+                    persistence.pick(scheduler, &request, candidates, &exclude)
+                }
+                (None, None) => pick_server(scheduler, &request, candidates, &exclude),
             };
             let Some(pick) = pick else {
                 break;

@@ -11,6 +11,7 @@ mod lard;
 mod lard_map;
 mod lardr;
 mod options;
+mod persist;
 mod rr;
 mod wlc;
 
@@ -26,6 +27,7 @@ use crate::table::{RealServer, SchedOptions, ServerAddr};
 pub use lard::Lard;
 pub use lardr::LardReplicated;
 pub use options::Options;
+pub use persist::Persistence;
 pub use rr::RoundRobin;
 pub use wlc::WeightedLeastConnection;
 
@@ -175,6 +177,15 @@ impl FromStr for SchedulerKind {
 pub struct Pick {
     pub server: Arc<RealServer>,
     _active: ActiveGuard,
+    /// Keeps a persistence template alive while the request is in flight.
+    _template: Option<persist::InFlight>,
+}
+
+impl Pick {
+    fn holding(mut self, template: persist::InFlight) -> Self {
+        self._template = Some(template);
+        self
+    }
 }
 
 /// Picks a server for `request` among `candidates`, never one in `exclude`.
@@ -237,6 +248,7 @@ fn pick_with(
     Some(Pick {
         server,
         _active: active,
+        _template: None,
     })
 }
 

@@ -11,6 +11,7 @@ use tcpvs::control::command::{RuleArgs, ServerArgs, ServiceArgs, Verb};
 pub const USAGE: &str = "\
 usage:
   tcpvsadm -A|-E -i ident [-s scheduler] [-l address[:port]] [-P port] [--sched-opt k=v,...]
+                [--persistent seconds]
   tcpvsadm -D -i ident
   tcpvsadm -a|-e -i ident -r server-address [-w weight]
   tcpvsadm -d -i ident -r server-address
@@ -84,7 +85,7 @@ enum Op {
 }
 
 /// Options that take a value, by their long name.
-const VALUED: [&str; 10] = [
+const VALUED: [&str; 11] = [
     "ident",
     "scheduler",
     "port",
@@ -95,6 +96,7 @@ const VALUED: [&str; 10] = [
     "match",
     "socket",
     "sched-opt",
+    "persistent",
 ];
 
 fn long_name(short: char) -> Option<&'static str> {
@@ -264,6 +266,13 @@ fn build(
                 scheduler: take("scheduler"),
                 sched_opts: take("sched-opt").map(|o| sched_opts(&o)).transpose()?,
                 protocol: None,
+                persistent: take("persistent")
+                    .map(|p| {
+                        p.parse::<u64>().map_err(|_| {
+                            usage(format!("--persistent {p}: give seconds (0 turns it off)"))
+                        })
+                    })
+                    .transpose()?,
             };
             if op == Op::AddService {
                 Verb::AddService(args)

@@ -139,6 +139,7 @@ fn service_view(spec: &tcpvs::table::ServiceSpec) -> ServiceView {
         scheduler: spec.scheduler.to_string(),
         sched_opts: spec.sched_opts.clone(),
         enabled: spec.enabled,
+        persistent: spec.persistent.map(|t| t.as_secs()),
         servers: spec
             .servers
             .iter()

@@ -39,6 +39,9 @@ pub fn listing(view: &TableView, stats: bool) -> String {
                 .collect();
             scheduler = format!("{scheduler} {}", opts.join(","));
         }
+        if let Some(seconds) = service.persistent {
+            scheduler = format!("{scheduler} persistent {seconds}s");
+        }
         let state = if service.enabled {
             "started"
         } else {
@@ -110,6 +113,9 @@ fn save_service(service: &ServiceView, out: &mut String) {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         let _ = write!(out, " --sched-opt {}", quote(&opts.join(",")));
+    }
+    if let Some(seconds) = service.persistent {
+        let _ = write!(out, " --persistent {seconds}");
     }
     out.push('\n');
     for server in &service.servers {
