@@ -1,16 +1,30 @@
 //! Cost of one scheduling decision: content rules narrowing the candidates,
-//! then the scheduler picking one (with the active-count guard).
+//! then the scheduler picking one (with its active-count guard), for every
+//! scheduler with 4, 64 and 1024 servers; and the same decision made from
+//! several threads at once, to see what contention on the shared state costs.
+//!
+//!   cargo bench --bench schedulers
+//!   cargo bench --bench schedulers -- contended   # contention only
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
-use std::net::IpAddr;
-use tcpvs::schedulers::{pick_server, RequestInfo, SchedulerKind};
+use tcpvs::schedulers::{pick_server, RequestInfo, Scheduler, SchedulerKind};
 use tcpvs::table::{
     RuleSpec, SchedOptions, ServerAddr, ServerSpec, ServiceSpec, Settings, Table, TableSpec, Weight,
 };
 
+/// Distinct request targets cycled through (LARD keeps one entry each).
+const TARGETS: usize = 10_000;
+
 fn table(servers: u16) -> Table {
     let addrs: Vec<ServerAddr> = (0..servers)
-        .map(|i| ServerAddr(format!("10.0.0.{}:80", i + 1).parse().unwrap()))
+        .map(|i| {
+            let ip = IpAddr::from([10, 0, (i / 250) as u8, (i % 250) as u8 + 1]);
+            ServerAddr(std::net::SocketAddr::new(ip, 80))
+        })
         .collect();
     let spec = TableSpec {
         settings: Settings::default(),
@@ -23,37 +37,50 @@ fn table(servers: u16) -> Table {
                     weight: Weight(1 + i as u16 % 3),
                 })
                 .collect(),
-            rules: vec![
-                RuleSpec {
-                    pattern: "^/cgi-bin/".into(),
-                    servers: addrs[..1].to_vec(),
-                    match_group: None,
-                },
-                RuleSpec {
-                    pattern: r"\.(jpg|png|gif)$".into(),
-                    servers: addrs[addrs.len() / 2..].to_vec(),
-                    match_group: None,
-                },
-            ],
+            rules: vec![RuleSpec {
+                pattern: "^/cgi-bin/".into(),
+                servers: addrs[..1].to_vec(),
+                match_group: None,
+            }],
             ..ServiceSpec::new("web".parse().unwrap(), "127.0.0.1:0".parse().unwrap())
         }],
     };
     Table::build(spec, None).unwrap()
 }
 
+fn paths() -> Vec<String> {
+    (0..TARGETS)
+        .map(|i| format!("/static/item{i}.jpg"))
+        .collect()
+}
+
+fn decide(
+    scheduler: &dyn Scheduler,
+    table: &Table,
+    path: &str,
+    client: IpAddr,
+) -> Option<ServerAddr> {
+    let request = RequestInfo::new(path, client);
+    let candidates = table.services[0].candidates(path);
+    pick_server(scheduler, &request, candidates, &[]).map(|p| p.server.addr)
+}
+
 fn decisions(c: &mut Criterion) {
-    let mut group = c.benchmark_group("schedule");
-    for servers in [4u16, 16, 64] {
+    let paths = paths();
+    let mut group = c.benchmark_group("decision");
+    group
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(500));
+    for servers in [4u16, 64, 1024] {
         let table = table(servers);
-        let service = &table.services[0];
         for &kind in SchedulerKind::ALL {
             let scheduler = kind.build(&SchedOptions::new()).unwrap();
+            let mut n = 0usize;
             group.bench_with_input(BenchmarkId::new(kind.name(), servers), &servers, |b, _| {
                 b.iter(|| {
-                    let path = black_box("/static/products/shoe.jpg");
-                    let request = RequestInfo::new(path, IpAddr::from([192, 0, 2, 7]));
-                    let candidates = service.candidates(path);
-                    pick_server(&*scheduler, &request, candidates, &[]).map(|p| p.server.addr)
+                    n = (n + 1) % TARGETS;
+                    let client = IpAddr::from([192, 0, 2, (n % 200) as u8]);
+                    decide(&*scheduler, &table, black_box(&paths[n]), client)
                 })
             });
         }
@@ -61,5 +88,46 @@ fn decisions(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decisions);
+/// Per-decision time with `threads` threads deciding at once on one
+/// scheduler (64 servers): shared maps and counters are contended.
+fn contended(c: &mut Criterion) {
+    let paths = Arc::new(paths());
+    let table = Arc::new(table(64));
+    let mut group = c.benchmark_group("contended");
+    group
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(500));
+    for &kind in SchedulerKind::ALL {
+        let scheduler = kind.build(&SchedOptions::new()).unwrap();
+        for threads in [1usize, 2, 8] {
+            group.bench_with_input(
+                BenchmarkId::new(kind.name(), threads),
+                &threads,
+                |b, &threads| {
+                    b.iter_custom(|iters| {
+                        let started = Instant::now();
+                        std::thread::scope(|scope| {
+                            for t in 0..threads {
+                                let (scheduler, table, paths) = (&scheduler, &table, &paths);
+                                scope.spawn(move || {
+                                    for i in 0..iters as usize {
+                                        let n = (i * 7 + t * 1013) % TARGETS;
+                                        let client = IpAddr::from([192, 0, 2, (n % 200) as u8]);
+                                        black_box(decide(&**scheduler, table, &paths[n], client));
+                                    }
+                                });
+                            }
+                        });
+                        // Wall time per decision of one thread: equal to the
+                        // one-thread figure when there is no contention.
+                        started.elapsed()
+                    })
+                },
+            );
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, decisions, contended);
 criterion_main!(benches);

@@ -650,7 +650,7 @@ mod tests {
                     scheduler: Some("fastest".into()),
                     ..Default::default()
                 }),
-                "unknown scheduler `fastest` (known: rr, wlc)",
+                "unknown scheduler `fastest` (known: rr, wrr, lc, wlc, sed, nq, sh, chash, lard, lardr)",
             ),
             (
                 Verb::AddService(ServiceArgs {

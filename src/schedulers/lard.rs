@@ -20,7 +20,7 @@ use std::time::Duration;
 use regex::Regex;
 
 use super::lard_map::TargetMap;
-use super::{Options, RequestInfo, Rotation, Scheduler, SchedulerKind};
+use super::{least_by, Options, RequestInfo, Rotation, Scheduler, SchedulerKind};
 use crate::table::{RealServer, ServerAddr};
 
 /// The parameters shared by LARD and LARD/R.
@@ -78,25 +78,16 @@ impl Thresholds {
     }
 }
 
-/// The candidate with the least load per unit of weight among those `usable`
-/// accepts; ties rotate.
+/// The candidate with the least load (cost-weighted active requests) per unit
+/// of weight among those `usable` accepts; ties rotate.
 pub fn least_loaded(
     candidates: &[Arc<RealServer>],
     usable: &dyn Fn(&RealServer) -> bool,
     ties: &Rotation,
 ) -> Option<usize> {
-    let mut best: Option<(usize, u64, u64)> = None;
-    for i in ties.order(candidates.len()) {
-        let server = &candidates[i];
-        if !usable(server) {
-            continue;
-        }
-        let (load, weight) = (u64::from(server.state.load()), u64::from(server.weight.0));
-        if best.is_none_or(|(_, l, w)| load * w < l * weight) {
-            best = Some((i, load, weight));
-        }
-    }
-    best.map(|(i, _, _)| i)
+    least_by(candidates, usable, ties, |server| {
+        (u64::from(server.state.load()), u64::from(server.weight.0))
+    })
 }
 
 /// Hashes request targets for the map (local memory: any fast hash will do).

@@ -7,13 +7,21 @@
 //! (a failed connect) is skipped, and a server marked failed is used only when
 //! no other can take the request.
 
+mod candidate_sets;
+mod chash;
+mod hash;
 mod lard;
 mod lard_map;
 mod lardr;
+mod lc;
+mod nq;
 mod options;
 mod persist;
 mod rr;
+mod sed;
+mod sh;
 mod wlc;
+mod wrr;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -24,12 +32,18 @@ use std::sync::Arc;
 use crate::server::ActiveGuard;
 use crate::table::{RealServer, SchedOptions, ServerAddr};
 
+pub use chash::{ConsistentHash, HashKey};
 pub use lard::Lard;
 pub use lardr::LardReplicated;
+pub use lc::LeastConnection;
+pub use nq::NeverQueue;
 pub use options::Options;
 pub use persist::Persistence;
 pub use rr::RoundRobin;
+pub use sed::ShortestExpectedDelay;
+pub use sh::SourceHash;
 pub use wlc::WeightedLeastConnection;
+pub use wrr::WeightedRoundRobin;
 
 /// Header fields of a request, by case-insensitive name, for schedulers that
 /// key on them (the protocol module provides it).
@@ -108,12 +122,25 @@ pub enum SchedulerKind {
     Wlc,
     Lard,
     Lardr,
+    Wrr,
+    Lc,
+    Sed,
+    Nq,
+    Sh,
+    Chash,
 }
 
 impl SchedulerKind {
+    /// Every scheduler: the LVS family, then hashing, then locality-aware.
     pub const ALL: &[SchedulerKind] = &[
         SchedulerKind::Rr,
+        SchedulerKind::Wrr,
+        SchedulerKind::Lc,
         SchedulerKind::Wlc,
+        SchedulerKind::Sed,
+        SchedulerKind::Nq,
+        SchedulerKind::Sh,
+        SchedulerKind::Chash,
         SchedulerKind::Lard,
         SchedulerKind::Lardr,
     ];
@@ -124,6 +151,12 @@ impl SchedulerKind {
             SchedulerKind::Wlc => "wlc",
             SchedulerKind::Lard => "lard",
             SchedulerKind::Lardr => "lardr",
+            SchedulerKind::Wrr => "wrr",
+            SchedulerKind::Lc => "lc",
+            SchedulerKind::Sed => "sed",
+            SchedulerKind::Nq => "nq",
+            SchedulerKind::Sh => "sh",
+            SchedulerKind::Chash => "chash",
         }
     }
 
@@ -135,6 +168,12 @@ impl SchedulerKind {
             SchedulerKind::Wlc => Arc::new(WeightedLeastConnection::default()),
             SchedulerKind::Lard => Arc::new(Lard::new(lard::Thresholds::read(&mut options)?)),
             SchedulerKind::Lardr => Arc::new(LardReplicated::from_options(&mut options)?),
+            SchedulerKind::Wrr => Arc::new(WeightedRoundRobin::default()),
+            SchedulerKind::Lc => Arc::new(LeastConnection::default()),
+            SchedulerKind::Sed => Arc::new(ShortestExpectedDelay::default()),
+            SchedulerKind::Nq => Arc::new(NeverQueue::default()),
+            SchedulerKind::Sh => Arc::new(SourceHash),
+            SchedulerKind::Chash => Arc::new(ConsistentHash::from_options(&mut options)?),
         };
         options.finish()?;
         Ok(scheduler)
@@ -221,14 +260,7 @@ pub fn pick_by_key(
 }
 
 fn rendezvous(key: &str, addr: ServerAddr) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0100_0000_01b3;
-    let server = addr.to_string();
-    let bytes = key.bytes().chain([0]).chain(server.bytes());
-    let hash = bytes.fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME));
-    // FNV's low bits mix poorly: finish with a multiply-xorshift.
-    let mixed = (hash ^ (hash >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
-    mixed ^ (mixed >> 33)
+    hash::stable_hash(&[key.as_bytes(), addr.to_string().as_bytes()])
 }
 
 /// Runs a choice over healthy servers first, then over any that takes work,
@@ -271,6 +303,38 @@ impl Rotation {
     fn resume_after(&self, picked: usize) {
         self.next.store(picked.wrapping_add(1), Ordering::Relaxed);
     }
+}
+
+/// Index of the usable candidate with the least `load / capacity`, as `ratio`
+/// gives them (wlc, lc, sed, nq). Ratios are compared by cross-multiplication,
+/// with no division; a capacity of 0 never wins; ties go to the first in this
+/// call's rotation, so they are broken round robin.
+fn least_by(
+    candidates: &[Arc<RealServer>],
+    usable: &dyn Fn(&RealServer) -> bool,
+    ties: &Rotation,
+    ratio: impl Fn(&RealServer) -> (u64, u64),
+) -> Option<usize> {
+    let mut best: Option<(usize, u64, u64)> = None;
+    for i in ties.order(candidates.len()) {
+        let server = &candidates[i];
+        if !usable(server) {
+            continue;
+        }
+        let (load, capacity) = ratio(server);
+        if capacity == 0 {
+            continue;
+        }
+        let lighter = match best {
+            None => true,
+            // load / capacity < best_load / best_capacity
+            Some((_, best_load, best_capacity)) => load * best_capacity < best_load * capacity,
+        };
+        if lighter {
+            best = Some((i, load, capacity));
+        }
+    }
+    best.map(|(i, _, _)| i)
 }
 
 fn takes_work(server: &RealServer, exclude: &[ServerAddr]) -> bool {

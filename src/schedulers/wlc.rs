@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use super::{RequestInfo, Rotation, Scheduler, SchedulerKind};
+use super::{least_by, RequestInfo, Rotation, Scheduler, SchedulerKind};
 use crate::table::RealServer;
 
 #[derive(Debug, Default)]
@@ -27,24 +27,9 @@ impl Scheduler for WeightedLeastConnection {
         candidates: &[Arc<RealServer>],
         usable: &dyn Fn(&RealServer) -> bool,
     ) -> Option<usize> {
-        let mut best: Option<(usize, u64, u64)> = None;
-        for i in self.ties.order(candidates.len()) {
-            let server = &candidates[i];
-            if !usable(server) {
-                continue;
-            }
-            let load = u64::from(server.state.active());
-            let weight = u64::from(server.weight.0);
-            let lighter = match best {
-                None => true,
-                // load_i / weight_i < best_load / best_weight
-                Some((_, best_load, best_weight)) => best_load * weight > load * best_weight,
-            };
-            if lighter {
-                best = Some((i, load, weight));
-            }
-        }
-        best.map(|(i, _, _)| i)
+        least_by(candidates, usable, &self.ties, |server| {
+            (u64::from(server.state.active()), u64::from(server.weight.0))
+        })
     }
 }
 

@@ -26,7 +26,7 @@ usage:
   tcpvsadm -Z|--zero [-i ident]
   tcpvsadm --start|--stop [-i ident]
 options: --socket PATH (default /run/tcpvsd.sock), -h|--help, -V|--version
-schedulers: wlc (default; KTCPVS's http and phttp mean the same), rr";
+schedulers: wlc (default; KTCPVS's http and phttp mean the same), rr, wrr, lc, sed, nq, sh, chash, lard, lardr";
 
 /// What the user asked for.
 #[derive(Debug, PartialEq, Eq)]
