@@ -51,14 +51,7 @@ mod tests {
 
     #[test]
     fn idle_servers_share_the_work() {
-        let servers = servers(&[1, 2, 3]);
-        let lc = LeastConnection::default();
-        for _ in 0..30 {
-            drop(pick_server(&lc, &request(), &servers, &[]).unwrap());
-        }
-        for server in &servers {
-            assert_eq!(server.state.requests(), 10);
-        }
+        assert_idle_picks_rotate(&LeastConnection::default(), &[1, 2, 3]);
     }
 
     proptest! {

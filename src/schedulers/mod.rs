@@ -365,6 +365,19 @@ pub(crate) mod testing {
     pub fn request() -> RequestInfo<'static> {
         RequestInfo::new("/", IpAddr::from([127, 0, 0, 1]))
     }
+
+    /// Picks released at once (an idle cluster) spread evenly over servers of
+    /// any weight: ties rotate instead of piling on the first server.
+    pub fn assert_idle_picks_rotate(scheduler: &dyn Scheduler, weights: &[u16]) {
+        let servers = servers(weights);
+        let rounds = 10;
+        for _ in 0..rounds * servers.len() {
+            drop(pick_server(scheduler, &request(), &servers, &[]).unwrap());
+        }
+        for server in &servers {
+            assert_eq!(server.state.requests(), rounds as u64, "{weights:?}");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -52,14 +52,7 @@ mod tests {
 
     #[test]
     fn idle_servers_take_turns() {
-        let servers = servers(&[1, 5, 1]);
-        let nq = NeverQueue::default();
-        for _ in 0..30 {
-            drop(pick_server(&nq, &request(), &servers, &[]).unwrap());
-        }
-        for server in &servers {
-            assert_eq!(server.state.requests(), 10);
-        }
+        assert_idle_picks_rotate(&NeverQueue::default(), &[1, 5, 1]);
     }
 
     proptest! {

@@ -55,14 +55,7 @@ mod tests {
 
     #[test]
     fn idle_equal_servers_share_the_work() {
-        let servers = servers(&[1, 1, 1]);
-        let wlc = WeightedLeastConnection::default();
-        for _ in 0..30 {
-            drop(pick_server(&wlc, &request(), &servers, &[]).unwrap());
-        }
-        for server in &servers {
-            assert_eq!(server.state.requests(), 10);
-        }
+        assert_idle_picks_rotate(&WeightedLeastConnection::default(), &[1, 1, 1]);
     }
 
     proptest! {
