@@ -89,17 +89,22 @@ fn decisions(c: &mut Criterion) {
 }
 
 /// Per-decision time with `threads` threads deciding at once on one
-/// scheduler (64 servers): shared maps and counters are contended.
-fn contended(c: &mut Criterion) {
+/// scheduler (64 servers). With `shared_servers`, all threads count requests
+/// on the same servers (the per-server atomics every core shares, as in
+/// tcpvsd); without, each thread has servers of its own and only the
+/// scheduler's memory (LARD's map, turns, rings) is shared.
+fn contention(c: &mut Criterion, group_name: &str, shared_servers: bool, thread_counts: &[usize]) {
     let paths = Arc::new(paths());
-    let table = Arc::new(table(64));
-    let mut group = c.benchmark_group("contended");
+    let tables: Vec<Table> = (0..thread_counts.iter().max().copied().unwrap_or(1))
+        .map(|_| table(64))
+        .collect();
+    let mut group = c.benchmark_group(group_name);
     group
         .measurement_time(Duration::from_secs(2))
         .warm_up_time(Duration::from_millis(500));
     for &kind in SchedulerKind::ALL {
         let scheduler = kind.build(&SchedOptions::new()).unwrap();
-        for threads in [1usize, 2, 8] {
+        for &threads in thread_counts {
             group.bench_with_input(
                 BenchmarkId::new(kind.name(), threads),
                 &threads,
@@ -108,7 +113,8 @@ fn contended(c: &mut Criterion) {
                         let started = Instant::now();
                         std::thread::scope(|scope| {
                             for t in 0..threads {
-                                let (scheduler, table, paths) = (&scheduler, &table, &paths);
+                                let table = &tables[if shared_servers { 0 } else { t }];
+                                let (scheduler, paths) = (&scheduler, &paths);
                                 scope.spawn(move || {
                                     for i in 0..iters as usize {
                                         let n = (i * 7 + t * 1013) % TARGETS;
@@ -127,6 +133,11 @@ fn contended(c: &mut Criterion) {
         }
     }
     group.finish();
+}
+
+fn contended(c: &mut Criterion) {
+    contention(c, "contended", true, &[1, 2, 8]);
+    contention(c, "contended_own_servers", false, &[1, 2]);
 }
 
 criterion_group!(benches, decisions, contended);

@@ -297,6 +297,20 @@ pub struct RealServer {
     pub addr: ServerAddr,
     pub weight: Weight,
     pub state: Arc<ServerState>,
+    /// A stable hash of the address, computed once for the hashing
+    /// schedulers (the same on every director).
+    pub seed: u64,
+}
+
+impl RealServer {
+    pub fn new(addr: ServerAddr, weight: Weight, state: Arc<ServerState>) -> Self {
+        Self {
+            addr,
+            weight,
+            state,
+            seed: crate::schedulers::server_seed(addr.0),
+        }
+    }
 }
 
 /// A compiled content rule.
@@ -434,11 +448,7 @@ fn build_service(
         let state = old
             .and_then(|old| old.servers.iter().find(|s| s.addr == server.addr))
             .map_or_else(Default::default, |s| s.state.clone());
-        servers.push(Arc::new(RealServer {
-            addr: server.addr,
-            weight: server.weight,
-            state,
-        }));
+        servers.push(Arc::new(RealServer::new(server.addr, server.weight, state)));
     }
     let by_addr: HashMap<ServerAddr, &Arc<RealServer>> =
         servers.iter().map(|s| (s.addr, s)).collect();

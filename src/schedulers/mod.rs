@@ -33,6 +33,7 @@ use crate::server::ActiveGuard;
 use crate::table::{RealServer, SchedOptions, ServerAddr};
 
 pub use chash::{ConsistentHash, HashKey};
+pub use hash::server_seed;
 pub use lard::Lard;
 pub use lardr::LardReplicated;
 pub use lc::LeastConnection;
@@ -241,26 +242,19 @@ pub fn pick_server(
 }
 
 /// Picks the server for `key` (a rule's capture group, KTCPVS `hhttp`'s `-m`)
-/// by rendezvous hashing: the same key goes to the same server while it is
-/// usable, and a server leaving moves only its own keys. The hash is fixed
-/// (FNV-1a), so every director maps a key alike.
+/// by weighted rendezvous hashing: the same key goes to the same server while
+/// it is usable, servers get keys in proportion to their weights, and a server
+/// leaving moves only its own keys. The hash is fixed, so every director maps
+/// a key alike.
 pub fn pick_by_key(
     key: &str,
     candidates: &[Arc<RealServer>],
     exclude: &[ServerAddr],
 ) -> Option<Pick> {
     pick_with(candidates, exclude, 1, |usable| {
-        candidates
-            .iter()
-            .enumerate()
-            .filter(|(_, server)| usable(server))
-            .max_by_key(|(_, server)| rendezvous(key, server.addr))
-            .map(|(i, _)| i)
+        let key = hash::StableHasher::new().write(key.as_bytes()).separate();
+        hash::weighted_rendezvous(key, candidates, usable)
     })
-}
-
-fn rendezvous(key: &str, addr: ServerAddr) -> u64 {
-    hash::stable_hash(&[key.as_bytes(), addr.to_string().as_bytes()])
 }
 
 /// Runs a choice over healthy servers first, then over any that takes work,
@@ -353,11 +347,11 @@ pub(crate) mod testing {
             .iter()
             .enumerate()
             .map(|(i, &w)| {
-                Arc::new(RealServer {
-                    addr: ServerAddr(format!("127.0.0.1:{}", 9000 + i).parse().unwrap()),
-                    weight: Weight(w),
-                    state: Arc::new(ServerState::default()),
-                })
+                Arc::new(RealServer::new(
+                    ServerAddr(format!("127.0.0.1:{}", 9000 + i).parse().unwrap()),
+                    Weight(w),
+                    Arc::new(ServerState::default()),
+                ))
             })
             .collect()
     }

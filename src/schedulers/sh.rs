@@ -12,21 +12,12 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::hash::StableHasher;
+use super::hash::{weighted_rendezvous, StableHasher};
 use super::{RequestInfo, Scheduler, SchedulerKind};
 use crate::table::RealServer;
 
 #[derive(Debug, Default)]
 pub struct SourceHash;
-
-/// Server `server`'s score for the client hashed so far: higher wins, and
-/// the raw hash breaks (vanishingly rare) ties the same on every director.
-fn score(client: StableHasher, server: &RealServer) -> (f64, u64) {
-    let hash = client.write_socket(server.addr.0).finish();
-    // The top 53 bits, as a float in (0, 1].
-    let unit = ((hash >> 11) + 1) as f64 / (1u64 << 53) as f64;
-    (unit.ln() / f64::from(server.weight.0), hash)
-}
 
 /// The hasher state after the client's address, shared by every server's score.
 fn client_hash(client: IpAddr) -> StableHasher {
@@ -44,14 +35,7 @@ impl Scheduler for SourceHash {
         candidates: &[Arc<RealServer>],
         usable: &dyn Fn(&RealServer) -> bool,
     ) -> Option<usize> {
-        let client = client_hash(request.client);
-        candidates
-            .iter()
-            .enumerate()
-            .filter(|(_, server)| !server.weight.is_quiescent() && usable(server))
-            .map(|(i, server)| (i, score(client, server)))
-            .max_by(|(_, a), (_, b)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
-            .map(|(i, _)| i)
+        weighted_rendezvous(client_hash(request.client), candidates, usable)
     }
 }
 
