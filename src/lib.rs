@@ -18,6 +18,7 @@ pub mod protocols;
 pub mod relay;
 pub mod schedulers;
 pub mod server;
+pub mod sim;
 pub mod state_file;
 pub mod table;
 pub mod worker;
