@@ -310,7 +310,7 @@ fn save_and_restore_give_the_same_table() {
     let daemon = Daemon::start("save");
     let a = TestServer::named("a");
     let b = TestServer::named("b");
-    daemon.ok("-A -i web -l 127.0.0.1:0 -s rr");
+    daemon.ok("-A -i web -l 127.0.0.1:0 -s rr --forwarded-proto https");
     daemon.ok(&format!("-a -i web -r {} -w 3", a.addr));
     daemon.ok(&format!("-a -i web -r {} -w 0", b.addr));
     daemon.ok(&format!("--add-rule -i web -p ^/images/ -r {}", a.addr));
@@ -335,6 +335,10 @@ fn save_and_restore_give_the_same_table() {
     );
     assert_eq!(daemon.ok("-S"), saved);
     assert_eq!(shape(&daemon.ok("-L")), shape(&before));
+    // The restored service still marks requests as forwarded from https.
+    assert_eq!(get(daemon.bound("web"), "/").text(), "a");
+    let seen = a.requests().pop().unwrap();
+    assert_eq!(seen.header("x-forwarded-proto"), ["https"]);
 
     // -f with a TOML configuration replaces the table with the file's.
     let file = daemon.dir.join("load.toml");

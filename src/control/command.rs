@@ -81,6 +81,9 @@ pub struct ServiceArgs {
     /// Persistence timeout in seconds; 0 turns persistence off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persistent: Option<u64>,
+    /// The `X-Forwarded-Proto` value to add; empty turns it off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded_proto: Option<String>,
 }
 
 /// Arguments of `-a` and `-e`.
@@ -156,6 +159,9 @@ pub struct ServiceView {
     /// Persistence timeout in seconds, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persistent: Option<u64>,
+    /// The `X-Forwarded-Proto` added to requests, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded_proto: Option<String>,
     pub servers: Vec<ServerView>,
     pub rules: Vec<RuleView>,
     /// `None`: every server takes unmatched requests.
@@ -367,6 +373,9 @@ fn apply_service_args(service: &mut ServiceSpec, args: &ServiceArgs) -> Result<(
     }
     if let Some(protocol) = &args.protocol {
         service.protocol = protocol.parse::<Protocol>()?;
+    }
+    if let Some(proto) = &args.forwarded_proto {
+        service.forwarded_proto = Some(proto.clone()).filter(|p| !p.is_empty());
     }
     if let Some(seconds) = args.persistent {
         service.persistent = (seconds > 0).then(|| std::time::Duration::from_secs(seconds));

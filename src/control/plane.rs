@@ -111,6 +111,7 @@ impl ControlPlane {
                     sched_opts: service.sched_opts.clone(),
                     enabled: service.enabled,
                     persistent: service.persistence.as_ref().map(|p| p.timeout().as_secs()),
+                    forwarded_proto: service.forwarded_proto.clone(),
                     servers: service
                         .servers
                         .iter()

@@ -11,7 +11,7 @@ use tcpvs::control::command::{RuleArgs, ServerArgs, ServiceArgs, Verb};
 pub const USAGE: &str = "\
 usage:
   tcpvsadm -A|-E -i ident [-s scheduler] [-l address[:port]] [-P port] [--sched-opt k=v,...]
-                [--persistent seconds]
+                [--persistent seconds] [--forwarded-proto http|https]
   tcpvsadm -D -i ident
   tcpvsadm -a|-e -i ident -r server-address [-w weight]
   tcpvsadm -d -i ident -r server-address
@@ -85,7 +85,7 @@ enum Op {
 }
 
 /// Options that take a value, by their long name.
-const VALUED: [&str; 11] = [
+const VALUED: [&str; 12] = [
     "ident",
     "scheduler",
     "port",
@@ -97,6 +97,7 @@ const VALUED: [&str; 11] = [
     "socket",
     "sched-opt",
     "persistent",
+    "forwarded-proto",
 ];
 
 fn long_name(short: char) -> Option<&'static str> {
@@ -266,6 +267,7 @@ fn build(
                 scheduler: take("scheduler"),
                 sched_opts: take("sched-opt").map(|o| sched_opts(&o)).transpose()?,
                 protocol: None,
+                forwarded_proto: take("forwarded-proto"),
                 persistent: take("persistent")
                     .map(|p| {
                         p.parse::<u64>().map_err(|_| {

@@ -140,6 +140,7 @@ fn service_view(spec: &tcpvs::table::ServiceSpec) -> ServiceView {
         sched_opts: spec.sched_opts.clone(),
         enabled: spec.enabled,
         persistent: spec.persistent.map(|t| t.as_secs()),
+        forwarded_proto: spec.forwarded_proto.clone(),
         servers: spec
             .servers
             .iter()

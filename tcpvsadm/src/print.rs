@@ -117,6 +117,9 @@ fn save_service(service: &ServiceView, out: &mut String) {
     if let Some(seconds) = service.persistent {
         let _ = write!(out, " --persistent {seconds}");
     }
+    if let Some(proto) = &service.forwarded_proto {
+        let _ = write!(out, " --forwarded-proto {}", quote(proto));
+    }
     out.push('\n');
     for server in &service.servers {
         let _ = writeln!(
