@@ -19,6 +19,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use bytes::BytesMut;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use crate::net::{self, Listener};
@@ -32,6 +33,46 @@ pub struct WorkerContext {
     pub table: Arc<ArcSwap<Table>>,
     /// Idle connections to real servers, owned by this worker alone.
     pub pool: RefCell<Pool>,
+    /// Spare read buffers, lent to exchanges in progress: an idle client
+    /// connection holds none of them.
+    buffers: RefCell<Vec<BytesMut>>,
+}
+
+/// Size of a lent read buffer.
+const BUFFER_SIZE: usize = 16 * 1024;
+/// Spare buffers a worker keeps for reuse.
+const SPARE_BUFFERS: usize = 256;
+
+impl WorkerContext {
+    pub fn new(table: Arc<ArcSwap<Table>>) -> Self {
+        Self {
+            table,
+            pool: RefCell::new(Pool::default()),
+            buffers: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// An empty read buffer, reused when one is spare.
+    pub fn take_buffer(&self) -> BytesMut {
+        self.buffers
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| BytesMut::with_capacity(BUFFER_SIZE))
+    }
+
+    /// Returns a buffer for reuse (dropped when it is not empty, has been
+    /// shrunk by splits, or enough are spare).
+    pub fn recycle(&self, mut buffer: BytesMut) {
+        let mut spare = self.buffers.borrow_mut();
+        if buffer.is_empty() && spare.len() < SPARE_BUFFERS {
+            buffer.clear();
+            // Reclaims the whole allocation once no split part is alive.
+            buffer.reserve(BUFFER_SIZE);
+            if buffer.capacity() <= 2 * BUFFER_SIZE {
+                spare.push(buffer);
+            }
+        }
+    }
 }
 
 /// A socket handed to a worker, with the flag that tells its accept loop a
@@ -210,10 +251,7 @@ fn bind_group(addr: SocketAddr, count: usize) -> io::Result<(SocketAddr, Vec<Std
 }
 
 async fn run(table: Arc<ArcSwap<Table>>, mut handovers: UnboundedReceiver<Handover>) {
-    let ctx = Rc::new(WorkerContext {
-        table,
-        pool: RefCell::new(Pool::default()),
-    });
+    let ctx = Rc::new(WorkerContext::new(table));
     // Idle server connections are closed when they age out, even on a worker
     // that gets no request to notice them.
     let sweeper = ctx.clone();

@@ -26,8 +26,9 @@ use crate::table::{ServerAddr, Service, ServiceId, Settings, Table};
 use crate::worker::WorkerContext;
 use body::{copy_chunked, copy_length, copy_until_close, BodyError, Encoding, End};
 
-/// Size of a fresh read buffer for heads and bodies.
-const BUFFER_SIZE: usize = 16 * 1024;
+/// The buffer an idle keep-alive client waits in: room for a typical request
+/// head, so that thousands of idle clients do not each pin a body-sized one.
+const IDLE_BUFFER: usize = 2 * 1024;
 /// A non-idempotent request only reuses a pooled connection this fresh: the
 /// server is unlikely to have closed it, and such a request cannot be retried.
 const SAFE_REUSE: Duration = Duration::from_secs(1);
@@ -43,8 +44,7 @@ pub async fn serve(ctx: Rc<WorkerContext>, client: Conn, service: ServiceId) {
         client,
         peer,
         service,
-        buf: BytesMut::with_capacity(BUFFER_SIZE),
-        server_buf: BytesMut::new(),
+        buf: BytesMut::with_capacity(IDLE_BUFFER),
     };
     let mut head_started = Some(Instant::now());
     loop {
@@ -59,7 +59,9 @@ pub async fn serve(ctx: Rc<WorkerContext>, client: Conn, service: ServiceId) {
             // The service was deleted while this client was connected.
             return session.refuse(503, settings).await;
         };
-        match session.exchange(&table, &service, head).await {
+        // Boxed: the exchange's state (large: body and response relays) lives
+        // only while it runs, so an idle keep-alive client's task stays small.
+        match Box::pin(session.exchange(&table, &service, head)).await {
             Flow::KeepAlive => {}
             Flow::Close => return,
             Flow::Linger => return session.linger().await,
@@ -94,8 +96,6 @@ struct Session {
     service: ServiceId,
     /// Bytes read from the client and not consumed yet.
     buf: BytesMut,
-    /// A read buffer for server responses, kept between requests.
-    server_buf: BytesMut,
 }
 
 impl Session {
@@ -113,6 +113,16 @@ impl Session {
         let timeouts = &settings.timeouts;
         let limits = http_limits(settings);
         let mut deadline = started.map(|at| at + timeouts.head);
+        if self.buf.is_empty() {
+            // Between requests: take back the room consumed heads left behind
+            // (no allocation), and wait in a small buffer rather than pin a
+            // body-sized one while the client is idle.
+            self.buf.reserve(IDLE_BUFFER);
+            if self.buf.capacity() > IDLE_BUFFER {
+                let big = std::mem::replace(&mut self.buf, BytesMut::with_capacity(IDLE_BUFFER));
+                self.ctx.recycle(big);
+            }
+        }
         // Parse only when the head may be complete (or too long): a client
         // sending a byte at a time must not cost a full re-parse per byte.
         let mut scanned = 0;
@@ -313,10 +323,7 @@ impl Session {
             return Err(send_failure(reused, e));
         }
 
-        // The session's spare buffer: emptied by the last exchange, its
-        // allocation is reused instead of a fresh one per request.
-        let mut from_server = std::mem::take(&mut self.server_buf);
-        from_server.clear();
+        let mut from_server = self.ctx.take_buffer();
         let (response, body_complete) =
             if matches!(body_left, BodyFraming::None | BodyFraming::Length(0)) {
                 let response =
@@ -429,9 +436,7 @@ impl Session {
             && response.framing != ResponseFraming::UntilClose
             && from_server.is_empty()
             && !server.is_poisoned();
-        if from_server.is_empty() {
-            self.server_buf = from_server;
-        }
+        self.ctx.recycle(from_server);
         if server_reusable {
             self.ctx
                 .pool
