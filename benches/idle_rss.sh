@@ -16,7 +16,7 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || {
     rm -f /usr/sbin/policy-rc.d
 }
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-ulimit -n $((CLIENTS * 2 + 1000))
+ulimit -n "$(ulimit -Hn)"   # tcpvsd and the client each hold CLIENTS sockets
 cargo build --release -q --bin tcpvsd
 
 work=$(mktemp -d /tmp/tcpvs-idle.XXXXXX)
