@@ -140,5 +140,47 @@ fn contended(c: &mut Criterion) {
     contention(c, "contended_own_servers", false, &[1, 2]);
 }
 
-criterion_group!(benches, decisions, contended);
+/// Content-rule matching alone: a target that matches no rule (so every rule
+/// is tried) with 1 and with 50 rules.
+fn routing(c: &mut Criterion) {
+    let mut group = c.benchmark_group("routing");
+    group
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(500));
+    for rules in [1usize, 50] {
+        let addr = ServerAddr("10.0.0.1:80".parse().unwrap());
+        let spec = TableSpec {
+            settings: Settings::default(),
+            services: vec![ServiceSpec {
+                servers: vec![ServerSpec {
+                    addr,
+                    weight: Weight(1),
+                }],
+                rules: (0..rules)
+                    .map(|i| RuleSpec {
+                        pattern: format!("^/section{i}/|\\.ext{i}$"),
+                        servers: vec![addr],
+                        match_group: None,
+                    })
+                    .collect(),
+                ..ServiceSpec::new("web".parse().unwrap(), "127.0.0.1:0".parse().unwrap())
+            }],
+        };
+        let table = Table::build(spec, None).unwrap();
+        let service = &table.services[0];
+        group.bench_with_input(BenchmarkId::new("no_match", rules), &rules, |b, _| {
+            b.iter(|| {
+                service
+                    .route(black_box(
+                        "/static/products/summer/shoe-1234.jpg?size=large",
+                    ))
+                    .candidates
+                    .len()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, decisions, contended, routing);
 criterion_main!(benches);

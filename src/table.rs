@@ -13,7 +13,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use regex::Regex;
+use regex::{Regex, RegexSet};
 
 use crate::schedulers::{Persistence, Scheduler, SchedulerKind};
 use crate::server::ServerState;
@@ -334,6 +334,9 @@ pub struct Service {
     pub forwarded_proto: Option<String>,
     pub servers: Vec<Arc<RealServer>>,
     pub rules: Vec<ContentRule>,
+    /// All rule patterns at once: one pass over the target finds the first
+    /// matching rule, however many rules there are.
+    rule_set: RegexSet,
     pub default_set: Vec<Arc<RealServer>>,
 }
 
@@ -357,28 +360,28 @@ impl Service {
     /// The route of `target`: the first matching rule's servers (and capture
     /// group, when it has one), else the default set.
     pub fn route<'s, 't>(&'s self, target: &'t str) -> Route<'s, 't> {
-        for rule in &self.rules {
-            let Some(group) = rule.match_group else {
-                if rule.pattern.is_match(target) {
-                    return Route {
-                        candidates: &rule.servers,
-                        sticky_key: None,
-                    };
-                }
-                continue;
+        let first = match self.rules.len() {
+            0 => None,
+            // One pattern: the set would only add its own overhead.
+            1 => self.rules[0].pattern.is_match(target).then_some(0),
+            _ => self.rule_set.matches(target).iter().next(),
+        };
+        let Some(rule) = first.map(|i| &self.rules[i]) else {
+            return Route {
+                candidates: &self.default_set,
+                sticky_key: None,
             };
-            if let Some(captures) = rule.pattern.captures(target) {
-                // A group that took no part in the match hashes as empty.
-                let key = captures.get(group as usize).map_or("", |m| m.as_str());
-                return Route {
-                    candidates: &rule.servers,
-                    sticky_key: Some(key),
-                };
-            }
-        }
+        };
+        // A group that took no part in the match hashes as empty.
+        let sticky_key = rule.match_group.map(|group| {
+            rule.pattern
+                .captures(target)
+                .and_then(|c| c.get(group as usize))
+                .map_or("", |m| m.as_str())
+        });
         Route {
-            candidates: &self.default_set,
-            sticky_key: None,
+            candidates: &rule.servers,
+            sticky_key,
         }
     }
 }
@@ -540,6 +543,20 @@ fn build_service(
                 _ => Arc::new(Persistence::new(timeout)),
             });
 
+    // Each pattern compiled alone above, so the set cannot fail but on size.
+    let rule_set = RegexSet::new(spec.rules.iter().map(|r| &r.pattern)).map_err(|e| {
+        let error = TableError::BadPattern {
+            pattern: "(all rules together)".into(),
+            reason: e
+                .to_string()
+                .lines()
+                .last()
+                .unwrap_or("too large")
+                .to_string(),
+        };
+        (Site::Service(index), error)
+    })?;
+
     Ok(Service {
         ident: spec.ident.clone(),
         listen: spec.listen,
@@ -551,6 +568,7 @@ fn build_service(
         forwarded_proto: spec.forwarded_proto.clone(),
         servers,
         rules,
+        rule_set,
         default_set,
     })
 }
