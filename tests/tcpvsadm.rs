@@ -471,10 +471,16 @@ fn another_user_is_refused() {
     }
     use std::os::unix::process::CommandExt;
     let daemon = Daemon::start("uid");
-    // The binary and its directories must be reachable by `nobody`.
+    // `nobody` may not be able to reach the build directory: run a copy of
+    // tcpvsadm from the daemon's (world-readable) temporary directory.
+    use std::os::unix::fs::PermissionsExt;
+    let binary = daemon.dir.join("tcpvsadm");
+    std::fs::copy(tcpvsadm_path(), &binary).unwrap();
+    std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&daemon.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let nobody = 65534;
     let as_nobody = |socket: &Path| {
-        let mut command = Command::new(tcpvsadm_path());
+        let mut command = Command::new(&binary);
         command
             .args(["--socket", socket.to_str().unwrap(), "-L"])
             .uid(nobody)
@@ -489,8 +495,6 @@ fn another_user_is_refused() {
         "{output:?}"
     );
     // With the file opened up, SO_PEERCRED still refuses.
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&daemon.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&daemon.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
     let output = as_nobody(&daemon.socket);
     let stderr = String::from_utf8_lossy(&output.stderr);
