@@ -7,6 +7,7 @@
 #
 #   benches/compare.sh                 # 3 rounds of 10 s, 64 connections
 #   ROUNDS=5 DURATION=10s CONNS=64 WORKERS=1 benches/compare.sh
+#   HEADER="Connection: close" benches/compare.sh   # a new connection per request
 #
 # Needs nginx, haproxy and wrk (installed with apt-get when missing).
 set -euo pipefail
@@ -17,6 +18,9 @@ DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
 WORKERS=${WORKERS:-1}          # proxy threads (tcpvsd workers, haproxy nbthread)
 PATH_UNDER_TEST=${PATH_UNDER_TEST:-/index.html}
+HEADER=${HEADER:-}             # e.g. HEADER="Connection: close": a new connection per request
+header_args=()
+[ -n "$HEADER" ] && header_args=(-H "$HEADER")
 
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
@@ -107,11 +111,11 @@ for name in "${names[@]}"; do RPS[$name]=""; ERR[$name]=0; NON2XX[$name]=0; CPU[
 # utime + stime of a process, in clock ticks
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-echo "wrk -t1 -c$CONNS -d$DURATION http://127.0.0.1:PORT$PATH_UNDER_TEST, $ROUNDS rounds, proxy threads: $WORKERS"
+echo "wrk -t1 -c$CONNS -d$DURATION ${HEADER:+-H '$HEADER' }http://127.0.0.1:PORT$PATH_UNDER_TEST, $ROUNDS rounds, proxy threads: $WORKERS"
 for round in $(seq "$ROUNDS"); do
     for name in "${names[@]}"; do
         before=$(cpu_ticks "${PID[$name]}")
-        out=$(wrk -t1 -c"$CONNS" -d"$DURATION" "http://127.0.0.1:${PORT[$name]}$PATH_UNDER_TEST")
+        out=$(wrk -t1 -c"$CONNS" -d"$DURATION" "${header_args[@]}" "http://127.0.0.1:${PORT[$name]}$PATH_UNDER_TEST")
         after=$(cpu_ticks "${PID[$name]}")
         rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
         requests=$(awk '/requests in/ {print $1}' <<<"$out")
