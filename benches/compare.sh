@@ -8,6 +8,7 @@
 #   benches/compare.sh                 # 3 rounds of 10 s, 64 connections
 #   ROUNDS=5 DURATION=10s CONNS=64 WORKERS=1 benches/compare.sh
 #   HEADER="Connection: close" benches/compare.sh   # a new connection per request
+#   BODY_BYTES=65536 benches/compare.sh               # 64 KiB responses
 #
 # Needs nginx, haproxy and wrk (installed with apt-get when missing).
 set -euo pipefail
@@ -18,6 +19,7 @@ DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
 WORKERS=${WORKERS:-1}          # proxy threads (tcpvsd workers, haproxy nbthread)
 PATH_UNDER_TEST=${PATH_UNDER_TEST:-/index.html}
+BODY_BYTES=${BODY_BYTES:-612}    # size of the static file served
 HEADER=${HEADER:-}             # e.g. HEADER="Connection: close": a new connection per request
 header_args=()
 [ -n "$HEADER" ] && header_args=(-H "$HEADER")
@@ -56,7 +58,7 @@ wait_port() {
 
 NGINX_PORT=$(free_port); TCPVS_PORT=$(free_port); HAPROXY_PORT=$(free_port)
 mkdir -p "$work/www"
-head -c 612 /dev/zero | tr '\0' 'x' > "$work/www/index.html"
+head -c "$BODY_BYTES" /dev/zero | tr '\0' 'x' > "$work/www/index.html"
 
 cat > "$work/nginx.conf" <<CONF
 daemon off; master_process off; worker_processes 1;
@@ -111,7 +113,7 @@ for name in "${names[@]}"; do RPS[$name]=""; ERR[$name]=0; NON2XX[$name]=0; CPU[
 # utime + stime of a process, in clock ticks
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-echo "wrk -t1 -c$CONNS -d$DURATION ${HEADER:+-H '$HEADER' }http://127.0.0.1:PORT$PATH_UNDER_TEST, $ROUNDS rounds, proxy threads: $WORKERS"
+echo "wrk -t1 -c$CONNS -d$DURATION ${HEADER:+-H '$HEADER' }http://127.0.0.1:PORT$PATH_UNDER_TEST ($BODY_BYTES bytes), $ROUNDS rounds, proxy threads: $WORKERS"
 for round in $(seq "$ROUNDS"); do
     for name in "${names[@]}"; do
         before=$(cpu_ticks "${PID[$name]}")

@@ -39,9 +39,9 @@ pub struct WorkerContext {
 }
 
 /// Size of a lent read buffer.
-const BUFFER_SIZE: usize = 16 * 1024;
+const BUFFER_SIZE: usize = 64 * 1024;
 /// Spare buffers a worker keeps for reuse.
-const SPARE_BUFFERS: usize = 256;
+const SPARE_BUFFERS: usize = 64;
 
 impl WorkerContext {
     pub fn new(table: Arc<ArcSwap<Table>>) -> Self {
