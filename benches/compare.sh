@@ -24,54 +24,15 @@ HEADER=${HEADER:-}             # e.g. HEADER="Connection: close": a new connecti
 header_args=()
 [ -n "$HEADER" ] && header_args=(-H "$HEADER")
 
-missing=()
-command -v wrk >/dev/null || missing+=(wrk)
-command -v haproxy >/dev/null || missing+=(haproxy)
-command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
-if [ ${#missing[@]} -gt 0 ]; then
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-    rm -f /usr/sbin/policy-rc.d
-fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-
+source benches/lib.sh
+install_missing wrk:wrk haproxy:haproxy nginx:nginx-light
 cargo build --release -q --bin tcpvsd
-
-work=$(mktemp -d /tmp/tcpvs-compare.XXXXXX)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    [ -n "${KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    echo "nothing listening on port $1" >&2; exit 1
-}
+start_work compare
 
 NGINX_PORT=$(free_port); TCPVS_PORT=$(free_port); HAPROXY_PORT=$(free_port)
 mkdir -p "$work/www"
 head -c "$BODY_BYTES" /dev/zero | tr '\0' 'x' > "$work/www/index.html"
 
-cat > "$work/nginx.conf" <<CONF
-daemon off; master_process off; worker_processes 1;
-pid $work/nginx.pid; error_log $work/nginx.err warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $work/body; proxy_temp_path $work/proxy;
-    fastcgi_temp_path $work/fcgi; uwsgi_temp_path $work/uwsgi; scgi_temp_path $work/scgi;
-    keepalive_requests 100000000;
-    server { listen 127.0.0.1:$NGINX_PORT; root $work/www; }
-}
-CONF
 cat > "$work/tcpvsd.toml" <<CONF
 workers = $WORKERS
 log_level = "warn"
@@ -99,8 +60,9 @@ backend nginx
     server n1 127.0.0.1:$NGINX_PORT
 CONF
 
-"$NGINX" -c "$work/nginx.conf" -p "$work" & pids+=($!)
-target/release/tcpvsd --config "$work/tcpvsd.toml" > "$work/tcpvsd.out" & pids+=($!)
+start_nginx "$NGINX_PORT"
+target/release/tcpvsd --config "$work/tcpvsd.toml" --control-socket "$work/control.sock" \
+    > "$work/tcpvsd.out" & pids+=($!)
 haproxy -f "$work/haproxy.cfg" -q & pids+=($!)
 wait_port "$NGINX_PORT"; wait_port "$TCPVS_PORT"; wait_port "$HAPROXY_PORT"
 

@@ -11,26 +11,15 @@ cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
-command -v wrk >/dev/null || {
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk
-}
+source benches/lib.sh
+install_missing wrk:wrk
 cargo build --release -q --workspace
-
-work=$(mktemp -d /tmp/tcpvs-edits.XXXXXX)
-daemon=""
-cleanup() {
-    [ -n "$daemon" ] && kill "$daemon" 2>/dev/null || true
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+start_work edits
+port=$(free_port)
 sock="$work/control.sock"
 target/release/tcpvsd --demo --listen "127.0.0.1:$port" --control-socket "$sock" \
     --log-level warn > "$work/demo.out" 2>&1 &
-daemon=$!
+pids+=($!)
 for _ in $(seq 100); do grep -q "listening on" "$work/demo.out" 2>/dev/null && break; sleep 0.05; done
 read -r s1 s2 < <(awk '/pool static/ {print $3, $4}' "$work/demo.out")
 adm() { target/release/tcpvsadm --socket "$sock" "$@"; }

@@ -9,39 +9,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CLIENTS=${CLIENTS:-5000}
-command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || {
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light
-    rm -f /usr/sbin/policy-rc.d
-}
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+source benches/lib.sh
+install_missing nginx:nginx-light
 ulimit -n "$(ulimit -Hn)"   # tcpvsd and the client each hold CLIENTS sockets
 cargo build --release -q --bin tcpvsd
+start_work idle
 
-work=$(mktemp -d /tmp/tcpvs-idle.XXXXXX)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 NGINX_PORT=$(free_port); TCPVS_PORT=$(free_port)
 mkdir -p "$work/www"; echo hello > "$work/www/index.html"
-cat > "$work/nginx.conf" <<CONF
-daemon off; master_process off; worker_processes 1;
-pid $work/nginx.pid; error_log $work/nginx.err warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $work/body; proxy_temp_path $work/proxy;
-    fastcgi_temp_path $work/fcgi; uwsgi_temp_path $work/uwsgi; scgi_temp_path $work/scgi;
-    server { listen 127.0.0.1:$NGINX_PORT; root $work/www; }
-}
-CONF
 cat > "$work/tcpvsd.toml" <<CONF
 log_level = "warn"
 access_log = false
@@ -53,7 +28,7 @@ listen = "127.0.0.1:$TCPVS_PORT"
   [[service.server]]
   address = "127.0.0.1:$NGINX_PORT"
 CONF
-"$NGINX" -c "$work/nginx.conf" -p "$work" & pids+=($!)
+start_nginx "$NGINX_PORT"
 target/release/tcpvsd --config "$work/tcpvsd.toml" --control-socket "$work/control.sock" \
     > /dev/null & pids+=($!)
 sleep 1

@@ -116,6 +116,54 @@ fn config_file_serves_and_errors_name_file_line_key() {
 }
 
 #[test]
+fn bad_state_file_and_flags_are_errors() {
+    let dir = std::env::temp_dir().join(format!("tcpvs-state-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("c.toml");
+    std::fs::write(&config, "log_level = \"warn\"\n").unwrap();
+    let state = dir.join("state.toml");
+    std::fs::write(
+        &state,
+        "[[service]]\nident = \"web\"\nlisten = \"nowhere\"\n",
+    )
+    .unwrap();
+    let output = tcpvsd()
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "--state-file",
+            state.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("state.toml:3: service[0].listen"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("loading the state file"), "{stderr}");
+    for (args, message) in [
+        (
+            &["--demo", "--workers", "0"][..],
+            "--workers: `0` is not a number from 1 to 1024",
+        ),
+        (
+            &["--demo", "--listen", "localhost"][..],
+            "--listen: `localhost` is not IP:PORT",
+        ),
+        (&["--frobnicate"][..], "unknown argument `--frobnicate`"),
+        (&[][..], "give --config FILE or --demo"),
+    ] {
+        let output = tcpvsd().args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn busy_port_is_an_error_not_a_shared_socket() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();

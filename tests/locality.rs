@@ -197,6 +197,10 @@ fn traces_with_bad_lines_are_reported_and_empty_ones_refused() {
     assert!(stderr.contains("1 of 3 lines malformed"), "{stderr}");
     assert!(String::from_utf8_lossy(&output.stdout).contains("2 requests over 2 files"));
 
+    let output = locality_example(&["--nodes", "0"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--nodes: give counts of at least 1"));
+
     let empty = dir.join("empty.log");
     std::fs::write(&empty, "").unwrap();
     let output = locality_example(&["--trace", empty.to_str().unwrap()]);

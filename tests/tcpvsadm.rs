@@ -418,6 +418,17 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
             1,
             "unknown option `low`",
         ),
+        (
+            "-E -i web -s lard --sched-opt low=70".into(),
+            1,
+            "low=70 must be below high=65",
+        ),
+        (
+            "-E -i web -s lard --sched-opt high=lots".into(),
+            1,
+            "option high=lots: give a number",
+        ),
+        ("-E -i web --persistent soon".into(), 2, "give seconds"),
         (format!("-A -i dup -l {web}"), 1, "cannot listen on"),
         ("-d -i web -r 127.0.0.1:1".into(), 1, "has no real server"),
         ("--bogus".into(), 2, "unknown option"),
@@ -451,6 +462,25 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
     let mut half = UnixStream::connect(&daemon.socket).unwrap();
     half.write_all(b"{\"id\": 4, \"verb\": \"fl").unwrap();
     drop(half);
+    // A request line without end: refused once it passes the limit (4 MiB).
+    let mut endless = UnixStream::connect(&daemon.socket).unwrap();
+    let mut reader = std::io::BufReader::new(endless.try_clone().unwrap());
+    let _ = endless.write_all(&vec![b'x'; 4 * 1024 * 1024 + 1]);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+    assert!(line.contains("request line too long"), "{line}");
+    // More clients than the daemon serves at once are turned away, and it
+    // serves again once they leave.
+    let crowd: Vec<UnixStream> = (0..32)
+        .map(|_| UnixStream::connect(&daemon.socket).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let extra = UnixStream::connect(&daemon.socket).unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(extra), &mut line).unwrap();
+    assert!(line.contains("too many control clients"), "{line}");
+    drop(crowd);
+    std::thread::sleep(Duration::from_millis(200));
     // The daemon is unharmed and the table unchanged.
     assert_eq!(daemon.ok("-S"), before);
     assert_eq!(get(web, "/").status, 200);
@@ -460,6 +490,25 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
         .unwrap();
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no tcpvsd is listening there"));
+}
+
+#[test]
+fn an_edit_that_cannot_be_saved_is_not_applied() {
+    let dir = temp_dir("unsaved");
+    // The state file's directory does not exist: no save can succeed.
+    let state = dir.join("missing-dir/state.toml");
+    let daemon = Daemon::start_in(dir, &["--state-file", state.to_str().unwrap()]);
+    let output = daemon.adm("-A -i web -l 127.0.0.1:0");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the edit was not applied: cannot save"),
+        "{stderr}"
+    );
+    assert!(
+        !daemon.ok("-L").contains("web"),
+        "a rule the state file lacks is live"
+    );
 }
 
 #[test]

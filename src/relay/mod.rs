@@ -512,7 +512,8 @@ impl Session {
         status: u16,
         started: Instant,
     ) {
-        if settings.access_log {
+        // Formatting costs: skip it unless the line will be written.
+        if settings.access_log && tracing::enabled!(target: "tcpvs::access", tracing::Level::INFO) {
             let server = pick.map_or_else(|| "-".to_string(), |p| p.server.addr.to_string());
             tracing::info!(
                 target: "tcpvs::access",

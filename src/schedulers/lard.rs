@@ -169,7 +169,6 @@ mod tests {
     use super::super::testing::*;
     use super::super::{pick_server, Pick, SchedOptions};
     use super::*;
-    use crate::server::ActiveGuard;
     use std::net::IpAddr;
 
     fn lard(low: u32, high: u32) -> Lard {
@@ -186,11 +185,13 @@ mod tests {
         pick_server(lard, &request, servers, &[]).unwrap()
     }
 
-    /// Makes `server` carry `load` active requests.
-    fn load(server: &Arc<RealServer>, load: u32) -> Vec<ActiveGuard> {
-        (0..load)
-            .map(|_| ActiveGuard::new(server.state.clone()))
-            .collect()
+    /// Indexes of `home` and of the other server, in a pair of servers.
+    fn home_and_other(servers: &[Arc<RealServer>], home: ServerAddr) -> (usize, usize) {
+        if servers[0].addr == home {
+            (0, 1)
+        } else {
+            (1, 0)
+        }
     }
 
     #[test]
@@ -200,7 +201,7 @@ mod tests {
         let home = pick(&lard, &servers, "/a.html").server.addr;
         let i = servers.iter().position(|s| s.addr == home).unwrap();
         // Busy but not overloaded (load 4 = high): the target stays.
-        let _busy = load(&servers[i], 4);
+        let _busy = hold(&servers[i], 4);
         for _ in 0..10 {
             assert_eq!(pick(&lard, &servers, "/a.html").server.addr, home);
         }
@@ -211,14 +212,10 @@ mod tests {
         let servers = servers(&[1, 1]);
         let lard = lard(2, 4);
         let home = pick(&lard, &servers, "/hot").server.addr;
-        let (h, other) = if servers[0].addr == home {
-            (0, 1)
-        } else {
-            (1, 0)
-        };
+        let (h, other) = home_and_other(&servers, home);
         // load > high, but nobody is under low: stays.
-        let _home_load = load(&servers[h], 5);
-        let _other_load = load(&servers[other], 2);
+        let _home_load = hold(&servers[h], 5);
+        let _other_load = hold(&servers[other], 2);
         assert_eq!(pick(&lard, &servers, "/hot").server.addr, home);
         // load > high and someone under low: moves.
         drop(_other_load);
@@ -233,13 +230,9 @@ mod tests {
         let servers = servers(&[1, 1]);
         let lard = lard(2, 4);
         let home = pick(&lard, &servers, "/hot").server.addr;
-        let (h, other) = if servers[0].addr == home {
-            (0, 1)
-        } else {
-            (1, 0)
-        };
-        let _home_load = load(&servers[h], 8);
-        let _other_load = load(&servers[other], 7);
+        let (h, other) = home_and_other(&servers, home);
+        let _home_load = hold(&servers[h], 8);
+        let _other_load = hold(&servers[other], 7);
         assert_eq!(
             pick(&lard, &servers, "/hot").server.addr,
             servers[other].addr
@@ -250,8 +243,8 @@ mod tests {
     fn new_targets_go_to_the_least_loaded_and_dynamic_counts_two() {
         let servers = servers(&[1, 1, 1]);
         let lard = lard(25, 65);
-        let _a = load(&servers[0], 3);
-        let _b = load(&servers[1], 1);
+        let _a = hold(&servers[0], 3);
+        let _b = hold(&servers[1], 1);
         let fresh = pick(&lard, &servers, "/new");
         assert_eq!(fresh.server.addr, servers[2].addr);
         let cgi = pick(&lard, &servers, "/cgi-bin/x");

@@ -141,7 +141,6 @@ mod tests {
     use super::super::testing::*;
     use super::super::SchedOptions;
     use super::*;
-    use crate::server::ActiveGuard;
 
     fn lardr(low: u32, high: u32, hold_ms: u64) -> LardReplicated {
         let given: SchedOptions = [
@@ -155,12 +154,6 @@ mod tests {
         LardReplicated::from_options(&mut Options::new(SchedulerKind::Lardr, &given)).unwrap()
     }
 
-    fn load(server: &Arc<RealServer>, load: u32) -> Vec<ActiveGuard> {
-        (0..load)
-            .map(|_| ActiveGuard::new(server.state.clone()))
-            .collect()
-    }
-
     #[test]
     fn grows_when_overloaded_and_shrinks_after_hold() {
         let servers = servers(&[1, 1, 1]);
@@ -172,7 +165,7 @@ mod tests {
         assert_eq!(lardr.members("/").len(), 1);
 
         // The only member is overloaded and others are idle: a replica joins.
-        let _hot = load(&servers[first], 5);
+        let _hot = hold(&servers[first], 5);
         let second = lardr.pick_at(t0, &request, &servers, &all).unwrap();
         assert_ne!(second, first);
         assert_eq!(lardr.members("/").len(), 2);
@@ -180,7 +173,7 @@ mod tests {
         // Not overloaded any more: requests go to the least loaded member,
         // and the set keeps its size until it has been stable for `hold`.
         drop(_hot);
-        let _warm = load(&servers[first], 1);
+        let _warm = hold(&servers[first], 1);
         let t1 = t0 + Duration::from_millis(500);
         assert_eq!(lardr.pick_at(t1, &request, &servers, &all), Some(second));
         assert_eq!(lardr.members("/").len(), 2);

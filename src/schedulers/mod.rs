@@ -360,6 +360,13 @@ pub(crate) mod testing {
         RequestInfo::new("/", IpAddr::from([127, 0, 0, 1]))
     }
 
+    /// Makes `server` carry `count` active requests until the guards drop.
+    pub fn hold(server: &Arc<RealServer>, count: u32) -> Vec<ActiveGuard> {
+        (0..count)
+            .map(|_| ActiveGuard::new(server.state.clone()))
+            .collect()
+    }
+
     /// Picks released at once (an idle cluster) spread evenly over servers of
     /// any weight: ties rotate instead of piling on the first server.
     pub fn assert_idle_picks_rotate(scheduler: &dyn Scheduler, weights: &[u16]) {
