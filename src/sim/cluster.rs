@@ -433,6 +433,12 @@ mod tests {
             "{lard:?} vs {wrr:?}"
         );
         assert!(lard.imbalance < 1.5, "{lard:?}");
+        // Bounded-load hashing keeps most of the locality without shared state.
+        let chash = run(SchedulerKind::Chash, 4, &workload);
+        assert!(
+            chash.throughput_rps >= 0.8 * lard.throughput_rps,
+            "{chash:?} vs {lard:?}"
+        );
     }
 
     #[test]
