@@ -80,6 +80,8 @@ impl Weight {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     Http,
+    /// RTSP/1.0 (RFC 2326) with interleaved RTP over the same connection.
+    Rtsp,
 }
 
 impl FromStr for Protocol {
@@ -88,6 +90,7 @@ impl FromStr for Protocol {
     fn from_str(name: &str) -> Result<Self, TableError> {
         match name {
             "http" => Ok(Protocol::Http),
+            "rtsp" => Ok(Protocol::Rtsp),
             other => Err(TableError::UnknownProtocol(other.to_string())),
         }
     }
@@ -97,6 +100,7 @@ impl fmt::Display for Protocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Protocol::Http => "http",
+            Protocol::Rtsp => "rtsp",
         })
     }
 }
@@ -259,7 +263,7 @@ pub enum Site {
 pub enum TableError {
     #[error("invalid service ident `{0}` (1 to 16 characters: letters, digits, `-_.`)")]
     BadIdent(String),
-    #[error("unknown protocol `{0}` (known: http)")]
+    #[error("unknown protocol `{0}` (known: http, rtsp)")]
     UnknownProtocol(String),
     #[error("duplicate service `{0}`")]
     DuplicateService(ServiceId),

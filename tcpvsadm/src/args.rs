@@ -11,7 +11,7 @@ use tcpvs::control::command::{RuleArgs, ServerArgs, ServiceArgs, Verb};
 pub const USAGE: &str = "\
 usage:
   tcpvsadm -A|-E -i ident [-s scheduler] [-l address[:port]] [-P port] [--sched-opt k=v,...]
-                [--persistent seconds] [--forwarded-proto http|https]
+                [--persistent seconds] [--forwarded-proto http|https] [--protocol http|rtsp]
   tcpvsadm -D -i ident
   tcpvsadm -a|-e -i ident -r server-address [-w weight]
   tcpvsadm -d -i ident -r server-address
@@ -85,7 +85,7 @@ enum Op {
 }
 
 /// Options that take a value, by their long name.
-const VALUED: [&str; 12] = [
+const VALUED: [&str; 13] = [
     "ident",
     "scheduler",
     "port",
@@ -98,6 +98,7 @@ const VALUED: [&str; 12] = [
     "sched-opt",
     "persistent",
     "forwarded-proto",
+    "protocol",
 ];
 
 fn long_name(short: char) -> Option<&'static str> {
@@ -266,7 +267,7 @@ fn build(
                 listen: listen.map(|a| a.to_string()),
                 scheduler: take("scheduler"),
                 sched_opts: take("sched-opt").map(|o| sched_opts(&o)).transpose()?,
-                protocol: None,
+                protocol: take("protocol"),
                 forwarded_proto: take("forwarded-proto"),
                 persistent: take("persistent")
                     .map(|p| {

@@ -120,6 +120,9 @@ fn save_service(service: &ServiceView, out: &mut String) {
     if let Some(proto) = &service.forwarded_proto {
         let _ = write!(out, " --forwarded-proto {}", quote(proto));
     }
+    if service.protocol != "http" {
+        let _ = write!(out, " --protocol {}", quote(&service.protocol));
+    }
     out.push('\n');
     for server in &service.servers {
         let _ = writeln!(
