@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use regex::{Regex, RegexSet};
 
+use crate::protocols::rtsp::SessionTable;
 use crate::schedulers::{Persistence, Scheduler, SchedulerKind};
 use crate::server::ServerState;
 
@@ -336,6 +337,8 @@ pub struct Service {
     pub enabled: bool,
     pub persistence: Option<Arc<Persistence>>,
     pub forwarded_proto: Option<String>,
+    /// RTSP: which server owns each session (`None` for other protocols).
+    pub sessions: Option<Arc<SessionTable>>,
     pub servers: Vec<Arc<RealServer>>,
     pub rules: Vec<ContentRule>,
     /// All rule patterns at once: one pass over the target finds the first
@@ -547,6 +550,12 @@ fn build_service(
                 _ => Arc::new(Persistence::new(timeout)),
             });
 
+    // Sessions survive an edit as long as the service speaks RTSP.
+    let sessions = (spec.protocol == Protocol::Rtsp).then(|| {
+        old.and_then(|o| o.sessions.clone())
+            .unwrap_or_else(|| Arc::new(SessionTable::default()))
+    });
+
     // Each pattern compiled alone above, so the set cannot fail but on size.
     let rule_set = RegexSet::new(spec.rules.iter().map(|r| &r.pattern)).map_err(|e| {
         let error = TableError::BadPattern {
@@ -570,6 +579,7 @@ fn build_service(
         enabled: spec.enabled,
         persistence,
         forwarded_proto: spec.forwarded_proto.clone(),
+        sessions,
         servers,
         rules,
         rule_set,

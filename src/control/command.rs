@@ -162,6 +162,9 @@ pub struct ServiceView {
     /// The `X-Forwarded-Proto` added to requests, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forwarded_proto: Option<String>,
+    /// RTSP: live sessions in the service's session table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<u64>,
     pub servers: Vec<ServerView>,
     pub rules: Vec<RuleView>,
     /// `None`: every server takes unmatched requests.

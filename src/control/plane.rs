@@ -112,6 +112,10 @@ impl ControlPlane {
                     enabled: service.enabled,
                     persistent: service.persistence.as_ref().map(|p| p.timeout().as_secs()),
                     forwarded_proto: service.forwarded_proto.clone(),
+                    sessions: service
+                        .sessions
+                        .as_ref()
+                        .map(|t| t.len(std::time::Instant::now()) as u64),
                     servers: service
                         .servers
                         .iter()

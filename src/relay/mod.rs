@@ -1,692 +1,76 @@
-//! One client connection: read a request head, let the content rules and the
-//! scheduler pick a real server, forward the request, relay the response, and
-//! on a keep-alive connection do it all again for the next request (KTCPVS's
-//! `phttp`: every request is scheduled on its own).
+//! One client connection, relayed by its service's protocol: `http` (a
+//! request-response loop, each request scheduled on its own) or `rtsp` (a
+//! two-way stream pinned to one server, sessions routed to their owner).
 
 mod body;
+mod http;
+mod rtsp;
 mod tunnel;
 
-use std::net::SocketAddr;
-use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::time::Instant;
 
-use crate::net::{Conn, IoFailure};
-use crate::protocols::http::{
-    parse_request, parse_response, write_error_response, write_request_head, write_response_head,
-    BodyFraming, ClientBody, ForwardOptions, Limits as HttpLimits, RequestHead, ResponseFraming,
-    ResponseHead, Version,
-};
-use crate::schedulers::{pick_by_key, pick_server, HeaderLookup, Pick, RequestInfo};
-use crate::table::{ServerAddr, Service, ServiceId, Settings, Table};
+use crate::net::Conn;
+use crate::protocols::http::Limits as HeadLimits;
+use crate::schedulers::{pick_by_key, pick_server, Pick, RequestInfo};
+use crate::table::{Protocol, Route, ServerAddr, Service, ServiceId, Settings};
 use crate::worker::WorkerContext;
-use body::{copy_chunked, copy_length, copy_until_close, BodyError, Encoding, End};
 
-/// The buffer an idle keep-alive client waits in: room for a typical request
-/// head, so that thousands of idle clients do not each pin a body-sized one.
-const IDLE_BUFFER: usize = 2 * 1024;
-/// A non-idempotent request only reuses a pooled connection this fresh: the
-/// server is unlikely to have closed it, and such a request cannot be retried.
-const SAFE_REUSE: Duration = Duration::from_secs(1);
 /// How long we keep reading (and discarding) from a client we are closing on
 /// after an error, so our error response is not destroyed by a reset.
 const LINGER: Duration = Duration::from_secs(1);
 
 /// Serves one accepted client connection of service `service` until it closes.
 pub async fn serve(ctx: Rc<WorkerContext>, client: Conn, service: ServiceId) {
-    let peer = client.peer();
-    let mut session = Session {
-        ctx,
-        client,
-        peer,
-        service,
-        buf: BytesMut::with_capacity(IDLE_BUFFER),
-    };
-    let mut head_started = Some(Instant::now());
+    let protocol = ctx.table.load().service(&service).map(|s| s.protocol);
+    match protocol {
+        Some(Protocol::Rtsp) => rtsp::serve(ctx, client, service).await,
+        // A service deleted since the accept: the HTTP loop answers 503.
+        Some(Protocol::Http) | None => http::serve(ctx, client, service).await,
+    }
+}
+
+/// The server for a request the content rules routed: by the rule's capture
+/// group (`-m N`), else by the client's persistence template, else by the
+/// scheduler; never one of `exclude` (servers that already failed it).
+fn choose_server(
+    service: &Arc<Service>,
+    route: &Route<'_, '_>,
+    request: &RequestInfo<'_>,
+    exclude: &[ServerAddr],
+) -> Option<Pick> {
+    let scheduler = &*service.scheduler;
+    let candidates = route.candidates;
+    match (route.sticky_key, &service.persistence) {
+        (Some(key), _) => pick_by_key(key, candidates, exclude),
+        (None, Some(persistence)) => persistence.pick(scheduler, request, candidates, exclude),
+        (None, None) => pick_server(scheduler, request, candidates, exclude),
+    }
+}
+
+/// Half-closes and reads (discarding) until the client closes or `LINGER`
+/// passes, so that unread request bytes do not turn our close into a reset
+/// that destroys the response in flight.
+async fn linger(client: &Conn, mut buf: BytesMut) {
+    client.shutdown_write();
+    let until = Instant::now() + LINGER;
     loop {
-        let table = session.ctx.table.load_full();
-        let settings = table.settings();
-        let head = match session.read_head(settings, head_started.take()).await {
-            Ok(Some(head)) => head,
-            Ok(None) => return,
-            Err(status) => return session.refuse(status, settings).await,
-        };
-        let Some(service) = table.service(&session.service).cloned() else {
-            // The service was deleted while this client was connected.
-            return session.refuse(503, settings).await;
-        };
-        // Boxed: the exchange's state (large: body and response relays) lives
-        // only while it runs, so an idle keep-alive client's task stays small.
-        match Box::pin(session.exchange(&table, &service, head)).await {
-            Flow::KeepAlive => {}
-            Flow::Close => return,
-            Flow::Linger => return session.linger().await,
-        }
-    }
-}
-
-/// What happens to the client connection after an exchange.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Flow {
-    KeepAlive,
-    Close,
-    /// Close, after reading what the client may still be sending.
-    Linger,
-}
-
-/// Why one attempt at forwarding a request failed.
-enum AttemptError {
-    /// A reused connection turned out closed before any response byte came
-    /// back, and the request can be sent again.
-    Stale,
-    /// Send this status to the client (nothing of a response was sent yet).
-    Respond(u16, Flow),
-    /// The exchange broke after the response started: close the client.
-    Broken(Flow),
-}
-
-struct Session {
-    ctx: Rc<WorkerContext>,
-    client: Conn,
-    peer: SocketAddr,
-    service: ServiceId,
-    /// Bytes read from the client and not consumed yet.
-    buf: BytesMut,
-}
-
-impl Session {
-    /// Reads the next request head. `Ok(None)`: the client closed or went idle
-    /// between requests. `Err(status)`: answer with that status and close.
-    ///
-    /// The head has an absolute deadline that starts with its first byte (or at
-    /// accept for the first request): a client trickling bytes cannot hold a
-    /// connection longer than `timeouts.head`.
-    async fn read_head(
-        &mut self,
-        settings: &Settings,
-        started: Option<Instant>,
-    ) -> Result<Option<RequestHead>, u16> {
-        let timeouts = &settings.timeouts;
-        let limits = http_limits(settings);
-        let mut deadline = started.map(|at| at + timeouts.head);
-        if self.buf.is_empty() {
-            // Between requests: take back the room consumed heads left behind
-            // (no allocation), and wait in a small buffer rather than pin a
-            // body-sized one while the client is idle.
-            self.buf.reserve(IDLE_BUFFER);
-            if self.buf.capacity() > IDLE_BUFFER {
-                let big = std::mem::replace(&mut self.buf, BytesMut::with_capacity(IDLE_BUFFER));
-                self.ctx.recycle(big);
-            }
-        }
-        // Parse only when the head may be complete (or too long): a client
-        // sending a byte at a time must not cost a full re-parse per byte.
-        let mut scanned = 0;
-        loop {
-            let worth_parsing =
-                head_may_end(&self.buf, scanned) || self.buf.len() > limits.max_head_bytes;
-            scanned = self.buf.len();
-            if worth_parsing {
-                match parse_request(&self.buf, &limits) {
-                    Ok(Some((head, len))) => {
-                        self.buf.advance(len);
-                        return Ok(Some(head));
-                    }
-                    // The parser enforces the limit; this only guards the buffer.
-                    Ok(None) if self.buf.len() > limits.max_head_bytes => return Err(431),
-                    Ok(None) => {}
-                    Err(e) => {
-                        tracing::debug!(client = %self.peer, "bad request: {e}");
-                        return Err(e.status());
-                    }
-                }
-            }
-            // Before the first byte of a keep-alive request only the idle timer
-            // runs; from that byte on, the head deadline.
-            if !self.buf.is_empty() {
-                deadline.get_or_insert_with(|| Instant::now() + timeouts.head);
-            }
-            let wait_until = deadline.unwrap_or_else(|| Instant::now() + timeouts.keepalive);
-            let had_bytes = !self.buf.is_empty();
-            match self
-                .client
-                .read(std::mem::take(&mut self.buf), wait_until)
-                .await
-            {
-                Ok((0, _)) => return Ok(None),
-                Ok((_, buf)) => self.buf = buf,
-                Err(IoFailure::TimedOut) if had_bytes => return Err(408),
-                Err(_) => return Ok(None),
-            }
-        }
-    }
-
-    /// Forwards one request and relays its response.
-    async fn exchange(&mut self, table: &Table, service: &Arc<Service>, head: RequestHead) -> Flow {
-        let settings = table.settings();
-        let started = Instant::now();
-        let request = RequestInfo {
-            path: head.path(),
-            host: head.host.as_deref(),
-            client: self.peer.ip(),
-            headers: &head,
-        };
-        let route = service.route(head.path());
-        let candidates = route.candidates;
-        let replayable = head.framing == BodyFraming::None && head.method.is_idempotent();
-        let mut exclude: Vec<ServerAddr> = Vec::new();
-        let mut fresh_only = false;
-        let mut no_server_status = 503;
-        for _attempt in 0..=candidates.len() {
-            let scheduler = &*service.scheduler;
-            let pick = match (route.sticky_key, &service.persistence) {
-                (Some(key), _) => pick_by_key(key, candidates, &exclude),
-                (None, Some(persistence)) => {
-                    persistence.pick(scheduler, &request, candidates, &exclude)
-                }
-                (None, None) => pick_server(scheduler, &request, candidates, &exclude),
-            };
-            let Some(pick) = pick else {
-                break;
-            };
-            let (server, reused) = match self.server_conn(&pick, settings, &head, fresh_only).await
-            {
-                Ok(found) => found,
-                Err(failure) => {
-                    tracing::warn!(server = %pick.server.addr, "connect failed: {failure}");
-                    pick.server.state.mark_failed(settings.timeouts.fail_hold);
-                    no_server_status = match failure {
-                        IoFailure::TimedOut => 504,
-                        _ => 503,
-                    };
-                    exclude.push(pick.server.addr);
-                    continue;
-                }
-            };
-            let outcome = self
-                .forward(settings, service, &head, &pick, server, reused)
-                .await;
-            let (status, flow) = match outcome {
-                Ok((status, flow)) => {
-                    pick.server.state.mark_ok();
-                    self.access_log(settings, service, &head, Some(&pick), status, started);
-                    return flow;
-                }
-                Err(AttemptError::Stale) if replayable => {
-                    fresh_only = true;
-                    continue;
-                }
-                Err(AttemptError::Stale) => (502, Flow::Close),
-                Err(AttemptError::Respond(status, flow)) => (status, flow),
-                Err(AttemptError::Broken(flow)) => {
-                    self.access_log(settings, service, &head, Some(&pick), 0, started);
-                    return flow;
-                }
-            };
-            self.access_log(settings, service, &head, Some(&pick), status, started);
-            return self.respond_error(status, flow, &head, settings).await;
-        }
-        let flow = if head.framing == BodyFraming::None && head.keep_alive {
-            Flow::KeepAlive
-        } else {
-            Flow::Linger
-        };
-        self.access_log(settings, service, &head, None, no_server_status, started);
-        self.respond_error(no_server_status, flow, &head, settings)
-            .await
-    }
-
-    /// A connection to the picked server: a pooled one when safe, else a new one.
-    async fn server_conn(
-        &self,
-        pick: &Pick,
-        settings: &Settings,
-        head: &RequestHead,
-        fresh_only: bool,
-    ) -> Result<(Conn, bool), IoFailure> {
-        let addr = pick.server.addr;
-        if !fresh_only {
-            let max_idle = if head.method.is_idempotent() {
-                settings.timeouts.pool_idle
-            } else {
-                SAFE_REUSE.min(settings.timeouts.pool_idle)
-            };
-            let reused = self.ctx.pool.borrow_mut().take(addr, max_idle);
-            if let Some(reused) = reused {
-                return Ok((reused.conn, true));
-            }
-        }
-        let deadline = Instant::now() + settings.timeouts.connect;
-        Ok((Conn::connect(addr.0, deadline).await?, false))
-    }
-
-    /// Sends the request on `server` and relays the response. Returns the
-    /// final status and what to do with the client connection.
-    ///
-    /// The request body and the response head are relayed at the same time:
-    /// a server may answer before it has read the body (a 100 Continue the
-    /// client waits for, or an early 413), and neither side must wait on the
-    /// other.
-    async fn forward(
-        &mut self,
-        settings: &Settings,
-        service: &Service,
-        head: &RequestHead,
-        pick: &Pick,
-        server: Conn,
-        reused: bool,
-    ) -> Result<(u16, Flow), AttemptError> {
-        let timeouts = &settings.timeouts;
-        let limits = http_limits(settings);
-        let client = End {
-            conn: &self.client,
-            timeout: timeouts.client,
-        };
-        let upstream = End {
-            conn: &server,
-            timeout: timeouts.server,
-        };
-
-        // The head, and a Content-Length body's first bytes in the same write.
-        let backend_host = match head.host {
-            Some(_) => String::new(),
-            None => pick.server.addr.to_string(),
-        };
-        let mut out = Vec::with_capacity(512);
-        write_request_head(
-            head,
-            &ForwardOptions {
-                client_ip: self.peer.ip(),
-                backend_host: &backend_host,
-                forwarded_proto: service.forwarded_proto.as_deref(),
-                forwarded_host: false,
-            },
-            &mut out,
-        );
-        let mut first_write = vec![Bytes::from(out)];
-        let mut body_left = head.framing;
-        if let BodyFraming::Length(length) = head.framing {
-            let first = usize::try_from(length)
-                .unwrap_or(usize::MAX)
-                .min(self.buf.len());
-            first_write.push(self.buf.split_to(first).freeze());
-            body_left = BodyFraming::Length(length - first as u64);
-        }
-        if let Err(e) = server
-            .write_all_vectored(first_write, deadline(timeouts.server))
-            .await
-        {
-            return Err(send_failure(reused, e));
-        }
-
-        let mut from_server = self.ctx.take_buffer();
-        let (response, body_complete) =
-            if matches!(body_left, BodyFraming::None | BodyFraming::Length(0)) {
-                let response =
-                    read_final_head(client, upstream, &mut from_server, head, &limits, reused)
-                        .await;
-                (response, true)
-            } else {
-                let mut body = pin!(relay_request_body(
-                    client,
-                    &mut self.buf,
-                    upstream,
-                    body_left
-                ));
-                let mut response = pin!(read_final_head(
-                    client,
-                    upstream,
-                    &mut from_server,
-                    head,
-                    &limits,
-                    reused
-                ));
-                tokio::select! {
-                    // The body first: its last write completes before the server
-                    // can answer it, so when both are ready in one turn the body
-                    // is complete, and a random pick would call the answer early
-                    // and needlessly close the client (losing pipelined requests).
-                    biased;
-                    sent = &mut body => {
-                        sent?;
-                        (response.await, true)
-                    }
-                    early = &mut response => {
-                        // The client's body read was dropped in flight.
-                        self.client.abandon_reads();
-                        (early, false)
-                    }
-                }
-            };
-        let response = response.map_err(|e| match e {
-            AttemptError::Respond(status, _) if !body_complete => {
-                AttemptError::Respond(status, Flow::Close)
-            }
-            other => other,
-        })?;
-
-        if response.status == 101 && body_complete {
-            let from_client = std::mem::take(&mut self.buf);
-            return switch_protocols(
-                head,
-                &response,
-                (client, from_client),
-                (upstream, from_server),
-            )
-            .await;
-        }
-
-        // A final answer that came before the whole body (e.g. 417, 413)
-        // leaves the rest of the body unread: close the client after it.
-        let keep_client = head.keep_alive && body_complete;
-        let mut out = Vec::with_capacity(512);
-        let client_body = write_response_head(&response, head.version, keep_client, &mut out);
-        let response_head = Bytes::from(out);
-        let relayed = match (response.framing, client_body) {
-            (ResponseFraming::None, _) | (_, ClientBody::None) => self
-                .client
-                .write_all(response_head, deadline(timeouts.client))
-                .await
-                .map_err(BodyError::Write),
-            (ResponseFraming::Length(length), _) => {
-                copy_length(
-                    upstream,
-                    &mut from_server,
-                    client,
-                    length,
-                    Some(response_head),
-                )
-                .await
-            }
-            (ResponseFraming::Chunked, client_body) => {
-                // Re-chunked, or plain bytes then close for an HTTP/1.0 client.
-                let encoding = match client_body {
-                    ClientBody::Chunked => Encoding::Chunked,
-                    _ => Encoding::Identity,
-                };
-                copy_chunked(
-                    upstream,
-                    &mut from_server,
-                    client,
-                    encoding,
-                    Some(response_head),
-                )
-                .await
-            }
-            (ResponseFraming::UntilClose, _) => {
-                copy_until_close(upstream, &mut from_server, client, Some(response_head)).await
-            }
-        };
-        if let Err(e) = relayed {
-            tracing::debug!(server = %pick.server.addr, client = %self.peer, "response cut: {e}");
-            return Err(AttemptError::Broken(Flow::Close));
-        }
-
-        let client_keeps = keep_client
-            && !matches!(client_body, ClientBody::UntilClose)
-            && response.framing != ResponseFraming::UntilClose;
-        // A server that sent more than its response, or that did not get the
-        // whole request, cannot be trusted with the next one.
-        let server_reusable = body_complete
-            && response.keep_alive
-            && response.framing != ResponseFraming::UntilClose
-            && from_server.is_empty()
-            && !server.is_poisoned();
-        self.ctx.recycle(from_server);
-        if server_reusable {
-            self.ctx
-                .pool
-                .borrow_mut()
-                .put(pick.server.addr, server, settings.pool_per_server);
-        }
-        let flow = if client_keeps {
-            Flow::KeepAlive
-        } else {
-            Flow::Close
-        };
-        Ok((response.status, flow))
-    }
-
-    /// Answers a request with an error of ours.
-    async fn respond_error(
-        &mut self,
-        status: u16,
-        flow: Flow,
-        _head: &RequestHead,
-        settings: &Settings,
-    ) -> Flow {
-        let mut out = Vec::with_capacity(256);
-        write_error_response(status, flow != Flow::KeepAlive, &mut out);
-        let sent = self
-            .client
-            .write_all(Bytes::from(out), deadline(settings.timeouts.client))
-            .await;
-        if sent.is_err() {
-            Flow::Close
-        } else {
-            flow
-        }
-    }
-
-    /// Answers a malformed or unroutable request and closes: the bytes after a
-    /// bad head cannot be trusted as a next request.
-    async fn refuse(mut self, status: u16, settings: &Settings) {
-        let mut out = Vec::with_capacity(256);
-        write_error_response(status, true, &mut out);
-        if self
-            .client
-            .write_all(Bytes::from(out), deadline(settings.timeouts.client))
-            .await
-            .is_ok()
-        {
-            self.buf.clear();
-            self.linger().await;
-        }
-    }
-
-    /// Half-closes and reads (discarding) until the client closes or `LINGER`
-    /// passes, so that unread request bytes do not turn our close into a reset
-    /// that destroys the response in flight.
-    async fn linger(mut self) {
-        self.client.shutdown_write();
-        let until = Instant::now() + LINGER;
-        loop {
-            self.buf.clear();
-            match self.client.read(std::mem::take(&mut self.buf), until).await {
-                Ok((0, _)) | Err(_) => return,
-                Ok((_, buf)) => self.buf = buf,
-            }
-        }
-    }
-
-    fn access_log(
-        &self,
-        settings: &Settings,
-        service: &Service,
-        head: &RequestHead,
-        pick: Option<&Pick>,
-        status: u16,
-        started: Instant,
-    ) {
-        // Formatting costs: skip it unless the line will be written.
-        if settings.access_log && tracing::enabled!(target: "tcpvs::access", tracing::Level::INFO) {
-            let server = pick.map_or_else(|| "-".to_string(), |p| p.server.addr.to_string());
-            tracing::info!(
-                target: "tcpvs::access",
-                "{} {} \"{} {}\" {} {} {}ms",
-                self.peer,
-                service.ident,
-                head.method.as_str(),
-                head.target,
-                status,
-                server,
-                started.elapsed().as_millis()
-            );
-        }
-    }
-}
-
-/// Relays the request body from the client to the server.
-async fn relay_request_body(
-    client: End<'_>,
-    buf: &mut BytesMut,
-    server: End<'_>,
-    framing: BodyFraming,
-) -> Result<(), AttemptError> {
-    let result = match framing {
-        BodyFraming::None => Ok(()),
-        BodyFraming::Length(length) => copy_length(client, buf, server, length, None).await,
-        BodyFraming::Chunked => copy_chunked(client, buf, server, Encoding::Chunked, None).await,
-    };
-    result.map_err(|e| {
-        tracing::debug!(client = %client.conn.peer(), "request body: {e}");
-        match e {
-            BodyError::BadChunk(_) => AttemptError::Respond(400, Flow::Linger),
-            BodyError::Write(_) => AttemptError::Respond(502, Flow::Linger),
-            BodyError::Read(_) | BodyError::Truncated => AttemptError::Broken(Flow::Close),
-        }
-    })
-}
-
-/// Relays a 101 and turns the connection into a tunnel to the server. Each
-/// side comes with the bytes already read from it past the heads.
-async fn switch_protocols(
-    head: &RequestHead,
-    response: &ResponseHead,
-    (client, from_client): (End<'_>, BytesMut),
-    (server, from_server): (End<'_>, BytesMut),
-) -> Result<(u16, Flow), AttemptError> {
-    if head.upgrade.is_none() {
-        tracing::warn!(server = %server.conn.peer(), "101 to a request that asked no upgrade");
-        return Err(AttemptError::Respond(502, Flow::Close));
-    }
-    let mut out = Vec::with_capacity(256);
-    write_response_head(response, head.version, true, &mut out);
-    client
-        .conn
-        .write_all(Bytes::from(out), deadline(client.timeout))
-        .await
-        .map_err(|_| AttemptError::Broken(Flow::Close))?;
-    if let Err(e) = tunnel::run(client, from_client, server, from_server).await {
-        tracing::debug!(client = %client.conn.peer(), "tunnel ended: {e}");
-    }
-    Ok((101, Flow::Close))
-}
-
-/// Reads response heads until the final one, relaying interim (1xx) heads to
-/// the client, except to an HTTP/1.0 client (RFC 9110 15.2).
-async fn read_final_head(
-    client: End<'_>,
-    server: End<'_>,
-    buf: &mut BytesMut,
-    head: &RequestHead,
-    limits: &HttpLimits,
-    reused: bool,
-) -> Result<ResponseHead, AttemptError> {
-    let mut got_any = false;
-    loop {
-        let (response, len) =
-            match read_response_head(server.conn, buf, head, limits, server.timeout).await {
-                Ok(found) => found,
-                Err(ReadFailure::Closed) if reused && !got_any => return Err(AttemptError::Stale),
-                Err(failure) => return Err(AttemptError::Respond(failure.status(), Flow::Close)),
-            };
-        got_any = true;
-        buf.advance(len);
-        if !response.is_interim() {
-            return Ok(response);
-        }
-        if head.version == Version::Http11 {
-            let mut out = Vec::with_capacity(128);
-            write_response_head(&response, head.version, true, &mut out);
-            client
-                .conn
-                .write_all(Bytes::from(out), deadline(client.timeout))
-                .await
-                .map_err(|_| AttemptError::Broken(Flow::Close))?;
-        }
-    }
-}
-
-async fn read_response_head(
-    server: &Conn,
-    buf: &mut BytesMut,
-    head: &RequestHead,
-    limits: &HttpLimits,
-    timeout: Duration,
-) -> Result<(ResponseHead, usize), ReadFailure> {
-    let deadline = deadline(timeout);
-    loop {
-        if !buf.is_empty() {
-            match parse_response(buf, &head.method, limits) {
-                Ok(Some(found)) => return Ok(found),
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(server = %server.peer(), "bad response: {e}");
-                    return Err(ReadFailure::Invalid);
-                }
-            }
-        }
-        let empty_before = buf.is_empty();
-        match server.read(std::mem::take(buf), deadline).await {
-            Ok((0, _)) if empty_before => return Err(ReadFailure::Closed),
-            Ok((0, _)) => return Err(ReadFailure::Invalid),
-            Ok((_, filled)) => *buf = filled,
-            Err(IoFailure::TimedOut) => return Err(ReadFailure::TimedOut),
-            Err(e) => {
-                tracing::debug!(server = %server.peer(), "reading response: {e}");
-                return Err(if empty_before {
-                    ReadFailure::Closed
-                } else {
-                    ReadFailure::Invalid
-                });
-            }
-        }
-    }
-}
-
-/// Classifies a failure to send the request head.
-fn send_failure(reused: bool, failure: IoFailure) -> AttemptError {
-    match failure {
-        IoFailure::Io(_) if reused => AttemptError::Stale,
-        IoFailure::TimedOut => AttemptError::Respond(504, Flow::Linger),
-        _ => AttemptError::Respond(502, Flow::Linger),
-    }
-}
-
-impl HeaderLookup for RequestHead {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .and_then(|h| std::str::from_utf8(&h.value).ok())
-    }
-}
-
-/// Why reading a response head failed.
-enum ReadFailure {
-    /// The server closed before sending anything.
-    Closed,
-    /// A malformed head, or a close in the middle of one.
-    Invalid,
-    TimedOut,
-}
-
-impl ReadFailure {
-    fn status(&self) -> u16 {
-        match self {
-            ReadFailure::Closed | ReadFailure::Invalid => 502,
-            ReadFailure::TimedOut => 504,
+        buf.clear();
+        match client.read(buf, until).await {
+            Ok((0, _)) | Err(_) => return,
+            Ok((_, more)) => buf = more,
         }
     }
 }
 
 /// Whether `buf` has an empty line (CRLF CRLF, or a bare LF one for the
-/// parser to reject) that starts at or after `from - 3`.
+/// parser to reject) that starts at or after `from - 3`: a head is parsed
+/// only then, so a peer sending a byte at a time does not cost a full
+/// re-parse per byte.
 fn head_may_end(buf: &[u8], from: usize) -> bool {
     let start = from.saturating_sub(3);
     buf.get(start..).is_some_and(|tail| {
@@ -694,13 +78,10 @@ fn head_may_end(buf: &[u8], from: usize) -> bool {
     })
 }
 
-fn http_limits(settings: &Settings) -> HttpLimits {
-    HttpLimits {
+/// The bounds on a message head, from the table's settings.
+fn head_limits(settings: &Settings) -> HeadLimits {
+    HeadLimits {
         max_head_bytes: settings.limits.max_head_bytes,
         max_headers: settings.limits.max_headers,
     }
-}
-
-fn deadline(timeout: Duration) -> Instant {
-    Instant::now() + timeout
 }

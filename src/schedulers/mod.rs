@@ -222,6 +222,18 @@ pub struct Pick {
 }
 
 impl Pick {
+    /// A server chosen by something other than a scheduler (the owner of an
+    /// RTSP session, which must be reached even when drained or marked
+    /// failed), counted active like any pick.
+    pub fn pinned(server: Arc<RealServer>) -> Self {
+        let active = ActiveGuard::new(server.state.clone());
+        Self {
+            server,
+            _active: active,
+            _template: None,
+        }
+    }
+
     fn holding(mut self, template: persist::InFlight) -> Self {
         self._template = Some(template);
         self

@@ -141,6 +141,7 @@ fn service_view(spec: &tcpvs::table::ServiceSpec) -> ServiceView {
         enabled: spec.enabled,
         persistent: spec.persistent.map(|t| t.as_secs()),
         forwarded_proto: spec.forwarded_proto.clone(),
+        sessions: None,
         servers: spec
             .servers
             .iter()

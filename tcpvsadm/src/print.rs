@@ -52,6 +52,9 @@ pub fn listing(view: &TableView, stats: bool) -> String {
             "{:<16} {:<23} {:<10} {:<9} {state}",
             service.ident, listen, scheduler, service.protocol
         );
+        if let Some(sessions) = service.sessions {
+            let _ = writeln!(out, "  sessions {sessions}");
+        }
         for server in &service.servers {
             let _ = write!(
                 out,

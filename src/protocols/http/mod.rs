@@ -12,9 +12,9 @@
 //! responses and chunked trailers.
 
 pub mod chunked;
-mod fields;
+pub(crate) mod fields;
 pub mod forward;
-mod head;
+pub(crate) mod head;
 pub mod request;
 pub mod response;
 

@@ -1,0 +1,656 @@
+//! One RTSP client connection (RFC 2326). The client's first routable request
+//! pins the connection to one real server: the owner of the Session it
+//! carries, else the one the content rules and scheduler pick for its URL
+//! path. From then on both directions are relayed at once, message by
+//! message and interleaved frame by frame, since the server also speaks
+//! first (media frames, requests of its own). CSeq passes through unchanged.
+//!
+//! The proxy answers some requests itself: 454 when the Session is unknown
+//! (or owned by another server than this connection's), 461 when a SETUP
+//! offers no transport that can cross a TCP proxy (we do not relay UDP), 400
+//! for a malformed message (then closes), 503 when no server can be reached.
+//! Sessions are learned from SETUP responses into the service's shared table;
+//! a TEARDOWN ends them, and so does the server's connection breaking.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::sync::Mutex as AsyncMutex;
+use tokio::time::Instant;
+
+use super::{choose_server, head_limits, head_may_end, linger};
+use crate::net::{Conn, IoFailure};
+use crate::protocols::http::Limits;
+use crate::protocols::rtsp::{
+    salvage_cseq, session, tcp_transports, write_reply, Demux, Message, MessageError, SessionTable,
+    Step, DEFAULT_SESSION_TIMEOUT,
+};
+use crate::schedulers::{HeaderLookup, Pick, RequestInfo};
+use crate::table::{ServerAddr, Service, ServiceId, Settings};
+use crate::worker::WorkerContext;
+
+/// The buffer a client waits in before its first request.
+const IDLE_BUFFER: usize = 4 * 1024;
+/// Most parts gathered into one vectored write (the kernel takes 1024).
+const MAX_PARTS: usize = 256;
+
+/// Serves one accepted client connection of RTSP service `ident`.
+pub async fn serve(ctx: Rc<WorkerContext>, client: Conn, ident: ServiceId) {
+    let mut from_client = Inbound::new(&client, BytesMut::with_capacity(IDLE_BUFFER));
+    // The first head's deadline runs from the accept.
+    from_client.head_started = Some(Instant::now());
+    let Some(pinned) = pin_server(&ctx, &client, &ident, &mut from_client).await else {
+        return;
+    };
+    let Pinned {
+        service,
+        settings,
+        server,
+        pick,
+        first,
+    } = pinned;
+    let Some(sessions) = service.sessions.clone() else {
+        return;
+    };
+    let conversation = Conversation {
+        client: &client,
+        server: &server,
+        server_addr: pick.server.addr,
+        sessions: &sessions,
+        settings: &settings,
+        service: &service,
+        peer: client.peer().to_string(),
+        pending: RefCell::default(),
+        learned: RefCell::default(),
+        client_writes: AsyncMutex::new(()),
+    };
+    let from_server = Inbound::new(&server, ctx.take_buffer());
+    let upstream = pin!(conversation.upstream(from_client, first));
+    let downstream = pin!(conversation.downstream(from_server));
+    // Whichever direction ends first ends both: the other's posted read is
+    // completed by the shutdowns when the connections drop below.
+    let ended = tokio::select! {
+        side = upstream => side,
+        side = downstream => side,
+    };
+    conversation.end(ended);
+    drop(pick);
+}
+
+/// The server a connection is pinned to, and the request that chose it.
+struct Pinned {
+    service: Arc<Service>,
+    settings: Settings,
+    server: Conn,
+    pick: Pick,
+    first: Message,
+}
+
+/// Reads the client's requests, answering those the proxy answers itself,
+/// until one chooses the server; connects to it. `None`: the client left or
+/// was refused.
+async fn pin_server(
+    ctx: &WorkerContext,
+    client: &Conn,
+    ident: &ServiceId,
+    inbound: &mut Inbound<'_>,
+) -> Option<Pinned> {
+    loop {
+        let table = ctx.table.load_full();
+        let settings = table.settings().clone();
+        let limits = head_limits(&settings);
+        let service = table.service(ident).cloned()?;
+        // An edit may have made the service HTTP: this client is not ours.
+        let sessions = service.sessions.clone()?;
+        let message = match inbound.next_message(&settings, &limits).await {
+            Ok(message) => message,
+            Err(InboundEnd::Malformed(error, cseq)) => {
+                tracing::debug!(client = %client.peer(), "bad RTSP message: {error}");
+                reply(client, error.status(), &cseq, &settings).await;
+                linger(client, BytesMut::new()).await;
+                return None;
+            }
+            Err(_) => return None,
+        };
+        if message.method().is_none() {
+            // A response with no request of the server's to answer.
+            reply(client, 400, &message.cseq, &settings).await;
+            linger(client, BytesMut::new()).await;
+            return None;
+        }
+        let (message, owner) = match admit(message, &sessions) {
+            Ok(admitted) => admitted,
+            // Its body, if any, is dropped by the next `next_message`.
+            Err((status, cseq, _body)) => {
+                reply(client, status, &cseq, &settings).await;
+                continue;
+            }
+        };
+        let chosen = match owner {
+            Some(owner) => connect_owner(&service, owner, &sessions, &message, &settings).await,
+            None => connect_scheduled(&service, client, &message, &settings).await,
+        };
+        match chosen {
+            Ok((server, pick)) => {
+                return Some(Pinned {
+                    service,
+                    settings,
+                    server,
+                    pick,
+                    first: message,
+                })
+            }
+            Err(status) => reply(client, status, &message.cseq, &settings).await,
+        }
+    }
+}
+
+/// Checks a client request against the session table and the transports we
+/// relay. `Ok`: forward it (possibly rewritten), to `owner` if it belongs to
+/// a session. `Err`: answer this status; the request's CSeq and body length.
+fn admit(
+    mut message: Message,
+    sessions: &SessionTable,
+) -> Result<(Message, Option<ServerAddr>), (u16, String, u64)> {
+    let refuse = |status: u16, message: &Message| (status, message.cseq.clone(), message.body_len);
+    let owner = match session(&message) {
+        Ok(None) => None,
+        Ok(Some(field)) => match sessions.lookup(&field.id, std::time::Instant::now()) {
+            Some(owner) => Some(owner),
+            None => return Err(refuse(454, &message)),
+        },
+        Err(_) => return Err(refuse(454, &message)),
+    };
+    if message.method() == Some("SETUP") {
+        if let Some(offered) = message.field("transport") {
+            match tcp_transports(offered) {
+                Some(kept) => message.set_field("Transport", &kept),
+                None => return Err(refuse(461, &message)),
+            }
+        }
+    }
+    Ok((message, owner))
+}
+
+/// Connects to the server that owns the request's session: no other server
+/// can serve it, so there is no failover.
+async fn connect_owner(
+    service: &Service,
+    owner: ServerAddr,
+    sessions: &SessionTable,
+    message: &Message,
+    settings: &Settings,
+) -> Result<(Conn, Pick), u16> {
+    // The owner was deleted from the table: its sessions are gone with it.
+    let Some(server) = service.servers.iter().find(|s| s.addr == owner) else {
+        if let Ok(Some(field)) = session(message) {
+            sessions.forget(&field.id, owner);
+        }
+        return Err(454);
+    };
+    let pick = Pick::pinned(server.clone());
+    match Conn::connect(owner.0, Instant::now() + settings.timeouts.connect).await {
+        Ok(conn) => Ok((conn, pick)),
+        Err(failure) => {
+            tracing::warn!(server = %owner, "connect failed: {failure}");
+            server.state.mark_failed(settings.timeouts.fail_hold);
+            Err(unreachable_status(&failure))
+        }
+    }
+}
+
+/// Connects to a server the content rules and the scheduler pick for the
+/// request's path, trying the next one when a connect fails.
+async fn connect_scheduled(
+    service: &Arc<Service>,
+    client: &Conn,
+    message: &Message,
+    settings: &Settings,
+) -> Result<(Conn, Pick), u16> {
+    let path = message.path();
+    let route = service.route(path);
+    let request = RequestInfo {
+        path,
+        host: None,
+        client: client.peer().ip(),
+        headers: message,
+    };
+    let mut exclude = Vec::new();
+    let mut status = 503;
+    while let Some(pick) = choose_server(service, &route, &request, &exclude) {
+        let addr = pick.server.addr;
+        match Conn::connect(addr.0, Instant::now() + settings.timeouts.connect).await {
+            Ok(conn) => {
+                pick.server.state.mark_ok();
+                return Ok((conn, pick));
+            }
+            Err(failure) => {
+                tracing::warn!(server = %addr, "connect failed: {failure}");
+                pick.server.state.mark_failed(settings.timeouts.fail_hold);
+                status = unreachable_status(&failure);
+                exclude.push(addr);
+            }
+        }
+    }
+    Err(status)
+}
+
+fn unreachable_status(failure: &IoFailure) -> u16 {
+    match failure {
+        IoFailure::TimedOut => 504,
+        _ => 503,
+    }
+}
+
+/// Sends a response of the proxy's own; a failure shows on the next read.
+async fn reply(client: &Conn, status: u16, cseq: &str, settings: &Settings) {
+    let mut out = Vec::with_capacity(64);
+    write_reply(status, cseq, &mut out);
+    let deadline = Instant::now() + settings.timeouts.client;
+    let _ = client.write_all(Bytes::from(out), deadline).await;
+}
+
+/// Which side's connection ended the conversation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    Client,
+    Server,
+}
+
+/// A request sent to the server and not answered yet.
+struct Pending {
+    method: String,
+    uri: String,
+    /// The Session the request carried.
+    session: Option<String>,
+    sent: Instant,
+}
+
+/// The two directions of a pinned connection, and what they share.
+struct Conversation<'a> {
+    client: &'a Conn,
+    server: &'a Conn,
+    server_addr: ServerAddr,
+    sessions: &'a SessionTable,
+    settings: &'a Settings,
+    service: &'a Service,
+    peer: String,
+    /// Requests forwarded to the server, by CSeq.
+    pending: RefCell<HashMap<String, Pending>>,
+    /// Sessions this connection learned from SETUP responses.
+    learned: RefCell<Vec<String>>,
+    /// Both directions write to the client: one whole message or run of
+    /// frames at a time.
+    client_writes: AsyncMutex<()>,
+}
+
+impl Conversation<'_> {
+    /// Client to server: requests (checked, rewritten), answers to the
+    /// server's requests, and interleaved frames, until the client leaves.
+    async fn upstream(&self, mut inbound: Inbound<'_>, first: Message) -> Side {
+        let limits = head_limits(self.settings);
+        let mut out = Vec::new();
+        let mut replies = Vec::new();
+        let mut discarding = false;
+        self.forward_request(first, &mut out);
+        loop {
+            loop {
+                let unit = match inbound.next_buffered(&limits) {
+                    Ok(Some(unit)) => unit,
+                    Ok(None) => break,
+                    Err(InboundEnd::Malformed(error, cseq)) => {
+                        tracing::debug!(client = %self.peer, "bad RTSP message: {error}");
+                        write_reply(error.status(), &cseq, &mut replies);
+                        return self
+                            .flush_upstream(out, replies)
+                            .await
+                            .err()
+                            .unwrap_or(Side::Client);
+                    }
+                    Err(_) => return Side::Client,
+                };
+                match unit {
+                    Unit::Opaque(_) if discarding => {}
+                    Unit::Opaque(bytes) => out.push(bytes),
+                    Unit::Message(message) if message.method().is_none() => {
+                        discarding = false;
+                        out.push(serialize(&message));
+                    }
+                    Unit::Message(message) => {
+                        discarding = false;
+                        match self.admit_here(message) {
+                            Ok(message) => self.forward_request(message, &mut out),
+                            Err((status, cseq, body)) => {
+                                write_reply(status, &cseq, &mut replies);
+                                discarding = body > 0;
+                            }
+                        }
+                    }
+                }
+                if out.len() >= MAX_PARTS {
+                    break;
+                }
+            }
+            let batch = (std::mem::take(&mut out), std::mem::take(&mut replies));
+            if let Err(side) = self.flush_upstream(batch.0, batch.1).await {
+                return side;
+            }
+            let idle = self.settings.timeouts.client;
+            if inbound
+                .fill(idle, self.settings.timeouts.head)
+                .await
+                .is_err()
+            {
+                return Side::Client;
+            }
+        }
+    }
+
+    /// Server to client: responses (which teach the session table), the
+    /// server's own requests, and interleaved frames, until the server leaves.
+    async fn downstream(&self, mut inbound: Inbound<'_>) -> Side {
+        let limits = head_limits(self.settings);
+        loop {
+            let mut out = Vec::new();
+            loop {
+                match inbound.next_buffered(&limits) {
+                    Ok(Some(Unit::Opaque(bytes))) => out.push(bytes),
+                    Ok(Some(Unit::Message(message))) => {
+                        if message.status().is_some() {
+                            self.settle(&message);
+                        }
+                        out.push(serialize(&message));
+                    }
+                    Ok(None) => break,
+                    Err(end) => {
+                        if let InboundEnd::Malformed(error, _) = end {
+                            tracing::warn!(server = %self.server_addr, "bad RTSP message: {error}");
+                        }
+                        self.write_client(out).await;
+                        return Side::Server;
+                    }
+                }
+                if out.len() >= MAX_PARTS {
+                    break;
+                }
+            }
+            if !self.write_client(out).await {
+                return Side::Client;
+            }
+            let idle = self.settings.timeouts.server;
+            if inbound
+                .fill(idle, self.settings.timeouts.head)
+                .await
+                .is_err()
+            {
+                return Side::Server;
+            }
+        }
+    }
+
+    /// `admit`, on a connection already pinned: a session of another server
+    /// is not found here.
+    fn admit_here(&self, message: Message) -> Result<Message, (u16, String, u64)> {
+        match admit(message, self.sessions)? {
+            (message, Some(owner)) if owner != self.server_addr => {
+                Err((454, message.cseq.clone(), message.body_len))
+            }
+            (message, _) => Ok(message),
+        }
+    }
+
+    fn forward_request(&self, message: Message, out: &mut Vec<Bytes>) {
+        let pending = Pending {
+            method: message.method().unwrap_or_default().to_string(),
+            uri: message.uri().unwrap_or_default().to_string(),
+            session: session(&message).ok().flatten().map(|field| field.id),
+            sent: Instant::now(),
+        };
+        self.pending
+            .borrow_mut()
+            .insert(message.cseq.clone(), pending);
+        out.push(serialize(&message));
+    }
+
+    /// What a response tells about sessions: a SETUP's creates (or joins)
+    /// one, a TEARDOWN's ends one, a 454 says the server has none.
+    fn settle(&self, response: &Message) {
+        let Some(request) = self.pending.borrow_mut().remove(&response.cseq) else {
+            return;
+        };
+        let status = response.status().unwrap_or_default();
+        let now = std::time::Instant::now();
+        let success = (200..300).contains(&status);
+        let field = session(response).ok().flatten();
+        match (request.method.as_str(), &field) {
+            ("SETUP", Some(field)) if success => {
+                let mut learned = self.learned.borrow_mut();
+                if learned.contains(&field.id) {
+                    self.sessions.lookup(&field.id, now);
+                } else {
+                    let timeout = field.timeout.unwrap_or(DEFAULT_SESSION_TIMEOUT);
+                    if self
+                        .sessions
+                        .learn(&field.id, self.server_addr, timeout, now)
+                    {
+                        learned.push(field.id.clone());
+                    } else {
+                        tracing::warn!(service = %self.service.ident, "RTSP session table full");
+                    }
+                }
+            }
+            _ => {}
+        }
+        let ended = match &request.session {
+            // RTSP 2.0 servers echo the Session when a TEARDOWN leaves it alive.
+            Some(id) if request.method == "TEARDOWN" && success => {
+                field.as_ref().is_none_or(|f| &f.id != id)
+            }
+            Some(_) => status == 454,
+            None => false,
+        };
+        if let (true, Some(id)) = (ended, &request.session) {
+            self.sessions.forget(id, self.server_addr);
+            self.learned.borrow_mut().retain(|learned| learned != id);
+        }
+        self.access_log(&request, status);
+    }
+
+    /// Ends the conversation's hold on its sessions: if the server's side
+    /// ended, they are gone (their media ran on this connection); if the
+    /// client left, they live until their timeout for a new connection,
+    /// except those it sent a TEARDOWN for (clients often close without
+    /// waiting for its answer).
+    fn end(&self, ended: Side) {
+        let now = std::time::Instant::now();
+        let torn_down: Vec<String> = self
+            .pending
+            .borrow()
+            .values()
+            .filter(|request| request.method == "TEARDOWN")
+            .filter_map(|request| request.session.clone())
+            .collect();
+        for id in &torn_down {
+            self.sessions.forget(id, self.server_addr);
+        }
+        for id in self.learned.borrow().iter() {
+            if ended == Side::Server {
+                self.sessions.forget(id, self.server_addr);
+            } else {
+                self.sessions.release(id, self.server_addr, now);
+            }
+        }
+    }
+
+    /// Sends to the server, then our own answers to the client. `Err`: that
+    /// side's connection is gone.
+    async fn flush_upstream(&self, out: Vec<Bytes>, replies: Vec<u8>) -> Result<(), Side> {
+        let deadline = Instant::now() + self.settings.timeouts.server;
+        if !out.is_empty() && self.server.write_all_vectored(out, deadline).await.is_err() {
+            return Err(Side::Server);
+        }
+        if self.write_client(vec![Bytes::from(replies)]).await {
+            Ok(())
+        } else {
+            Err(Side::Client)
+        }
+    }
+
+    /// Writes whole units to the client. `false`: the client is gone.
+    async fn write_client(&self, mut out: Vec<Bytes>) -> bool {
+        out.retain(|part| !part.is_empty());
+        if out.is_empty() {
+            return true;
+        }
+        let _turn = self.client_writes.lock().await;
+        let deadline = Instant::now() + self.settings.timeouts.client;
+        self.client.write_all_vectored(out, deadline).await.is_ok()
+    }
+
+    fn access_log(&self, request: &Pending, status: u16) {
+        let enabled = self.settings.access_log
+            && tracing::enabled!(target: "tcpvs::access", tracing::Level::INFO);
+        if enabled {
+            tracing::info!(
+                target: "tcpvs::access",
+                "{} {} \"{} {}\" {} {} {}ms",
+                self.peer,
+                self.service.ident,
+                request.method,
+                request.uri,
+                status,
+                self.server_addr,
+                request.sent.elapsed().as_millis()
+            );
+        }
+    }
+}
+
+fn serialize(message: &Message) -> Bytes {
+    let mut out = Vec::with_capacity(256);
+    message.write(&mut out);
+    Bytes::from(out)
+}
+
+impl HeaderLookup for Message {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.field(name)
+    }
+}
+
+/// What comes next from one side.
+enum Unit {
+    Message(Message),
+    /// Bytes of an interleaved frame or a message body, relayed as they are.
+    Opaque(Bytes),
+}
+
+/// Why one side's stream ended.
+enum InboundEnd {
+    Closed,
+    TimedOut,
+    Failed,
+    /// A message we cannot read, and the CSeq we could salvage from it.
+    Malformed(MessageError, String),
+}
+
+/// One side's incoming bytes, cut into units.
+struct Inbound<'c> {
+    conn: &'c Conn,
+    buf: BytesMut,
+    demux: Demux,
+    /// When the partial head now buffered began: it must end within the
+    /// head timeout from then.
+    head_started: Option<Instant>,
+    /// Bytes already looked at for the end of a head.
+    scanned: usize,
+}
+
+impl<'c> Inbound<'c> {
+    fn new(conn: &'c Conn, buf: BytesMut) -> Self {
+        Self {
+            conn,
+            buf,
+            demux: Demux::new(),
+            head_started: None,
+            scanned: 0,
+        }
+    }
+
+    /// The next complete unit in the buffer, without reading.
+    fn next_buffered(&mut self, limits: &Limits) -> Result<Option<Unit>, InboundEnd> {
+        let head_pending = self.demux.at_boundary() && self.buf.first().is_some_and(|&b| b != b'$');
+        if head_pending
+            && !head_may_end(&self.buf, self.scanned)
+            && self.buf.len() <= limits.max_head_bytes
+        {
+            self.scanned = self.buf.len();
+            self.head_started.get_or_insert_with(Instant::now);
+            return Ok(None);
+        }
+        self.scanned = 0;
+        match self.demux.step(&self.buf, limits) {
+            Ok(Step::More) => {
+                if self.demux.at_boundary() && !self.buf.is_empty() {
+                    self.head_started.get_or_insert_with(Instant::now);
+                }
+                self.scanned = self.buf.len();
+                Ok(None)
+            }
+            Ok(Step::Opaque(n)) => Ok(Some(Unit::Opaque(self.buf.split_to(n).freeze()))),
+            Ok(Step::Message(message, len)) => {
+                self.buf.advance(len);
+                self.head_started = None;
+                Ok(Some(Unit::Message(message)))
+            }
+            Err(error) => Err(InboundEnd::Malformed(error, salvage_cseq(&self.buf))),
+        }
+    }
+
+    /// Reads more: the peer may stay silent for `idle`, and a head it has
+    /// begun must be complete `head` after its first byte.
+    async fn fill(&mut self, idle: Duration, head: Duration) -> Result<(), InboundEnd> {
+        let mut deadline = Instant::now() + idle;
+        if let Some(started) = self.head_started {
+            deadline = deadline.min(started + head);
+        }
+        match self
+            .conn
+            .read(std::mem::take(&mut self.buf), deadline)
+            .await
+        {
+            Ok((0, _)) => Err(InboundEnd::Closed),
+            Ok((_, buf)) => {
+                self.buf = buf;
+                Ok(())
+            }
+            Err(IoFailure::TimedOut) => Err(InboundEnd::TimedOut),
+            Err(_) => Err(InboundEnd::Failed),
+        }
+    }
+
+    /// The next message, reading as needed; frames before it are dropped
+    /// (no server is there to take them yet).
+    async fn next_message(
+        &mut self,
+        settings: &Settings,
+        limits: &Limits,
+    ) -> Result<Message, InboundEnd> {
+        loop {
+            match self.next_buffered(limits)? {
+                Some(Unit::Message(message)) => return Ok(message),
+                Some(Unit::Opaque(_)) => {}
+                None => {
+                    // Between requests the client may idle; a begun head may not.
+                    let idle = settings.timeouts.keepalive;
+                    self.fill(idle, settings.timeouts.head).await?;
+                }
+            }
+        }
+    }
+}
