@@ -19,7 +19,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use crate::net::{self, Listener};
@@ -36,12 +36,17 @@ pub struct WorkerContext {
     /// Spare read buffers, lent to exchanges in progress: an idle client
     /// connection holds none of them.
     buffers: RefCell<Vec<BytesMut>>,
+    /// Where re-serialized heads are written: each head is split off as
+    /// `Bytes`, and the block is reused once the heads in it were sent.
+    heads: RefCell<BytesMut>,
 }
 
 /// Size of a lent read buffer.
 const BUFFER_SIZE: usize = 64 * 1024;
 /// Spare buffers a worker keeps for reuse.
 const SPARE_BUFFERS: usize = 64;
+/// The block heads are written into: room for dozens of heads in flight.
+const HEAD_BLOCK: usize = 16 * 1024;
 
 impl WorkerContext {
     pub fn new(table: Arc<ArcSwap<Table>>) -> Self {
@@ -49,7 +54,22 @@ impl WorkerContext {
             table,
             pool: RefCell::new(Pool::default()),
             buffers: RefCell::new(Vec::new()),
+            heads: RefCell::new(BytesMut::new()),
         }
+    }
+
+    /// Runs `write` on the worker's head block and returns what it wrote, as
+    /// bytes to send: no allocation while earlier heads of the block are
+    /// sent before it runs out.
+    pub fn write_head<R>(&self, write: impl FnOnce(&mut BytesMut) -> R) -> (Bytes, R) {
+        let mut block = self.heads.borrow_mut();
+        // Reclaims the whole block when no head in it is still alive.
+        block.reserve(HEAD_BLOCK / 4);
+        if block.capacity() < HEAD_BLOCK / 4 {
+            block.reserve(HEAD_BLOCK);
+        }
+        let result = write(&mut block);
+        (block.split().freeze(), result)
     }
 
     /// An empty read buffer, reused when one is spare.

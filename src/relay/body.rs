@@ -66,7 +66,8 @@ pub async fn copy_length(
     mut ahead: Option<Bytes>,
 ) -> Result<(), BodyError> {
     loop {
-        let mut parts: Vec<Bytes> = ahead.take().into_iter().collect();
+        let mut parts: Vec<Bytes> = Vec::with_capacity(2);
+        parts.extend(ahead.take());
         if !buf.is_empty() && length > 0 {
             let take = usize::try_from(length).unwrap_or(usize::MAX).min(buf.len());
             parts.push(buf.split_to(take).freeze());
@@ -88,7 +89,8 @@ pub async fn copy_until_close(
     mut ahead: Option<Bytes>,
 ) -> Result<(), BodyError> {
     loop {
-        let mut parts: Vec<Bytes> = ahead.take().into_iter().collect();
+        let mut parts: Vec<Bytes> = Vec::with_capacity(2);
+        parts.extend(ahead.take());
         if !buf.is_empty() {
             parts.push(buf.split().freeze());
         }
@@ -122,7 +124,8 @@ pub async fn copy_chunked(
 ) -> Result<(), BodyError> {
     let mut decoder = ChunkedDecoder::default();
     loop {
-        let mut parts: Vec<Bytes> = ahead.take().into_iter().collect();
+        let mut parts: Vec<Bytes> = Vec::with_capacity(2);
+        parts.extend(ahead.take());
         let mut done = false;
         while !buf.is_empty() && !done && parts.len() < MAX_PARTS {
             let (consumed, event) = decoder

@@ -283,30 +283,34 @@ impl Session {
             Some(_) => String::new(),
             None => pick.server.addr.to_string(),
         };
-        let mut out = Vec::with_capacity(512);
-        write_request_head(
-            head,
-            &ForwardOptions {
-                client_ip: self.peer.ip(),
-                backend_host: &backend_host,
-                forwarded_proto: service.forwarded_proto.as_deref(),
-                forwarded_host: false,
-            },
-            &mut out,
-        );
-        let mut first_write = vec![Bytes::from(out)];
+        let options = ForwardOptions {
+            client_ip: self.peer.ip(),
+            backend_host: &backend_host,
+            forwarded_proto: service.forwarded_proto.as_deref(),
+            forwarded_host: false,
+        };
+        let (request_head, ()) = self
+            .ctx
+            .write_head(|out| write_request_head(head, &options, out));
         let mut body_left = head.framing;
-        if let BodyFraming::Length(length) = head.framing {
-            let first = usize::try_from(length)
-                .unwrap_or(usize::MAX)
-                .min(self.buf.len());
-            first_write.push(self.buf.split_to(first).freeze());
-            body_left = BodyFraming::Length(length - first as u64);
-        }
-        if let Err(e) = server
-            .write_all_vectored(first_write, deadline(timeouts.server))
-            .await
-        {
+        let sent = match head.framing {
+            BodyFraming::Length(length) if !self.buf.is_empty() => {
+                let first = usize::try_from(length)
+                    .unwrap_or(usize::MAX)
+                    .min(self.buf.len());
+                let body = self.buf.split_to(first).freeze();
+                body_left = BodyFraming::Length(length - first as u64);
+                server
+                    .write_all_vectored(vec![request_head, body], deadline(timeouts.server))
+                    .await
+            }
+            _ => {
+                server
+                    .write_all(request_head, deadline(timeouts.server))
+                    .await
+            }
+        };
+        if let Err(e) = sent {
             return Err(send_failure(reused, e));
         }
 
@@ -370,9 +374,9 @@ impl Session {
         // A final answer that came before the whole body (e.g. 417, 413)
         // leaves the rest of the body unread: close the client after it.
         let keep_client = head.keep_alive && body_complete;
-        let mut out = Vec::with_capacity(512);
-        let client_body = write_response_head(&response, head.version, keep_client, &mut out);
-        let response_head = Bytes::from(out);
+        let (response_head, client_body) = self
+            .ctx
+            .write_head(|out| write_response_head(&response, head.version, keep_client, out));
         let relayed = match (response.framing, client_body) {
             (ResponseFraming::None, _) | (_, ClientBody::None) => self
                 .client

@@ -323,7 +323,7 @@ impl Conversation<'_> {
                     }
                     Unit::Message(message) => {
                         discarding = false;
-                        match self.admit_here(message) {
+                        match self.admit_here(*message) {
                             Ok(message) => self.forward_request(message, &mut out),
                             Err((status, cseq, body)) => {
                                 write_reply(status, &cseq, &mut replies);
@@ -545,7 +545,7 @@ impl HeaderLookup for Message {
 
 /// What comes next from one side.
 enum Unit {
-    Message(Message),
+    Message(Box<Message>),
     /// Bytes of an interleaved frame or a message body, relayed as they are.
     Opaque(Bytes),
 }
@@ -643,7 +643,7 @@ impl<'c> Inbound<'c> {
     ) -> Result<Message, InboundEnd> {
         loop {
             match self.next_buffered(limits)? {
-                Some(Unit::Message(message)) => return Ok(message),
+                Some(Unit::Message(message)) => return Ok(*message),
                 Some(Unit::Opaque(_)) => {}
                 None => {
                     // Between requests the client may idle; a begun head may not.

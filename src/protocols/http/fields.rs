@@ -224,8 +224,8 @@ mod tests {
         lines
             .iter()
             .map(|(n, v)| Header {
-                name: (*n).to_owned(),
-                value: v.as_bytes().to_vec(),
+                name: (*n).into(),
+                value: v.as_bytes().into(),
             })
             .collect()
     }

@@ -4,7 +4,10 @@
 //! end-to-end fields, and emit the framing, Host and connection fields ourselves, so
 //! the next hop reads the message exactly as we did.
 
+use std::io::Write;
 use std::net::IpAddr;
+
+use smallvec::SmallVec;
 
 use super::fields::{self, HOP_BY_HOP};
 use super::request::RequestHead;
@@ -38,24 +41,20 @@ pub enum ClientBody {
 /// Writes the request head for a backend: always HTTP/1.1 on a persistent
 /// connection (the relay owns the backend pool), origin-form target, one Host,
 /// canonical framing, hop-by-hop fields removed and X-Forwarded-For appended.
-pub fn write_request_head(head: &RequestHead, opts: &ForwardOptions, out: &mut Vec<u8>) {
-    out.extend_from_slice(head.method.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(head.target.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
+pub fn write_request_head(head: &RequestHead, opts: &ForwardOptions, out: &mut impl HeadOut) {
+    out.put(head.method.as_str().as_bytes());
+    out.put(b" ");
+    out.put(head.target.as_bytes());
+    out.put(b" HTTP/1.1\r\n");
     // Host first (RFC 9110 7.2), exactly once, from what we routed on.
     let host = head.host.as_deref().unwrap_or(opts.backend_host);
     put_field(out, "Host", host.as_bytes());
 
     let options = connection_options(&head.headers);
-    let mut forwarded_for: Vec<&[u8]> = Vec::new();
     for field in &head.headers {
         // The client's list is kept for the backend's information, never trusted:
-        // our own entry is always the last one.
+        // our own entry is always the last one (written below).
         if fields::name_alike(&field.name, "x-forwarded-for") {
-            if !field.value.is_empty() {
-                forwarded_for.push(&field.value);
-            }
             continue;
         }
         let replaced = (opts.forwarded_proto.is_some()
@@ -68,7 +67,7 @@ pub fn write_request_head(head: &RequestHead, opts: &ForwardOptions, out: &mut V
 
     match head.framing {
         BodyFraming::None => {}
-        BodyFraming::Length(n) => put_field(out, "Content-Length", n.to_string().as_bytes()),
+        BodyFraming::Length(n) => put_number_field(out, "Content-Length", n),
         BodyFraming::Chunked => put_field(out, "Transfer-Encoding", b"chunked"),
     }
     // TE is hop-by-hop; `trailers` alone is worth passing on because we relay
@@ -91,19 +90,24 @@ pub fn write_request_head(head: &RequestHead, opts: &ForwardOptions, out: &mut V
         (None, false) => {}
     }
 
-    let mut list = forwarded_for.join(&b", "[..]);
-    if !list.is_empty() {
-        list.extend_from_slice(b", ");
+    out.put(b"X-Forwarded-For: ");
+    let earlier = head
+        .headers
+        .iter()
+        .filter(|h| fields::name_alike(&h.name, "x-forwarded-for") && !h.value.is_empty());
+    for field in earlier {
+        out.put(&field.value);
+        out.put(b", ");
     }
-    list.extend_from_slice(opts.client_ip.to_string().as_bytes());
-    put_field(out, "X-Forwarded-For", &list);
+    put_display(out, opts.client_ip);
+    out.put(b"\r\n");
     if let Some(proto) = opts.forwarded_proto {
         put_field(out, "X-Forwarded-Proto", proto.as_bytes());
     }
     if let (true, Some(host)) = (opts.forwarded_host, &head.host) {
         put_field(out, "X-Forwarded-Host", host.as_bytes());
     }
-    out.extend_from_slice(b"\r\n");
+    out.put(b"\r\n");
 }
 
 /// Writes a response head for the client and says how its body must follow.
@@ -114,14 +118,14 @@ pub fn write_response_head(
     head: &ResponseHead,
     client_version: Version,
     keep_alive: bool,
-    out: &mut Vec<u8>,
+    out: &mut impl HeadOut,
 ) -> ClientBody {
     if head.is_interim() {
         // A server must not send 1xx to an HTTP/1.0 client (RFC 9110 15.2): drop it.
         if client_version == Version::Http11 {
             write_status_line(head, client_version, out);
             put_end_to_end(&head.headers, out);
-            out.extend_from_slice(b"\r\n");
+            out.put(b"\r\n");
         }
         return ClientBody::None;
     }
@@ -137,7 +141,7 @@ pub fn write_response_head(
             .collect();
         put_field(out, "Upgrade", &upgrade.join(&b", "[..]));
         put_field(out, "Connection", b"upgrade");
-        out.extend_from_slice(b"\r\n");
+        out.put(b"\r\n");
         return ClientBody::None;
     }
 
@@ -152,7 +156,7 @@ pub fn write_response_head(
     // server applied (gzip, chunked) still wraps the bytes and must be named.
     let other_codings = codings_besides_chunked(&head.headers);
     match body {
-        ClientBody::Length(n) => put_field(out, "Content-Length", n.to_string().as_bytes()),
+        ClientBody::Length(n) => put_number_field(out, "Content-Length", n),
         ClientBody::Chunked if other_codings.is_empty() => {
             put_field(out, "Transfer-Encoding", b"chunked")
         }
@@ -173,7 +177,7 @@ pub fn write_response_head(
         ClientBody::None => {
             if head.status != 204 {
                 if let Ok(Some(n)) = fields::content_length(&head.headers) {
-                    put_field(out, "Content-Length", n.to_string().as_bytes());
+                    put_number_field(out, "Content-Length", n);
                 }
             }
         }
@@ -184,7 +188,7 @@ pub fn write_response_head(
         (Version::Http10, true) => put_field(out, "Connection", b"keep-alive"),
         (_, false) => put_field(out, "Connection", b"close"),
     }
-    out.extend_from_slice(b"\r\n");
+    out.put(b"\r\n");
     body
 }
 
@@ -197,10 +201,10 @@ fn codings_besides_chunked(headers: &[Header]) -> Vec<u8> {
 }
 
 /// Writes a complete small response generated by the proxy itself.
-pub fn write_error_response(status: u16, close: bool, out: &mut Vec<u8>) {
+pub fn write_error_response(status: u16, close: bool, out: &mut impl HeadOut) {
     let reason = reason_phrase(status);
     let body = format!("{status} {reason}\n");
-    out.extend_from_slice(format!("HTTP/1.1 {status} {reason}\r\n").as_bytes());
+    out.put(format!("HTTP/1.1 {status} {reason}\r\n").as_bytes());
     put_field(out, "Content-Type", b"text/plain; charset=utf-8");
     put_field(out, "Content-Length", body.len().to_string().as_bytes());
     put_field(
@@ -208,8 +212,8 @@ pub fn write_error_response(status: u16, close: bool, out: &mut Vec<u8>) {
         "Connection",
         if close { b"close" } else { b"keep-alive" },
     );
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body.as_bytes());
+    out.put(b"\r\n");
+    out.put(body.as_bytes());
 }
 
 /// The reason phrase we send for a status code we generate (RFC 9110 15).
@@ -238,32 +242,37 @@ pub fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-fn write_status_line(head: &ResponseHead, client_version: Version, out: &mut Vec<u8>) {
-    out.extend_from_slice(format!("{} {} ", client_version.as_str(), head.status).as_bytes());
-    out.extend_from_slice(head.reason.as_bytes());
-    out.extend_from_slice(b"\r\n");
+fn write_status_line(head: &ResponseHead, client_version: Version, out: &mut impl HeadOut) {
+    out.put(client_version.as_str().as_bytes());
+    out.put(b" ");
+    put_display(out, head.status);
+    out.put(b" ");
+    out.put(head.reason.as_bytes());
+    out.put(b"\r\n");
 }
 
-/// The field names listed in Connection, lower-cased (RFC 9110 7.6.1).
-fn connection_options(headers: &[Header]) -> Vec<String> {
+/// The field names listed in Connection (RFC 9110 7.6.1), compared without
+/// regard to case.
+fn connection_options(headers: &[Header]) -> SmallVec<[&[u8]; 4]> {
     fields::list_members(headers, "connection")
         .filter(|m| !m.is_empty())
-        .map(|m| String::from_utf8_lossy(m).to_ascii_lowercase())
         .collect()
 }
 
 /// Whether a field only concerns the connection it came on. Connection cannot
 /// protect a field from this, and dropping Content-Length, Transfer-Encoding or Host
 /// through it changes nothing: we always re-emit those ourselves.
-fn is_connection_specific(field: &Header, options: &[String]) -> bool {
+fn is_connection_specific(field: &Header, options: &[&[u8]]) -> bool {
     HOP_BY_HOP
         .iter()
         .any(|name| fields::name_alike(&field.name, name))
-        || options.iter().any(|o| field.is(o))
+        || options
+            .iter()
+            .any(|o| field.name.as_bytes().eq_ignore_ascii_case(o))
 }
 
 /// Copies the end-to-end fields of a response.
-fn put_end_to_end(headers: &[Header], out: &mut Vec<u8>) {
+fn put_end_to_end(headers: &[Header], out: &mut impl HeadOut) {
     let options = connection_options(headers);
     for field in headers
         .iter()
@@ -273,11 +282,49 @@ fn put_end_to_end(headers: &[Header], out: &mut Vec<u8>) {
     }
 }
 
-fn put_field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
+/// A field with a decimal value, formatted in place.
+fn put_number_field(out: &mut impl HeadOut, name: &str, value: u64) {
+    out.put(name.as_bytes());
+    out.put(b": ");
+    put_display(out, value);
+    out.put(b"\r\n");
+}
+
+/// Formats a number or an address in place, without a temporary String.
+fn put_display(out: &mut impl HeadOut, value: impl std::fmt::Display) {
+    // The longest: an IPv6 address with a zone (45 bytes); u64 takes 20.
+    let mut stack = [0u8; 64];
+    let mut cursor = std::io::Cursor::new(&mut stack[..]);
+    if write!(cursor, "{value}").is_ok() {
+        let len = cursor.position() as usize;
+        out.put(&stack[..len]);
+    }
+}
+
+/// Where heads are written: a `Vec` (tests, the proxy's own small answers)
+/// or the worker's reusable `BytesMut`, so that forwarding a head allocates
+/// nothing.
+pub trait HeadOut {
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl HeadOut for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+impl HeadOut for bytes::BytesMut {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+fn put_field(out: &mut impl HeadOut, name: &str, value: &[u8]) {
+    out.put(name.as_bytes());
+    out.put(b": ");
+    out.put(value);
+    out.put(b"\r\n");
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 
 use std::ops::Range;
 
-use super::{Header, Limits, Version};
+use super::{FieldName, FieldValue, Fields, Header, Limits, Version};
 
 /// Why the bytes of a head are unacceptable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -131,15 +131,30 @@ pub(crate) fn scan(
     Ok(None)
 }
 
+/// Slots httparse fills on the stack; a larger `max_headers` uses the heap.
+const STACK_SLOTS: usize = 128;
+
 /// Splits field lines (already checked by `scan`) into headers, in order.
-pub(crate) fn parse_fields(fields: &[u8], max_headers: usize) -> Result<Vec<Header>, HeadError> {
-    let mut slots = vec![httparse::EMPTY_HEADER; max_headers + 1];
-    match httparse::parse_headers(fields, &mut slots) {
+pub(crate) fn parse_fields(fields: &[u8], max_headers: usize) -> Result<Fields, HeadError> {
+    let slots = max_headers + 1;
+    if slots <= STACK_SLOTS {
+        let mut stack = [httparse::EMPTY_HEADER; STACK_SLOTS];
+        split_fields(fields, &mut stack[..slots])
+    } else {
+        split_fields(fields, &mut vec![httparse::EMPTY_HEADER; slots])
+    }
+}
+
+fn split_fields<'b>(
+    fields: &'b [u8],
+    slots: &mut [httparse::Header<'b>],
+) -> Result<Fields, HeadError> {
+    match httparse::parse_headers(fields, slots) {
         Ok(httparse::Status::Complete((_, parsed))) => Ok(parsed
             .iter()
             .map(|h| Header {
-                name: h.name.to_owned(),
-                value: h.value.to_vec(),
+                name: FieldName::new(h.name),
+                value: FieldValue::from_slice(h.value),
             })
             .collect()),
         // `scan` saw the final empty line, so a partial parse means a line httparse
@@ -363,9 +378,9 @@ mod tests {
     #[test]
     fn field_values_are_trimmed_and_may_hold_obs_text() {
         let fields = parse_fields(b"X:  a b\t \r\nY: \xe9\r\nZ:\r\n\r\n", 10).unwrap();
-        assert_eq!(fields[0].value, b"a b");
-        assert_eq!(fields[1].value, b"\xe9");
-        assert_eq!(fields[2].value, b"");
+        assert_eq!(&fields[0].value[..], b"a b");
+        assert_eq!(&fields[1].value[..], b"\xe9");
+        assert_eq!(&fields[2].value[..], b"");
     }
 
     #[test]

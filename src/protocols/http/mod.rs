@@ -46,11 +46,19 @@ impl Version {
     }
 }
 
+/// A field name: short enough, almost always, to be stored inline (no
+/// allocation per header on the hot path).
+pub type FieldName = compact_str::CompactString;
+/// A field value, inline up to 32 bytes.
+pub type FieldValue = smallvec::SmallVec<[u8; 32]>;
+/// The field lines of a head, inline up to 8 of them.
+pub type Fields = smallvec::SmallVec<[Header; 8]>;
+
 /// One field line, in the order and name case it was received.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
-    pub name: String,
-    pub value: Vec<u8>,
+    pub name: FieldName,
+    pub value: FieldValue,
 }
 
 impl Header {

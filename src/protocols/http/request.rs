@@ -6,7 +6,9 @@
 
 use super::fields::{self, FramingError};
 use super::head::{self, HeadError, StartLine, VersionToken};
-use super::{BodyFraming, Header, Limits, Version};
+use compact_str::CompactString;
+
+use super::{BodyFraming, Fields, Header, Limits, Version};
 
 /// A request method (RFC 9110 9); methods are case-sensitive, so `get` is `Other`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,12 +77,12 @@ pub struct RequestHead {
     pub method: Method,
     /// The target in origin-form (or `*`): an absolute-form target is reduced to its
     /// path and query at parse time, its authority going to `host` (RFC 9112 3.2.2).
-    pub target: String,
+    pub target: CompactString,
     pub version: Version,
     /// Lower-cased: from Host, or the authority of an absolute-form target.
-    pub host: Option<String>,
+    pub host: Option<CompactString>,
     /// Every field line in order as received (the forwarder filters them).
-    pub headers: Vec<Header>,
+    pub headers: Fields,
     pub framing: BodyFraming,
     /// The client wants the connection kept after this exchange (RFC 9112 9.3).
     pub keep_alive: bool,
@@ -214,7 +216,10 @@ fn request_line(line: &[u8]) -> Result<(Method, &str, Version), RequestError> {
 }
 
 /// Returns the origin-form target and, for absolute-form, the authority (RFC 9112 3.2).
-fn request_target(method: &Method, target: &str) -> Result<(String, Option<String>), RequestError> {
+fn request_target(
+    method: &Method,
+    target: &str,
+) -> Result<(CompactString, Option<CompactString>), RequestError> {
     if *method == Method::Connect {
         // authority-form would be the only legal form, but we do not tunnel CONNECT.
         return Err(RequestError::Connect);
@@ -222,12 +227,12 @@ fn request_target(method: &Method, target: &str) -> Result<(String, Option<Strin
     if target == "*" {
         // asterisk-form is only for server-wide OPTIONS (RFC 9112 3.2.4).
         return match method {
-            Method::Options => Ok((target.to_owned(), None)),
+            Method::Options => Ok((target.into(), None)),
             _ => Err(RequestError::Target),
         };
     }
     if target.starts_with('/') {
-        return Ok((target.to_owned(), None));
+        return Ok((target.into(), None));
     }
     let Some((scheme, rest)) = target.split_once("://") else {
         return Err(RequestError::Target);
@@ -244,11 +249,11 @@ fn request_target(method: &Method, target: &str) -> Result<(String, Option<Strin
     }
     // An empty path becomes "/", or "*" for OPTIONS (RFC 9112 3.2.1, 3.2.4).
     let origin = match (path.chars().next(), method) {
-        (None, Method::Options) => "*".to_owned(),
-        (Some('/'), _) => path.to_owned(),
-        _ => format!("/{path}"),
+        (None, Method::Options) => "*".into(),
+        (Some('/'), _) => path.into(),
+        _ => compact_str::format_compact!("/{path}"),
     };
-    Ok((origin, Some(authority.to_ascii_lowercase())))
+    Ok((origin, Some(lowercase(authority.as_bytes()))))
 }
 
 /// The host to route on (RFC 9112 3.2): exactly one valid Host line for HTTP/1.1,
@@ -256,8 +261,8 @@ fn request_target(method: &Method, target: &str) -> Result<(String, Option<Strin
 fn host(
     headers: &[Header],
     version: Version,
-    authority: Option<String>,
-) -> Result<Option<String>, RequestError> {
+    authority: Option<CompactString>,
+) -> Result<Option<CompactString>, RequestError> {
     let mut lines = headers.iter().filter(|h| h.is("host"));
     let field = lines.next();
     if lines.next().is_some() {
@@ -266,11 +271,21 @@ fn host(
     let field = match field {
         Some(h) if !fields::is_valid_authority(&h.value) => return Err(RequestError::InvalidHost),
         // Valid authorities are ASCII.
-        Some(h) => Some(String::from_utf8_lossy(&h.value).to_ascii_lowercase()),
+        Some(h) => Some(lowercase(&h.value)),
         None if version == Version::Http11 => return Err(RequestError::MissingHost),
         None => None,
     };
     Ok(authority.or(field))
+}
+
+/// An authority (ASCII once validated) in lower case, without allocating
+/// when it is short.
+fn lowercase(authority: &[u8]) -> CompactString {
+    let mut out = CompactString::with_capacity(authority.len());
+    for &b in authority {
+        out.push(char::from(b.to_ascii_lowercase()));
+    }
+    out
 }
 
 /// The body framing of a request (RFC 9112 6.3), refusing every ambiguous case.

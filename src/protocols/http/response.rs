@@ -6,7 +6,7 @@
 use super::fields::{self, FramingError};
 use super::head::{self, HeadError, StartLine, VersionToken};
 use super::request::Method;
-use super::{Header, Limits, Version};
+use super::{Fields, Header, Limits, Version};
 
 /// How a response body is delimited (RFC 9112 6.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,9 +23,9 @@ pub enum ResponseFraming {
 pub struct ResponseHead {
     pub version: Version,
     pub status: u16,
-    pub reason: String,
+    pub reason: compact_str::CompactString,
     /// Every field line in order as received (the forwarder filters them).
-    pub headers: Vec<Header>,
+    pub headers: Fields,
     pub framing: ResponseFraming,
     /// The backend connection may be reused after this response.
     pub keep_alive: bool,
@@ -106,7 +106,7 @@ fn announces_unsent_body(framing: ResponseFraming, headers: &[Header]) -> bool {
 
 /// status-line = HTTP-version SP status-code SP [ reason-phrase ] (RFC 9112 4); a
 /// missing SP before an empty reason is tolerated, as RFC 9112 4 asks of clients.
-fn status_line(line: &[u8]) -> Result<(Version, u16, String), ResponseError> {
+fn status_line(line: &[u8]) -> Result<(Version, u16, compact_str::CompactString), ResponseError> {
     let (version, rest) = line.split_at(line.iter().position(|&b| b == b' ').unwrap_or(line.len()));
     let version = match head::version(version) {
         VersionToken::Supported(v) => v,
@@ -131,7 +131,7 @@ fn status_line(line: &[u8]) -> Result<(Version, u16, String), ResponseError> {
     Ok((
         version,
         status,
-        String::from_utf8_lossy(reason).into_owned(),
+        compact_str::CompactString::from_utf8_lossy(reason),
     ))
 }
 

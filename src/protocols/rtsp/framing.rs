@@ -20,8 +20,9 @@ pub enum Step {
     /// part of a frame or of a message body. Consume exactly `n`.
     Opaque(usize),
     /// A message head of the given length in bytes; its body follows as
-    /// `Opaque` steps. Consume the head's length.
-    Message(Message, usize),
+    /// `Opaque` steps. Consume the head's length. (Boxed: a head is large
+    /// and rare next to the frames.)
+    Message(Box<Message>, usize),
 }
 
 /// The state of one direction: at a boundary, or inside opaque bytes.
@@ -59,7 +60,7 @@ impl Demux {
                 None => Ok(Step::More),
                 Some((message, len)) => {
                     self.opaque_left = message.body_len;
-                    Ok(Step::Message(message, len))
+                    Ok(Step::Message(Box::new(message), len))
                 }
             },
         }

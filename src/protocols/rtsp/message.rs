@@ -5,7 +5,7 @@
 
 use crate::protocols::http::fields::{content_length, is_token};
 use crate::protocols::http::head::{parse_fields, scan, StartLine as HeadStart};
-use crate::protocols::http::{HeadError, Header, Limits};
+use crate::protocols::http::{Fields, HeadError, Header, Limits};
 
 /// The only version we speak.
 pub const VERSION: &str = "RTSP/1.0";
@@ -22,7 +22,7 @@ pub enum StartLine {
 pub struct Message {
     pub start: StartLine,
     /// Field lines in the order received, Content-Length included.
-    pub headers: Vec<Header>,
+    pub headers: Fields,
     /// The CSeq, checked to be 1*DIGIT (RFC 2326 12.17).
     pub cseq: String,
     /// Content-Length, 0 when absent (RFC 2326 12.14).
@@ -97,8 +97,8 @@ impl Message {
         let first = self.headers.iter().position(|h| h.is(name));
         self.headers.retain(|h| !h.is(name));
         let header = Header {
-            name: name.to_string(),
-            value: value.as_bytes().to_vec(),
+            name: name.into(),
+            value: value.as_bytes().into(),
         };
         let at = first.unwrap_or(self.headers.len()).min(self.headers.len());
         self.headers.insert(at, header);
