@@ -6,7 +6,6 @@
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -48,18 +47,17 @@ pub async fn serve(ctx: Rc<WorkerContext>, client: Conn, service: ServiceId) {
         let head = match session.read_head(settings, head_started.take()).await {
             Ok(Some(head)) => head,
             Ok(None) => return,
-            Err(status) => return session.refuse(status, settings).await,
+            // Boxed, as the close below: rare paths, kept out of the state
+            // every idle client's task carries.
+            Err(status) => return Box::pin(session.refuse(status, settings)).await,
         };
-        let Some(service) = table.service(&session.service).cloned() else {
-            // The service was deleted while this client was connected.
-            return session.refuse(503, settings).await;
-        };
-        // Boxed: the exchange's state (large: body and response relays) lives
-        // only while it runs, so an idle keep-alive client's task stays small.
-        match Box::pin(session.exchange(&table, &service, head)).await {
+        // Boxed: the exchange's state (large: the heads, body and response
+        // relays) lives only while it runs, so an idle keep-alive client's
+        // task stays small.
+        match Box::pin(session.exchange(&table, head)).await {
             Flow::KeepAlive => {}
             Flow::Close => return,
-            Flow::Linger => return session.linger().await,
+            Flow::Linger => return Box::pin(session.linger()).await,
         }
     }
 }
@@ -161,8 +159,13 @@ impl Session {
     }
 
     /// Forwards one request and relays its response.
-    async fn exchange(&mut self, table: &Table, service: &Arc<Service>, head: RequestHead) -> Flow {
+    async fn exchange(&mut self, table: &Table, head: RequestHead) -> Flow {
         let settings = table.settings();
+        let Some(service) = table.service(&self.service).cloned() else {
+            // The service was deleted while this client was connected.
+            return self.respond_error(503, Flow::Linger, &head, settings).await;
+        };
+        let service = &service;
         let started = Instant::now();
         let request = RequestInfo {
             path: head.path(),

@@ -28,7 +28,8 @@ const LINGER: Duration = Duration::from_secs(1);
 pub async fn serve(ctx: Rc<WorkerContext>, client: Conn, service: ServiceId) {
     let protocol = ctx.table.load().service(&service).map(|s| s.protocol);
     match protocol {
-        Some(Protocol::Rtsp) => rtsp::serve(ctx, client, service).await,
+        // Boxed: its state is large, and must not size every HTTP client's task.
+        Some(Protocol::Rtsp) => Box::pin(rtsp::serve(ctx, client, service)).await,
         // A service deleted since the accept: the HTTP loop answers 503.
         Some(Protocol::Http) | None => http::serve(ctx, client, service).await,
     }
