@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared steps of the benchmark scripts (sourced, not run): installing what a
 # script needs from Debian, a work directory cleaned up with the processes it
 # started, free loopback ports, and an nginx serving a directory.
@@ -21,6 +22,7 @@ install_missing() {
 start_work() {
     work=$(mktemp -d "/tmp/tcpvs-$1.XXXXXX")
     pids=()
+    # shellcheck disable=SC2154 # pid is the loop variable inside the trap
     trap 'for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
           wait 2>/dev/null || true
           [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
@@ -39,13 +41,14 @@ wait_port() {
     exit 1
 }
 
-# start_nginx PORT: nginx serving $work/www on 127.0.0.1:PORT, one process,
-# keep-alive connections never closed by request count.
+# start_nginx PORT [WORKER_CONNECTIONS]: nginx serving $work/www on
+# 127.0.0.1:PORT, one process (4096 connections unless told), keep-alive
+# connections never closed by request count.
 start_nginx() {
     cat > "$work/nginx.conf" <<CONF
 daemon off; master_process off; worker_processes 1;
 pid $work/nginx.pid; error_log $work/nginx.err warn;
-events { worker_connections 4096; }
+events { worker_connections ${2:-4096}; }
 http {
     access_log off;
     client_body_temp_path $work/body; proxy_temp_path $work/proxy;
