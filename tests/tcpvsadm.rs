@@ -118,18 +118,6 @@ fn run(mut command: Command, stdin: Option<&str>) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn tcpvsadm_path() -> PathBuf {
-    // tcpvsadm is another package of the workspace: `cargo test --workspace`
-    // builds it beside tcpvsd.
-    let path = Path::new(env!("CARGO_BIN_EXE_tcpvsd")).with_file_name("tcpvsadm");
-    assert!(
-        path.exists(),
-        "{} missing: run `cargo test --workspace`",
-        path.display()
-    );
-    path
-}
-
 fn split(line: &str) -> Vec<String> {
     line.split_whitespace().map(String::from).collect()
 }

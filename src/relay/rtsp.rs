@@ -12,7 +12,7 @@
 //! Sessions are learned from SETUP responses into the service's shared table;
 //! a TEARDOWN ends them, and so does the server's connection breaking.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::pin::pin;
 use std::rc::Rc;
@@ -36,6 +36,8 @@ use crate::worker::WorkerContext;
 
 /// The buffer a client waits in before its first request.
 const IDLE_BUFFER: usize = 4 * 1024;
+/// How long past a session's timeout a silent client is still waited for.
+const SESSION_SLACK: Duration = Duration::from_secs(10);
 /// Most parts gathered into one vectored write (the kernel takes 1024).
 const MAX_PARTS: usize = 256;
 
@@ -67,6 +69,7 @@ pub async fn serve(ctx: Rc<WorkerContext>, client: Conn, ident: ServiceId) {
         peer: client.peer().to_string(),
         pending: RefCell::default(),
         learned: RefCell::default(),
+        longest_timeout: Cell::default(),
         client_writes: AsyncMutex::new(()),
     };
     let from_server = Inbound::new(&server, ctx.take_buffer());
@@ -284,6 +287,8 @@ struct Conversation<'a> {
     pending: RefCell<HashMap<String, Pending>>,
     /// Sessions this connection learned from SETUP responses.
     learned: RefCell<Vec<String>>,
+    /// The longest timeout among them.
+    longest_timeout: Cell<Duration>,
     /// Both directions write to the client: one whole message or run of
     /// frames at a time.
     client_writes: AsyncMutex<()>,
@@ -296,7 +301,9 @@ impl Conversation<'_> {
         let limits = head_limits(self.settings);
         let mut out = Vec::new();
         let mut replies = Vec::new();
-        let mut discarding = false;
+        // Body bytes of a request the proxy refused, still to be dropped
+        // (frames after it are relayed as usual).
+        let mut discard: u64 = 0;
         self.forward_request(first, &mut out);
         loop {
             loop {
@@ -315,22 +322,21 @@ impl Conversation<'_> {
                     Err(_) => return Side::Client,
                 };
                 match unit {
-                    Unit::Opaque(_) if discarding => {}
+                    // The demux never runs a body into the next frame.
+                    Unit::Opaque(bytes) if discard > 0 => {
+                        discard = discard.saturating_sub(bytes.len() as u64);
+                    }
                     Unit::Opaque(bytes) => out.push(bytes),
                     Unit::Message(message) if message.method().is_none() => {
-                        discarding = false;
                         out.push(serialize(&message));
                     }
-                    Unit::Message(message) => {
-                        discarding = false;
-                        match self.admit_here(*message) {
-                            Ok(message) => self.forward_request(message, &mut out),
-                            Err((status, cseq, body)) => {
-                                write_reply(status, &cseq, &mut replies);
-                                discarding = body > 0;
-                            }
+                    Unit::Message(message) => match self.admit_here(*message) {
+                        Ok(message) => self.forward_request(message, &mut out),
+                        Err((status, cseq, body)) => {
+                            write_reply(status, &cseq, &mut replies);
+                            discard = body;
                         }
-                    }
+                    },
                 }
                 if out.len() >= MAX_PARTS {
                     break;
@@ -340,9 +346,8 @@ impl Conversation<'_> {
             if let Err(side) = self.flush_upstream(batch.0, batch.1).await {
                 return side;
             }
-            let idle = self.settings.timeouts.client;
             if inbound
-                .fill(idle, self.settings.timeouts.head)
+                .fill(self.client_idle(), self.settings.timeouts.head)
                 .await
                 .is_err()
             {
@@ -393,6 +398,15 @@ impl Conversation<'_> {
         }
     }
 
+    /// How long the client may stay silent: a viewer only receiving media
+    /// needs to speak only within its sessions' timeouts (RFC 2326 12.37).
+    fn client_idle(&self) -> Duration {
+        self.settings
+            .timeouts
+            .client
+            .max(self.longest_timeout.get() + SESSION_SLACK)
+    }
+
     /// `admit`, on a connection already pinned: a session of another server
     /// is not found here.
     fn admit_here(&self, message: Message) -> Result<Message, (u16, String, u64)> {
@@ -434,6 +448,8 @@ impl Conversation<'_> {
                     self.sessions.lookup(&field.id, now);
                 } else {
                     let timeout = field.timeout.unwrap_or(DEFAULT_SESSION_TIMEOUT);
+                    self.longest_timeout
+                        .set(self.longest_timeout.get().max(timeout));
                     if self
                         .sessions
                         .learn(&field.id, self.server_addr, timeout, now)
@@ -487,18 +503,18 @@ impl Conversation<'_> {
         }
     }
 
-    /// Sends to the server, then our own answers to the client. `Err`: that
-    /// side's connection is gone.
+    /// Sends our own answers to the client, then the batch to the server:
+    /// an answer of ours reaches the client before the server's responses
+    /// to requests that followed it. `Err`: that side's connection is gone.
     async fn flush_upstream(&self, out: Vec<Bytes>, replies: Vec<u8>) -> Result<(), Side> {
+        if !self.write_client(vec![Bytes::from(replies)]).await {
+            return Err(Side::Client);
+        }
         let deadline = Instant::now() + self.settings.timeouts.server;
         if !out.is_empty() && self.server.write_all_vectored(out, deadline).await.is_err() {
             return Err(Side::Server);
         }
-        if self.write_client(vec![Bytes::from(replies)]).await {
-            Ok(())
-        } else {
-            Err(Side::Client)
-        }
+        Ok(())
     }
 
     /// Writes whole units to the client. `false`: the client is gone.

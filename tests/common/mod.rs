@@ -6,6 +6,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -397,4 +398,17 @@ pub fn require_tool(tool: &str) -> bool {
         eprintln!("skipping: {tool} not installed (set CI=1 to make this a failure)");
     }
     found
+}
+
+/// The tcpvsadm binary built beside tcpvsd.
+pub fn tcpvsadm_path() -> PathBuf {
+    // tcpvsadm is another package of the workspace: `cargo test --workspace`
+    // builds it beside tcpvsd.
+    let path = Path::new(env!("CARGO_BIN_EXE_tcpvsd")).with_file_name("tcpvsadm");
+    assert!(
+        path.exists(),
+        "{} missing: run `cargo test --workspace`",
+        path.display()
+    );
+    path
 }

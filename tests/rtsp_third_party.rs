@@ -1,0 +1,515 @@
+//! RTSP through the real tcpvsd binary with real software on both sides: the
+//! GStreamer RTSP server (tests/support/rtsp_origin.py, through python3-gi)
+//! as origins, ffmpeg and ffprobe as clients, tcpvsadm for the session count.
+//!
+//! Origin A serves only /live/cam and origin B only /vod/film, so a request
+//! the proxy sends to the wrong one fails with 404.
+//!
+//! The tools come from .ci/run (ffmpeg, python3-gi, gir1.2-gst-rtsp-server-1.0,
+//! gstreamer1.0-plugins-base/-good). Without them a test fails when `CI` is set
+//! and is skipped with a note otherwise.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+
+use common::tcpvsadm_path;
+use std::time::{Duration, Instant};
+
+/// The python with gi: the `python3` on PATH may be another one (pyenv).
+const PYTHON: &str = "/usr/bin/python3";
+
+/// Whether ffmpeg, ffprobe and the GStreamer RTSP server are there; fails
+/// when `CI` is set and one is missing.
+fn tools_ready() -> bool {
+    let mut missing = Vec::new();
+    for tool in ["ffmpeg", "ffprobe"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if !found {
+            missing.push(tool.to_string());
+        }
+    }
+    let check = "import gi\n\
+                 gi.require_version('Gst', '1.0')\n\
+                 gi.require_version('GstRtspServer', '1.0')\n\
+                 from gi.repository import Gst, GstRtspServer\n\
+                 Gst.init(None)\n\
+                 for name in ('videotestsrc', 'jpegenc', 'rtpjpegpay'):\n    \
+                     assert Gst.ElementFactory.find(name), name\n";
+    let gst = Command::new(PYTHON)
+        .args(["-c", check])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !gst {
+        missing.push(format!(
+            "{PYTHON} with gi, GstRtspServer and the GStreamer elements \
+             videotestsrc, jpegenc, rtpjpegpay"
+        ));
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "required in CI (installed by .ci/run) but missing: {}",
+        missing.join(", ")
+    );
+    eprintln!(
+        "skipping: missing {} (set CI=1 to make this a failure)",
+        missing.join(", ")
+    );
+    false
+}
+
+/// A child process of this test, killed (by its pid) and reaped when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A GStreamer RTSP origin serving `mount` on 127.0.0.1 (a free port).
+struct Origin {
+    proc: Proc,
+    addr: SocketAddr,
+}
+
+impl Origin {
+    fn start(mount: &str) -> Origin {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/rtsp_origin.py");
+        let mut child = Command::new(PYTHON)
+            .arg(&script)
+            .args(["0", mount])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the GStreamer RTSP origin");
+        let stdout = child.stdout.take().unwrap();
+        let proc = Proc(child);
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let mut reader = BufReader::new(stdout);
+            let _ = reader.read_line(&mut line);
+            let _ = tx.send(line);
+            // Keep the pipe open as long as the origin runs.
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the origin did not print `ready PORT` within 20 s");
+        let port: u16 = line
+            .strip_prefix("ready ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("origin for {mount} said {line:?}"));
+        Origin {
+            proc,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+}
+
+/// A tcpvsd binary with one RTSP service `media`: `^/live/` to A, `^/vod/` to B.
+struct Daemon {
+    proc: Proc,
+    dir: PathBuf,
+    socket: PathBuf,
+    addr: SocketAddr,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.proc.0.kill();
+        let _ = self.proc.0.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Daemon {
+    fn start(name: &str, a: SocketAddr, b: SocketAddr) -> Daemon {
+        let dir = std::env::temp_dir().join(format!("tcpvs-rtsp-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("tcpvsd.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "log_level = \"warn\"\n\
+                 [[service]]\n\
+                 ident = \"media\"\n\
+                 listen = \"127.0.0.1:0\"\n\
+                 protocol = \"rtsp\"\n\
+                 [[service.server]]\n\
+                 address = \"{a}\"\n\
+                 [[service.server]]\n\
+                 address = \"{b}\"\n\
+                 [[service.rule]]\n\
+                 pattern = \"^/live/\"\n\
+                 servers = [\"{a}\"]\n\
+                 [[service.rule]]\n\
+                 pattern = \"^/vod/\"\n\
+                 servers = [\"{b}\"]\n"
+            ),
+        )
+        .unwrap();
+        let socket = dir.join("control.sock");
+        let log = std::fs::File::create(dir.join("tcpvsd.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_tcpvsd"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--control-socket")
+            .arg(&socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let proc = Proc(child);
+        let started = Instant::now();
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "tcpvsd did not open its control socket"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut daemon = Daemon {
+            proc,
+            dir,
+            socket,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        daemon.addr = daemon.bound();
+        daemon
+    }
+
+    /// `tcpvsadm --socket S -L -i media`.
+    fn listing(&self) -> String {
+        let output = Command::new(tcpvsadm_path())
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(["-L", "-i", "media"])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "tcpvsadm -L: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// The address `media` listens on: `listen (bound)` in `-L`.
+    fn bound(&self) -> SocketAddr {
+        let listing = self.listing();
+        let line = listing
+            .lines()
+            .find(|l| l.starts_with("media "))
+            .unwrap_or_else(|| panic!("media not listed:\n{listing}"));
+        line.split(['(', ')'])
+            .nth(1)
+            .unwrap_or_else(|| panic!("no bound address in {line:?}"))
+            .parse()
+            .unwrap()
+    }
+
+    /// The `  sessions N` line under the service.
+    fn sessions(&self) -> u64 {
+        let listing = self.listing();
+        listing
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("sessions "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no `sessions N` line:\n{listing}"))
+    }
+
+    /// Polls until the session count is `n`; false after `within`.
+    fn wait_sessions(&self, n: u64, within: Duration) -> bool {
+        let started = Instant::now();
+        loop {
+            if self.sessions() == n {
+                return true;
+            }
+            if started.elapsed() > within {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.proc.0.try_wait(), Ok(None))
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("tcpvsd.log")).unwrap_or_default()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("rtsp://{}{path}", self.addr)
+    }
+}
+
+/// Runs `command` to its end, killing it (by pid) and failing after `limit`.
+fn run_within(mut command: Command, limit: Duration) -> Output {
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let (status, stdout, stderr, _) = wait_within(child, limit);
+    let Some(status) = status else {
+        panic!(
+            "{command:?} still running after {limit:?}; stderr:\n{}",
+            String::from_utf8_lossy(&stderr)
+        );
+    };
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+/// Waits for `child` up to `limit`; kills it past that. Returns its exit
+/// status (`None`: it had to be killed), output and how long it ran.
+fn wait_within(
+    mut child: Child,
+    limit: Duration,
+) -> (Option<ExitStatus>, Vec<u8>, Vec<u8>, Duration) {
+    let started = Instant::now();
+    let collect = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut out);
+            }
+            out
+        })
+    };
+    let stdout = collect(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = collect(child.stderr.take().map(|p| Box::new(p) as _));
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break Some(status);
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let elapsed = started.elapsed();
+    (
+        status,
+        stdout.join().unwrap(),
+        stderr.join().unwrap(),
+        elapsed,
+    )
+}
+
+fn ffprobe(url: &str) -> Output {
+    let mut command = Command::new("ffprobe");
+    command.args([
+        "-v",
+        "error",
+        "-rtsp_transport",
+        "tcp",
+        "-show_streams",
+        url,
+    ]);
+    run_within(command, Duration::from_secs(20))
+}
+
+fn assert_mjpeg(url: &str, output: &Output, daemon: &Daemon) {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("codec_name=mjpeg"),
+        "ffprobe {url}: {}\nstdout:\n{stdout}\nstderr:\n{}\ntcpvsd log:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr),
+        daemon.log()
+    );
+}
+
+/// `ffmpeg -v error [transport args] -i URL -t SECONDS -f null -`.
+fn ffmpeg(transport: &[&str], url: &str, seconds: u32) -> Command {
+    let mut command = Command::new("ffmpeg");
+    command
+        .args(["-nostdin", "-v", "error"])
+        .args(transport)
+        .args(["-i", url, "-t", &seconds.to_string(), "-f", "null", "-"]);
+    command
+}
+
+#[test]
+fn ffprobe_and_ffmpeg_reach_each_mount_on_its_own_origin() {
+    if !tools_ready() {
+        return;
+    }
+    let a = Origin::start("/live/cam");
+    let b = Origin::start("/vod/film");
+    let daemon = Daemon::start("probe", a.addr, b.addr);
+
+    for path in ["/live/cam", "/vod/film"] {
+        let url = daemon.url(path);
+        assert_mjpeg(&url, &ffprobe(&url), &daemon);
+    }
+    // The other origin does not have it: routing by path is what made it work.
+    let wrong = daemon.url("/live/film");
+    let output = ffprobe(&wrong);
+    assert!(!output.status.success(), "{wrong} found");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("404"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // Three seconds of decoding from each, at once.
+    let runs: Vec<_> = ["/live/cam", "/vod/film"]
+        .into_iter()
+        .map(|path| {
+            let url = daemon.url(path);
+            let child = ffmpeg(&["-rtsp_transport", "tcp"], &url, 3)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            (
+                url,
+                std::thread::spawn(move || wait_within(child, Duration::from_secs(25))),
+            )
+        })
+        .collect();
+    for (url, run) in runs {
+        let (status, _, stderr, elapsed) = run.join().unwrap();
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "ffmpeg {url}: {status:?} after {elapsed:?}\n{}\ntcpvsd log:\n{}",
+            String::from_utf8_lossy(&stderr),
+            daemon.log()
+        );
+        assert!(
+            elapsed >= Duration::from_millis(2500),
+            "{url}: only {elapsed:?}"
+        );
+    }
+    assert!(
+        daemon.wait_sessions(0, Duration::from_secs(5)),
+        "{}",
+        daemon.listing()
+    );
+}
+
+#[test]
+fn ffmpeg_offering_udp_first_falls_back_to_tcp_after_461() {
+    if !tools_ready() {
+        return;
+    }
+    let a = Origin::start("/live/cam");
+    let b = Origin::start("/vod/film");
+    let daemon = Daemon::start("fallback", a.addr, b.addr);
+    let url = daemon.url("/live/cam");
+    // Default transports: UDP is offered first, the proxy answers 461, and
+    // ffmpeg 5.1 retries the SETUP with interleaved TCP on the same
+    // connection (its debug log shows "method SETUP failed: 461 Unsupported
+    // transport", then the stream decodes).
+    let mut command = Command::new("ffmpeg");
+    command.args([
+        "-nostdin", "-v", "debug", "-i", &url, "-t", "2", "-f", "null", "-",
+    ]);
+    let output = run_within(command, Duration::from_secs(25));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let tail: String = stderr.lines().rev().take(30).collect::<Vec<_>>().join("\n");
+    assert!(
+        output.status.success(),
+        "ffmpeg without -rtsp_transport: {}\n{tail}\ntcpvsd log:\n{}",
+        output.status,
+        daemon.log()
+    );
+    assert!(
+        stderr.contains("SETUP failed: 461"),
+        "ffmpeg did not see the 461:\n{tail}"
+    );
+    let decoded: u64 = stderr
+        .lines()
+        .find_map(|l| l.strip_suffix(" frames successfully decoded, 0 decoding errors"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no clean decode summary:\n{tail}"));
+    assert!(
+        decoded >= 10,
+        "only {decoded} frames decoded in 2 s at 10 fps"
+    );
+    assert!(
+        daemon.wait_sessions(0, Duration::from_secs(5)),
+        "{}",
+        daemon.listing()
+    );
+}
+
+#[test]
+fn killing_the_origin_mid_stream_ends_the_client_and_its_session() {
+    if !tools_ready() {
+        return;
+    }
+    let mut a = Origin::start("/live/cam");
+    let b = Origin::start("/vod/film");
+    let mut daemon = Daemon::start("kill", a.addr, b.addr);
+
+    let viewer = ffmpeg(&["-rtsp_transport", "tcp"], &daemon.url("/live/cam"), 30)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let viewer_pid = viewer.id();
+    assert!(
+        daemon.wait_sessions(1, Duration::from_secs(15)),
+        "no session while ffmpeg plays (pid {viewer_pid}):\n{}",
+        daemon.listing()
+    );
+    // Let it stream a moment, then kill origin A (our child, by its pid).
+    std::thread::sleep(Duration::from_secs(1));
+    let _ = a.proc.0.kill();
+    let _ = a.proc.0.wait();
+    let killed = Instant::now();
+
+    let (status, _, stderr, _) = wait_within(viewer, Duration::from_secs(10));
+    assert!(
+        status.is_some(),
+        "ffmpeg still running 10 s after its origin died:\n{}\ntcpvsd log:\n{}",
+        String::from_utf8_lossy(&stderr),
+        daemon.log()
+    );
+    eprintln!(
+        "ffmpeg ended {:?} after the origin died: {status:?}",
+        killed.elapsed()
+    );
+    assert!(
+        daemon.wait_sessions(0, Duration::from_secs(3)),
+        "the dead origin's session is still listed:\n{}",
+        daemon.listing()
+    );
+    assert!(daemon.alive(), "tcpvsd died:\n{}", daemon.log());
+    let vod = daemon.url("/vod/film");
+    assert_mjpeg(&vod, &ffprobe(&vod), &daemon);
+    assert!(daemon.alive(), "tcpvsd died:\n{}", daemon.log());
+}
