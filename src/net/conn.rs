@@ -40,9 +40,8 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// Wraps an accepted stream (TCP_NODELAY comes from its listener).
     pub(super) fn new(stream: TcpStream, peer: SocketAddr) -> Self {
-        // Heads and small responses must leave at once; we batch writes ourselves.
-        let _ = stream.set_nodelay(true);
         Self {
             stream,
             peer,
@@ -54,7 +53,12 @@ impl Conn {
     /// to the kernel, which closes it when its SYN retries give up.
     pub async fn connect(addr: SocketAddr, deadline: Instant) -> Result<Self, IoFailure> {
         match timeout_at(deadline, TcpStream::connect(addr)).await {
-            Ok(Ok(stream)) => Ok(Self::new(stream, addr)),
+            Ok(Ok(stream)) => {
+                // Heads and small responses must leave at once; we batch
+                // writes ourselves.
+                let _ = stream.set_nodelay(true);
+                Ok(Self::new(stream, addr))
+            }
             Ok(Err(e)) => Err(IoFailure::Io(e)),
             Err(_) => Err(IoFailure::TimedOut),
         }

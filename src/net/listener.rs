@@ -28,6 +28,8 @@ pub fn bind_group(addr: SocketAddr, count: usize) -> io::Result<(SocketAddr, Vec
     for _ in 0..count.max(1) {
         let socket = new_socket(bound)?;
         socket.set_reuse_port(true)?;
+        // Accepted sockets inherit it: no setsockopt per connection.
+        socket.set_nodelay(true)?;
         socket.bind(&bound.into())?;
         socket.listen(BACKLOG)?;
         sockets.push(socket.into());
