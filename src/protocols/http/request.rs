@@ -281,10 +281,8 @@ fn host(
 /// An authority (ASCII once validated) in lower case, without allocating
 /// when it is short.
 fn lowercase(authority: &[u8]) -> CompactString {
-    let mut out = CompactString::with_capacity(authority.len());
-    for &b in authority {
-        out.push(char::from(b.to_ascii_lowercase()));
-    }
+    let mut out = CompactString::from_utf8_lossy(authority);
+    out.make_ascii_lowercase();
     out
 }
 
