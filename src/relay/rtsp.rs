@@ -129,8 +129,9 @@ async fn pin_server(
         let (message, owner) = match admit(message, &sessions) {
             Ok(admitted) => admitted,
             // Its body, if any, is dropped by the next `next_message`.
-            Err((status, cseq, _body)) => {
-                reply(client, status, &cseq, &settings).await;
+            Err(Refused { status, request }) => {
+                log_access(&settings, client.peer(), &service, &request, status);
+                reply(client, status, &request.cseq, &settings).await;
                 continue;
             }
         };
@@ -148,32 +149,45 @@ async fn pin_server(
                     first: message,
                 })
             }
-            Err(status) => reply(client, status, &message.cseq, &settings).await,
+            Err(status) => {
+                log_access(&settings, client.peer(), &service, &message, status);
+                reply(client, status, &message.cseq, &settings).await;
+            }
         }
     }
 }
 
+/// A request the proxy answers itself.
+struct Refused {
+    status: u16,
+    /// Boxed: a head is large, and refusals are rare.
+    request: Box<Message>,
+}
+
 /// Checks a client request against the session table and the transports we
 /// relay. `Ok`: forward it (possibly rewritten), to `owner` if it belongs to
-/// a session. `Err`: answer this status; the request's CSeq and body length.
+/// a session. `Err`: answer it ourselves.
 fn admit(
     mut message: Message,
     sessions: &SessionTable,
-) -> Result<(Message, Option<ServerAddr>), (u16, String, u64)> {
-    let refuse = |status: u16, message: &Message| (status, message.cseq.clone(), message.body_len);
+) -> Result<(Message, Option<ServerAddr>), Refused> {
+    let refuse = |status: u16, request: Message| Refused {
+        status,
+        request: Box::new(request),
+    };
     let owner = match session(&message) {
         Ok(None) => None,
         Ok(Some(field)) => match sessions.lookup(&field.id, std::time::Instant::now()) {
             Some(owner) => Some(owner),
-            None => return Err(refuse(454, &message)),
+            None => return Err(refuse(454, message)),
         },
-        Err(_) => return Err(refuse(454, &message)),
+        Err(_) => return Err(refuse(454, message)),
     };
     if message.method() == Some("SETUP") {
         if let Some(offered) = message.field("transport") {
             match tcp_transports(offered) {
                 Some(kept) => message.set_field("Transport", &kept),
-                None => return Err(refuse(461, &message)),
+                None => return Err(refuse(461, message)),
             }
         }
     }
@@ -332,9 +346,11 @@ impl Conversation<'_> {
                     }
                     Unit::Message(message) => match self.admit_here(*message) {
                         Ok(message) => self.forward_request(message, &mut out),
-                        Err((status, cseq, body)) => {
-                            write_reply(status, &cseq, &mut replies);
-                            discard = body;
+                        Err(Refused { status, request }) => {
+                            let peer = self.client.peer();
+                            log_access(self.settings, peer, self.service, &request, status);
+                            write_reply(status, &request.cseq, &mut replies);
+                            discard = request.body_len;
                         }
                     },
                 }
@@ -409,11 +425,12 @@ impl Conversation<'_> {
 
     /// `admit`, on a connection already pinned: a session of another server
     /// is not found here.
-    fn admit_here(&self, message: Message) -> Result<Message, (u16, String, u64)> {
+    fn admit_here(&self, message: Message) -> Result<Message, Refused> {
         match admit(message, self.sessions)? {
-            (message, Some(owner)) if owner != self.server_addr => {
-                Err((454, message.cseq.clone(), message.body_len))
-            }
+            (request, Some(owner)) if owner != self.server_addr => Err(Refused {
+                status: 454,
+                request: Box::new(request),
+            }),
             (message, _) => Ok(message),
         }
     }
@@ -529,9 +546,7 @@ impl Conversation<'_> {
     }
 
     fn access_log(&self, request: &Pending, status: u16) {
-        let enabled = self.settings.access_log
-            && tracing::enabled!(target: "tcpvs::access", tracing::Level::INFO);
-        if enabled {
+        if access_log_on(self.settings) {
             tracing::info!(
                 target: "tcpvs::access",
                 "{} {} \"{} {}\" {} {} {}ms",
@@ -544,6 +559,32 @@ impl Conversation<'_> {
                 request.sent.elapsed().as_millis()
             );
         }
+    }
+}
+
+/// Formatting costs: lines are made only when they will be written.
+fn access_log_on(settings: &Settings) -> bool {
+    settings.access_log && tracing::enabled!(target: "tcpvs::access", tracing::Level::INFO)
+}
+
+/// The access line of a request the proxy answered itself (no server: `-`).
+fn log_access(
+    settings: &Settings,
+    peer: std::net::SocketAddr,
+    service: &Service,
+    request: &Message,
+    status: u16,
+) {
+    if access_log_on(settings) {
+        tracing::info!(
+            target: "tcpvs::access",
+            "{} {} \"{} {}\" {} - 0ms",
+            peer,
+            service.ident,
+            request.method().unwrap_or_default(),
+            request.uri().unwrap_or_default(),
+            status
+        );
     }
 }
 
