@@ -16,9 +16,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use common::tcpvsadm_path;
-use std::time::{Duration, Instant};
 
 /// The python with gi: the `python3` on PATH may be another one (pyenv).
 const PYTHON: &str = "/usr/bin/python3";
