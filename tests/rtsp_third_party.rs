@@ -198,6 +198,21 @@ impl Daemon {
         daemon
     }
 
+    /// `tcpvsadm --socket S ARGS...`, which must succeed.
+    fn adm(&self, args: &[&str]) {
+        let output = Command::new(tcpvsadm_path())
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "tcpvsadm {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
     /// `tcpvsadm --socket S -L -i media`.
     fn listing(&self) -> String {
         let output = Command::new(tcpvsadm_path())
@@ -512,4 +527,42 @@ fn killing_the_origin_mid_stream_ends_the_client_and_its_session() {
     let vod = daemon.url("/vod/film");
     assert_mjpeg(&vod, &ffprobe(&vod), &daemon);
     assert!(daemon.alive(), "tcpvsd died:\n{}", daemon.log());
+}
+
+#[test]
+fn a_rule_edited_while_a_client_waits_applies_to_its_first_request() {
+    if !tools_ready() {
+        return;
+    }
+    let a = Origin::start("/live/cam");
+    let b = Origin::start("/vod/film");
+    let daemon = Daemon::start("edit", a.addr, b.addr);
+    // A client connects and says nothing yet...
+    let mut idle = std::net::TcpStream::connect(daemon.addr).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // ...while /vod/ is sent to A, which does not have the film.
+    let (a_addr, b_addr) = (a.addr.to_string(), b.addr.to_string());
+    daemon.adm(&["--del-rule", "-i", "media", "-p", "^/vod/", "-r", &b_addr]);
+    daemon.adm(&["--add-rule", "-i", "media", "-p", "^/vod/", "-r", &a_addr]);
+    let describe = format!(
+        "DESCRIBE {} RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n\r\n",
+        daemon.url("/vod/film")
+    );
+    std::io::Write::write_all(&mut idle, describe.as_bytes()).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(idle.read(&mut byte).unwrap(), 1, "closed after {head:?}");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(
+        head.starts_with("RTSP/1.0 404 "),
+        "routed by the old table: {head}"
+    );
+    // And a new client as well.
+    let output = ffprobe(&daemon.url("/vod/film"));
+    assert!(!output.status.success(), "/vod/film still reaches B");
 }

@@ -606,3 +606,28 @@ fn match_group_keeps_a_user_on_one_server() {
     assert_eq!(seen.len(), 3, "users spread over every server");
     assert!(daemon.ok("-L").contains("(hash of group 1)"));
 }
+
+#[test]
+fn an_idle_keep_alive_client_follows_edits_made_while_it_waited() {
+    let daemon = Daemon::start("idle-edit");
+    let a = TestServer::named("a");
+    let b = TestServer::named("b");
+    daemon.ok("-A -i web -l 127.0.0.1:0 -s rr");
+    daemon.ok(&format!("-a -i web -r {}", a.addr));
+    let web = daemon.bound("web");
+    let mut client = Client::connect(web);
+    assert_eq!(
+        client.exchange("GET /1 HTTP/1.1\r\nHost: t\r\n\r\n").status,
+        200
+    );
+    assert_eq!(a.requests().len(), 1);
+    // While the client idles, a is replaced by b.
+    daemon.ok(&format!("-a -i web -r {}", b.addr));
+    daemon.ok(&format!("-d -i web -r {}", a.addr));
+    for i in 2..5 {
+        let r = client.exchange(&format!("GET /{i} HTTP/1.1\r\nHost: t\r\n\r\n"));
+        assert_eq!(r.status, 200);
+    }
+    assert_eq!(a.requests().len(), 1, "a deleted server got requests");
+    assert_eq!(b.requests().len(), 3);
+}

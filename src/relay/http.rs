@@ -42,8 +42,11 @@ pub async fn serve(ctx: Rc<WorkerContext>, client: Conn, service: ServiceId) {
     };
     let mut head_started = Some(Instant::now());
     loop {
-        let table = session.ctx.table.load_full();
-        let settings = table.settings();
+        // The limits and timeouts to read with; the request itself is routed
+        // by the table as it is once it has arrived, not as it was when the
+        // client went idle.
+        let reading = session.ctx.table.load_full();
+        let settings = reading.settings();
         let head = match session.read_head(settings, head_started.take()).await {
             Ok(Some(head)) => head,
             Ok(None) => return,
@@ -51,6 +54,7 @@ pub async fn serve(ctx: Rc<WorkerContext>, client: Conn, service: ServiceId) {
             // every idle client's task carries.
             Err(status) => return Box::pin(session.refuse(status, settings)).await,
         };
+        let table = session.ctx.table.load_full();
         // Boxed: the exchange's state (large: the heads, body and response
         // relays) lives only while it runs, so an idle keep-alive client's
         // task stays small.

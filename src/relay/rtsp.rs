@@ -104,12 +104,8 @@ async fn pin_server(
     inbound: &mut Inbound<'_>,
 ) -> Option<Pinned> {
     loop {
-        let table = ctx.table.load_full();
-        let settings = table.settings().clone();
+        let settings = ctx.table.load().settings().clone();
         let limits = head_limits(&settings);
-        let service = table.service(ident).cloned()?;
-        // An edit may have made the service HTTP: this client is not ours.
-        let sessions = service.sessions.clone()?;
         let message = match inbound.next_message(&settings, &limits).await {
             Ok(message) => message,
             Err(InboundEnd::Malformed(error, cseq)) => {
@@ -126,6 +122,16 @@ async fn pin_server(
             linger(client, BytesMut::new()).await;
             return None;
         }
+        // The table as it is now, not as it was when the client went idle.
+        let table = ctx.table.load_full();
+        let settings = table.settings().clone();
+        let Some(service) = table.service(ident).cloned() else {
+            // The service was deleted while this client was connected.
+            reply(client, 503, &message.cseq, &settings).await;
+            return None;
+        };
+        // An edit may have made the service HTTP: this client is not ours.
+        let sessions = service.sessions.clone()?;
         let (message, owner) = match admit(message, &sessions) {
             Ok(admitted) => admitted,
             // Its body, if any, is dropped by the next `next_message`.
