@@ -565,6 +565,21 @@ servers = ["127.0.0.1:9002"]
     }
 
     #[test]
+    fn protocols_by_name() {
+        let rtsp = GOOD.replace(
+            "scheduler = \"rr\"",
+            "scheduler = \"rr\"\nprotocol = \"rtsp\"",
+        );
+        let config = parse(&rtsp, Path::new("t.toml")).unwrap();
+        assert_eq!(config.table.services[0].protocol, Protocol::Rtsp);
+        let message = error_of(&rtsp.replace("\"rtsp\"", "\"sip\""));
+        assert_eq!(
+            message,
+            "t.toml:13: service[0].protocol: unknown protocol `sip` (known: http, rtsp)"
+        );
+    }
+
+    #[test]
     fn rule_naming_unknown_server() {
         let text = GOOD.replace(
             "servers = [\"127.0.0.1:9002\"]",

@@ -682,12 +682,16 @@ impl RtspClient {
 
 /// An RTSP service: `^/live/` to `a`, `^/vod/` to `b`.
 fn rtsp_proxy(a: &Origin, b: &Origin) -> SocketAddr {
+    rtsp_proxy_with(a, b, Settings::default())
+}
+
+fn rtsp_proxy_with(a: &Origin, b: &Origin, settings: Settings) -> SocketAddr {
     let mut spec = service(
         &[(a.addr, 1), (b.addr, 1)],
         &[("^/live/", &[a.addr][..]), ("^/vod/", &[b.addr][..])],
     );
     spec.protocol = Protocol::Rtsp;
-    start_proxy(spec, Settings::default())
+    start_proxy(spec, settings)
 }
 
 const TCP: &str = "RTP/AVP/TCP;unicast;interleaved=0-1";
@@ -1286,14 +1290,9 @@ fn a_silent_viewer_is_kept_while_its_session_may_still_be_refreshed() {
     // receives media must not be cut after 1 s of its own silence.
     let a = Origin::start("A", Some(3));
     let b = Origin::start("B", None);
-    let mut spec = service(
-        &[(a.addr, 1), (b.addr, 1)],
-        &[("^/live/", &[a.addr][..]), ("^/vod/", &[b.addr][..])],
-    );
-    spec.protocol = Protocol::Rtsp;
     let mut settings = Settings::default();
     settings.timeouts.client = Duration::from_secs(1);
-    let proxy = start_proxy(spec, settings);
+    let proxy = rtsp_proxy_with(&a, &b, settings);
     let url = format!("rtsp://{proxy}/live/stream");
     let (mut c, _) = playing(proxy, &url);
     let silent = Instant::now();
@@ -1308,4 +1307,38 @@ fn a_silent_viewer_is_kept_while_its_session_may_still_be_refreshed() {
         );
     }
     assert!(seen > 50, "only {seen} frames in 2.5 s");
+}
+
+#[test]
+fn frames_before_any_request_are_dropped_and_do_not_hold_the_connection() {
+    let a = Origin::start("A", None);
+    let b = Origin::start("B", None);
+    let mut settings = Settings::default();
+    settings.timeouts.head = Duration::from_secs(1);
+    let proxy = rtsp_proxy_with(&a, &b, settings);
+
+    // Frames, then a request: the frames have no server to go to.
+    let mut c = RtspClient::connect(proxy);
+    c.send(&media(0).bytes());
+    let url = format!("rtsp://{proxy}/live/x");
+    assert_eq!(c.request("OPTIONS", &url, &[], b"").status(), 200);
+    assert_eq!(a.methods(), ["OPTIONS"]);
+    assert!(a
+        .log()
+        .iter()
+        .all(|entry| !format!("{entry:?}").contains("Frame")));
+
+    // Only frames: no request ever comes, so the head deadline closes it.
+    let mut c = RtspClient::connect(proxy);
+    let started = Instant::now();
+    for i in 0..5 {
+        c.send(&media(i).bytes());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        c.closes_within(Duration::from_secs(5)),
+        "open {:?} after its first frame",
+        started.elapsed()
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
 }

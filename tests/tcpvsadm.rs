@@ -402,6 +402,11 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
             "unknown scheduler `nosuch`",
         ),
         (
+            "-E -i web --protocol sip".into(),
+            1,
+            "unknown protocol `sip` (known: http, rtsp)",
+        ),
+        (
             "-E -i web --sched-opt low=25".into(),
             1,
             "unknown option `low`",

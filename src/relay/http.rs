@@ -12,7 +12,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::time::Instant;
 
 use super::body::{copy_chunked, copy_length, copy_until_close, BodyError, Encoding, End};
-use super::{choose_server, head_limits as http_limits, head_may_end, tunnel};
+use super::{choose_server, head_limits as http_limits, head_may_end, tunnel, unreachable_status};
 use crate::net::{Conn, IoFailure};
 use crate::protocols::http::{
     parse_request, parse_response, write_error_response, write_request_head, write_response_head,
@@ -54,7 +54,15 @@ pub async fn serve(ctx: Rc<WorkerContext>, client: Conn, service: ServiceId) {
             // every idle client's task carries.
             Err(status) => return Box::pin(session.refuse(status, settings)).await,
         };
-        let table = session.ctx.table.load_full();
+        // Usually unchanged: then no second reference is taken.
+        let table = {
+            let current = session.ctx.table.load();
+            if std::sync::Arc::ptr_eq(&current, &reading) {
+                reading
+            } else {
+                arc_swap::Guard::into_inner(current)
+            }
+        };
         // Boxed: the exchange's state (large: the heads, body and response
         // relays) lives only while it runs, so an idle keep-alive client's
         // task stays small.
@@ -193,10 +201,7 @@ impl Session {
                 Err(failure) => {
                     tracing::warn!(server = %pick.server.addr, "connect failed: {failure}");
                     pick.server.state.mark_failed(settings.timeouts.fail_hold);
-                    no_server_status = match failure {
-                        IoFailure::TimedOut => 504,
-                        _ => 503,
-                    };
+                    no_server_status = unreachable_status(&failure);
                     exclude.push(pick.server.addr);
                     continue;
                 }

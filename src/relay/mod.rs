@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::time::Instant;
 
-use crate::net::Conn;
+use crate::net::{Conn, IoFailure};
 use crate::protocols::http::Limits as HeadLimits;
 use crate::schedulers::{pick_by_key, pick_server, Pick, RequestInfo};
 use crate::table::{Protocol, Route, ServerAddr, Service, ServiceId, Settings};
@@ -77,6 +77,15 @@ fn head_may_end(buf: &[u8], from: usize) -> bool {
     buf.get(start..).is_some_and(|tail| {
         tail.windows(2).any(|w| w == b"\n\n") || tail.windows(3).any(|w| w == b"\n\r\n")
     })
+}
+
+/// What a client is told when no server could be connected: 504 when the
+/// last try timed out, 503 otherwise.
+fn unreachable_status(failure: &IoFailure) -> u16 {
+    match failure {
+        IoFailure::TimedOut => 504,
+        _ => 503,
+    }
 }
 
 /// The bounds on a message head, from the table's settings.

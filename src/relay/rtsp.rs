@@ -23,7 +23,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::sync::Mutex as AsyncMutex;
 use tokio::time::Instant;
 
-use super::{choose_server, head_limits, head_may_end, linger};
+use super::{choose_server, head_limits, head_may_end, linger, unreachable_status};
 use crate::net::{Conn, IoFailure};
 use crate::protocols::http::Limits;
 use crate::protocols::rtsp::{
@@ -91,7 +91,7 @@ struct Pinned {
     settings: Settings,
     server: Conn,
     pick: Pick,
-    first: Message,
+    first: Admitted,
 }
 
 /// Reads the client's requests, answering those the proxy answers itself,
@@ -132,7 +132,7 @@ async fn pin_server(
         };
         // An edit may have made the service HTTP: this client is not ours.
         let sessions = service.sessions.clone()?;
-        let (message, owner) = match admit(message, &sessions) {
+        let admitted = match admit(message, &sessions) {
             Ok(admitted) => admitted,
             // Its body, if any, is dropped by the next `next_message`.
             Err(Refused { status, request }) => {
@@ -141,9 +141,9 @@ async fn pin_server(
                 continue;
             }
         };
-        let chosen = match owner {
-            Some(owner) => connect_owner(&service, owner, &sessions, &message, &settings).await,
-            None => connect_scheduled(&service, client, &message, &settings).await,
+        let chosen = match &admitted.session {
+            Some((id, owner)) => connect_owner(&service, *owner, &sessions, id, &settings).await,
+            None => connect_scheduled(&service, client, &admitted.request, &settings).await,
         };
         match chosen {
             Ok((server, pick)) => {
@@ -152,12 +152,13 @@ async fn pin_server(
                     settings,
                     server,
                     pick,
-                    first: message,
+                    first: admitted,
                 })
             }
             Err(status) => {
-                log_access(&settings, client.peer(), &service, &message, status);
-                reply(client, status, &message.cseq, &settings).await;
+                let request = &admitted.request;
+                log_access(&settings, client.peer(), &service, request, status);
+                reply(client, status, &request.cseq, &settings).await;
             }
         }
     }
@@ -170,21 +171,24 @@ struct Refused {
     request: Box<Message>,
 }
 
+/// A request to forward (possibly rewritten), with the Session it carries
+/// and the server that owns that session.
+struct Admitted {
+    request: Message,
+    session: Option<(String, ServerAddr)>,
+}
+
 /// Checks a client request against the session table and the transports we
-/// relay. `Ok`: forward it (possibly rewritten), to `owner` if it belongs to
-/// a session. `Err`: answer it ourselves.
-fn admit(
-    mut message: Message,
-    sessions: &SessionTable,
-) -> Result<(Message, Option<ServerAddr>), Refused> {
+/// relay. `Err`: answer it ourselves.
+fn admit(mut message: Message, sessions: &SessionTable) -> Result<Admitted, Refused> {
     let refuse = |status: u16, request: Message| Refused {
         status,
         request: Box::new(request),
     };
-    let owner = match session(&message) {
+    let session = match session(&message) {
         Ok(None) => None,
         Ok(Some(field)) => match sessions.lookup(&field.id, std::time::Instant::now()) {
-            Some(owner) => Some(owner),
+            Some(owner) => Some((field.id, owner)),
             None => return Err(refuse(454, message)),
         },
         Err(_) => return Err(refuse(454, message)),
@@ -197,7 +201,10 @@ fn admit(
             }
         }
     }
-    Ok((message, owner))
+    Ok(Admitted {
+        request: message,
+        session,
+    })
 }
 
 /// Connects to the server that owns the request's session: no other server
@@ -206,14 +213,12 @@ async fn connect_owner(
     service: &Service,
     owner: ServerAddr,
     sessions: &SessionTable,
-    message: &Message,
+    id: &str,
     settings: &Settings,
 ) -> Result<(Conn, Pick), u16> {
     // The owner was deleted from the table: its sessions are gone with it.
     let Some(server) = service.servers.iter().find(|s| s.addr == owner) else {
-        if let Ok(Some(field)) = session(message) {
-            sessions.forget(&field.id, owner);
-        }
+        sessions.forget(id, owner);
         return Err(454);
     };
     let pick = Pick::pinned(server.clone());
@@ -263,13 +268,6 @@ async fn connect_scheduled(
     Err(status)
 }
 
-fn unreachable_status(failure: &IoFailure) -> u16 {
-    match failure {
-        IoFailure::TimedOut => 504,
-        _ => 503,
-    }
-}
-
 /// Sends a response of the proxy's own; a failure shows on the next read.
 async fn reply(client: &Conn, status: u16, cseq: &str, settings: &Settings) {
     let mut out = Vec::with_capacity(64);
@@ -317,7 +315,7 @@ struct Conversation<'a> {
 impl Conversation<'_> {
     /// Client to server: requests (checked, rewritten), answers to the
     /// server's requests, and interleaved frames, until the client leaves.
-    async fn upstream(&self, mut inbound: Inbound<'_>, first: Message) -> Side {
+    async fn upstream(&self, mut inbound: Inbound<'_>, first: Admitted) -> Side {
         let limits = head_limits(self.settings);
         let mut out = Vec::new();
         let mut replies = Vec::new();
@@ -431,21 +429,25 @@ impl Conversation<'_> {
 
     /// `admit`, on a connection already pinned: a session of another server
     /// is not found here.
-    fn admit_here(&self, message: Message) -> Result<Message, Refused> {
+    fn admit_here(&self, message: Message) -> Result<Admitted, Refused> {
         match admit(message, self.sessions)? {
-            (request, Some(owner)) if owner != self.server_addr => Err(Refused {
+            Admitted {
+                request,
+                session: Some((_, owner)),
+            } if owner != self.server_addr => Err(Refused {
                 status: 454,
                 request: Box::new(request),
             }),
-            (message, _) => Ok(message),
+            admitted => Ok(admitted),
         }
     }
 
-    fn forward_request(&self, message: Message, out: &mut Vec<Bytes>) {
+    fn forward_request(&self, admitted: Admitted, out: &mut Vec<Bytes>) {
+        let message = admitted.request;
         let pending = Pending {
             method: message.method().unwrap_or_default().to_string(),
             uri: message.uri().unwrap_or_default().to_string(),
-            session: session(&message).ok().flatten().map(|field| field.id),
+            session: admitted.session.map(|(id, _)| id),
             sent: Instant::now(),
         };
         self.pending
