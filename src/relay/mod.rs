@@ -28,8 +28,14 @@ const LINGER: Duration = Duration::from_secs(1);
 pub async fn serve(ctx: Rc<WorkerContext>, client: Conn, service: ServiceId) {
     let protocol = ctx.table.load().service(&service).map(|s| s.protocol);
     match protocol {
-        // Boxed: its state is large, and must not size every HTTP client's task.
-        Some(Protocol::Rtsp) => Box::pin(rtsp::serve(ctx, client, service)).await,
+        // Boxed, in a statement of its own: a future built inside the `match`
+        // would be a temporary living across the await, which the compiler
+        // reserves room for in this state anyway. Its state is large, and
+        // must not size every HTTP client's task.
+        Some(Protocol::Rtsp) => {
+            let rtsp = Box::pin(rtsp::serve(ctx, client, service));
+            rtsp.await
+        }
         // A service deleted since the accept: the HTTP loop answers 503.
         Some(Protocol::Http) | None => http::serve(ctx, client, service).await,
     }
