@@ -47,6 +47,12 @@ const BUFFER_SIZE: usize = 64 * 1024;
 const SPARE_BUFFERS: usize = 64;
 /// The block heads are written into: room for dozens of heads in flight.
 const HEAD_BLOCK: usize = 16 * 1024;
+/// Accepts kept posted on each listening socket. With one, a worker takes a
+/// single new connection per turn of its ring: clients that connect for each
+/// request (`Connection: close`) then cost a ring turn each and lose the
+/// batching of everything else. The kernel wakes one accept per connection
+/// (io_uring arms accepts as exclusive waiters), so more cost nothing while idle.
+const ACCEPTS_IN_FLIGHT: usize = 16;
 
 impl WorkerContext {
     pub fn new(table: Arc<ArcSwap<Table>>) -> Self {
@@ -283,20 +289,25 @@ async fn run(table: Arc<ArcSwap<Table>>, mut handovers: UnboundedReceiver<Handov
         }
     });
     while let Some(handover) = handovers.recv().await {
-        let listener = Listener::from_std(handover.socket);
-        net::spawn(accept_loop(
-            ctx.clone(),
-            handover.service,
-            listener,
-            handover.closed,
-        ));
+        let listener = Rc::new(Listener::from_std(handover.socket));
+        for _ in 0..ACCEPTS_IN_FLIGHT {
+            net::spawn(accept_loop(
+                ctx.clone(),
+                handover.service.clone(),
+                listener.clone(),
+                handover.closed.clone(),
+            ));
+        }
     }
 }
 
+/// One of the accepts kept posted on a listening socket. They all end when
+/// the socket is shut down (its service deleted or moved), which completes
+/// every accept posted on it.
 async fn accept_loop(
     ctx: Rc<WorkerContext>,
     service: ServiceId,
-    listener: Listener,
+    listener: Rc<Listener>,
     closed: Arc<AtomicBool>,
 ) {
     loop {
