@@ -2,8 +2,10 @@
 """The arithmetic of benches/compare/run.sh: parses wrk output, takes medians,
 computes the ratios against the best peer, prints the tables and writes JSON.
 
-    report.py round SCENARIO TARGET ROUND WRK_OUTPUT CPU_TICKS ROUNDS_JSONL
-        parses one wrk --latency run, appends it to ROUNDS_JSONL, prints a line
+    report.py round SCENARIO TARGET ROUND WRK_OUTPUT BEFORE AFTER ROUNDS_JSONL
+        parses one wrk --latency run, appends it to ROUNDS_JSONL, prints a line;
+        BEFORE and AFTER are "PROXY_UTIME PROXY_STIME BACKEND_UTIME
+        BACKEND_STIME MACHINE_BUSY MACHINE_IDLE" in clock ticks
     report.py final ROUNDS_JSONL EXTRA_JSONL OUT
         ROUNDS_JSONL: the rounds; EXTRA_JSONL: RSS after each scenario and the
         idle10k results; machine and settings come from CMP_* variables
@@ -59,12 +61,20 @@ def parse_wrk(text):
     }
 
 
-def cmd_round(scenario, target, round_no, wrk_file, ticks, jsonl):
+def cmd_round(scenario, target, round_no, wrk_file, before, after, jsonl):
     with open(wrk_file) as f:
         run = parse_wrk(f.read())
     hz = os.sysconf("SC_CLK_TCK")
-    run.update(scenario=scenario, target=target, round=int(round_no), cpu_ticks=int(ticks))
-    run["cpu_us_per_req"] = int(ticks) * 1e6 / hz / max(run["requests"], 1)
+    delta = [b - a for a, b in zip(map(int, before.split()), map(int, after.split()))]
+    user, system, backend_user, backend_system, busy, idle = delta
+    per_req = lambda ticks: ticks * 1e6 / hz / max(run["requests"], 1)  # noqa: E731
+    run.update(scenario=scenario, target=target, round=int(round_no), cpu_ticks=user + system)
+    run["cpu_us_per_req"] = per_req(user + system)
+    run["user_us_per_req"] = per_req(user)
+    run["system_us_per_req"] = per_req(system)
+    run["backend_us_per_req"] = per_req(backend_user + backend_system)
+    run["machine_us_per_req"] = per_req(busy)
+    run["machine_busy"] = busy / max(busy + idle, 1)
     with open(jsonl, "a") as f:
         f.write(json.dumps(run) + "\n")
     print(
@@ -108,6 +118,9 @@ def aggregate(rounds, extra):
             "p50_ms": med("p50_ms"),
             "p99_ms": med("p99_ms"),
             "cpu_us_per_req": round(statistics.median(r["cpu_us_per_req"] for r in runs), 2),
+            **{name: round(statistics.median(r[name] for r in runs), 3)
+               for name in ("user_us_per_req", "system_us_per_req", "backend_us_per_req",
+                            "machine_us_per_req", "machine_busy")},
             "rss_kb": rss.get(key),
             "errors": sum(r["errors"] for r in runs),
             "non2xx": sum(r["non2xx"] for r in runs),
@@ -197,6 +210,62 @@ def done_when(results):
     return checks
 
 
+def budget(results):
+    """What the machine leaves a proxy per request at 1 KiB keep-alive, and
+    what reaching the throughput targets would demand of tcpvsd.
+
+    The load generator, the backend and the proxy share the cores, so a proxy
+    can only be faster by costing less per request. At a rate R with the cores
+    as busy as in tcpvsd's runs, all together may spend cores x busy / R per
+    request; what wrk, the backend and the rest of the machine cost per
+    request in tcpvsd's runs is left to the proxy's bill. What is left for
+    the proxy at the target rate is set against the system (kernel) time
+    alone of the leanest proxy: the socket work any proxy must do.
+    """
+    get = {(r["scenario"], r["target"]): r for r in results}
+    tcpvsd = get.get(("1k", "tcpvsd"))
+    if not tcpvsd or "user_us_per_req" not in tcpvsd:
+        return None
+    proxies = [get[("1k", p)] for p in PROXIES if ("1k", p) in get]
+    others = tcpvsd["machine_us_per_req"] - tcpvsd["cpu_us_per_req"]
+    cores = os.cpu_count() or 1
+    leanest_kernel = min(proxies, key=lambda p: p["system_us_per_req"])
+    goals = []
+    for peer, factor in (("haproxy", 1.2), ("nginx-proxy", 1.1)):
+        if ("1k", peer) not in get:
+            continue
+        rate = factor * get[("1k", peer)]["rps"]
+        whole = cores * 1e6 * tcpvsd["machine_busy"] / rate
+        goals.append({"goal": f"{factor}x {peer}", "rps": round(rate), "machine_us_per_req": round(whole, 2),
+                      "proxy_us_per_req_allowed": round(whole - others, 2)})
+    return {
+        "rows": [{k: p[k] for k in ("target", "rps", "cpu_us_per_req", "user_us_per_req",
+                                    "system_us_per_req", "backend_us_per_req",
+                                    "machine_us_per_req", "machine_busy")} for p in proxies],
+        "others_us_per_req_in_tcpvsd_runs": round(others, 2),
+        "leanest_kernel": {"target": leanest_kernel["target"], "system_us_per_req": leanest_kernel["system_us_per_req"]},
+        "goals": goals,
+    }
+
+
+def print_budget(plan):
+    print()
+    print("== CPU budget at 1 KiB keep-alive (medians, us per request) ==")
+    print(f"{'target':<14} {'req/s':>9} {'proxy':>6} {'user':>6} {'system':>6} {'backend':>7} "
+          f"{'machine':>7} {'busy':>5}")
+    for r in plan["rows"]:
+        print(f"{r['target']:<14} {r['rps']:>9.0f} {r['cpu_us_per_req']:>6.2f} {r['user_us_per_req']:>6.2f} "
+              f"{r['system_us_per_req']:>6.2f} {r['backend_us_per_req']:>7.2f} "
+              f"{r['machine_us_per_req']:>7.2f} {r['machine_busy']:>5.2f}")
+    print(f"wrk, the backend and the rest of the machine in tcpvsd's runs: "
+          f"{plan['others_us_per_req_in_tcpvsd_runs']:.2f} us per request")
+    floor = plan["leanest_kernel"]
+    for goal in plan["goals"]:
+        print(f"for {goal['goal']} ({goal['rps']} req/s) the machine has {goal['machine_us_per_req']:.2f} us "
+              f"per request: tcpvsd may spend {goal['proxy_us_per_req_allowed']:.2f} "
+              f"(system time alone of the leanest proxy: {floor['system_us_per_req']:.2f}, {floor['target']})")
+
+
 def fmt(value, spec):
     return "-" if value is None else format(value, spec)
 
@@ -268,8 +337,11 @@ def cmd_final(rounds_jsonl, extra_jsonl, out):
     }
     results = aggregate(read_jsonl(rounds_jsonl), read_jsonl(extra_jsonl))
     checks = done_when(results)
+    plan = budget(results)
     info = machine()
     print_tables(results, settings)
+    if plan:
+        print_budget(plan)
     print()
     print(f"machine: {info['nproc']} x {info['model_name']}, kernel {info['kernel']}; "
           f"load average before {info['loadavg_before']}, after {info['loadavg_after']}")
@@ -281,14 +353,15 @@ def cmd_final(rounds_jsonl, extra_jsonl, out):
             print(f"  {'MET   ' if c['met'] else 'MISSED'} {c['target']}: {c['value']} ({c['detail']})")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:
-        json.dump({"machine": info, "settings": settings, "results": results, "done_when": checks}, f, indent=1)
+        json.dump({"machine": info, "settings": settings, "results": results, "done_when": checks,
+                   "budget_1k": plan}, f, indent=1)
         f.write("\n")
     print()
     print(f"JSON: {os.path.abspath(out)}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 8 and sys.argv[1] == "round":
+    if len(sys.argv) == 9 and sys.argv[1] == "round":
         cmd_round(*sys.argv[2:])
     elif len(sys.argv) == 5 and sys.argv[1] == "final":
         cmd_final(*sys.argv[2:])
