@@ -3,6 +3,7 @@
 //! and on a keep-alive connection do it all again for the next request
 //! (KTCPVS's `phttp`: every request is scheduled on its own).
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::rc::Rc;
@@ -344,36 +345,18 @@ impl Session {
                         .await;
                 (response, true)
             } else {
-                let mut body = pin!(relay_request_body(
+                // Boxed: most requests have no body, and every exchange's state
+                // would otherwise have room for both relays (and be copied with it).
+                let response =
+                    read_final_head(client, upstream, &mut from_server, head, &limits, reused);
+                let both = Box::pin(body_and_response(
                     client,
                     &mut self.buf,
                     upstream,
-                    body_left
+                    body_left,
+                    response,
                 ));
-                let mut response = pin!(read_final_head(
-                    client,
-                    upstream,
-                    &mut from_server,
-                    head,
-                    &limits,
-                    reused
-                ));
-                tokio::select! {
-                    // The body first: its last write completes before the server
-                    // can answer it, so when both are ready in one turn the body
-                    // is complete, and a random pick would call the answer early
-                    // and needlessly close the client (losing pipelined requests).
-                    biased;
-                    sent = &mut body => {
-                        sent?;
-                        (response.await, true)
-                    }
-                    early = &mut response => {
-                        // The client's body read was dropped in flight.
-                        self.client.abandon_reads();
-                        (early, false)
-                    }
-                }
+                both.await?
             };
         let response = response.map_err(|e| match e {
             AttemptError::Respond(status, _) if !body_complete => {
@@ -384,13 +367,15 @@ impl Session {
 
         if response.status == 101 && body_complete {
             let from_client = std::mem::take(&mut self.buf);
-            return switch_protocols(
+            // Boxed: a tunnel's state is large and rare, and every exchange's
+            // state would otherwise have room for it (and be copied with it).
+            let tunnel = Box::pin(switch_protocols(
                 head,
                 &response,
                 (client, from_client),
                 (upstream, from_server),
-            )
-            .await;
+            ));
+            return tunnel.await;
         }
 
         // A final answer that came before the whole body (e.g. 417, 413)
@@ -529,6 +514,36 @@ impl Session {
                 server,
                 started.elapsed().as_millis()
             );
+        }
+    }
+}
+
+/// Relays the request body while `response` reads the response head.
+/// Returns the response (or why it failed) and whether the whole body went;
+/// the client's connection cannot be read again when it did not.
+async fn body_and_response(
+    client: End<'_>,
+    from_client: &mut BytesMut,
+    server: End<'_>,
+    body: BodyFraming,
+    response: impl Future<Output = Result<ResponseHead, AttemptError>>,
+) -> Result<(Result<ResponseHead, AttemptError>, bool), AttemptError> {
+    let mut body = pin!(relay_request_body(client, from_client, server, body));
+    let mut response = pin!(response);
+    tokio::select! {
+        // The body first: its last write completes before the server
+        // can answer it, so when both are ready in one turn the body
+        // is complete, and a random pick would call the answer early
+        // and needlessly close the client (losing pipelined requests).
+        biased;
+        sent = &mut body => {
+            sent?;
+            Ok((response.await, true))
+        }
+        early = &mut response => {
+            // The client's body read was dropped in flight.
+            client.conn.abandon_reads();
+            Ok((early, false))
         }
     }
 }
