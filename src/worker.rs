@@ -9,7 +9,7 @@
 //! Connections already accepted finish undisturbed.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::rc::Rc;
@@ -39,6 +39,8 @@ pub struct WorkerContext {
     /// Where re-serialized heads are written: each head is split off as
     /// `Bytes`, and the block is reused once the heads in it were sent.
     heads: RefCell<BytesMut>,
+    /// Used-up head blocks, oldest first, until every head in them was sent.
+    retired_heads: RefCell<VecDeque<BytesMut>>,
 }
 
 /// Size of a lent read buffer.
@@ -47,6 +49,8 @@ const BUFFER_SIZE: usize = 64 * 1024;
 const SPARE_BUFFERS: usize = 64;
 /// The block heads are written into: room for dozens of heads in flight.
 const HEAD_BLOCK: usize = 16 * 1024;
+/// Used-up head blocks kept for reuse.
+const RETIRED_HEAD_BLOCKS: usize = 4;
 /// Accepts kept posted on each listening socket. With one, a worker takes a
 /// single new connection per turn of its ring: clients that connect for each
 /// request (`Connection: close`) then cost a ring turn each and lose the
@@ -61,6 +65,7 @@ impl WorkerContext {
             pool: RefCell::new(Pool::default()),
             buffers: RefCell::new(Vec::new()),
             heads: RefCell::new(BytesMut::new()),
+            retired_heads: RefCell::new(VecDeque::new()),
         }
     }
 
@@ -69,13 +74,34 @@ impl WorkerContext {
     /// sent before it runs out.
     pub fn write_head<R>(&self, write: impl FnOnce(&mut BytesMut) -> R) -> (Bytes, R) {
         let mut block = self.heads.borrow_mut();
-        // Reclaims the whole block when no head in it is still alive.
-        block.reserve(HEAD_BLOCK / 4);
         if block.capacity() < HEAD_BLOCK / 4 {
-            block.reserve(HEAD_BLOCK);
+            let used_up = std::mem::take(&mut *block);
+            *block = self.next_head_block(used_up);
         }
         let result = write(&mut block);
         (block.split().freeze(), result)
+    }
+
+    /// A head block to write in after `used_up`: the oldest retired block
+    /// once none of its heads is alive any more, else a new one. Under load
+    /// the heads of the last block or two are still being sent, so a few
+    /// blocks take turns instead of one being allocated (and freed) for
+    /// every few dozen requests.
+    fn next_head_block(&self, used_up: BytesMut) -> BytesMut {
+        let mut retired = self.retired_heads.borrow_mut();
+        if let Some(mut oldest) = retired.pop_front() {
+            if oldest.try_reclaim(HEAD_BLOCK) {
+                retired.push_back(used_up);
+                return oldest;
+            }
+            retired.push_front(oldest);
+        }
+        retired.push_back(used_up);
+        if retired.len() > RETIRED_HEAD_BLOCKS {
+            // Freed with its last head.
+            retired.pop_front();
+        }
+        BytesMut::with_capacity(HEAD_BLOCK)
     }
 
     /// An empty read buffer, reused when one is spare.
@@ -319,6 +345,39 @@ async fn accept_loop(
                 tracing::warn!(%service, "accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context() -> WorkerContext {
+        WorkerContext::new(Arc::new(ArcSwap::from_pointee(Table::default())))
+    }
+
+    fn write(ctx: &WorkerContext, bytes: &[u8]) -> Bytes {
+        ctx.write_head(|out| out.extend_from_slice(bytes)).0
+    }
+
+    #[test]
+    fn heads_come_out_as_written() {
+        let ctx = context();
+        let heads: Vec<Bytes> = (0..1000)
+            .map(|i| write(&ctx, format!("head {i}\r\n").as_bytes()))
+            .collect();
+        for (i, head) in heads.iter().enumerate() {
+            assert_eq!(&head[..], format!("head {i}\r\n").as_bytes());
+        }
+    }
+
+    #[test]
+    fn blocks_still_holding_live_heads_are_not_overwritten() {
+        let ctx = context();
+        let kept: Vec<Bytes> = (0..200u8).map(|i| write(&ctx, &[i; 500])).collect();
+        for (i, head) in kept.iter().enumerate() {
+            assert!(head.iter().all(|&b| b == i as u8), "head {i} overwritten");
         }
     }
 }

@@ -11,21 +11,39 @@
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use tcpvs::table::Settings;
+use arc_swap::ArcSwap;
+use tcpvs::table::{Settings, Table};
+use tcpvs::worker::WorkerContext;
 
 struct Counting;
 
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 
+thread_local! {
+    /// This thread's allocations, for what runs on the test's own thread.
+    static THREAD_ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The tests of this file one at a time: the global count must see one alone.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn count_allocation() {
+    ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    let _ = THREAD_ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
+}
+
 // SAFETY: every call is forwarded unchanged to the system allocator.
 #[allow(unsafe_code)]
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count_allocation();
         System.alloc(layout)
     }
 
@@ -34,7 +52,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count_allocation();
         System.realloc(ptr, layout, new_size)
     }
 }
@@ -83,6 +101,7 @@ fn read_response(stream: &mut TcpStream, buf: &mut [u8]) {
 
 #[test]
 fn a_keep_alive_request_makes_at_most_three_allocations() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     let backend = TcpListener::bind("127.0.0.1:0").unwrap();
     let backend_addr = backend.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -128,4 +147,34 @@ fn a_keep_alive_request_makes_at_most_three_allocations() {
         per_request <= 3.0,
         "{per_request:.2} allocations per request"
     );
+}
+
+/// Heads are written into the worker's head blocks; under load the heads of
+/// the last block or two are still being sent when it is used up, and the
+/// blocks take turns rather than a new one being allocated every few dozen
+/// heads.
+#[test]
+fn head_blocks_take_turns_while_recent_heads_are_in_flight() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+    let ctx = WorkerContext::new(Arc::new(ArcSwap::from_pointee(Table::default())));
+    let head = [b'x'; 300];
+    // 64 heads being sent at any time, as with 64 busy connections.
+    let mut in_flight = VecDeque::with_capacity(64);
+    let mut write_one = || {
+        let (written, ()) = ctx.write_head(|out| out.extend_from_slice(&head));
+        if in_flight.len() == 64 {
+            in_flight.pop_front();
+        }
+        in_flight.push_back(written);
+    };
+    for _ in 0..1_000 {
+        write_one();
+    }
+    let before = THREAD_ALLOCATIONS.with(Cell::get);
+    for _ in 0..10_000 {
+        write_one();
+    }
+    let allocations = THREAD_ALLOCATIONS.with(Cell::get) - before;
+    // Was one 16 KiB block (and its shared header) per ~40 heads: ~500.
+    assert_eq!(allocations, 0, "allocations for 10 000 heads");
 }
