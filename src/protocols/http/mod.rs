@@ -6,10 +6,11 @@
 //! (`chunked`), and heads are re-serialized for the other side (`forward`). The relay
 //! only moves bytes according to what these functions return.
 //!
-//! `httparse` only splits field lines into tokens. The rules it is lenient about
-//! (bare LF, bare CR, control bytes, obs-fold, Content-Length and Transfer-Encoding
-//! semantics, Host) are enforced by `head` and `fields`, shared by requests,
-//! responses and chunked trailers.
+//! Heads are read by our own code, not a general parser: `head` checks every
+//! byte (bare LF, bare CR, control bytes, obs-fold, sizes) and splits the field
+//! lines; `fields` holds the rules of their meaning (Content-Length and
+//! Transfer-Encoding semantics, Host, tokens). Both are shared by requests,
+//! responses, chunked trailers and RTSP.
 
 pub mod chunked;
 pub(crate) mod fields;
