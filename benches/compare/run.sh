@@ -4,7 +4,9 @@
 # and 1 MiB; in front of it run tcpvsd, HAProxy (mode http, http-reuse always)
 # and a second nginx as a reverse proxy (upstream keepalive), each with WORKERS
 # threads/worker processes and no access log; the backend reached directly is
-# the reference row. In every scenario the targets take turns (A B C A B C ...)
+# the reference row. All three proxies add X-Forwarded-For (HAProxy `option
+# forwardfor`, nginx `proxy_set_header X-Forwarded-For`), as tcpvsd always
+# does: the same work for them and the same request for the backend. In every scenario the targets take turns (A B C A B C ...)
 # for ROUNDS rounds of `wrk -t1 -cCONNS -dDURATION --latency`, so that machine
 # noise hits them alike, and the medians are reported:
 #
@@ -123,6 +125,7 @@ defaults
     timeout http-keep-alive 10m
 frontend bench
     bind 127.0.0.1:$HAPROXY
+    option forwardfor
     default_backend nginx
 backend nginx
     server n1 127.0.0.1:$BACKEND
@@ -153,6 +156,7 @@ http {
             proxy_pass http://backend;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
         }
     }
 }
