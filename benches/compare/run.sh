@@ -6,9 +6,10 @@
 # threads/worker processes and no access log; the backend reached directly is
 # the reference row. All three proxies add X-Forwarded-For (HAProxy `option
 # forwardfor`, nginx `proxy_set_header X-Forwarded-For`), as tcpvsd always
-# does: the same work for them and the same request for the backend. In every scenario the targets take turns (A B C A B C ...)
-# for ROUNDS rounds of `wrk -t1 -cCONNS -dDURATION --latency`, so that machine
-# noise hits them alike, and the medians are reported:
+# does: the same work for them and the same request for the backend. In
+# every scenario the targets take turns (A B C A B C ...) for ROUNDS rounds of
+# `wrk -t1 -cCONNS -dDURATION --latency`, so that machine noise hits them
+# alike, and the medians are reported:
 #
 #   1k        1 KiB keep-alive
 #   1k-close  1 KiB with `Connection: close`: a new client connection per request
