@@ -531,10 +531,14 @@ fn answer(
         }
         "TEARDOWN" => {
             stop.store(true, Ordering::SeqCst);
-            if let Some(id) = req.session_id() {
-                state.sessions.lock().unwrap().remove(&id);
+            let id = req.session_id();
+            if let Some(id) = &id {
+                state.sessions.lock().unwrap().remove(id);
             }
-            send(writer, &response_bytes(200, &cseq, &[], b""))
+            // The ended session named in the answer, as GStreamer's RTSP
+            // server does.
+            let echo: Vec<(&str, &str)> = id.iter().map(|id| ("Session", id.as_str())).collect();
+            send(writer, &response_bytes(200, &cseq, &echo, b""))
         }
         "GET_PARAMETER" => {
             let body = format!("origin: {}\r\n", state.name);
@@ -1205,6 +1209,27 @@ fn an_origin_dying_mid_stream_closes_the_client_and_forgets_its_sessions() {
         assert_eq!(r.status(), 200, "{r:?}");
         assert_eq!(r.body, sdp(origin, path).as_bytes());
     }
+}
+
+#[test]
+fn a_teardown_answered_with_its_session_named_ends_the_session() {
+    let a = Origin::start("A", None);
+    let b = Origin::start("B", None);
+    let proxy = rtsp_proxy(&a, &b);
+    let url = format!("rtsp://{proxy}/live/stream");
+    let (mut c, id) = playing(proxy, &url);
+    // The client waits for the answer (which names the session) before it
+    // closes: the proxy must take the 200 as the end of the session, not
+    // keep it until its timeout.
+    let r = c.request("TEARDOWN", &url, &[("Session", &id)], b"");
+    assert_eq!(r.status(), 200, "{r:?}");
+    drop(c);
+
+    let before = a.methods().len();
+    let mut again = RtspClient::connect(proxy);
+    let r = again.request("PLAY", &url, &[("Session", &id)], b"");
+    assert_proxy_reply(&r, 454, "1");
+    assert_eq!(a.methods().len(), before, "{:?}", a.methods());
 }
 
 #[test]

@@ -488,10 +488,10 @@ impl Conversation<'_> {
             _ => {}
         }
         let ended = match &request.session {
-            // RTSP 2.0 servers echo the Session when a TEARDOWN leaves it alive.
-            Some(id) if request.method == "TEARDOWN" && success => {
-                field.as_ref().is_none_or(|f| &f.id != id)
-            }
+            // An RTSP/1.0 TEARDOWN that succeeds ends its session (RFC 2326
+            // 10.12), whether or not the answer names it again (GStreamer's
+            // server does): RTSP 2.0's "named means still alive" is not 1.0's.
+            Some(_) if request.method == "TEARDOWN" => success,
             Some(_) => status == 454,
             None => false,
         };
