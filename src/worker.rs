@@ -82,8 +82,8 @@ impl WorkerContext {
     /// A head block to write in after `used_up`: the oldest retired block
     /// once none of its heads is alive any more, else a new one. Under load
     /// the heads of the last block or two are still being sent, so a few
-    /// blocks take turns instead of one being allocated (and freed) for
-    /// every few dozen requests.
+    /// blocks take turns (reserving on a block whose heads are still alive
+    /// allocated a new block for every head).
     fn next_head_block(&self, used_up: BytesMut) -> BytesMut {
         let mut retired = self.retired_heads.borrow_mut();
         if let Some(mut oldest) = retired.pop_front() {
