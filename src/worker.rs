@@ -61,7 +61,8 @@ const RETIRED_HEAD_BLOCKS: usize = 4;
 /// (io_uring arms accepts as exclusive waiters), so more cost nothing while idle.
 /// With Connection: close, 16 against 1 served 1.07x and 1.16x the requests
 /// (two runs of benches/ab.sh, either order) at 1.7-3.7 us less CPU each,
-/// once requests no longer waited a turn for their first read and last write.
+/// once a closing client's last response no longer waited a turn of the
+/// ring (see `Conn::close_after_writes`).
 const ACCEPTS_IN_FLIGHT: usize = 16;
 
 impl WorkerContext {
