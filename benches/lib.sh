@@ -43,7 +43,8 @@ wait_port() {
 
 # start_nginx PORT [WORKER_CONNECTIONS]: nginx serving $work/www on
 # 127.0.0.1:PORT, one process (4096 connections unless told), keep-alive
-# connections never closed by request count.
+# connections never closed by request count; a third argument is added to
+# the listen directive (" deferred").
 start_nginx() {
     cat > "$work/nginx.conf" <<CONF
 daemon off; master_process off; worker_processes 1;
@@ -54,7 +55,7 @@ http {
     client_body_temp_path $work/body; proxy_temp_path $work/proxy;
     fastcgi_temp_path $work/fcgi; uwsgi_temp_path $work/uwsgi; scgi_temp_path $work/scgi;
     keepalive_requests 100000000;
-    server { listen 127.0.0.1:$1; root $work/www; }
+    server { listen 127.0.0.1:$1${3:-}; root $work/www; }
 }
 CONF
     "$(command -v nginx || echo /usr/sbin/nginx)" -c "$work/nginx.conf" -p "$work" &

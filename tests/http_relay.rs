@@ -226,6 +226,24 @@ fn large_response_to_a_closing_client_that_reads_late_is_whole() {
 }
 
 #[test]
+fn clients_that_wait_before_speaking_are_served() {
+    // Listeners defer accepts until the client's first bytes (1 s at most):
+    // a client quiet for less, or for longer, is still served.
+    let server = TestServer::start(|_| Reply::Send(ok("hello")));
+    let proxy = proxy_to(&[&server]);
+    for quiet in [Duration::from_millis(300), Duration::from_millis(2500)] {
+        let mut client = Client::connect(proxy);
+        std::thread::sleep(quiet);
+        let response = client.exchange("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(
+            (response.status, response.text().as_str()),
+            (200, "hello"),
+            "{quiet:?}"
+        );
+    }
+}
+
+#[test]
 fn close_delimited_response_is_relayed_whole_then_closed() {
     let server = TestServer::start(|_| {
         Reply::SendAndClose(

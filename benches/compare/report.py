@@ -334,6 +334,7 @@ def cmd_final(rounds_jsonl, extra_jsonl, out):
         "conns": int(env("CMP_CONNS", "0")),
         "workers": int(env("CMP_WORKERS", "0")),
         "scenarios": env("CMP_SCENARIOS", "").split(),
+        "peer_defer_accept": env("CMP_PEER_DEFER", "") == "1",
     }
     results = aggregate(read_jsonl(rounds_jsonl), read_jsonl(extra_jsonl))
     checks = done_when(results)
@@ -345,7 +346,8 @@ def cmd_final(rounds_jsonl, extra_jsonl, out):
     print()
     print(f"machine: {info['nproc']} x {info['model_name']}, kernel {info['kernel']}; "
           f"load average before {info['loadavg_before']}, after {info['loadavg_after']}")
-    print(f"{info['tcpvsd']}; {info['nginx']}; {info['haproxy']}; {info['wrk']}; proxy threads/workers: {settings['workers']}")
+    print(f"{info['tcpvsd']}; {info['nginx']}; {info['haproxy']}; {info['wrk']}; proxy threads/workers: {settings['workers']}; "
+          f"HAProxy and nginx defer accepts: {'yes' if settings['peer_defer_accept'] else 'no'}")
     if checks:
         print()
         print("issue #7 \"Done when\" (tcpvsd):")

@@ -44,6 +44,13 @@ SCENARIOS=${SCENARIOS:-1k 1k-close 64k 1m rules50 idle10k}
 IDLE_CLIENTS=${IDLE_CLIENTS:-10000}
 OUT=${OUT:-target/compare.json}
 TCPVSD=${TCPVSD:-}              # a tcpvsd binary to use instead of building one
+# tcpvsd's listeners defer accepts until the client's first bytes
+# (TCP_DEFER_ACCEPT); by default the two proxies and the backend do the same
+# (HAProxy `defer-accept`, nginx `deferred`), so every target sees a new
+# connection with its request. PEER_DEFER=0 leaves them at their defaults.
+PEER_DEFER=${PEER_DEFER:-1}
+HAPROXY_DEFER=""; NGINX_DEFER=""
+if [ "$PEER_DEFER" = 1 ]; then HAPROXY_DEFER=" defer-accept"; NGINX_DEFER=" deferred"; fi
 bench_dir=benches/compare
 
 for scenario in $SCENARIOS; do
@@ -125,7 +132,7 @@ defaults
     timeout server 60s
     timeout http-keep-alive 10m
 frontend bench
-    bind 127.0.0.1:$HAPROXY
+    bind 127.0.0.1:$HAPROXY$HAPROXY_DEFER
     option forwardfor
     default_backend nginx
 backend nginx
@@ -152,7 +159,7 @@ http {
         keepalive_requests 100000000;
     }
     server {
-        listen 127.0.0.1:$NPROXY;
+        listen 127.0.0.1:$NPROXY$NGINX_DEFER;
         location / {
             proxy_pass http://backend;
             proxy_http_version 1.1;
@@ -163,7 +170,7 @@ http {
 }
 CONF
 
-start_nginx "$BACKEND" $((IDLE_CLIENTS + 1000)); backend_pid=${pids[-1]}
+start_nginx "$BACKEND" $((IDLE_CLIENTS + 1000)) "$NGINX_DEFER"; backend_pid=${pids[-1]}
 "$work/tcpvsd" --config "$work/tcpvsd.toml" --control-socket "$work/control.sock" \
     > "$work/tcpvsd.out" 2>&1 & pids+=($!); tcpvsd_pid=$!
 haproxy -f "$work/haproxy.cfg" > "$work/haproxy.out" 2>&1 & pids+=($!); haproxy_pid=$!
@@ -238,7 +245,7 @@ tcpvsd_version="tcpvsd $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 [ -z "$(git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null)" ] || tcpvsd_version+="+changes"
 echo "machine: $(nproc) x $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r), load average $load_before"
 echo "$tcpvsd_version; $nginx_version; $haproxy_version; $wrk_version"
-echo "targets: nginx-direct :$BACKEND, tcpvsd :$TCPVS, haproxy :$HAPROXY, nginx-proxy :$NPROXY; threads/workers per proxy: $WORKERS"
+echo "targets: nginx-direct :$BACKEND, tcpvsd :$TCPVS, haproxy :$HAPROXY, nginx-proxy :$NPROXY; threads/workers per proxy: $WORKERS; peers defer accepts: $PEER_DEFER"
 echo "each run: wrk -t1 -c$CONNS -d$DURATION --latency; $ROUNDS rounds; scenarios: $SCENARIOS"
 
 rounds_file=$work/rounds.jsonl; extra_file=$work/extra.jsonl
@@ -306,5 +313,5 @@ done
 CMP_LOAD_BEFORE=$load_before CMP_LOAD_AFTER=$(cat /proc/loadavg) \
 CMP_NGINX_VERSION=$nginx_version CMP_HAPROXY_VERSION=$haproxy_version CMP_WRK_VERSION=$wrk_version \
 CMP_TCPVSD_VERSION=$tcpvsd_version CMP_ROUNDS=$ROUNDS CMP_DURATION=$DURATION CMP_CONNS=$CONNS \
-CMP_WORKERS=$WORKERS CMP_SCENARIOS=$SCENARIOS \
+CMP_WORKERS=$WORKERS CMP_SCENARIOS=$SCENARIOS CMP_PEER_DEFER=$PEER_DEFER \
     python3 "$bench_dir/report.py" final "$rounds_file" "$extra_file" "$OUT"
