@@ -527,7 +527,18 @@ fn another_user_is_refused() {
             .args(["--socket", socket.to_str().unwrap(), "-L"])
             .uid(nobody)
             .gid(nobody);
-        command.output().unwrap()
+        // A child another test forks while the copy above is still open for
+        // writing holds that descriptor until it execs: running the copy
+        // then fails with ETXTBSY ("text file busy") for a moment.
+        for _ in 0..100 {
+            match command.output() {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                result => return result.unwrap(),
+            }
+        }
+        panic!("{} stayed busy", binary.display());
     };
     // The socket file is 0600: the filesystem refuses first.
     let output = as_nobody(&daemon.socket);
