@@ -41,16 +41,25 @@ pub struct Conn {
     poisoned: Cell<bool>,
     /// Set by [`Conn::close_after_writes`].
     closing: Cell<bool>,
+    /// An accepted connection not yet read from: see [`Conn::read`].
+    fresh: Cell<bool>,
 }
 
 impl Conn {
     /// Wraps an accepted stream (TCP_NODELAY comes from its listener).
-    pub(super) fn new(stream: TcpStream, peer: SocketAddr) -> Self {
+    pub(super) fn accepted(stream: TcpStream, peer: SocketAddr) -> Self {
+        let conn = Self::new(stream, peer);
+        conn.fresh.set(true);
+        conn
+    }
+
+    fn new(stream: TcpStream, peer: SocketAddr) -> Self {
         Self {
             stream,
             peer,
             poisoned: Cell::new(false),
             closing: Cell::new(false),
+            fresh: Cell::new(false),
         }
     }
 
@@ -89,6 +98,17 @@ impl Conn {
         self.check()?;
         if buf.capacity() - buf.len() < MIN_READ_SPACE {
             buf.reserve(READ_GROWTH);
+        }
+        // A client's first bytes are there when its accept completes (the
+        // listener defers accepts until they are, see `listener.rs`): taken
+        // directly, the request is served in this turn of the worker rather
+        // than after a read's completion comes back from the ring in the
+        // next. The ring is used when they are not (a client quiet for longer
+        // than the deferral).
+        if self.fresh.replace(false) {
+            if let Some(read) = self.recv_now(&mut buf)? {
+                return Ok((read, buf));
+            }
         }
         let start = buf.len();
         let end = buf.capacity();
@@ -143,6 +163,22 @@ impl Conn {
             parts = returned;
         }
         Ok(())
+    }
+
+    /// Receives what is already there without waiting, `None` if nothing is.
+    #[allow(unsafe_code)]
+    fn recv_now(&self, buf: &mut BytesMut) -> Result<Option<usize>, IoFailure> {
+        let spare = buf.spare_capacity_mut();
+        match self.with_socket(|socket| socket.recv_with_flags(spare, libc::MSG_DONTWAIT)) {
+            Ok(read) => {
+                // SAFETY: the kernel initialised the first `read` spare bytes.
+                unsafe { buf.set_len(buf.len() + read) };
+                Ok(Some(read))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
+            Err(e) => Err(IoFailure::Io(e)),
+        }
     }
 
     /// Tells the connection that it closes after the writes to come (a

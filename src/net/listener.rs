@@ -105,7 +105,7 @@ impl Listener {
     /// Waits for the next client connection.
     pub async fn accept(&self) -> io::Result<(Conn, SocketAddr)> {
         let (stream, peer) = self.inner.accept().await?;
-        Ok((Conn::new(stream, peer), peer))
+        Ok((Conn::accepted(stream, peer), peer))
     }
 }
 
