@@ -684,6 +684,14 @@ impl RtspClient {
     }
 }
 
+/// Origins "A" and "B", and an RTSP proxy in front of them.
+fn two_origins_and_proxy() -> (Origin, Origin, SocketAddr) {
+    let a = Origin::start("A", None);
+    let b = Origin::start("B", None);
+    let proxy = rtsp_proxy(&a, &b);
+    (a, b, proxy)
+}
+
 /// An RTSP service: `^/live/` to `a`, `^/vod/` to `b`.
 fn rtsp_proxy(a: &Origin, b: &Origin) -> SocketAddr {
     rtsp_proxy_with(a, b, Settings::default())
@@ -734,9 +742,7 @@ fn assert_proxy_reply(r: &Msg, status: u16, cseq: &str) {
 
 #[test]
 fn requests_are_routed_by_path_and_media_relayed_both_ways() {
-    let a = Origin::start("A", None);
-    let b = Origin::start("B", None);
-    let proxy = rtsp_proxy(&a, &b);
+    let (a, b, proxy) = two_origins_and_proxy();
     for (origin, other, path) in [(&a, &b, "/live/x"), (&b, &a, "/vod/y")] {
         let before_other = other.log().len();
         let url = format!("rtsp://{proxy}{path}");
@@ -811,9 +817,7 @@ fn requests_are_routed_by_path_and_media_relayed_both_ways() {
 
 #[test]
 fn a_session_leads_new_connections_to_the_server_that_issued_it() {
-    let a = Origin::start("A", None);
-    let b = Origin::start("B", None);
-    let proxy = rtsp_proxy(&a, &b);
+    let (a, b, proxy) = two_origins_and_proxy();
     let live = format!("rtsp://{proxy}/live/x");
     let vod = format!("rtsp://{proxy}/vod/y");
 
@@ -866,9 +870,7 @@ fn a_session_leads_new_connections_to_the_server_that_issued_it() {
 
 #[test]
 fn the_proxy_answers_454_461_and_400_itself() {
-    let a = Origin::start("A", None);
-    let b = Origin::start("B", None);
-    let proxy = rtsp_proxy(&a, &b);
+    let (a, b, proxy) = two_origins_and_proxy();
     let live = format!("rtsp://{proxy}/live/x");
 
     // Unknown session.
@@ -988,9 +990,7 @@ fn no_reachable_server_gets_503_with_the_cseq() {
 
 #[test]
 fn interleaved_frames_split_huge_or_glued_to_a_message() {
-    let a = Origin::start("A", None);
-    let b = Origin::start("B", None);
-    let proxy = rtsp_proxy(&a, &b);
+    let (a, _b, proxy) = two_origins_and_proxy();
 
     // Frames from the origin one byte per write.
     let url = format!("rtsp://{proxy}/live/bytewise");
@@ -1094,9 +1094,7 @@ fn interleaved_frames_split_huge_or_glued_to_a_message() {
 
 #[test]
 fn requests_of_the_server_reach_the_client_and_its_answers_go_back() {
-    let a = Origin::start("A", None);
-    let b = Origin::start("B", None);
-    let proxy = rtsp_proxy(&a, &b);
+    let (a, _b, proxy) = two_origins_and_proxy();
     let url = format!("rtsp://{proxy}/live/ask");
     let (mut c, id) = playing(proxy, &url);
 
@@ -1177,9 +1175,7 @@ fn a_session_expires_after_its_timeout_once_no_connection_holds_it() {
 
 #[test]
 fn an_origin_dying_mid_stream_closes_the_client_and_forgets_its_sessions() {
-    let a = Origin::start("A", None);
-    let b = Origin::start("B", None);
-    let proxy = rtsp_proxy(&a, &b);
+    let (a, _b, proxy) = two_origins_and_proxy();
     let url = format!("rtsp://{proxy}/live/stream");
     let (mut c, id) = playing(proxy, &url);
     assert_eq!(c.frames(5), (0..5).map(media).collect::<Vec<_>>());
@@ -1213,9 +1209,7 @@ fn an_origin_dying_mid_stream_closes_the_client_and_forgets_its_sessions() {
 
 #[test]
 fn a_teardown_answered_with_its_session_named_ends_the_session() {
-    let a = Origin::start("A", None);
-    let b = Origin::start("B", None);
-    let proxy = rtsp_proxy(&a, &b);
+    let (a, _b, proxy) = two_origins_and_proxy();
     let url = format!("rtsp://{proxy}/live/stream");
     let (mut c, id) = playing(proxy, &url);
     // The client waits for the answer (which names the session) before it
@@ -1234,9 +1228,7 @@ fn a_teardown_answered_with_its_session_named_ends_the_session() {
 
 #[test]
 fn a_frame_after_a_refused_request_with_a_body_still_reaches_the_origin() {
-    let a = Origin::start("A", None);
-    let b = Origin::start("B", None);
-    let proxy = rtsp_proxy(&a, &b);
+    let (a, _b, proxy) = two_origins_and_proxy();
     let url = format!("rtsp://{proxy}/live/x");
     let mut c = RtspClient::connect(proxy);
     let id = setup(&mut c, &url);
