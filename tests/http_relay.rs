@@ -244,6 +244,31 @@ fn clients_that_wait_before_speaking_are_served() {
 }
 
 #[test]
+fn clients_that_leave_without_a_byte_do_not_disturb_the_next() {
+    // A new connection's first read is taken directly: an end of stream
+    // (FIN) or a reset there ends that connection quietly, and nothing
+    // reaches the server.
+    let server = TestServer::start(|_| Reply::Send(ok("hello")));
+    let proxy = proxy_to(&[&server]);
+    let polite = std::net::TcpStream::connect(proxy).unwrap();
+    polite.shutdown(std::net::Shutdown::Write).unwrap();
+    polite
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    assert_eq!(std::io::Read::read(&mut &polite, &mut byte).unwrap(), 0);
+    let rude = std::net::TcpStream::connect(proxy).unwrap();
+    socket2::SockRef::from(&rude)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(rude); // RST
+    let mut client = Client::connect(proxy);
+    let response = client.exchange("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!((response.status, response.text().as_str()), (200, "hello"));
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[test]
 fn close_delimited_response_is_relayed_whole_then_closed() {
     let server = TestServer::start(|_| {
         Reply::SendAndClose(
