@@ -4,7 +4,13 @@
 # and 1 MiB; in front of it run tcpvsd, HAProxy (mode http, http-reuse always)
 # and a second nginx as a reverse proxy (upstream keepalive), each with WORKERS
 # threads/worker processes and no access log; the backend reached directly is
-# the reference row. All three proxies add X-Forwarded-For (HAProxy `option
+# the reference row. The floor (floor.c) is the second reference: a relay
+# that pairs each client with its own backend connection and copies bytes,
+# with no parsing at all, i.e. only the socket calls every proxy must make;
+# what it reaches is what this kernel and these cores allow any proxy. It
+# runs in the keep-alive scenarios only: it has no pool, so with a new client
+# connection per request it connects to the backend each time, which no proxy
+# here does. All three proxies add X-Forwarded-For (HAProxy `option
 # forwardfor`, nginx `proxy_set_header X-Forwarded-For`), as tcpvsd always
 # does: the same work for them and the same request for the backend. In
 # every scenario the targets take turns (A B C A B C ...) for ROUNDS rounds of
@@ -32,7 +38,7 @@
 #   WORKERS=2 CONNS=128 OUT=/tmp/c.json benches/compare/run.sh
 #   TCPVSD=/path/to/tcpvsd benches/compare/run.sh          # that binary, no build
 #
-# Needs wrk, nginx, haproxy, curl and python3 (missing ones installed with apt-get).
+# Needs wrk, nginx, haproxy, curl, gcc and python3 (missing ones installed with apt-get).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -62,7 +68,7 @@ done
 
 # shellcheck source=SCRIPTDIR/../lib.sh
 source benches/lib.sh
-install_missing wrk:wrk haproxy:haproxy nginx:nginx-light curl:curl python3:python3-minimal
+install_missing wrk:wrk haproxy:haproxy nginx:nginx-light curl:curl python3:python3-minimal gcc:gcc
 # Every proxy (and the idle client) holds IDLE_CLIENTS sockets at once.
 ulimit -n "$(ulimit -Hn)"
 if [[ " $SCENARIOS " == *" idle10k "* ]] && [ "$(ulimit -n)" -lt $((IDLE_CLIENTS + 500)) ]; then
@@ -77,9 +83,10 @@ load_before=$(cat /proc/loadavg)
 start_work compare
 # The binary measured stays the same even if the build directory changes meanwhile.
 cp "$TCPVSD" "$work/tcpvsd"
+gcc -O2 -Wall -o "$work/floor" "$bench_dir/floor.c"
 
 BACKEND=$(free_port); TCPVS=$(free_port); TCPVS_R1=$(free_port); TCPVS_R50=$(free_port)
-HAPROXY=$(free_port); NPROXY=$(free_port)
+HAPROXY=$(free_port); NPROXY=$(free_port); FLOOR=$(free_port)
 mkdir -p "$work/www" "$work/nproxy" "$work/wrk"
 declare -A FILE_BYTES=([1k]=1024 [64k]=65536 [1m]=1048576)
 for name in "${!FILE_BYTES[@]}"; do
@@ -176,10 +183,11 @@ start_nginx "$BACKEND" $((IDLE_CLIENTS + 1000)) "$NGINX_DEFER"; backend_pid=${pi
 haproxy -f "$work/haproxy.cfg" > "$work/haproxy.out" 2>&1 & pids+=($!); haproxy_pid=$!
 "$(command -v nginx || echo /usr/sbin/nginx)" -c "$work/nproxy/nginx.conf" -p "$work/nproxy" \
     > "$work/nproxy/out" 2>&1 & pids+=($!); nproxy_pid=$!
-for port in "$BACKEND" "$TCPVS" "$TCPVS_R1" "$TCPVS_R50" "$HAPROXY" "$NPROXY"; do wait_port "$port"; done
+"$work/floor" "$FLOOR" "$BACKEND" > "$work/floor.out" 2>&1 & pids+=($!); floor_pid=$!
+for port in "$BACKEND" "$TCPVS" "$TCPVS_R1" "$TCPVS_R50" "$HAPROXY" "$NPROXY" "$FLOOR"; do wait_port "$port"; done
 
 declare -A PORT=([nginx-direct]=$BACKEND [tcpvsd]=$TCPVS [haproxy]=$HAPROXY [nginx-proxy]=$NPROXY
-                 [tcpvsd-1rule]=$TCPVS_R1 [tcpvsd-50rules]=$TCPVS_R50)
+                 [tcpvsd-1rule]=$TCPVS_R1 [tcpvsd-50rules]=$TCPVS_R50 [floor]=$FLOOR)
 nproxy_workers() { cat "/proc/$nproxy_pid/task/$nproxy_pid/children"; }
 # cpu_pids TARGET: whose CPU time a run through TARGET costs.
 cpu_pids() {
@@ -188,6 +196,7 @@ cpu_pids() {
         tcpvsd*) echo "$tcpvsd_pid" ;;
         haproxy) echo "$haproxy_pid" ;;
         nginx-proxy) echo "$nproxy_pid $(nproxy_workers)" ;;
+        floor) echo "$floor_pid" ;;
     esac
 }
 # rss_pids TARGET: whose memory is reported (nginx-proxy: the workers).
@@ -219,7 +228,7 @@ rss_kb() {
 
 # Every target answers every file with 200 and the right bytes, before any
 # measuring (and once with Connection: close).
-for target in nginx-direct tcpvsd haproxy nginx-proxy tcpvsd-1rule tcpvsd-50rules; do
+for target in nginx-direct floor tcpvsd haproxy nginx-proxy tcpvsd-1rule tcpvsd-50rules; do
     for name in 1k 64k 1m; do
         for header in "Connection: keep-alive" "Connection: close"; do
             [ "$name" != 1k ] && [ "$header" = "Connection: close" ] && continue
@@ -245,7 +254,7 @@ tcpvsd_version="tcpvsd $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 [ -z "$(git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null)" ] || tcpvsd_version+="+changes"
 echo "machine: $(nproc) x $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r), load average $load_before"
 echo "$tcpvsd_version; $nginx_version; $haproxy_version; $wrk_version"
-echo "targets: nginx-direct :$BACKEND, tcpvsd :$TCPVS, haproxy :$HAPROXY, nginx-proxy :$NPROXY; threads/workers per proxy: $WORKERS; peers defer accepts: $PEER_DEFER"
+echo "targets: nginx-direct :$BACKEND, floor :$FLOOR, tcpvsd :$TCPVS, haproxy :$HAPROXY, nginx-proxy :$NPROXY; threads/workers per proxy: $WORKERS; peers defer accepts: $PEER_DEFER"
 echo "each run: wrk -t1 -c$CONNS -d$DURATION --latency; $ROUNDS rounds; scenarios: $SCENARIOS"
 
 rounds_file=$work/rounds.jsonl; extra_file=$work/extra.jsonl
@@ -285,10 +294,10 @@ measure() {
 proxies=(nginx-direct tcpvsd haproxy nginx-proxy)
 for scenario in $SCENARIOS; do
     case $scenario in
-        1k) measure 1k /1k.bin "" "${proxies[@]}" ;;
+        1k) measure 1k /1k.bin "" "${proxies[@]}" floor ;;
         1k-close) measure 1k-close /1k.bin "Connection: close" "${proxies[@]}" ;;
-        64k) measure 64k /64k.bin "" "${proxies[@]}" ;;
-        1m) measure 1m /1m.bin "" "${proxies[@]}" ;;
+        64k) measure 64k /64k.bin "" "${proxies[@]}" floor ;;
+        1m) measure 1m /1m.bin "" "${proxies[@]}" floor ;;
         rules50) measure rules50 /1k.bin "" tcpvsd-1rule tcpvsd-50rules ;;
         idle10k)
             echo
@@ -306,7 +315,7 @@ for pid in "${pids[@]}"; do
     kill -0 "$pid" 2>/dev/null || { echo "FAIL: process $pid died during the run" >&2; exit 1; }
 done
 # What the servers said besides their start-up lines (warnings, errors).
-for log in "$work/nginx.err" "$work/tcpvsd.out" "$work/haproxy.out" "$work/nproxy/out" "$work/nproxy/error.log"; do
+for log in "$work/nginx.err" "$work/tcpvsd.out" "$work/haproxy.out" "$work/nproxy/out" "$work/nproxy/error.log" "$work/floor.out"; do
     said=$(grep -Ev '^tcpvsd: (control socket|service )|NOTICE' "$log" || true)
     [ -z "$said" ] || printf '\n%s:\n%s\n' "${log#"$work"/}" "$(head -20 <<<"$said")"
 done
