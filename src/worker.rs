@@ -89,7 +89,8 @@ impl WorkerContext {
     /// boxed and an idle client does not carry 640 bytes for it; reusing the
     /// boxes keeps that from costing an allocation per request.
     pub fn box_head(&self, head: RequestHead) -> Box<RequestHead> {
-        match self.request_heads.borrow_mut().pop() {
+        let spare = self.request_heads.borrow_mut().pop();
+        match spare {
             Some(mut boxed) => {
                 *boxed = head;
                 boxed
@@ -98,7 +99,9 @@ impl WorkerContext {
         }
     }
 
-    /// Takes back the box of a head whose exchange is over.
+    /// Takes back the box of a head whose exchange is over. A spare box
+    /// keeps its last head (with any field storage that spilled to the heap)
+    /// until it is reused: at most `SPARE_REQUEST_HEADS` of them.
     pub fn recycle_head(&self, head: Box<RequestHead>) {
         let mut spare = self.request_heads.borrow_mut();
         if spare.len() < SPARE_REQUEST_HEADS {
