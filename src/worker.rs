@@ -327,6 +327,20 @@ impl Workers {
     }
 }
 
+impl Drop for Workers {
+    /// Stops the workers: every listening socket is shut down, and once its
+    /// handover channel is closed each worker's loop ends, which drops its
+    /// runtime and with it every connection still open (their sockets are
+    /// shut down, their pending operations cancelled). Waits for the threads.
+    fn drop(&mut self) {
+        for (_, group) in self.lock().drain() {
+            group.close();
+        }
+        self.senders.clear();
+        self.join();
+    }
+}
+
 /// Binds a SO_REUSEPORT group, retrying briefly while a group just closed on
 /// the same address is still being released by its workers.
 fn bind_group(addr: SocketAddr, count: usize) -> io::Result<(SocketAddr, Vec<StdListener>)> {
