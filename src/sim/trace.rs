@@ -575,12 +575,24 @@ mod tests {
     proptest! {
         #[test]
         fn arbitrary_text_never_panics(text in "(?s).{0,300}") {
-            check_counts(parse(&text), &text);
+            check_counts(parse(&text), text.as_bytes());
         }
 
         #[test]
-        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
-            let _ = parse_bytes(&bytes);
+        fn arbitrary_bytes_are_counted_line_by_line(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let result = parse_bytes(&bytes);
+            check_counts(result.clone(), &bytes);
+            // A line that is not UTF-8 is malformed, never read as a request.
+            let body = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+            let not_utf8 = body
+                .split(|&b| b == b'\n')
+                .filter(|line| std::str::from_utf8(line).is_err())
+                .count();
+            let malformed = match result {
+                Ok((_, report)) => report.malformed,
+                Err(TraceError::Empty { malformed, .. }) => malformed,
+            };
+            prop_assert!(malformed >= not_utf8, "{malformed} malformed, {not_utf8} lines not UTF-8");
         }
 
         #[test]
@@ -591,14 +603,17 @@ mod tests {
             )
         ) {
             let text = lines.join("\n");
-            check_counts(parse(&text), &text);
+            check_counts(parse(&text), text.as_bytes());
         }
     }
 
     /// Every line is counted once: a request, malformed, or skipped.
-    fn check_counts(result: Result<(Workload, TraceReport), TraceError>, text: &str) {
-        let expected_lines = text.strip_suffix('\n').unwrap_or(text).split('\n').count();
-        let expected_lines = if text.is_empty() { 0 } else { expected_lines };
+    fn check_counts(result: Result<(Workload, TraceReport), TraceError>, text: &[u8]) {
+        let lines = text
+            .strip_suffix(b"\n")
+            .unwrap_or(text)
+            .split(|&b| b == b'\n');
+        let expected_lines = if text.is_empty() { 0 } else { lines.count() };
         match result {
             Ok((w, report)) => {
                 assert_eq!(report.lines, expected_lines);

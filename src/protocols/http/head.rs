@@ -229,6 +229,90 @@ pub(crate) fn version(token: &[u8]) -> VersionToken {
     }
 }
 
+/// The contract the relay relies on when it parses a head as its bytes
+/// arrive, checked on any input by the request and response proptests:
+/// - every prefix of the bytes is incomplete (`Ok(None)`) or refused with the
+///   very error the whole is refused with: a split between two reads never
+///   changes the verdict, and never accepts what the whole refuses;
+/// - a complete head ends with CRLF CRLF (bare LF endings are refused) and is
+///   found at the same length in its own bytes;
+/// - an error is final: more bytes never turn a refused head into an accepted
+///   or incomplete one (the relay answers at the first error);
+/// - "incomplete" means no empty line has arrived yet (after the empty lines
+///   a request may start with).
+#[cfg(test)]
+pub(crate) fn check_incremental_contract<T, E>(
+    buf: &[u8],
+    parse: impl Fn(&[u8]) -> Result<Option<(T, usize)>, E>,
+) where
+    T: PartialEq + std::fmt::Debug,
+    E: PartialEq + std::fmt::Debug,
+{
+    let whole = parse(buf);
+    let complete_at = match &whole {
+        Ok(Some((_, n))) => *n,
+        _ => buf.len() + 1,
+    };
+    for end in 0..buf.len().min(complete_at) {
+        match parse(&buf[..end]) {
+            Ok(None) => {}
+            Err(e) if whole.as_ref().err() == Some(&e) => {}
+            other => panic!("prefix of {end} bytes: {other:?}, the whole: {whole:?}"),
+        }
+    }
+    match whole {
+        Ok(Some((head, n))) => {
+            assert!(n <= buf.len(), "length {n} past the buffer");
+            assert!(
+                buf[..n].ends_with(b"\r\n\r\n"),
+                "head of {n} bytes without CRLF CRLF"
+            );
+            assert_eq!(
+                parse(&buf[..n]),
+                Ok(Some((head, n))),
+                "not found in its own bytes"
+            );
+        }
+        Ok(None) => {
+            let leading = buf
+                .iter()
+                .take_while(|&&b| b == b'\r' || b == b'\n')
+                .count();
+            let rest = &buf[leading..];
+            assert!(
+                !rest.windows(4).any(|w| w == b"\r\n\r\n"),
+                "an empty line has arrived, yet the head is incomplete"
+            );
+        }
+        Err(first) => {
+            for more in [&b"\r\n"[..], b"\r\n\r\n", b"Host: a\r\n\r\n"] {
+                let longer = [buf, more].concat();
+                assert_eq!(
+                    parse(&longer).err().as_ref(),
+                    Some(&first),
+                    "an error undone or changed by more bytes"
+                );
+            }
+        }
+    }
+}
+
+/// Field lines for the contract proptests: mostly well-formed, some with a
+/// bare CR or LF, a missing line end, or odd bytes in the name or value.
+#[cfg(test)]
+pub(crate) fn field_lines() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let ending = prop::sample::select(vec!["\r\n", "\r\n", "\r\n", "\r\n", "\r\n", "\n", "\r", ""]);
+    let line = prop_oneof![
+        4 => "(Host|Content-Length|Transfer-Encoding|Connection|X-[a-z]{1,4}): [ -~]{0,8}",
+        1 => "Content-Length: [0-9 ,]{0,4}",
+        1 => "Transfer-Encoding: (chunked|gzip|identity)(, chunked)?",
+        1 => "[!-~]{0,10}:[ -~\t\x00\x7f]{0,12}",
+    ];
+    proptest::collection::vec((line, ending), 0..7)
+        .prop_map(|lines| lines.into_iter().map(|(l, e)| l + e).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -875,8 +875,19 @@ mod tests {
 
     proptest! {
         #[test]
-        fn arbitrary_bytes_never_panic(buf in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let _ = parse(&buf);
+        fn arbitrary_bytes_keep_the_incremental_contract(buf in proptest::collection::vec(any::<u8>(), 0..512)) {
+            crate::protocols::http::head::check_incremental_contract(&buf, parse);
+        }
+
+        #[test]
+        fn request_like_bytes_keep_the_incremental_contract(
+            line in "(\r\n)?(GET|POST|HEAD|PUT|OPTIONS|CONNECT|[A-Z]{1,7}) (/|\\*|http://a/)[!-~]{0,12} HTTP/1\\.[01]\r\n",
+            fields in crate::protocols::http::head::field_lines(),
+            end in "(\r\n|\n|\r)?",
+            body in "[ -~\r\n]{0,8}",
+        ) {
+            let buf = [line, fields, end, body].concat();
+            crate::protocols::http::head::check_incremental_contract(buf.as_bytes(), parse);
         }
 
         #[test]

@@ -466,9 +466,22 @@ mod tests {
 
     proptest! {
         #[test]
-        fn arbitrary_bytes_never_panic(buf in proptest::collection::vec(any::<u8>(), 0..512), head in any::<bool>()) {
+        fn arbitrary_bytes_keep_the_incremental_contract(buf in proptest::collection::vec(any::<u8>(), 0..512), head in any::<bool>()) {
             let method = if head { Method::Head } else { Method::Get };
-            let _ = parse_for(&method, &buf);
+            crate::protocols::http::head::check_incremental_contract(&buf, |b| parse_for(&method, b));
+        }
+
+        #[test]
+        fn response_like_bytes_keep_the_incremental_contract(
+            line in "HTTP/1\\.[01] (1[0-9][0-9]|200|204|304|[0-9]{1,4}) [ -~]{0,10}\r\n",
+            fields in crate::protocols::http::head::field_lines(),
+            end in "(\r\n|\n|\r)?",
+            body in "[ -~\r\n]{0,8}",
+            head in any::<bool>(),
+        ) {
+            let method = if head { Method::Head } else { Method::Get };
+            let buf = [line, fields, end, body].concat();
+            crate::protocols::http::head::check_incremental_contract(buf.as_bytes(), |b| parse_for(&method, b));
         }
     }
 }
