@@ -7,13 +7,17 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::time::Instant;
 
 use super::body::{copy_chunked, copy_length, copy_until_close, BodyError, Encoding, End};
-use super::{choose_server, head_limits as http_limits, head_may_end, tunnel, unreachable_status};
+use super::connect::{connect_scheduled, Connected, Reuse};
+use super::decide::{self, Answer, Flow};
+use super::record::Record;
+use super::{head_limits as http_limits, head_may_end, tunnel};
 use crate::net::{Conn, IoFailure};
 use crate::protocols::http::{
     parse_request, parse_response, write_error_response, write_request_head, write_response_head,
@@ -27,9 +31,6 @@ use crate::worker::WorkerContext;
 /// The buffer an idle keep-alive client waits in: room for a typical request
 /// head, so that thousands of idle clients do not each pin a body-sized one.
 const IDLE_BUFFER: usize = 2 * 1024;
-/// A non-idempotent request only reuses a pooled connection this fresh: the
-/// server is unlikely to have closed it, and such a request cannot be retried.
-const SAFE_REUSE: Duration = Duration::from_secs(1);
 
 /// Serves one accepted client connection of service `service` until it closes.
 pub async fn serve(ctx: Rc<WorkerContext>, client: Conn, service: ServiceId) {
@@ -85,15 +86,6 @@ pub async fn serve(ctx: Rc<WorkerContext>, client: Conn, service: ServiceId) {
             }
         }
     }
-}
-
-/// What happens to the client connection after an exchange.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Flow {
-    KeepAlive,
-    Close,
-    /// Close, after reading what the client may still be sending.
-    Linger,
 }
 
 /// Why one attempt at forwarding a request failed.
@@ -188,15 +180,34 @@ impl Session {
         }
     }
 
-    /// Forwards one request and relays its response.
+    /// Forwards one request and relays its response; its record is finished
+    /// here, once, whichever way the exchange ended.
     async fn exchange(&mut self, table: &Table, head: &RequestHead) -> Flow {
         let settings = table.settings();
+        let (method, target) = (head.method.as_str(), &head.target);
         let Some(service) = table.service(&self.service).cloned() else {
             // The service was deleted while this client was connected.
-            return self.respond_error(503, Flow::Linger, head, settings).await;
+            let mut record = Record::start(self.peer, self.service.as_str(), method, target);
+            record.answered(503);
+            record.finish(settings);
+            return self.respond_error(503, Flow::Linger, settings).await;
         };
-        let service = &service;
-        let started = Instant::now();
+        let mut record = Record::start(self.peer, service.ident.as_str(), method, target);
+        let flow = self.attempts(settings, &service, head, &mut record).await;
+        record.finish(settings);
+        flow
+    }
+
+    /// Sends the request to the server the rules and scheduler pick, the next
+    /// one when a connect fails, and once more on a new connection when a
+    /// pooled one turned out closed and the request can be sent again.
+    async fn attempts(
+        &mut self,
+        settings: &Settings,
+        service: &Arc<Service>,
+        head: &RequestHead,
+        record: &mut Record<'_>,
+    ) -> Flow {
         let request = RequestInfo {
             path: head.path(),
             host: head.host.as_deref(),
@@ -204,80 +215,47 @@ impl Session {
             headers: head,
         };
         let route = service.route(head.path());
-        let candidates = route.candidates;
-        let replayable = head.framing == BodyFraming::None && head.method.is_idempotent();
         let mut exclude: Vec<ServerAddr> = Vec::new();
-        let mut fresh_only = false;
-        let mut no_server_status = 503;
-        for _attempt in 0..=candidates.len() {
-            let Some(pick) = choose_server(service, &route, &request, &exclude) else {
-                break;
-            };
-            let (server, reused) = match self.server_conn(&pick, settings, head, fresh_only).await {
-                Ok(found) => found,
-                Err(failure) => {
-                    tracing::warn!(server = %pick.server.addr, "connect failed: {failure}");
-                    pick.server.state.mark_failed(settings.timeouts.fail_hold);
-                    no_server_status = unreachable_status(&failure);
-                    exclude.push(pick.server.addr);
-                    continue;
+        for retry in [false, true] {
+            let reuse = if retry {
+                Reuse::Never
+            } else {
+                Reuse::Pooled {
+                    pool: &self.ctx.pool,
+                    max_idle: decide::pool_max_idle(&head.method, &settings.timeouts),
                 }
             };
+            let connected =
+                connect_scheduled(service, &route, &request, settings, &mut exclude, reuse).await;
+            let Connected { conn, pick, reused } = match connected {
+                Ok(connected) => connected,
+                Err(unreachable) => {
+                    tracing::debug!(client = %self.peer, "{unreachable}");
+                    let status = super::unreachable_status(&unreachable);
+                    record.answered(status);
+                    let flow = decide::flow_after_no_server(head);
+                    return self.respond_error(status, flow, settings).await;
+                }
+            };
+            record.sent_to(pick.server.addr);
             let outcome = self
-                .forward(settings, service, head, &pick, server, reused)
+                .forward(settings, service, head, &pick, conn, reused)
                 .await;
             let (status, flow) = match outcome {
                 Ok((status, flow)) => {
                     pick.server.state.mark_ok();
-                    self.access_log(settings, service, head, Some(&pick), status, started);
+                    record.answered(status);
                     return flow;
                 }
-                Err(AttemptError::Stale) if replayable => {
-                    fresh_only = true;
-                    continue;
-                }
+                Err(AttemptError::Stale) if !retry && decide::replayable(head) => continue,
                 Err(AttemptError::Stale) => (502, Flow::Close),
                 Err(AttemptError::Respond(status, flow)) => (status, flow),
-                Err(AttemptError::Broken(flow)) => {
-                    self.access_log(settings, service, head, Some(&pick), 0, started);
-                    return flow;
-                }
+                Err(AttemptError::Broken(flow)) => return flow,
             };
-            self.access_log(settings, service, head, Some(&pick), status, started);
-            return self.respond_error(status, flow, head, settings).await;
+            record.answered(status);
+            return self.respond_error(status, flow, settings).await;
         }
-        let flow = if head.framing == BodyFraming::None && head.keep_alive {
-            Flow::KeepAlive
-        } else {
-            Flow::Linger
-        };
-        self.access_log(settings, service, head, None, no_server_status, started);
-        self.respond_error(no_server_status, flow, head, settings)
-            .await
-    }
-
-    /// A connection to the picked server: a pooled one when safe, else a new one.
-    async fn server_conn(
-        &self,
-        pick: &Pick,
-        settings: &Settings,
-        head: &RequestHead,
-        fresh_only: bool,
-    ) -> Result<(Conn, bool), IoFailure> {
-        let addr = pick.server.addr;
-        if !fresh_only {
-            let max_idle = if head.method.is_idempotent() {
-                settings.timeouts.pool_idle
-            } else {
-                SAFE_REUSE.min(settings.timeouts.pool_idle)
-            };
-            let reused = self.ctx.pool.borrow_mut().take(addr, max_idle);
-            if let Some(reused) = reused {
-                return Ok((reused.conn, true));
-            }
-        }
-        let deadline = Instant::now() + settings.timeouts.connect;
-        Ok((Conn::connect(addr.0, deadline).await?, false))
+        unreachable!("the retry on a new connection never continues")
     }
 
     /// Sends the request on `server` and relays the response. Returns the
@@ -384,15 +362,17 @@ impl Session {
             return tunnel.await;
         }
 
-        // A final answer that came before the whole body (e.g. 417, 413)
-        // leaves the rest of the body unread: close the client after it.
-        let keep_client = head.keep_alive && body_complete;
+        let answer = Answer {
+            client_keep_alive: head.keep_alive,
+            body_complete,
+            framing: response.framing,
+            server_keep_alive: response.keep_alive,
+        };
+        let offer = answer.offer_keep_alive();
         let (response_head, client_body) = self
             .ctx
-            .write_head(|out| write_response_head(&response, head.version, keep_client, out));
-        let client_keeps = keep_client
-            && !matches!(client_body, ClientBody::UntilClose)
-            && response.framing != ResponseFraming::UntilClose;
+            .write_head(|out| write_response_head(&response, head.version, offer, out));
+        let client_keeps = answer.client_keeps(client_body);
         if !client_keeps {
             self.client.close_after_writes();
         }
@@ -436,13 +416,7 @@ impl Session {
             return Err(AttemptError::Broken(Flow::Close));
         }
 
-        // A server that sent more than its response, or that did not get the
-        // whole request, cannot be trusted with the next one.
-        let server_reusable = body_complete
-            && response.keep_alive
-            && response.framing != ResponseFraming::UntilClose
-            && from_server.is_empty()
-            && !server.is_poisoned();
+        let server_reusable = answer.server_reusable(!from_server.is_empty(), server.is_poisoned());
         self.ctx.recycle(from_server);
         if server_reusable {
             self.ctx
@@ -459,13 +433,7 @@ impl Session {
     }
 
     /// Answers a request with an error of ours.
-    async fn respond_error(
-        &mut self,
-        status: u16,
-        flow: Flow,
-        _head: &RequestHead,
-        settings: &Settings,
-    ) -> Flow {
+    async fn respond_error(&mut self, status: u16, flow: Flow, settings: &Settings) -> Flow {
         let mut out = Vec::with_capacity(256);
         write_error_response(status, flow != Flow::KeepAlive, &mut out);
         let sent = self
@@ -498,32 +466,6 @@ impl Session {
     /// Closes after reading what the client may still be sending.
     async fn linger(self) {
         super::linger(&self.client, self.buf).await;
-    }
-
-    fn access_log(
-        &self,
-        settings: &Settings,
-        service: &Service,
-        head: &RequestHead,
-        pick: Option<&Pick>,
-        status: u16,
-        started: Instant,
-    ) {
-        // Formatting costs: skip it unless the line will be written.
-        if settings.access_log && tracing::enabled!(target: "tcpvs::access", tracing::Level::INFO) {
-            let server = pick.map_or_else(|| "-".to_string(), |p| p.server.addr.to_string());
-            tracing::info!(
-                target: "tcpvs::access",
-                "{} {} \"{} {}\" {} {} {}ms",
-                self.peer,
-                service.ident,
-                head.method.as_str(),
-                head.target,
-                status,
-                server,
-                started.elapsed().as_millis()
-            );
-        }
     }
 }
 

@@ -3,7 +3,10 @@
 //! two-way stream pinned to one server, sessions routed to their owner).
 
 mod body;
+mod connect;
+mod decide;
 mod http;
+mod record;
 mod rtsp;
 mod tunnel;
 
@@ -14,7 +17,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::time::Instant;
 
-use crate::net::{Conn, IoFailure};
+use crate::net::Conn;
 use crate::protocols::http::Limits as HeadLimits;
 use crate::schedulers::{pick_by_key, pick_server, Pick, RequestInfo};
 use crate::table::{Protocol, Route, ServerAddr, Service, ServiceId, Settings};
@@ -87,10 +90,11 @@ fn head_may_end(buf: &[u8], from: usize) -> bool {
 
 /// What a client is told when no server could be connected: 504 when the
 /// last try timed out, 503 otherwise.
-fn unreachable_status(failure: &IoFailure) -> u16 {
-    match failure {
-        IoFailure::TimedOut => 504,
-        _ => 503,
+fn unreachable_status(unreachable: &connect::Unreachable) -> u16 {
+    if unreachable.timed_out() {
+        504
+    } else {
+        503
     }
 }
 

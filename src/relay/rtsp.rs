@@ -23,7 +23,9 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::sync::Mutex as AsyncMutex;
 use tokio::time::Instant;
 
-use super::{choose_server, head_limits, head_may_end, linger, unreachable_status};
+use super::connect::{connect_pinned, connect_scheduled, Reuse};
+use super::record::Record;
+use super::{head_limits, head_may_end, linger, unreachable_status};
 use crate::net::{Conn, IoFailure};
 use crate::protocols::http::Limits;
 use crate::protocols::rtsp::{
@@ -66,7 +68,6 @@ pub async fn serve(ctx: Rc<WorkerContext>, client: Conn, ident: ServiceId) {
         sessions: &sessions,
         settings: &settings,
         service: &service,
-        peer: client.peer().to_string(),
         pending: RefCell::default(),
         learned: RefCell::default(),
         longest_timeout: Cell::default(),
@@ -136,14 +137,14 @@ async fn pin_server(
             Ok(admitted) => admitted,
             // Its body, if any, is dropped by the next `next_message`.
             Err(Refused { status, request }) => {
-                log_access(&settings, client.peer(), &service, &request, status);
+                log_refused(&settings, client.peer(), &service, &request, status);
                 reply(client, status, &request.cseq, &settings).await;
                 continue;
             }
         };
         let chosen = match &admitted.session {
             Some((id, owner)) => connect_owner(&service, *owner, &sessions, id, &settings).await,
-            None => connect_scheduled(&service, client, &admitted.request, &settings).await,
+            None => connect_routed(&service, client, &admitted.request, &settings).await,
         };
         match chosen {
             Ok((server, pick)) => {
@@ -157,7 +158,7 @@ async fn pin_server(
             }
             Err(status) => {
                 let request = &admitted.request;
-                log_access(&settings, client.peer(), &service, request, status);
+                log_refused(&settings, client.peer(), &service, request, status);
                 reply(client, status, &request.cseq, &settings).await;
             }
         }
@@ -221,20 +222,15 @@ async fn connect_owner(
         sessions.forget(id, owner);
         return Err(454);
     };
-    let pick = Pick::pinned(server.clone());
-    match Conn::connect(owner.0, Instant::now() + settings.timeouts.connect).await {
-        Ok(conn) => Ok((conn, pick)),
-        Err(failure) => {
-            tracing::warn!(server = %owner, "connect failed: {failure}");
-            server.state.mark_failed(settings.timeouts.fail_hold);
-            Err(unreachable_status(&failure))
-        }
+    match connect_pinned(server, settings).await {
+        Ok(connected) => Ok((connected.conn, connected.pick)),
+        Err(unreachable) => Err(unreachable_status(&unreachable)),
     }
 }
 
 /// Connects to a server the content rules and the scheduler pick for the
 /// request's path, trying the next one when a connect fails.
-async fn connect_scheduled(
+async fn connect_routed(
     service: &Arc<Service>,
     client: &Conn,
     message: &Message,
@@ -249,23 +245,22 @@ async fn connect_scheduled(
         headers: message,
     };
     let mut exclude = Vec::new();
-    let mut status = 503;
-    while let Some(pick) = choose_server(service, &route, &request, &exclude) {
-        let addr = pick.server.addr;
-        match Conn::connect(addr.0, Instant::now() + settings.timeouts.connect).await {
-            Ok(conn) => {
-                pick.server.state.mark_ok();
-                return Ok((conn, pick));
-            }
-            Err(failure) => {
-                tracing::warn!(server = %addr, "connect failed: {failure}");
-                pick.server.state.mark_failed(settings.timeouts.fail_hold);
-                status = unreachable_status(&failure);
-                exclude.push(addr);
-            }
+    match connect_scheduled(
+        service,
+        &route,
+        &request,
+        settings,
+        &mut exclude,
+        Reuse::Never,
+    )
+    .await
+    {
+        Ok(connected) => Ok((connected.conn, connected.pick)),
+        Err(unreachable) => {
+            tracing::debug!(client = %client.peer(), "{unreachable}");
+            Err(unreachable_status(&unreachable))
         }
     }
-    Err(status)
 }
 
 /// Sends a response of the proxy's own; a failure shows on the next read.
@@ -300,7 +295,6 @@ struct Conversation<'a> {
     sessions: &'a SessionTable,
     settings: &'a Settings,
     service: &'a Service,
-    peer: String,
     /// Requests forwarded to the server, by CSeq.
     pending: RefCell<HashMap<String, Pending>>,
     /// Sessions this connection learned from SETUP responses.
@@ -329,7 +323,7 @@ impl Conversation<'_> {
                     Ok(Some(unit)) => unit,
                     Ok(None) => break,
                     Err(InboundEnd::Malformed(error, cseq)) => {
-                        tracing::debug!(client = %self.peer, "bad RTSP message: {error}");
+                        tracing::debug!(client = %self.client.peer(), "bad RTSP message: {error}");
                         write_reply(error.status(), &cseq, &mut replies);
                         return self
                             .flush_upstream(out, replies)
@@ -352,7 +346,7 @@ impl Conversation<'_> {
                         Ok(message) => self.forward_request(message, &mut out),
                         Err(Refused { status, request }) => {
                             let peer = self.client.peer();
-                            log_access(self.settings, peer, self.service, &request, status);
+                            log_refused(self.settings, peer, self.service, &request, status);
                             write_reply(status, &request.cseq, &mut replies);
                             discard = request.body_len;
                         }
@@ -499,7 +493,16 @@ impl Conversation<'_> {
             self.sessions.forget(id, self.server_addr);
             self.learned.borrow_mut().retain(|learned| learned != id);
         }
-        self.access_log(&request, status);
+        let mut record = Record::started_at(
+            self.client.peer(),
+            self.service.ident.as_str(),
+            &request.method,
+            &request.uri,
+            request.sent,
+        );
+        record.sent_to(self.server_addr);
+        record.answered(status);
+        record.finish(self.settings);
     }
 
     /// Ends the conversation's hold on its sessions: if the server's side
@@ -552,48 +555,21 @@ impl Conversation<'_> {
         let deadline = Instant::now() + self.settings.timeouts.client;
         self.client.write_all_vectored(out, deadline).await.is_ok()
     }
-
-    fn access_log(&self, request: &Pending, status: u16) {
-        if access_log_on(self.settings) {
-            tracing::info!(
-                target: "tcpvs::access",
-                "{} {} \"{} {}\" {} {} {}ms",
-                self.peer,
-                self.service.ident,
-                request.method,
-                request.uri,
-                status,
-                self.server_addr,
-                request.sent.elapsed().as_millis()
-            );
-        }
-    }
 }
 
-/// Formatting costs: lines are made only when they will be written.
-fn access_log_on(settings: &Settings) -> bool {
-    settings.access_log && tracing::enabled!(target: "tcpvs::access", tracing::Level::INFO)
-}
-
-/// The access line of a request the proxy answered itself (no server: `-`).
-fn log_access(
+/// The record of a request the proxy answered itself: no server got it.
+fn log_refused(
     settings: &Settings,
     peer: std::net::SocketAddr,
     service: &Service,
     request: &Message,
     status: u16,
 ) {
-    if access_log_on(settings) {
-        tracing::info!(
-            target: "tcpvs::access",
-            "{} {} \"{} {}\" {} - 0ms",
-            peer,
-            service.ident,
-            request.method().unwrap_or_default(),
-            request.uri().unwrap_or_default(),
-            status
-        );
-    }
+    let method = request.method().unwrap_or_default();
+    let target = request.uri().unwrap_or_default();
+    let mut record = Record::start(peer, service.ident.as_str(), method, target);
+    record.answered(status);
+    record.finish(settings);
 }
 
 fn serialize(message: &Message) -> Bytes {

@@ -1,0 +1,206 @@
+//! The HTTP relay's decisions, as plain functions of what it knows: whether
+//! a request may be sent again, how old a pooled connection it may take,
+//! whether the client and the server connections outlive the exchange. The
+//! relay only moves bytes and asks these.
+
+use std::time::Duration;
+
+use crate::protocols::http::{BodyFraming, ClientBody, Method, RequestHead, ResponseFraming};
+use crate::table::Timeouts;
+
+/// A request that cannot be retried only reuses a pooled connection this
+/// fresh: the server is unlikely to have closed it meanwhile.
+pub(super) const SAFE_REUSE: Duration = Duration::from_secs(1);
+
+/// What happens to the client connection after an exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Flow {
+    KeepAlive,
+    Close,
+    /// Close, after reading what the client may still be sending.
+    Linger,
+}
+
+/// Whether a request may be sent again on a new connection when a pooled one
+/// turned out closed before any answer: only an idempotent method (RFC 9110
+/// 9.2.2) whose whole request is still at hand, that is, without a body.
+pub(super) fn replayable(head: &RequestHead) -> bool {
+    head.framing == BodyFraming::None && head.method.is_idempotent()
+}
+
+/// The longest a pooled connection may have been idle to carry `method`: a
+/// request that cannot be retried takes only a fresh one.
+pub(super) fn pool_max_idle(method: &Method, timeouts: &Timeouts) -> Duration {
+    if method.is_idempotent() {
+        timeouts.pool_idle
+    } else {
+        SAFE_REUSE.min(timeouts.pool_idle)
+    }
+}
+
+/// The client connection after an answer of ours when no server could be
+/// reached: kept when nothing of the request is left unread, else closed
+/// after reading what the client may still send.
+pub(super) fn flow_after_no_server(head: &RequestHead) -> Flow {
+    if head.framing == BodyFraming::None && head.keep_alive {
+        Flow::KeepAlive
+    } else {
+        Flow::Linger
+    }
+}
+
+/// What the relay knows once a final response head has arrived.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Answer {
+    /// The client asked to keep its connection.
+    pub client_keep_alive: bool,
+    /// The whole request body reached the server (a final answer may come
+    /// before it: 413, 417).
+    pub body_complete: bool,
+    /// How the response body is framed by the server.
+    pub framing: ResponseFraming,
+    /// The server asked to keep its connection.
+    pub server_keep_alive: bool,
+}
+
+impl Answer {
+    /// Whether the response head we write tells the client its connection
+    /// stays open: not when part of its request body is still unread.
+    pub fn offer_keep_alive(&self) -> bool {
+        self.client_keep_alive && self.body_complete
+    }
+
+    /// Whether the client connection stays open after the response, given
+    /// how its body is written to the client.
+    pub fn client_keeps(&self, client_body: ClientBody) -> bool {
+        self.offer_keep_alive()
+            && !matches!(client_body, ClientBody::UntilClose)
+            && self.framing != ResponseFraming::UntilClose
+    }
+
+    /// Whether the server connection may carry another request once the
+    /// response is relayed: not when the server did not get the whole
+    /// request, sent more than its response, or has a read in flight.
+    pub fn server_reusable(&self, bytes_past_response: bool, poisoned: bool) -> bool {
+        self.body_complete
+            && self.server_keep_alive
+            && self.framing != ResponseFraming::UntilClose
+            && !bytes_past_response
+            && !poisoned
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocols::http::{parse_request, Limits};
+
+    fn head(raw: &str) -> RequestHead {
+        let (head, _) = parse_request(raw.as_bytes(), &Limits::default())
+            .expect("valid")
+            .expect("complete");
+        head
+    }
+
+    #[test]
+    fn only_bodiless_idempotent_requests_are_replayed() {
+        assert!(replayable(&head("GET / HTTP/1.1\r\nHost: a\r\n\r\n")));
+        assert!(replayable(&head("DELETE /x HTTP/1.1\r\nHost: a\r\n\r\n")));
+        assert!(!replayable(&head("POST / HTTP/1.1\r\nHost: a\r\n\r\n")));
+        assert!(!replayable(&head("PATCH / HTTP/1.1\r\nHost: a\r\n\r\n")));
+        assert!(!replayable(&head(
+            "PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\n"
+        )));
+        assert!(!replayable(&head(
+            "GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )));
+    }
+
+    #[test]
+    fn requests_that_cannot_be_retried_take_only_fresh_pooled_connections() {
+        let mut timeouts = Timeouts {
+            pool_idle: Duration::from_secs(10),
+            ..Timeouts::default()
+        };
+        assert_eq!(pool_max_idle(&Method::Get, &timeouts), timeouts.pool_idle);
+        assert_eq!(pool_max_idle(&Method::Post, &timeouts), SAFE_REUSE);
+        timeouts.pool_idle = Duration::from_millis(300);
+        assert_eq!(
+            pool_max_idle(&Method::Post, &timeouts),
+            Duration::from_millis(300)
+        );
+    }
+
+    #[test]
+    fn no_server_keeps_only_a_bodiless_keep_alive_client() {
+        let get = head("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(flow_after_no_server(&get), Flow::KeepAlive);
+        let closing = head("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+        assert_eq!(flow_after_no_server(&closing), Flow::Linger);
+        let post = head("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n");
+        assert_eq!(flow_after_no_server(&post), Flow::Linger);
+    }
+
+    fn answer() -> Answer {
+        Answer {
+            client_keep_alive: true,
+            body_complete: true,
+            framing: ResponseFraming::Length(5),
+            server_keep_alive: true,
+        }
+    }
+
+    #[test]
+    fn a_whole_exchange_keeps_both_connections() {
+        let answer = answer();
+        assert!(answer.offer_keep_alive());
+        assert!(answer.client_keeps(ClientBody::Length(5)));
+        assert!(answer.client_keeps(ClientBody::Chunked));
+        assert!(answer.server_reusable(false, false));
+    }
+
+    #[test]
+    fn an_early_answer_closes_both_connections() {
+        let answer = Answer {
+            body_complete: false,
+            ..answer()
+        };
+        assert!(!answer.offer_keep_alive());
+        assert!(!answer.client_keeps(ClientBody::Length(5)));
+        assert!(!answer.server_reusable(false, false));
+    }
+
+    #[test]
+    fn a_close_delimited_body_closes_both_connections() {
+        let answer = Answer {
+            framing: ResponseFraming::UntilClose,
+            ..answer()
+        };
+        assert!(answer.offer_keep_alive());
+        assert!(!answer.client_keeps(ClientBody::Length(5)));
+        assert!(!answer.server_reusable(false, false));
+        // A chunked body written plainly to an HTTP/1.0 client ends with a close.
+        assert!(!super::tests::answer().client_keeps(ClientBody::UntilClose));
+    }
+
+    #[test]
+    fn each_side_closes_for_its_own_reasons() {
+        let client_closes = Answer {
+            client_keep_alive: false,
+            ..answer()
+        };
+        assert!(!client_closes.client_keeps(ClientBody::Length(5)));
+        assert!(client_closes.server_reusable(false, false));
+        let server_closes = Answer {
+            server_keep_alive: false,
+            ..answer()
+        };
+        assert!(server_closes.client_keeps(ClientBody::Length(5)));
+        assert!(!server_closes.server_reusable(false, false));
+        assert!(
+            !answer().server_reusable(true, false),
+            "bytes past the response"
+        );
+        assert!(!answer().server_reusable(false, true), "a read in flight");
+    }
+}
