@@ -8,6 +8,7 @@ mod decide;
 mod http;
 mod record;
 mod rtsp;
+mod rtsp_policy;
 mod tunnel;
 
 use std::rc::Rc;

@@ -25,12 +25,12 @@ use tokio::time::Instant;
 
 use super::connect::{connect_pinned, connect_scheduled, Reuse};
 use super::record::Record;
+use super::rtsp_policy::{admit, fate_at_end, settle, Admitted, Fate, Refused, Settle, Side};
 use super::{head_limits, head_may_end, linger, unreachable_status};
 use crate::net::{Conn, IoFailure};
 use crate::protocols::http::Limits;
 use crate::protocols::rtsp::{
-    salvage_cseq, session, tcp_transports, write_reply, Demux, Message, MessageError, SessionTable,
-    Step, DEFAULT_SESSION_TIMEOUT,
+    salvage_cseq, session, write_reply, Demux, Message, MessageError, SessionTable, Step,
 };
 use crate::schedulers::{HeaderLookup, Pick, RequestInfo};
 use crate::table::{ServerAddr, Service, ServiceId, Settings};
@@ -133,7 +133,7 @@ async fn pin_server(
         };
         // An edit may have made the service HTTP: this client is not ours.
         let sessions = service.sessions.clone()?;
-        let admitted = match admit(message, &sessions) {
+        let admitted = match admit(message, &sessions, None, std::time::Instant::now()) {
             Ok(admitted) => admitted,
             // Its body, if any, is dropped by the next `next_message`.
             Err(Refused { status, request }) => {
@@ -163,49 +163,6 @@ async fn pin_server(
             }
         }
     }
-}
-
-/// A request the proxy answers itself.
-struct Refused {
-    status: u16,
-    /// Boxed: a head is large, and refusals are rare.
-    request: Box<Message>,
-}
-
-/// A request to forward (possibly rewritten), with the Session it carries
-/// and the server that owns that session.
-struct Admitted {
-    request: Message,
-    session: Option<(String, ServerAddr)>,
-}
-
-/// Checks a client request against the session table and the transports we
-/// relay. `Err`: answer it ourselves.
-fn admit(mut message: Message, sessions: &SessionTable) -> Result<Admitted, Refused> {
-    let refuse = |status: u16, request: Message| Refused {
-        status,
-        request: Box::new(request),
-    };
-    let session = match session(&message) {
-        Ok(None) => None,
-        Ok(Some(field)) => match sessions.lookup(&field.id, std::time::Instant::now()) {
-            Some(owner) => Some((field.id, owner)),
-            None => return Err(refuse(454, message)),
-        },
-        Err(_) => return Err(refuse(454, message)),
-    };
-    if message.method() == Some("SETUP") {
-        if let Some(offered) = message.field("transport") {
-            match tcp_transports(offered) {
-                Some(kept) => message.set_field("Transport", &kept),
-                None => return Err(refuse(461, message)),
-            }
-        }
-    }
-    Ok(Admitted {
-        request: message,
-        session,
-    })
 }
 
 /// Connects to the server that owns the request's session: no other server
@@ -269,13 +226,6 @@ async fn reply(client: &Conn, status: u16, cseq: &str, settings: &Settings) {
     write_reply(status, cseq, &mut out);
     let deadline = Instant::now() + settings.timeouts.client;
     let _ = client.write_all(Bytes::from(out), deadline).await;
-}
-
-/// Which side's connection ended the conversation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Side {
-    Client,
-    Server,
 }
 
 /// A request sent to the server and not answered yet.
@@ -342,7 +292,12 @@ impl Conversation<'_> {
                     Unit::Message(message) if message.method().is_none() => {
                         out.push(serialize(&message));
                     }
-                    Unit::Message(message) => match self.admit_here(*message) {
+                    Unit::Message(message) => match admit(
+                        *message,
+                        self.sessions,
+                        Some(self.server_addr),
+                        std::time::Instant::now(),
+                    ) {
                         Ok(message) => self.forward_request(message, &mut out),
                         Err(Refused { status, request }) => {
                             let peer = self.client.peer();
@@ -421,21 +376,6 @@ impl Conversation<'_> {
             .max(self.longest_timeout.get() + SESSION_SLACK)
     }
 
-    /// `admit`, on a connection already pinned: a session of another server
-    /// is not found here.
-    fn admit_here(&self, message: Message) -> Result<Admitted, Refused> {
-        match admit(message, self.sessions)? {
-            Admitted {
-                request,
-                session: Some((_, owner)),
-            } if owner != self.server_addr => Err(Refused {
-                status: 454,
-                request: Box::new(request),
-            }),
-            admitted => Ok(admitted),
-        }
-    }
-
     fn forward_request(&self, admitted: Admitted, out: &mut Vec<Bytes>) {
         let message = admitted.request;
         let pending = Pending {
@@ -450,48 +390,40 @@ impl Conversation<'_> {
         out.push(serialize(&message));
     }
 
-    /// What a response tells about sessions: a SETUP's creates (or joins)
-    /// one, a TEARDOWN's ends one, a 454 says the server has none.
+    /// Carries out what a response does to the sessions (`rtsp_policy::settle`)
+    /// and finishes its request's record.
     fn settle(&self, response: &Message) {
         let Some(request) = self.pending.borrow_mut().remove(&response.cseq) else {
             return;
         };
         let status = response.status().unwrap_or_default();
         let now = std::time::Instant::now();
-        let success = (200..300).contains(&status);
-        let field = session(response).ok().flatten();
-        match (request.method.as_str(), &field) {
-            ("SETUP", Some(field)) if success => {
-                let mut learned = self.learned.borrow_mut();
-                if learned.contains(&field.id) {
-                    self.sessions.lookup(&field.id, now);
+        let answer_session = session(response).ok().flatten();
+        let effect = settle(
+            &request.method,
+            request.session.as_deref(),
+            status,
+            answer_session,
+            &self.learned.borrow(),
+        );
+        match effect {
+            Settle::Nothing => {}
+            Settle::Refresh { id } => {
+                self.sessions.lookup(&id, now);
+            }
+            Settle::Learn { id, timeout } => {
+                self.longest_timeout
+                    .set(self.longest_timeout.get().max(timeout));
+                if self.sessions.learn(&id, self.server_addr, timeout, now) {
+                    self.learned.borrow_mut().push(id);
                 } else {
-                    let timeout = field.timeout.unwrap_or(DEFAULT_SESSION_TIMEOUT);
-                    self.longest_timeout
-                        .set(self.longest_timeout.get().max(timeout));
-                    if self
-                        .sessions
-                        .learn(&field.id, self.server_addr, timeout, now)
-                    {
-                        learned.push(field.id.clone());
-                    } else {
-                        tracing::warn!(service = %self.service.ident, "RTSP session table full");
-                    }
+                    tracing::warn!(service = %self.service.ident, "RTSP session table full");
                 }
             }
-            _ => {}
-        }
-        let ended = match &request.session {
-            // An RTSP/1.0 TEARDOWN that succeeds ends its session (RFC 2326
-            // 10.12), whether or not the answer names it again (GStreamer's
-            // server does): RTSP 2.0's "named means still alive" is not 1.0's.
-            Some(_) if request.method == "TEARDOWN" => success,
-            Some(_) => status == 454,
-            None => false,
-        };
-        if let (true, Some(id)) = (ended, &request.session) {
-            self.sessions.forget(id, self.server_addr);
-            self.learned.borrow_mut().retain(|learned| learned != id);
+            Settle::End { id } => {
+                self.sessions.forget(&id, self.server_addr);
+                self.learned.borrow_mut().retain(|learned| *learned != id);
+            }
         }
         let mut record = Record::started_at(
             self.client.peer(),
@@ -505,11 +437,8 @@ impl Conversation<'_> {
         record.finish(self.settings);
     }
 
-    /// Ends the conversation's hold on its sessions: if the server's side
-    /// ended, they are gone (their media ran on this connection); if the
-    /// client left, they live until their timeout for a new connection,
-    /// except those it sent a TEARDOWN for (clients often close without
-    /// waiting for its answer).
+    /// Ends the conversation's hold on its sessions, each as
+    /// `rtsp_policy::fate_at_end` says.
     fn end(&self, ended: Side) {
         let now = std::time::Instant::now();
         let torn_down: Vec<String> = self
@@ -519,14 +448,11 @@ impl Conversation<'_> {
             .filter(|request| request.method == "TEARDOWN")
             .filter_map(|request| request.session.clone())
             .collect();
-        for id in &torn_down {
-            self.sessions.forget(id, self.server_addr);
-        }
-        for id in self.learned.borrow().iter() {
-            if ended == Side::Server {
-                self.sessions.forget(id, self.server_addr);
-            } else {
-                self.sessions.release(id, self.server_addr, now);
+        let learned = self.learned.borrow();
+        for id in torn_down.iter().chain(learned.iter()) {
+            match fate_at_end(ended, torn_down.contains(id)) {
+                Fate::Forget => self.sessions.forget(id, self.server_addr),
+                Fate::Release => self.sessions.release(id, self.server_addr, now),
             }
         }
     }
