@@ -8,8 +8,7 @@
 //! stops one, its sockets are shut down, which ends their accept loops.
 //! Connections already accepted finish undisturbed.
 
-use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::rc::Rc;
@@ -19,48 +18,12 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use crate::net::{self, Listener};
-use crate::pool::Pool;
-use crate::protocols::http::RequestHead;
-use crate::relay;
+use crate::relay::{self, Context};
 use crate::table::{ServiceId, Table};
 
-/// What every task on one worker shares.
-pub struct WorkerContext {
-    /// The current rule table; each request loads the latest snapshot.
-    pub table: Arc<ArcSwap<Table>>,
-    /// Idle connections to real servers, owned by this worker alone.
-    pub pool: RefCell<Pool>,
-    /// Spare read buffers, lent to exchanges in progress: an idle client
-    /// connection holds none of them.
-    buffers: RefCell<Vec<BytesMut>>,
-    /// Where re-serialized heads are written: each head is split off as
-    /// `Bytes`, and the block is reused once the heads in it were sent.
-    heads: RefCell<BytesMut>,
-    /// Used-up head blocks, oldest first, until every head in them was sent.
-    retired_heads: RefCell<VecDeque<BytesMut>>,
-    /// Spare boxes for parsed request heads (see [`WorkerContext::box_head`]):
-    /// the boxes themselves are what is kept for reuse.
-    #[allow(clippy::vec_box)]
-    request_heads: RefCell<Vec<Box<RequestHead>>>,
-}
-
-/// Size of a lent read buffer. Room for a 64 KiB response with its head in
-/// one read, and for what loopback TCP delivers at once (64 KiB segments):
-/// with 64 KiB buffers a 64 KiB response took two reads and two writes, and
-/// 20 % more CPU (benches/ab.sh BODY_BYTES=65536); 256 KiB gained nothing more.
-const BUFFER_SIZE: usize = 128 * 1024;
-/// Spare buffers a worker keeps for reuse.
-const SPARE_BUFFERS: usize = 64;
-/// Spare request-head boxes a worker keeps: one per exchange in progress.
-const SPARE_REQUEST_HEADS: usize = 64;
-/// The block heads are written into: room for dozens of heads in flight.
-const HEAD_BLOCK: usize = 16 * 1024;
-/// Used-up head blocks kept for reuse.
-const RETIRED_HEAD_BLOCKS: usize = 4;
 /// Accepts kept posted on each listening socket. With one, a worker takes a
 /// single new connection per turn of its ring: clients that connect for each
 /// request (`Connection: close`) then cost a ring turn each and lose the
@@ -71,101 +34,6 @@ const RETIRED_HEAD_BLOCKS: usize = 4;
 /// once a closing client's last response no longer waited a turn of the
 /// ring (see `Conn::close_after_writes`).
 const ACCEPTS_IN_FLIGHT: usize = 16;
-
-impl WorkerContext {
-    pub fn new(table: Arc<ArcSwap<Table>>) -> Self {
-        Self {
-            table,
-            pool: RefCell::new(Pool::default()),
-            buffers: RefCell::new(Vec::new()),
-            heads: RefCell::new(BytesMut::new()),
-            retired_heads: RefCell::new(VecDeque::new()),
-            request_heads: RefCell::new(Vec::new()),
-        }
-    }
-
-    /// `head` in a box, a spare one when there is one. A connection's task
-    /// reserves room for what its head read returns, so the head travels
-    /// boxed and an idle client does not carry 640 bytes for it; reusing the
-    /// boxes keeps that from costing an allocation per request.
-    pub fn box_head(&self, head: RequestHead) -> Box<RequestHead> {
-        let spare = self.request_heads.borrow_mut().pop();
-        match spare {
-            Some(mut boxed) => {
-                *boxed = head;
-                boxed
-            }
-            None => Box::new(head),
-        }
-    }
-
-    /// Takes back the box of a head whose exchange is over. A spare box
-    /// keeps its last head (with any field storage that spilled to the heap)
-    /// until it is reused: at most `SPARE_REQUEST_HEADS` of them.
-    pub fn recycle_head(&self, head: Box<RequestHead>) {
-        let mut spare = self.request_heads.borrow_mut();
-        if spare.len() < SPARE_REQUEST_HEADS {
-            spare.push(head);
-        }
-    }
-
-    /// Runs `write` on the worker's head block and returns what it wrote, as
-    /// bytes to send: no allocation while earlier heads of the block are
-    /// sent before it runs out.
-    pub fn write_head<R>(&self, write: impl FnOnce(&mut BytesMut) -> R) -> (Bytes, R) {
-        let mut block = self.heads.borrow_mut();
-        if block.capacity() < HEAD_BLOCK / 4 {
-            let used_up = std::mem::take(&mut *block);
-            *block = self.next_head_block(used_up);
-        }
-        let result = write(&mut block);
-        (block.split().freeze(), result)
-    }
-
-    /// A head block to write in after `used_up`: the oldest retired block
-    /// once none of its heads is alive any more, else a new one. Under load
-    /// the heads of the last block or two are still being sent, so a few
-    /// blocks take turns (reserving on a block whose heads are still alive
-    /// allocated a new block for every head).
-    fn next_head_block(&self, used_up: BytesMut) -> BytesMut {
-        let mut retired = self.retired_heads.borrow_mut();
-        if let Some(mut oldest) = retired.pop_front() {
-            if oldest.try_reclaim(HEAD_BLOCK) {
-                retired.push_back(used_up);
-                return oldest;
-            }
-            retired.push_front(oldest);
-        }
-        retired.push_back(used_up);
-        if retired.len() > RETIRED_HEAD_BLOCKS {
-            // Freed with its last head.
-            retired.pop_front();
-        }
-        BytesMut::with_capacity(HEAD_BLOCK)
-    }
-
-    /// An empty read buffer, reused when one is spare.
-    pub fn take_buffer(&self) -> BytesMut {
-        self.buffers
-            .borrow_mut()
-            .pop()
-            .unwrap_or_else(|| BytesMut::with_capacity(BUFFER_SIZE))
-    }
-
-    /// Returns a buffer for reuse (dropped when it is not empty, has been
-    /// shrunk by splits, or enough are spare).
-    pub fn recycle(&self, mut buffer: BytesMut) {
-        let mut spare = self.buffers.borrow_mut();
-        if buffer.is_empty() && spare.len() < SPARE_BUFFERS {
-            buffer.clear();
-            // Reclaims the whole allocation once no split part is alive.
-            buffer.reserve(BUFFER_SIZE);
-            if buffer.capacity() <= 2 * BUFFER_SIZE {
-                spare.push(buffer);
-            }
-        }
-    }
-}
 
 /// A socket handed to a worker, with the flag that tells its accept loop a
 /// failed accept means "closed on purpose".
@@ -357,15 +225,12 @@ fn bind_group(addr: SocketAddr, count: usize) -> io::Result<(SocketAddr, Vec<Std
 }
 
 async fn run(table: Arc<ArcSwap<Table>>, mut handovers: UnboundedReceiver<Handover>) {
-    let ctx = Rc::new(WorkerContext::new(table));
-    // Idle server connections are closed when they age out, even on a worker
-    // that gets no request to notice them.
+    let ctx = Rc::new(Context::new(table));
     let sweeper = ctx.clone();
     net::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let max_idle = sweeper.table.load().settings().timeouts.pool_idle;
-            sweeper.pool.borrow_mut().sweep(max_idle);
+            sweeper.sweep_idle_servers();
         }
     });
     while let Some(handover) = handovers.recv().await {
@@ -385,7 +250,7 @@ async fn run(table: Arc<ArcSwap<Table>>, mut handovers: UnboundedReceiver<Handov
 /// the socket is shut down (its service deleted or moved), which completes
 /// every accept posted on it.
 async fn accept_loop(
-    ctx: Rc<WorkerContext>,
+    ctx: Rc<Context>,
     service: ServiceId,
     listener: Rc<Listener>,
     closed: Arc<AtomicBool>,
@@ -399,39 +264,6 @@ async fn accept_loop(
                 tracing::warn!(%service, "accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn context() -> WorkerContext {
-        WorkerContext::new(Arc::new(ArcSwap::from_pointee(Table::default())))
-    }
-
-    fn write(ctx: &WorkerContext, bytes: &[u8]) -> Bytes {
-        ctx.write_head(|out| out.extend_from_slice(bytes)).0
-    }
-
-    #[test]
-    fn heads_come_out_as_written() {
-        let ctx = context();
-        let heads: Vec<Bytes> = (0..1000)
-            .map(|i| write(&ctx, format!("head {i}\r\n").as_bytes()))
-            .collect();
-        for (i, head) in heads.iter().enumerate() {
-            assert_eq!(&head[..], format!("head {i}\r\n").as_bytes());
-        }
-    }
-
-    #[test]
-    fn blocks_still_holding_live_heads_are_not_overwritten() {
-        let ctx = context();
-        let kept: Vec<Bytes> = (0..200u8).map(|i| write(&ctx, &[i; 500])).collect();
-        for (i, head) in kept.iter().enumerate() {
-            assert!(head.iter().all(|&b| b == i as u8), "head {i} overwritten");
         }
     }
 }

@@ -16,11 +16,10 @@ use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
-use arc_swap::ArcSwap;
-use tcpvs::table::{Settings, Table};
-use tcpvs::worker::WorkerContext;
+use tcpvs::relay::Memory;
+use tcpvs::table::Settings;
 
 struct Counting;
 
@@ -156,7 +155,7 @@ fn a_keep_alive_request_makes_at_most_three_allocations() {
 #[test]
 fn head_blocks_take_turns_while_recent_heads_are_in_flight() {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
-    let ctx = WorkerContext::new(Arc::new(ArcSwap::from_pointee(Table::default())));
+    let ctx = Memory::default();
     let head = [b'x'; 300];
     // 64 heads being sent at any time, as with 64 busy connections.
     let mut in_flight = VecDeque::with_capacity(64);

@@ -17,7 +17,7 @@ use tokio_uring::net::TcpStream;
 /// Smallest free space worth a read; below it the buffer grows first.
 const MIN_READ_SPACE: usize = 2048;
 /// How much a buffer grows by when it runs out of free space (the size of
-/// the worker's lent buffers, see `worker::BUFFER_SIZE`).
+/// the relay's lent buffers, `BUFFER_SIZE` in relay/memory.rs).
 const READ_GROWTH: usize = 128 * 1024;
 
 /// Why an operation on a connection failed.

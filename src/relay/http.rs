@@ -17,6 +17,7 @@ use super::body::{copy_chunked, copy_length, copy_until_close, BodyError, Encodi
 use super::connect::{connect_scheduled, Connected, Reuse};
 use super::decide::{self, Answer, Flow};
 use super::record::Record;
+use super::Context;
 use super::{head_limits as http_limits, head_may_end, tunnel};
 use crate::net::{Conn, IoFailure};
 use crate::protocols::http::{
@@ -26,14 +27,13 @@ use crate::protocols::http::{
 };
 use crate::schedulers::{HeaderLookup, Pick, RequestInfo};
 use crate::table::{ServerAddr, Service, ServiceId, Settings, Table};
-use crate::worker::WorkerContext;
 
 /// The buffer an idle keep-alive client waits in: room for a typical request
 /// head, so that thousands of idle clients do not each pin a body-sized one.
 const IDLE_BUFFER: usize = 2 * 1024;
 
 /// Serves one accepted client connection of service `service` until it closes.
-pub async fn serve(ctx: Rc<WorkerContext>, client: Conn, service: ServiceId) {
+pub async fn serve(ctx: Rc<Context>, client: Conn, service: ServiceId) {
     let peer = client.peer();
     let mut session = Session {
         ctx,
@@ -76,7 +76,7 @@ pub async fn serve(ctx: Rc<WorkerContext>, client: Conn, service: ServiceId) {
         // state anyway (8 KB more per connection, copied at every spawn).
         let exchange = Box::pin(session.exchange(&table, &head));
         let flow = exchange.await;
-        session.ctx.recycle_head(head);
+        session.ctx.memory.recycle_head(head);
         match flow {
             Flow::KeepAlive => {}
             Flow::Close => return,
@@ -100,7 +100,7 @@ enum AttemptError {
 }
 
 struct Session {
-    ctx: Rc<WorkerContext>,
+    ctx: Rc<Context>,
     client: Conn,
     peer: SocketAddr,
     service: ServiceId,
@@ -112,7 +112,7 @@ impl Session {
     /// Reads the next request head. `Ok(None)`: the client closed or went idle
     /// between requests. `Err(status)`: answer with that status and close.
     ///
-    /// The head comes in a box of the worker's (`WorkerContext::box_head`):
+    /// The head comes in a box of the worker's (`Memory::box_head`):
     /// the slot for this future's output is reserved in the connection's task
     /// beside the future itself, so a 640-byte head returned by value cost
     /// every idle client as much again (task 1 792 -> 1 152 bytes).
@@ -135,7 +135,7 @@ impl Session {
             self.buf.reserve(IDLE_BUFFER);
             if self.buf.capacity() > IDLE_BUFFER {
                 let big = std::mem::replace(&mut self.buf, BytesMut::with_capacity(IDLE_BUFFER));
-                self.ctx.recycle(big);
+                self.ctx.memory.recycle(big);
             }
         }
         // Parse only when the head may be complete (or too long): a client
@@ -149,7 +149,7 @@ impl Session {
                 match parse_request(&self.buf, &limits) {
                     Ok(Some((head, len))) => {
                         self.buf.advance(len);
-                        return Ok(Some(self.ctx.box_head(head)));
+                        return Ok(Some(self.ctx.memory.box_head(head)));
                     }
                     // The parser enforces the limit; this only guards the buffer.
                     Ok(None) if self.buf.len() > limits.max_head_bytes => return Err(431),
@@ -298,6 +298,7 @@ impl Session {
         };
         let (request_head, ()) = self
             .ctx
+            .memory
             .write_head(|out| write_request_head(head, &options, out));
         let mut body_left = head.framing;
         let sent = match head.framing {
@@ -321,7 +322,7 @@ impl Session {
             return Err(send_failure(reused, e));
         }
 
-        let mut from_server = self.ctx.take_buffer();
+        let mut from_server = self.ctx.memory.take_buffer();
         let (response, body_complete) =
             if matches!(body_left, BodyFraming::None | BodyFraming::Length(0)) {
                 let response =
@@ -371,6 +372,7 @@ impl Session {
         let offer = answer.offer_keep_alive();
         let (response_head, client_body) = self
             .ctx
+            .memory
             .write_head(|out| write_response_head(&response, head.version, offer, out));
         let client_keeps = answer.client_keeps(client_body);
         if !client_keeps {
@@ -417,7 +419,7 @@ impl Session {
         }
 
         let server_reusable = answer.server_reusable(!from_server.is_empty(), server.is_poisoned());
-        self.ctx.recycle(from_server);
+        self.ctx.memory.recycle(from_server);
         if server_reusable {
             self.ctx
                 .pool

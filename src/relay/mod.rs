@@ -6,30 +6,65 @@ mod body;
 mod connect;
 mod decide;
 mod http;
+mod memory;
 mod record;
 mod rtsp;
 mod rtsp_policy;
 mod tunnel;
 
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
+
+use arc_swap::ArcSwap;
 
 use bytes::BytesMut;
 use tokio::time::Instant;
 
 use crate::net::Conn;
+use crate::pool::Pool;
 use crate::protocols::http::Limits as HeadLimits;
 use crate::schedulers::{pick_by_key, pick_server, Pick, RequestInfo};
-use crate::table::{Protocol, Route, ServerAddr, Service, ServiceId, Settings};
-use crate::worker::WorkerContext;
+use crate::table::{Protocol, Route, ServerAddr, Service, ServiceId, Settings, Table};
+
+pub use memory::Memory;
 
 /// How long we keep reading (and discarding) from a client we are closing on
 /// after an error, so our error response is not destroyed by a reset.
 const LINGER: Duration = Duration::from_secs(1);
 
+/// What every connection one worker serves shares. Each worker has its own:
+/// nothing in it is shared across cores but the table.
+pub struct Context {
+    /// The current rule table; each request loads the latest snapshot.
+    pub table: Arc<ArcSwap<Table>>,
+    /// Idle connections to real servers, owned by this worker alone.
+    pool: RefCell<Pool>,
+    /// Buffers, head blocks and head boxes, reused from one exchange to the next.
+    memory: Memory,
+}
+
+impl Context {
+    pub fn new(table: Arc<ArcSwap<Table>>) -> Self {
+        Self {
+            table,
+            pool: RefCell::new(Pool::default()),
+            memory: Memory::default(),
+        }
+    }
+
+    /// Closes the idle server connections past the table's `pool_idle`: the
+    /// worker calls it every second, so that they age out even on a worker
+    /// that gets no request to notice them.
+    pub fn sweep_idle_servers(&self) {
+        let max_idle = self.table.load().settings().timeouts.pool_idle;
+        self.pool.borrow_mut().sweep(max_idle);
+    }
+}
+
 /// Serves one accepted client connection of service `service` until it closes.
-pub async fn serve(ctx: Rc<WorkerContext>, client: Conn, service: ServiceId) {
+pub async fn serve(ctx: Rc<Context>, client: Conn, service: ServiceId) {
     let protocol = ctx.table.load().service(&service).map(|s| s.protocol);
     match protocol {
         // Boxed, in a statement of its own: a future built inside the `match`

@@ -26,6 +26,7 @@ use tokio::time::Instant;
 use super::connect::{connect_pinned, connect_scheduled, Reuse};
 use super::record::Record;
 use super::rtsp_policy::{admit, fate_at_end, settle, Admitted, Fate, Refused, Settle, Side};
+use super::Context;
 use super::{head_limits, head_may_end, linger, unreachable_status};
 use crate::net::{Conn, IoFailure};
 use crate::protocols::http::Limits;
@@ -34,7 +35,6 @@ use crate::protocols::rtsp::{
 };
 use crate::schedulers::{HeaderLookup, Pick, RequestInfo};
 use crate::table::{ServerAddr, Service, ServiceId, Settings};
-use crate::worker::WorkerContext;
 
 /// The buffer a client waits in before its first request.
 const IDLE_BUFFER: usize = 4 * 1024;
@@ -44,7 +44,7 @@ const SESSION_SLACK: Duration = Duration::from_secs(10);
 const MAX_PARTS: usize = 256;
 
 /// Serves one accepted client connection of RTSP service `ident`.
-pub async fn serve(ctx: Rc<WorkerContext>, client: Conn, ident: ServiceId) {
+pub async fn serve(ctx: Rc<Context>, client: Conn, ident: ServiceId) {
     let mut from_client = Inbound::new(&client, BytesMut::with_capacity(IDLE_BUFFER));
     // The first head's deadline runs from the accept.
     from_client.head_started = Some(Instant::now());
@@ -73,7 +73,7 @@ pub async fn serve(ctx: Rc<WorkerContext>, client: Conn, ident: ServiceId) {
         longest_timeout: Cell::default(),
         client_writes: AsyncMutex::new(()),
     };
-    let from_server = Inbound::new(&server, ctx.take_buffer());
+    let from_server = Inbound::new(&server, ctx.memory.take_buffer());
     let upstream = pin!(conversation.upstream(from_client, first));
     let downstream = pin!(conversation.downstream(from_server));
     // Whichever direction ends first ends both: the other's posted read is
@@ -99,7 +99,7 @@ struct Pinned {
 /// until one chooses the server; connects to it. `None`: the client left or
 /// was refused.
 async fn pin_server(
-    ctx: &WorkerContext,
+    ctx: &Context,
     client: &Conn,
     ident: &ServiceId,
     inbound: &mut Inbound<'_>,
