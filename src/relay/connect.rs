@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::choose_server;
+use super::error::ProxyError;
 use crate::net::{Conn, IoFailure};
 use crate::pool::Pool;
 use crate::schedulers::{Pick, RequestInfo};
@@ -50,6 +51,13 @@ pub(super) struct Unreachable {
 }
 
 impl Unreachable {
+    /// What the client is told.
+    pub fn error(&self) -> ProxyError {
+        ProxyError::Unreachable {
+            timed_out: self.timed_out(),
+        }
+    }
+
     /// Whether the last connect tried ran out of time (the client then gets
     /// 504, else 503).
     pub fn timed_out(&self) -> bool {

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use super::error::ProxyError;
 use crate::protocols::http::{BodyFraming, ClientBody, Method, RequestHead, ResponseFraming};
 use crate::table::Timeouts;
 
@@ -26,6 +27,13 @@ pub(super) enum Flow {
 /// 9.2.2) whose whole request is still at hand, that is, without a body.
 pub(super) fn replayable(head: &RequestHead) -> bool {
     head.framing == BodyFraming::None && head.method.is_idempotent()
+}
+
+/// Whether a request whose attempt failed with `error` is sent again on a
+/// new connection: the error must leave it unseen by any server (a stale
+/// pooled connection), and the request must be replayable.
+pub(super) fn retry(error: &ProxyError, head: &RequestHead) -> bool {
+    error.retry_safe() && replayable(head)
 }
 
 /// The longest a pooled connection may have been idle to carry `method`: a
@@ -114,6 +122,16 @@ mod tests {
         assert!(!replayable(&head(
             "GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
         )));
+    }
+
+    #[test]
+    fn a_stale_connection_is_retried_only_for_a_replayable_request() {
+        let get = head("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        let post = head("POST / HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert!(retry(&ProxyError::StaleConnection, &get));
+        assert!(!retry(&ProxyError::StaleConnection, &post));
+        assert!(!retry(&ProxyError::BadResponse, &get));
+        assert!(!retry(&ProxyError::ServerTimeout, &get));
     }
 
     #[test]

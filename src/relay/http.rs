@@ -16,14 +16,15 @@ use tokio::time::Instant;
 use super::body::{copy_chunked, copy_length, copy_until_close, BodyError, Encoding, End};
 use super::connect::{connect_scheduled, Connected, Reuse};
 use super::decide::{self, Answer, Flow};
+use super::error::ProxyError;
 use super::record::Record;
 use super::Context;
 use super::{head_limits as http_limits, head_may_end, tunnel};
 use crate::net::{Conn, IoFailure};
 use crate::protocols::http::{
     parse_request, parse_response, write_error_response, write_request_head, write_response_head,
-    BodyFraming, ClientBody, ForwardOptions, Limits as HttpLimits, RequestHead, ResponseFraming,
-    ResponseHead, Version,
+    BodyFraming, ClientBody, ForwardOptions, HeadError, Limits as HttpLimits, RequestHead,
+    ResponseFraming, ResponseHead, Version,
 };
 use crate::schedulers::{HeaderLookup, Pick, RequestInfo};
 use crate::table::{ServerAddr, Service, ServiceId, Settings, Table};
@@ -54,8 +55,8 @@ pub async fn serve(ctx: Rc<Context>, client: Conn, service: ServiceId) {
             Ok(None) => return,
             // Boxed, as the close below: rare paths, kept out of the state
             // every idle client's task carries.
-            Err(status) => {
-                let refuse = Box::pin(session.refuse(status, settings));
+            Err(error) => {
+                let refuse = Box::pin(session.refuse(error, settings));
                 return refuse.await;
             }
         };
@@ -90,11 +91,8 @@ pub async fn serve(ctx: Rc<Context>, client: Conn, service: ServiceId) {
 
 /// Why one attempt at forwarding a request failed.
 enum AttemptError {
-    /// A reused connection turned out closed before any response byte came
-    /// back, and the request can be sent again.
-    Stale,
-    /// Send this status to the client (nothing of a response was sent yet).
-    Respond(u16, Flow),
+    /// Answer the client with this error (nothing of a response was sent yet).
+    Respond(ProxyError, Flow),
     /// The exchange broke after the response started: close the client.
     Broken(Flow),
 }
@@ -124,7 +122,7 @@ impl Session {
         &mut self,
         settings: &Settings,
         started: Option<Instant>,
-    ) -> Result<Option<Box<RequestHead>>, u16> {
+    ) -> Result<Option<Box<RequestHead>>, ProxyError> {
         let timeouts = &settings.timeouts;
         let limits = http_limits(settings);
         let mut deadline = started.map(|at| at + timeouts.head);
@@ -152,11 +150,16 @@ impl Session {
                         return Ok(Some(self.ctx.memory.box_head(head)));
                     }
                     // The parser enforces the limit; this only guards the buffer.
-                    Ok(None) if self.buf.len() > limits.max_head_bytes => return Err(431),
+                    Ok(None) if self.buf.len() > limits.max_head_bytes => {
+                        let too_large = HeadError::TooLarge {
+                            start_line_complete: true,
+                        };
+                        return Err(ProxyError::BadRequest(too_large.into()));
+                    }
                     Ok(None) => {}
                     Err(e) => {
                         tracing::debug!(client = %self.peer, "bad request: {e}");
-                        return Err(e.status());
+                        return Err(ProxyError::BadRequest(e));
                     }
                 }
             }
@@ -174,7 +177,7 @@ impl Session {
             {
                 Ok((0, _)) => return Ok(None),
                 Ok((_, buf)) => self.buf = buf,
-                Err(IoFailure::TimedOut) if had_bytes => return Err(408),
+                Err(IoFailure::TimedOut) if had_bytes => return Err(ProxyError::HeadTimeout),
                 Err(_) => return Ok(None),
             }
         }
@@ -187,10 +190,11 @@ impl Session {
         let (method, target) = (head.method.as_str(), &head.target);
         let Some(service) = table.service(&self.service).cloned() else {
             // The service was deleted while this client was connected.
+            let error = ProxyError::ServiceGone;
             let mut record = Record::start(self.peer, self.service.as_str(), method, target);
-            record.answered(503);
+            record.answered(error.status());
             record.finish(settings);
-            return self.respond_error(503, Flow::Linger, settings).await;
+            return self.respond_error(&error, Flow::Linger, settings).await;
         };
         let mut record = Record::start(self.peer, service.ident.as_str(), method, target);
         let flow = self.attempts(settings, &service, head, &mut record).await;
@@ -231,29 +235,30 @@ impl Session {
                 Ok(connected) => connected,
                 Err(unreachable) => {
                     tracing::debug!(client = %self.peer, "{unreachable}");
-                    let status = super::unreachable_status(&unreachable);
-                    record.answered(status);
+                    let error = unreachable.error();
+                    record.answered(error.status());
                     let flow = decide::flow_after_no_server(head);
-                    return self.respond_error(status, flow, settings).await;
+                    return self.respond_error(&error, flow, settings).await;
                 }
             };
             record.sent_to(pick.server.addr);
             let outcome = self
                 .forward(settings, service, head, &pick, conn, reused)
                 .await;
-            let (status, flow) = match outcome {
+            let (error, flow) = match outcome {
                 Ok((status, flow)) => {
                     pick.server.state.mark_ok();
                     record.answered(status);
                     return flow;
                 }
-                Err(AttemptError::Stale) if !retry && decide::replayable(head) => continue,
-                Err(AttemptError::Stale) => (502, Flow::Close),
-                Err(AttemptError::Respond(status, flow)) => (status, flow),
+                Err(AttemptError::Respond(error, _)) if !retry && decide::retry(&error, head) => {
+                    continue
+                }
+                Err(AttemptError::Respond(error, flow)) => (error, flow),
                 Err(AttemptError::Broken(flow)) => return flow,
             };
-            record.answered(status);
-            return self.respond_error(status, flow, settings).await;
+            record.answered(error.status());
+            return self.respond_error(&error, flow, settings).await;
         }
         unreachable!("the retry on a new connection never continues")
     }
@@ -344,8 +349,8 @@ impl Session {
                 both.await?
             };
         let response = response.map_err(|e| match e {
-            AttemptError::Respond(status, _) if !body_complete => {
-                AttemptError::Respond(status, Flow::Close)
+            AttemptError::Respond(error, _) if !body_complete => {
+                AttemptError::Respond(error, Flow::Close)
             }
             other => other,
         })?;
@@ -435,9 +440,9 @@ impl Session {
     }
 
     /// Answers a request with an error of ours.
-    async fn respond_error(&mut self, status: u16, flow: Flow, settings: &Settings) -> Flow {
+    async fn respond_error(&mut self, error: &ProxyError, flow: Flow, settings: &Settings) -> Flow {
         let mut out = Vec::with_capacity(256);
-        write_error_response(status, flow != Flow::KeepAlive, &mut out);
+        write_error_response(error.status(), flow != Flow::KeepAlive, &mut out);
         let sent = self
             .client
             .write_all(Bytes::from(out), deadline(settings.timeouts.client))
@@ -451,9 +456,9 @@ impl Session {
 
     /// Answers a malformed or unroutable request and closes: the bytes after a
     /// bad head cannot be trusted as a next request.
-    async fn refuse(mut self, status: u16, settings: &Settings) {
+    async fn refuse(mut self, error: ProxyError, settings: &Settings) {
         let mut out = Vec::with_capacity(256);
-        write_error_response(status, true, &mut out);
+        write_error_response(error.status(), true, &mut out);
         if self
             .client
             .write_all(Bytes::from(out), deadline(settings.timeouts.client))
@@ -516,8 +521,10 @@ async fn relay_request_body(
     result.map_err(|e| {
         tracing::debug!(client = %client.conn.peer(), "request body: {e}");
         match e {
-            BodyError::BadChunk(_) => AttemptError::Respond(400, Flow::Linger),
-            BodyError::Write(_) => AttemptError::Respond(502, Flow::Linger),
+            BodyError::BadChunk(_) => {
+                AttemptError::Respond(ProxyError::BadRequestBody, Flow::Linger)
+            }
+            BodyError::Write(_) => AttemptError::Respond(ProxyError::BodyNotSent, Flow::Linger),
             BodyError::Read(_) | BodyError::Truncated => AttemptError::Broken(Flow::Close),
         }
     })
@@ -533,7 +540,10 @@ async fn switch_protocols(
 ) -> Result<(u16, Flow), AttemptError> {
     if head.upgrade.is_none() {
         tracing::warn!(server = %server.conn.peer(), "101 to a request that asked no upgrade");
-        return Err(AttemptError::Respond(502, Flow::Close));
+        return Err(AttemptError::Respond(
+            ProxyError::UnaskedUpgrade,
+            Flow::Close,
+        ));
     }
     let mut out = Vec::with_capacity(256);
     write_response_head(response, head.version, true, &mut out);
@@ -558,15 +568,15 @@ async fn read_final_head(
     limits: &HttpLimits,
     reused: bool,
 ) -> Result<ResponseHead, AttemptError> {
-    let mut got_any = false;
+    // A pooled connection the server closed before answering anything.
+    let mut may_be_stale = reused;
     loop {
-        let (response, len) =
-            match read_response_head(server.conn, buf, head, limits, server.timeout).await {
-                Ok(found) => found,
-                Err(ReadFailure::Closed) if reused && !got_any => return Err(AttemptError::Stale),
-                Err(failure) => return Err(AttemptError::Respond(failure.status(), Flow::Close)),
-            };
-        got_any = true;
+        let read = read_response_head(server.conn, buf, head, limits, server.timeout, may_be_stale);
+        let (response, len) = match read.await {
+            Ok(found) => found,
+            Err(error) => return Err(AttemptError::Respond(error, Flow::Close)),
+        };
+        may_be_stale = false;
         buf.advance(len);
         if !response.is_interim() {
             return Ok(response);
@@ -583,14 +593,22 @@ async fn read_final_head(
     }
 }
 
+/// Reads one response head. A server that closes before sending a byte
+/// is a stale pooled connection when `may_be_stale`, else a bad response.
 async fn read_response_head(
     server: &Conn,
     buf: &mut BytesMut,
     head: &RequestHead,
     limits: &HttpLimits,
     timeout: Duration,
-) -> Result<(ResponseHead, usize), ReadFailure> {
+    may_be_stale: bool,
+) -> Result<(ResponseHead, usize), ProxyError> {
     let deadline = deadline(timeout);
+    let closed = if may_be_stale {
+        ProxyError::StaleConnection
+    } else {
+        ProxyError::BadResponse
+    };
     loop {
         if !buf.is_empty() {
             match parse_response(buf, &head.method, limits) {
@@ -598,22 +616,22 @@ async fn read_response_head(
                 Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(server = %server.peer(), "bad response: {e}");
-                    return Err(ReadFailure::Invalid);
+                    return Err(ProxyError::BadResponse);
                 }
             }
         }
         let empty_before = buf.is_empty();
         match server.read(std::mem::take(buf), deadline).await {
-            Ok((0, _)) if empty_before => return Err(ReadFailure::Closed),
-            Ok((0, _)) => return Err(ReadFailure::Invalid),
+            Ok((0, _)) if empty_before => return Err(closed),
+            Ok((0, _)) => return Err(ProxyError::BadResponse),
             Ok((_, filled)) => *buf = filled,
-            Err(IoFailure::TimedOut) => return Err(ReadFailure::TimedOut),
+            Err(IoFailure::TimedOut) => return Err(ProxyError::ServerTimeout),
             Err(e) => {
                 tracing::debug!(server = %server.peer(), "reading response: {e}");
                 return Err(if empty_before {
-                    ReadFailure::Closed
+                    closed
                 } else {
-                    ReadFailure::Invalid
+                    ProxyError::BadResponse
                 });
             }
         }
@@ -623,9 +641,13 @@ async fn read_response_head(
 /// Classifies a failure to send the request head.
 fn send_failure(reused: bool, failure: IoFailure) -> AttemptError {
     match failure {
-        IoFailure::Io(_) if reused => AttemptError::Stale,
-        IoFailure::TimedOut => AttemptError::Respond(504, Flow::Linger),
-        _ => AttemptError::Respond(502, Flow::Linger),
+        IoFailure::Io(_) if reused => {
+            AttemptError::Respond(ProxyError::StaleConnection, Flow::Close)
+        }
+        IoFailure::TimedOut => {
+            AttemptError::Respond(ProxyError::SendFailed { timed_out: true }, Flow::Linger)
+        }
+        _ => AttemptError::Respond(ProxyError::SendFailed { timed_out: false }, Flow::Linger),
     }
 }
 
@@ -635,24 +657,6 @@ impl HeaderLookup for RequestHead {
             .iter()
             .find(|h| h.name.eq_ignore_ascii_case(name))
             .and_then(|h| std::str::from_utf8(&h.value).ok())
-    }
-}
-
-/// Why reading a response head failed.
-enum ReadFailure {
-    /// The server closed before sending anything.
-    Closed,
-    /// A malformed head, or a close in the middle of one.
-    Invalid,
-    TimedOut,
-}
-
-impl ReadFailure {
-    fn status(&self) -> u16 {
-        match self {
-            ReadFailure::Closed | ReadFailure::Invalid => 502,
-            ReadFailure::TimedOut => 504,
-        }
     }
 }
 

@@ -5,6 +5,7 @@
 mod body;
 mod connect;
 mod decide;
+mod error;
 mod http;
 mod memory;
 mod record;
@@ -28,6 +29,7 @@ use crate::protocols::http::Limits as HeadLimits;
 use crate::schedulers::{pick_by_key, pick_server, Pick, RequestInfo};
 use crate::table::{Protocol, Route, ServerAddr, Service, ServiceId, Settings, Table};
 
+pub use error::{ProxyError, Side};
 pub use memory::Memory;
 
 /// How long we keep reading (and discarding) from a client we are closing on
@@ -122,16 +124,6 @@ fn head_may_end(buf: &[u8], from: usize) -> bool {
     buf.get(start..).is_some_and(|tail| {
         tail.windows(2).any(|w| w == b"\n\n") || tail.windows(3).any(|w| w == b"\n\r\n")
     })
-}
-
-/// What a client is told when no server could be connected: 504 when the
-/// last try timed out, 503 otherwise.
-fn unreachable_status(unreachable: &connect::Unreachable) -> u16 {
-    if unreachable.timed_out() {
-        504
-    } else {
-        503
-    }
 }
 
 /// The bounds on a message head, from the table's settings.

@@ -24,10 +24,11 @@ use tokio::sync::Mutex as AsyncMutex;
 use tokio::time::Instant;
 
 use super::connect::{connect_pinned, connect_scheduled, Reuse};
+use super::error::ProxyError;
 use super::record::Record;
-use super::rtsp_policy::{admit, fate_at_end, settle, Admitted, Fate, Refused, Settle, Side};
+use super::rtsp_policy::{admit, fate_at_end, settle, Admitted, EndedBy, Fate, Refused, Settle};
 use super::Context;
-use super::{head_limits, head_may_end, linger, unreachable_status};
+use super::{head_limits, head_may_end, linger};
 use crate::net::{Conn, IoFailure};
 use crate::protocols::http::Limits;
 use crate::protocols::rtsp::{
@@ -111,7 +112,7 @@ async fn pin_server(
             Ok(message) => message,
             Err(InboundEnd::Malformed(error, cseq)) => {
                 tracing::debug!(client = %client.peer(), "bad RTSP message: {error}");
-                reply(client, error.status(), &cseq, &settings).await;
+                reply(client, &ProxyError::BadMessage(error), &cseq, &settings).await;
                 linger(client, BytesMut::new()).await;
                 return None;
             }
@@ -119,7 +120,8 @@ async fn pin_server(
         };
         if message.method().is_none() {
             // A response with no request of the server's to answer.
-            reply(client, 400, &message.cseq, &settings).await;
+            let error = ProxyError::UnexpectedResponse;
+            reply(client, &error, &message.cseq, &settings).await;
             linger(client, BytesMut::new()).await;
             return None;
         }
@@ -128,7 +130,7 @@ async fn pin_server(
         let settings = table.settings().clone();
         let Some(service) = table.service(ident).cloned() else {
             // The service was deleted while this client was connected.
-            reply(client, 503, &message.cseq, &settings).await;
+            reply(client, &ProxyError::ServiceGone, &message.cseq, &settings).await;
             return None;
         };
         // An edit may have made the service HTTP: this client is not ours.
@@ -136,9 +138,9 @@ async fn pin_server(
         let admitted = match admit(message, &sessions, None, std::time::Instant::now()) {
             Ok(admitted) => admitted,
             // Its body, if any, is dropped by the next `next_message`.
-            Err(Refused { status, request }) => {
-                log_refused(&settings, client.peer(), &service, &request, status);
-                reply(client, status, &request.cseq, &settings).await;
+            Err(Refused { error, request }) => {
+                log_refused(&settings, client.peer(), &service, &request, &error);
+                reply(client, &error, &request.cseq, &settings).await;
                 continue;
             }
         };
@@ -156,10 +158,10 @@ async fn pin_server(
                     first: admitted,
                 })
             }
-            Err(status) => {
+            Err(error) => {
                 let request = &admitted.request;
-                log_refused(&settings, client.peer(), &service, request, status);
-                reply(client, status, &request.cseq, &settings).await;
+                log_refused(&settings, client.peer(), &service, request, &error);
+                reply(client, &error, &request.cseq, &settings).await;
             }
         }
     }
@@ -173,15 +175,15 @@ async fn connect_owner(
     sessions: &SessionTable,
     id: &str,
     settings: &Settings,
-) -> Result<(Conn, Pick), u16> {
+) -> Result<(Conn, Pick), ProxyError> {
     // The owner was deleted from the table: its sessions are gone with it.
     let Some(server) = service.servers.iter().find(|s| s.addr == owner) else {
         sessions.forget(id, owner);
-        return Err(454);
+        return Err(ProxyError::SessionServerGone);
     };
     match connect_pinned(server, settings).await {
         Ok(connected) => Ok((connected.conn, connected.pick)),
-        Err(unreachable) => Err(unreachable_status(&unreachable)),
+        Err(unreachable) => Err(unreachable.error()),
     }
 }
 
@@ -192,7 +194,7 @@ async fn connect_routed(
     client: &Conn,
     message: &Message,
     settings: &Settings,
-) -> Result<(Conn, Pick), u16> {
+) -> Result<(Conn, Pick), ProxyError> {
     let path = message.path();
     let route = service.route(path);
     let request = RequestInfo {
@@ -215,15 +217,15 @@ async fn connect_routed(
         Ok(connected) => Ok((connected.conn, connected.pick)),
         Err(unreachable) => {
             tracing::debug!(client = %client.peer(), "{unreachable}");
-            Err(unreachable_status(&unreachable))
+            Err(unreachable.error())
         }
     }
 }
 
 /// Sends a response of the proxy's own; a failure shows on the next read.
-async fn reply(client: &Conn, status: u16, cseq: &str, settings: &Settings) {
+async fn reply(client: &Conn, error: &ProxyError, cseq: &str, settings: &Settings) {
     let mut out = Vec::with_capacity(64);
-    write_reply(status, cseq, &mut out);
+    write_reply(error.status(), cseq, &mut out);
     let deadline = Instant::now() + settings.timeouts.client;
     let _ = client.write_all(Bytes::from(out), deadline).await;
 }
@@ -259,7 +261,7 @@ struct Conversation<'a> {
 impl Conversation<'_> {
     /// Client to server: requests (checked, rewritten), answers to the
     /// server's requests, and interleaved frames, until the client leaves.
-    async fn upstream(&self, mut inbound: Inbound<'_>, first: Admitted) -> Side {
+    async fn upstream(&self, mut inbound: Inbound<'_>, first: Admitted) -> EndedBy {
         let limits = head_limits(self.settings);
         let mut out = Vec::new();
         let mut replies = Vec::new();
@@ -274,14 +276,14 @@ impl Conversation<'_> {
                     Ok(None) => break,
                     Err(InboundEnd::Malformed(error, cseq)) => {
                         tracing::debug!(client = %self.client.peer(), "bad RTSP message: {error}");
-                        write_reply(error.status(), &cseq, &mut replies);
+                        write_reply(ProxyError::BadMessage(error).status(), &cseq, &mut replies);
                         return self
                             .flush_upstream(out, replies)
                             .await
                             .err()
-                            .unwrap_or(Side::Client);
+                            .unwrap_or(EndedBy::Client);
                     }
-                    Err(_) => return Side::Client,
+                    Err(_) => return EndedBy::Client,
                 };
                 match unit {
                     // The demux never runs a body into the next frame.
@@ -299,10 +301,10 @@ impl Conversation<'_> {
                         std::time::Instant::now(),
                     ) {
                         Ok(message) => self.forward_request(message, &mut out),
-                        Err(Refused { status, request }) => {
+                        Err(Refused { error, request }) => {
                             let peer = self.client.peer();
-                            log_refused(self.settings, peer, self.service, &request, status);
-                            write_reply(status, &request.cseq, &mut replies);
+                            log_refused(self.settings, peer, self.service, &request, &error);
+                            write_reply(error.status(), &request.cseq, &mut replies);
                             discard = request.body_len;
                         }
                     },
@@ -320,14 +322,14 @@ impl Conversation<'_> {
                 .await
                 .is_err()
             {
-                return Side::Client;
+                return EndedBy::Client;
             }
         }
     }
 
     /// Server to client: responses (which teach the session table), the
     /// server's own requests, and interleaved frames, until the server leaves.
-    async fn downstream(&self, mut inbound: Inbound<'_>) -> Side {
+    async fn downstream(&self, mut inbound: Inbound<'_>) -> EndedBy {
         let limits = head_limits(self.settings);
         loop {
             let mut out = Vec::new();
@@ -346,7 +348,7 @@ impl Conversation<'_> {
                             tracing::warn!(server = %self.server_addr, "bad RTSP message: {error}");
                         }
                         self.write_client(out).await;
-                        return Side::Server;
+                        return EndedBy::Server;
                     }
                 }
                 if out.len() >= MAX_PARTS {
@@ -354,7 +356,7 @@ impl Conversation<'_> {
                 }
             }
             if !self.write_client(out).await {
-                return Side::Client;
+                return EndedBy::Client;
             }
             let idle = self.settings.timeouts.server;
             if inbound
@@ -362,7 +364,7 @@ impl Conversation<'_> {
                 .await
                 .is_err()
             {
-                return Side::Server;
+                return EndedBy::Server;
             }
         }
     }
@@ -439,7 +441,7 @@ impl Conversation<'_> {
 
     /// Ends the conversation's hold on its sessions, each as
     /// `rtsp_policy::fate_at_end` says.
-    fn end(&self, ended: Side) {
+    fn end(&self, ended: EndedBy) {
         let now = std::time::Instant::now();
         let torn_down: Vec<String> = self
             .pending
@@ -460,13 +462,13 @@ impl Conversation<'_> {
     /// Sends our own answers to the client, then the batch to the server:
     /// an answer of ours reaches the client before the server's responses
     /// to requests that followed it. `Err`: that side's connection is gone.
-    async fn flush_upstream(&self, out: Vec<Bytes>, replies: Vec<u8>) -> Result<(), Side> {
+    async fn flush_upstream(&self, out: Vec<Bytes>, replies: Vec<u8>) -> Result<(), EndedBy> {
         if !self.write_client(vec![Bytes::from(replies)]).await {
-            return Err(Side::Client);
+            return Err(EndedBy::Client);
         }
         let deadline = Instant::now() + self.settings.timeouts.server;
         if !out.is_empty() && self.server.write_all_vectored(out, deadline).await.is_err() {
-            return Err(Side::Server);
+            return Err(EndedBy::Server);
         }
         Ok(())
     }
@@ -489,12 +491,12 @@ fn log_refused(
     peer: std::net::SocketAddr,
     service: &Service,
     request: &Message,
-    status: u16,
+    error: &ProxyError,
 ) {
     let method = request.method().unwrap_or_default();
     let target = request.uri().unwrap_or_default();
     let mut record = Record::start(peer, service.ident.as_str(), method, target);
-    record.answered(status);
+    record.answered(error.status());
     record.finish(settings);
 }
 

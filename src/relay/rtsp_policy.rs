@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::error::ProxyError;
 use crate::protocols::rtsp::{
     session, tcp_transports, Message, SessionField, SessionTable, DEFAULT_SESSION_TIMEOUT,
 };
@@ -12,7 +13,7 @@ use crate::table::ServerAddr;
 
 /// Which side's connection ended the conversation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Side {
+pub(super) enum EndedBy {
     Client,
     Server,
 }
@@ -20,7 +21,7 @@ pub(super) enum Side {
 /// A request the proxy answers itself.
 #[derive(Debug)]
 pub(super) struct Refused {
-    pub status: u16,
+    pub error: ProxyError,
     /// Boxed: a head is large, and refusals are rare.
     pub request: Box<Message>,
 }
@@ -46,23 +47,23 @@ pub(super) fn admit(
     pinned: Option<ServerAddr>,
     now: Instant,
 ) -> Result<Admitted, Refused> {
-    let refuse = |status: u16, request: Message| Refused {
-        status,
+    let refuse = |error: ProxyError, request: Message| Refused {
+        error,
         request: Box::new(request),
     };
     let session = match session(&message) {
         Ok(None) => None,
         Ok(Some(field)) => match sessions.lookup(&field.id, now) {
             Some(owner) if pinned.is_none_or(|server| server == owner) => Some((field.id, owner)),
-            Some(_) | None => return Err(refuse(454, message)),
+            Some(_) | None => return Err(refuse(ProxyError::UnknownSession, message)),
         },
-        Err(_) => return Err(refuse(454, message)),
+        Err(_) => return Err(refuse(ProxyError::UnknownSession, message)),
     };
     if message.method() == Some("SETUP") {
         if let Some(offered) = message.field("transport") {
             match tcp_transports(offered) {
                 Some(kept) => message.set_field("Transport", &kept),
-                None => return Err(refuse(461, message)),
+                None => return Err(refuse(ProxyError::UnsupportedTransport, message)),
             }
         }
     }
@@ -146,8 +147,8 @@ pub(super) enum Fate {
 }
 
 /// The fate of a session of a connection that `ended_by` closed.
-pub(super) fn fate_at_end(ended_by: Side, teardown_sent: bool) -> Fate {
-    if teardown_sent || ended_by == Side::Server {
+pub(super) fn fate_at_end(ended_by: EndedBy, teardown_sent: bool) -> Fate {
+    if teardown_sent || ended_by == EndedBy::Server {
         Fate::Forget
     } else {
         Fate::Release
@@ -179,7 +180,7 @@ mod tests {
     }
 
     fn refused_with(result: Result<Admitted, Refused>) -> u16 {
-        result.expect_err("refused").status
+        result.expect_err("refused").error.status()
     }
 
     #[test]
@@ -297,9 +298,9 @@ mod tests {
 
     #[test]
     fn sessions_outlive_a_client_that_leaves_but_not_a_server_or_a_teardown() {
-        assert_eq!(fate_at_end(Side::Client, false), Fate::Release);
-        assert_eq!(fate_at_end(Side::Server, false), Fate::Forget);
-        assert_eq!(fate_at_end(Side::Client, true), Fate::Forget);
-        assert_eq!(fate_at_end(Side::Server, true), Fate::Forget);
+        assert_eq!(fate_at_end(EndedBy::Client, false), Fate::Release);
+        assert_eq!(fate_at_end(EndedBy::Server, false), Fate::Forget);
+        assert_eq!(fate_at_end(EndedBy::Client, true), Fate::Forget);
+        assert_eq!(fate_at_end(EndedBy::Server, true), Fate::Forget);
     }
 }

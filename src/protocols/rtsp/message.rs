@@ -48,17 +48,6 @@ pub enum MessageError {
     TransferEncoding,
 }
 
-impl MessageError {
-    /// The status to answer a client's request with (RFC 2326 7.1.1).
-    pub fn status(self) -> u16 {
-        match self {
-            MessageError::Head(HeadError::TooLarge { .. } | HeadError::TooManyFields) => 413,
-            MessageError::Version => 505,
-            _ => 400,
-        }
-    }
-}
-
 impl Message {
     /// The request's method, `None` for a response.
     pub fn method(&self) -> Option<&str> {
@@ -367,10 +356,8 @@ mod tests {
             bad("PLAY rtsp://h/a RTSP/2.0\r\nCSeq: 1\r\n\r\n"),
             MessageError::Version
         );
-        assert_eq!(
-            bad("PLAY rtsp://h/a RTSP/2.0\r\nCSeq: 1\r\n\r\n").status(),
-            505
-        );
+        let answer = crate::relay::ProxyError::BadMessage(MessageError::Version).status();
+        assert_eq!(answer, 505);
         assert_eq!(
             bad("GET /a HTTP/1.1\r\nCSeq: 1\r\n\r\n"),
             MessageError::RequestLine
@@ -416,7 +403,7 @@ mod tests {
             text.push_str("X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
         }
         let error = parse(&text).unwrap_err();
-        assert_eq!(error.status(), 413);
+        assert_eq!(crate::relay::ProxyError::BadMessage(error).status(), 413);
     }
 
     #[test]
