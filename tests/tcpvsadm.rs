@@ -621,3 +621,269 @@ fn an_idle_keep_alive_client_follows_edits_made_while_it_waited() {
     assert_eq!(a.requests().len(), 1, "a deleted server got requests");
     assert_eq!(b.requests().len(), 3);
 }
+
+/// What `n` requests for `path` got, in order: each answer's body.
+fn answers(web: std::net::SocketAddr, path: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            let response = get(web, path);
+            assert_eq!(response.status, 200, "{path}: {}", response.text());
+            response.text()
+        })
+        .collect()
+}
+
+/// The distinct answers among `answers`.
+fn distinct(answers: &[String]) -> std::collections::BTreeSet<&str> {
+    answers.iter().map(String::as_str).collect()
+}
+
+/// An address on 127.0.0.1 where nothing listens (a port just freed).
+fn refusing_addr() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+#[test]
+fn zero_clears_the_counters_of_one_service_or_all() {
+    let daemon = empty_daemon("zero");
+    let a = TestServer::named("a");
+    let b = TestServer::named("b");
+    let dead = refusing_addr();
+    daemon.ok("-A -i web -l 127.0.0.1:0 -s rr");
+    daemon.ok(&format!("-a -i web -r {}", a.addr));
+    daemon.ok(&format!("-a -i web -r {dead}"));
+    daemon.ok("-A -i api -l 127.0.0.1:0");
+    daemon.ok(&format!("-a -i api -r {}", b.addr));
+    let (web, api) = (daemon.bound("web"), daemon.bound("api"));
+    // The dead server's refused connects go to a (the next server).
+    assert_eq!(distinct(&answers(web, "/", 3)), ["a"].into());
+    assert_eq!(distinct(&answers(api, "/", 2)), ["b"].into());
+    let table = daemon.ok("-S");
+    let stats = daemon.ok("-L -n --stats");
+    // weight, active, requests, failures
+    assert_eq!(
+        counters(&stats, &a.addr.to_string()),
+        [1, 0, 3, 0],
+        "{stats}"
+    );
+    assert_eq!(
+        counters(&stats, &b.addr.to_string()),
+        [1, 0, 2, 0],
+        "{stats}"
+    );
+    let dead_counts = counters(&stats, &dead.to_string());
+    assert!(dead_counts[3] >= 1, "no failure counted:\n{stats}");
+
+    daemon.ok("-Z -i web");
+    let stats = daemon.ok("-L -n --stats");
+    assert_eq!(
+        counters(&stats, &a.addr.to_string()),
+        [1, 0, 0, 0],
+        "{stats}"
+    );
+    assert_eq!(counters(&stats, &dead.to_string()), [1, 0, 0, 0], "{stats}");
+    assert_eq!(
+        counters(&stats, &b.addr.to_string()),
+        [1, 0, 2, 0],
+        "-Z -i web zeroed api:\n{stats}"
+    );
+    // Counting goes on from zero.
+    assert_eq!(distinct(&answers(web, "/", 1)), ["a"].into());
+    let stats = daemon.ok("-L -n --stats");
+    assert_eq!(
+        counters(&stats, &a.addr.to_string()),
+        [1, 0, 1, 0],
+        "{stats}"
+    );
+    daemon.ok("-Z");
+    let stats = daemon.ok("-L -n --stats");
+    for server in [a.addr, b.addr, dead] {
+        assert_eq!(
+            counters(&stats, &server.to_string()),
+            [1, 0, 0, 0],
+            "{stats}"
+        );
+    }
+    // Zeroing is no edit of the table.
+    assert_eq!(daemon.ok("-S"), table);
+    let output = daemon.adm("-Z -i nope");
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no service `nope`"));
+}
+
+#[test]
+fn list_stats_adds_the_failures_column() {
+    let daemon = empty_daemon("stats");
+    let live = TestServer::named("live");
+    let dead = refusing_addr();
+    daemon.ok("-A -i web -l 127.0.0.1:0 -s rr");
+    daemon.ok(&format!("-a -i web -r {dead}"));
+    daemon.ok(&format!("-a -i web -r {}", live.addr));
+    let web = daemon.bound("web");
+    // Every request is served: a refused connect goes on to the next server.
+    assert_eq!(distinct(&answers(web, "/", 4)), ["live"].into());
+
+    let plain = daemon.ok("-L -n");
+    assert!(!plain.contains("Failures"), "{plain}");
+    assert_eq!(
+        counters(&plain, &live.addr.to_string()),
+        [1, 0, 4],
+        "{plain}"
+    );
+    assert_eq!(counters(&plain, &dead.to_string()).len(), 3, "{plain}");
+
+    let stats = daemon.ok("-L -n --stats");
+    let header = stats.lines().nth(2).unwrap();
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        [
+            "->",
+            "RealServer",
+            "Weight",
+            "ActiveReq",
+            "Requests",
+            "Failures"
+        ],
+        "{stats}"
+    );
+    assert_eq!(
+        counters(&stats, &live.addr.to_string()),
+        [1, 0, 4, 0],
+        "{stats}"
+    );
+    let dead_counts = counters(&stats, &dead.to_string());
+    assert!(
+        dead_counts[3] >= 1 && dead_counts[3] == dead_counts[2],
+        "every request sent to the dead server failed:\n{stats}"
+    );
+}
+
+/// README: `-L` lists "requests served". The Requests column counts the
+/// requests *sent* to a server, refused connects included (ServerState::
+/// requests says so): a server that never answered shows requests.
+/// README CLAIM FALSE TODAY (reported): the README or the counter must change.
+#[test]
+#[ignore = "README says `requests served`; the column counts refused connects too"]
+fn list_counts_only_requests_served() {
+    let daemon = empty_daemon("served");
+    let live = TestServer::named("live");
+    let dead = refusing_addr();
+    daemon.ok("-A -i web -l 127.0.0.1:0 -s rr");
+    daemon.ok(&format!("-a -i web -r {dead}"));
+    daemon.ok(&format!("-a -i web -r {}", live.addr));
+    let web = daemon.bound("web");
+    assert_eq!(distinct(&answers(web, "/", 4)), ["live"].into());
+    let listing = daemon.ok("-L -n");
+    assert_eq!(
+        counters(&listing, &dead.to_string()),
+        [1, 0, 0],
+        "a server that served nothing:\n{listing}"
+    );
+}
+
+#[test]
+fn del_default_narrows_then_restores_every_server() {
+    let daemon = empty_daemon("default");
+    let servers: Vec<TestServer> = ["a", "b", "c"].into_iter().map(TestServer::named).collect();
+    let [a, b, c] = [0, 1, 2].map(|i| servers[i].addr);
+    daemon.ok("-A -i web -l 127.0.0.1:0 -s rr");
+    for server in [a, b, c] {
+        daemon.ok(&format!("-a -i web -r {server}"));
+    }
+    // A rule sends /x/ to c whatever the default set.
+    daemon.ok(&format!("--add-rule -i web -p ^/x/ -r {c}"));
+    let web = daemon.bound("web");
+    assert_eq!(distinct(&answers(web, "/", 6)), ["a", "b", "c"].into());
+
+    daemon.ok(&format!("--add-default -i web -r {a}"));
+    daemon.ok(&format!("--add-default -i web -r {b}"));
+    let default_line = |listing: String| {
+        listing
+            .lines()
+            .find(|l| l.trim_start().starts_with("default ->"))
+            .map(|l| l.trim().to_string())
+            .unwrap_or_else(|| panic!("no default line:\n{listing}"))
+    };
+    assert_eq!(
+        default_line(daemon.ok("-L -n")),
+        format!("default -> {a} {b}")
+    );
+    assert_eq!(distinct(&answers(web, "/", 6)), ["a", "b"].into());
+    assert_eq!(distinct(&answers(web, "/x/1", 2)), ["c"].into());
+
+    daemon.ok(&format!("--del-default -i web -r {a}"));
+    assert_eq!(default_line(daemon.ok("-L -n")), format!("default -> {b}"));
+    assert_eq!(distinct(&answers(web, "/", 4)), ["b"].into());
+
+    // The set emptied: requests no rule matches may go to every server again.
+    daemon.ok(&format!("--del-default -i web -r {b}"));
+    assert_eq!(default_line(daemon.ok("-L -n")), "default -> every server");
+    assert_eq!(distinct(&answers(web, "/", 6)), ["a", "b", "c"].into());
+
+    let output = daemon.adm(&format!("--del-default -i web -r {b}"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("is not in the default set"), "{stderr}");
+}
+
+#[test]
+fn edit_listen_moves_the_service_to_the_new_address() {
+    let daemon = empty_daemon("relisten");
+    let server = TestServer::named("s");
+    daemon.ok("-A -i web -l 127.0.0.1:0 -s rr");
+    daemon.ok(&format!("-a -i web -r {}", server.addr));
+    let old = daemon.bound("web");
+    assert_eq!(get(old, "/").text(), "s");
+    // Another loopback address, so the new socket cannot be the old one.
+    daemon.ok("-E -i web -l 127.0.0.2:0");
+    let new = daemon.bound("web");
+    assert_eq!(new.ip().to_string(), "127.0.0.2", "{new}");
+    assert_eq!(get(new, "/").text(), "s");
+    let refused = std::net::TcpStream::connect(old);
+    assert_eq!(
+        refused.as_ref().map_err(|e| e.kind()).err(),
+        Some(std::io::ErrorKind::ConnectionRefused),
+        "the old address {old}: {refused:?}"
+    );
+    // The rest of the service is unchanged.
+    let listing = daemon.ok("-L -n");
+    assert!(listing.contains("127.0.0.2:0 (127.0.0.2:"), "{listing}");
+    assert_eq!(
+        counters(&listing, &server.addr.to_string()),
+        [1, 0, 2],
+        "{listing}"
+    );
+}
+
+#[test]
+fn del_rule_removes_a_server_then_the_empty_rule() {
+    let daemon = empty_daemon("del-rule");
+    let servers: Vec<TestServer> = ["a", "b", "c"].into_iter().map(TestServer::named).collect();
+    let [a, b, c] = [0, 1, 2].map(|i| servers[i].addr);
+    daemon.ok("-A -i web -l 127.0.0.1:0 -s rr");
+    for server in [a, b, c] {
+        daemon.ok(&format!("-a -i web -r {server}"));
+    }
+    daemon.ok(&format!("--add-rule -i web -p ^/x/ -r {a}"));
+    daemon.ok(&format!("--add-rule -i web -p ^/x/ -r {b}"));
+    let web = daemon.bound("web");
+    assert_eq!(distinct(&answers(web, "/x/1", 6)), ["a", "b"].into());
+
+    daemon.ok(&format!("--del-rule -i web -p ^/x/ -r {a}"));
+    let listing = daemon.ok("-L -n");
+    assert!(
+        listing.contains(&format!("rule ^/x/ -> {b}\n")),
+        "{listing}"
+    );
+    assert_eq!(distinct(&answers(web, "/x/1", 4)), ["b"].into());
+
+    // Its last server gone, the rule goes: /x/ is like any other path.
+    daemon.ok(&format!("--del-rule -i web -p ^/x/ -r {b}"));
+    let listing = daemon.ok("-L -n");
+    assert!(!listing.contains("rule"), "{listing}");
+    assert_eq!(distinct(&answers(web, "/x/1", 6)), ["a", "b", "c"].into());
+
+    let output = daemon.adm(&format!("--del-rule -i web -p ^/x/ -r {b}"));
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+}
