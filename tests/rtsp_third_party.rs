@@ -410,18 +410,20 @@ fn a_rule_edited_while_a_client_waits_applies_to_its_first_request() {
     let a = Origin::start("/live/cam");
     let b = Origin::start("/vod/film");
     let daemon = Media::start("edit", a.addr, b.addr);
-    // A client connects and says nothing yet; tcpvsd has accepted it once
-    // no socket listening on the port holds a connection in its queue...
+    // A client connects and says nothing yet. The listener defers accepts
+    // until a client speaks (TCP_DEFER_ACCEPT, 1 s): the kernel completes
+    // this one after about a second, then tcpvsd accepts it...
     let mut idle = std::net::TcpStream::connect(daemon.addr).unwrap();
     idle.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
+    let client = idle.local_addr().unwrap();
     let started = Instant::now();
-    while accept_queue(daemon.addr) != 0 {
+    while !accepted(daemon.addr, client) {
         assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "tcpvsd did not accept the client within 10 s"
+            started.elapsed() < Duration::from_secs(15),
+            "tcpvsd did not accept the idle client within 15 s"
         );
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(20));
     }
     // ...while /vod/ is sent to A, which does not have the film.
     let (a_addr, b_addr) = (a.addr.to_string(), b.addr.to_string());
@@ -467,24 +469,41 @@ fn frame_counts(stdout: std::process::ChildStdout) -> mpsc::Receiver<u64> {
     rx
 }
 
-/// Connections waiting in the accept queues of the sockets listening on
-/// `addr`'s port (the `rx_queue` of its LISTEN lines in /proc/net/tcp).
-fn accept_queue(addr: SocketAddr) -> u64 {
+/// Whether tcpvsd, listening on `listen`, has accepted the connection from
+/// `client`: in /proc/net/tcp its end is ESTABLISHED (the handshake is done)
+/// and no socket listening on `listen` holds a connection in its accept
+/// queue (`rx_queue` of a LISTEN line).
+fn accepted(listen: SocketAddr, client: SocketAddr) -> bool {
+    let hex = |addr: SocketAddr| match addr.ip() {
+        std::net::IpAddr::V4(ip) => {
+            format!(
+                "{:08X}:{:04X}",
+                u32::from_le_bytes(ip.octets()),
+                addr.port()
+            )
+        }
+        std::net::IpAddr::V6(_) => panic!("IPv4 only: {addr}"),
+    };
+    let (listen, client) = (hex(listen), hex(client));
     let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
-    let port = format!(":{:04X}", addr.port());
-    let queues: Vec<u64> = table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let listening = fields.get(1)?.ends_with(&port) && *fields.get(3)? == "0A";
-            let rx_queue = fields.get(4)?.split_once(':')?.1;
-            listening.then(|| u64::from_str_radix(rx_queue, 16).expect("hex rx_queue"))
-        })
-        .collect();
+    let (mut established, mut listeners, mut queued) = (false, 0, 0);
+    for line in table.lines().skip(1) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [_, local, remote, state, queues, ..] = fields[..] else {
+            continue;
+        };
+        if local == listen && remote == client && state == "01" {
+            established = true;
+        }
+        if local == listen && state == "0A" {
+            listeners += 1;
+            let rx_queue = queues.split_once(':').expect("tx:rx").1;
+            queued += u64::from_str_radix(rx_queue, 16).expect("hex rx_queue");
+        }
+    }
     assert!(
-        !queues.is_empty(),
-        "nothing listens on {addr} in /proc/net/tcp"
+        listeners > 0,
+        "nothing listens on {listen} in /proc/net/tcp"
     );
-    queues.iter().sum()
+    established && queued == 0
 }
