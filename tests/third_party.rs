@@ -126,7 +126,7 @@ fn curl(args: &[&str]) -> (String, Vec<u8>) {
 
 #[test]
 fn nginx_behind_tcpvsd_with_curl_in_front() {
-    if !(require_tool("nginx") || Path::new("/usr/sbin/nginx").exists()) || !require_tool("curl") {
+    if !(Path::new("/usr/sbin/nginx").exists() || require_tool("nginx")) || !require_tool("curl") {
         return;
     }
     let images = start_nginx("images");
