@@ -527,11 +527,7 @@ fn deleting_a_busy_server_lets_its_request_finish() {
     }
     // weight 1, 1 active request, 1 request sent.
     let active = daemon.ok("-L -n");
-    assert_eq!(
-        counters(&active, &slow.addr.to_string()),
-        [1, 1, 1],
-        "{active}"
-    );
+    assert_counters(&active, slow.addr, &[1, 1, 1]);
     daemon.ok(&format!("-d -i web -r {}", slow.addr));
     assert!(!daemon.ok("-L").contains(&slow.addr.to_string()));
     release.send(()).unwrap();
@@ -541,6 +537,12 @@ fn deleting_a_busy_server_lets_its_request_finish() {
         (200, "slow but served")
     );
     assert_eq!(get(web, "/").status, 503, "no server left");
+}
+
+/// Asserts the numbers on `listing`'s line for real server `addr`.
+#[track_caller]
+fn assert_counters(listing: &str, addr: impl ToString, expected: &[u64]) {
+    assert_eq!(counters(listing, &addr.to_string()), expected, "{listing}");
 }
 
 /// The numbers on `-L`'s line for real server `addr`: weight, active
@@ -662,27 +664,15 @@ fn zero_clears_the_counters_of_one_service_or_all() {
     let table = daemon.ok("-S");
     let stats = daemon.ok("-L -n --stats");
     // weight, active, requests, failures
-    assert_eq!(
-        counters(&stats, &a.addr.to_string()),
-        [1, 0, 3, 0],
-        "{stats}"
-    );
-    assert_eq!(
-        counters(&stats, &b.addr.to_string()),
-        [1, 0, 2, 0],
-        "{stats}"
-    );
+    assert_counters(&stats, a.addr, &[1, 0, 3, 0]);
+    assert_counters(&stats, b.addr, &[1, 0, 2, 0]);
     let dead_counts = counters(&stats, &dead.to_string());
     assert!(dead_counts[3] >= 1, "no failure counted:\n{stats}");
 
     daemon.ok("-Z -i web");
     let stats = daemon.ok("-L -n --stats");
-    assert_eq!(
-        counters(&stats, &a.addr.to_string()),
-        [1, 0, 0, 0],
-        "{stats}"
-    );
-    assert_eq!(counters(&stats, &dead.to_string()), [1, 0, 0, 0], "{stats}");
+    assert_counters(&stats, a.addr, &[1, 0, 0, 0]);
+    assert_counters(&stats, dead, &[1, 0, 0, 0]);
     assert_eq!(
         counters(&stats, &b.addr.to_string()),
         [1, 0, 2, 0],
@@ -691,19 +681,11 @@ fn zero_clears_the_counters_of_one_service_or_all() {
     // Counting goes on from zero.
     assert_eq!(distinct(&answers(web, "/", 1)), ["a"].into());
     let stats = daemon.ok("-L -n --stats");
-    assert_eq!(
-        counters(&stats, &a.addr.to_string()),
-        [1, 0, 1, 0],
-        "{stats}"
-    );
+    assert_counters(&stats, a.addr, &[1, 0, 1, 0]);
     daemon.ok("-Z");
     let stats = daemon.ok("-L -n --stats");
     for server in [a.addr, b.addr, dead] {
-        assert_eq!(
-            counters(&stats, &server.to_string()),
-            [1, 0, 0, 0],
-            "{stats}"
-        );
+        assert_counters(&stats, server, &[1, 0, 0, 0]);
     }
     // Zeroing is no edit of the table.
     assert_eq!(daemon.ok("-S"), table);
@@ -712,25 +694,28 @@ fn zero_clears_the_counters_of_one_service_or_all() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("no service `nope`"));
 }
 
-#[test]
-fn list_stats_adds_the_failures_column() {
-    let daemon = empty_daemon("stats");
+/// Service `web`, `rr` over a server that refuses connections and one that
+/// answers "live", after 4 requests: each served, a refused connect going
+/// on to the next server.
+fn dead_then_live(daemon: &Daemon) -> (TestServer, std::net::SocketAddr) {
     let live = TestServer::named("live");
     let dead = refusing_addr();
     daemon.ok("-A -i web -l 127.0.0.1:0 -s rr");
     daemon.ok(&format!("-a -i web -r {dead}"));
     daemon.ok(&format!("-a -i web -r {}", live.addr));
     let web = daemon.bound("web");
-    // Every request is served: a refused connect goes on to the next server.
     assert_eq!(distinct(&answers(web, "/", 4)), ["live"].into());
+    (live, dead)
+}
+
+#[test]
+fn list_stats_adds_the_failures_column() {
+    let daemon = empty_daemon("stats");
+    let (live, dead) = dead_then_live(&daemon);
 
     let plain = daemon.ok("-L -n");
     assert!(!plain.contains("Failures"), "{plain}");
-    assert_eq!(
-        counters(&plain, &live.addr.to_string()),
-        [1, 0, 4],
-        "{plain}"
-    );
+    assert_counters(&plain, live.addr, &[1, 0, 4]);
     assert_eq!(counters(&plain, &dead.to_string()).len(), 3, "{plain}");
 
     let stats = daemon.ok("-L -n --stats");
@@ -747,11 +732,7 @@ fn list_stats_adds_the_failures_column() {
         ],
         "{stats}"
     );
-    assert_eq!(
-        counters(&stats, &live.addr.to_string()),
-        [1, 0, 4, 0],
-        "{stats}"
-    );
+    assert_counters(&stats, live.addr, &[1, 0, 4, 0]);
     let dead_counts = counters(&stats, &dead.to_string());
     assert!(
         dead_counts[3] >= 1 && dead_counts[3] == dead_counts[2],
@@ -767,13 +748,7 @@ fn list_stats_adds_the_failures_column() {
 #[ignore = "README says `requests served`; the column counts refused connects too"]
 fn list_counts_only_requests_served() {
     let daemon = empty_daemon("served");
-    let live = TestServer::named("live");
-    let dead = refusing_addr();
-    daemon.ok("-A -i web -l 127.0.0.1:0 -s rr");
-    daemon.ok(&format!("-a -i web -r {dead}"));
-    daemon.ok(&format!("-a -i web -r {}", live.addr));
-    let web = daemon.bound("web");
-    assert_eq!(distinct(&answers(web, "/", 4)), ["live"].into());
+    let (_live, dead) = dead_then_live(&daemon);
     let listing = daemon.ok("-L -n");
     assert_eq!(
         counters(&listing, &dead.to_string()),
@@ -782,15 +757,21 @@ fn list_counts_only_requests_served() {
     );
 }
 
+/// Service `web`, `rr` over three servers answering "a", "b" and "c".
+fn rr_over_a_b_c(daemon: &Daemon) -> (Vec<TestServer>, [std::net::SocketAddr; 3]) {
+    let servers: Vec<TestServer> = ["a", "b", "c"].into_iter().map(TestServer::named).collect();
+    let addrs = [0, 1, 2].map(|i| servers[i].addr);
+    daemon.ok("-A -i web -l 127.0.0.1:0 -s rr");
+    for server in addrs {
+        daemon.ok(&format!("-a -i web -r {server}"));
+    }
+    (servers, addrs)
+}
+
 #[test]
 fn del_default_narrows_then_restores_every_server() {
     let daemon = empty_daemon("default");
-    let servers: Vec<TestServer> = ["a", "b", "c"].into_iter().map(TestServer::named).collect();
-    let [a, b, c] = [0, 1, 2].map(|i| servers[i].addr);
-    daemon.ok("-A -i web -l 127.0.0.1:0 -s rr");
-    for server in [a, b, c] {
-        daemon.ok(&format!("-a -i web -r {server}"));
-    }
+    let (_servers, [a, b, c]) = rr_over_a_b_c(&daemon);
     // A rule sends /x/ to c whatever the default set.
     daemon.ok(&format!("--add-rule -i web -p ^/x/ -r {c}"));
     let web = daemon.bound("web");
@@ -849,22 +830,13 @@ fn edit_listen_moves_the_service_to_the_new_address() {
     // The rest of the service is unchanged.
     let listing = daemon.ok("-L -n");
     assert!(listing.contains("127.0.0.2:0 (127.0.0.2:"), "{listing}");
-    assert_eq!(
-        counters(&listing, &server.addr.to_string()),
-        [1, 0, 2],
-        "{listing}"
-    );
+    assert_counters(&listing, server.addr, &[1, 0, 2]);
 }
 
 #[test]
 fn del_rule_removes_a_server_then_the_empty_rule() {
     let daemon = empty_daemon("del-rule");
-    let servers: Vec<TestServer> = ["a", "b", "c"].into_iter().map(TestServer::named).collect();
-    let [a, b, c] = [0, 1, 2].map(|i| servers[i].addr);
-    daemon.ok("-A -i web -l 127.0.0.1:0 -s rr");
-    for server in [a, b, c] {
-        daemon.ok(&format!("-a -i web -r {server}"));
-    }
+    let (_servers, [a, b, _]) = rr_over_a_b_c(&daemon);
     daemon.ok(&format!("--add-rule -i web -p ^/x/ -r {a}"));
     daemon.ok(&format!("--add-rule -i web -p ^/x/ -r {b}"));
     let web = daemon.bound("web");
