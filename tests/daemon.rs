@@ -3,55 +3,36 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Output;
 
+use common::daemon::{tcpvsd_exit, Daemon, Scratch};
 use common::*;
 
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// The address in the "listening on ADDR" line tcpvsd prints for a service.
+fn listening_on(daemon: &mut Daemon) -> SocketAddr {
+    let line = daemon.stdout_line("listening on ");
+    let (_, rest) = line.split_once("listening on ").unwrap();
+    rest.split_whitespace()
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
 }
 
-fn tcpvsd() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tcpvsd"))
-}
-
-/// Starts `tcpvsd args` and returns the address from its "listening on" line.
-/// Each daemon gets a control socket of its own (not the default path, which a
-/// running tcpvsd on this machine may hold).
-fn start(args: &[&str]) -> (Daemon, SocketAddr) {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let socket = std::env::temp_dir().join(format!("tcpvsd-test-{}-{n}.sock", std::process::id()));
-    let mut child = tcpvsd()
-        .args(args)
-        .arg("--control-socket")
-        .arg(&socket)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start tcpvsd");
-    let stdout = child.stdout.take().unwrap();
-    let daemon = Daemon(child);
-    for line in BufReader::new(stdout).lines() {
-        let line = line.expect("tcpvsd output");
-        if let Some((_, rest)) = line.split_once("listening on ") {
-            let addr = rest.split_whitespace().next().unwrap().parse().unwrap();
-            return (daemon, addr);
-        }
-    }
-    panic!("tcpvsd exited without listening");
+/// Asserts tcpvsd exited with status 1 exactly and said `message`.
+fn assert_exit_1(output: &Output, what: &str, message: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{what}: {stderr}");
+    assert!(stderr.contains(message), "{what}: {stderr}");
 }
 
 #[test]
 fn demo_routes_three_paths_to_three_pools() {
-    let (_daemon, addr) = start(&["--demo", "--listen", "127.0.0.1:0", "--workers", "2"]);
+    let mut daemon = Daemon::start_in(
+        Scratch::new("demo"),
+        &["--demo", "--listen", "127.0.0.1:0", "--workers", "2"],
+    );
+    let addr = listening_on(&mut daemon);
     let mut pools = Vec::new();
     for (path, pool) in [
         ("/images/x.jpg", "images"),
@@ -74,75 +55,100 @@ fn demo_routes_three_paths_to_three_pools() {
 #[test]
 fn config_file_serves_and_errors_name_file_line_key() {
     let server = TestServer::named("from-config");
-    let dir = std::env::temp_dir().join(format!("tcpvs-config-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let good = dir.join("good.toml");
-    std::fs::write(
-        &good,
-        format!(
+    let mut daemon = Daemon::with_config(
+        "config",
+        &format!(
             "log_level = \"warn\"\n[[service]]\nident = \"web\"\nlisten = \"127.0.0.1:0\"\n\
              [[service.server]]\naddress = \"{}\"\n",
             server.addr
         ),
-    )
-    .unwrap();
-    let (_daemon, addr) = start(&["--config", good.to_str().unwrap()]);
+    );
+    let addr = listening_on(&mut daemon);
     assert_eq!(get(addr, "/").text(), "from-config");
 
-    let bad = dir.join("bad.toml");
-    std::fs::write(
-        &bad,
+    let dir = Scratch::new("config-errors");
+    let bad = dir.write(
+        "bad.toml",
         "[[service]]\nident = \"web\"\nlisten = \"127.0.0.1:0\"\nscheduler = \"fastest\"\n",
-    )
-    .unwrap();
-    let output = tcpvsd()
-        .args(["--config", bad.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("bad.toml:4: service[0].scheduler: unknown scheduler `fastest`"),
-        "{stderr}"
     );
+    assert_exit_1(
+        &tcpvsd_exit(&["--config", bad.to_str().unwrap()]),
+        "unknown scheduler",
+        "bad.toml:4: service[0].scheduler: unknown scheduler `fastest`",
+    );
+    assert_exit_1(
+        &tcpvsd_exit(&["--config", "/nonexistent.toml"]),
+        "missing file",
+        "/nonexistent.toml: cannot read",
+    );
+}
 
-    let output = tcpvsd()
-        .args(["--config", "/nonexistent.toml"])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent.toml: cannot read"));
-    let _ = std::fs::remove_dir_all(&dir);
+/// The README's example: "A configuration error names the file, the line and
+/// the key, and tcpvsd exits 1", with `--check` as with a start.
+#[test]
+fn config_error_exits_1_naming_file_line_and_key() {
+    let dir = Scratch::new("exit-1");
+    let file = dir.write(
+        "t.toml",
+        "log_level = \"warn\"\n\
+         [[service]]\n\
+         ident = \"web\"\n\
+         listen = \"127.0.0.1:0\"\n\
+         [[service.server]]\n\
+         address = \"127.0.0.1:9001\"\n\
+         [[service.server]]\n\
+         address = \"127.0.0.1:9002\"\n\
+         weight = 70000\n",
+    );
+    let path = file.to_str().unwrap();
+    let message =
+        format!("tcpvsd: {path}:9: service[0].server[1].weight: 70000 is out of range 0..=65535");
+    let socket = dir.path().join("control.sock");
+    for check in [false, true] {
+        let mut args = vec![
+            "--config",
+            path,
+            "--control-socket",
+            socket.to_str().unwrap(),
+        ];
+        if check {
+            args.push("--check");
+        }
+        let output = tcpvsd_exit(&args);
+        assert_exit_1(&output, &format!("{args:?}"), &message);
+        assert!(output.stdout.is_empty(), "{args:?}: {output:?}");
+    }
+    // The same file with the weight in range checks out.
+    let good = dir.write(
+        "good.toml",
+        &std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("70000", "65535"),
+    );
+    let output = tcpvsd_exit(&["--config", good.to_str().unwrap(), "--check"]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("{}: ok\n", good.display())
+    );
 }
 
 #[test]
 fn bad_state_file_and_flags_are_errors() {
-    let dir = std::env::temp_dir().join(format!("tcpvs-state-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("c.toml");
-    std::fs::write(&config, "log_level = \"warn\"\n").unwrap();
-    let state = dir.join("state.toml");
-    std::fs::write(
-        &state,
+    let dir = Scratch::new("state");
+    let config = dir.write("c.toml", "log_level = \"warn\"\n");
+    let state = dir.write(
+        "state.toml",
         "[[service]]\nident = \"web\"\nlisten = \"nowhere\"\n",
-    )
-    .unwrap();
-    let output = tcpvsd()
-        .args([
-            "--config",
-            config.to_str().unwrap(),
-            "--state-file",
-            state.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("state.toml:3: service[0].listen"),
-        "{stderr}"
     );
-    assert!(stderr.contains("loading the state file"), "{stderr}");
+    let output = tcpvsd_exit(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--state-file",
+        state.to_str().unwrap(),
+    ]);
+    assert_exit_1(&output, "bad state file", "state.toml:3: service[0].listen");
+    assert_exit_1(&output, "bad state file", "loading the state file");
     for (args, message) in [
         (
             &["--demo", "--workers", "0"][..],
@@ -155,23 +161,25 @@ fn bad_state_file_and_flags_are_errors() {
         (&["--frobnicate"][..], "unknown argument `--frobnicate`"),
         (&[][..], "give --config FILE or --demo"),
     ] {
-        let output = tcpvsd().args(args).output().unwrap();
-        assert_eq!(output.status.code(), Some(1), "{args:?}");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains(message), "{args:?}: {stderr}");
+        assert_exit_1(&tcpvsd_exit(args), &format!("{args:?}"), message);
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn busy_port_is_an_error_not_a_shared_socket() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let output = tcpvsd()
-        .args(["--demo", "--listen", &addr])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("cannot listen on"), "{stderr}");
+    let dir = Scratch::new("busy");
+    let socket = dir.path().join("control.sock");
+    assert_exit_1(
+        &tcpvsd_exit(&[
+            "--demo",
+            "--listen",
+            &addr,
+            "--control-socket",
+            socket.to_str().unwrap(),
+        ]),
+        "busy port",
+        "cannot listen on",
+    );
 }

@@ -13,12 +13,12 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::tcpvsadm_path;
+use common::daemon::{run_within, wait_within, Daemon};
 
 /// The python with gi: the `python3` on PATH may be another one (pyenv).
 const PYTHON: &str = "/usr/bin/python3";
@@ -125,30 +125,16 @@ impl Origin {
 }
 
 /// A tcpvsd binary with one RTSP service `media`: `^/live/` to A, `^/vod/` to B.
-struct Daemon {
-    proc: Proc,
-    dir: PathBuf,
-    socket: PathBuf,
+struct Media {
+    daemon: Daemon,
     addr: SocketAddr,
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.proc.0.kill();
-        let _ = self.proc.0.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Daemon {
-    fn start(name: &str, a: SocketAddr, b: SocketAddr) -> Daemon {
-        let dir = std::env::temp_dir().join(format!("tcpvs-rtsp-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = dir.join("tcpvsd.toml");
-        std::fs::write(
-            &config,
-            format!(
+impl Media {
+    fn start(name: &str, a: SocketAddr, b: SocketAddr) -> Media {
+        let daemon = Daemon::with_config(
+            &format!("rtsp-{name}"),
+            &format!(
                 "log_level = \"warn\"\n\
                  [[service]]\n\
                  ident = \"media\"\n\
@@ -165,82 +151,14 @@ impl Daemon {
                  pattern = \"^/vod/\"\n\
                  servers = [\"{b}\"]\n"
             ),
-        )
-        .unwrap();
-        let socket = dir.join("control.sock");
-        let log = std::fs::File::create(dir.join("tcpvsd.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_tcpvsd"))
-            .arg("--config")
-            .arg(&config)
-            .arg("--control-socket")
-            .arg(&socket)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let proc = Proc(child);
-        let started = Instant::now();
-        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "tcpvsd did not open its control socket"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let mut daemon = Daemon {
-            proc,
-            dir,
-            socket,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        };
-        daemon.addr = daemon.bound();
-        daemon
-    }
-
-    /// `tcpvsadm --socket S ARGS...`, which must succeed.
-    fn adm(&self, args: &[&str]) {
-        let output = Command::new(tcpvsadm_path())
-            .arg("--socket")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "tcpvsadm {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
         );
+        let addr = daemon.bound("media");
+        Media { daemon, addr }
     }
 
     /// `tcpvsadm --socket S -L -i media`.
     fn listing(&self) -> String {
-        let output = Command::new(tcpvsadm_path())
-            .arg("--socket")
-            .arg(&self.socket)
-            .args(["-L", "-i", "media"])
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "tcpvsadm -L: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
-    }
-
-    /// The address `media` listens on: `listen (bound)` in `-L`.
-    fn bound(&self) -> SocketAddr {
-        let listing = self.listing();
-        let line = listing
-            .lines()
-            .find(|l| l.starts_with("media "))
-            .unwrap_or_else(|| panic!("media not listed:\n{listing}"));
-        line.split(['(', ')'])
-            .nth(1)
-            .unwrap_or_else(|| panic!("no bound address in {line:?}"))
-            .parse()
-            .unwrap()
+        self.daemon.ok("-L -i media")
     }
 
     /// The `  sessions N` line under the service.
@@ -267,77 +185,13 @@ impl Daemon {
         }
     }
 
-    fn alive(&mut self) -> bool {
-        matches!(self.proc.0.try_wait(), Ok(None))
-    }
-
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("tcpvsd.log")).unwrap_or_default()
+        self.daemon.stderr()
     }
 
     fn url(&self, path: &str) -> String {
         format!("rtsp://{}{path}", self.addr)
     }
-}
-
-/// Runs `command` to its end, killing it (by pid) and failing after `limit`.
-fn run_within(mut command: Command, limit: Duration) -> Output {
-    let child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let (status, stdout, stderr, _) = wait_within(child, limit);
-    let Some(status) = status else {
-        panic!(
-            "{command:?} still running after {limit:?}; stderr:\n{}",
-            String::from_utf8_lossy(&stderr)
-        );
-    };
-    Output {
-        status,
-        stdout,
-        stderr,
-    }
-}
-
-/// Waits for `child` up to `limit`; kills it past that. Returns its exit
-/// status (`None`: it had to be killed), output and how long it ran.
-fn wait_within(
-    mut child: Child,
-    limit: Duration,
-) -> (Option<ExitStatus>, Vec<u8>, Vec<u8>, Duration) {
-    let started = Instant::now();
-    let collect = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut out = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut out);
-            }
-            out
-        })
-    };
-    let stdout = collect(child.stdout.take().map(|p| Box::new(p) as _));
-    let stderr = collect(child.stderr.take().map(|p| Box::new(p) as _));
-    let status = loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            break Some(status);
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let elapsed = started.elapsed();
-    (
-        status,
-        stdout.join().unwrap(),
-        stderr.join().unwrap(),
-        elapsed,
-    )
 }
 
 fn ffprobe(url: &str) -> Output {
@@ -353,7 +207,7 @@ fn ffprobe(url: &str) -> Output {
     run_within(command, Duration::from_secs(20))
 }
 
-fn assert_mjpeg(url: &str, output: &Output, daemon: &Daemon) {
+fn assert_mjpeg(url: &str, output: &Output, daemon: &Media) {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success() && stdout.contains("codec_name=mjpeg"),
@@ -381,7 +235,7 @@ fn ffprobe_and_ffmpeg_reach_each_mount_on_its_own_origin() {
     }
     let a = Origin::start("/live/cam");
     let b = Origin::start("/vod/film");
-    let daemon = Daemon::start("probe", a.addr, b.addr);
+    let daemon = Media::start("probe", a.addr, b.addr);
 
     for path in ["/live/cam", "/vod/film"] {
         let url = daemon.url(path);
@@ -415,7 +269,12 @@ fn ffprobe_and_ffmpeg_reach_each_mount_on_its_own_origin() {
         })
         .collect();
     for (url, run) in runs {
-        let (status, _, stderr, elapsed) = run.join().unwrap();
+        let common::daemon::Finished {
+            status,
+            stderr,
+            elapsed,
+            ..
+        } = run.join().unwrap();
         assert!(
             status.is_some_and(|s| s.success()),
             "ffmpeg {url}: {status:?} after {elapsed:?}\n{}\ntcpvsd log:\n{}",
@@ -441,7 +300,7 @@ fn ffmpeg_offering_udp_first_falls_back_to_tcp_after_461() {
     }
     let a = Origin::start("/live/cam");
     let b = Origin::start("/vod/film");
-    let daemon = Daemon::start("fallback", a.addr, b.addr);
+    let daemon = Media::start("fallback", a.addr, b.addr);
     let url = daemon.url("/live/cam");
     // Default transports: UDP is offered first, the proxy answers 461, and
     // ffmpeg 5.1 retries the SETUP with interleaved TCP on the same
@@ -487,27 +346,41 @@ fn killing_the_origin_mid_stream_ends_the_client_and_its_session() {
     }
     let mut a = Origin::start("/live/cam");
     let b = Origin::start("/vod/film");
-    let mut daemon = Daemon::start("kill", a.addr, b.addr);
+    let mut daemon = Media::start("kill", a.addr, b.addr);
 
-    let viewer = ffmpeg(&["-rtsp_transport", "tcp"], &daemon.url("/live/cam"), 30)
+    // `-progress pipe:1`: ffmpeg reports `frame=N` on its standard output.
+    let mut viewer = ffmpeg(&["-rtsp_transport", "tcp"], &daemon.url("/live/cam"), 30)
+        .args(["-progress", "pipe:1"])
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let viewer_pid = viewer.id();
+    let frames = frame_counts(viewer.stdout.take().unwrap());
     assert!(
         daemon.wait_sessions(1, Duration::from_secs(15)),
         "no session while ffmpeg plays (pid {viewer_pid}):\n{}",
         daemon.listing()
     );
-    // Let it stream a moment, then kill origin A (our child, by its pid).
-    std::thread::sleep(Duration::from_secs(1));
+    // Once frames flow through the proxy, kill origin A (our child, by its pid).
+    let started = Instant::now();
+    loop {
+        match frames.recv_timeout(Duration::from_secs(15).saturating_sub(started.elapsed())) {
+            Ok(n) if n >= 5 => break,
+            Ok(_) => {}
+            Err(e) => panic!(
+                "ffmpeg decoded fewer than 5 frames in 15 s ({e}); tcpvsd log:\n{}",
+                daemon.log()
+            ),
+        }
+    }
     let _ = a.proc.0.kill();
     let _ = a.proc.0.wait();
     let killed = Instant::now();
 
-    let (status, _, stderr, _) = wait_within(viewer, Duration::from_secs(10));
+    let common::daemon::Finished { status, stderr, .. } =
+        wait_within(viewer, Duration::from_secs(10));
     assert!(
         status.is_some(),
         "ffmpeg still running 10 s after its origin died:\n{}\ntcpvsd log:\n{}",
@@ -523,10 +396,10 @@ fn killing_the_origin_mid_stream_ends_the_client_and_its_session() {
         "the dead origin's session is still listed:\n{}",
         daemon.listing()
     );
-    assert!(daemon.alive(), "tcpvsd died:\n{}", daemon.log());
+    assert!(daemon.daemon.alive(), "tcpvsd died:\n{}", daemon.log());
     let vod = daemon.url("/vod/film");
     assert_mjpeg(&vod, &ffprobe(&vod), &daemon);
-    assert!(daemon.alive(), "tcpvsd died:\n{}", daemon.log());
+    assert!(daemon.daemon.alive(), "tcpvsd died:\n{}", daemon.log());
 }
 
 #[test]
@@ -536,16 +409,27 @@ fn a_rule_edited_while_a_client_waits_applies_to_its_first_request() {
     }
     let a = Origin::start("/live/cam");
     let b = Origin::start("/vod/film");
-    let daemon = Daemon::start("edit", a.addr, b.addr);
-    // A client connects and says nothing yet...
+    let daemon = Media::start("edit", a.addr, b.addr);
+    // A client connects and says nothing yet. The listener defers accepts
+    // until a client speaks (TCP_DEFER_ACCEPT, 1 s): the kernel completes
+    // this one after about a second, then tcpvsd accepts it...
     let mut idle = std::net::TcpStream::connect(daemon.addr).unwrap();
     idle.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    let client = idle.local_addr().unwrap();
+    let started = Instant::now();
+    while !accepted(daemon.addr, client) {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "tcpvsd did not accept the idle client within 15 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // ...while /vod/ is sent to A, which does not have the film.
     let (a_addr, b_addr) = (a.addr.to_string(), b.addr.to_string());
-    daemon.adm(&["--del-rule", "-i", "media", "-p", "^/vod/", "-r", &b_addr]);
-    daemon.adm(&["--add-rule", "-i", "media", "-p", "^/vod/", "-r", &a_addr]);
+    let adm = &daemon.daemon;
+    adm.ok(&format!("--del-rule -i media -p ^/vod/ -r {b_addr}"));
+    adm.ok(&format!("--add-rule -i media -p ^/vod/ -r {a_addr}"));
     let describe = format!(
         "DESCRIBE {} RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n\r\n",
         daemon.url("/vod/film")
@@ -565,4 +449,61 @@ fn a_rule_edited_while_a_client_waits_applies_to_its_first_request() {
     // And a new client as well.
     let output = ffprobe(&daemon.url("/vod/film"));
     assert!(!output.status.success(), "/vod/film still reaches B");
+}
+
+/// The frame counts ffmpeg reports with `-progress` on `stdout`, as they come.
+fn frame_counts(stdout: std::process::ChildStdout) -> mpsc::Receiver<u64> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(n) = line
+                .strip_prefix("frame=")
+                .and_then(|n| n.trim().parse().ok())
+            {
+                if tx.send(n).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// Whether tcpvsd, listening on `listen`, has accepted the connection from
+/// `client`: in /proc/net/tcp its end is ESTABLISHED (the handshake is done)
+/// and no socket listening on `listen` holds a connection in its accept
+/// queue (`rx_queue` of a LISTEN line).
+fn accepted(listen: SocketAddr, client: SocketAddr) -> bool {
+    let hex = |addr: SocketAddr| match addr.ip() {
+        std::net::IpAddr::V4(ip) => {
+            format!(
+                "{:08X}:{:04X}",
+                u32::from_le_bytes(ip.octets()),
+                addr.port()
+            )
+        }
+        std::net::IpAddr::V6(_) => panic!("IPv4 only: {addr}"),
+    };
+    let (listen, client) = (hex(listen), hex(client));
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let (mut established, mut listeners, mut queued) = (false, 0, 0);
+    for line in table.lines().skip(1) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [_, local, remote, state, queues, ..] = fields[..] else {
+            continue;
+        };
+        if local == listen && remote == client && state == "01" {
+            established = true;
+        }
+        if local == listen && state == "0A" {
+            listeners += 1;
+            let rx_queue = queues.split_once(':').expect("tx:rx").1;
+            queued += u64::from_str_radix(rx_queue, 16).expect("hex rx_queue");
+        }
+    }
+    assert!(
+        listeners > 0,
+        "nothing listens on {listen} in /proc/net/tcp"
+    );
+    established && queued == 0
 }

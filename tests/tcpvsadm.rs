@@ -4,122 +4,20 @@
 mod common;
 
 use std::io::Write;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::daemon::{Daemon, Scratch};
 use common::*;
 
-/// A tcpvsd started from a configuration with no service, ended when dropped.
-struct Daemon {
-    child: Child,
-    dir: PathBuf,
-    socket: PathBuf,
-}
+const EMPTY: &str = "log_level = \"warn\"\n";
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tcpvsadm-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-impl Daemon {
-    fn start(name: &str) -> Daemon {
-        Self::start_in(temp_dir(name), &[])
-    }
-
-    fn start_in(dir: PathBuf, extra: &[&str]) -> Daemon {
-        let config = dir.join("tcpvsd.toml");
-        std::fs::write(&config, "log_level = \"warn\"\n").unwrap();
-        let socket = dir.join("control.sock");
-        let child = Command::new(env!("CARGO_BIN_EXE_tcpvsd"))
-            .arg("--config")
-            .arg(&config)
-            .arg("--control-socket")
-            .arg(&socket)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-            assert!(
-                started.elapsed() < TIMEOUT,
-                "tcpvsd did not open its control socket"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Daemon { child, dir, socket }
-    }
-
-    /// Runs `tcpvsadm --socket S line...`.
-    fn adm(&self, line: &str) -> Output {
-        self.adm_with(line, None)
-    }
-
-    fn adm_with(&self, line: &str, stdin: Option<&str>) -> Output {
-        let mut command = Command::new(tcpvsadm_path());
-        command.arg("--socket").arg(&self.socket);
-        command.args(split(line));
-        run(command, stdin)
-    }
-
-    /// Runs a tcpvsadm line that must succeed; returns its standard output.
-    fn ok(&self, line: &str) -> String {
-        let output = self.adm(line);
-        assert!(
-            output.status.success(),
-            "tcpvsadm {line}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
-    }
-
-    /// The address service `ident` actually listens on, from `-L`.
-    fn bound(&self, ident: &str) -> SocketAddr {
-        let listing = self.ok(&format!("-L -i {ident}"));
-        let line = listing
-            .lines()
-            .find(|l| l.starts_with(ident))
-            .unwrap_or_else(|| panic!("{ident} not listed:\n{listing}"));
-        let addr = line
-            .split(['(', ')'])
-            .nth(1)
-            .or_else(|| line.split_whitespace().nth(1))
-            .unwrap();
-        addr.parse().unwrap()
-    }
-}
-
-fn run(mut command: Command, stdin: Option<&str>) -> Output {
-    command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().unwrap();
-    let mut input = child.stdin.take().unwrap();
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).unwrap();
-    }
-    drop(input);
-    child.wait_with_output().unwrap()
-}
-
-fn split(line: &str) -> Vec<String> {
-    line.split_whitespace().map(String::from).collect()
+/// A tcpvsd started from a configuration with no service.
+fn empty_daemon(name: &str) -> Daemon {
+    Daemon::with_config(name, EMPTY)
 }
 
 /// `-L` without its generation line, live counters and ephemeral ports (a
@@ -145,7 +43,7 @@ fn shape(listing: &str) -> Vec<String> {
 
 #[test]
 fn ktcpvs_manual_example_typed_line_by_line() {
-    let daemon = Daemon::start("manual");
+    let daemon = empty_daemon("manual");
     let cgi = TestServer::named("cgi");
     let images = TestServer::named("images");
     let rest = TestServer::named("rest");
@@ -190,7 +88,7 @@ fn ktcpvs_manual_example_typed_line_by_line() {
 
 #[test]
 fn drain_and_edits_under_load_lose_no_request() {
-    let daemon = Daemon::start("drain");
+    let daemon = empty_daemon("drain");
     let a = TestServer::named("a");
     let b = TestServer::named("b");
     daemon.ok("-A -i web -l 127.0.0.1:0");
@@ -198,34 +96,44 @@ fn drain_and_edits_under_load_lose_no_request() {
     daemon.ok(&format!("-a -i web -r {}", b.addr));
     let web = daemon.bound("web");
 
-    // Keep-alive clients run while the table is edited under them.
+    // Keep-alive clients run while the table is edited under them; each
+    // failure is recorded as what it was.
     let stop = Arc::new(AtomicBool::new(false));
-    let failures = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
     let served = Arc::new(AtomicUsize::new(0));
     let clients: Vec<_> = (0..4)
         .map(|_| {
             let (stop, failures, served) = (stop.clone(), failures.clone(), served.clone());
             std::thread::spawn(move || {
-                let deadline = Instant::now() + Duration::from_secs(20);
+                let deadline = Instant::now() + Duration::from_secs(60);
                 let mut client = Client::connect(web);
                 while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-                    client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
-                    match client.try_read_response(false) {
+                    let outcome = client
+                        .try_send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+                        .and_then(|()| client.try_read_response(false));
+                    let failure = match outcome {
                         Ok(r) if r.status == 200 => {
                             served.fetch_add(1, Ordering::Relaxed);
+                            continue;
                         }
-                        _ => {
-                            failures.fetch_add(1, Ordering::Relaxed);
-                            client = Client::connect(web);
-                        }
-                    }
+                        Ok(r) => format!("status {}", r.status),
+                        Err(e) => describe_failure(&e),
+                    };
+                    failures.lock().unwrap().push(failure);
+                    client = Client::connect(web);
                 }
             })
         })
         .collect();
     let wait_for_traffic = |at_least: usize| {
         let started = Instant::now();
-        while served.load(Ordering::Relaxed) < at_least && started.elapsed() < TIMEOUT {
+        while served.load(Ordering::Relaxed) < at_least {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "only {} of {at_least} requests served; failures: {:?}",
+                served.load(Ordering::Relaxed),
+                failures.lock().unwrap()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     };
@@ -251,16 +159,30 @@ fn drain_and_edits_under_load_lose_no_request() {
         client.join().unwrap();
     }
     assert_eq!(
-        failures.load(Ordering::Relaxed),
-        0,
+        *failures.lock().unwrap(),
+        Vec::<String>::new(),
         "requests failed during edits"
     );
     assert!(served.load(Ordering::Relaxed) > 800);
 }
 
+/// What a failed request came to: the proxy closed or reset the connection,
+/// or nothing came within the client's read timeout (the connection is still
+/// open: a stall, not a cut).
+fn describe_failure(e: &std::io::Error) -> String {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe => {
+            format!("connection closed ({e})")
+        }
+        WouldBlock | TimedOut => format!("no answer within {TIMEOUT:?}, connection still open"),
+        _ => format!("error: {e}"),
+    }
+}
+
 #[test]
 fn deleted_or_stopped_service_stops_listening() {
-    let daemon = Daemon::start("delete");
+    let daemon = empty_daemon("delete");
     let server = TestServer::named("s");
     daemon.ok("-A -i web -l 127.0.0.1:0");
     daemon.ok(&format!("-a -i web -r {}", server.addr));
@@ -295,7 +217,7 @@ fn deleted_or_stopped_service_stops_listening() {
 
 #[test]
 fn save_and_restore_give_the_same_table() {
-    let daemon = Daemon::start("save");
+    let daemon = empty_daemon("save");
     let a = TestServer::named("a");
     let b = TestServer::named("b");
     daemon.ok("-A -i web -l 127.0.0.1:0 -s rr --forwarded-proto https");
@@ -329,7 +251,7 @@ fn save_and_restore_give_the_same_table() {
     assert_eq!(seen.header("x-forwarded-proto"), ["https"]);
 
     // -f with a TOML configuration replaces the table with the file's.
-    let file = daemon.dir.join("load.toml");
+    let file = daemon.dir().join("load.toml");
     std::fs::write(
         &file,
         format!(
@@ -350,28 +272,24 @@ fn save_and_restore_give_the_same_table() {
 #[test]
 fn state_file_survives_a_restart() {
     let server = TestServer::named("kept");
-    let dir = temp_dir("state");
-    let state = dir.join("state.toml");
+    let dir = Scratch::new("state");
+    let state = dir.path().join("state.toml");
     let state_arg = state.to_str().unwrap().to_string();
-    let first = Daemon::start_in(dir.clone(), &["--state-file", &state_arg]);
+    let first = Daemon::with_config_in(dir, EMPTY, &["--state-file", &state_arg]);
     first.ok("-A -i web -l 127.0.0.1:0 -s rr");
     first.ok(&format!("-a -i web -r {} -w 7", server.addr));
     first.ok(&format!("--add-rule -i web -p ^/x/ -r {}", server.addr));
     let before = shape(&first.ok("-L"));
-    let mut first = first;
-    let _ = first.child.kill();
-    let _ = first.child.wait();
-    first.dir = temp_dir("state-unused");
-    drop(first);
+    let dir = first.stop();
     assert!(state.exists());
-    let second = Daemon::start_in(dir, &["--state-file", &state_arg]);
+    let second = Daemon::with_config_in(dir, EMPTY, &["--state-file", &state_arg]);
     assert_eq!(shape(&second.ok("-L")), before);
     assert_eq!(get(second.bound("web"), "/x/1").text(), "kept");
 }
 
 #[test]
 fn bad_input_gets_a_clear_error_and_changes_nothing() {
-    let daemon = Daemon::start("bad");
+    let daemon = empty_daemon("bad");
     let server = TestServer::named("s");
     daemon.ok("-A -i web -l 127.0.0.1:0");
     daemon.ok(&format!("-a -i web -r {}", server.addr));
@@ -462,18 +380,41 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
     let mut line = String::new();
     std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
     assert!(line.contains("request line too long"), "{line}");
-    // More clients than the daemon serves at once are turned away, and it
-    // serves again once they leave.
-    let crowd: Vec<UnixStream> = (0..32)
-        .map(|_| UnixStream::connect(&daemon.socket).unwrap())
-        .collect();
-    std::thread::sleep(Duration::from_millis(200));
-    let extra = UnixStream::connect(&daemon.socket).unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(extra), &mut line).unwrap();
-    assert!(line.contains("too many control clients"), "{line}");
+    // More clients than the daemon serves at once (32) are turned away, and
+    // it serves again once they leave. `raw` still holds a place; `half` and
+    // `endless` give theirs back whenever the daemon sees them go, which the
+    // test cannot see: so clients join one at a time, each asking for the
+    // listing, until one is turned away.
+    let mut crowd = Vec::new();
+    let refused = loop {
+        assert!(crowd.len() < 32, "33 control clients were served at once");
+        let client = UnixStream::connect(&daemon.socket).unwrap();
+        client.set_read_timeout(Some(TIMEOUT)).unwrap();
+        // A client turned away may be closed before this is written.
+        let _ = (&client).write_all(b"{\"id\":9,\"verb\":\"list\"}\n");
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(&client), &mut line).unwrap();
+        if !line.contains("\"ok\":true") {
+            break line;
+        }
+        crowd.push(client);
+    };
+    assert!(refused.contains("too many control clients"), "{refused}");
     drop(crowd);
-    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    loop {
+        let output = daemon.adm("-S");
+        if output.status.success() {
+            break;
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("too many control clients"), "{stderr}");
+        assert!(
+            started.elapsed() < TIMEOUT,
+            "still turned away {TIMEOUT:?} after the crowd left"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // The daemon is unharmed and the table unchanged.
     assert_eq!(daemon.ok("-S"), before);
     assert_eq!(get(web, "/").status, 200);
@@ -487,10 +428,10 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
 
 #[test]
 fn an_edit_that_cannot_be_saved_is_not_applied() {
-    let dir = temp_dir("unsaved");
+    let dir = Scratch::new("unsaved");
     // The state file's directory does not exist: no save can succeed.
-    let state = dir.join("missing-dir/state.toml");
-    let daemon = Daemon::start_in(dir, &["--state-file", state.to_str().unwrap()]);
+    let state = dir.path().join("missing-dir/state.toml");
+    let daemon = Daemon::with_config_in(dir, EMPTY, &["--state-file", state.to_str().unwrap()]);
     let output = daemon.adm("-A -i web -l 127.0.0.1:0");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
@@ -512,14 +453,14 @@ fn another_user_is_refused() {
         return;
     }
     use std::os::unix::process::CommandExt;
-    let daemon = Daemon::start("uid");
+    let daemon = empty_daemon("uid");
     // `nobody` may not be able to reach the build directory: run a copy of
     // tcpvsadm from the daemon's (world-readable) temporary directory.
     use std::os::unix::fs::PermissionsExt;
-    let binary = daemon.dir.join("tcpvsadm");
+    let binary = daemon.dir().join("tcpvsadm");
     std::fs::copy(tcpvsadm_path(), &binary).unwrap();
     std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(&daemon.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(daemon.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let nobody = 65534;
     let as_nobody = |socket: &Path| {
         let mut command = Command::new(&binary);
@@ -566,9 +507,13 @@ fn rustix_is_root() -> bool {
 
 #[test]
 fn deleting_a_busy_server_lets_its_request_finish() {
-    let daemon = Daemon::start("busy");
-    let slow = TestServer::start(|_| {
-        std::thread::sleep(Duration::from_millis(600));
+    let daemon = empty_daemon("busy");
+    // The server holds its answer until the test has deleted it, so the
+    // request is surely in flight during the deletion.
+    let (release, gate) = std::sync::mpsc::channel::<()>();
+    let gate = Mutex::new(gate);
+    let slow = TestServer::start(move |_| {
+        let _ = gate.lock().unwrap().recv_timeout(Duration::from_secs(30));
         Reply::Send(ok("slow but served"))
     });
     daemon.ok("-A -i web -l 127.0.0.1:0");
@@ -576,13 +521,16 @@ fn deleting_a_busy_server_lets_its_request_finish() {
     let web = daemon.bound("web");
     let in_flight = std::thread::spawn(move || get(web, "/"));
     let started = Instant::now();
-    while slow.requests().is_empty() && started.elapsed() < TIMEOUT {
+    while slow.requests().is_empty() {
+        assert!(started.elapsed() < TIMEOUT, "the request never arrived");
         std::thread::sleep(Duration::from_millis(5));
     }
-    let active = daemon.ok("-L");
-    assert!(active.contains(&format!("{}", slow.addr)), "{active}");
+    // weight 1, 1 active request, 1 request sent.
+    let active = daemon.ok("-L -n");
+    assert_counters(&active, slow.addr, &[1, 1, 1]);
     daemon.ok(&format!("-d -i web -r {}", slow.addr));
     assert!(!daemon.ok("-L").contains(&slow.addr.to_string()));
+    release.send(()).unwrap();
     let response = in_flight.join().unwrap();
     assert_eq!(
         (response.status, response.text().as_str()),
@@ -591,9 +539,37 @@ fn deleting_a_busy_server_lets_its_request_finish() {
     assert_eq!(get(web, "/").status, 503, "no server left");
 }
 
+/// Asserts the numbers on `listing`'s line for real server `addr`.
+#[track_caller]
+fn assert_counters(listing: &str, addr: impl ToString, expected: &[u64]) {
+    assert_eq!(counters(listing, &addr.to_string()), expected, "{listing}");
+}
+
+/// The numbers on `-L`'s line for real server `addr`: weight, active
+/// requests, requests (and failures with `--stats`).
+fn counters(listing: &str, addr: &str) -> Vec<u64> {
+    let line = listing
+        .lines()
+        .find(|l| {
+            l.trim_start()
+                .strip_prefix("-> ")
+                .map(str::split_whitespace)
+                .and_then(|mut w| w.next())
+                == Some(addr)
+        })
+        .unwrap_or_else(|| panic!("no line for {addr}:\n{listing}"));
+    line.split_whitespace()
+        .skip(2)
+        .map(|n| {
+            n.parse()
+                .unwrap_or_else(|_| panic!("not a number in {line:?}"))
+        })
+        .collect()
+}
+
 #[test]
 fn match_group_keeps_a_user_on_one_server() {
-    let daemon = Daemon::start("sticky");
+    let daemon = empty_daemon("sticky");
     let servers: Vec<TestServer> = ["s1", "s2", "s3"]
         .into_iter()
         .map(TestServer::named)
@@ -625,7 +601,7 @@ fn match_group_keeps_a_user_on_one_server() {
 
 #[test]
 fn an_idle_keep_alive_client_follows_edits_made_while_it_waited() {
-    let daemon = Daemon::start("idle-edit");
+    let daemon = empty_daemon("idle-edit");
     let a = TestServer::named("a");
     let b = TestServer::named("b");
     daemon.ok("-A -i web -l 127.0.0.1:0 -s rr");
@@ -646,4 +622,240 @@ fn an_idle_keep_alive_client_follows_edits_made_while_it_waited() {
     }
     assert_eq!(a.requests().len(), 1, "a deleted server got requests");
     assert_eq!(b.requests().len(), 3);
+}
+
+/// What `n` requests for `path` got, in order: each answer's body.
+fn answers(web: std::net::SocketAddr, path: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            let response = get(web, path);
+            assert_eq!(response.status, 200, "{path}: {}", response.text());
+            response.text()
+        })
+        .collect()
+}
+
+/// The distinct answers among `answers`.
+fn distinct(answers: &[String]) -> std::collections::BTreeSet<&str> {
+    answers.iter().map(String::as_str).collect()
+}
+
+/// An address on 127.0.0.1 where nothing listens (a port just freed).
+fn refusing_addr() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+#[test]
+fn zero_clears_the_counters_of_one_service_or_all() {
+    let daemon = empty_daemon("zero");
+    let a = TestServer::named("a");
+    let b = TestServer::named("b");
+    let dead = refusing_addr();
+    daemon.ok("-A -i web -l 127.0.0.1:0 -s rr");
+    daemon.ok(&format!("-a -i web -r {}", a.addr));
+    daemon.ok(&format!("-a -i web -r {dead}"));
+    daemon.ok("-A -i api -l 127.0.0.1:0");
+    daemon.ok(&format!("-a -i api -r {}", b.addr));
+    let (web, api) = (daemon.bound("web"), daemon.bound("api"));
+    // The dead server's refused connects go to a (the next server).
+    assert_eq!(distinct(&answers(web, "/", 3)), ["a"].into());
+    assert_eq!(distinct(&answers(api, "/", 2)), ["b"].into());
+    let table = daemon.ok("-S");
+    let stats = daemon.ok("-L -n --stats");
+    // weight, active, requests, failures
+    assert_counters(&stats, a.addr, &[1, 0, 3, 0]);
+    assert_counters(&stats, b.addr, &[1, 0, 2, 0]);
+    let dead_counts = counters(&stats, &dead.to_string());
+    assert!(dead_counts[3] >= 1, "no failure counted:\n{stats}");
+
+    daemon.ok("-Z -i web");
+    let stats = daemon.ok("-L -n --stats");
+    assert_counters(&stats, a.addr, &[1, 0, 0, 0]);
+    assert_counters(&stats, dead, &[1, 0, 0, 0]);
+    assert_eq!(
+        counters(&stats, &b.addr.to_string()),
+        [1, 0, 2, 0],
+        "-Z -i web zeroed api:\n{stats}"
+    );
+    // Counting goes on from zero.
+    assert_eq!(distinct(&answers(web, "/", 1)), ["a"].into());
+    let stats = daemon.ok("-L -n --stats");
+    assert_counters(&stats, a.addr, &[1, 0, 1, 0]);
+    daemon.ok("-Z");
+    let stats = daemon.ok("-L -n --stats");
+    for server in [a.addr, b.addr, dead] {
+        assert_counters(&stats, server, &[1, 0, 0, 0]);
+    }
+    // Zeroing is no edit of the table.
+    assert_eq!(daemon.ok("-S"), table);
+    let output = daemon.adm("-Z -i nope");
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no service `nope`"));
+}
+
+/// Service `web`, `rr` over a server that refuses connections and one that
+/// answers "live", after 4 requests: each served, a refused connect going
+/// on to the next server.
+fn dead_then_live(daemon: &Daemon) -> (TestServer, std::net::SocketAddr) {
+    let live = TestServer::named("live");
+    let dead = refusing_addr();
+    daemon.ok("-A -i web -l 127.0.0.1:0 -s rr");
+    daemon.ok(&format!("-a -i web -r {dead}"));
+    daemon.ok(&format!("-a -i web -r {}", live.addr));
+    let web = daemon.bound("web");
+    assert_eq!(distinct(&answers(web, "/", 4)), ["live"].into());
+    (live, dead)
+}
+
+#[test]
+fn list_stats_adds_the_failures_column() {
+    let daemon = empty_daemon("stats");
+    let (live, dead) = dead_then_live(&daemon);
+
+    let plain = daemon.ok("-L -n");
+    assert!(!plain.contains("Failures"), "{plain}");
+    assert_counters(&plain, live.addr, &[1, 0, 4]);
+    assert_eq!(counters(&plain, &dead.to_string()).len(), 3, "{plain}");
+
+    let stats = daemon.ok("-L -n --stats");
+    let header = stats.lines().nth(2).unwrap();
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        [
+            "->",
+            "RealServer",
+            "Weight",
+            "ActiveReq",
+            "Requests",
+            "Failures"
+        ],
+        "{stats}"
+    );
+    assert_counters(&stats, live.addr, &[1, 0, 4, 0]);
+    let dead_counts = counters(&stats, &dead.to_string());
+    assert!(
+        dead_counts[3] >= 1 && dead_counts[3] == dead_counts[2],
+        "every request sent to the dead server failed:\n{stats}"
+    );
+}
+
+/// README: `-L` lists "requests served". The Requests column counts the
+/// requests *sent* to a server, refused connects included (ServerState::
+/// requests says so): a server that never answered shows requests.
+/// README CLAIM FALSE TODAY (reported): the README or the counter must change.
+#[test]
+#[ignore = "README says `requests served`; the column counts refused connects too"]
+fn list_counts_only_requests_served() {
+    let daemon = empty_daemon("served");
+    let (_live, dead) = dead_then_live(&daemon);
+    let listing = daemon.ok("-L -n");
+    assert_eq!(
+        counters(&listing, &dead.to_string()),
+        [1, 0, 0],
+        "a server that served nothing:\n{listing}"
+    );
+}
+
+/// Service `web`, `rr` over three servers answering "a", "b" and "c".
+fn rr_over_a_b_c(daemon: &Daemon) -> (Vec<TestServer>, [std::net::SocketAddr; 3]) {
+    let servers: Vec<TestServer> = ["a", "b", "c"].into_iter().map(TestServer::named).collect();
+    let addrs = [0, 1, 2].map(|i| servers[i].addr);
+    daemon.ok("-A -i web -l 127.0.0.1:0 -s rr");
+    for server in addrs {
+        daemon.ok(&format!("-a -i web -r {server}"));
+    }
+    (servers, addrs)
+}
+
+#[test]
+fn del_default_narrows_then_restores_every_server() {
+    let daemon = empty_daemon("default");
+    let (_servers, [a, b, c]) = rr_over_a_b_c(&daemon);
+    // A rule sends /x/ to c whatever the default set.
+    daemon.ok(&format!("--add-rule -i web -p ^/x/ -r {c}"));
+    let web = daemon.bound("web");
+    assert_eq!(distinct(&answers(web, "/", 6)), ["a", "b", "c"].into());
+
+    daemon.ok(&format!("--add-default -i web -r {a}"));
+    daemon.ok(&format!("--add-default -i web -r {b}"));
+    let default_line = |listing: String| {
+        listing
+            .lines()
+            .find(|l| l.trim_start().starts_with("default ->"))
+            .map(|l| l.trim().to_string())
+            .unwrap_or_else(|| panic!("no default line:\n{listing}"))
+    };
+    assert_eq!(
+        default_line(daemon.ok("-L -n")),
+        format!("default -> {a} {b}")
+    );
+    assert_eq!(distinct(&answers(web, "/", 6)), ["a", "b"].into());
+    assert_eq!(distinct(&answers(web, "/x/1", 2)), ["c"].into());
+
+    daemon.ok(&format!("--del-default -i web -r {a}"));
+    assert_eq!(default_line(daemon.ok("-L -n")), format!("default -> {b}"));
+    assert_eq!(distinct(&answers(web, "/", 4)), ["b"].into());
+
+    // The set emptied: requests no rule matches may go to every server again.
+    daemon.ok(&format!("--del-default -i web -r {b}"));
+    assert_eq!(default_line(daemon.ok("-L -n")), "default -> every server");
+    assert_eq!(distinct(&answers(web, "/", 6)), ["a", "b", "c"].into());
+
+    let output = daemon.adm(&format!("--del-default -i web -r {b}"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("is not in the default set"), "{stderr}");
+}
+
+#[test]
+fn edit_listen_moves_the_service_to_the_new_address() {
+    let daemon = empty_daemon("relisten");
+    let server = TestServer::named("s");
+    daemon.ok("-A -i web -l 127.0.0.1:0 -s rr");
+    daemon.ok(&format!("-a -i web -r {}", server.addr));
+    let old = daemon.bound("web");
+    assert_eq!(get(old, "/").text(), "s");
+    // Another loopback address, so the new socket cannot be the old one.
+    daemon.ok("-E -i web -l 127.0.0.2:0");
+    let new = daemon.bound("web");
+    assert_eq!(new.ip().to_string(), "127.0.0.2", "{new}");
+    assert_eq!(get(new, "/").text(), "s");
+    let refused = std::net::TcpStream::connect(old);
+    assert_eq!(
+        refused.as_ref().map_err(|e| e.kind()).err(),
+        Some(std::io::ErrorKind::ConnectionRefused),
+        "the old address {old}: {refused:?}"
+    );
+    // The rest of the service is unchanged.
+    let listing = daemon.ok("-L -n");
+    assert!(listing.contains("127.0.0.2:0 (127.0.0.2:"), "{listing}");
+    assert_counters(&listing, server.addr, &[1, 0, 2]);
+}
+
+#[test]
+fn del_rule_removes_a_server_then_the_empty_rule() {
+    let daemon = empty_daemon("del-rule");
+    let (_servers, [a, b, _]) = rr_over_a_b_c(&daemon);
+    daemon.ok(&format!("--add-rule -i web -p ^/x/ -r {a}"));
+    daemon.ok(&format!("--add-rule -i web -p ^/x/ -r {b}"));
+    let web = daemon.bound("web");
+    assert_eq!(distinct(&answers(web, "/x/1", 6)), ["a", "b"].into());
+
+    daemon.ok(&format!("--del-rule -i web -p ^/x/ -r {a}"));
+    let listing = daemon.ok("-L -n");
+    assert!(
+        listing.contains(&format!("rule ^/x/ -> {b}\n")),
+        "{listing}"
+    );
+    assert_eq!(distinct(&answers(web, "/x/1", 4)), ["b"].into());
+
+    // Its last server gone, the rule goes: /x/ is like any other path.
+    daemon.ok(&format!("--del-rule -i web -p ^/x/ -r {b}"));
+    let listing = daemon.ok("-L -n");
+    assert!(!listing.contains("rule"), "{listing}");
+    assert_eq!(distinct(&answers(web, "/x/1", 6)), ["a", "b", "c"].into());
+
+    let output = daemon.adm(&format!("--del-rule -i web -p ^/x/ -r {b}"));
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
 }

@@ -46,7 +46,13 @@ fn start_nginx(name: &str) -> Nginx {
     let root = std::env::temp_dir().join(format!("tcpvs-nginx-{name}-{}", std::process::id()));
     let www = root.join("www");
     std::fs::create_dir_all(www.join("images")).unwrap();
+    std::fs::create_dir_all(www.join("cgi-bin")).unwrap();
     std::fs::write(www.join("index.html"), format!("static page from {name}\n")).unwrap();
+    // Every instance has every path, naming itself: a request routed to the
+    // wrong one is answered, by the wrong name.
+    for who in ["who.txt", "images/who.txt", "cgi-bin/who.txt"] {
+        std::fs::write(www.join(who), format!("{name}\n")).unwrap();
+    }
     let image: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 256) as u8).collect();
     std::fs::write(www.join("images/x.jpg"), &image).unwrap();
     let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
@@ -120,14 +126,15 @@ fn curl(args: &[&str]) -> (String, Vec<u8>) {
 
 #[test]
 fn nginx_behind_tcpvsd_with_curl_in_front() {
-    if !(require_tool("nginx") || Path::new("/usr/sbin/nginx").exists()) || !require_tool("curl") {
+    if !(Path::new("/usr/sbin/nginx").exists() || require_tool("nginx")) || !require_tool("curl") {
         return;
     }
     let images = start_nginx("images");
+    let cgi = start_nginx("cgi");
     let files = start_nginx("static");
     let mut spec = service(
-        &[(images.addr, 1), (files.addr, 1)],
-        &[("^/images/", &[images.addr])],
+        &[(images.addr, 1), (cgi.addr, 1), (files.addr, 1)],
+        &[("^/images/", &[images.addr]), ("^/cgi-bin/", &[cgi.addr])],
     );
     spec.default = Some(vec![tcpvs::table::ServerAddr(files.addr)]);
     let proxy = start_proxy(spec, Settings::default());
@@ -138,14 +145,25 @@ fn nginx_behind_tcpvsd_with_curl_in_front() {
     let expected: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 256) as u8).collect();
     assert!(image == expected, "image differs ({} bytes)", image.len());
 
-    // Several URLs on one curl connection: each is routed by its own rule.
+    // Several URLs on one curl connection: each is routed by its own rule to
+    // its own nginx, the rest only to the default set's.
     let (_, pages) = curl(&[
-        &format!("{base}/index.html"),
-        &format!("{base}/echo"),
-        &format!("{base}/images/../index.html"),
+        &format!("{base}/images/who.txt"),
+        &format!("{base}/cgi-bin/who.txt"),
+        &format!("{base}/who.txt"),
+        &format!("{base}/images/who.txt"),
+        &format!("{base}/who.txt"),
+        &format!("{base}/cgi-bin/who.txt"),
+        &format!("{base}/who.txt"),
         "-w",
         "connects=%{num_connects}\n",
     ]);
+    assert_eq!(
+        String::from_utf8(pages).unwrap(),
+        "images\nconnects=1\ncgi\nconnects=0\nstatic\nconnects=0\n\
+         images\nconnects=0\nstatic\nconnects=0\ncgi\nconnects=0\nstatic\nconnects=0\n"
+    );
+    let (_, pages) = curl(&[&format!("{base}/index.html"), &format!("{base}/echo")]);
     let pages = String::from_utf8(pages).unwrap();
     assert!(pages.contains("static page from static"), "{pages}");
     assert!(

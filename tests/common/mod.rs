@@ -412,3 +412,5 @@ pub fn tcpvsadm_path() -> PathBuf {
     );
     path
 }
+
+pub mod daemon;
