@@ -9,7 +9,9 @@ use std::io;
 use std::net::SocketAddr;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::net::Instant;
 
 use crate::net::{self, Conn, Listener};
 use crate::protocols::http::{parse_request, BodyFraming, ChunkedDecoder, Limits};

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use tokio::time::Instant;
+use crate::net::Instant;
 
 use crate::net::Conn;
 use crate::table::ServerAddr;

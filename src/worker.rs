@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::net::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use arc_swap::ArcSwap;
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use crate::net::{self, Listener};
 use crate::relay::{self, Context};
@@ -229,7 +229,7 @@ async fn run(table: Arc<ArcSwap<Table>>, mut handovers: UnboundedReceiver<Handov
     let sweeper = ctx.clone();
     net::spawn(async move {
         loop {
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            net::sleep(Duration::from_secs(1)).await;
             sweeper.sweep_idle_servers();
         }
     });
@@ -262,7 +262,7 @@ async fn accept_loop(
             Err(e) => {
                 // Out of descriptors or memory: back off instead of spinning.
                 tracing::warn!(%service, "accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                net::sleep(Duration::from_millis(50)).await;
             }
         }
     }

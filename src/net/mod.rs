@@ -13,4 +13,7 @@ mod runtime;
 
 pub use conn::{Conn, IoFailure};
 pub use listener::{bind_group, Listener};
-pub use runtime::{spawn, start};
+pub use runtime::{
+    select, sleep, spawn, start, unbounded_channel, AsyncMutex, Instant, UnboundedReceiver,
+    UnboundedSender,
+};

@@ -1,4 +1,18 @@
-//! One io_uring runtime per worker thread.
+//! One io_uring runtime per worker thread, and the runtime's other pieces the
+//! data plane uses (timers, select, a channel, an async lock): they are named
+//! here, and only here, so that a change of runtime touches `net/` alone.
+
+/// Runs several futures and takes the first that completes (the others are
+/// dropped: see `Conn` for what that means for a posted operation).
+pub use tokio::select;
+/// A channel from other threads to a worker (listening sockets handed over).
+pub use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+/// A lock held across awaits by tasks of one worker.
+pub use tokio::sync::Mutex as AsyncMutex;
+/// Waits until a time passes, on the worker's runtime.
+pub use tokio::time::sleep;
+/// Instants of the runtime's clock: deadlines of reads and writes, idle times.
+pub use tokio::time::Instant;
 
 use std::future::Future;
 

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
+use crate::net::Instant;
 use bytes::{Bytes, BytesMut};
-use tokio::time::Instant;
 
 use crate::net::{Conn, IoFailure};
 use crate::protocols::http::{encode_chunk_header, encode_last_chunk, ChunkEvent, ChunkedDecoder};

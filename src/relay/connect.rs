@@ -9,7 +9,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
+use crate::net::Instant;
 
 use super::choose_server;
 use super::error::ProxyError;

@@ -10,8 +10,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::net::Instant;
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::time::Instant;
 
 use super::body::{copy_chunked, copy_length, copy_until_close, BodyError, Encoding, End};
 use super::connect::{connect_scheduled, Connected, Reuse};
@@ -488,7 +488,7 @@ async fn body_and_response(
 ) -> Result<(Result<ResponseHead, AttemptError>, bool), AttemptError> {
     let mut body = pin!(relay_request_body(client, from_client, server, body));
     let mut response = pin!(response);
-    tokio::select! {
+    crate::net::select! {
         // The body first: its last write completes before the server
         // can answer it, so when both are ready in one turn the body
         // is complete, and a random pick would call the answer early

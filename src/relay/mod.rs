@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
+use crate::net::Instant;
 use bytes::BytesMut;
-use tokio::time::Instant;
 
 use crate::net::Conn;
 use crate::pool::Pool;

@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use tokio::time::Instant;
+use crate::net::Instant;
 
 use crate::table::{ServerAddr, Settings};
 

@@ -19,9 +19,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::net::AsyncMutex;
+use crate::net::Instant;
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::sync::Mutex as AsyncMutex;
-use tokio::time::Instant;
 
 use super::connect::{connect_pinned, connect_scheduled, Reuse};
 use super::error::ProxyError;
@@ -79,7 +79,7 @@ pub async fn serve(ctx: Rc<Context>, client: Conn, ident: ServiceId) {
     let downstream = pin!(conversation.downstream(from_server));
     // Whichever direction ends first ends both: the other's posted read is
     // completed by the shutdowns when the connections drop below.
-    let ended = tokio::select! {
+    let ended = crate::net::select! {
         side = upstream => side,
         side = downstream => side,
     };

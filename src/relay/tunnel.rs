@@ -28,7 +28,7 @@ pub async fn run(
     });
     // Dropping the unfinished direction leaves its read posted in the kernel;
     // that is fine only because both connections are closed right after.
-    tokio::select! {
+    crate::net::select! {
         result = &mut upstream => {
             result?;
             downstream.await
