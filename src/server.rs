@@ -31,9 +31,15 @@ impl ServerState {
         self.in_flight.load(Ordering::Relaxed) as u32
     }
 
-    /// Requests sent to this server since start.
+    /// Requests sent to this server since start (a pick whose connect
+    /// failed is not one).
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Counts a request that reached the server's connection.
+    pub fn count_request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Failed connects and broken exchanges since start.
@@ -89,7 +95,6 @@ impl ActiveGuard {
         state
             .in_flight
             .fetch_add(one_request(cost), Ordering::Relaxed);
-        state.requests.fetch_add(1, Ordering::Relaxed);
         Self { state, cost }
     }
 }
@@ -134,7 +139,7 @@ mod tests {
         assert_eq!(state.active(), 1);
         drop(b);
         assert_eq!(state.active(), 0);
-        assert_eq!((state.requests(), state.load()), (3, 0));
+        assert_eq!((state.requests(), state.load()), (0, 0));
     }
 
     #[test]

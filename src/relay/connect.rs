@@ -96,6 +96,7 @@ pub(super) async fn connect_scheduled(
         if let Reuse::Pooled { pool, max_idle } = reuse {
             let pooled = pool.borrow_mut().take(pick.server.addr, max_idle);
             if let Some(pooled) = pooled {
+                pick.server.state.count_request();
                 return Ok(Connected {
                     conn: pooled.conn,
                     pick,
@@ -146,6 +147,7 @@ async fn connect(server: &RealServer, settings: &Settings) -> Result<Conn, Faile
     match Conn::connect(server.addr.0, deadline).await {
         Ok(conn) => {
             server.state.mark_ok();
+            server.state.count_request();
             Ok(conn)
         }
         Err(failure) => {
