@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::net::Instant;
 
 use crate::net::{self, Conn, Listener};
-use crate::protocols::http::{parse_request, BodyFraming, ChunkedDecoder, Limits};
+use crate::protocols::http::{parse_request, ChunkedDecoder, Framing, Limits};
 use crate::table::{RuleSpec, ServerAddr, ServerSpec, ServiceSpec, Settings, TableSpec, Weight};
 
 /// The demo's pools: name, number of servers, and the rule that routes to it
@@ -160,11 +160,13 @@ async fn answer(conn: Conn, pool: &'static str, addr: SocketAddr) {
 }
 
 /// Reads and discards a request body; returns its length, `None` on error.
-async fn skip_body(conn: &Conn, buf: &mut BytesMut, framing: BodyFraming) -> Option<u64> {
+async fn skip_body(conn: &Conn, buf: &mut BytesMut, framing: Framing) -> Option<u64> {
     let deadline = || Instant::now() + Duration::from_secs(30);
     match framing {
-        BodyFraming::None => Some(0),
-        BodyFraming::Length(length) => {
+        Framing::None => Some(0),
+        // Not a request's framing.
+        Framing::UntilClose => None,
+        Framing::Length(length) => {
             let mut left = length;
             loop {
                 let take = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
@@ -180,7 +182,7 @@ async fn skip_body(conn: &Conn, buf: &mut BytesMut, framing: BodyFraming) -> Opt
                 }
             }
         }
-        BodyFraming::Chunked => {
+        Framing::Chunked => {
             let mut decoder = ChunkedDecoder::default();
             let mut total = 0u64;
             loop {

@@ -10,7 +10,9 @@ use crate::net::Instant;
 use bytes::{Bytes, BytesMut};
 
 use crate::net::{Conn, IoFailure};
-use crate::protocols::http::{encode_chunk_header, encode_last_chunk, ChunkEvent, ChunkedDecoder};
+use crate::protocols::http::{
+    encode_chunk_header, encode_last_chunk, ChunkEvent, ChunkedDecoder, Framing,
+};
 
 const CRLF: Bytes = Bytes::from_static(b"\r\n");
 /// Most pieces handed to one vectored write. The kernel refuses more than
@@ -45,20 +47,36 @@ pub enum BodyError {
     BadChunk(String),
 }
 
-/// How the body must be written out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
-    /// As its decoded bytes (Content-Length, or close-delimited).
-    Identity,
-    /// Re-chunked.
-    Chunked,
+/// Relays one body that arrives framed as `framing` and is written out as
+/// `written` (the same framing, but for a chunked response written plainly
+/// to an HTTP/1.0 client, or none for a body the client must not get);
+/// `ahead` (a head) goes out first, in the same write as the first body
+/// bytes. `buf` holds what was already read from `from`, and keeps whatever
+/// follows the body.
+pub async fn relay(
+    from: End<'_>,
+    buf: &mut BytesMut,
+    to: End<'_>,
+    framing: Framing,
+    written: Framing,
+    ahead: Option<Bytes>,
+) -> Result<(), BodyError> {
+    match (framing, written) {
+        (Framing::None, _) | (_, Framing::None) => send(to, ahead.into_iter().collect()).await,
+        (Framing::Length(length), _) => copy_length(from, buf, to, length, ahead).await,
+        (Framing::Chunked, written) => {
+            let rechunk = written == Framing::Chunked;
+            copy_chunked(from, buf, to, rechunk, ahead).await
+        }
+        (Framing::UntilClose, _) => copy_until_close(from, buf, to, ahead).await,
+    }
 }
 
 /// Relays exactly `length` bytes; `buf` holds what was already read from `from`
 /// and keeps whatever follows the body. `ahead` (a head) goes out in the same
 /// write as the first body bytes: one segment instead of two for a small
 /// response.
-pub async fn copy_length(
+async fn copy_length(
     from: End<'_>,
     buf: &mut BytesMut,
     to: End<'_>,
@@ -82,7 +100,7 @@ pub async fn copy_length(
 }
 
 /// Relays everything until `from` closes its side, `ahead` first.
-pub async fn copy_until_close(
+async fn copy_until_close(
     from: End<'_>,
     buf: &mut BytesMut,
     to: End<'_>,
@@ -114,12 +132,12 @@ async fn send(to: End<'_>, parts: Vec<Bytes>) -> Result<(), BodyError> {
 }
 
 /// Decodes a chunked body from `from` and writes it to `to` re-chunked, or as
-/// plain bytes (for an HTTP/1.0 client), `ahead` first.
-pub async fn copy_chunked(
+/// plain bytes (for an HTTP/1.0 client) when not `rechunk`, `ahead` first.
+async fn copy_chunked(
     from: End<'_>,
     buf: &mut BytesMut,
     to: End<'_>,
-    encoding: Encoding,
+    rechunk: bool,
     mut ahead: Option<Bytes>,
 ) -> Result<(), BodyError> {
     let mut decoder = ChunkedDecoder::default();
@@ -135,7 +153,7 @@ pub async fn copy_chunked(
             match event {
                 Some(ChunkEvent::Data(range)) => {
                     let data = decoded.slice(range);
-                    if encoding == Encoding::Chunked {
+                    if rechunk {
                         let mut size_line = Vec::with_capacity(18);
                         encode_chunk_header(data.len(), &mut size_line);
                         parts.push(Bytes::from(size_line));
@@ -146,7 +164,7 @@ pub async fn copy_chunked(
                     }
                 }
                 Some(ChunkEvent::End { trailers }) => {
-                    if encoding == Encoding::Chunked {
+                    if rechunk {
                         let mut last = Vec::new();
                         encode_last_chunk(&trailers, &mut last);
                         parts.push(Bytes::from(last));
@@ -235,9 +253,16 @@ mod tests {
                     .unwrap();
                 buf = filled;
             }
-            copy_chunked(end(&from), &mut buf, end(&to), Encoding::Chunked, None)
-                .await
-                .unwrap();
+            relay(
+                end(&from),
+                &mut buf,
+                end(&to),
+                Framing::Chunked,
+                Framing::Chunked,
+                None,
+            )
+            .await
+            .unwrap();
             drop(to);
             writer.join().unwrap();
             buf

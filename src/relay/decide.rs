@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::error::ProxyError;
-use crate::protocols::http::{BodyFraming, ClientBody, Method, RequestHead, ResponseFraming};
+use crate::protocols::http::{Framing, Method, RequestHead};
 use crate::table::Timeouts;
 
 /// A request that cannot be retried only reuses a pooled connection this
@@ -26,7 +26,7 @@ pub(super) enum Flow {
 /// turned out closed before any answer: only an idempotent method (RFC 9110
 /// 9.2.2) whose whole request is still at hand, that is, without a body.
 pub(super) fn replayable(head: &RequestHead) -> bool {
-    head.framing == BodyFraming::None && head.method.is_idempotent()
+    head.framing == Framing::None && head.method.is_idempotent()
 }
 
 /// Whether a request whose attempt failed with `error` is sent again on a
@@ -50,7 +50,7 @@ pub(super) fn pool_max_idle(method: &Method, timeouts: &Timeouts) -> Duration {
 /// reached: kept when nothing of the request is left unread, else closed
 /// after reading what the client may still send.
 pub(super) fn flow_after_no_server(head: &RequestHead) -> Flow {
-    if head.framing == BodyFraming::None && head.keep_alive {
+    if head.framing == Framing::None && head.keep_alive {
         Flow::KeepAlive
     } else {
         Flow::Linger
@@ -66,7 +66,7 @@ pub(super) struct Answer {
     /// before it: 413, 417).
     pub body_complete: bool,
     /// How the response body is framed by the server.
-    pub framing: ResponseFraming,
+    pub framing: Framing,
     /// The server asked to keep its connection.
     pub server_keep_alive: bool,
 }
@@ -80,10 +80,10 @@ impl Answer {
 
     /// Whether the client connection stays open after the response, given
     /// how its body is written to the client.
-    pub fn client_keeps(&self, client_body: ClientBody) -> bool {
+    pub fn client_keeps(&self, client_body: Framing) -> bool {
         self.offer_keep_alive()
-            && !matches!(client_body, ClientBody::UntilClose)
-            && self.framing != ResponseFraming::UntilClose
+            && !matches!(client_body, Framing::UntilClose)
+            && self.framing != Framing::UntilClose
     }
 
     /// Whether the server connection may carry another request once the
@@ -92,7 +92,7 @@ impl Answer {
     pub fn server_reusable(&self, bytes_past_response: bool, poisoned: bool) -> bool {
         self.body_complete
             && self.server_keep_alive
-            && self.framing != ResponseFraming::UntilClose
+            && self.framing != Framing::UntilClose
             && !bytes_past_response
             && !poisoned
     }
@@ -163,7 +163,7 @@ mod tests {
         Answer {
             client_keep_alive: true,
             body_complete: true,
-            framing: ResponseFraming::Length(5),
+            framing: Framing::Length(5),
             server_keep_alive: true,
         }
     }
@@ -172,8 +172,8 @@ mod tests {
     fn a_whole_exchange_keeps_both_connections() {
         let answer = answer();
         assert!(answer.offer_keep_alive());
-        assert!(answer.client_keeps(ClientBody::Length(5)));
-        assert!(answer.client_keeps(ClientBody::Chunked));
+        assert!(answer.client_keeps(Framing::Length(5)));
+        assert!(answer.client_keeps(Framing::Chunked));
         assert!(answer.server_reusable(false, false));
     }
 
@@ -184,21 +184,21 @@ mod tests {
             ..answer()
         };
         assert!(!answer.offer_keep_alive());
-        assert!(!answer.client_keeps(ClientBody::Length(5)));
+        assert!(!answer.client_keeps(Framing::Length(5)));
         assert!(!answer.server_reusable(false, false));
     }
 
     #[test]
     fn a_close_delimited_body_closes_both_connections() {
         let answer = Answer {
-            framing: ResponseFraming::UntilClose,
+            framing: Framing::UntilClose,
             ..answer()
         };
         assert!(answer.offer_keep_alive());
-        assert!(!answer.client_keeps(ClientBody::Length(5)));
+        assert!(!answer.client_keeps(Framing::Length(5)));
         assert!(!answer.server_reusable(false, false));
         // A chunked body written plainly to an HTTP/1.0 client ends with a close.
-        assert!(!super::tests::answer().client_keeps(ClientBody::UntilClose));
+        assert!(!super::tests::answer().client_keeps(Framing::UntilClose));
     }
 
     #[test]
@@ -207,13 +207,13 @@ mod tests {
             client_keep_alive: false,
             ..answer()
         };
-        assert!(!client_closes.client_keeps(ClientBody::Length(5)));
+        assert!(!client_closes.client_keeps(Framing::Length(5)));
         assert!(client_closes.server_reusable(false, false));
         let server_closes = Answer {
             server_keep_alive: false,
             ..answer()
         };
-        assert!(server_closes.client_keeps(ClientBody::Length(5)));
+        assert!(server_closes.client_keeps(Framing::Length(5)));
         assert!(!server_closes.server_reusable(false, false));
         assert!(
             !answer().server_reusable(true, false),

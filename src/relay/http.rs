@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::net::Instant;
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::body::{copy_chunked, copy_length, copy_until_close, BodyError, Encoding, End};
+use super::body::{self, BodyError, End};
 use super::connect::{connect_scheduled, Connected, Reuse};
 use super::decide::{self, Answer, Flow};
 use super::error::ProxyError;
@@ -23,8 +23,7 @@ use super::{head_limits as http_limits, head_may_end, tunnel};
 use crate::net::{Conn, IoFailure};
 use crate::protocols::http::{
     parse_request, parse_response, write_error_response, write_request_head, write_response_head,
-    BodyFraming, ClientBody, ForwardOptions, HeadError, Limits as HttpLimits, RequestHead,
-    ResponseFraming, ResponseHead, Version,
+    ForwardOptions, Framing, HeadError, Limits as HttpLimits, RequestHead, ResponseHead, Version,
 };
 use crate::schedulers::{HeaderLookup, Pick, RequestInfo};
 use crate::table::{ServerAddr, Service, ServiceId, Settings, Table};
@@ -307,12 +306,12 @@ impl Session {
             .write_head(|out| write_request_head(head, &options, out));
         let mut body_left = head.framing;
         let sent = match head.framing {
-            BodyFraming::Length(length) if !self.buf.is_empty() => {
+            Framing::Length(length) if !self.buf.is_empty() => {
                 let first = usize::try_from(length)
                     .unwrap_or(usize::MAX)
                     .min(self.buf.len());
                 let body = self.buf.split_to(first).freeze();
-                body_left = BodyFraming::Length(length - first as u64);
+                body_left = Framing::Length(length - first as u64);
                 server
                     .write_all_vectored(vec![request_head, body], deadline(timeouts.server))
                     .await
@@ -328,26 +327,24 @@ impl Session {
         }
 
         let mut from_server = self.ctx.memory.take_buffer();
-        let (response, body_complete) =
-            if matches!(body_left, BodyFraming::None | BodyFraming::Length(0)) {
-                let response =
-                    read_final_head(client, upstream, &mut from_server, head, &limits, reused)
-                        .await;
-                (response, true)
-            } else {
-                // Boxed: most requests have no body, and every exchange's state
-                // would otherwise have room for both relays (and be copied with it).
-                let response =
-                    read_final_head(client, upstream, &mut from_server, head, &limits, reused);
-                let both = Box::pin(body_and_response(
-                    client,
-                    &mut self.buf,
-                    upstream,
-                    body_left,
-                    response,
-                ));
-                both.await?
-            };
+        let (response, body_complete) = if matches!(body_left, Framing::None | Framing::Length(0)) {
+            let response =
+                read_final_head(client, upstream, &mut from_server, head, &limits, reused).await;
+            (response, true)
+        } else {
+            // Boxed: most requests have no body, and every exchange's state
+            // would otherwise have room for both relays (and be copied with it).
+            let response =
+                read_final_head(client, upstream, &mut from_server, head, &limits, reused);
+            let both = Box::pin(body_and_response(
+                client,
+                &mut self.buf,
+                upstream,
+                body_left,
+                response,
+            ));
+            both.await?
+        };
         let response = response.map_err(|e| match e {
             AttemptError::Respond(error, _) if !body_complete => {
                 AttemptError::Respond(error, Flow::Close)
@@ -383,41 +380,15 @@ impl Session {
         if !client_keeps {
             self.client.close_after_writes();
         }
-        let relayed = match (response.framing, client_body) {
-            (ResponseFraming::None, _) | (_, ClientBody::None) => self
-                .client
-                .write_all(response_head, deadline(timeouts.client))
-                .await
-                .map_err(BodyError::Write),
-            (ResponseFraming::Length(length), _) => {
-                copy_length(
-                    upstream,
-                    &mut from_server,
-                    client,
-                    length,
-                    Some(response_head),
-                )
-                .await
-            }
-            (ResponseFraming::Chunked, client_body) => {
-                // Re-chunked, or plain bytes then close for an HTTP/1.0 client.
-                let encoding = match client_body {
-                    ClientBody::Chunked => Encoding::Chunked,
-                    _ => Encoding::Identity,
-                };
-                copy_chunked(
-                    upstream,
-                    &mut from_server,
-                    client,
-                    encoding,
-                    Some(response_head),
-                )
-                .await
-            }
-            (ResponseFraming::UntilClose, _) => {
-                copy_until_close(upstream, &mut from_server, client, Some(response_head)).await
-            }
-        };
+        let relayed = body::relay(
+            upstream,
+            &mut from_server,
+            client,
+            response.framing,
+            client_body,
+            Some(response_head),
+        )
+        .await;
         if let Err(e) = relayed {
             tracing::debug!(server = %pick.server.addr, client = %self.peer, "response cut: {e}");
             return Err(AttemptError::Broken(Flow::Close));
@@ -483,7 +454,7 @@ async fn body_and_response(
     client: End<'_>,
     from_client: &mut BytesMut,
     server: End<'_>,
-    body: BodyFraming,
+    body: Framing,
     response: impl Future<Output = Result<ResponseHead, AttemptError>>,
 ) -> Result<(Result<ResponseHead, AttemptError>, bool), AttemptError> {
     let mut body = pin!(relay_request_body(client, from_client, server, body));
@@ -511,13 +482,9 @@ async fn relay_request_body(
     client: End<'_>,
     buf: &mut BytesMut,
     server: End<'_>,
-    framing: BodyFraming,
+    framing: Framing,
 ) -> Result<(), AttemptError> {
-    let result = match framing {
-        BodyFraming::None => Ok(()),
-        BodyFraming::Length(length) => copy_length(client, buf, server, length, None).await,
-        BodyFraming::Chunked => copy_chunked(client, buf, server, Encoding::Chunked, None).await,
-    };
+    let result = body::relay(client, buf, server, framing, framing, None).await;
     result.map_err(|e| {
         tracing::debug!(client = %client.conn.peer(), "request body: {e}");
         match e {

@@ -5,7 +5,8 @@ use std::pin::pin;
 
 use bytes::BytesMut;
 
-use super::body::{copy_until_close, BodyError, End};
+use super::body::{relay, BodyError, End};
+use crate::protocols::http::Framing;
 
 /// Relays both directions until both have ended; either side failing ends both.
 /// `from_client` and `from_server` hold bytes already read past the heads.
@@ -16,13 +17,31 @@ pub async fn run(
     mut from_server: BytesMut,
 ) -> Result<(), BodyError> {
     let mut upstream = pin!(async {
-        let result = copy_until_close(client, &mut from_client, server, None).await;
+        let until_close = (Framing::UntilClose, Framing::UntilClose);
+        let result = relay(
+            client,
+            &mut from_client,
+            server,
+            until_close.0,
+            until_close.1,
+            None,
+        )
+        .await;
         // Pass the client's end of stream on, so the server can finish too.
         server.conn.shutdown_write();
         result
     });
     let mut downstream = pin!(async {
-        let result = copy_until_close(server, &mut from_server, client, None).await;
+        let until_close = (Framing::UntilClose, Framing::UntilClose);
+        let result = relay(
+            server,
+            &mut from_server,
+            client,
+            until_close.0,
+            until_close.1,
+            None,
+        )
+        .await;
         client.conn.shutdown_write();
         result
     });

@@ -390,7 +390,10 @@ mod tests {
         let mut picks = vec![0; servers.len()];
         for _ in 0..300 {
             let pick = pick_server(&chash, &request(), &servers, &[]).unwrap();
-            picks[servers.iter().position(|s| s.addr == pick.server.addr).unwrap()] += 1;
+            picks[servers
+                .iter()
+                .position(|s| s.addr == pick.server.addr)
+                .unwrap()] += 1;
         }
         for n in picks {
             assert!((50..=150).contains(&n), "{n} of 300");

@@ -387,7 +387,10 @@ pub(crate) mod testing {
         let mut picks = vec![0; servers.len()];
         for _ in 0..rounds * servers.len() {
             let pick = pick_server(scheduler, &request(), &servers, &[]).unwrap();
-            picks[servers.iter().position(|s| s.addr == pick.server.addr).unwrap()] += 1;
+            picks[servers
+                .iter()
+                .position(|s| s.addr == pick.server.addr)
+                .unwrap()] += 1;
         }
         assert_eq!(picks, vec![rounds; servers.len()], "{weights:?}");
     }

@@ -11,8 +11,8 @@ use smallvec::SmallVec;
 
 use super::fields::{self, HOP_BY_HOP};
 use super::request::RequestHead;
-use super::response::{ResponseFraming, ResponseHead};
-use super::{BodyFraming, Header, Version};
+use super::response::ResponseHead;
+use super::{Framing, Header, Version};
 
 /// How a request is forwarded to a backend.
 #[derive(Clone, Copy, Debug)]
@@ -25,17 +25,6 @@ pub struct ForwardOptions<'a> {
     pub forwarded_proto: Option<&'a str>,
     /// Sets X-Forwarded-Host from the request host, replacing the client's.
     pub forwarded_host: bool,
-}
-
-/// How the response body must be written to the client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClientBody {
-    None,
-    Length(u64),
-    /// Re-encode with `encode_chunk_header` / `encode_last_chunk`.
-    Chunked,
-    /// Write the (dechunked) body as is, then close the client connection.
-    UntilClose,
 }
 
 /// Writes the request head for a backend: always HTTP/1.1 on a persistent
@@ -66,9 +55,10 @@ pub fn write_request_head(head: &RequestHead, opts: &ForwardOptions, out: &mut i
     }
 
     match head.framing {
-        BodyFraming::None => {}
-        BodyFraming::Length(n) => put_number_field(out, "Content-Length", n),
-        BodyFraming::Chunked => put_field(out, "Transfer-Encoding", b"chunked"),
+        // A request body is never close-delimited: the parser never says so.
+        Framing::None | Framing::UntilClose => {}
+        Framing::Length(n) => put_number_field(out, "Content-Length", n),
+        Framing::Chunked => put_field(out, "Transfer-Encoding", b"chunked"),
     }
     // TE is hop-by-hop; `trailers` alone is worth passing on because we relay
     // trailers, and it must then be named in Connection (RFC 9110 10.1.4).
@@ -119,7 +109,7 @@ pub fn write_response_head(
     client_version: Version,
     keep_alive: bool,
     out: &mut impl HeadOut,
-) -> ClientBody {
+) -> Framing {
     if head.is_interim() {
         // A server must not send 1xx to an HTTP/1.0 client (RFC 9110 15.2): drop it.
         if client_version == Version::Http11 {
@@ -127,7 +117,7 @@ pub fn write_response_head(
             put_end_to_end(&head.headers, out);
             out.put(b"\r\n");
         }
-        return ClientBody::None;
+        return Framing::None;
     }
     write_status_line(head, client_version, out);
     put_end_to_end(&head.headers, out);
@@ -142,39 +132,37 @@ pub fn write_response_head(
         put_field(out, "Upgrade", &upgrade.join(&b", "[..]));
         put_field(out, "Connection", b"upgrade");
         out.put(b"\r\n");
-        return ClientBody::None;
+        return Framing::None;
     }
 
     let body = match head.framing {
-        ResponseFraming::None => ClientBody::None,
-        ResponseFraming::Length(n) => ClientBody::Length(n),
+        Framing::None => Framing::None,
+        Framing::Length(n) => Framing::Length(n),
         // An HTTP/1.0 client cannot read chunked (RFC 9112 6.1): dechunk and close.
-        ResponseFraming::Chunked if client_version == Version::Http11 => ClientBody::Chunked,
-        ResponseFraming::Chunked | ResponseFraming::UntilClose => ClientBody::UntilClose,
+        Framing::Chunked if client_version == Version::Http11 => Framing::Chunked,
+        Framing::Chunked | Framing::UntilClose => Framing::UntilClose,
     };
     // Only `chunked` is undone and redone here; any other transfer coding the
     // server applied (gzip, chunked) still wraps the bytes and must be named.
     let other_codings = codings_besides_chunked(&head.headers);
     match body {
-        ClientBody::Length(n) => put_number_field(out, "Content-Length", n),
-        ClientBody::Chunked if other_codings.is_empty() => {
+        Framing::Length(n) => put_number_field(out, "Content-Length", n),
+        Framing::Chunked if other_codings.is_empty() => {
             put_field(out, "Transfer-Encoding", b"chunked")
         }
-        ClientBody::Chunked => put_field(
+        Framing::Chunked => put_field(
             out,
             "Transfer-Encoding",
             &[&other_codings[..], b", chunked"].concat(),
         ),
         // Transfer codings mean nothing to an HTTP/1.0 client (RFC 9112 6.1).
-        ClientBody::UntilClose
-            if client_version == Version::Http11 && !other_codings.is_empty() =>
-        {
+        Framing::UntilClose if client_version == Version::Http11 && !other_codings.is_empty() => {
             put_field(out, "Transfer-Encoding", &other_codings)
         }
-        ClientBody::UntilClose => {}
+        Framing::UntilClose => {}
         // A HEAD or 304 response keeps the length the full response would have
         // (RFC 9110 8.6); 1xx and 204 must not have one.
-        ClientBody::None => {
+        Framing::None => {
             if head.status != 204 {
                 if let Ok(Some(n)) = fields::content_length(&head.headers) {
                     put_number_field(out, "Content-Length", n);
@@ -182,7 +170,7 @@ pub fn write_response_head(
             }
         }
     }
-    let keep_alive = keep_alive && body != ClientBody::UntilClose;
+    let keep_alive = keep_alive && body != Framing::UntilClose;
     match (client_version, keep_alive) {
         (Version::Http11, true) => {}
         (Version::Http10, true) => put_field(out, "Connection", b"keep-alive"),
@@ -371,7 +359,7 @@ mod tests {
             .0
     }
 
-    fn respond(raw: &str, client: Version, keep_alive: bool) -> (String, ClientBody) {
+    fn respond(raw: &str, client: Version, keep_alive: bool) -> (String, Framing) {
         let mut out = Vec::new();
         let body = write_response_head(&response(raw, &Method::Get), client, keep_alive, &mut out);
         (String::from_utf8(out).unwrap(), body)
@@ -389,7 +377,7 @@ mod tests {
         let head = response("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
         assert_eq!(
             write_response_head(&head, Version::Http11, true, &mut out),
-            ClientBody::Chunked
+            Framing::Chunked
         );
         let text = String::from_utf8(out).unwrap();
         assert!(
@@ -400,7 +388,7 @@ mod tests {
         let head = response("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n");
         assert_eq!(
             write_response_head(&head, Version::Http11, true, &mut out),
-            ClientBody::UntilClose
+            Framing::UntilClose
         );
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("\r\nTransfer-Encoding: gzip\r\n"), "{text}");
@@ -565,7 +553,7 @@ mod tests {
             out,
             "HTTP/1.1 200 OK\r\nServer: s\r\nTransfer-Encoding: chunked\r\n\r\n"
         );
-        assert_eq!(body, ClientBody::Chunked);
+        assert_eq!(body, Framing::Chunked);
     }
 
     #[test]
@@ -576,14 +564,14 @@ mod tests {
             true,
         );
         assert_eq!(out, "HTTP/1.0 200 OK\r\nConnection: close\r\n\r\n");
-        assert_eq!(body, ClientBody::UntilClose);
+        assert_eq!(body, Framing::UntilClose);
     }
 
     #[test]
     fn until_close_response_closes_client() {
         let (out, body) = respond("HTTP/1.1 200 OK\r\n\r\n", Version::Http11, true);
         assert_eq!(out, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
-        assert_eq!(body, ClientBody::UntilClose);
+        assert_eq!(body, Framing::UntilClose);
     }
 
     #[test]
@@ -591,7 +579,7 @@ mod tests {
         let raw = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close, X-Hop\r\nKeep-Alive: timeout=5\r\nX-Hop: 1\r\n\r\n";
         let (out, body) = respond(raw, Version::Http11, true);
         assert_eq!(out, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n");
-        assert_eq!(body, ClientBody::Length(2));
+        assert_eq!(body, Framing::Length(2));
         let (out, _) = respond(raw, Version::Http11, false);
         assert_eq!(
             out,
@@ -622,10 +610,10 @@ mod tests {
             true,
         );
         assert_eq!(out, "HTTP/1.1 103 Early Hints\r\nLink: </s>\r\n\r\n");
-        assert_eq!(body, ClientBody::None);
+        assert_eq!(body, Framing::None);
         let (out, body) = respond("HTTP/1.1 100 Continue\r\n\r\n", Version::Http10, true);
         assert_eq!(out, "");
-        assert_eq!(body, ClientBody::None);
+        assert_eq!(body, Framing::None);
     }
 
     #[test]
@@ -639,7 +627,7 @@ mod tests {
             out,
             "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"
         );
-        assert_eq!(body, ClientBody::None);
+        assert_eq!(body, Framing::None);
     }
 
     #[test]
@@ -651,7 +639,7 @@ mod tests {
         );
         assert_eq!(
             write_response_head(&head, Version::Http11, true, &mut out),
-            ClientBody::None
+            Framing::None
         );
         assert_eq!(out, b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n");
         let (out, body) = respond(
@@ -663,7 +651,7 @@ mod tests {
             out,
             "HTTP/1.1 304 Not Modified\r\nETag: \"e\"\r\nContent-Length: 9\r\n\r\n"
         );
-        assert_eq!(body, ClientBody::None);
+        assert_eq!(body, Framing::None);
         let (out, _) = respond(
             "HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n",
             Version::Http11,
@@ -682,10 +670,7 @@ mod tests {
         let (head, n) = parse_response(&out, &Method::Get, &Limits::default())
             .unwrap()
             .unwrap();
-        assert_eq!(
-            head.framing,
-            ResponseFraming::Length((out.len() - n) as u64)
-        );
+        assert_eq!(head.framing, Framing::Length((out.len() - n) as u64));
         for status in [400, 408, 413, 414, 431, 501, 503, 504, 505] {
             let mut out = Vec::new();
             write_error_response(status, false, &mut out);

@@ -23,12 +23,10 @@ pub use chunked::{
     encode_chunk_header, encode_last_chunk, ChunkEvent, ChunkedDecoder, ChunkedError,
 };
 pub use fields::FramingError;
-pub use forward::{
-    write_error_response, write_request_head, write_response_head, ClientBody, ForwardOptions,
-};
+pub use forward::{write_error_response, write_request_head, write_response_head, ForwardOptions};
 pub use head::HeadError;
 pub use request::{parse_request, Method, RequestError, RequestHead};
-pub use response::{parse_response, ResponseError, ResponseFraming, ResponseHead};
+pub use response::{parse_response, ResponseError, ResponseHead};
 
 /// The HTTP versions we speak; anything else is answered with 505 (RFC 9110 15.6.6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,10 +85,17 @@ impl Default for Limits {
     }
 }
 
-/// How a request body is delimited (RFC 9112 6.3).
+/// How a message body is delimited (RFC 9112 6.3): a request's or a
+/// response's as it arrives, and a body's as it is written out (a chunked
+/// response is written as plain bytes to an HTTP/1.0 client, then closed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BodyFraming {
+pub enum Framing {
+    /// No body.
     None,
     Length(u64),
+    /// Decoded, and re-encoded canonically when written chunked.
     Chunked,
+    /// The body ends when its sender closes: responses only (a request
+    /// body is never close-delimited, RFC 9112 6.3).
+    UntilClose,
 }

@@ -8,7 +8,7 @@ use super::fields::{self, FramingError};
 use super::head::{self, HeadError, StartLine, VersionToken};
 use compact_str::CompactString;
 
-use super::{BodyFraming, Fields, Header, Limits, Version};
+use super::{Fields, Framing, Header, Limits, Version};
 
 /// A request method (RFC 9110 9); methods are case-sensitive, so `get` is `Other`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,7 +83,7 @@ pub struct RequestHead {
     pub host: Option<CompactString>,
     /// Every field line in order as received (the forwarder filters them).
     pub headers: Fields,
-    pub framing: BodyFraming,
+    pub framing: Framing,
     /// The client wants the connection kept after this exchange (RFC 9112 9.3).
     pub keep_alive: bool,
     /// `Expect: 100-continue` on an HTTP/1.1 request (RFC 9110 10.1.1).
@@ -271,7 +271,7 @@ fn lowercase(authority: &[u8]) -> CompactString {
 }
 
 /// The body framing of a request (RFC 9112 6.3), refusing every ambiguous case.
-fn framing(headers: &[Header], version: Version) -> Result<BodyFraming, RequestError> {
+fn framing(headers: &[Header], version: Version) -> Result<Framing, RequestError> {
     if fields::has_field(headers, "transfer-encoding") {
         // An HTTP/1.0 request with Transfer-Encoding was likely forwarded by something
         // that did not decode it: its framing is faulty (RFC 9112 6.1).
@@ -285,8 +285,8 @@ fn framing(headers: &[Header], version: Version) -> Result<BodyFraming, RequestE
     }
     let Some(codings) = fields::transfer_codings(headers)? else {
         return Ok(match fields::content_length(headers)? {
-            Some(n) => BodyFraming::Length(n),
-            None => BodyFraming::None,
+            Some(n) => Framing::Length(n),
+            None => Framing::None,
         });
     };
     if codings.unknown {
@@ -297,7 +297,7 @@ fn framing(headers: &[Header], version: Version) -> Result<BodyFraming, RequestE
     if !codings.only_chunked {
         return Err(FramingError::TransferEncoding.into());
     }
-    Ok(BodyFraming::Chunked)
+    Ok(Framing::Chunked)
 }
 
 /// The Upgrade value, only for WebSocket: after a 101 the connection is a blind
@@ -352,7 +352,7 @@ mod tests {
         assert_eq!(head.host.as_deref(), Some("example.com:8080"));
         assert_eq!(head.headers.len(), 2);
         assert_eq!(head.headers[1].name, "Accept");
-        assert_eq!(head.framing, BodyFraming::None);
+        assert_eq!(head.framing, Framing::None);
         assert!(head.keep_alive);
         assert!(!head.expect_continue);
         assert_eq!(head.upgrade, None);
@@ -362,7 +362,7 @@ mod tests {
     fn head_length_excludes_body() {
         let buf = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcGET";
         let (head, n) = parse(buf).unwrap().unwrap();
-        assert_eq!(head.framing, BodyFraming::Length(3));
+        assert_eq!(head.framing, Framing::Length(3));
         assert_eq!(&buf[n..], b"abcGET");
     }
 
@@ -392,7 +392,7 @@ mod tests {
     #[test]
     fn chunked_request_framing() {
         let head = ok(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n");
-        assert_eq!(head.framing, BodyFraming::Chunked);
+        assert_eq!(head.framing, Framing::Chunked);
     }
 
     #[test]
@@ -458,7 +458,7 @@ mod tests {
     fn identical_content_length_duplicates_fold_to_one() {
         let head =
             ok(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\nContent-Length: 5\r\n\r\n");
-        assert_eq!(head.framing, BodyFraming::Length(5));
+        assert_eq!(head.framing, Framing::Length(5));
     }
 
     #[test]
@@ -499,9 +499,9 @@ mod tests {
     #[test]
     fn optional_whitespace_around_framing_values_is_fine() {
         let head = ok(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:chunked \t\r\n\r\n");
-        assert_eq!(head.framing, BodyFraming::Chunked);
+        assert_eq!(head.framing, Framing::Chunked);
         let head = ok(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\t 12 \r\n\r\n");
-        assert_eq!(head.framing, BodyFraming::Length(12));
+        assert_eq!(head.framing, Framing::Length(12));
     }
 
     #[test]

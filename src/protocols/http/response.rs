@@ -6,17 +6,7 @@
 use super::fields::{self, FramingError};
 use super::head::{self, HeadError, StartLine, VersionToken};
 use super::request::Method;
-use super::{Fields, Header, Limits, Version};
-
-/// How a response body is delimited (RFC 9112 6.3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ResponseFraming {
-    None,
-    Length(u64),
-    Chunked,
-    /// No length given: the body ends when the backend closes.
-    UntilClose,
-}
+use super::{Fields, Framing, Header, Limits, Version};
 
 /// A validated response head.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,7 +16,7 @@ pub struct ResponseHead {
     pub reason: compact_str::CompactString,
     /// Every field line in order as received (the forwarder filters them).
     pub headers: Fields,
-    pub framing: ResponseFraming,
+    pub framing: Framing,
     /// The backend connection may be reused after this response.
     pub keep_alive: bool,
 }
@@ -80,7 +70,7 @@ pub fn parse_response(
     let keep_alive = persistent
         && !faulty
         && status != 101
-        && framing != ResponseFraming::UntilClose
+        && framing != Framing::UntilClose
         && !announces_unsent_body(framing, &headers);
 
     let head = ResponseHead {
@@ -98,8 +88,8 @@ pub fn parse_response(
 /// same. A server that then sends that body in a write after the head leaves it
 /// unread on the connection, where the next request would read it as its own
 /// response (response queue poisoning): such a connection is not reused.
-fn announces_unsent_body(framing: ResponseFraming, headers: &[Header]) -> bool {
-    framing == ResponseFraming::None
+fn announces_unsent_body(framing: Framing, headers: &[Header]) -> bool {
+    framing == Framing::None
         && (fields::has_field(headers, "transfer-encoding")
             || !matches!(fields::content_length(headers), Ok(None | Some(0))))
 }
@@ -140,14 +130,14 @@ fn framing(
     status: u16,
     request_method: &Method,
     headers: &[Header],
-) -> Result<ResponseFraming, ResponseError> {
+) -> Result<Framing, ResponseError> {
     // Rule 1: these never have a body, whatever the headers say.
     if *request_method == Method::Head
         || (100..200).contains(&status)
         || status == 204
         || status == 304
     {
-        return Ok(ResponseFraming::None);
+        return Ok(Framing::None);
     }
     // Rule 3 lets TE override CL, but a backend sending both is broken or attacked:
     // refuse it rather than guess (RFC 9112 6.1 "ought to be handled as an error").
@@ -157,15 +147,15 @@ fn framing(
         }
         // Rule 4: chunked last means chunked; otherwise read until close.
         return Ok(if codings.chunked_last {
-            ResponseFraming::Chunked
+            Framing::Chunked
         } else {
-            ResponseFraming::UntilClose
+            Framing::UntilClose
         });
     }
     // Rules 5 to 7.
     Ok(match fields::content_length(headers)? {
-        Some(n) => ResponseFraming::Length(n),
-        None => ResponseFraming::UntilClose,
+        Some(n) => Framing::Length(n),
+        None => Framing::UntilClose,
     })
 }
 
@@ -202,7 +192,7 @@ mod tests {
         assert_eq!(head.status, 200);
         assert_eq!(head.reason, "OK");
         assert_eq!(head.headers.len(), 2);
-        assert_eq!(head.framing, ResponseFraming::Length(5));
+        assert_eq!(head.framing, Framing::Length(5));
         assert!(head.keep_alive);
         assert!(!head.is_interim());
     }
@@ -225,15 +215,15 @@ mod tests {
             "HTTP/1.1 103 Early Hints",
         ] {
             let buf = [format!("{line}\r\n").as_bytes(), cl].concat();
-            assert_eq!(ok(&buf).framing, ResponseFraming::None, "{line}");
+            assert_eq!(ok(&buf).framing, Framing::None, "{line}");
         }
         let head = ok_for(
             &Method::Head,
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
         );
-        assert_eq!(head.framing, ResponseFraming::None);
+        assert_eq!(head.framing, Framing::None);
         let head = ok_for(&Method::Head, b"HTTP/1.1 200 OK\r\n\r\n");
-        assert_eq!(head.framing, ResponseFraming::None);
+        assert_eq!(head.framing, Framing::None);
         assert!(head.keep_alive);
     }
 
@@ -263,7 +253,7 @@ mod tests {
             ),
         ] {
             let head = ok_for(method, buf);
-            assert_eq!(head.framing, ResponseFraming::None);
+            assert_eq!(head.framing, Framing::None);
             assert!(!head.keep_alive, "{:?}", String::from_utf8_lossy(buf));
         }
         // Announcing nothing, or an empty body, keeps the connection.
@@ -301,7 +291,7 @@ mod tests {
     #[test]
     fn no_length_means_until_close() {
         let head = ok(b"HTTP/1.1 200 OK\r\n\r\n");
-        assert_eq!(head.framing, ResponseFraming::UntilClose);
+        assert_eq!(head.framing, Framing::UntilClose);
         assert!(!head.keep_alive);
     }
 
@@ -309,16 +299,16 @@ mod tests {
     fn chunked_last_means_chunked() {
         assert_eq!(
             ok(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").framing,
-            ResponseFraming::Chunked
+            Framing::Chunked
         );
         assert_eq!(
             ok(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").framing,
-            ResponseFraming::Chunked
+            Framing::Chunked
         );
         assert_eq!(
             ok(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n")
                 .framing,
-            ResponseFraming::Chunked
+            Framing::Chunked
         );
     }
 
@@ -327,7 +317,7 @@ mod tests {
         for te in ["gzip", "chunked, gzip", "xchunked"] {
             let buf = format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: {te}\r\n\r\n");
             let head = ok(buf.as_bytes());
-            assert_eq!(head.framing, ResponseFraming::UntilClose, "{te}");
+            assert_eq!(head.framing, Framing::UntilClose, "{te}");
             assert!(!head.keep_alive);
         }
     }
@@ -368,7 +358,7 @@ mod tests {
         );
         assert_eq!(
             ok(b"HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\n\r\n").framing,
-            ResponseFraming::Length(3)
+            Framing::Length(3)
         );
     }
 
@@ -388,7 +378,7 @@ mod tests {
     fn te_in_http10_response_closes_after() {
         let head =
             ok(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n");
-        assert_eq!(head.framing, ResponseFraming::Chunked);
+        assert_eq!(head.framing, Framing::Chunked);
         assert!(!head.keep_alive);
     }
 
