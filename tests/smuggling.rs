@@ -158,7 +158,7 @@ fn run_vector(proxy: SocketAddr, server: &TestServer, v: &Vector) {
                 .unwrap_or_else(|e| panic!("{what}: no response: {e}"));
             assert_eq!(response.status, status, "{what}: {}", response.head);
             assert_eq!(response.header("connection"), ["close"], "{what}");
-            assert!(client.is_closed(), "{what}: connection left open");
+            client.assert_closed(what);
             &[]
         }
         Expect::Forwarded { requests, closed } => {
@@ -172,7 +172,7 @@ fn run_vector(proxy: SocketAddr, server: &TestServer, v: &Vector) {
                 }
             }
             if closed {
-                assert!(client.is_closed(), "{what}: connection left open");
+                client.assert_closed(what);
             } else {
                 // The connection is still in step: a next request gets its own answer.
                 client.send(b"GET /probe HTTP/1.1\r\nHost: a\r\n\r\n");
@@ -835,7 +835,7 @@ fn head_size_count_and_deadline_limits() {
     client.send(b"GET / HTTP/1.1\r\nHost: a\r\n");
     let response = client.read_response(false);
     assert_eq!(response.status, 408);
-    assert!(client.is_closed());
+    client.assert_closed("408 to an incomplete head");
     assert!(started.elapsed() < Duration::from_secs(2));
     // Trickling bytes does not extend the deadline.
     let started = Instant::now();
@@ -851,7 +851,7 @@ fn head_size_count_and_deadline_limits() {
     assert!(started.elapsed() < Duration::from_secs(3));
     // A connection that never sends a byte is closed without an answer.
     let mut silent = Client::connect(proxy);
-    assert!(silent.try_read_response(false).is_err());
+    silent.assert_closed("a client that never sends a byte");
     assert!(server.requests().is_empty());
 }
 
@@ -897,7 +897,7 @@ fn expect_and_upgrade_vectors() {
     assert_eq!(response.status, 417);
     assert_eq!(response.header("connection"), ["close"]);
     let _ = client.try_send(SMUGGLED.as_bytes());
-    assert!(client.is_closed());
+    client.assert_closed("417 to Expect: 100-continue");
     assert!(
         !String::from_utf8_lossy(&after.lock().unwrap()).contains("HTTP/1.1"),
         "bytes after an early answer reached the server as a request"
@@ -931,7 +931,7 @@ fn expect_and_upgrade_vectors() {
     let response = client.read_response(false);
     assert_eq!(response.status, 502);
     let _ = client.try_send(SMUGGLED.as_bytes());
-    assert!(client.is_closed());
+    client.assert_closed("101 to an h2c upgrade");
     let seen = server.requests();
     assert_eq!(seen.len(), 1);
     assert!(seen[0].header("upgrade").is_empty(), "{}", seen[0].head);
@@ -946,7 +946,7 @@ fn expect_and_upgrade_vectors() {
     let mut client = Client::connect(proxy);
     client.send(format!("GET / HTTP/1.1\r\nHost: a\r\n\r\n{SMUGGLED}").as_bytes());
     assert_eq!(client.read_response(false).status, 502);
-    assert!(client.is_closed());
+    client.assert_closed("101 to a request that asked no upgrade");
     assert!(server
         .requests()
         .iter()
@@ -970,7 +970,7 @@ fn expect_and_upgrade_vectors() {
     assert_eq!(client.read_response(false).status, 426);
     // The second request is ours to judge (two Host lines): refused.
     assert_eq!(client.read_response(false).status, 400);
-    assert!(client.is_closed());
+    client.assert_closed("400 after a refused upgrade");
     assert_eq!(server.requests().len(), 1);
 }
 
@@ -1173,12 +1173,9 @@ fn backend_response_vectors() {
                 }
                 assert_eq!(response.status, status, "{what}: {}", response.head);
                 assert_ne!(response.text(), "EVIL", "{what}");
-                assert!(client.is_closed(), "{what}: client left open");
+                client.assert_closed(what);
             }
-            Seen::Cut => {
-                let response = client.try_read_response(false);
-                assert!(response.is_err(), "{what}: looks complete: {response:?}");
-            }
+            Seen::Cut => client.assert_cut(false, what),
         }
         // The next client is served by a server connection in step.
         let next = get(proxy, "/ok");

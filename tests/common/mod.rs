@@ -240,7 +240,9 @@ pub fn read_head(reader: &mut BufReader<TcpStream>) -> io::Result<Option<String>
 fn read_chunked_raw(reader: &mut BufReader<TcpStream>, raw: &mut Vec<u8>) -> io::Result<()> {
     loop {
         let mut line = String::new();
-        reader.read_line(&mut line)?;
+        if reader.read_line(&mut line)? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
         raw.extend_from_slice(line.as_bytes());
         let size = usize::from_str_radix(line.trim_end().split(';').next().unwrap_or(""), 16)
             .map_err(|_| io::Error::other(format!("bad chunk line {line:?}")))?;
@@ -248,9 +250,11 @@ fn read_chunked_raw(reader: &mut BufReader<TcpStream>, raw: &mut Vec<u8>) -> io:
             // trailers until the empty line
             loop {
                 let mut trailer = String::new();
-                reader.read_line(&mut trailer)?;
+                if reader.read_line(&mut trailer)? == 0 {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
                 raw.extend_from_slice(trailer.as_bytes());
-                if trailer == "\r\n" || trailer.is_empty() {
+                if trailer == "\r\n" {
                     return Ok(());
                 }
             }
@@ -298,6 +302,41 @@ impl Response {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+}
+
+/// How long a check that the proxy closed a connection waits: it closes at
+/// once, or after lingering at most 1 s on unread request bytes.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// How a connection the proxy should close turned out.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// End of stream, or a reset.
+    Closed,
+    /// Nothing came within the wait: still open.
+    Open,
+    /// Bytes came instead of the end.
+    Bytes(Vec<u8>),
+}
+
+/// Whether a read error means the peer ended the stream (an end in the middle
+/// of a message, or a reset), as opposed to a timeout or a malformed message.
+pub fn is_end_of_stream(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+    )
+}
+
+/// Whether a read error is a read timeout (`WouldBlock` on Unix).
+pub fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 /// A raw client connection to the proxy.
@@ -362,10 +401,72 @@ impl Client {
         Ok(Response { status, head, body })
     }
 
-    /// Whether the proxy closed the connection (reads EOF within the timeout).
+    /// How the connection turns out within `within`: closed (EOF or reset),
+    /// still open (nothing came), or bytes came instead.
+    pub fn ending(&mut self, within: Duration) -> Ending {
+        self.with_read_timeout(within, |reader| {
+            let mut buf = [0u8; 256];
+            match reader.read(&mut buf) {
+                Ok(0) => Ending::Closed,
+                Ok(n) => Ending::Bytes(buf[..n].to_vec()),
+                Err(e) if is_end_of_stream(&e) => Ending::Closed,
+                Err(e) if is_timeout(&e) => Ending::Open,
+                Err(e) => panic!("reading for the end of the connection: {e}"),
+            }
+        })
+    }
+
+    /// Whether the proxy closed the connection (EOF or reset) within
+    /// `CLOSE_WAIT`. A connection still open then, or one that sends more
+    /// bytes, is not closed.
     pub fn is_closed(&mut self) -> bool {
-        let mut byte = [0u8; 1];
-        matches!(self.reader.read(&mut byte), Ok(0) | Err(_))
+        self.ending(CLOSE_WAIT) == Ending::Closed
+    }
+
+    /// Panics unless the proxy closes the connection (EOF or reset) within
+    /// `CLOSE_WAIT`, saying what came instead.
+    pub fn assert_closed(&mut self, what: &str) {
+        match self.ending(CLOSE_WAIT) {
+            Ending::Closed => {}
+            Ending::Open => panic!("{what}: connection still open after {CLOSE_WAIT:?}"),
+            Ending::Bytes(bytes) => panic!(
+                "{what}: bytes instead of a close: {:?}",
+                String::from_utf8_lossy(&bytes)
+            ),
+        }
+    }
+
+    /// Reads a response the proxy must cut: the stream ends (EOF or reset)
+    /// before the response is complete. Panics on a complete response, on a
+    /// connection still open after `CLOSE_WAIT` (a timeout is not a cut), and
+    /// on bytes that are not an HTTP response.
+    pub fn assert_cut(&mut self, head_request: bool, what: &str) {
+        self.set_read_timeout(CLOSE_WAIT);
+        let outcome = self.try_read_response(head_request);
+        self.set_read_timeout(TIMEOUT);
+        match outcome {
+            Ok(response) => panic!("{what}: a cut response looks complete: {response:?}"),
+            Err(e) if is_end_of_stream(&e) => {}
+            Err(e) if is_timeout(&e) => {
+                panic!("{what}: connection still open after {CLOSE_WAIT:?}, not cut")
+            }
+            Err(e) => panic!("{what}: not a cut but {e}"),
+        }
+    }
+
+    fn set_read_timeout(&self, timeout: Duration) {
+        self.writer.set_read_timeout(Some(timeout)).unwrap();
+    }
+
+    fn with_read_timeout<R>(
+        &mut self,
+        timeout: Duration,
+        read: impl FnOnce(&mut BufReader<TcpStream>) -> R,
+    ) -> R {
+        self.set_read_timeout(timeout);
+        let result = read(&mut self.reader);
+        self.set_read_timeout(TIMEOUT);
+        result
     }
 
     /// Sends `raw` and reads one response.
