@@ -5,7 +5,9 @@
 mod common;
 
 use std::net::{SocketAddr, TcpListener};
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use common::*;
 use tcpvs::table::Settings;
@@ -506,16 +508,196 @@ fn upgrade_becomes_a_tunnel() {
     assert_eq!(&echo, b"PING");
 }
 
+/// What `OneAnswerServer` does after answering a connection's first request.
+#[derive(Clone, Copy)]
+enum AfterAnswer {
+    /// Keeps the connection open; the next request on it is read whole, then
+    /// the connection is closed without an answer. Until that request is
+    /// sent, the connection looks alive to the proxy's pool.
+    CloseOnNextRequest,
+    /// Closes at once: a pooled connection that is already dead.
+    Close,
+}
+
+/// A server that answers only the first request of each connection (200,
+/// keep-alive, body `connection N`, N counting accepts from 0) and records
+/// every request line per connection as soon as its head is read, before
+/// any body: a request sent twice shows even when its second copy never
+/// completes.
+struct OneAnswerServer {
+    addr: SocketAddr,
+    /// Request lines per connection, in accept order.
+    seen: Arc<Mutex<Vec<Vec<String>>>>,
+    /// Connections the server has closed.
+    closed: Arc<AtomicUsize>,
+}
+
+impl OneAnswerServer {
+    fn start(after: AfterAnswer) -> OneAnswerServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let closed = Arc::new(AtomicUsize::new(0));
+        let (log, closes) = (seen.clone(), closed.clone());
+        std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().flatten().enumerate() {
+                log.lock().unwrap().push(Vec::new());
+                let (log, closes) = (log.clone(), closes.clone());
+                std::thread::spawn(move || {
+                    answer_once(stream, n, after, &log);
+                    closes.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        });
+        OneAnswerServer { addr, seen, closed }
+    }
+
+    fn seen(&self) -> Vec<Vec<String>> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// Serves connection `n` of a `OneAnswerServer`; returns when it closes it.
+fn answer_once(
+    stream: std::net::TcpStream,
+    n: usize,
+    after: AfterAnswer,
+    log: &Mutex<Vec<Vec<String>>>,
+) {
+    use std::io::{BufReader, Read, Write};
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    for answered in [false, true] {
+        let Ok(Some(head)) = read_head(&mut reader) else {
+            return;
+        };
+        let line = head.lines().next().unwrap_or("").to_string();
+        log.lock().unwrap()[n].push(line);
+        let length: usize = header_values(&head, "content-length")
+            .first()
+            .map_or(0, |l| l.parse().unwrap());
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        if answered {
+            // The request was read whole: close without an answer.
+            return;
+        }
+        writer.write_all(&ok(&format!("connection {n}"))).unwrap();
+        if let AfterAnswer::Close = after {
+            return;
+        }
+    }
+}
+
 #[test]
 fn stale_pooled_connection_is_retried_for_idempotent_requests() {
-    // Answers keep-alive, then closes anyway: the pooled connection is stale.
-    let server = TestServer::start(|_| Reply::SendAndClose(ok("fresh")));
-    let proxy = proxy_to(&[&server]);
+    // The pooled connection is alive when taken, and the server closes it
+    // only on reading the next request: the proxy learns it is stale only
+    // after sending the request on it.
+    let server = OneAnswerServer::start(AfterAnswer::CloseOnNextRequest);
+    let proxy = start_proxy(service(&[(server.addr, 1)], &[]), Settings::default());
     let mut client = Client::connect(proxy);
-    for _ in 0..3 {
-        let response = client.exchange("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
-        assert_eq!((response.status, response.text().as_str()), (200, "fresh"));
-        std::thread::sleep(Duration::from_millis(50));
+    let first = client.exchange("GET /first HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!((first.status, first.text().as_str()), (200, "connection 0"));
+    for (n, method) in [(1, "GET"), (2, "OPTIONS"), (3, "DELETE")] {
+        let request = format!("{method} /again HTTP/1.1\r\nHost: t\r\n\r\n");
+        let again = client.exchange(&request);
+        assert_eq!(
+            (again.status, again.text()),
+            (200, format!("connection {n}")),
+            "{method}"
+        );
     }
-    assert_eq!(server.requests().len(), 3);
+    // Each request went once on the stale connection, once on a fresh one.
+    let line = |method: &str| format!("{method} /again HTTP/1.1");
+    assert_eq!(
+        server.seen(),
+        vec![
+            vec!["GET /first HTTP/1.1".to_string(), line("GET")],
+            vec![line("GET"), line("OPTIONS")],
+            vec![line("OPTIONS"), line("DELETE")],
+            vec![line("DELETE")],
+        ]
+    );
+}
+
+#[test]
+fn non_idempotent_request_on_a_stale_pooled_connection_is_never_sent_twice() {
+    // Sent at once after the first exchange: a request that is not
+    // idempotent reuses only a connection pooled less than 1 s ago.
+    for (what, request) in [
+        ("POST without a body", "POST /once HTTP/1.1\r\nHost: t\r\n\r\n"),
+        (
+            "POST with a Content-Length body",
+            "POST /once HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello",
+        ),
+        (
+            "PATCH with a chunked body",
+            "PATCH /once HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        ),
+        (
+            "PUT with a body (idempotent, but its body is gone once sent)",
+            "PUT /once HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello",
+        ),
+    ] {
+        let server = OneAnswerServer::start(AfterAnswer::CloseOnNextRequest);
+        let mut settings = Settings::default();
+        // A retry that waits for a body nobody sends again fails fast.
+        settings.timeouts.client = Duration::from_secs(2);
+        let proxy = start_proxy(service(&[(server.addr, 1)], &[]), settings);
+        let mut client = Client::connect(proxy);
+        let first = client.exchange("GET /first HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(first.status, 200, "{what}");
+        client.send(request.as_bytes());
+        let response = client
+            .try_read_response(false)
+            .unwrap_or_else(|e| panic!("{what}: no response: {e}"));
+        assert_eq!(response.status, 502, "{what}: {}", response.head);
+        client.assert_closed(what);
+        let request_line = request.lines().next().unwrap().to_string();
+        assert_eq!(
+            server.seen(),
+            vec![vec!["GET /first HTTP/1.1".to_string(), request_line]],
+            "{what}: sent on the stale connection, and only there"
+        );
+    }
+}
+
+#[test]
+fn pooled_connection_the_server_closed_is_not_reused() {
+    // The server closes after each answer. Once its close has reached the
+    // proxy, the pool's check drops that connection, so even a request that
+    // could not be retried gets through on a new one.
+    let server = OneAnswerServer::start(AfterAnswer::Close);
+    let proxy = start_proxy(service(&[(server.addr, 1)], &[]), Settings::default());
+    let mut client = Client::connect(proxy);
+    for (n, request) in [
+        "GET / HTTP/1.1\r\nHost: t\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi",
+        "POST / HTTP/1.1\r\nHost: t\r\n\r\n",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let response = client.exchange(request);
+        assert_eq!(
+            (response.status, response.text()),
+            (200, format!("connection {n}")),
+            "{request:?}"
+        );
+        // The next request goes out only after the server's close (within
+        // the 1 s a POST may reuse a pooled connection).
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while server.closed.load(Ordering::SeqCst) <= n {
+            assert!(Instant::now() < deadline, "the server never closed");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    assert_eq!(
+        server.seen().iter().map(Vec::len).collect::<Vec<_>>(),
+        [1, 1, 1]
+    );
 }
