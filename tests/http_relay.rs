@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -558,12 +558,7 @@ impl OneAnswerServer {
 }
 
 /// Serves connection `n` of a `OneAnswerServer`; returns when it closes it.
-fn answer_once(
-    stream: std::net::TcpStream,
-    n: usize,
-    after: AfterAnswer,
-    log: &Mutex<Vec<Vec<String>>>,
-) {
+fn answer_once(stream: TcpStream, n: usize, after: AfterAnswer, log: &Mutex<Vec<Vec<String>>>) {
     use std::io::{BufReader, Read, Write};
     stream.set_read_timeout(Some(TIMEOUT)).unwrap();
     let mut writer = stream.try_clone().unwrap();
@@ -700,4 +695,209 @@ fn pooled_connection_the_server_closed_is_not_reused() {
         server.seen().iter().map(Vec::len).collect::<Vec<_>>(),
         [1, 1, 1]
     );
+}
+
+// The README's timeouts ([timeouts]), each shortened to hundreds of ms.
+
+const GET: &str = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+
+#[test]
+fn keepalive_timeout_closes_an_idle_client_after_it_not_before() {
+    const KEEPALIVE: Duration = Duration::from_millis(800);
+    let server = TestServer::named("s");
+    let mut settings = Settings::default();
+    settings.timeouts.keepalive = KEEPALIVE;
+    let proxy = start_proxy(service(&[(server.addr, 1)], &[]), settings);
+    let mut client = Client::connect(proxy);
+    assert_eq!(client.exchange(GET).status, 200);
+    // Idle for half the timeout: still open, and the next request is served.
+    assert_eq!(client.ending(KEEPALIVE / 2), Ending::Open);
+    assert_eq!(client.exchange(GET).status, 200);
+    // Idle from the response on: an end of stream after the timeout.
+    let idle_since = Instant::now();
+    let ending = client.ending(KEEPALIVE + CLOSE_WAIT);
+    let idle = idle_since.elapsed();
+    assert_eq!(ending, Ending::Closed, "after {idle:?} idle");
+    // The proxy's timer started as it sent the response, a little before
+    // the client had it.
+    assert!(
+        idle >= KEEPALIVE - Duration::from_millis(50),
+        "closed after {idle:?} idle"
+    );
+    assert_eq!(server.requests().len(), 2);
+}
+
+/// A listener whose connects never complete: its accept queue (backlog 0)
+/// is full of connections nobody accepts, so the kernel drops further SYNs.
+struct Unanswered {
+    addr: SocketAddr,
+    _listener: socket2::Socket,
+    _queued: Vec<TcpStream>,
+}
+
+impl Unanswered {
+    fn start() -> Unanswered {
+        use socket2::{Domain, Socket, Type};
+        let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        listener.bind(&any.into()).unwrap();
+        listener.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap().as_socket().unwrap();
+        let mut queued = Vec::new();
+        // Fill the queue until a connect hangs: proof that the next ones will.
+        for _ in 0..16 {
+            match TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+                Ok(stream) => queued.push(stream),
+                Err(e) if is_timeout(&e) => {
+                    return Unanswered {
+                        addr,
+                        _listener: listener,
+                        _queued: queued,
+                    }
+                }
+                Err(e) => panic!("connecting to fill the accept queue: {e}"),
+            }
+        }
+        panic!("connects to a full accept queue still complete");
+    }
+}
+
+#[test]
+fn connect_timeout_moves_on_to_the_next_server() {
+    const CONNECT: Duration = Duration::from_millis(500);
+    let hanging = Unanswered::start();
+    let live = TestServer::named("live");
+    let mut settings = Settings::default();
+    settings.timeouts.connect = CONNECT;
+    let proxy = start_proxy(
+        service(&[(hanging.addr, 1), (live.addr, 1)], &[]),
+        settings.clone(),
+    );
+    // Ties are broken in turn, so one of the first requests tries the
+    // hanging server first; it is served by the other after the timeout.
+    let mut slowest = Duration::ZERO;
+    for _ in 0..4 {
+        let started = Instant::now();
+        let response = get(proxy, "/");
+        assert_eq!((response.status, response.text().as_str()), (200, "live"));
+        slowest = slowest.max(started.elapsed());
+        if slowest >= CONNECT {
+            break;
+        }
+    }
+    assert!(
+        slowest >= CONNECT,
+        "no request waited on the hanging server ({slowest:?})"
+    );
+    assert!(
+        slowest < CONNECT + Duration::from_secs(2),
+        "the next server was tried only after {slowest:?}"
+    );
+    // With no other server: 504 once the connect timed out.
+    let proxy = start_proxy(service(&[(hanging.addr, 1)], &[]), settings);
+    let started = Instant::now();
+    assert_eq!(get(proxy, "/").status, 504);
+    let waited = started.elapsed();
+    assert!(
+        waited >= CONNECT && waited < CONNECT + Duration::from_secs(2),
+        "504 after {waited:?}"
+    );
+}
+
+#[test]
+fn pool_idle_timeout_ends_the_reuse_of_a_server_connection() {
+    const POOL_IDLE: Duration = Duration::from_millis(800);
+    let server = TestServer::named("s");
+    let mut settings = Settings::default();
+    settings.timeouts.pool_idle = POOL_IDLE;
+    let proxy = start_proxy(service(&[(server.addr, 1)], &[]), settings);
+    // One client connection: its requests stay on one worker and its pool.
+    let mut client = Client::connect(proxy);
+    assert_eq!(client.exchange(GET).status, 200);
+    assert_eq!(server.connection_count(), 1);
+    // The sleeps are the idle times under test, not synchronisation.
+    std::thread::sleep(POOL_IDLE / 4);
+    assert_eq!(client.exchange(GET).status, 200);
+    assert_eq!(
+        server.connection_count(),
+        1,
+        "a connection idle {:?} was not reused",
+        POOL_IDLE / 4
+    );
+    std::thread::sleep(POOL_IDLE * 3 / 2);
+    assert_eq!(client.exchange(GET).status, 200);
+    assert_eq!(
+        server.connection_count(),
+        2,
+        "a connection idle {:?} was reused",
+        POOL_IDLE * 3 / 2
+    );
+    assert_eq!(server.requests().len(), 3);
+}
+
+#[test]
+fn client_timeout_cuts_a_client_that_stops_sending_its_body() {
+    const CLIENT: Duration = Duration::from_millis(800);
+    let server = TestServer::named("s");
+    let mut settings = Settings::default();
+    settings.timeouts.client = CLIENT;
+    let proxy = start_proxy(service(&[(server.addr, 1)], &[]), settings);
+    let mut client = Client::connect(proxy);
+    client.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhello");
+    let stalled = Instant::now();
+    assert_eq!(client.ending(CLIENT / 2), Ending::Open, "cut too early");
+    let ending = client.ending(CLIENT + CLOSE_WAIT);
+    let waited = stalled.elapsed();
+    assert!(
+        matches!(ending, Ending::Closed | Ending::Reset),
+        "{ending:?} after {waited:?}"
+    );
+    assert!(waited >= CLIENT, "cut after {waited:?}");
+    // The server never had the whole request.
+    assert!(server.requests().is_empty());
+}
+
+#[test]
+fn client_timeout_cuts_a_client_that_stops_reading() {
+    const CLIENT: Duration = Duration::from_millis(800);
+    // Far more than the socket buffers on the way hold.
+    const BODY: usize = 64 << 20;
+    let write_failed = Arc::new(Mutex::new(None::<Instant>));
+    let failed = write_failed.clone();
+    let server = one_shot_server(move |_head, _reader, mut writer| {
+        use std::io::Write;
+        writer.set_write_timeout(Some(TIMEOUT)).unwrap();
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {BODY}\r\n\r\n");
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut result = writer.write_all(head.as_bytes());
+        let mut sent = 0;
+        while result.is_ok() && sent < BODY {
+            result = writer.write_all(&chunk);
+            sent += chunk.len();
+        }
+        if result.is_err() {
+            *failed.lock().unwrap() = Some(Instant::now());
+        }
+    });
+    let mut settings = Settings::default();
+    settings.timeouts.client = CLIENT;
+    let proxy = start_proxy(service(&[(server, 1)], &[]), settings);
+    let mut client = Client::connect(proxy);
+    let asked = Instant::now();
+    client.send(GET.as_bytes());
+    // The client reads nothing: once the buffers are full the proxy's writes
+    // wait, and after the client timeout it gives up on both ends.
+    let deadline = asked + CLIENT + Duration::from_secs(5);
+    let cut_at = loop {
+        if let Some(at) = *write_failed.lock().unwrap() {
+            break at;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the proxy still relays to a client that stopped reading"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(cut_at - asked >= CLIENT, "cut after {:?}", cut_at - asked);
+    client.assert_cut(false, "a client that stopped reading");
 }

@@ -311,8 +311,10 @@ pub const CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// How a connection the proxy should close turned out.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Ending {
-    /// End of stream, or a reset.
+    /// End of stream.
     Closed,
+    /// A reset.
+    Reset,
     /// Nothing came within the wait: still open.
     Open,
     /// Bytes came instead of the end.
@@ -409,7 +411,7 @@ impl Client {
             match reader.read(&mut buf) {
                 Ok(0) => Ending::Closed,
                 Ok(n) => Ending::Bytes(buf[..n].to_vec()),
-                Err(e) if is_end_of_stream(&e) => Ending::Closed,
+                Err(e) if is_end_of_stream(&e) => Ending::Reset,
                 Err(e) if is_timeout(&e) => Ending::Open,
                 Err(e) => panic!("reading for the end of the connection: {e}"),
             }
@@ -420,14 +422,14 @@ impl Client {
     /// `CLOSE_WAIT`. A connection still open then, or one that sends more
     /// bytes, is not closed.
     pub fn is_closed(&mut self) -> bool {
-        self.ending(CLOSE_WAIT) == Ending::Closed
+        matches!(self.ending(CLOSE_WAIT), Ending::Closed | Ending::Reset)
     }
 
     /// Panics unless the proxy closes the connection (EOF or reset) within
     /// `CLOSE_WAIT`, saying what came instead.
     pub fn assert_closed(&mut self, what: &str) {
         match self.ending(CLOSE_WAIT) {
-            Ending::Closed => {}
+            Ending::Closed | Ending::Reset => {}
             Ending::Open => panic!("{what}: connection still open after {CLOSE_WAIT:?}"),
             Ending::Bytes(bytes) => panic!(
                 "{what}: bytes instead of a close: {:?}",
