@@ -8,6 +8,7 @@ mod common;
 
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -70,8 +71,15 @@ fn assert_canonical(req: &Received, what: &str) {
     }
     let te = req.header("transfer-encoding");
     let cl = req.header("content-length");
+    // One reading: a body is framed by exactly one framing field, said once
+    // (a bodiless request has none, or one that frames nothing).
     assert!(te.is_empty() || cl.is_empty(), "{what}: both CL and TE");
-    assert!(te.len() <= 1 && cl.len() <= 1, "{what}: {}", req.head);
+    let framing_fields = te.len() + cl.len();
+    if req.raw_body.is_empty() {
+        assert!(framing_fields <= 1, "{what}: {}", req.head);
+    } else {
+        assert_eq!(framing_fields, 1, "{what}: {}", req.head);
+    }
     if let Some(te) = te.first() {
         assert_eq!(te, "chunked", "{what}");
         // dechunk panics on anything but canonical hex sizes and CRLFs.
@@ -82,6 +90,37 @@ fn assert_canonical(req: &Received, what: &str) {
     if let Some(cl) = cl.first() {
         assert_eq!(cl, &req.raw_body.len().to_string(), "{what}");
     }
+}
+
+/// How a request's body is framed.
+#[derive(Debug, PartialEq, Eq)]
+enum Framing {
+    None,
+    Length,
+    Chunked,
+}
+
+/// The framing a head declares, by its field names alone (a test's own
+/// reading: the vectors that get here have at most one framing field kind).
+fn framing_of(head: &str) -> Framing {
+    let named = |name: &str| {
+        head.lines()
+            .skip(1)
+            .filter_map(|line| line.split_once(':'))
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+    };
+    match (named("transfer-encoding"), named("content-length")) {
+        (true, _) => Framing::Chunked,
+        (false, true) => Framing::Length,
+        (false, false) => Framing::None,
+    }
+}
+
+/// The first head a client sent in `raw`, after any empty lines before it.
+fn first_head(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    let text = text.trim_start_matches("\r\n");
+    text.split("\r\n\r\n").next().unwrap_or("").to_string()
 }
 
 /// What a request vector must lead to.
@@ -199,6 +238,16 @@ fn run_vector(proxy: SocketAddr, server: &TestServer, v: &Vector) {
         expected.len(),
         "{what}: the server received {seen:#?}"
     );
+    // The first request is framed as the client framed it: a length stays
+    // a length, chunked stays chunked, and no framing is added.
+    if let Some(first) = seen.first() {
+        assert_eq!(
+            framing_of(&first.head),
+            framing_of(&first_head(&v.raw)),
+            "{what}: {}",
+            first.head
+        );
+    }
     for (got, (line, body)) in seen.iter().zip(expected) {
         assert_canonical(got, what);
         assert_eq!(got.request_line(), *line, "{what}");
@@ -855,12 +904,35 @@ fn head_size_count_and_deadline_limits() {
     assert!(server.requests().is_empty());
 }
 
+/// What a server of `answer_head_then_record` got after the head.
+struct Recorded {
+    bytes: Arc<Mutex<Vec<u8>>>,
+    /// Set when the server stopped recording.
+    done: Arc<AtomicBool>,
+}
+
+impl Recorded {
+    /// Every byte that followed the head, once the server stopped recording.
+    fn all(&self) -> Vec<u8> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.done.load(Ordering::SeqCst) {
+            assert!(
+                Instant::now() < deadline,
+                "the server never stopped recording"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.bytes.lock().unwrap().clone()
+    }
+}
+
 /// A one-connection server that answers the first head with `reply` without
 /// reading any body, then records every byte that follows until the proxy
 /// closes (or 2 s pass).
-fn answer_head_then_record(reply: &'static [u8]) -> (SocketAddr, Arc<Mutex<Vec<u8>>>) {
+fn answer_head_then_record(reply: &'static [u8]) -> (SocketAddr, Recorded) {
     let after = Arc::new(Mutex::new(Vec::new()));
-    let log = after.clone();
+    let done = Arc::new(AtomicBool::new(false));
+    let (log, finished) = (after.clone(), done.clone());
     let addr = one_shot_server(move |_head, mut reader, mut writer| {
         writer.write_all(reply).unwrap();
         reader
@@ -874,8 +946,9 @@ fn answer_head_then_record(reply: &'static [u8]) -> (SocketAddr, Arc<Mutex<Vec<u
             }
             log.lock().unwrap().extend_from_slice(&buf[..n]);
         }
+        finished.store(true, Ordering::SeqCst);
     });
-    (addr, after)
+    (addr, Recorded { bytes: after, done })
 }
 
 #[test]
@@ -899,7 +972,7 @@ fn expect_and_upgrade_vectors() {
     let _ = client.try_send(SMUGGLED.as_bytes());
     client.assert_closed("417 to Expect: 100-continue");
     assert!(
-        !String::from_utf8_lossy(&after.lock().unwrap()).contains("HTTP/1.1"),
+        !String::from_utf8_lossy(&after.all()).contains("HTTP/1.1"),
         "bytes after an early answer reached the server as a request"
     );
 
@@ -980,20 +1053,45 @@ enum Step {
     Write(&'static [u8]),
     Sleep(u64),
     Close,
+    /// Counts a script done (its late bytes written): what a test waits for.
+    Done,
 }
 
-fn scripted_server(script: fn(&Received) -> Vec<Step>) -> SocketAddr {
+struct ScriptedServer {
+    addr: SocketAddr,
+    /// Scripts that reached their `Done`.
+    done: Arc<AtomicUsize>,
+}
+
+impl ScriptedServer {
+    /// Waits until `count` scripts reached their `Done`.
+    fn wait_done(&self, count: usize, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.done.load(Ordering::SeqCst) < count {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: late bytes never written"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+fn scripted_server(script: fn(&Received) -> Vec<Step>) -> ScriptedServer {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
+    let done = Arc::new(AtomicUsize::new(0));
+    let counter = done.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || serve_steps(stream, script));
+            let counter = counter.clone();
+            std::thread::spawn(move || serve_steps(stream, script, &counter));
         }
     });
-    addr
+    ScriptedServer { addr, done }
 }
 
-fn serve_steps(stream: TcpStream, script: fn(&Received) -> Vec<Step>) {
+fn serve_steps(stream: TcpStream, script: fn(&Received) -> Vec<Step>, done: &AtomicUsize) {
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
     let Ok(mut writer) = stream.try_clone() else {
         return;
@@ -1009,6 +1107,9 @@ fn serve_steps(stream: TcpStream, script: fn(&Received) -> Vec<Step>) {
                 }
                 Step::Sleep(ms) => std::thread::sleep(Duration::from_millis(ms)),
                 Step::Close => return,
+                Step::Done => {
+                    done.fetch_add(1, Ordering::SeqCst);
+                }
             }
         }
     }
@@ -1082,22 +1183,26 @@ fn backend_script(req: &Received) -> Vec<Step> {
             Write(b"HTTP/1.1 200 OK\r\nContent-Length: 44\r\n\r\n"),
             Sleep(50),
             Write(EVIL),
+            Done,
         ],
         "304-body-late" => vec![
             Write(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 44\r\n\r\n"),
             Sleep(50),
             Write(EVIL),
+            Done,
         ],
         "204-body-late" => vec![
             Write(b"HTTP/1.1 204 No Content\r\nContent-Length: 44\r\n\r\n"),
             Sleep(50),
             Write(EVIL),
+            Done,
         ],
         // A whole response after a correctly framed one, after a pause.
         "extra-late" => vec![
             Write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
             Sleep(50),
             Write(EVIL),
+            Done,
         ],
         // Trailers cannot change framing on the way back either.
         "trailers" => vec![Write(
@@ -1128,7 +1233,7 @@ enum Seen {
 #[test]
 fn backend_response_vectors() {
     let server = scripted_server(backend_script);
-    let proxy = proxy_to(server);
+    let proxy = proxy_to(server.addr);
     let cases: &[(&str, &str, Seen)] = &[
         ("CL and TE in a response", "cl-te", Seen::Status(502)),
         ("CL +2", "cl-plus", Seen::Status(502)),
@@ -1186,7 +1291,7 @@ fn backend_response_vectors() {
 #[test]
 fn backend_extra_bytes_never_reach_the_next_request() {
     let server = scripted_server(backend_script);
-    let proxy = proxy_to(server);
+    let proxy = proxy_to(server.addr);
     let cases: &[(&str, &str, u16, &str)] = &[
         ("HEAD response with a body", "HEAD /r/head-body", 200, ""),
         ("304 with a body", "GET /r/304-body", 304, ""),
@@ -1221,6 +1326,7 @@ fn backend_extra_bytes_never_reach_the_next_request() {
         ("interim responses", "GET /r/hints", 200, "ok"),
         ("1xx with a Content-Length", "GET /r/interim-cl", 200, "ok"),
     ];
+    let mut late = 0;
     for &(what, request, status, body) in cases {
         let mut client = Client::connect(proxy);
         let is_head = request.starts_with("HEAD ");
@@ -1235,8 +1341,11 @@ fn backend_extra_bytes_never_reach_the_next_request() {
             "{what}: {}",
             response.head
         );
-        // Give late bytes time to arrive, then reuse both connections.
-        std::thread::sleep(Duration::from_millis(120));
+        // Once the late bytes are out, reuse both connections.
+        if request.ends_with("-late") {
+            late += 1;
+            server.wait_done(late, what);
+        }
         for round in 0..3 {
             let next = client.exchange("GET /ok HTTP/1.1\r\nHost: a\r\n\r\n");
             assert_eq!(
@@ -1282,11 +1391,11 @@ fn many_tiny_chunks_in_one_read() {
 #[test]
 fn late_extra_response_after_a_framed_one_is_not_served() {
     let server = scripted_server(backend_script);
-    let proxy = proxy_to(server);
+    let proxy = proxy_to(server.addr);
     let mut client = Client::connect(proxy);
     let first = client.exchange("GET /r/extra-late HTTP/1.1\r\nHost: a\r\n\r\n");
     assert_eq!(first.text(), "ok");
-    std::thread::sleep(Duration::from_millis(120));
+    server.wait_done(1, "extra-late");
     let next = client.exchange("GET /ok HTTP/1.1\r\nHost: a\r\n\r\n");
     assert_eq!((next.status, next.text().as_str()), (200, "ok"));
 }

@@ -119,7 +119,11 @@ pub enum Reply {
 /// A scripted real server on 127.0.0.1:0 that records every request.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// Whole requests, in order.
     pub received: Arc<Mutex<Vec<Received>>>,
+    /// The request line of every head, logged as soon as the head is read:
+    /// a request whose body never came whole is here and not in `received`.
+    pub heads: Arc<Mutex<Vec<String>>>,
     pub connections: Arc<Mutex<usize>>,
 }
 
@@ -131,19 +135,21 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
+        let heads = Arc::new(Mutex::new(Vec::new()));
         let connections = Arc::new(Mutex::new(0));
         let reply = Arc::new(reply);
-        let (log, count) = (received.clone(), connections.clone());
+        let (log, head_log, count) = (received.clone(), heads.clone(), connections.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 *count.lock().unwrap() += 1;
-                let (log, reply) = (log.clone(), reply.clone());
-                std::thread::spawn(move || serve_scripted(stream, &*reply, &log));
+                let (log, head_log, reply) = (log.clone(), head_log.clone(), reply.clone());
+                std::thread::spawn(move || serve_scripted(stream, &*reply, &log, &head_log));
             }
         });
         TestServer {
             addr,
             received,
+            heads,
             connections,
         }
     }
@@ -155,6 +161,11 @@ impl TestServer {
 
     pub fn requests(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
+    }
+
+    /// The request lines of all heads read, whole requests or not.
+    pub fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
     }
 
     pub fn connection_count(&self) -> usize {
@@ -175,12 +186,18 @@ fn serve_scripted(
     stream: TcpStream,
     reply: &dyn Fn(&Received) -> Reply,
     log: &Mutex<Vec<Received>>,
+    head_log: &Mutex<Vec<String>>,
 ) {
     stream.set_read_timeout(Some(TIMEOUT)).ok();
     let mut writer = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
     loop {
-        let Ok(Some(request)) = read_request(&mut reader) else {
+        let Ok(Some(head)) = read_head(&mut reader) else {
+            return;
+        };
+        let line = head.lines().next().unwrap_or("").to_string();
+        head_log.lock().unwrap().push(line);
+        let Ok(request) = read_body(&mut reader, head) else {
             return;
         };
         log.lock().unwrap().push(request.clone());
@@ -204,6 +221,11 @@ pub fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Rece
     let Some(head) = read_head(reader)? else {
         return Ok(None);
     };
+    read_body(reader, head).map(Some)
+}
+
+/// Reads the body of a request whose head was read, by its own framing.
+pub fn read_body(reader: &mut BufReader<TcpStream>, head: String) -> io::Result<Received> {
     let mut raw_body = Vec::new();
     if header_values(&head, "transfer-encoding")
         .iter()
@@ -215,7 +237,7 @@ pub fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Rece
         raw_body.resize(len, 0);
         reader.read_exact(&mut raw_body)?;
     }
-    Ok(Some(Received { head, raw_body }))
+    Ok(Received { head, raw_body })
 }
 
 /// Reads a head up to its empty line; `None` at a clean end of stream.
