@@ -124,7 +124,7 @@ fn a_keep_alive_request_makes_at_most_three_allocations() {
     };
     let proxy = common::start_proxy(common::service(&[(backend_addr, 1)], &[]), settings);
 
-    let mut client = TcpStream::connect(proxy).unwrap();
+    let mut client = TcpStream::connect(proxy.addr()).unwrap();
     client.set_nodelay(true).unwrap();
     client.set_read_timeout(Some(common::TIMEOUT)).unwrap();
     let request = b"GET /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: wrk\r\n\r\n";

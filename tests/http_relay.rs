@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use tcpvs::table::Settings;
 
-fn proxy_to(servers: &[&TestServer]) -> SocketAddr {
+fn proxy_to(servers: &[&TestServer]) -> Proxy {
     let list: Vec<(SocketAddr, u16)> = servers.iter().map(|s| (s.addr, 1)).collect();
     start_proxy(service(&list, &[]), Settings::default())
 }
@@ -32,7 +32,7 @@ fn get_head_and_post_with_content_length() {
         Reply::Send(ok(&body))
     });
     let proxy = proxy_to(&[&server]);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
 
     let get = client.exchange("GET /a HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(get.status, 200);
@@ -64,7 +64,7 @@ fn large_body_both_ways_is_relayed_intact() {
     });
     let proxy = proxy_to(&[&server]);
     let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     let mut request = format!(
         "PUT /big HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
         body.len()
@@ -83,7 +83,7 @@ fn large_body_both_ways_is_relayed_intact() {
 fn chunked_request_is_decoded_and_reencoded() {
     let server = TestServer::start(|req| Reply::Send(ok(&format!("{}", req.raw_body.len()))));
     let proxy = proxy_to(&[&server]);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     // Extensions, upper-case hex and leading zeros are the client's business;
     // the server must see canonical chunks only.
     let response = client.exchange(
@@ -107,7 +107,7 @@ fn chunked_response_relayed_and_dechunked_for_http10() {
         )
     });
     let proxy = proxy_to(&[&server]);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     let response = client.exchange("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(response.header("transfer-encoding"), ["chunked"]);
     assert_eq!(response.text(), "Wikipedia");
@@ -117,7 +117,7 @@ fn chunked_response_relayed_and_dechunked_for_http10() {
         "Wikipedia"
     );
 
-    let mut old = Client::connect(proxy);
+    let mut old = Client::connect(proxy.addr());
     let response = old.exchange("GET / HTTP/1.0\r\n\r\n");
     assert!(
         response.head.starts_with("HTTP/1.0 200"),
@@ -141,7 +141,7 @@ fn keep_alive_requests_are_routed_one_by_one() {
     let mut spec = spec;
     spec.default = Some(vec![tcpvs::table::ServerAddr(files.addr)]);
     let proxy = start_proxy(spec, Settings::default());
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     for (path, pool) in [
         ("/images/x.jpg", "images"),
         ("/cgi-bin/a.cgi", "cgi"),
@@ -177,7 +177,7 @@ fn bodiless_responses_have_no_body() {
         Reply::Send(raw.to_vec())
     });
     let proxy = proxy_to(&[&server]);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     let head = client.exchange("HEAD /h HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!((head.status, head.body.len()), (200, 0));
     let no_content = client.exchange("GET /204 HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -217,7 +217,7 @@ fn large_response_to_a_closing_client_that_reads_late_is_whole() {
         Reply::Send(out)
     });
     let proxy = proxy_to(&[&server]);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     client.send(b"GET /big HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     std::thread::sleep(Duration::from_millis(300));
     let response = client.read_response(false);
@@ -234,7 +234,7 @@ fn clients_that_wait_before_speaking_are_served() {
     let server = TestServer::start(|_| Reply::Send(ok("hello")));
     let proxy = proxy_to(&[&server]);
     for quiet in [Duration::from_millis(300), Duration::from_millis(2500)] {
-        let mut client = Client::connect(proxy);
+        let mut client = Client::connect(proxy.addr());
         std::thread::sleep(quiet);
         let response = client.exchange("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
         assert_eq!(
@@ -252,19 +252,19 @@ fn clients_that_leave_without_a_byte_do_not_disturb_the_next() {
     // reaches the server.
     let server = TestServer::start(|_| Reply::Send(ok("hello")));
     let proxy = proxy_to(&[&server]);
-    let polite = std::net::TcpStream::connect(proxy).unwrap();
+    let polite = std::net::TcpStream::connect(proxy.addr()).unwrap();
     polite.shutdown(std::net::Shutdown::Write).unwrap();
     polite
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     let mut byte = [0u8; 1];
     assert_eq!(std::io::Read::read(&mut &polite, &mut byte).unwrap(), 0);
-    let rude = std::net::TcpStream::connect(proxy).unwrap();
+    let rude = std::net::TcpStream::connect(proxy.addr()).unwrap();
     socket2::SockRef::from(&rude)
         .set_linger(Some(Duration::ZERO))
         .unwrap();
     drop(rude); // RST
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     let response = client.exchange("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!((response.status, response.text().as_str()), (200, "hello"));
     assert_eq!(server.requests().len(), 1);
@@ -278,7 +278,7 @@ fn close_delimited_response_is_relayed_whole_then_closed() {
         )
     });
     let proxy = proxy_to(&[&server]);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     let response = client.read_response(false);
     assert_eq!(response.text(), "until the server closes");
@@ -294,7 +294,7 @@ fn connect_failure_goes_to_another_server() {
         Settings::default(),
     );
     for _ in 0..6 {
-        let response = get(proxy, "/");
+        let response = get(proxy.addr(), "/");
         assert_eq!((response.status, response.text().as_str()), (200, "live"));
     }
 }
@@ -302,27 +302,27 @@ fn connect_failure_goes_to_another_server() {
 #[test]
 fn no_usable_server_is_503() {
     let proxy = start_proxy(service(&[(dead_address(), 1)], &[]), Settings::default());
-    assert_eq!(get(proxy, "/").status, 503);
+    assert_eq!(get(proxy.addr(), "/").status, 503);
     let quiescent = TestServer::named("drained");
     let proxy = start_proxy(service(&[(quiescent.addr, 0)], &[]), Settings::default());
-    assert_eq!(get(proxy, "/").status, 503);
+    assert_eq!(get(proxy.addr(), "/").status, 503);
     assert!(quiescent.requests().is_empty());
     let proxy = start_proxy(service(&[], &[]), Settings::default());
-    assert_eq!(get(proxy, "/").status, 503);
+    assert_eq!(get(proxy.addr(), "/").status, 503);
 }
 
 #[test]
 fn server_closing_before_head_is_502() {
     let server = TestServer::start(|_| Reply::Close);
     let proxy = proxy_to(&[&server]);
-    assert_eq!(get(proxy, "/").status, 502);
+    assert_eq!(get(proxy.addr(), "/").status, 502);
     let garbage = TestServer::start(|_| {
         Reply::SendAndClose(
             b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello".to_vec(),
         )
     });
     let proxy = proxy_to(&[&garbage]);
-    assert_eq!(get(proxy, "/").status, 502);
+    assert_eq!(get(proxy.addr(), "/").status, 502);
 }
 
 #[test]
@@ -334,7 +334,7 @@ fn slow_server_is_504() {
     let mut settings = Settings::default();
     settings.timeouts.server = Duration::from_millis(300);
     let proxy = start_proxy(service(&[(server.addr, 1)], &[]), settings);
-    assert_eq!(get(proxy, "/").status, 504);
+    assert_eq!(get(proxy.addr(), "/").status, 504);
 }
 
 #[test]
@@ -346,7 +346,7 @@ fn weight_zero_gets_no_new_requests() {
         Settings::default(),
     );
     for _ in 0..10 {
-        assert_eq!(get(proxy, "/").text(), "active");
+        assert_eq!(get(proxy.addr(), "/").text(), "active");
     }
     assert!(drained.requests().is_empty());
 }
@@ -355,7 +355,7 @@ fn weight_zero_gets_no_new_requests() {
 fn hop_by_hop_headers_removed_and_client_added_to_x_forwarded_for() {
     let server = TestServer::named("s");
     let proxy = proxy_to(&[&server]);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     let response = client.exchange(
         "GET / HTTP/1.1\r\nHost: t\r\nConnection: close, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: 5\r\n\
          Proxy-Connection: keep-alive\r\nTE: gzip\r\nUpgrade: h2c\r\nX-Forwarded-For: 10.9.8.7\r\nX-Kept: yes\r\n\r\n",
@@ -395,7 +395,7 @@ fn malformed_requests_get_400_and_close() {
         "GET / HTTP/1.1\nHost: t\n\n",
         "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
     ] {
-        let mut client = Client::connect(proxy);
+        let mut client = Client::connect(proxy.addr());
         client.send(bad.as_bytes());
         let response = client.read_response(false);
         assert_eq!(response.status, 400, "{bad:?}");
@@ -425,7 +425,7 @@ fn expect_continue_is_relayed_without_buffering_the_body() {
             .unwrap();
     });
     let proxy = start_proxy(service(&[(addr, 1)], &[]), Settings::default());
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     client.send(b"PUT /x HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
     // The client sends its body only after the 100.
     assert_eq!(client.read_response(false).status, 100);
@@ -439,7 +439,7 @@ fn server_dying_mid_body_cuts_the_client() {
         Reply::SendAndClose(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part".to_vec())
     });
     let proxy = proxy_to(&[&server]);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     client.assert_cut(false, "server dying mid-body");
 }
@@ -450,7 +450,7 @@ fn head_deadline_is_absolute() {
     let mut settings = Settings::default();
     settings.timeouts.head = Duration::from_millis(500);
     let proxy = start_proxy(service(&[(server.addr, 1)], &[]), settings);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     let started = std::time::Instant::now();
     // Trickle one byte every 100 ms: an idle timer would never fire.
     let mut closed_with = None;
@@ -495,7 +495,7 @@ fn upgrade_becomes_a_tunnel() {
         }
     });
     let proxy = start_proxy(service(&[(addr, 1)], &[]), Settings::default());
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     client
         .send(b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
     let response = client.read_response(true);
@@ -601,7 +601,7 @@ fn stale_pooled_connection_is_retried_for_idempotent_requests() {
     // after sending the request on it.
     let server = OneAnswerServer::start(AfterAnswer::CloseOnNextRequest);
     let proxy = start_proxy(service(&[(server.addr, 1)], &[]), Settings::default());
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     let first = client.exchange("GET /first HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!((first.status, first.text().as_str()), (200, "connection 0"));
     for (n, method) in [(1, "GET"), (2, "OPTIONS"), (3, "DELETE")] {
@@ -650,7 +650,7 @@ fn non_idempotent_request_on_a_stale_pooled_connection_is_never_sent_twice() {
         // A retry that waits for a body nobody sends again fails fast.
         settings.timeouts.client = Duration::from_secs(2);
         let proxy = start_proxy(service(&[(server.addr, 1)], &[]), settings);
-        let mut client = Client::connect(proxy);
+        let mut client = Client::connect(proxy.addr());
         let first = client.exchange("GET /first HTTP/1.1\r\nHost: t\r\n\r\n");
         assert_eq!(first.status, 200, "{what}");
         client.send(request.as_bytes());
@@ -675,7 +675,7 @@ fn pooled_connection_the_server_closed_is_not_reused() {
     // could not be retried gets through on a new one.
     let server = OneAnswerServer::start(AfterAnswer::Close);
     let proxy = start_proxy(service(&[(server.addr, 1)], &[]), Settings::default());
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     for (n, request) in [
         "GET / HTTP/1.1\r\nHost: t\r\n\r\n",
         "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi",
@@ -715,7 +715,7 @@ fn keepalive_timeout_closes_an_idle_client_after_it_not_before() {
     let mut settings = Settings::default();
     settings.timeouts.keepalive = KEEPALIVE;
     let proxy = start_proxy(service(&[(server.addr, 1)], &[]), settings);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     assert_eq!(client.exchange(GET).status, 200);
     // Idle for half the timeout: still open, and the next request is served.
     assert_eq!(client.ending(KEEPALIVE / 2), Ending::Open);
@@ -785,7 +785,7 @@ fn connect_timeout_moves_on_to_the_next_server() {
     let mut slowest = Duration::ZERO;
     for _ in 0..4 {
         let started = Instant::now();
-        let response = get(proxy, "/");
+        let response = get(proxy.addr(), "/");
         assert_eq!((response.status, response.text().as_str()), (200, "live"));
         slowest = slowest.max(started.elapsed());
         if slowest >= CONNECT {
@@ -803,7 +803,7 @@ fn connect_timeout_moves_on_to_the_next_server() {
     // With no other server: 504 once the connect timed out.
     let proxy = start_proxy(service(&[(hanging.addr, 1)], &[]), settings);
     let started = Instant::now();
-    assert_eq!(get(proxy, "/").status, 504);
+    assert_eq!(get(proxy.addr(), "/").status, 504);
     let waited = started.elapsed();
     assert!(
         waited >= CONNECT && waited < CONNECT + Duration::from_secs(2),
@@ -819,7 +819,7 @@ fn pool_idle_timeout_ends_the_reuse_of_a_server_connection() {
     settings.timeouts.pool_idle = POOL_IDLE;
     let proxy = start_proxy(service(&[(server.addr, 1)], &[]), settings);
     // One client connection: its requests stay on one worker and its pool.
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     assert_eq!(client.exchange(GET).status, 200);
     assert_eq!(server.connection_count(), 1);
     // The sleeps are the idle times under test, not synchronisation.
@@ -849,7 +849,7 @@ fn client_timeout_cuts_a_client_that_stops_sending_its_body() {
     let mut settings = Settings::default();
     settings.timeouts.client = CLIENT;
     let proxy = start_proxy(service(&[(server.addr, 1)], &[]), settings);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     client.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhello");
     let stalled = Instant::now();
     assert_eq!(client.ending(CLIENT / 2), Ending::Open, "cut too early");
@@ -889,7 +889,7 @@ fn client_timeout_cuts_a_client_that_stops_reading() {
     let mut settings = Settings::default();
     settings.timeouts.client = CLIENT;
     let proxy = start_proxy(service(&[(server, 1)], &[]), settings);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     let asked = Instant::now();
     client.send(GET.as_bytes());
     // The client reads nothing: once the buffers are full the proxy's writes
@@ -907,4 +907,37 @@ fn client_timeout_cuts_a_client_that_stops_reading() {
     };
     assert!(cut_at - asked >= CLIENT, "cut after {:?}", cut_at - asked);
     client.assert_cut(false, "a client that stopped reading");
+}
+
+#[test]
+fn a_dropped_proxy_refuses_connections_and_closes_its_clients() {
+    let server = TestServer::named("s");
+    let proxy = proxy_to(&[&server]);
+    let addr = proxy.addr();
+    let mut client = Client::connect(addr);
+    assert_eq!(client.exchange(GET).status, 200);
+    drop(proxy);
+    let refused = TcpStream::connect(addr).map(|_| ());
+    assert_eq!(
+        refused.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionRefused),
+        "{addr} still accepts connections"
+    );
+    client.assert_closed("the client of a stopped proxy");
+
+    // A proxy kept until its test ends stops when the test's thread ends.
+    let kept = std::thread::spawn(|| {
+        let server = TestServer::named("t");
+        let addr = proxy_to(&[&server]).until_test_ends();
+        assert_eq!(get(addr, "/").status, 200);
+        addr
+    })
+    .join()
+    .unwrap();
+    let refused = TcpStream::connect(kept).map(|_| ());
+    assert_eq!(
+        refused.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionRefused),
+        "{kept} still accepts connections"
+    );
 }

@@ -30,7 +30,7 @@ fn echo_server() -> TestServer {
     TestServer::start(|req| Reply::Send(ok(req.request_line())))
 }
 
-fn proxy_to(addr: SocketAddr) -> SocketAddr {
+fn proxy_to(addr: SocketAddr) -> Proxy {
     start_proxy(service(&[(addr, 1)], &[]), settings())
 }
 
@@ -176,7 +176,7 @@ fn run_vectors(vectors: Vec<Vector>) {
     let server = echo_server();
     let proxy = proxy_to(server.addr);
     for vector in &vectors {
-        run_vector(proxy, &server, vector);
+        run_vector(proxy.addr(), &server, vector);
     }
     let all = server.requests();
     assert!(
@@ -800,7 +800,7 @@ fn chunked_body_vectors() {
     // Trailers that survive are still trailers, never framing.
     let server = echo_server();
     let proxy = proxy_to(server.addr);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     client.send(&chunked(
         "5\r\nhello\r\n0\r\nContent-Length: 50\r\nTransfer_Encoding: x\r\nX-T: 1\r\n\r\n",
     ));
@@ -880,7 +880,7 @@ fn head_size_count_and_deadline_limits() {
     let proxy = proxy_to(server.addr);
     // Slow-loris: an incomplete head gets 408 at the deadline, then close.
     let started = Instant::now();
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     client.send(b"GET / HTTP/1.1\r\nHost: a\r\n");
     let response = client.read_response(false);
     assert_eq!(response.status, 408);
@@ -888,7 +888,7 @@ fn head_size_count_and_deadline_limits() {
     assert!(started.elapsed() < Duration::from_secs(2));
     // Trickling bytes does not extend the deadline.
     let started = Instant::now();
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     for byte in b"GET / HTTP/1.1\r\nHost: a\r\nX: aaaaaaaaaaaaaaaaaaaaaaaa" {
         if client.try_send(&[*byte]).is_err() || started.elapsed() > Duration::from_secs(2) {
             break;
@@ -899,7 +899,7 @@ fn head_size_count_and_deadline_limits() {
     assert_eq!(response.status, 408);
     assert!(started.elapsed() < Duration::from_secs(3));
     // A connection that never sends a byte is closed without an answer.
-    let mut silent = Client::connect(proxy);
+    let mut silent = Client::connect(proxy.addr());
     silent.assert_closed("a client that never sends a byte");
     assert!(server.requests().is_empty());
 }
@@ -958,7 +958,7 @@ fn expect_and_upgrade_vectors() {
     let (addr, after) =
         answer_head_then_record(b"HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n");
     let proxy = proxy_to(addr);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     client.send(
         format!(
             "PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
@@ -983,7 +983,7 @@ fn expect_and_upgrade_vectors() {
         Reply::Send(out)
     });
     let proxy = proxy_to(server.addr);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     let response =
         client.exchange("PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello");
     assert_eq!((response.status, response.text().as_str()), (200, "done"));
@@ -997,7 +997,7 @@ fn expect_and_upgrade_vectors() {
         )
     });
     let proxy = proxy_to(server.addr);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     client.send(
         b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
     );
@@ -1016,7 +1016,7 @@ fn expect_and_upgrade_vectors() {
 
     // A 101 to a request that asked for no upgrade: 502, no tunnel.
     let proxy = proxy_to(server.addr);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     client.send(format!("GET / HTTP/1.1\r\nHost: a\r\n\r\n{SMUGGLED}").as_bytes());
     assert_eq!(client.read_response(false).status, 502);
     client.assert_closed("101 to a request that asked no upgrade");
@@ -1035,7 +1035,7 @@ fn expect_and_upgrade_vectors() {
         }
     });
     let proxy = proxy_to(server.addr);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     client.send(
         b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 1337\r\n\r\n\
           GET /next HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
@@ -1265,7 +1265,7 @@ fn backend_response_vectors() {
         ("chunk longer than its size", "chunk-no-crlf", Seen::Cut),
     ];
     for &(what, name, seen) in cases {
-        let mut client = Client::connect(proxy);
+        let mut client = Client::connect(proxy.addr());
         client.send(format!("GET /r/{name} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes());
         match seen {
             Seen::Status(status) => {
@@ -1283,7 +1283,7 @@ fn backend_response_vectors() {
             Seen::Cut => client.assert_cut(false, what),
         }
         // The next client is served by a server connection in step.
-        let next = get(proxy, "/ok");
+        let next = get(proxy.addr(), "/ok");
         assert_eq!((next.status, next.text().as_str()), (200, "ok"), "{what}");
     }
 }
@@ -1328,7 +1328,7 @@ fn backend_extra_bytes_never_reach_the_next_request() {
     ];
     let mut late = 0;
     for &(what, request, status, body) in cases {
-        let mut client = Client::connect(proxy);
+        let mut client = Client::connect(proxy.addr());
         let is_head = request.starts_with("HEAD ");
         client.send(format!("{request} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes());
         let mut response = client.read_response(is_head);
@@ -1356,7 +1356,7 @@ fn backend_extra_bytes_never_reach_the_next_request() {
         }
     }
     // HTTP/1.0 clients get no 1xx at all.
-    let mut old = Client::connect(proxy);
+    let mut old = Client::connect(proxy.addr());
     let response = old.exchange("GET /r/hints HTTP/1.0\r\n\r\n");
     assert_eq!((response.status, response.text().as_str()), (200, "ok"));
 }
@@ -1368,7 +1368,7 @@ fn many_tiny_chunks_in_one_read() {
     let tiny: String = "1\r\nx\r\n".repeat(3000) + "0\r\n\r\n";
     let server = TestServer::start(|req| Reply::Send(ok(&decoded_body(req).len().to_string())));
     let proxy = proxy_to(server.addr);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     client.send(&post("Transfer-Encoding: chunked", &tiny));
     let response = client.read_response(false);
     assert_eq!((response.status, response.text().as_str()), (200, "3000"));
@@ -1380,7 +1380,7 @@ fn many_tiny_chunks_in_one_read() {
         writer.write_all(&out).unwrap();
     });
     let proxy = proxy_to(addr);
-    let response = Client::connect(proxy).exchange("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    let response = Client::connect(proxy.addr()).exchange("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
     assert_eq!((response.status, response.body.len()), (200, 3000));
 }
 
@@ -1392,7 +1392,7 @@ fn many_tiny_chunks_in_one_read() {
 fn late_extra_response_after_a_framed_one_is_not_served() {
     let server = scripted_server(backend_script);
     let proxy = proxy_to(server.addr);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     let first = client.exchange("GET /r/extra-late HTTP/1.1\r\nHost: a\r\n\r\n");
     assert_eq!(first.text(), "ok");
     server.wait_done(1, "extra-late");
@@ -1417,7 +1417,7 @@ fn answer_to_a_complete_body_keeps_the_connection() {
     });
     let proxy = proxy_to(server.addr);
     for i in 0..40 {
-        let mut client = Client::connect(proxy);
+        let mut client = Client::connect(proxy.addr());
         let body = post("Transfer-Encoding: chunked", "5\r\nhello\r\n0\r\n\r\n");
         client.send(&[&body[..], b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n"].concat());
         let first = client.read_response(false);

@@ -4,6 +4,7 @@
 //! what actually crossed the wire.
 #![allow(dead_code)]
 
+use std::cell::RefCell;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -17,8 +18,37 @@ use tcpvs::table::{
 
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Starts tcpvsd in this process with one service `web`; returns its address.
-pub fn start_proxy(service: ServiceSpec, settings: Settings) -> SocketAddr {
+/// An in-process tcpvsd. Dropping it stops it: its listeners shut down, the
+/// connections it holds close, and its worker threads are joined.
+pub struct Proxy {
+    addr: SocketAddr,
+    _workers: tcpvs::worker::Workers,
+}
+
+impl Proxy {
+    /// The address of its one service.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Keeps the proxy until the calling thread ends, and returns its
+    /// address: for helpers that hand out only the address. Libtest runs
+    /// each test on a thread of its own, so the proxy stops with its test.
+    pub fn until_test_ends(self) -> SocketAddr {
+        let addr = self.addr;
+        PROXIES_OF_THIS_THREAD.with(|proxies| proxies.borrow_mut().push(self));
+        addr
+    }
+}
+
+thread_local! {
+    /// The proxies of `Proxy::until_test_ends`, dropped when the thread ends.
+    static PROXIES_OF_THIS_THREAD: RefCell<Vec<Proxy>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Starts tcpvsd in this process with one service `web`; it runs until the
+/// returned `Proxy` is dropped.
+pub fn start_proxy(service: ServiceSpec, settings: Settings) -> Proxy {
     let spec = TableSpec {
         settings,
         services: vec![service],
@@ -32,9 +62,10 @@ pub fn start_proxy(service: ServiceSpec, settings: Settings) -> SocketAddr {
         .next()
         .copied()
         .expect("one service");
-    // The workers live as long as the test process.
-    std::mem::forget(workers);
-    addr
+    Proxy {
+        addr,
+        _workers: workers,
+    }
 }
 
 /// A service on 127.0.0.1:0 over `servers` (weight 1 unless given), `wlc`.
