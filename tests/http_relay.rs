@@ -10,11 +10,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use tcpvs::table::Settings;
+use tcpvs::table::{Settings, Timeouts};
 
 fn proxy_to(servers: &[&TestServer]) -> Proxy {
     let list: Vec<(SocketAddr, u16)> = servers.iter().map(|s| (s.addr, 1)).collect();
     start_proxy(service(&list, &[]), Settings::default())
+}
+
+/// A proxy to the one server at `addr`, with the default settings but for
+/// the timeouts `edit` changes.
+fn proxy_with_timeouts(addr: SocketAddr, edit: impl FnOnce(&mut Timeouts)) -> Proxy {
+    let mut settings = Settings::default();
+    edit(&mut settings.timeouts);
+    start_proxy(service(&[(addr, 1)], &[]), settings)
 }
 
 /// An address on which nothing listens (bound, then released).
@@ -331,9 +339,7 @@ fn slow_server_is_504() {
         std::thread::sleep(Duration::from_millis(1500));
         Reply::Send(ok("late"))
     });
-    let mut settings = Settings::default();
-    settings.timeouts.server = Duration::from_millis(300);
-    let proxy = start_proxy(service(&[(server.addr, 1)], &[]), settings);
+    let proxy = proxy_with_timeouts(server.addr, |t| t.server = Duration::from_millis(300));
     assert_eq!(get(proxy.addr(), "/").status, 504);
 }
 
@@ -447,9 +453,7 @@ fn server_dying_mid_body_cuts_the_client() {
 #[test]
 fn head_deadline_is_absolute() {
     let server = TestServer::named("s");
-    let mut settings = Settings::default();
-    settings.timeouts.head = Duration::from_millis(500);
-    let proxy = start_proxy(service(&[(server.addr, 1)], &[]), settings);
+    let proxy = proxy_with_timeouts(server.addr, |t| t.head = Duration::from_millis(500));
     let mut client = Client::connect(proxy.addr());
     let started = std::time::Instant::now();
     // Trickle one byte every 100 ms: an idle timer would never fire.
@@ -646,10 +650,8 @@ fn non_idempotent_request_on_a_stale_pooled_connection_is_never_sent_twice() {
         ),
     ] {
         let server = OneAnswerServer::start(AfterAnswer::CloseOnNextRequest);
-        let mut settings = Settings::default();
         // A retry that waits for a body nobody sends again fails fast.
-        settings.timeouts.client = Duration::from_secs(2);
-        let proxy = start_proxy(service(&[(server.addr, 1)], &[]), settings);
+        let proxy = proxy_with_timeouts(server.addr, |t| t.client = Duration::from_secs(2));
         let mut client = Client::connect(proxy.addr());
         let first = client.exchange("GET /first HTTP/1.1\r\nHost: t\r\n\r\n");
         assert_eq!(first.status, 200, "{what}");
@@ -712,9 +714,7 @@ const GET: &str = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
 fn keepalive_timeout_closes_an_idle_client_after_it_not_before() {
     const KEEPALIVE: Duration = Duration::from_millis(800);
     let server = TestServer::named("s");
-    let mut settings = Settings::default();
-    settings.timeouts.keepalive = KEEPALIVE;
-    let proxy = start_proxy(service(&[(server.addr, 1)], &[]), settings);
+    let proxy = proxy_with_timeouts(server.addr, |t| t.keepalive = KEEPALIVE);
     let mut client = Client::connect(proxy.addr());
     assert_eq!(client.exchange(GET).status, 200);
     // Idle for half the timeout: still open, and the next request is served.
@@ -815,9 +815,7 @@ fn connect_timeout_moves_on_to_the_next_server() {
 fn pool_idle_timeout_ends_the_reuse_of_a_server_connection() {
     const POOL_IDLE: Duration = Duration::from_millis(800);
     let server = TestServer::named("s");
-    let mut settings = Settings::default();
-    settings.timeouts.pool_idle = POOL_IDLE;
-    let proxy = start_proxy(service(&[(server.addr, 1)], &[]), settings);
+    let proxy = proxy_with_timeouts(server.addr, |t| t.pool_idle = POOL_IDLE);
     // One client connection: its requests stay on one worker and its pool.
     let mut client = Client::connect(proxy.addr());
     assert_eq!(client.exchange(GET).status, 200);
@@ -846,9 +844,7 @@ fn pool_idle_timeout_ends_the_reuse_of_a_server_connection() {
 fn client_timeout_cuts_a_client_that_stops_sending_its_body() {
     const CLIENT: Duration = Duration::from_millis(800);
     let server = TestServer::named("s");
-    let mut settings = Settings::default();
-    settings.timeouts.client = CLIENT;
-    let proxy = start_proxy(service(&[(server.addr, 1)], &[]), settings);
+    let proxy = proxy_with_timeouts(server.addr, |t| t.client = CLIENT);
     let mut client = Client::connect(proxy.addr());
     client.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhello");
     let stalled = Instant::now();
@@ -886,9 +882,7 @@ fn client_timeout_cuts_a_client_that_stops_reading() {
             *failed.lock().unwrap() = Some(Instant::now());
         }
     });
-    let mut settings = Settings::default();
-    settings.timeouts.client = CLIENT;
-    let proxy = start_proxy(service(&[(server, 1)], &[]), settings);
+    let proxy = proxy_with_timeouts(server, |t| t.client = CLIENT);
     let mut client = Client::connect(proxy.addr());
     let asked = Instant::now();
     client.send(GET.as_bytes());
