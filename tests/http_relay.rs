@@ -452,29 +452,31 @@ fn server_dying_mid_body_cuts_the_client() {
 
 #[test]
 fn head_deadline_is_absolute() {
+    const HEAD: Duration = Duration::from_millis(500);
     let server = TestServer::named("s");
-    let proxy = proxy_with_timeouts(server.addr, |t| t.head = Duration::from_millis(500));
+    let proxy = proxy_with_timeouts(server.addr, |t| t.head = HEAD);
     let mut client = Client::connect(proxy.addr());
-    let started = std::time::Instant::now();
-    // Trickle one byte every 100 ms: an idle timer would never fire.
-    let mut closed_with = None;
-    for byte in
-        b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n"
-    {
-        std::thread::sleep(Duration::from_millis(100));
-        if client.try_send(&[*byte]).is_err() {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(3) {
-            break;
-        }
-    }
-    if let Ok(response) = client.try_read_response(false) {
-        closed_with = Some(response.status);
-    }
-    assert_eq!(closed_with, Some(408));
+    // A byte every 100 ms for up to 5 s: an idle timer would not fire while
+    // it lasts, the absolute deadline does.
+    let head = format!(
+        "GET / HTTP/1.1\r\nHost: t\r\nX-Slow: {}\r\n\r\n",
+        "a".repeat(60)
+    );
+    let started = Instant::now();
+    let trickler = client.trickle(
+        head.as_bytes(),
+        Duration::from_millis(100),
+        Duration::from_secs(5),
+    );
+    let response = client.read_response(false);
+    let answered = started.elapsed();
+    assert_eq!(response.status, 408);
+    assert!(
+        answered < HEAD + Duration::from_secs(2),
+        "408 after {answered:?}, not at the deadline"
+    );
     client.assert_closed("408 at the head deadline");
-    assert!(started.elapsed() < Duration::from_secs(4));
+    trickler.join().unwrap();
     assert!(server.requests().is_empty());
 }
 

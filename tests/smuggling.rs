@@ -886,18 +886,25 @@ fn head_size_count_and_deadline_limits() {
     assert_eq!(response.status, 408);
     client.assert_closed("408 to an incomplete head");
     assert!(started.elapsed() < Duration::from_secs(2));
-    // Trickling bytes does not extend the deadline.
-    let started = Instant::now();
+    // Trickling bytes does not extend the deadline: the 408 comes while the
+    // client still trickles (for up to 4 s, a byte every 40 ms).
     let mut client = Client::connect(proxy.addr());
-    for byte in b"GET / HTTP/1.1\r\nHost: a\r\nX: aaaaaaaaaaaaaaaaaaaaaaaa" {
-        if client.try_send(&[*byte]).is_err() || started.elapsed() > Duration::from_secs(2) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(40));
-    }
+    let head = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}", "a".repeat(200));
+    let started = Instant::now();
+    let trickler = client.trickle(
+        head.as_bytes(),
+        Duration::from_millis(40),
+        Duration::from_secs(4),
+    );
     let response = client.try_read_response(false).expect("a 408");
+    let answered = started.elapsed();
     assert_eq!(response.status, 408);
-    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(
+        answered < Duration::from_secs(2),
+        "408 after {answered:?}, not at the deadline"
+    );
+    client.assert_closed("408 to a trickled head");
+    trickler.join().unwrap();
     // A connection that never sends a byte is closed without an answer.
     let mut silent = Client::connect(proxy.addr());
     silent.assert_closed("a client that never sends a byte");

@@ -424,6 +424,28 @@ impl Client {
         self.writer.write_all(raw)
     }
 
+    /// Sends `raw` a byte at a time, `every` apart, from a thread of its own
+    /// while the caller reads: until all is sent, a send fails, or
+    /// `for_at_most` has passed.
+    pub fn trickle(
+        &self,
+        raw: &[u8],
+        every: Duration,
+        for_at_most: Duration,
+    ) -> std::thread::JoinHandle<()> {
+        let mut writer = self.writer.try_clone().unwrap();
+        let raw = raw.to_vec();
+        std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            for byte in raw {
+                if writer.write_all(&[byte]).is_err() || started.elapsed() > for_at_most {
+                    return;
+                }
+                std::thread::sleep(every);
+            }
+        })
+    }
+
     /// Reads one response; `head_request` says it answers a HEAD (no body).
     pub fn read_response(&mut self, head_request: bool) -> Response {
         self.try_read_response(head_request).expect("a response")
