@@ -106,6 +106,7 @@ fn a_keep_alive_request_makes_at_most_three_allocations() {
     std::thread::spawn(move || {
         for stream in backend.incoming() {
             let Ok(mut stream) = stream else { return };
+            stream.set_read_timeout(Some(common::TIMEOUT)).unwrap();
             std::thread::spawn(move || {
                 let mut buf = vec![0u8; 64 * 1024];
                 while read_head(&mut stream, &mut buf) {
@@ -122,8 +123,9 @@ fn a_keep_alive_request_makes_at_most_three_allocations() {
     };
     let proxy = common::start_proxy(common::service(&[(backend_addr, 1)], &[]), settings);
 
-    let mut client = TcpStream::connect(proxy).unwrap();
+    let mut client = TcpStream::connect(proxy.addr()).unwrap();
     client.set_nodelay(true).unwrap();
+    client.set_read_timeout(Some(common::TIMEOUT)).unwrap();
     let request = b"GET /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: wrk\r\n\r\n";
     let mut buf = vec![0u8; 64 * 1024];
     let mut exchange = |client: &mut TcpStream| {
@@ -134,13 +136,21 @@ fn a_keep_alive_request_makes_at_most_three_allocations() {
     for _ in 0..500 {
         exchange(&mut client);
     }
+    // The count is process-wide: the test harness's own thread (reporting
+    // the other test of this file) or a runtime timer may allocate once
+    // during a round. The best of three rounds leaves that noise out; an
+    // allocation the proxy makes per request is in every round.
     const REQUESTS: u64 = 2000;
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
-    for _ in 0..REQUESTS {
-        exchange(&mut client);
-    }
-    let per_request = (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / REQUESTS as f64;
-    eprintln!("heap allocations per keep-alive request: {per_request:.2}");
+    let per_request = (0..3)
+        .map(|_| {
+            let before = ALLOCATIONS.load(Ordering::Relaxed);
+            for _ in 0..REQUESTS {
+                exchange(&mut client);
+            }
+            (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / REQUESTS as f64
+        })
+        .fold(f64::INFINITY, f64::min);
+    eprintln!("heap allocations per keep-alive request: {per_request:.4}");
     // Was 17 with a String and a Vec per header and a Vec per head.
     assert!(
         per_request <= 3.0,

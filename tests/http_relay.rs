@@ -4,15 +4,25 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
-use std::time::Duration;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use common::*;
-use tcpvs::table::Settings;
+use tcpvs::table::{Settings, Timeouts};
 
-fn proxy_to(servers: &[&TestServer]) -> SocketAddr {
+fn proxy_to(servers: &[&TestServer]) -> Proxy {
     let list: Vec<(SocketAddr, u16)> = servers.iter().map(|s| (s.addr, 1)).collect();
     start_proxy(service(&list, &[]), Settings::default())
+}
+
+/// A proxy to the one server at `addr`, with the default settings but for
+/// the timeouts `edit` changes.
+fn proxy_with_timeouts(addr: SocketAddr, edit: impl FnOnce(&mut Timeouts)) -> Proxy {
+    let mut settings = Settings::default();
+    edit(&mut settings.timeouts);
+    start_proxy(service(&[(addr, 1)], &[]), settings)
 }
 
 /// An address on which nothing listens (bound, then released).
@@ -30,7 +40,7 @@ fn get_head_and_post_with_content_length() {
         Reply::Send(ok(&body))
     });
     let proxy = proxy_to(&[&server]);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
 
     let get = client.exchange("GET /a HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(get.status, 200);
@@ -62,7 +72,7 @@ fn large_body_both_ways_is_relayed_intact() {
     });
     let proxy = proxy_to(&[&server]);
     let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     let mut request = format!(
         "PUT /big HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
         body.len()
@@ -81,7 +91,7 @@ fn large_body_both_ways_is_relayed_intact() {
 fn chunked_request_is_decoded_and_reencoded() {
     let server = TestServer::start(|req| Reply::Send(ok(&format!("{}", req.raw_body.len()))));
     let proxy = proxy_to(&[&server]);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     // Extensions, upper-case hex and leading zeros are the client's business;
     // the server must see canonical chunks only.
     let response = client.exchange(
@@ -105,7 +115,7 @@ fn chunked_response_relayed_and_dechunked_for_http10() {
         )
     });
     let proxy = proxy_to(&[&server]);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     let response = client.exchange("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(response.header("transfer-encoding"), ["chunked"]);
     assert_eq!(response.text(), "Wikipedia");
@@ -115,7 +125,7 @@ fn chunked_response_relayed_and_dechunked_for_http10() {
         "Wikipedia"
     );
 
-    let mut old = Client::connect(proxy);
+    let mut old = Client::connect(proxy.addr());
     let response = old.exchange("GET / HTTP/1.0\r\n\r\n");
     assert!(
         response.head.starts_with("HTTP/1.0 200"),
@@ -124,7 +134,7 @@ fn chunked_response_relayed_and_dechunked_for_http10() {
     );
     assert!(response.header("transfer-encoding").is_empty());
     assert_eq!(response.text(), "Wikipedia");
-    assert!(old.is_closed());
+    old.assert_closed("HTTP/1.0 client after its response");
 }
 
 #[test]
@@ -139,7 +149,7 @@ fn keep_alive_requests_are_routed_one_by_one() {
     let mut spec = spec;
     spec.default = Some(vec![tcpvs::table::ServerAddr(files.addr)]);
     let proxy = start_proxy(spec, Settings::default());
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     for (path, pool) in [
         ("/images/x.jpg", "images"),
         ("/cgi-bin/a.cgi", "cgi"),
@@ -175,7 +185,7 @@ fn bodiless_responses_have_no_body() {
         Reply::Send(raw.to_vec())
     });
     let proxy = proxy_to(&[&server]);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     let head = client.exchange("HEAD /h HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!((head.status, head.body.len()), (200, 0));
     let no_content = client.exchange("GET /204 HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -215,14 +225,14 @@ fn large_response_to_a_closing_client_that_reads_late_is_whole() {
         Reply::Send(out)
     });
     let proxy = proxy_to(&[&server]);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     client.send(b"GET /big HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     std::thread::sleep(Duration::from_millis(300));
     let response = client.read_response(false);
     assert_eq!(response.header("connection"), ["close"]);
     assert_eq!(response.body.len(), body.len());
     assert!(response.body == body, "bytes lost or out of order");
-    assert!(client.is_closed());
+    client.assert_closed("Connection: close");
 }
 
 #[test]
@@ -232,7 +242,7 @@ fn clients_that_wait_before_speaking_are_served() {
     let server = TestServer::start(|_| Reply::Send(ok("hello")));
     let proxy = proxy_to(&[&server]);
     for quiet in [Duration::from_millis(300), Duration::from_millis(2500)] {
-        let mut client = Client::connect(proxy);
+        let mut client = Client::connect(proxy.addr());
         std::thread::sleep(quiet);
         let response = client.exchange("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
         assert_eq!(
@@ -250,19 +260,19 @@ fn clients_that_leave_without_a_byte_do_not_disturb_the_next() {
     // reaches the server.
     let server = TestServer::start(|_| Reply::Send(ok("hello")));
     let proxy = proxy_to(&[&server]);
-    let polite = std::net::TcpStream::connect(proxy).unwrap();
+    let polite = std::net::TcpStream::connect(proxy.addr()).unwrap();
     polite.shutdown(std::net::Shutdown::Write).unwrap();
     polite
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     let mut byte = [0u8; 1];
     assert_eq!(std::io::Read::read(&mut &polite, &mut byte).unwrap(), 0);
-    let rude = std::net::TcpStream::connect(proxy).unwrap();
+    let rude = std::net::TcpStream::connect(proxy.addr()).unwrap();
     socket2::SockRef::from(&rude)
         .set_linger(Some(Duration::ZERO))
         .unwrap();
     drop(rude); // RST
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     let response = client.exchange("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!((response.status, response.text().as_str()), (200, "hello"));
     assert_eq!(server.requests().len(), 1);
@@ -276,7 +286,7 @@ fn close_delimited_response_is_relayed_whole_then_closed() {
         )
     });
     let proxy = proxy_to(&[&server]);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     let response = client.read_response(false);
     assert_eq!(response.text(), "until the server closes");
@@ -292,7 +302,7 @@ fn connect_failure_goes_to_another_server() {
         Settings::default(),
     );
     for _ in 0..6 {
-        let response = get(proxy, "/");
+        let response = get(proxy.addr(), "/");
         assert_eq!((response.status, response.text().as_str()), (200, "live"));
     }
 }
@@ -300,27 +310,27 @@ fn connect_failure_goes_to_another_server() {
 #[test]
 fn no_usable_server_is_503() {
     let proxy = start_proxy(service(&[(dead_address(), 1)], &[]), Settings::default());
-    assert_eq!(get(proxy, "/").status, 503);
+    assert_eq!(get(proxy.addr(), "/").status, 503);
     let quiescent = TestServer::named("drained");
     let proxy = start_proxy(service(&[(quiescent.addr, 0)], &[]), Settings::default());
-    assert_eq!(get(proxy, "/").status, 503);
+    assert_eq!(get(proxy.addr(), "/").status, 503);
     assert!(quiescent.requests().is_empty());
     let proxy = start_proxy(service(&[], &[]), Settings::default());
-    assert_eq!(get(proxy, "/").status, 503);
+    assert_eq!(get(proxy.addr(), "/").status, 503);
 }
 
 #[test]
 fn server_closing_before_head_is_502() {
     let server = TestServer::start(|_| Reply::Close);
     let proxy = proxy_to(&[&server]);
-    assert_eq!(get(proxy, "/").status, 502);
+    assert_eq!(get(proxy.addr(), "/").status, 502);
     let garbage = TestServer::start(|_| {
         Reply::SendAndClose(
             b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello".to_vec(),
         )
     });
     let proxy = proxy_to(&[&garbage]);
-    assert_eq!(get(proxy, "/").status, 502);
+    assert_eq!(get(proxy.addr(), "/").status, 502);
 }
 
 #[test]
@@ -329,10 +339,8 @@ fn slow_server_is_504() {
         std::thread::sleep(Duration::from_millis(1500));
         Reply::Send(ok("late"))
     });
-    let mut settings = Settings::default();
-    settings.timeouts.server = Duration::from_millis(300);
-    let proxy = start_proxy(service(&[(server.addr, 1)], &[]), settings);
-    assert_eq!(get(proxy, "/").status, 504);
+    let proxy = proxy_with_timeouts(server.addr, |t| t.server = Duration::from_millis(300));
+    assert_eq!(get(proxy.addr(), "/").status, 504);
 }
 
 #[test]
@@ -344,7 +352,7 @@ fn weight_zero_gets_no_new_requests() {
         Settings::default(),
     );
     for _ in 0..10 {
-        assert_eq!(get(proxy, "/").text(), "active");
+        assert_eq!(get(proxy.addr(), "/").text(), "active");
     }
     assert!(drained.requests().is_empty());
 }
@@ -353,13 +361,13 @@ fn weight_zero_gets_no_new_requests() {
 fn hop_by_hop_headers_removed_and_client_added_to_x_forwarded_for() {
     let server = TestServer::named("s");
     let proxy = proxy_to(&[&server]);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     let response = client.exchange(
         "GET / HTTP/1.1\r\nHost: t\r\nConnection: close, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: 5\r\n\
          Proxy-Connection: keep-alive\r\nTE: gzip\r\nUpgrade: h2c\r\nX-Forwarded-For: 10.9.8.7\r\nX-Kept: yes\r\n\r\n",
     );
     assert_eq!(response.status, 200);
-    assert!(client.is_closed(), "Connection: close was honoured");
+    client.assert_closed("Connection: close, X-Secret");
     let seen = &server.requests()[0];
     for gone in [
         "connection",
@@ -393,14 +401,21 @@ fn malformed_requests_get_400_and_close() {
         "GET / HTTP/1.1\nHost: t\n\n",
         "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
     ] {
-        let mut client = Client::connect(proxy);
+        let mut client = Client::connect(proxy.addr());
         client.send(bad.as_bytes());
         let response = client.read_response(false);
         assert_eq!(response.status, 400, "{bad:?}");
-        assert!(client.is_closed(), "{bad:?}");
+        client.assert_closed(&format!("{bad:?}"));
     }
-    // The chunked case reached the server's head; nothing else did.
-    assert!(server.requests().len() <= 1);
+    // Only the last case has a valid head: it reached the server, and its
+    // bad body did not.
+    let chunked = "POST / HTTP/1.1";
+    let deadline = Instant::now() + TIMEOUT;
+    while server.heads().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(server.heads(), [chunked]);
+    assert!(server.requests().is_empty(), "{:?}", server.requests());
 }
 
 #[test]
@@ -416,7 +431,7 @@ fn expect_continue_is_relayed_without_buffering_the_body() {
             .unwrap();
     });
     let proxy = start_proxy(service(&[(addr, 1)], &[]), Settings::default());
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     client.send(b"PUT /x HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
     // The client sends its body only after the 100.
     assert_eq!(client.read_response(false).status, 100);
@@ -430,40 +445,38 @@ fn server_dying_mid_body_cuts_the_client() {
         Reply::SendAndClose(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part".to_vec())
     });
     let proxy = proxy_to(&[&server]);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert!(
-        client.try_read_response(false).is_err(),
-        "a cut body must not look complete"
-    );
+    client.assert_cut(false, "server dying mid-body");
 }
 
 #[test]
 fn head_deadline_is_absolute() {
+    const HEAD: Duration = Duration::from_millis(500);
     let server = TestServer::named("s");
-    let mut settings = Settings::default();
-    settings.timeouts.head = Duration::from_millis(500);
-    let proxy = start_proxy(service(&[(server.addr, 1)], &[]), settings);
-    let mut client = Client::connect(proxy);
-    let started = std::time::Instant::now();
-    // Trickle one byte every 100 ms: an idle timer would never fire.
-    let mut closed_with = None;
-    for byte in
-        b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n"
-    {
-        std::thread::sleep(Duration::from_millis(100));
-        if client.try_send(&[*byte]).is_err() {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(3) {
-            break;
-        }
-    }
-    if let Ok(response) = client.try_read_response(false) {
-        closed_with = Some(response.status);
-    }
-    assert_eq!(closed_with, Some(408));
-    assert!(started.elapsed() < Duration::from_secs(4));
+    let proxy = proxy_with_timeouts(server.addr, |t| t.head = HEAD);
+    let mut client = Client::connect(proxy.addr());
+    // A byte every 100 ms for up to 5 s: an idle timer would not fire while
+    // it lasts, the absolute deadline does.
+    let head = format!(
+        "GET / HTTP/1.1\r\nHost: t\r\nX-Slow: {}\r\n\r\n",
+        "a".repeat(60)
+    );
+    let started = Instant::now();
+    let trickler = client.trickle(
+        head.as_bytes(),
+        Duration::from_millis(100),
+        Duration::from_secs(5),
+    );
+    let response = client.read_response(false);
+    let answered = started.elapsed();
+    assert_eq!(response.status, 408);
+    assert!(
+        answered < HEAD + Duration::from_secs(2),
+        "408 after {answered:?}, not at the deadline"
+    );
+    client.assert_closed("408 at the head deadline");
+    trickler.join().unwrap();
     assert!(server.requests().is_empty());
 }
 
@@ -488,7 +501,7 @@ fn upgrade_becomes_a_tunnel() {
         }
     });
     let proxy = start_proxy(service(&[(addr, 1)], &[]), Settings::default());
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     client
         .send(b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
     let response = client.read_response(true);
@@ -508,16 +521,419 @@ fn upgrade_becomes_a_tunnel() {
     assert_eq!(&echo, b"PING");
 }
 
+/// What `OneAnswerServer` does after answering a connection's first request.
+#[derive(Clone, Copy)]
+enum AfterAnswer {
+    /// Keeps the connection open; the next request on it is read whole, then
+    /// the connection is closed without an answer. Until that request is
+    /// sent, the connection looks alive to the proxy's pool.
+    CloseOnNextRequest,
+    /// Closes at once: a pooled connection that is already dead.
+    Close,
+}
+
+/// A server that answers only the first request of each connection (200,
+/// keep-alive, body `connection N`, N counting accepts from 0) and records
+/// every request line per connection as soon as its head is read, before
+/// any body: a request sent twice shows even when its second copy never
+/// completes.
+struct OneAnswerServer {
+    addr: SocketAddr,
+    /// Request lines per connection, in accept order.
+    seen: Arc<Mutex<Vec<Vec<String>>>>,
+    /// Connections the server has closed.
+    closed: Arc<AtomicUsize>,
+}
+
+impl OneAnswerServer {
+    fn start(after: AfterAnswer) -> OneAnswerServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let closed = Arc::new(AtomicUsize::new(0));
+        let (log, closes) = (seen.clone(), closed.clone());
+        std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().flatten().enumerate() {
+                log.lock().unwrap().push(Vec::new());
+                let (log, closes) = (log.clone(), closes.clone());
+                std::thread::spawn(move || {
+                    answer_once(stream, n, after, &log);
+                    closes.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        });
+        OneAnswerServer { addr, seen, closed }
+    }
+
+    fn seen(&self) -> Vec<Vec<String>> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// Serves connection `n` of a `OneAnswerServer`; returns when it closes it.
+fn answer_once(stream: TcpStream, n: usize, after: AfterAnswer, log: &Mutex<Vec<Vec<String>>>) {
+    use std::io::{BufReader, Read, Write};
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    for answered in [false, true] {
+        let Ok(Some(head)) = read_head(&mut reader) else {
+            return;
+        };
+        let line = head.lines().next().unwrap_or("").to_string();
+        log.lock().unwrap()[n].push(line);
+        let length: usize = header_values(&head, "content-length")
+            .first()
+            .map_or(0, |l| l.parse().unwrap());
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        if answered {
+            // The request was read whole: close without an answer.
+            return;
+        }
+        writer.write_all(&ok(&format!("connection {n}"))).unwrap();
+        if let AfterAnswer::Close = after {
+            return;
+        }
+    }
+}
+
 #[test]
 fn stale_pooled_connection_is_retried_for_idempotent_requests() {
-    // Answers keep-alive, then closes anyway: the pooled connection is stale.
-    let server = TestServer::start(|_| Reply::SendAndClose(ok("fresh")));
-    let proxy = proxy_to(&[&server]);
-    let mut client = Client::connect(proxy);
-    for _ in 0..3 {
-        let response = client.exchange("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
-        assert_eq!((response.status, response.text().as_str()), (200, "fresh"));
-        std::thread::sleep(Duration::from_millis(50));
+    // The pooled connection is alive when taken, and the server closes it
+    // only on reading the next request: the proxy learns it is stale only
+    // after sending the request on it.
+    let server = OneAnswerServer::start(AfterAnswer::CloseOnNextRequest);
+    let proxy = start_proxy(service(&[(server.addr, 1)], &[]), Settings::default());
+    let mut client = Client::connect(proxy.addr());
+    let first = client.exchange("GET /first HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!((first.status, first.text().as_str()), (200, "connection 0"));
+    for (n, method) in [(1, "GET"), (2, "OPTIONS"), (3, "DELETE")] {
+        let request = format!("{method} /again HTTP/1.1\r\nHost: t\r\n\r\n");
+        let again = client.exchange(&request);
+        assert_eq!(
+            (again.status, again.text()),
+            (200, format!("connection {n}")),
+            "{method}"
+        );
     }
+    // Each request went once on the stale connection, once on a fresh one.
+    let line = |method: &str| format!("{method} /again HTTP/1.1");
+    assert_eq!(
+        server.seen(),
+        vec![
+            vec!["GET /first HTTP/1.1".to_string(), line("GET")],
+            vec![line("GET"), line("OPTIONS")],
+            vec![line("OPTIONS"), line("DELETE")],
+            vec![line("DELETE")],
+        ]
+    );
+}
+
+#[test]
+fn non_idempotent_request_on_a_stale_pooled_connection_is_never_sent_twice() {
+    // Sent at once after the first exchange: a request that is not
+    // idempotent reuses only a connection pooled less than 1 s ago.
+    for (what, request) in [
+        ("POST without a body", "POST /once HTTP/1.1\r\nHost: t\r\n\r\n"),
+        (
+            "POST with a Content-Length body",
+            "POST /once HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello",
+        ),
+        (
+            "PATCH with a chunked body",
+            "PATCH /once HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        ),
+        (
+            "PUT with a body (idempotent, but its body is gone once sent)",
+            "PUT /once HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello",
+        ),
+    ] {
+        let server = OneAnswerServer::start(AfterAnswer::CloseOnNextRequest);
+        // A retry that waits for a body nobody sends again fails fast.
+        let proxy = proxy_with_timeouts(server.addr, |t| t.client = Duration::from_secs(2));
+        let mut client = Client::connect(proxy.addr());
+        let first = client.exchange("GET /first HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(first.status, 200, "{what}");
+        client.send(request.as_bytes());
+        let response = client
+            .try_read_response(false)
+            .unwrap_or_else(|e| panic!("{what}: no response: {e}"));
+        assert_eq!(response.status, 502, "{what}: {}", response.head);
+        client.assert_closed(what);
+        let request_line = request.lines().next().unwrap().to_string();
+        assert_eq!(
+            server.seen(),
+            vec![vec!["GET /first HTTP/1.1".to_string(), request_line]],
+            "{what}: sent on the stale connection, and only there"
+        );
+    }
+}
+
+#[test]
+fn pooled_connection_the_server_closed_is_not_reused() {
+    // The server closes after each answer. Once its close has reached the
+    // proxy, the pool's check drops that connection, so even a request that
+    // could not be retried gets through on a new one.
+    let server = OneAnswerServer::start(AfterAnswer::Close);
+    let proxy = start_proxy(service(&[(server.addr, 1)], &[]), Settings::default());
+    let mut client = Client::connect(proxy.addr());
+    for (n, request) in [
+        "GET / HTTP/1.1\r\nHost: t\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi",
+        "POST / HTTP/1.1\r\nHost: t\r\n\r\n",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let response = client.exchange(request);
+        assert_eq!(
+            (response.status, response.text()),
+            (200, format!("connection {n}")),
+            "{request:?}"
+        );
+        // The next request goes out only after the server's close (within
+        // the 1 s a POST may reuse a pooled connection).
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while server.closed.load(Ordering::SeqCst) <= n {
+            assert!(Instant::now() < deadline, "the server never closed");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    assert_eq!(
+        server.seen().iter().map(Vec::len).collect::<Vec<_>>(),
+        [1, 1, 1]
+    );
+}
+
+// The README's timeouts ([timeouts]), each shortened to hundreds of ms.
+
+const GET: &str = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+
+#[test]
+fn keepalive_timeout_closes_an_idle_client_after_it_not_before() {
+    const KEEPALIVE: Duration = Duration::from_millis(800);
+    let server = TestServer::named("s");
+    let proxy = proxy_with_timeouts(server.addr, |t| t.keepalive = KEEPALIVE);
+    let mut client = Client::connect(proxy.addr());
+    assert_eq!(client.exchange(GET).status, 200);
+    // Idle for half the timeout: still open, and the next request is served.
+    assert_eq!(client.ending(KEEPALIVE / 2), Ending::Open);
+    assert_eq!(client.exchange(GET).status, 200);
+    // Idle from the response on: an end of stream after the timeout.
+    let idle_since = Instant::now();
+    let ending = client.ending(KEEPALIVE + CLOSE_WAIT);
+    let idle = idle_since.elapsed();
+    assert_eq!(ending, Ending::Closed, "after {idle:?} idle");
+    // The proxy's timer started as it sent the response, a little before
+    // the client had it.
+    assert!(
+        idle >= KEEPALIVE - Duration::from_millis(50),
+        "closed after {idle:?} idle"
+    );
+    assert_eq!(server.requests().len(), 2);
+}
+
+/// A listener whose connects never complete: its accept queue (backlog 0)
+/// is full of connections nobody accepts, so the kernel drops further SYNs.
+struct Unanswered {
+    addr: SocketAddr,
+    _listener: socket2::Socket,
+    _queued: Vec<TcpStream>,
+}
+
+impl Unanswered {
+    fn start() -> Unanswered {
+        use socket2::{Domain, Socket, Type};
+        let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        listener.bind(&any.into()).unwrap();
+        listener.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap().as_socket().unwrap();
+        let mut queued = Vec::new();
+        // Fill the queue until a connect hangs: proof that the next ones will.
+        for _ in 0..16 {
+            match TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+                Ok(stream) => queued.push(stream),
+                Err(e) if is_timeout(&e) => {
+                    return Unanswered {
+                        addr,
+                        _listener: listener,
+                        _queued: queued,
+                    }
+                }
+                Err(e) => panic!("connecting to fill the accept queue: {e}"),
+            }
+        }
+        panic!("connects to a full accept queue still complete");
+    }
+}
+
+#[test]
+fn connect_timeout_moves_on_to_the_next_server() {
+    const CONNECT: Duration = Duration::from_millis(500);
+    let hanging = Unanswered::start();
+    let live = TestServer::named("live");
+    let mut settings = Settings::default();
+    settings.timeouts.connect = CONNECT;
+    let proxy = start_proxy(
+        service(&[(hanging.addr, 1), (live.addr, 1)], &[]),
+        settings.clone(),
+    );
+    // Ties are broken in turn, so one of the first requests tries the
+    // hanging server first; it is served by the other after the timeout.
+    let mut slowest = Duration::ZERO;
+    for _ in 0..4 {
+        let started = Instant::now();
+        let response = get(proxy.addr(), "/");
+        assert_eq!((response.status, response.text().as_str()), (200, "live"));
+        slowest = slowest.max(started.elapsed());
+        if slowest >= CONNECT {
+            break;
+        }
+    }
+    assert!(
+        slowest >= CONNECT,
+        "no request waited on the hanging server ({slowest:?})"
+    );
+    assert!(
+        slowest < CONNECT + Duration::from_secs(2),
+        "the next server was tried only after {slowest:?}"
+    );
+    // With no other server: 504 once the connect timed out.
+    let proxy = start_proxy(service(&[(hanging.addr, 1)], &[]), settings);
+    let started = Instant::now();
+    assert_eq!(get(proxy.addr(), "/").status, 504);
+    let waited = started.elapsed();
+    assert!(
+        waited >= CONNECT && waited < CONNECT + Duration::from_secs(2),
+        "504 after {waited:?}"
+    );
+}
+
+#[test]
+fn pool_idle_timeout_ends_the_reuse_of_a_server_connection() {
+    const POOL_IDLE: Duration = Duration::from_millis(800);
+    let server = TestServer::named("s");
+    let proxy = proxy_with_timeouts(server.addr, |t| t.pool_idle = POOL_IDLE);
+    // One client connection: its requests stay on one worker and its pool.
+    let mut client = Client::connect(proxy.addr());
+    assert_eq!(client.exchange(GET).status, 200);
+    assert_eq!(server.connection_count(), 1);
+    // The sleeps are the idle times under test, not synchronisation.
+    std::thread::sleep(POOL_IDLE / 4);
+    assert_eq!(client.exchange(GET).status, 200);
+    assert_eq!(
+        server.connection_count(),
+        1,
+        "a connection idle {:?} was not reused",
+        POOL_IDLE / 4
+    );
+    std::thread::sleep(POOL_IDLE * 3 / 2);
+    assert_eq!(client.exchange(GET).status, 200);
+    assert_eq!(
+        server.connection_count(),
+        2,
+        "a connection idle {:?} was reused",
+        POOL_IDLE * 3 / 2
+    );
     assert_eq!(server.requests().len(), 3);
+}
+
+#[test]
+fn client_timeout_cuts_a_client_that_stops_sending_its_body() {
+    const CLIENT: Duration = Duration::from_millis(800);
+    let server = TestServer::named("s");
+    let proxy = proxy_with_timeouts(server.addr, |t| t.client = CLIENT);
+    let mut client = Client::connect(proxy.addr());
+    client.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhello");
+    let stalled = Instant::now();
+    assert_eq!(client.ending(CLIENT / 2), Ending::Open, "cut too early");
+    let ending = client.ending(CLIENT + CLOSE_WAIT);
+    let waited = stalled.elapsed();
+    assert!(
+        matches!(ending, Ending::Closed | Ending::Reset),
+        "{ending:?} after {waited:?}"
+    );
+    assert!(waited >= CLIENT, "cut after {waited:?}");
+    // The server never had the whole request.
+    assert!(server.requests().is_empty());
+}
+
+#[test]
+fn client_timeout_cuts_a_client_that_stops_reading() {
+    const CLIENT: Duration = Duration::from_millis(800);
+    // Far more than the socket buffers on the way hold.
+    const BODY: usize = 64 << 20;
+    let write_failed = Arc::new(Mutex::new(None::<Instant>));
+    let failed = write_failed.clone();
+    let server = one_shot_server(move |_head, _reader, mut writer| {
+        use std::io::Write;
+        writer.set_write_timeout(Some(TIMEOUT)).unwrap();
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {BODY}\r\n\r\n");
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut result = writer.write_all(head.as_bytes());
+        let mut sent = 0;
+        while result.is_ok() && sent < BODY {
+            result = writer.write_all(&chunk);
+            sent += chunk.len();
+        }
+        if result.is_err() {
+            *failed.lock().unwrap() = Some(Instant::now());
+        }
+    });
+    let proxy = proxy_with_timeouts(server, |t| t.client = CLIENT);
+    let mut client = Client::connect(proxy.addr());
+    let asked = Instant::now();
+    client.send(GET.as_bytes());
+    // The client reads nothing: once the buffers are full the proxy's writes
+    // wait, and after the client timeout it gives up on both ends.
+    let deadline = asked + CLIENT + Duration::from_secs(5);
+    let cut_at = loop {
+        if let Some(at) = *write_failed.lock().unwrap() {
+            break at;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the proxy still relays to a client that stopped reading"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(cut_at - asked >= CLIENT, "cut after {:?}", cut_at - asked);
+    client.assert_cut(false, "a client that stopped reading");
+}
+
+#[test]
+fn a_dropped_proxy_refuses_connections_and_closes_its_clients() {
+    let server = TestServer::named("s");
+    let proxy = proxy_to(&[&server]);
+    let addr = proxy.addr();
+    let mut client = Client::connect(addr);
+    assert_eq!(client.exchange(GET).status, 200);
+    drop(proxy);
+    let refused = TcpStream::connect(addr).map(|_| ());
+    assert_eq!(
+        refused.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionRefused),
+        "{addr} still accepts connections"
+    );
+    client.assert_closed("the client of a stopped proxy");
+
+    // A proxy kept until its test ends stops when the test's thread ends.
+    let kept = std::thread::spawn(|| {
+        let server = TestServer::named("t");
+        let addr = proxy_to(&[&server]).until_test_ends();
+        assert_eq!(get(addr, "/").status, 200);
+        addr
+    })
+    .join()
+    .unwrap();
+    let refused = TcpStream::connect(kept).map(|_| ());
+    assert_eq!(
+        refused.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionRefused),
+        "{kept} still accepts connections"
+    );
 }

@@ -69,7 +69,8 @@ fn measured_hit_rate(kind: SchedulerKind, paths: &[String]) -> f64 {
     let list: Vec<(SocketAddr, u16)> = backends.iter().map(|b| (b.addr, 1)).collect();
     let mut spec = service(&list, &[]);
     spec.scheduler = kind;
-    let proxy = start_proxy(spec, Settings::default());
+    let running = start_proxy(spec, Settings::default());
+    let proxy = running.addr();
     // Eight keep-alive clients take the stream's requests in turn.
     let paths = Arc::new(paths.to_vec());
     let clients: Vec<_> = (0..8)

@@ -703,7 +703,7 @@ fn rtsp_proxy_with(a: &Origin, b: &Origin, settings: Settings) -> SocketAddr {
         &[("^/live/", &[a.addr][..]), ("^/vod/", &[b.addr][..])],
     );
     spec.protocol = Protocol::Rtsp;
-    start_proxy(spec, settings)
+    start_proxy(spec, settings).until_test_ends()
 }
 
 const TCP: &str = "RTP/AVP/TCP;unicast;interleaved=0-1";
@@ -982,7 +982,8 @@ fn no_reachable_server_gets_503_with_the_cseq() {
     };
     let mut spec = service(&[(dead, 1)], &[]);
     spec.protocol = Protocol::Rtsp;
-    let proxy = start_proxy(spec, Settings::default());
+    let running = start_proxy(spec, Settings::default());
+    let proxy = running.addr();
     let mut c = RtspClient::connect(proxy);
     c.send(format!("DESCRIBE rtsp://{proxy}/live/x RTSP/1.0\r\nCSeq: 4\r\n\r\n").as_bytes());
     assert_proxy_reply(&c.any_response(), 503, "4");

@@ -33,7 +33,7 @@ fn lard_proxy(servers: &[TestServer], options: &[(&str, &str)]) -> SocketAddr {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    start_proxy(spec, Settings::default())
+    start_proxy(spec, Settings::default()).until_test_ends()
 }
 
 #[test]

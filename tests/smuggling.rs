@@ -8,6 +8,7 @@ mod common;
 
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,7 +30,7 @@ fn echo_server() -> TestServer {
     TestServer::start(|req| Reply::Send(ok(req.request_line())))
 }
 
-fn proxy_to(addr: SocketAddr) -> SocketAddr {
+fn proxy_to(addr: SocketAddr) -> Proxy {
     start_proxy(service(&[(addr, 1)], &[]), settings())
 }
 
@@ -70,8 +71,15 @@ fn assert_canonical(req: &Received, what: &str) {
     }
     let te = req.header("transfer-encoding");
     let cl = req.header("content-length");
+    // One reading: a body is framed by exactly one framing field, said once
+    // (a bodiless request has none, or one that frames nothing).
     assert!(te.is_empty() || cl.is_empty(), "{what}: both CL and TE");
-    assert!(te.len() <= 1 && cl.len() <= 1, "{what}: {}", req.head);
+    let framing_fields = te.len() + cl.len();
+    if req.raw_body.is_empty() {
+        assert!(framing_fields <= 1, "{what}: {}", req.head);
+    } else {
+        assert_eq!(framing_fields, 1, "{what}: {}", req.head);
+    }
     if let Some(te) = te.first() {
         assert_eq!(te, "chunked", "{what}");
         // dechunk panics on anything but canonical hex sizes and CRLFs.
@@ -82,6 +90,37 @@ fn assert_canonical(req: &Received, what: &str) {
     if let Some(cl) = cl.first() {
         assert_eq!(cl, &req.raw_body.len().to_string(), "{what}");
     }
+}
+
+/// How a request's body is framed.
+#[derive(Debug, PartialEq, Eq)]
+enum Framing {
+    None,
+    Length,
+    Chunked,
+}
+
+/// The framing a head declares, by its field names alone (a test's own
+/// reading: the vectors that get here have at most one framing field kind).
+fn framing_of(head: &str) -> Framing {
+    let named = |name: &str| {
+        head.lines()
+            .skip(1)
+            .filter_map(|line| line.split_once(':'))
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+    };
+    match (named("transfer-encoding"), named("content-length")) {
+        (true, _) => Framing::Chunked,
+        (false, true) => Framing::Length,
+        (false, false) => Framing::None,
+    }
+}
+
+/// The first head a client sent in `raw`, after any empty lines before it.
+fn first_head(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    let text = text.trim_start_matches("\r\n");
+    text.split("\r\n\r\n").next().unwrap_or("").to_string()
 }
 
 /// What a request vector must lead to.
@@ -137,7 +176,7 @@ fn run_vectors(vectors: Vec<Vector>) {
     let server = echo_server();
     let proxy = proxy_to(server.addr);
     for vector in &vectors {
-        run_vector(proxy, &server, vector);
+        run_vector(proxy.addr(), &server, vector);
     }
     let all = server.requests();
     assert!(
@@ -158,7 +197,7 @@ fn run_vector(proxy: SocketAddr, server: &TestServer, v: &Vector) {
                 .unwrap_or_else(|e| panic!("{what}: no response: {e}"));
             assert_eq!(response.status, status, "{what}: {}", response.head);
             assert_eq!(response.header("connection"), ["close"], "{what}");
-            assert!(client.is_closed(), "{what}: connection left open");
+            client.assert_closed(what);
             &[]
         }
         Expect::Forwarded { requests, closed } => {
@@ -172,7 +211,7 @@ fn run_vector(proxy: SocketAddr, server: &TestServer, v: &Vector) {
                 }
             }
             if closed {
-                assert!(client.is_closed(), "{what}: connection left open");
+                client.assert_closed(what);
             } else {
                 // The connection is still in step: a next request gets its own answer.
                 client.send(b"GET /probe HTTP/1.1\r\nHost: a\r\n\r\n");
@@ -199,6 +238,16 @@ fn run_vector(proxy: SocketAddr, server: &TestServer, v: &Vector) {
         expected.len(),
         "{what}: the server received {seen:#?}"
     );
+    // The first request is framed as the client framed it: a length stays
+    // a length, chunked stays chunked, and no framing is added.
+    if let Some(first) = seen.first() {
+        assert_eq!(
+            framing_of(&first.head),
+            framing_of(&first_head(&v.raw)),
+            "{what}: {}",
+            first.head
+        );
+    }
     for (got, (line, body)) in seen.iter().zip(expected) {
         assert_canonical(got, what);
         assert_eq!(got.request_line(), *line, "{what}");
@@ -751,7 +800,7 @@ fn chunked_body_vectors() {
     // Trailers that survive are still trailers, never framing.
     let server = echo_server();
     let proxy = proxy_to(server.addr);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     client.send(&chunked(
         "5\r\nhello\r\n0\r\nContent-Length: 50\r\nTransfer_Encoding: x\r\nX-T: 1\r\n\r\n",
     ));
@@ -831,36 +880,66 @@ fn head_size_count_and_deadline_limits() {
     let proxy = proxy_to(server.addr);
     // Slow-loris: an incomplete head gets 408 at the deadline, then close.
     let started = Instant::now();
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     client.send(b"GET / HTTP/1.1\r\nHost: a\r\n");
     let response = client.read_response(false);
     assert_eq!(response.status, 408);
-    assert!(client.is_closed());
+    client.assert_closed("408 to an incomplete head");
     assert!(started.elapsed() < Duration::from_secs(2));
-    // Trickling bytes does not extend the deadline.
+    // Trickling bytes does not extend the deadline: the 408 comes while the
+    // client still trickles (for up to 4 s, a byte every 40 ms).
+    let mut client = Client::connect(proxy.addr());
+    let head = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}", "a".repeat(200));
     let started = Instant::now();
-    let mut client = Client::connect(proxy);
-    for byte in b"GET / HTTP/1.1\r\nHost: a\r\nX: aaaaaaaaaaaaaaaaaaaaaaaa" {
-        if client.try_send(&[*byte]).is_err() || started.elapsed() > Duration::from_secs(2) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(40));
-    }
+    let trickler = client.trickle(
+        head.as_bytes(),
+        Duration::from_millis(40),
+        Duration::from_secs(4),
+    );
     let response = client.try_read_response(false).expect("a 408");
+    let answered = started.elapsed();
     assert_eq!(response.status, 408);
-    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(
+        answered < Duration::from_secs(2),
+        "408 after {answered:?}, not at the deadline"
+    );
+    client.assert_closed("408 to a trickled head");
+    trickler.join().unwrap();
     // A connection that never sends a byte is closed without an answer.
-    let mut silent = Client::connect(proxy);
-    assert!(silent.try_read_response(false).is_err());
+    let mut silent = Client::connect(proxy.addr());
+    silent.assert_closed("a client that never sends a byte");
     assert!(server.requests().is_empty());
+}
+
+/// What a server of `answer_head_then_record` got after the head.
+struct Recorded {
+    bytes: Arc<Mutex<Vec<u8>>>,
+    /// Set when the server stopped recording.
+    done: Arc<AtomicBool>,
+}
+
+impl Recorded {
+    /// Every byte that followed the head, once the server stopped recording.
+    fn all(&self) -> Vec<u8> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.done.load(Ordering::SeqCst) {
+            assert!(
+                Instant::now() < deadline,
+                "the server never stopped recording"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.bytes.lock().unwrap().clone()
+    }
 }
 
 /// A one-connection server that answers the first head with `reply` without
 /// reading any body, then records every byte that follows until the proxy
 /// closes (or 2 s pass).
-fn answer_head_then_record(reply: &'static [u8]) -> (SocketAddr, Arc<Mutex<Vec<u8>>>) {
+fn answer_head_then_record(reply: &'static [u8]) -> (SocketAddr, Recorded) {
     let after = Arc::new(Mutex::new(Vec::new()));
-    let log = after.clone();
+    let done = Arc::new(AtomicBool::new(false));
+    let (log, finished) = (after.clone(), done.clone());
     let addr = one_shot_server(move |_head, mut reader, mut writer| {
         writer.write_all(reply).unwrap();
         reader
@@ -874,8 +953,9 @@ fn answer_head_then_record(reply: &'static [u8]) -> (SocketAddr, Arc<Mutex<Vec<u
             }
             log.lock().unwrap().extend_from_slice(&buf[..n]);
         }
+        finished.store(true, Ordering::SeqCst);
     });
-    (addr, after)
+    (addr, Recorded { bytes: after, done })
 }
 
 #[test]
@@ -885,7 +965,7 @@ fn expect_and_upgrade_vectors() {
     let (addr, after) =
         answer_head_then_record(b"HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n");
     let proxy = proxy_to(addr);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     client.send(
         format!(
             "PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
@@ -897,9 +977,9 @@ fn expect_and_upgrade_vectors() {
     assert_eq!(response.status, 417);
     assert_eq!(response.header("connection"), ["close"]);
     let _ = client.try_send(SMUGGLED.as_bytes());
-    assert!(client.is_closed());
+    client.assert_closed("417 to Expect: 100-continue");
     assert!(
-        !String::from_utf8_lossy(&after.lock().unwrap()).contains("HTTP/1.1"),
+        !String::from_utf8_lossy(&after.all()).contains("HTTP/1.1"),
         "bytes after an early answer reached the server as a request"
     );
 
@@ -910,7 +990,7 @@ fn expect_and_upgrade_vectors() {
         Reply::Send(out)
     });
     let proxy = proxy_to(server.addr);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     let response =
         client.exchange("PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello");
     assert_eq!((response.status, response.text().as_str()), (200, "done"));
@@ -924,14 +1004,14 @@ fn expect_and_upgrade_vectors() {
         )
     });
     let proxy = proxy_to(server.addr);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     client.send(
         b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
     );
     let response = client.read_response(false);
     assert_eq!(response.status, 502);
     let _ = client.try_send(SMUGGLED.as_bytes());
-    assert!(client.is_closed());
+    client.assert_closed("101 to an h2c upgrade");
     let seen = server.requests();
     assert_eq!(seen.len(), 1);
     assert!(seen[0].header("upgrade").is_empty(), "{}", seen[0].head);
@@ -943,10 +1023,10 @@ fn expect_and_upgrade_vectors() {
 
     // A 101 to a request that asked for no upgrade: 502, no tunnel.
     let proxy = proxy_to(server.addr);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     client.send(format!("GET / HTTP/1.1\r\nHost: a\r\n\r\n{SMUGGLED}").as_bytes());
     assert_eq!(client.read_response(false).status, 502);
-    assert!(client.is_closed());
+    client.assert_closed("101 to a request that asked no upgrade");
     assert!(server
         .requests()
         .iter()
@@ -962,7 +1042,7 @@ fn expect_and_upgrade_vectors() {
         }
     });
     let proxy = proxy_to(server.addr);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     client.send(
         b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 1337\r\n\r\n\
           GET /next HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
@@ -970,7 +1050,7 @@ fn expect_and_upgrade_vectors() {
     assert_eq!(client.read_response(false).status, 426);
     // The second request is ours to judge (two Host lines): refused.
     assert_eq!(client.read_response(false).status, 400);
-    assert!(client.is_closed());
+    client.assert_closed("400 after a refused upgrade");
     assert_eq!(server.requests().len(), 1);
 }
 
@@ -980,20 +1060,45 @@ enum Step {
     Write(&'static [u8]),
     Sleep(u64),
     Close,
+    /// Counts a script done (its late bytes written): what a test waits for.
+    Done,
 }
 
-fn scripted_server(script: fn(&Received) -> Vec<Step>) -> SocketAddr {
+struct ScriptedServer {
+    addr: SocketAddr,
+    /// Scripts that reached their `Done`.
+    done: Arc<AtomicUsize>,
+}
+
+impl ScriptedServer {
+    /// Waits until `count` scripts reached their `Done`.
+    fn wait_done(&self, count: usize, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.done.load(Ordering::SeqCst) < count {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: late bytes never written"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+fn scripted_server(script: fn(&Received) -> Vec<Step>) -> ScriptedServer {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
+    let done = Arc::new(AtomicUsize::new(0));
+    let counter = done.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || serve_steps(stream, script));
+            let counter = counter.clone();
+            std::thread::spawn(move || serve_steps(stream, script, &counter));
         }
     });
-    addr
+    ScriptedServer { addr, done }
 }
 
-fn serve_steps(stream: TcpStream, script: fn(&Received) -> Vec<Step>) {
+fn serve_steps(stream: TcpStream, script: fn(&Received) -> Vec<Step>, done: &AtomicUsize) {
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
     let Ok(mut writer) = stream.try_clone() else {
         return;
@@ -1009,6 +1114,9 @@ fn serve_steps(stream: TcpStream, script: fn(&Received) -> Vec<Step>) {
                 }
                 Step::Sleep(ms) => std::thread::sleep(Duration::from_millis(ms)),
                 Step::Close => return,
+                Step::Done => {
+                    done.fetch_add(1, Ordering::SeqCst);
+                }
             }
         }
     }
@@ -1082,22 +1190,26 @@ fn backend_script(req: &Received) -> Vec<Step> {
             Write(b"HTTP/1.1 200 OK\r\nContent-Length: 44\r\n\r\n"),
             Sleep(50),
             Write(EVIL),
+            Done,
         ],
         "304-body-late" => vec![
             Write(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 44\r\n\r\n"),
             Sleep(50),
             Write(EVIL),
+            Done,
         ],
         "204-body-late" => vec![
             Write(b"HTTP/1.1 204 No Content\r\nContent-Length: 44\r\n\r\n"),
             Sleep(50),
             Write(EVIL),
+            Done,
         ],
         // A whole response after a correctly framed one, after a pause.
         "extra-late" => vec![
             Write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
             Sleep(50),
             Write(EVIL),
+            Done,
         ],
         // Trailers cannot change framing on the way back either.
         "trailers" => vec![Write(
@@ -1128,7 +1240,7 @@ enum Seen {
 #[test]
 fn backend_response_vectors() {
     let server = scripted_server(backend_script);
-    let proxy = proxy_to(server);
+    let proxy = proxy_to(server.addr);
     let cases: &[(&str, &str, Seen)] = &[
         ("CL and TE in a response", "cl-te", Seen::Status(502)),
         ("CL +2", "cl-plus", Seen::Status(502)),
@@ -1160,7 +1272,7 @@ fn backend_response_vectors() {
         ("chunk longer than its size", "chunk-no-crlf", Seen::Cut),
     ];
     for &(what, name, seen) in cases {
-        let mut client = Client::connect(proxy);
+        let mut client = Client::connect(proxy.addr());
         client.send(format!("GET /r/{name} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes());
         match seen {
             Seen::Status(status) => {
@@ -1173,15 +1285,12 @@ fn backend_response_vectors() {
                 }
                 assert_eq!(response.status, status, "{what}: {}", response.head);
                 assert_ne!(response.text(), "EVIL", "{what}");
-                assert!(client.is_closed(), "{what}: client left open");
+                client.assert_closed(what);
             }
-            Seen::Cut => {
-                let response = client.try_read_response(false);
-                assert!(response.is_err(), "{what}: looks complete: {response:?}");
-            }
+            Seen::Cut => client.assert_cut(false, what),
         }
         // The next client is served by a server connection in step.
-        let next = get(proxy, "/ok");
+        let next = get(proxy.addr(), "/ok");
         assert_eq!((next.status, next.text().as_str()), (200, "ok"), "{what}");
     }
 }
@@ -1189,7 +1298,7 @@ fn backend_response_vectors() {
 #[test]
 fn backend_extra_bytes_never_reach_the_next_request() {
     let server = scripted_server(backend_script);
-    let proxy = proxy_to(server);
+    let proxy = proxy_to(server.addr);
     let cases: &[(&str, &str, u16, &str)] = &[
         ("HEAD response with a body", "HEAD /r/head-body", 200, ""),
         ("304 with a body", "GET /r/304-body", 304, ""),
@@ -1224,8 +1333,9 @@ fn backend_extra_bytes_never_reach_the_next_request() {
         ("interim responses", "GET /r/hints", 200, "ok"),
         ("1xx with a Content-Length", "GET /r/interim-cl", 200, "ok"),
     ];
+    let mut late = 0;
     for &(what, request, status, body) in cases {
-        let mut client = Client::connect(proxy);
+        let mut client = Client::connect(proxy.addr());
         let is_head = request.starts_with("HEAD ");
         client.send(format!("{request} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes());
         let mut response = client.read_response(is_head);
@@ -1238,8 +1348,11 @@ fn backend_extra_bytes_never_reach_the_next_request() {
             "{what}: {}",
             response.head
         );
-        // Give late bytes time to arrive, then reuse both connections.
-        std::thread::sleep(Duration::from_millis(120));
+        // Once the late bytes are out, reuse both connections.
+        if request.ends_with("-late") {
+            late += 1;
+            server.wait_done(late, what);
+        }
         for round in 0..3 {
             let next = client.exchange("GET /ok HTTP/1.1\r\nHost: a\r\n\r\n");
             assert_eq!(
@@ -1250,7 +1363,7 @@ fn backend_extra_bytes_never_reach_the_next_request() {
         }
     }
     // HTTP/1.0 clients get no 1xx at all.
-    let mut old = Client::connect(proxy);
+    let mut old = Client::connect(proxy.addr());
     let response = old.exchange("GET /r/hints HTTP/1.0\r\n\r\n");
     assert_eq!((response.status, response.text().as_str()), (200, "ok"));
 }
@@ -1262,7 +1375,7 @@ fn many_tiny_chunks_in_one_read() {
     let tiny: String = "1\r\nx\r\n".repeat(3000) + "0\r\n\r\n";
     let server = TestServer::start(|req| Reply::Send(ok(&decoded_body(req).len().to_string())));
     let proxy = proxy_to(server.addr);
-    let mut client = Client::connect(proxy);
+    let mut client = Client::connect(proxy.addr());
     client.send(&post("Transfer-Encoding: chunked", &tiny));
     let response = client.read_response(false);
     assert_eq!((response.status, response.text().as_str()), (200, "3000"));
@@ -1274,7 +1387,7 @@ fn many_tiny_chunks_in_one_read() {
         writer.write_all(&out).unwrap();
     });
     let proxy = proxy_to(addr);
-    let response = Client::connect(proxy).exchange("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    let response = Client::connect(proxy.addr()).exchange("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
     assert_eq!((response.status, response.body.len()), (200, 3000));
 }
 
@@ -1285,11 +1398,11 @@ fn many_tiny_chunks_in_one_read() {
 #[test]
 fn late_extra_response_after_a_framed_one_is_not_served() {
     let server = scripted_server(backend_script);
-    let proxy = proxy_to(server);
-    let mut client = Client::connect(proxy);
+    let proxy = proxy_to(server.addr);
+    let mut client = Client::connect(proxy.addr());
     let first = client.exchange("GET /r/extra-late HTTP/1.1\r\nHost: a\r\n\r\n");
     assert_eq!(first.text(), "ok");
-    std::thread::sleep(Duration::from_millis(120));
+    server.wait_done(1, "extra-late");
     let next = client.exchange("GET /ok HTTP/1.1\r\nHost: a\r\n\r\n");
     assert_eq!((next.status, next.text().as_str()), (200, "ok"));
 }
@@ -1311,7 +1424,7 @@ fn answer_to_a_complete_body_keeps_the_connection() {
     });
     let proxy = proxy_to(server.addr);
     for i in 0..40 {
-        let mut client = Client::connect(proxy);
+        let mut client = Client::connect(proxy.addr());
         let body = post("Transfer-Encoding: chunked", "5\r\nhello\r\n0\r\n\r\n");
         client.send(&[&body[..], b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n"].concat());
         let first = client.read_response(false);

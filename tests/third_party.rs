@@ -137,7 +137,8 @@ fn nginx_behind_tcpvsd_with_curl_in_front() {
         &[("^/images/", &[images.addr]), ("^/cgi-bin/", &[cgi.addr])],
     );
     spec.default = Some(vec![tcpvs::table::ServerAddr(files.addr)]);
-    let proxy = start_proxy(spec, Settings::default());
+    let running = start_proxy(spec, Settings::default());
+    let proxy = running.addr();
     let base = format!("http://{proxy}");
 
     // A 300 KB binary file arrives byte for byte.

@@ -4,6 +4,7 @@
 //! what actually crossed the wire.
 #![allow(dead_code)]
 
+use std::cell::RefCell;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -17,8 +18,37 @@ use tcpvs::table::{
 
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Starts tcpvsd in this process with one service `web`; returns its address.
-pub fn start_proxy(service: ServiceSpec, settings: Settings) -> SocketAddr {
+/// An in-process tcpvsd. Dropping it stops it: its listeners shut down, the
+/// connections it holds close, and its worker threads are joined.
+pub struct Proxy {
+    addr: SocketAddr,
+    _workers: tcpvs::worker::Workers,
+}
+
+impl Proxy {
+    /// The address of its one service.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Keeps the proxy until the calling thread ends, and returns its
+    /// address: for helpers that hand out only the address. Libtest runs
+    /// each test on a thread of its own, so the proxy stops with its test.
+    pub fn until_test_ends(self) -> SocketAddr {
+        let addr = self.addr;
+        PROXIES_OF_THIS_THREAD.with(|proxies| proxies.borrow_mut().push(self));
+        addr
+    }
+}
+
+thread_local! {
+    /// The proxies of `Proxy::until_test_ends`, dropped when the thread ends.
+    static PROXIES_OF_THIS_THREAD: RefCell<Vec<Proxy>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Starts tcpvsd in this process with one service `web`; it runs until the
+/// returned `Proxy` is dropped.
+pub fn start_proxy(service: ServiceSpec, settings: Settings) -> Proxy {
     let spec = TableSpec {
         settings,
         services: vec![service],
@@ -32,9 +62,10 @@ pub fn start_proxy(service: ServiceSpec, settings: Settings) -> SocketAddr {
         .next()
         .copied()
         .expect("one service");
-    // The workers live as long as the test process.
-    std::mem::forget(workers);
-    addr
+    Proxy {
+        addr,
+        _workers: workers,
+    }
 }
 
 /// A service on 127.0.0.1:0 over `servers` (weight 1 unless given), `wlc`.
@@ -119,7 +150,11 @@ pub enum Reply {
 /// A scripted real server on 127.0.0.1:0 that records every request.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// Whole requests, in order.
     pub received: Arc<Mutex<Vec<Received>>>,
+    /// The request line of every head, logged as soon as the head is read:
+    /// a request whose body never came whole is here and not in `received`.
+    pub heads: Arc<Mutex<Vec<String>>>,
     pub connections: Arc<Mutex<usize>>,
 }
 
@@ -131,19 +166,21 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
+        let heads = Arc::new(Mutex::new(Vec::new()));
         let connections = Arc::new(Mutex::new(0));
         let reply = Arc::new(reply);
-        let (log, count) = (received.clone(), connections.clone());
+        let (log, head_log, count) = (received.clone(), heads.clone(), connections.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 *count.lock().unwrap() += 1;
-                let (log, reply) = (log.clone(), reply.clone());
-                std::thread::spawn(move || serve_scripted(stream, &*reply, &log));
+                let (log, head_log, reply) = (log.clone(), head_log.clone(), reply.clone());
+                std::thread::spawn(move || serve_scripted(stream, &*reply, &log, &head_log));
             }
         });
         TestServer {
             addr,
             received,
+            heads,
             connections,
         }
     }
@@ -155,6 +192,11 @@ impl TestServer {
 
     pub fn requests(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
+    }
+
+    /// The request lines of all heads read, whole requests or not.
+    pub fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
     }
 
     pub fn connection_count(&self) -> usize {
@@ -175,12 +217,18 @@ fn serve_scripted(
     stream: TcpStream,
     reply: &dyn Fn(&Received) -> Reply,
     log: &Mutex<Vec<Received>>,
+    head_log: &Mutex<Vec<String>>,
 ) {
     stream.set_read_timeout(Some(TIMEOUT)).ok();
     let mut writer = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
     loop {
-        let Ok(Some(request)) = read_request(&mut reader) else {
+        let Ok(Some(head)) = read_head(&mut reader) else {
+            return;
+        };
+        let line = head.lines().next().unwrap_or("").to_string();
+        head_log.lock().unwrap().push(line);
+        let Ok(request) = read_body(&mut reader, head) else {
             return;
         };
         log.lock().unwrap().push(request.clone());
@@ -204,6 +252,11 @@ pub fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Rece
     let Some(head) = read_head(reader)? else {
         return Ok(None);
     };
+    read_body(reader, head).map(Some)
+}
+
+/// Reads the body of a request whose head was read, by its own framing.
+pub fn read_body(reader: &mut BufReader<TcpStream>, head: String) -> io::Result<Received> {
     let mut raw_body = Vec::new();
     if header_values(&head, "transfer-encoding")
         .iter()
@@ -215,7 +268,7 @@ pub fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Rece
         raw_body.resize(len, 0);
         reader.read_exact(&mut raw_body)?;
     }
-    Ok(Some(Received { head, raw_body }))
+    Ok(Received { head, raw_body })
 }
 
 /// Reads a head up to its empty line; `None` at a clean end of stream.
@@ -240,7 +293,9 @@ pub fn read_head(reader: &mut BufReader<TcpStream>) -> io::Result<Option<String>
 fn read_chunked_raw(reader: &mut BufReader<TcpStream>, raw: &mut Vec<u8>) -> io::Result<()> {
     loop {
         let mut line = String::new();
-        reader.read_line(&mut line)?;
+        if reader.read_line(&mut line)? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
         raw.extend_from_slice(line.as_bytes());
         let size = usize::from_str_radix(line.trim_end().split(';').next().unwrap_or(""), 16)
             .map_err(|_| io::Error::other(format!("bad chunk line {line:?}")))?;
@@ -248,9 +303,11 @@ fn read_chunked_raw(reader: &mut BufReader<TcpStream>, raw: &mut Vec<u8>) -> io:
             // trailers until the empty line
             loop {
                 let mut trailer = String::new();
-                reader.read_line(&mut trailer)?;
+                if reader.read_line(&mut trailer)? == 0 {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
                 raw.extend_from_slice(trailer.as_bytes());
-                if trailer == "\r\n" || trailer.is_empty() {
+                if trailer == "\r\n" {
                     return Ok(());
                 }
             }
@@ -300,6 +357,43 @@ impl Response {
     }
 }
 
+/// How long a check that the proxy closed a connection waits: it closes at
+/// once, or after lingering at most 1 s on unread request bytes.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// How a connection the proxy should close turned out.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// End of stream.
+    Closed,
+    /// A reset.
+    Reset,
+    /// Nothing came within the wait: still open.
+    Open,
+    /// Bytes came instead of the end.
+    Bytes(Vec<u8>),
+}
+
+/// Whether a read error means the peer ended the stream (an end in the middle
+/// of a message, or a reset), as opposed to a timeout or a malformed message.
+pub fn is_end_of_stream(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+    )
+}
+
+/// Whether a read error is a read timeout (`WouldBlock` on Unix).
+pub fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
 /// A raw client connection to the proxy.
 pub struct Client {
     reader: BufReader<TcpStream>,
@@ -328,6 +422,28 @@ impl Client {
 
     pub fn try_send(&mut self, raw: &[u8]) -> io::Result<()> {
         self.writer.write_all(raw)
+    }
+
+    /// Sends `raw` a byte at a time, `every` apart, from a thread of its own
+    /// while the caller reads: until all is sent, a send fails, or
+    /// `for_at_most` has passed.
+    pub fn trickle(
+        &self,
+        raw: &[u8],
+        every: Duration,
+        for_at_most: Duration,
+    ) -> std::thread::JoinHandle<()> {
+        let mut writer = self.writer.try_clone().unwrap();
+        let raw = raw.to_vec();
+        std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            for byte in raw {
+                if writer.write_all(&[byte]).is_err() || started.elapsed() > for_at_most {
+                    return;
+                }
+                std::thread::sleep(every);
+            }
+        })
     }
 
     /// Reads one response; `head_request` says it answers a HEAD (no body).
@@ -362,10 +478,72 @@ impl Client {
         Ok(Response { status, head, body })
     }
 
-    /// Whether the proxy closed the connection (reads EOF within the timeout).
+    /// How the connection turns out within `within`: closed (EOF or reset),
+    /// still open (nothing came), or bytes came instead.
+    pub fn ending(&mut self, within: Duration) -> Ending {
+        self.with_read_timeout(within, |reader| {
+            let mut buf = [0u8; 256];
+            match reader.read(&mut buf) {
+                Ok(0) => Ending::Closed,
+                Ok(n) => Ending::Bytes(buf[..n].to_vec()),
+                Err(e) if is_end_of_stream(&e) => Ending::Reset,
+                Err(e) if is_timeout(&e) => Ending::Open,
+                Err(e) => panic!("reading for the end of the connection: {e}"),
+            }
+        })
+    }
+
+    /// Whether the proxy closed the connection (EOF or reset) within
+    /// `CLOSE_WAIT`. A connection still open then, or one that sends more
+    /// bytes, is not closed.
     pub fn is_closed(&mut self) -> bool {
-        let mut byte = [0u8; 1];
-        matches!(self.reader.read(&mut byte), Ok(0) | Err(_))
+        matches!(self.ending(CLOSE_WAIT), Ending::Closed | Ending::Reset)
+    }
+
+    /// Panics unless the proxy closes the connection (EOF or reset) within
+    /// `CLOSE_WAIT`, saying what came instead.
+    pub fn assert_closed(&mut self, what: &str) {
+        match self.ending(CLOSE_WAIT) {
+            Ending::Closed | Ending::Reset => {}
+            Ending::Open => panic!("{what}: connection still open after {CLOSE_WAIT:?}"),
+            Ending::Bytes(bytes) => panic!(
+                "{what}: bytes instead of a close: {:?}",
+                String::from_utf8_lossy(&bytes)
+            ),
+        }
+    }
+
+    /// Reads a response the proxy must cut: the stream ends (EOF or reset)
+    /// before the response is complete. Panics on a complete response, on a
+    /// connection still open after `CLOSE_WAIT` (a timeout is not a cut), and
+    /// on bytes that are not an HTTP response.
+    pub fn assert_cut(&mut self, head_request: bool, what: &str) {
+        self.set_read_timeout(CLOSE_WAIT);
+        let outcome = self.try_read_response(head_request);
+        self.set_read_timeout(TIMEOUT);
+        match outcome {
+            Ok(response) => panic!("{what}: a cut response looks complete: {response:?}"),
+            Err(e) if is_end_of_stream(&e) => {}
+            Err(e) if is_timeout(&e) => {
+                panic!("{what}: connection still open after {CLOSE_WAIT:?}, not cut")
+            }
+            Err(e) => panic!("{what}: not a cut but {e}"),
+        }
+    }
+
+    fn set_read_timeout(&self, timeout: Duration) {
+        self.writer.set_read_timeout(Some(timeout)).unwrap();
+    }
+
+    fn with_read_timeout<R>(
+        &mut self,
+        timeout: Duration,
+        read: impl FnOnce(&mut BufReader<TcpStream>) -> R,
+    ) -> R {
+        self.set_read_timeout(timeout);
+        let result = read(&mut self.reader);
+        self.set_read_timeout(TIMEOUT);
+        result
     }
 
     /// Sends `raw` and reads one response.
