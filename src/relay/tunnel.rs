@@ -16,35 +16,8 @@ pub async fn run(
     server: End<'_>,
     mut from_server: BytesMut,
 ) -> Result<(), BodyError> {
-    let mut upstream = pin!(async {
-        let until_close = (Framing::UntilClose, Framing::UntilClose);
-        let result = relay(
-            client,
-            &mut from_client,
-            server,
-            until_close.0,
-            until_close.1,
-            None,
-        )
-        .await;
-        // Pass the client's end of stream on, so the server can finish too.
-        server.conn.shutdown_write();
-        result
-    });
-    let mut downstream = pin!(async {
-        let until_close = (Framing::UntilClose, Framing::UntilClose);
-        let result = relay(
-            server,
-            &mut from_server,
-            client,
-            until_close.0,
-            until_close.1,
-            None,
-        )
-        .await;
-        client.conn.shutdown_write();
-        result
-    });
+    let mut upstream = pin!(one_way(client, &mut from_client, server));
+    let mut downstream = pin!(one_way(server, &mut from_server, client));
     // Dropping the unfinished direction leaves its read posted in the kernel;
     // that is fine only because both connections are closed right after.
     crate::net::select! {
@@ -57,4 +30,13 @@ pub async fn run(
             upstream.await
         }
     }
+}
+
+/// Relays `from` to `to` until `from` closes, then passes its end of stream
+/// on, so that the other side can finish too.
+async fn one_way(from: End<'_>, buf: &mut BytesMut, to: End<'_>) -> Result<(), BodyError> {
+    let until_close = Framing::UntilClose;
+    let result = relay(from, buf, to, until_close, until_close, None).await;
+    to.conn.shutdown_write();
+    result
 }
