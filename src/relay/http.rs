@@ -428,6 +428,10 @@ impl Session {
     /// Answers a malformed or unroutable request and closes: the bytes after a
     /// bad head cannot be trusted as a next request.
     async fn refuse(mut self, error: ProxyError, settings: &Settings) {
+        // Recorded like any exchange, with no method or target to name.
+        let mut record = Record::start(self.peer, self.service.as_str(), "-", "-");
+        record.answered(error.status());
+        record.finish(settings);
         let mut out = Vec::with_capacity(256);
         write_error_response(error.status(), true, &mut out);
         if self

@@ -1,0 +1,100 @@
+//! The access log: one line per exchange, whatever way it ended (answered by
+//! a server, after a failover, by the proxy itself, or refused as malformed),
+//! written from the exchange's one record.
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+use common::daemon::Daemon;
+use common::*;
+
+/// An address nothing listens on (bound, then released).
+fn refusing_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// The access lines tcpvsd wrote so far (target `tcpvs::access`).
+fn access_lines(daemon: &Daemon) -> Vec<String> {
+    daemon
+        .stderr()
+        .lines()
+        .filter(|line| line.contains("tcpvs::access"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Waits until `count` access lines are written, then a little more for any
+/// line too many; returns them all.
+fn wait_for_lines(daemon: &Daemon, count: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while access_lines(daemon).len() < count && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A duplicate would be written right after its original.
+    std::thread::sleep(Duration::from_millis(300));
+    access_lines(daemon)
+}
+
+#[test]
+fn every_exchange_is_logged_once() {
+    let live = TestServer::start(|req| {
+        if req.request_line().starts_with("GET /missing") {
+            Reply::Send(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec())
+        } else {
+            Reply::Send(ok("live"))
+        }
+    });
+    let dead = refusing_addr();
+    // rr over [dead, live]: the first request fails over from dead to live.
+    let config = format!(
+        "log_level = \"info\"\n\
+         [[service]]\nident = \"web\"\nlisten = \"127.0.0.1:0\"\nscheduler = \"rr\"\n\
+         default = [\"{dead}\", \"{live}\"]\n\
+         [[service.server]]\naddress = \"{dead}\"\n\
+         [[service.server]]\naddress = \"{live}\"\n\
+         [[service.rule]]\npattern = \"^/down/\"\nservers = [\"{dead}\"]\n",
+        live = live.addr
+    );
+    let daemon = Daemon::with_config("access", &config);
+    let web = daemon.bound("web");
+
+    let mut client = Client::connect(web);
+    let failover = client.exchange("GET /first HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!((failover.status, failover.text().as_str()), (200, "live"));
+    assert_eq!(
+        client
+            .exchange("GET /missing HTTP/1.1\r\nHost: t\r\n\r\n")
+            .status,
+        404
+    );
+    assert_eq!(
+        client
+            .exchange("GET /down/x HTTP/1.1\r\nHost: t\r\n\r\n")
+            .status,
+        503
+    );
+    let mut bad = Client::connect(web);
+    bad.send(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n");
+    assert_eq!(bad.read_response(false).status, 400);
+
+    let lines = wait_for_lines(&daemon, 4);
+    let expected = [
+        format!("\"GET /first\" 200 {}", live.addr),
+        format!("\"GET /missing\" 404 {}", live.addr),
+        "\"GET /down/x\" 503 -".to_string(),
+        "\"- -\" 400 -".to_string(),
+    ];
+    assert_eq!(lines.len(), expected.len(), "{lines:#?}");
+    for (line, expected) in lines.iter().zip(&expected) {
+        assert!(line.contains(" web "), "{line}");
+        assert!(
+            line.contains(expected.as_str()),
+            "{line} should say {expected}"
+        );
+    }
+}
