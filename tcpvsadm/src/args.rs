@@ -401,9 +401,8 @@ fn listen_address(
             let host = text.trim_start_matches('[').trim_end_matches(']');
             match (host.parse::<std::net::IpAddr>(), port) {
                 (Ok(ip), Some(port)) => Ok(Some(SocketAddr::new(ip, port))),
-                (Ok(_), None) => Err(usage(format!(
-                    "-l {text}: give a port (-l {text}:80 or -P 80)"
-                ))),
+                // As the file says it: an address needs a port.
+                (Ok(_), None) => Err(invalid(TableError::NoPort(text))),
                 (Err(_), _) => resolve(&text).map(Some),
             }
         }
