@@ -108,95 +108,109 @@ fn through_tcpvsadm(words: &[String], base: &Table) -> (Outcome, Option<Table>) 
     }
 }
 
+/// The cases of one field: each value with whether it is valid, the file
+/// that sets it and the tcpvsadm command that sets it.
+fn field(
+    cases: &mut Vec<Case>,
+    name: &'static str,
+    values: &[(&str, bool)],
+    file: impl Fn(&str) -> File,
+    adm: impl Fn(&str) -> Vec<String>,
+) {
+    cases.extend(values.iter().map(|&(value, accepted)| Case {
+        field: name,
+        value: value.to_string(),
+        accepted,
+        toml: file(value).text(),
+        adm: adm(value),
+    }));
+}
+
+fn service_key(key: &str, value: &str) -> File {
+    File {
+        service: format!("{key} = {}\n", quote(value)),
+        ..File::default()
+    }
+}
+
+fn rule(pattern: &str, more: &str) -> File {
+    let tail = format!(
+        "[[service.rule]]\npattern = {}\nservers = [{}]\n{more}",
+        quote(pattern),
+        quote(SERVER)
+    );
+    File {
+        tail,
+        ..File::default()
+    }
+}
+
+/// `lard low=10` as the algorithm and its options.
+fn split(value: &str) -> (&str, &str) {
+    value.split_once(' ').unwrap_or((value, ""))
+}
+
 fn cases() -> Vec<Case> {
     let mut cases = Vec::new();
-    let mut add = |field, value: &str, accepted, file: File, adm: Vec<String>| {
-        cases.push(Case {
-            field,
-            value: value.to_string(),
-            accepted,
-            toml: file.text(),
-            adm,
-        })
-    };
-    for (value, ok) in [
+    let c = &mut cases;
+    let idents = [
         ("other", true),
         ("a.b-c_d", true),
         ("sixteen-chars-xy", true),
         ("seventeen-chars-x", false),
         ("", false),
         ("bad/ident", false),
-    ] {
-        let file = File {
-            ident: Some(value.into()),
-            ..File::default()
-        };
-        add(
-            "ident",
-            value,
-            ok,
-            file,
-            words(&["-A", "-i", value, "-l", "127.0.0.1:0"]),
-        );
-    }
-    for (value, ok) in [
+    ];
+    let ident = |v: &str| File {
+        ident: Some(v.into()),
+        ..File::default()
+    };
+    field(c, "ident", &idents, ident, |v| {
+        words(&["-A", "-i", v, "-l", "127.0.0.1:0"])
+    });
+    let listens = [
         ("127.0.0.1:8081", true),
         ("[::1]:8081", true),
         ("127.0.0.1", false),
         ("nonsense", false),
         ("999.1.1.1:80", false),
         ("127.0.0.1:65536", false),
-    ] {
-        let file = File {
-            ident: Some("other".into()),
-            listen: Some(value.into()),
-            ..File::default()
-        };
-        add(
-            "listen",
-            value,
-            ok,
-            file,
-            words(&["-A", "-i", "other", "-l", value]),
-        );
-    }
-    for (value, ok) in [
+    ];
+    let listen = |v: &str| File {
+        ident: Some("other".into()),
+        listen: Some(v.into()),
+        ..File::default()
+    };
+    field(c, "listen", &listens, listen, |v| {
+        words(&["-A", "-i", "other", "-l", v])
+    });
+    let servers = [
         ("127.0.0.1:9002", true),
         ("[::1]:9002", true),
         ("127.0.0.1", false),
         ("999.1.1.1:80", false),
-    ] {
-        let file = File {
-            server_address: Some(value.into()),
-            ..File::default()
-        };
-        add(
-            "server address",
-            value,
-            ok,
-            file,
-            words(&["-a", "-i", "web", "-r", value]),
-        );
-    }
-    for (value, ok) in [
+    ];
+    let server = |v: &str| File {
+        server_address: Some(v.into()),
+        ..File::default()
+    };
+    field(c, "server address", &servers, server, |v| {
+        words(&["-a", "-i", "web", "-r", v])
+    });
+    let protocols = [
         ("http", true),
         ("rtsp", true),
         ("sip", false),
         ("HTTP", false),
-    ] {
-        let file = File {
-            service: format!("protocol = {}\n", quote(value)),
-            ..File::default()
-        };
-        add(
-            "protocol",
-            value,
-            ok,
-            file,
-            words(&["-E", "-i", "web", "--protocol", value]),
-        );
-    }
-    for (value, ok) in [
+    ];
+    field(
+        c,
+        "protocol",
+        &protocols,
+        |v| service_key("protocol", v),
+        |v| words(&["-E", "-i", "web", "--protocol", v]),
+    );
+    let schedulers = [
         ("http", true),
         ("phttp", true),
         ("wlc", true),
@@ -206,68 +220,57 @@ fn cases() -> Vec<Case> {
         ("fastest", false),
         ("WLC", false),
         ("hhttp", false),
-    ] {
-        let file = File {
-            service: format!("scheduler = {}\n", quote(value)),
-            ..File::default()
-        };
-        add(
-            "scheduler",
-            value,
-            ok,
-            file,
-            words(&["-E", "-i", "web", "-s", value]),
-        );
-    }
-    for (scheduler, options, ok) in [
-        ("lard", "low=10,high=40", true),
-        ("lard", "low=70", false),
-        ("lard", "high=lots", false),
-        ("lard", "typo=1", false),
-        ("chash", "key=header:X-User", true),
-        ("chash", "factor=5", false),
-        ("wlc", "low=25", false),
-        ("lardr", "hold=2m", true),
-        ("lardr", "hold=soon", false),
-    ] {
-        let toml_options: String = options
+    ];
+    field(
+        c,
+        "scheduler",
+        &schedulers,
+        |v| service_key("scheduler", v),
+        |v| words(&["-E", "-i", "web", "-s", v]),
+    );
+    // `scheduler options`: the algorithm, then its options.
+    let options = [
+        ("lard low=10,high=40", true),
+        ("lard low=70", false),
+        ("lard high=lots", false),
+        ("lard typo=1", false),
+        ("chash key=header:X-User", true),
+        ("chash factor=5", false),
+        ("wlc low=25", false),
+        ("lardr hold=2m", true),
+        ("lardr hold=soon", false),
+    ];
+    let options_file = |v: &str| {
+        let (scheduler, options) = split(v);
+        let sched_opts = options
             .split(',')
             .filter_map(|item| item.split_once('='))
             .map(|(k, v)| format!("{k} = {}\n", quote(v)))
             .collect();
-        let file = File {
-            service: format!("scheduler = {}\n", quote(scheduler)),
-            sched_opts: toml_options,
-            ..File::default()
-        };
-        add(
-            "scheduler options",
-            &format!("{scheduler} {options}"),
-            ok,
-            file,
-            words(&["-E", "-i", "web", "-s", scheduler, "--sched-opt", options]),
-        );
-    }
-    for (value, ok) in [
+        File {
+            sched_opts,
+            ..service_key("scheduler", scheduler)
+        }
+    };
+    field(c, "scheduler options", &options, options_file, |v| {
+        let (scheduler, options) = split(v);
+        words(&["-E", "-i", "web", "-s", scheduler, "--sched-opt", options])
+    });
+    let weights = [
         ("0", true),
         ("3", true),
         ("65535", true),
         ("65536", false),
         ("-1", false),
-    ] {
-        let file = File {
-            server: format!("weight = {value}\n"),
-            ..File::default()
-        };
-        add(
-            "weight",
-            value,
-            ok,
-            file,
-            words(&["-e", "-i", "web", "-r", SERVER, "-w", value]),
-        );
-    }
-    for (value, ok) in [
+    ];
+    let weight = |v: &str| File {
+        server: format!("weight = {v}\n"),
+        ..File::default()
+    };
+    field(c, "weight", &weights, weight, |v| {
+        words(&["-e", "-i", "web", "-r", SERVER, "-w", v])
+    });
+    let persistence = [
         ("300", true),
         ("300s", true),
         ("5m", true),
@@ -276,39 +279,26 @@ fn cases() -> Vec<Case> {
         ("1500ms", false),
         ("-1", false),
         ("0s", false),
-    ] {
-        let file = File {
-            service: format!("persistent = {}\n", quote(value)),
-            ..File::default()
-        };
-        add(
-            "persistence",
-            value,
-            ok,
-            file,
-            words(&["-E", "-i", "web", "--persistent", value]),
-        );
-    }
-    for (value, ok) in [
+    ];
+    field(
+        c,
+        "persistence",
+        &persistence,
+        |v| service_key("persistent", v),
+        |v| words(&["-E", "-i", "web", "--persistent", v]),
+    );
+    let protos = [
         ("https", true),
         ("http", true),
         ("", true),
         ("not a scheme", false),
         ("https\r\nX-Injected: 1", false),
-    ] {
-        let file = File {
-            service: format!("forwarded_proto = {}\n", quote(value)),
-            ..File::default()
-        };
-        add(
-            "forwarded proto",
-            value,
-            ok,
-            file,
-            words(&["-E", "-i", "web", "--forwarded-proto", value]),
-        );
-    }
-    for (value, ok) in [
+    ];
+    let proto = |v: &str| service_key("forwarded_proto", v);
+    field(c, "forwarded proto", &protos, proto, |v| {
+        words(&["-E", "-i", "web", "--forwarded-proto", v])
+    });
+    let patterns = [
         ("^/images/", true),
         (".*", true),
         (r"\.(jpg|png)$", true),
@@ -316,65 +306,36 @@ fn cases() -> Vec<Case> {
         ("[z-a]", false),
         ("", false),
         (r"\p{NoSuchClass}", false),
-    ] {
-        let file = File {
-            tail: format!(
-                "[[service.rule]]\npattern = {}\nservers = [{}]\n",
-                quote(value),
-                quote(SERVER)
-            ),
-            ..File::default()
-        };
-        add(
-            "pattern",
-            value,
-            ok,
-            file,
-            words(&["--add-rule", "-i", "web", "-p", value, "-r", SERVER]),
-        );
-    }
-    for (value, ok) in [
+    ];
+    field(
+        c,
+        "pattern",
+        &patterns,
+        |v| rule(v, ""),
+        |v| words(&["--add-rule", "-i", "web", "-p", v, "-r", SERVER]),
+    );
+    let groups = [
         ("0", true),
         ("1", true),
         ("2", false),
         ("100", false),
         ("-1", false),
-    ] {
-        let pattern = "^/home/([a-z]+)/";
-        let file = File {
-            tail: format!(
-                "[[service.rule]]\npattern = {}\nservers = [{}]\nmatch_group = {value}\n",
-                quote(pattern),
-                quote(SERVER)
-            ),
-            ..File::default()
-        };
-        add(
-            "match group",
-            value,
-            ok,
-            file,
-            words(&[
-                "--add-rule",
-                "-i",
-                "web",
-                "-p",
-                pattern,
-                "-r",
-                SERVER,
-                "-m",
-                value,
-            ]),
-        );
-    }
+    ];
+    let home = "^/home/([a-z]+)/";
+    let group = |v: &str| rule(home, &format!("match_group = {v}\n"));
+    field(c, "match group", &groups, group, |v| {
+        words(&["--add-rule", "-i", "web", "-p", home, "-r", SERVER, "-m", v])
+    });
     cases
 }
 
 #[test]
 fn the_file_and_tcpvsadm_accept_and_refuse_the_same_values() {
     let base = base();
+    let cases = cases();
+    assert!(cases.len() >= 60, "only {} cases", cases.len());
     let mut failures = Vec::new();
-    for case in cases() {
+    for case in cases {
         let (file, _) = through_toml(&case.toml);
         let (adm, _) = through_tcpvsadm(&case.adm, &base);
         let what = format!("{} `{}`", case.field, case.value.escape_debug());
@@ -391,11 +352,7 @@ fn the_file_and_tcpvsadm_accept_and_refuse_the_same_values() {
 fn ktcpvs_http_scheduler_is_wlc_both_ways() {
     let base = base();
     for name in ["http", "phttp"] {
-        let text = File {
-            service: format!("scheduler = {}\n", quote(name)),
-            ..File::default()
-        }
-        .text();
+        let text = service_key("scheduler", name).text();
         let (_, spec) = through_toml(&text);
         assert_eq!(spec.expect(name).scheduler, SchedulerKind::Wlc, "{text}");
         let (_, table) = through_tcpvsadm(&words(&["-E", "-i", "web", "-s", name]), &base);
