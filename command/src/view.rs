@@ -14,6 +14,7 @@ pub struct TableView {
     pub services: Vec<ServiceView>,
 }
 
+/// One service as listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceView {
     pub ident: String,
@@ -43,6 +44,7 @@ pub struct ServiceView {
     pub default: Option<Vec<String>>,
 }
 
+/// One real server as listed, with its live counters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerView {
     pub address: String,
@@ -52,6 +54,7 @@ pub struct ServerView {
     pub failures: u64,
 }
 
+/// One content rule as listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleView {
     pub pattern: String,
@@ -108,5 +111,74 @@ impl ServiceView {
                 .collect(),
             default: spec.default.as_deref().map(addrs),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::spec::{RuleSpec, SchedulerKind, ServerSpec, Weight};
+
+    #[test]
+    fn a_spec_viewed_says_what_it_holds() {
+        let addr = |port| ServerAddr(([127, 0, 0, 1], port).into());
+        let spec = ServiceSpec {
+            scheduler: SchedulerKind::Lard,
+            sched_opts: [("low".to_string(), "10".to_string())].into(),
+            enabled: false,
+            persistent: Some(Duration::from_secs(300)),
+            forwarded_proto: Some("https".into()),
+            servers: vec![ServerSpec {
+                addr: addr(9001),
+                weight: Weight(3),
+            }],
+            rules: vec![RuleSpec {
+                pattern: "^/home/([a-z]+)/".into(),
+                servers: vec![addr(9001)],
+                match_group: Some(1),
+            }],
+            default: Some(vec![addr(9001)]),
+            ..ServiceSpec::new("web".parse().unwrap(), "127.0.0.1:80".parse().unwrap())
+        };
+        let view = TableView::of(7, [&spec]);
+        assert_eq!(view.generation, 7);
+        let web = &view.services[0];
+        assert_eq!(
+            (
+                web.ident.as_str(),
+                web.listen.as_str(),
+                web.bound.as_deref()
+            ),
+            ("web", "127.0.0.1:80", None)
+        );
+        assert_eq!(
+            (web.protocol.as_str(), web.scheduler.as_str()),
+            ("http", "lard")
+        );
+        assert_eq!(web.sched_opts["low"], "10");
+        assert!(!web.enabled);
+        assert_eq!(web.persistent, Some(300));
+        assert_eq!(web.forwarded_proto.as_deref(), Some("https"));
+        assert_eq!(
+            web.servers,
+            [ServerView {
+                address: "127.0.0.1:9001".into(),
+                weight: 3,
+                active: 0,
+                requests: 0,
+                failures: 0,
+            }]
+        );
+        assert_eq!(
+            web.rules,
+            [RuleView {
+                pattern: "^/home/([a-z]+)/".into(),
+                servers: vec!["127.0.0.1:9001".into()],
+                match_group: Some(1),
+            }]
+        );
+        assert_eq!(web.default, Some(vec!["127.0.0.1:9001".to_string()]));
     }
 }
