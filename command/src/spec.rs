@@ -353,8 +353,8 @@ pub enum TableError {
     #[error("`{0}` is not a weight: give a number from 0 to 65535")]
     BadWeight(String),
     #[error(
-        "`{0}` is not a persistence timeout: give seconds (0 turns it off) \
-         or a duration in whole seconds such as 90s, 5m, 1h"
+        "`{0}` is not a persistence timeout: give seconds up to 2678400 (31 days; \
+         0 turns it off) or a duration in whole seconds such as 90s, 5m, 1h"
     )]
     BadPersistence(String),
     #[error("`{0}` is not a duration: write e.g. 500ms, 10s, 2m")]

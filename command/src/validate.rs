@@ -60,8 +60,12 @@ pub fn weight(text: &str) -> Result<Weight, TableError> {
         .map_err(|_| TableError::BadWeight(text.to_string()))
 }
 
+/// The longest persistence, as ipvsadm's `-p` (a template's expiry is
+/// computed from it on every request, so it must stay far from overflow).
+pub const MAX_PERSISTENCE: Duration = Duration::from_secs(31 * 86_400);
+
 /// A persistence timeout: whole seconds (`300`, `0` for none) or a duration
-/// in whole seconds (`90s`, `5m`, `1h`).
+/// in whole seconds (`90s`, `5m`, `1h`), at most [`MAX_PERSISTENCE`].
 pub fn persistence(text: &str) -> Result<Option<Duration>, TableError> {
     let bad = || TableError::BadPersistence(text.to_string());
     let trimmed = text.trim();
@@ -73,6 +77,9 @@ pub fn persistence(text: &str) -> Result<Option<Duration>, TableError> {
             _ => return Err(bad()),
         }
     };
+    if timeout > MAX_PERSISTENCE {
+        return Err(bad());
+    }
     Ok(Some(timeout).filter(|t| !t.is_zero()))
 }
 
@@ -186,7 +193,15 @@ mod tests {
         assert_eq!(persistence("300"), Ok(Some(Duration::from_secs(300))));
         assert_eq!(persistence("5m"), Ok(Some(Duration::from_secs(300))));
         assert_eq!(persistence("0"), Ok(None));
-        for bad in ["soon", "1500ms", "-1", ""] {
+        assert_eq!(persistence("2678400"), Ok(Some(MAX_PERSISTENCE)));
+        for bad in [
+            "soon",
+            "1500ms",
+            "-1",
+            "",
+            "2678401",
+            "18446744073709551615",
+        ] {
             assert!(persistence(bad).is_err(), "{bad}");
         }
         assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
