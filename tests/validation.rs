@@ -228,9 +228,12 @@ fn cases() -> Vec<Case> {
         |v| service_key("scheduler", v),
         |v| words(&["-E", "-i", "web", "-s", v]),
     );
-    // `scheduler options`: the algorithm, then its options.
+    // `scheduler options`: the algorithm, then its options (`;` between
+    // them here; tcpvsadm takes them with `,`, the file as a table).
     let options = [
-        ("lard low=10,high=40", true),
+        ("lard low=10;high=40", true),
+        (r"lard dynamic=^/\d{1,3}/;low=5", true),
+        ("lard dynamic=(", false),
         ("lard low=70", false),
         ("lard high=lots", false),
         ("lard typo=1", false),
@@ -243,7 +246,7 @@ fn cases() -> Vec<Case> {
     let options_file = |v: &str| {
         let (scheduler, options) = split(v);
         let sched_opts = options
-            .split(',')
+            .split(';')
             .filter_map(|item| item.split_once('='))
             .map(|(k, v)| format!("{k} = {}\n", quote(v)))
             .collect();
@@ -254,7 +257,8 @@ fn cases() -> Vec<Case> {
     };
     field(c, "scheduler options", &options, options_file, |v| {
         let (scheduler, options) = split(v);
-        words(&["-E", "-i", "web", "-s", scheduler, "--sched-opt", options])
+        let options = options.replace(';', ",");
+        words(&["-E", "-i", "web", "-s", scheduler, "--sched-opt", &options])
     });
     let weights = [
         ("0", true),

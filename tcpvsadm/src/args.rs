@@ -409,15 +409,38 @@ fn listen_address(
     }
 }
 
-/// `low=25,high=65`
+/// `low=25,high=65`. A comma starts another option only where `name=`
+/// follows, so a value may hold commas (a pattern such as `\d{1,3}`), as it
+/// may in the file.
 fn sched_opts(text: &str) -> Result<BTreeMap<String, String>, UsageError> {
-    text.split(',')
+    let mut items: Vec<String> = Vec::new();
+    for piece in text.split(',') {
+        match items.last_mut() {
+            Some(last) if !last.is_empty() && !piece.is_empty() && !starts_option(piece) => {
+                last.push(',');
+                last.push_str(piece);
+            }
+            _ => items.push(piece.to_string()),
+        }
+    }
+    items
+        .iter()
         .filter(|item| !item.is_empty())
         .map(|item| match item.split_once('=') {
             Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
             _ => Err(usage(format!("--sched-opt: `{item}` is not name=value"))),
         })
         .collect()
+}
+
+/// Whether `piece` begins with an option's `name=`.
+fn starts_option(piece: &str) -> bool {
+    piece.split_once('=').is_some_and(|(name, _)| {
+        !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+    })
 }
 
 /// Splits a saved command line into words: single and double quotes and
@@ -557,6 +580,14 @@ mod tests {
         };
         assert_eq!(args.listen.as_deref(), Some("127.0.0.1:81"));
         assert_eq!(args.sched_opts.unwrap()["high"], "65");
+        let Verb::EditService(args) = verb(r"-E -i web --sched-opt 'dynamic=^/\d{1,3}/,low=5'")
+        else {
+            panic!()
+        };
+        let options = args.sched_opts.unwrap();
+        assert_eq!(options["dynamic"], r"^/\d{1,3}/");
+        assert_eq!(options["low"], "5");
+        assert!(error("-E -i web --sched-opt ,x").contains("`x` is not name=value"));
     }
 
     #[test]
