@@ -256,11 +256,15 @@ fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
             })
         })
         .collect::<Result<_, Located>>()?;
-    let default = raw
-        .default
-        .as_ref()
-        .map(|d| server_list(d.get_ref(), &key("default")))
-        .transpose()?;
+    let default = match &raw.default {
+        // tcpvsadm cannot make an empty set (removing the last server makes
+        // it every server again), so neither can the file.
+        Some(d) if d.get_ref().is_empty() => {
+            return Err(invalid(d, &key("default"), TableError::EmptyDefault))
+        }
+        Some(d) => Some(server_list(d.get_ref(), &key("default"))?),
+        None => None,
+    };
     let sched_opts = raw
         .sched_opts
         .iter()
@@ -581,6 +585,16 @@ servers = ["127.0.0.1:9002"]
         let text = services_to_toml(&config.table.services);
         let back = parse(&text, Path::new("state.toml")).unwrap();
         assert_eq!(back.table.services, config.table.services, "{text}");
+    }
+
+    #[test]
+    fn an_empty_default_set_is_refused() {
+        let text = GOOD.replace("default = [\"127.0.0.1:9001\"]", "default = []");
+        assert_eq!(
+            error_of(&text),
+            "t.toml:13: service[0].default: an empty default set sends unmatched requests \
+             nowhere: leave `default` out to send them to every real server"
+        );
     }
 
     #[test]

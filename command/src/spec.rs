@@ -365,6 +365,11 @@ pub enum TableError {
     BadForwardedProto(String),
     #[error("an empty pattern matches everything; use `.*` for the default rule")]
     EmptyPattern,
+    #[error(
+        "an empty default set sends unmatched requests nowhere: \
+         leave `default` out to send them to every real server"
+    )]
+    EmptyDefault,
     #[error("invalid pattern `{pattern}`: {reason}")]
     BadPattern { pattern: String, reason: String },
     #[error("`{0}` is not a capture group number: give a number from 0 to 99")]
