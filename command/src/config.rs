@@ -588,6 +588,27 @@ servers = ["127.0.0.1:9002"]
     }
 
     #[test]
+    fn rules_as_tcpvsadm_keeps_them() {
+        let rule = |pattern: &str| {
+            format!("[[service.rule]]\npattern = \"{pattern}\"\nservers = [\"127.0.0.1:9002\"]\n")
+        };
+        let twice = format!("{GOOD}{}", rule("^/images/"));
+        assert_eq!(
+            error_of(&twice),
+            "t.toml:26: service[0].rule[1]: rule `^/images/` appears twice in service `web`: \
+             give all its servers in one rule"
+        );
+        let first = GOOD.replace("^/images/", ".*") + &rule("^/x/");
+        assert_eq!(
+            error_of(&first),
+            "t.toml:23: service[0].rule[0]: rule `.*` of service `web` is the default rule \
+             and comes last: the rules after it would never be reached"
+        );
+        let last = format!("{GOOD}{}", rule(".*"));
+        assert!(parse(&last, Path::new("t.toml")).is_ok());
+    }
+
+    #[test]
     fn an_empty_default_set_is_refused() {
         let text = GOOD.replace("default = [\"127.0.0.1:9001\"]", "default = []");
         assert_eq!(

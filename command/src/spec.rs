@@ -274,6 +274,9 @@ pub struct RuleSpec {
     pub match_group: Option<u32>,
 }
 
+/// The pattern KTCPVS treats as the default rule: it stays last.
+pub const CATCH_ALL: &str = ".*";
+
 /// Named scheduler parameters, in name order.
 pub type SchedOptions = BTreeMap<String, String>;
 
@@ -380,6 +383,16 @@ pub enum TableError {
         group: u32,
         groups: usize,
     },
+    #[error(
+        "rule `{pattern}` appears twice in service `{service}`: \
+         give all its servers in one rule"
+    )]
+    DuplicatePattern { service: ServiceId, pattern: String },
+    #[error(
+        "rule `.*` of service `{0}` is the default rule and comes last: \
+         the rules after it would never be reached"
+    )]
+    CatchAllNotLast(ServiceId),
     #[error("duplicate service `{0}`")]
     DuplicateService(ServiceId),
     #[error("services `{0}` and `{1}` both listen on {2}")]
@@ -442,6 +455,18 @@ impl ServiceSpec {
         for (i, rule) in self.rules.iter().enumerate() {
             let at = |error| (Site::Rule(index, i), error);
             let groups = validate::pattern(&rule.pattern).map_err(at)?;
+            // tcpvsadm merges a pattern given again into its rule and keeps
+            // `.*` last: a file must already be so, or `-f` and `-S` would
+            // change what it means.
+            if self.rules[..i].iter().any(|r| r.pattern == rule.pattern) {
+                return Err(at(TableError::DuplicatePattern {
+                    service: self.ident.clone(),
+                    pattern: rule.pattern.clone(),
+                }));
+            }
+            if rule.pattern == CATCH_ALL && i + 1 < self.rules.len() {
+                return Err(at(TableError::CatchAllNotLast(self.ident.clone())));
+            }
             if let Some(server) = rule.servers.iter().find(|a| !known(a)) {
                 return Err(at(TableError::UnknownRuleServer {
                     service: self.ident.clone(),

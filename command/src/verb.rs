@@ -19,8 +19,7 @@ use crate::spec::{
 use crate::validate;
 use crate::view::TableView;
 
-/// The pattern KTCPVS treats as the default rule: it stays last.
-pub const CATCH_ALL: &str = ".*";
+pub use crate::spec::CATCH_ALL;
 
 /// One request to the control socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
