@@ -521,7 +521,8 @@ servers = ["127.0.0.1:9002"]
         let text = GOOD.replace("weight = 3", "weight = 70000");
         assert_eq!(
             error_of(&text),
-            "t.toml:20: service[0].server[1].weight: `70000` is not a weight: give a number from 0 to 65535"
+            "t.toml:20: service[0].server[1].weight: 70000 is out of range 0..=65535: \
+             give a weight from 0 to 65535"
         );
     }
 

@@ -353,8 +353,10 @@ pub enum TableError {
     NoPort(String),
     #[error("`{0}` is not an address: write IP:PORT, e.g. 192.168.10.1:80")]
     BadAddress(String),
-    #[error("`{0}` is not a weight: give a number from 0 to 65535")]
-    BadWeight(String),
+    #[error("{0} is out of range 0..=65535: give a weight from 0 to 65535")]
+    WeightOutOfRange(i64),
+    #[error("`{0}` is not a number: give a weight from 0 to 65535")]
+    NotAWeight(String),
     #[error(
         "`{0}` is not a persistence timeout: give seconds up to 2678400 (31 days; \
          0 turns it off) or a duration in whole seconds such as 90s, 5m, 1h"

@@ -55,9 +55,12 @@ pub fn scheduler(text: &str) -> Result<SchedulerKind, TableError> {
 
 /// A weight, 0 to 65535, as text (tcpvsadm's `-w`, a TOML integer printed).
 pub fn weight(text: &str) -> Result<Weight, TableError> {
-    text.parse::<u16>()
+    let n: i64 = text
+        .parse()
+        .map_err(|_| TableError::NotAWeight(text.to_string()))?;
+    u16::try_from(n)
         .map(Weight)
-        .map_err(|_| TableError::BadWeight(text.to_string()))
+        .map_err(|_| TableError::WeightOutOfRange(n))
 }
 
 /// The longest persistence, as ipvsadm's `-p` (a template's expiry is
@@ -187,8 +190,10 @@ mod tests {
     fn weights_persistence_and_durations() {
         assert_eq!(weight("0"), Ok(Weight(0)));
         assert_eq!(weight("65535"), Ok(Weight(65535)));
-        for bad in ["65536", "-1", "", "lots"] {
-            assert_eq!(weight(bad), Err(TableError::BadWeight(bad.into())));
+        assert_eq!(weight("65536"), Err(TableError::WeightOutOfRange(65536)));
+        assert_eq!(weight("-1"), Err(TableError::WeightOutOfRange(-1)));
+        for bad in ["", "lots", "99999999999999999999"] {
+            assert_eq!(weight(bad), Err(TableError::NotAWeight(bad.into())));
         }
         assert_eq!(persistence("300"), Ok(Some(Duration::from_secs(300))));
         assert_eq!(persistence("5m"), Ok(Some(Duration::from_secs(300))));

@@ -564,7 +564,7 @@ mod tests {
             Verb::EditServer(server("web", "192.168.10.2:80", Some(65536))).apply(&mut spec);
         assert_eq!(
             too_big,
-            Err(CommandError::Table(TableError::BadWeight("65536".into())))
+            Err(CommandError::Table(TableError::WeightOutOfRange(65536)))
         );
         let max = Verb::AddServer(server("web", "10.0.0.9:80", Some(65535))).apply(&mut spec);
         assert_eq!(max, Ok(()));
