@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
-use tcpvs::schedulers::{pick_server, RequestInfo, Scheduler, SchedulerKind};
+use tcpvs::schedulers::{pick_server, BuildScheduler, RequestInfo, Scheduler, SchedulerKind};
 use tcpvs::table::{
     RuleSpec, SchedOptions, ServerAddr, ServerSpec, ServiceSpec, Settings, Table, TableSpec, Weight,
 };

@@ -5,6 +5,11 @@
 //! The data plane (`worker`, `relay`, `pool`, `net`) reads an immutable rule table
 //! (`table`) that the control plane swaps as a whole; live per-server state
 //! (`server`) survives those swaps.
+//!
+//! The table's description and its validation, the control verbs, the TOML
+//! format and the listing views are the `tcpvs-command` crate's (shared with
+//! tcpvsadm, which links nothing of this one); `table` and `config` re-export
+//! what the daemon uses of it.
 // `net/` alone may use `unsafe` (each block says why it is sound); the rest
 // of the crate may not.
 #![deny(unsafe_code)]

@@ -7,12 +7,11 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::Path;
 
-use crate::config;
 use crate::table::TableSpec;
 
 /// Writes the services of `spec` to `path` in the configuration format.
 pub fn save(path: &Path, spec: &TableSpec) -> io::Result<()> {
-    let text = config::services_to_toml(&spec.services);
+    let text = tcpvs_command::config::services_to_toml(&spec.services);
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())

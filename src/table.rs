@@ -1,300 +1,25 @@
 //! The rule table: virtual services, their real servers and content rules.
 //!
-//! The table is immutable. It is built from a [`TableSpec`] (the plain,
-//! serializable description that config files and control verbs edit) and
-//! swapped in whole; a request in flight keeps the snapshot it started with.
+//! The table is immutable. It is built from a [`TableSpec`] (the plain
+//! description that config files and control verbs edit, defined with its
+//! validation in the command crate and re-exported here) and swapped in whole; a request in flight keeps the snapshot it started with.
 //! Live state (active counts, failure marks, scheduler memory) is carried over
 //! from the previous table by identity, so an edit never resets it.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::net::SocketAddr;
-use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use regex::{Regex, RegexSet};
 
 use crate::protocols::rtsp::SessionTable;
-use crate::schedulers::{Persistence, Scheduler, SchedulerKind};
+use crate::schedulers::{BuildScheduler, Persistence, Scheduler};
 use crate::server::ServerState;
 
-/// A virtual service's name (KTCPVS: up to 16 characters).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ServiceId(String);
-
-impl ServiceId {
-    pub const MAX_LEN: usize = 16;
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl FromStr for ServiceId {
-    type Err = TableError;
-
-    fn from_str(ident: &str) -> Result<Self, TableError> {
-        let valid = !ident.is_empty()
-            && ident.len() <= Self::MAX_LEN
-            && ident
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-        if valid {
-            Ok(Self(ident.to_string()))
-        } else {
-            Err(TableError::BadIdent(ident.to_string()))
-        }
-    }
-}
-
-impl fmt::Display for ServiceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A real server's address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ServerAddr(pub SocketAddr);
-
-impl fmt::Display for ServerAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// A server's share of the work, 0..=65535; 0 is quiescent: no new requests,
-/// those in flight finish (how an operator drains a server).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Weight(pub u16);
-
-impl Weight {
-    pub const DEFAULT: Weight = Weight(1);
-
-    pub fn is_quiescent(self) -> bool {
-        self.0 == 0
-    }
-}
-
-/// The protocol a virtual service speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    Http,
-    /// RTSP/1.0 (RFC 2326) with interleaved RTP over the same connection.
-    Rtsp,
-}
-
-impl FromStr for Protocol {
-    type Err = TableError;
-
-    fn from_str(name: &str) -> Result<Self, TableError> {
-        match name {
-            "http" => Ok(Protocol::Http),
-            "rtsp" => Ok(Protocol::Rtsp),
-            other => Err(TableError::UnknownProtocol(other.to_string())),
-        }
-    }
-}
-
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Protocol::Http => "http",
-            Protocol::Rtsp => "rtsp",
-        })
-    }
-}
-
-/// Limits on what a client may send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Largest request or response head, in bytes (431 beyond).
-    pub max_head_bytes: usize,
-    /// Most header fields in a head (431 beyond).
-    pub max_headers: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_head_bytes: 16 * 1024,
-            max_headers: 100,
-        }
-    }
-}
-
-/// How long each wait may last. A timeout is terminal for its connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
-    /// The whole request head must arrive within this (absolute, from its first byte).
-    pub head: Duration,
-    /// Idle time allowed between two requests of a keep-alive client.
-    pub keepalive: Duration,
-    /// Connecting to a real server.
-    pub connect: Duration,
-    /// Waiting for a real server's response, and between bytes of its body.
-    pub server: Duration,
-    /// Waiting on a client while relaying a body to or from it.
-    pub client: Duration,
-    /// How long an idle connection to a real server is kept for reuse.
-    pub pool_idle: Duration,
-    /// How long a server that refused a connect is avoided.
-    pub fail_hold: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Self {
-            head: Duration::from_secs(10),
-            keepalive: Duration::from_secs(30),
-            connect: Duration::from_secs(3),
-            server: Duration::from_secs(60),
-            client: Duration::from_secs(60),
-            pool_idle: Duration::from_secs(10),
-            fail_hold: Duration::from_secs(2),
-        }
-    }
-}
-
-/// Daemon-wide settings that travel with the table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
-    pub limits: Limits,
-    pub timeouts: Timeouts,
-    /// Idle connections kept per real server and worker.
-    pub pool_per_server: usize,
-    /// Write an access line per request (at info level).
-    pub access_log: bool,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            limits: Limits::default(),
-            timeouts: Timeouts::default(),
-            pool_per_server: 64,
-            access_log: true,
-        }
-    }
-}
-
-/// A real server as described by configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerSpec {
-    pub addr: ServerAddr,
-    pub weight: Weight,
-}
-
-/// A content rule as described: requests whose target matches `pattern` go to
-/// one of `servers`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleSpec {
-    pub pattern: String,
-    pub servers: Vec<ServerAddr>,
-    /// KTCPVS `-m N`: the regex capture group whose hash picks the server
-    /// (stickiness by user, as `hhttp`); `None`: the scheduler picks.
-    pub match_group: Option<u32>,
-}
-
-/// A virtual service as described.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceSpec {
-    pub ident: ServiceId,
-    pub listen: SocketAddr,
-    pub protocol: Protocol,
-    pub scheduler: SchedulerKind,
-    /// Scheduler parameters (`--sched-opt low=25,high=65`), checked by the scheduler.
-    pub sched_opts: SchedOptions,
-    /// Whether the service accepts connections (`tcpvsadm --start/--stop`).
-    pub enabled: bool,
-    /// LVS persistence: a client keeps its server this long after its last
-    /// request (`None`: every request is scheduled on its own).
-    pub persistent: Option<Duration>,
-    /// Add `X-Forwarded-Proto` with this value to requests.
-    pub forwarded_proto: Option<String>,
-    pub servers: Vec<ServerSpec>,
-    /// Tried in order; the first match wins.
-    pub rules: Vec<RuleSpec>,
-    /// Servers for requests no rule matches; `None` means all servers.
-    pub default: Option<Vec<ServerAddr>>,
-}
-
-/// Named scheduler parameters, in name order.
-pub type SchedOptions = std::collections::BTreeMap<String, String>;
-
-impl ServiceSpec {
-    /// A started `http` service scheduled by `wlc`, with no servers or rules.
-    pub fn new(ident: ServiceId, listen: SocketAddr) -> Self {
-        Self {
-            ident,
-            listen,
-            protocol: Protocol::Http,
-            scheduler: SchedulerKind::Wlc,
-            sched_opts: SchedOptions::new(),
-            enabled: true,
-            persistent: None,
-            forwarded_proto: None,
-            servers: Vec::new(),
-            rules: Vec::new(),
-            default: None,
-        }
-    }
-}
-
-/// The whole table as described.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TableSpec {
-    pub settings: Settings,
-    pub services: Vec<ServiceSpec>,
-}
-
-/// Where in a [`TableSpec`] an error was found, so a config loader can point
-/// at the line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Site {
-    Service(usize),
-    Server(usize, usize),
-    Rule(usize, usize),
-    Default(usize),
-}
-
-/// Why a table could not be built.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TableError {
-    #[error("invalid service ident `{0}` (1 to 16 characters: letters, digits, `-_.`)")]
-    BadIdent(String),
-    #[error("unknown protocol `{0}` (known: http, rtsp)")]
-    UnknownProtocol(String),
-    #[error("duplicate service `{0}`")]
-    DuplicateService(ServiceId),
-    #[error("services `{0}` and `{1}` both listen on {2}")]
-    DuplicateListen(ServiceId, ServiceId, SocketAddr),
-    #[error("duplicate real server {1} in service `{0}`")]
-    DuplicateServer(ServiceId, ServerAddr),
-    #[error("invalid pattern `{pattern}`: {reason}")]
-    BadPattern { pattern: String, reason: String },
-    #[error("rule `{pattern}` names {server}, which is not a real server of service `{service}`")]
-    UnknownRuleServer {
-        service: ServiceId,
-        pattern: String,
-        server: ServerAddr,
-    },
-    #[error("the default set of service `{0}` names {1}, which is not one of its real servers")]
-    UnknownDefaultServer(ServiceId, ServerAddr),
-    #[error("scheduler {scheduler} of service `{service}`: {reason}")]
-    BadSchedOption {
-        service: ServiceId,
-        scheduler: SchedulerKind,
-        reason: String,
-    },
-    #[error("rule `{pattern}` uses capture group {group}, but the pattern has only {groups}")]
-    BadMatchGroup {
-        pattern: String,
-        group: u32,
-        groups: usize,
-    },
-}
+pub use tcpvs_command::spec::{
+    Limits, Protocol, RuleSpec, SchedOptions, ServerAddr, ServerSpec, ServiceId, ServiceSpec,
+    Settings, Site, TableError, TableSpec, Timeouts, Weight,
+};
 
 /// A real server in a built table.
 #[derive(Debug)]
@@ -405,25 +130,9 @@ pub struct Table {
 impl Table {
     /// Builds a table from `spec`, carrying live state over from `previous`.
     pub fn build(spec: TableSpec, previous: Option<&Table>) -> Result<Table, (Site, TableError)> {
+        spec.check()?;
         let mut services: Vec<Arc<Service>> = Vec::with_capacity(spec.services.len());
         for (index, service) in spec.services.iter().enumerate() {
-            if let Some(other) = services.iter().find(|s| s.ident == service.ident) {
-                return Err((
-                    Site::Service(index),
-                    TableError::DuplicateService(other.ident.clone()),
-                ));
-            }
-            // Port 0 asks for an ephemeral port: each such service gets its own.
-            let same_listen =
-                |s: &&Arc<Service>| s.listen == service.listen && service.listen.port() != 0;
-            if let Some(other) = services.iter().find(same_listen) {
-                let error = TableError::DuplicateListen(
-                    other.ident.clone(),
-                    service.ident.clone(),
-                    service.listen,
-                );
-                return Err((Site::Service(index), error));
-            }
             let old = previous.and_then(|table| table.service(&service.ident));
             services.push(Arc::new(build_service(index, service, old.map(|s| &**s))?));
         }
@@ -444,84 +153,61 @@ impl Table {
     }
 }
 
+/// Builds one service of a spec that passed [`TableSpec::check`]; what can
+/// still fail here is the compiled size of its patterns and its scheduler's
+/// options.
 fn build_service(
     index: usize,
     spec: &ServiceSpec,
     old: Option<&Service>,
 ) -> Result<Service, (Site, TableError)> {
-    let mut servers: Vec<Arc<RealServer>> = Vec::with_capacity(spec.servers.len());
-    for (i, server) in spec.servers.iter().enumerate() {
-        if servers.iter().any(|s| s.addr == server.addr) {
-            let error = TableError::DuplicateServer(spec.ident.clone(), server.addr);
-            return Err((Site::Server(index, i), error));
-        }
-        let state = old
-            .and_then(|old| old.servers.iter().find(|s| s.addr == server.addr))
-            .map_or_else(Default::default, |s| s.state.clone());
-        servers.push(Arc::new(RealServer::new(server.addr, server.weight, state)));
-    }
+    let servers: Vec<Arc<RealServer>> = spec
+        .servers
+        .iter()
+        .map(|server| {
+            let state = old
+                .and_then(|old| old.servers.iter().find(|s| s.addr == server.addr))
+                .map_or_else(Default::default, |s| s.state.clone());
+            Arc::new(RealServer::new(server.addr, server.weight, state))
+        })
+        .collect();
     let by_addr: HashMap<ServerAddr, &Arc<RealServer>> =
         servers.iter().map(|s| (s.addr, s)).collect();
+    // The check made sure every address named is a real server.
+    let members = |addrs: &[ServerAddr], site: Site| {
+        addrs
+            .iter()
+            .map(|addr| {
+                let unknown = || {
+                    (
+                        site,
+                        TableError::UnknownDefaultServer(spec.ident.clone(), *addr),
+                    )
+                };
+                by_addr.get(addr).map(|s| Arc::clone(s)).ok_or_else(unknown)
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
 
     let mut rules = Vec::with_capacity(spec.rules.len());
     for (i, rule) in spec.rules.iter().enumerate() {
         let pattern = Regex::new(&rule.pattern).map_err(|e| {
             let error = TableError::BadPattern {
                 pattern: rule.pattern.clone(),
-                // The regex crate's message spans lines; its last line says what is wrong.
-                reason: e
-                    .to_string()
-                    .lines()
-                    .rev()
-                    .find(|line| !line.trim().is_empty())
-                    .unwrap_or("invalid regex")
-                    .trim_start_matches("error: ")
-                    .to_string(),
+                reason: last_line(&e.to_string()),
             };
             (Site::Rule(index, i), error)
         })?;
-        let mut members = Vec::with_capacity(rule.servers.len());
-        for addr in &rule.servers {
-            let server = by_addr.get(addr).ok_or_else(|| {
-                let error = TableError::UnknownRuleServer {
-                    service: spec.ident.clone(),
-                    pattern: rule.pattern.clone(),
-                    server: *addr,
-                };
-                (Site::Rule(index, i), error)
-            })?;
-            members.push(Arc::clone(server));
-        }
-        if let Some(group) = rule.match_group {
-            // Group 0 is the whole match; captures_len counts it.
-            let groups = pattern.captures_len() - 1;
-            if group as usize > groups {
-                let error = TableError::BadMatchGroup {
-                    pattern: rule.pattern.clone(),
-                    group,
-                    groups,
-                };
-                return Err((Site::Rule(index, i), error));
-            }
-        }
         rules.push(ContentRule {
             pattern,
-            servers: members,
+            servers: members(&rule.servers, Site::Rule(index, i))?,
             match_group: rule.match_group,
         });
     }
 
     let default_set = match &spec.default {
         None => servers.clone(),
-        Some(addrs) => addrs
-            .iter()
-            .map(|addr| {
-                by_addr.get(addr).map(|s| Arc::clone(s)).ok_or_else(|| {
-                    let error = TableError::UnknownDefaultServer(spec.ident.clone(), *addr);
-                    (Site::Default(index), error)
-                })
-            })
-            .collect::<Result<_, _>>()?,
+        Some(addrs) => members(addrs, Site::Default(index))?,
     };
 
     // Scheduler memory survives an edit unless the algorithm or its
@@ -560,12 +246,7 @@ fn build_service(
     let rule_set = RegexSet::new(spec.rules.iter().map(|r| &r.pattern)).map_err(|e| {
         let error = TableError::BadPattern {
             pattern: "(all rules together)".into(),
-            reason: e
-                .to_string()
-                .lines()
-                .last()
-                .unwrap_or("too large")
-                .to_string(),
+            reason: last_line(&e.to_string()),
         };
         (Site::Service(index), error)
     })?;
@@ -585,6 +266,17 @@ fn build_service(
         rule_set,
         default_set,
     })
+}
+
+/// The regex crate's messages span lines; the last one says what is wrong.
+fn last_line(message: &str) -> String {
+    message
+        .lines()
+        .rev()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or("invalid regex")
+        .trim_start_matches("error: ")
+        .to_string()
 }
 
 #[cfg(test)]

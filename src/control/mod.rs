@@ -1,11 +1,9 @@
-//! The control plane: typed verbs (`command`), the unix socket that receives
-//! them (`socket`), the client side used by tcpvsadm (`client`), and the place
-//! where an edit becomes a new table (`plane`).
+//! The control plane: the unix socket that receives tcpvsadm's verbs
+//! (`socket`) and the place where an edit becomes a new table (`plane`). The
+//! verbs themselves, and the views a listing returns, are the command crate's
+//! (`tcpvs_command::verb`, `tcpvs_command::view`).
 
-pub mod client;
-pub mod command;
 pub mod plane;
 pub mod socket;
 
-/// Where tcpvsd listens for tcpvsadm unless told otherwise.
-pub const DEFAULT_SOCKET: &str = "/run/tcpvsd.sock";
+pub use tcpvs_command::DEFAULT_SOCKET;

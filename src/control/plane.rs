@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
 
-use super::command::{RuleView, ServerView, ServiceView, TableView, Verb};
+use tcpvs_command::{ServiceView, TableView, Verb};
+
 use crate::state_file;
-use crate::table::Table;
+use crate::table::{Service, Table};
 use crate::worker::Workers;
 
 /// The running daemon as the control socket sees it.
@@ -48,9 +49,7 @@ impl ControlPlane {
     fn edit(&self, verb: &Verb) -> Result<(), String> {
         let _one_at_a_time = self.edits.lock().unwrap_or_else(PoisonError::into_inner);
         let current = self.table.load_full();
-        let mut spec = current.spec.clone();
-        verb.apply(&mut spec).map_err(|e| e.to_string())?;
-        let next = Table::build(spec, Some(&current)).map_err(|(_, e)| e.to_string())?;
+        let next = next_table(&current, verb)?;
         let pending = self.workers.prepare(&next).map_err(|e| e.to_string())?;
         if let Some(path) = &self.state_file {
             // `pending` is dropped on error, closing what it bound.
@@ -91,55 +90,18 @@ impl ControlPlane {
             Some(ident) => vec![find(&table, ident)?],
             None => table.services.iter().collect(),
         };
-        let addrs = |list: &[Arc<crate::table::RealServer>]| {
-            list.iter().map(|s| s.addr.to_string()).collect()
-        };
         let services = services
             .into_iter()
-            .map(|service| {
+            .filter_map(|service| {
                 let spec = table
                     .spec
                     .services
                     .iter()
-                    .find(|s| s.ident == service.ident);
-                ServiceView {
-                    ident: service.ident.to_string(),
-                    listen: service.listen.to_string(),
-                    bound: listening.get(&service.ident).map(ToString::to_string),
-                    protocol: service.protocol.to_string(),
-                    scheduler: service.scheduler.kind().to_string(),
-                    sched_opts: service.sched_opts.clone(),
-                    enabled: service.enabled,
-                    persistent: service.persistence.as_ref().map(|p| p.timeout().as_secs()),
-                    forwarded_proto: service.forwarded_proto.clone(),
-                    sessions: service
-                        .sessions
-                        .as_ref()
-                        .map(|t| t.len(std::time::Instant::now()) as u64),
-                    servers: service
-                        .servers
-                        .iter()
-                        .map(|s| ServerView {
-                            address: s.addr.to_string(),
-                            weight: s.weight.0,
-                            active: s.state.active(),
-                            requests: s.state.requests(),
-                            failures: s.state.failures(),
-                        })
-                        .collect(),
-                    rules: service
-                        .rules
-                        .iter()
-                        .map(|r| RuleView {
-                            pattern: r.pattern.as_str().to_string(),
-                            servers: addrs(&r.servers),
-                            match_group: r.match_group,
-                        })
-                        .collect(),
-                    default: spec
-                        .and_then(|s| s.default.as_ref())
-                        .map(|set| set.iter().map(ToString::to_string).collect()),
-                }
+                    .find(|s| s.ident == service.ident)?;
+                let mut view = ServiceView::of(spec);
+                view.bound = listening.get(&service.ident).map(ToString::to_string);
+                live_counters(&mut view, service);
+                Some(view)
             })
             .collect();
         Ok(TableView {
@@ -149,7 +111,29 @@ impl ControlPlane {
     }
 }
 
-fn find<'a>(table: &'a Table, ident: &str) -> Result<&'a Arc<crate::table::Service>, String> {
+/// The table an editing verb makes of `current`, built but not yet bound or
+/// swapped in: the whole of an edit that is decided without I/O.
+pub fn next_table(current: &Table, verb: &Verb) -> Result<Table, String> {
+    let mut spec = current.spec.clone();
+    verb.apply(&mut spec).map_err(|e| e.to_string())?;
+    Table::build(spec, Some(current)).map_err(|(_, e)| e.to_string())
+}
+
+/// Adds what the running `service` knows to its view: RTSP sessions and each
+/// server's counters (the view lists the servers in the service's order).
+fn live_counters(view: &mut ServiceView, service: &Service) {
+    view.sessions = service
+        .sessions
+        .as_ref()
+        .map(|t| t.len(std::time::Instant::now()) as u64);
+    for (server, live) in view.servers.iter_mut().zip(&service.servers) {
+        server.active = live.state.active();
+        server.requests = live.state.requests();
+        server.failures = live.state.failures();
+    }
+}
+
+fn find<'a>(table: &'a Table, ident: &str) -> Result<&'a Arc<Service>, String> {
     table
         .services
         .iter()

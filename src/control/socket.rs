@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::command::{Request, Response};
+use tcpvs_command::{Request, Response};
+
 use super::plane::ControlPlane;
 
 /// The longest request line taken (a `-R` batch of some thousand verbs).
@@ -137,24 +138,14 @@ fn serve_client(stream: &UnixStream, plane: &ControlPlane, access: Access) -> io
                     Err(reason) => Response::error(request.id, reason),
                 }
             }
-            Err(e) => Response::error(id_of(&line), format!("malformed request: {e}")),
+            Err(e) => Response::error(Request::id_of(&line), format!("malformed request: {e}")),
         };
         reply(stream, &response)?;
     }
 }
 
-/// The id of a request that did not parse, when one can still be read.
-fn id_of(line: &[u8]) -> u64 {
-    serde_json::from_slice::<serde_json::Value>(line)
-        .ok()
-        .and_then(|v| v.get("id").and_then(serde_json::Value::as_u64))
-        .unwrap_or(0)
-}
-
 fn reply(mut stream: &UnixStream, response: &Response) -> io::Result<()> {
-    let mut line = serde_json::to_vec(response).map_err(io::Error::other)?;
-    line.push(b'\n');
-    stream.write_all(&line)
+    stream.write_all(&response.to_line())
 }
 
 fn with_path(path: &Path, e: io::Error) -> io::Error {
@@ -199,8 +190,8 @@ mod tests {
 
     #[test]
     fn ids_of_bad_requests() {
-        assert_eq!(id_of(br#"{"id": 9, "verb": "nonsense"}"#), 9);
-        assert_eq!(id_of(b"garbage"), 0);
+        assert_eq!(Request::id_of(br#"{"id": 9, "verb": "nonsense"}"#), 9);
+        assert_eq!(Request::id_of(b"garbage"), 0);
         assert_eq!(group_id("root").unwrap(), 0);
         assert!(group_id("no-such-group-here").is_err());
     }

@@ -25,7 +25,6 @@ mod wrr;
 
 use std::fmt;
 use std::net::IpAddr;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -116,53 +115,16 @@ pub trait Scheduler: Send + Sync + fmt::Debug {
     }
 }
 
-/// The closed set of scheduler names an operator may give.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SchedulerKind {
-    Rr,
-    Wlc,
-    Lard,
-    Lardr,
-    Wrr,
-    Lc,
-    Sed,
-    Nq,
-    Sh,
-    Chash,
+pub use tcpvs_command::spec::{SchedulerKind, UnknownScheduler};
+
+/// Makes a running scheduler of a kind named in the table spec.
+pub trait BuildScheduler {
+    /// A fresh instance of this algorithm with its `--sched-opt` parameters.
+    fn build(self, given: &SchedOptions) -> Result<Arc<dyn Scheduler>, String>;
 }
 
-impl SchedulerKind {
-    /// Every scheduler: the LVS family, then hashing, then locality-aware.
-    pub const ALL: &[SchedulerKind] = &[
-        SchedulerKind::Rr,
-        SchedulerKind::Wrr,
-        SchedulerKind::Lc,
-        SchedulerKind::Wlc,
-        SchedulerKind::Sed,
-        SchedulerKind::Nq,
-        SchedulerKind::Sh,
-        SchedulerKind::Chash,
-        SchedulerKind::Lard,
-        SchedulerKind::Lardr,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            SchedulerKind::Rr => "rr",
-            SchedulerKind::Wlc => "wlc",
-            SchedulerKind::Lard => "lard",
-            SchedulerKind::Lardr => "lardr",
-            SchedulerKind::Wrr => "wrr",
-            SchedulerKind::Lc => "lc",
-            SchedulerKind::Sed => "sed",
-            SchedulerKind::Nq => "nq",
-            SchedulerKind::Sh => "sh",
-            SchedulerKind::Chash => "chash",
-        }
-    }
-
-    /// A fresh instance of this algorithm with its `--sched-opt` parameters.
-    pub fn build(self, given: &SchedOptions) -> Result<Arc<dyn Scheduler>, String> {
+impl BuildScheduler for SchedulerKind {
+    fn build(self, given: &SchedOptions) -> Result<Arc<dyn Scheduler>, String> {
         let mut options = Options::new(self, given);
         let scheduler: Arc<dyn Scheduler> = match self {
             SchedulerKind::Rr => Arc::new(RoundRobin::default()),
@@ -178,37 +140,6 @@ impl SchedulerKind {
         };
         options.finish()?;
         Ok(scheduler)
-    }
-}
-
-impl fmt::Display for SchedulerKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// An unknown scheduler name.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown scheduler `{0}` (known: {known})", known = SchedulerKind::names())]
-pub struct UnknownScheduler(pub String);
-
-impl SchedulerKind {
-    /// Every name, for messages.
-    pub fn names() -> String {
-        let names: Vec<&str> = SchedulerKind::ALL.iter().map(|k| k.name()).collect();
-        names.join(", ")
-    }
-}
-
-impl FromStr for SchedulerKind {
-    type Err = UnknownScheduler;
-
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        SchedulerKind::ALL
-            .iter()
-            .copied()
-            .find(|kind| kind.name() == name)
-            .ok_or_else(|| UnknownScheduler(name.to_string()))
     }
 }
 
@@ -353,6 +284,8 @@ pub(crate) mod testing {
     use super::*;
     use crate::server::ServerState;
     use crate::table::Weight;
+
+    pub use super::BuildScheduler;
 
     pub fn servers(weights: &[u16]) -> Vec<Arc<RealServer>> {
         weights

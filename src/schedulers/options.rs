@@ -68,7 +68,7 @@ impl<'a> Options<'a> {
         } else {
             text.to_string()
         };
-        crate::config::parse_duration(&with_unit).map_err(|e| format!("option {name}: {e}"))
+        tcpvs_command::validate::duration(&with_unit).map_err(|e| format!("option {name}: {e}"))
     }
 
     /// A regular expression, `default` when not given.

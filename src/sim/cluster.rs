@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::lru::Lru;
 use super::{Request, Workload};
-use crate::schedulers::{pick_server, Pick, RequestInfo, SchedulerKind};
+use crate::schedulers::{pick_server, BuildScheduler, Pick, RequestInfo, SchedulerKind};
 use crate::server::ServerState;
 use crate::table::{RealServer, SchedOptions, ServerAddr, Weight};
 

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
-use tcpvs::control::command::{RuleArgs, ServerArgs, ServiceArgs, Verb};
+use tcpvs_command::validate;
+use tcpvs_command::{RuleArgs, ServerArgs, ServiceArgs, TableError, Verb};
 
 pub const USAGE: &str = "\
 usage:
@@ -26,7 +27,8 @@ usage:
   tcpvsadm -Z|--zero [-i ident]
   tcpvsadm --start|--stop [-i ident]
 options: --socket PATH (default /run/tcpvsd.sock), -h|--help, -V|--version
-schedulers: wlc (default; KTCPVS's http and phttp mean the same), rr, wrr, lc, sed, nq, sh, chash, lard, lardr";
+schedulers: wlc (default; KTCPVS's http and phttp mean the same), rr, wrr, lc, sed, nq, sh, chash, lard, lardr
+persistence: seconds (0 turns it off) or a duration such as 5m";
 
 /// What the user asked for.
 #[derive(Debug, PartialEq, Eq)]
@@ -268,12 +270,13 @@ fn build(
                 scheduler: take("scheduler"),
                 sched_opts: take("sched-opt").map(|o| sched_opts(&o)).transpose()?,
                 protocol: take("protocol"),
-                forwarded_proto: take("forwarded-proto"),
+                forwarded_proto: take("forwarded-proto")
+                    .map(|p| checked(&p, validate::forwarded_proto))
+                    .transpose()?,
                 persistent: take("persistent")
                     .map(|p| {
-                        p.parse::<u64>().map_err(|_| {
-                            usage(format!("--persistent {p}: give seconds (0 turns it off)"))
-                        })
+                        let timeout = validate::persistence(&p).map_err(invalid)?;
+                        Ok::<_, UsageError>(timeout.map_or(0, |t| t.as_secs()))
                     })
                     .transpose()?,
             };
@@ -308,10 +311,7 @@ fn build(
                 pattern: take("pattern").ok_or_else(|| usage("a rule needs -p pattern"))?,
                 server: server(take("real-server"))?,
                 match_group: take("match")
-                    .map(|m| {
-                        m.parse()
-                            .map_err(|_| usage(format!("-m {m}: give a capture group number")))
-                    })
+                    .map(|m| validate::match_group(&m).map_err(invalid))
                     .transpose()?,
             };
             if op == Op::AddRule {
@@ -335,19 +335,27 @@ fn build(
 
 fn ident(value: Option<String>) -> Result<String, UsageError> {
     let ident = value.ok_or_else(|| usage("this command needs -i ident"))?;
-    match ident.parse::<tcpvs::table::ServiceId>() {
-        Ok(_) => Ok(ident),
-        Err(e) => Err(usage(e.to_string())),
-    }
+    checked(&ident, validate::ident)
 }
 
 fn weight(text: &str) -> Result<u32, UsageError> {
-    match text.parse::<u32>() {
-        Ok(w) if w <= 65535 => Ok(w),
-        _ => Err(usage(format!(
-            "-w {text}: the weight is a number from 0 to 65535"
-        ))),
-    }
+    validate::weight(text)
+        .map(|w| u32::from(w.0))
+        .map_err(invalid)
+}
+
+/// A value refused by its validator: a usage error with the validator's own
+/// message, the one a TOML file gets for the same value.
+fn invalid(error: TableError) -> UsageError {
+    usage(error.to_string())
+}
+
+/// `text`, once its validator accepts it (the daemon reads it again).
+fn checked<T>(
+    text: &str,
+    validator: fn(&str) -> Result<T, TableError>,
+) -> Result<String, UsageError> {
+    validator(text).map(|_| text.to_string()).map_err(invalid)
 }
 
 /// A real server given as `host:port` (names are resolved here, by tcpvsadm).
@@ -356,21 +364,16 @@ fn server(value: Option<String>) -> Result<String, UsageError> {
     resolve(&text).map(|a| a.to_string())
 }
 
+/// An address, `IP:PORT` as the file takes it, or `name:port` resolved here;
+/// refused with the validator's message.
 fn resolve(text: &str) -> Result<SocketAddr, UsageError> {
-    if let Ok(addr) = text.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
-    if !text.contains(':') {
-        return Err(usage(format!("`{text}` needs a port: write address:port")));
-    }
-    text.to_socket_addrs()
-        .ok()
-        .and_then(|mut addrs| addrs.next())
-        .ok_or_else(|| {
-            usage(format!(
-                "`{text}` is not an address (write IP:PORT, e.g. 192.168.10.1:80)"
-            ))
-        })
+    validate::address(text).or_else(|refused| {
+        let named = text.contains(':') && text.parse::<SocketAddr>().is_err();
+        named
+            .then(|| text.to_socket_addrs().ok()?.next())
+            .flatten()
+            .ok_or_else(|| invalid(refused))
+    })
 }
 
 /// `-l address[:port]` and `-P port`; an address without a port takes `-P`,
@@ -398,24 +401,46 @@ fn listen_address(
             let host = text.trim_start_matches('[').trim_end_matches(']');
             match (host.parse::<std::net::IpAddr>(), port) {
                 (Ok(ip), Some(port)) => Ok(Some(SocketAddr::new(ip, port))),
-                (Ok(_), None) => Err(usage(format!(
-                    "-l {text}: give a port (-l {text}:80 or -P 80)"
-                ))),
+                // As the file says it: an address needs a port.
+                (Ok(_), None) => Err(invalid(TableError::NoPort(text))),
                 (Err(_), _) => resolve(&text).map(Some),
             }
         }
     }
 }
 
-/// `low=25,high=65`
+/// `low=25,high=65`. A comma starts another option only where `name=`
+/// follows, so a value may hold commas (a pattern such as `\d{1,3}`), as it
+/// may in the file.
 fn sched_opts(text: &str) -> Result<BTreeMap<String, String>, UsageError> {
-    text.split(',')
+    let mut items: Vec<String> = Vec::new();
+    for piece in text.split(',') {
+        match items.last_mut() {
+            Some(last) if !last.is_empty() && !piece.is_empty() && !starts_option(piece) => {
+                last.push(',');
+                last.push_str(piece);
+            }
+            _ => items.push(piece.to_string()),
+        }
+    }
+    items
+        .iter()
         .filter(|item| !item.is_empty())
         .map(|item| match item.split_once('=') {
             Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
             _ => Err(usage(format!("--sched-opt: `{item}` is not name=value"))),
         })
         .collect()
+}
+
+/// Whether `piece` begins with an option's `name=`.
+fn starts_option(piece: &str) -> bool {
+    piece.split_once('=').is_some_and(|(name, _)| {
+        !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+    })
 }
 
 /// Splits a saved command line into words: single and double quotes and
@@ -555,6 +580,14 @@ mod tests {
         };
         assert_eq!(args.listen.as_deref(), Some("127.0.0.1:81"));
         assert_eq!(args.sched_opts.unwrap()["high"], "65");
+        let Verb::EditService(args) = verb(r"-E -i web --sched-opt 'dynamic=^/\d{1,3}/,low=5'")
+        else {
+            panic!()
+        };
+        let options = args.sched_opts.unwrap();
+        assert_eq!(options["dynamic"], r"^/\d{1,3}/");
+        assert_eq!(options["low"], "5");
+        assert!(error("-E -i web --sched-opt ,x").contains("`x` is not name=value"));
     }
 
     #[test]

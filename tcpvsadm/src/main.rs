@@ -2,17 +2,14 @@
 //! with KTCPVS's syntax. Exit status: 0 done, 1 tcpvsd refused or could not be
 //! reached, 2 a usage error (as ipvsadm).
 
-mod args;
-mod print;
-
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use args::{Command, Invocation, UsageError, USAGE};
-use tcpvs::control::client::{Client, ClientError};
-use tcpvs::control::command::{ServerView, ServiceView, TableView, Verb};
-use tcpvs::control::DEFAULT_SOCKET;
+use tcpvs_command::{TableView, Verb, DEFAULT_SOCKET};
+use tcpvsadm::args::{self, Command, Invocation, UsageError, USAGE};
+use tcpvsadm::client::{Client, ClientError};
+use tcpvsadm::print;
 
 /// Why tcpvsadm failed, and so its exit status.
 enum Failure {
@@ -120,48 +117,9 @@ fn file_verbs(path: &Path) -> Result<Vec<Verb>, Failure> {
     if looks_like_commands {
         return saved_verbs(&text, &path.display().to_string());
     }
-    let config = tcpvs::config::parse(&text, path).map_err(|e| Failure::Usage(e.to_string()))?;
+    let config =
+        tcpvs_command::config::parse(&text, path).map_err(|e| Failure::Usage(e.to_string()))?;
     // Through the same text as `-S`, so both forms mean exactly the same.
-    let view = TableView {
-        generation: 0,
-        services: config.table.services.iter().map(service_view).collect(),
-    };
+    let view = TableView::of(0, &config.table.services);
     saved_verbs(&print::saved(&view), &path.display().to_string())
-}
-
-fn service_view(spec: &tcpvs::table::ServiceSpec) -> ServiceView {
-    let addrs = |list: &[tcpvs::table::ServerAddr]| list.iter().map(ToString::to_string).collect();
-    ServiceView {
-        ident: spec.ident.to_string(),
-        listen: spec.listen.to_string(),
-        bound: None,
-        protocol: spec.protocol.to_string(),
-        scheduler: spec.scheduler.to_string(),
-        sched_opts: spec.sched_opts.clone(),
-        enabled: spec.enabled,
-        persistent: spec.persistent.map(|t| t.as_secs()),
-        forwarded_proto: spec.forwarded_proto.clone(),
-        sessions: None,
-        servers: spec
-            .servers
-            .iter()
-            .map(|s| ServerView {
-                address: s.addr.to_string(),
-                weight: s.weight.0,
-                active: 0,
-                requests: 0,
-                failures: 0,
-            })
-            .collect(),
-        rules: spec
-            .rules
-            .iter()
-            .map(|r| tcpvs::control::command::RuleView {
-                pattern: r.pattern.clone(),
-                servers: addrs(&r.servers),
-                match_group: r.match_group,
-            })
-            .collect(),
-        default: spec.default.as_deref().map(addrs),
-    }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use tcpvs::control::command::{ServiceView, TableView};
+use tcpvs_command::{ServiceView, TableView};
 
 use crate::args::quote;
 

@@ -1,11 +1,12 @@
-//! The client side of the control socket, used by tcpvsadm.
+//! The client side of tcpvsd's control socket: one JSON line per request and
+//! per reply, over a plain unix socket.
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::command::{Request, Response, TableView, Verb};
+use tcpvs_command::{Request, Response, TableView, Verb};
 
 /// How long tcpvsadm waits for an answer (a batch that binds many listeners
 /// can take a moment).
@@ -67,9 +68,7 @@ impl Client {
     pub fn call(&mut self, verb: Verb) -> Result<Option<TableView>, ClientError> {
         let id = self.next_id;
         self.next_id += 1;
-        let mut line = serde_json::to_vec(&Request { id, verb })
-            .map_err(|e| ClientError::BadReply(e.to_string()))?;
-        line.push(b'\n');
+        let line = Request { id, verb }.to_line();
         // A refused peer is told why before the daemon hangs up, possibly
         // before our request is even written: read that reason first.
         let sent = self.stream.write_all(&line);
@@ -82,8 +81,7 @@ impl Client {
         if read == 0 {
             return Err(ClientError::BadReply("tcpvsd closed the connection".into()));
         }
-        let response: Response =
-            serde_json::from_str(&answer).map_err(|e| ClientError::BadReply(e.to_string()))?;
+        let response = Response::from_line(&answer).map_err(ClientError::BadReply)?;
         if !response.ok {
             let reason = response
                 .error

@@ -1,5 +1,7 @@
 //! The typed verbs of the control plane, shared by tcpvsd and tcpvsadm, and
-//! the one place where a verb is applied to a table description.
+//! the one place where a verb is applied to a table description. Every value
+//! a verb carries goes through the validators of [`crate::validate`], as the
+//! TOML file's do.
 //!
 //! On the wire each request is one JSON line `{"id": 7, "verb": "add-server",
 //! "ident": "web", "server": "127.0.0.1:9001", "weight": 2}` and each reply one
@@ -10,14 +12,14 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::schedulers::SchedulerKind;
-use crate::table::{
-    Protocol, RuleSpec, SchedOptions, ServerAddr, ServerSpec, ServiceId, ServiceSpec, TableError,
-    TableSpec, Weight,
+use crate::spec::{
+    RuleSpec, SchedOptions, ServerAddr, ServerSpec, ServiceId, ServiceSpec, TableError, TableSpec,
+    Weight,
 };
+use crate::validate;
+use crate::view::TableView;
 
-/// The pattern KTCPVS treats as the default rule: it stays last.
-pub const CATCH_ALL: &str = ".*";
+pub use crate::spec::CATCH_ALL;
 
 /// One request to the control socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +107,28 @@ pub struct RuleArgs {
     pub match_group: Option<u32>,
 }
 
+impl Request {
+    /// The request as one line of the wire format, newline included.
+    pub fn to_line(&self) -> Vec<u8> {
+        json_line(self)
+    }
+
+    /// The id of a request line that did not parse, when one can still be read.
+    pub fn id_of(line: &[u8]) -> u64 {
+        serde_json::from_slice::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| v.get("id").and_then(serde_json::Value::as_u64))
+            .unwrap_or(0)
+    }
+}
+
+fn json_line(value: &impl Serialize) -> Vec<u8> {
+    // Plain data with string keys: serialization cannot fail.
+    let mut line = serde_json::to_vec(value).unwrap_or_default();
+    line.push(b'\n');
+    line
+}
+
 /// The reply to one request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Response {
@@ -126,6 +150,16 @@ impl Response {
         }
     }
 
+    /// The reply as one line of the wire format, newline included.
+    pub fn to_line(&self) -> Vec<u8> {
+        json_line(self)
+    }
+
+    /// A reply read from the wire.
+    pub fn from_line(line: &str) -> Result<Self, String> {
+        serde_json::from_str(line).map_err(|e| e.to_string())
+    }
+
     pub fn error(id: u64, reason: impl Into<String>) -> Self {
         Self {
             id,
@@ -134,59 +168,6 @@ impl Response {
             table: None,
         }
     }
-}
-
-/// The table as `-L` and `-S` show it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TableView {
-    pub generation: u64,
-    pub services: Vec<ServiceView>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServiceView {
-    pub ident: String,
-    /// As configured (port 0 stays 0).
-    pub listen: String,
-    /// Where it actually listens, when started.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bound: Option<String>,
-    pub protocol: String,
-    pub scheduler: String,
-    #[serde(default)]
-    pub sched_opts: SchedOptions,
-    pub enabled: bool,
-    /// Persistence timeout in seconds, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub persistent: Option<u64>,
-    /// The `X-Forwarded-Proto` added to requests, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub forwarded_proto: Option<String>,
-    /// RTSP: live sessions in the service's session table.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sessions: Option<u64>,
-    pub servers: Vec<ServerView>,
-    pub rules: Vec<RuleView>,
-    /// `None`: every server takes unmatched requests.
-    #[serde(default)]
-    pub default: Option<Vec<String>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServerView {
-    pub address: String,
-    pub weight: u16,
-    pub active: u32,
-    pub requests: u64,
-    pub failures: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RuleView {
-    pub pattern: String,
-    pub servers: Vec<String>,
-    #[serde(default)]
-    pub match_group: Option<u32>,
 }
 
 /// Why a verb could not be applied. The table is then left as it was.
@@ -198,10 +179,6 @@ pub enum CommandError {
     DuplicateService(String),
     #[error("a new service needs an address to listen on (-l address:port or -P port)")]
     NoListen,
-    #[error("`{0}` is not an address: write IP:PORT, e.g. 192.168.10.1:80")]
-    BadAddress(String),
-    #[error("weight {0} is out of range 0..65535")]
-    BadWeight(u32),
     #[error("server {1} is already in service `{0}`")]
     DuplicateServer(String, ServerAddr),
     #[error("service `{0}` has no real server {1}")]
@@ -214,12 +191,8 @@ pub enum CommandError {
     DuplicateDefault(ServerAddr, String),
     #[error("{0} is not in the default set of service `{1}`")]
     NoDefault(ServerAddr, String),
-    #[error("an empty pattern matches everything; use `.*` for the default rule")]
-    EmptyPattern,
-    #[error("{0}")]
+    #[error(transparent)]
     Table(#[from] TableError),
-    #[error("{0}")]
-    Scheduler(String),
     #[error("{verb} cannot be part of a batch")]
     NotBatchable { verb: &'static str },
     #[error("command {index} of the batch: {error}")]
@@ -343,7 +316,7 @@ impl Verb {
 }
 
 fn add_service(spec: &mut TableSpec, args: &ServiceArgs) -> Result<(), CommandError> {
-    let ident: ServiceId = args.ident.parse()?;
+    let ident: ServiceId = validate::ident(&args.ident)?;
     if spec.services.iter().any(|s| s.ident == ident) {
         return Err(CommandError::DuplicateService(args.ident.clone()));
     }
@@ -364,7 +337,7 @@ fn edit_service(spec: &mut TableSpec, args: &ServiceArgs) -> Result<(), CommandE
 
 fn apply_service_args(service: &mut ServiceSpec, args: &ServiceArgs) -> Result<(), CommandError> {
     if let Some(name) = &args.scheduler {
-        let kind = scheduler_kind(name)?;
+        let kind = validate::scheduler(name)?;
         if kind != service.scheduler && args.sched_opts.is_none() {
             // Options belong to the algorithm they were given for.
             service.sched_opts.clear();
@@ -375,29 +348,15 @@ fn apply_service_args(service: &mut ServiceSpec, args: &ServiceArgs) -> Result<(
         service.sched_opts = options.clone();
     }
     if let Some(protocol) = &args.protocol {
-        service.protocol = protocol.parse::<Protocol>()?;
+        service.protocol = validate::protocol(protocol)?;
     }
     if let Some(proto) = &args.forwarded_proto {
-        service.forwarded_proto = Some(proto.clone()).filter(|p| !p.is_empty());
+        service.forwarded_proto = validate::forwarded_proto(proto)?;
     }
     if let Some(seconds) = args.persistent {
-        service.persistent = (seconds > 0).then(|| std::time::Duration::from_secs(seconds));
+        service.persistent = validate::persistence(&seconds.to_string())?;
     }
     Ok(())
-}
-
-/// Scheduler names, with KTCPVS's own accepted as aliases: its `http` and
-/// `phttp` are content rules plus weighted least-connection, which is what
-/// every service here does with `wlc`.
-fn scheduler_kind(name: &str) -> Result<SchedulerKind, CommandError> {
-    match name {
-        "http" | "phttp" => Ok(SchedulerKind::Wlc),
-        other => other
-            .parse()
-            .map_err(|e: crate::schedulers::UnknownScheduler| {
-                CommandError::Scheduler(e.to_string())
-            }),
-    }
 }
 
 fn del_server(spec: &mut TableSpec, ident: &str, server: &str) -> Result<(), CommandError> {
@@ -423,11 +382,12 @@ fn del_server(spec: &mut TableSpec, ident: &str, server: &str) -> Result<(), Com
 }
 
 fn add_rule(spec: &mut TableSpec, args: &RuleArgs) -> Result<(), CommandError> {
-    if args.pattern.is_empty() {
-        return Err(CommandError::EmptyPattern);
-    }
     let service = service_mut(spec, &args.ident)?;
     let addr = member(service, &args.server)?;
+    let groups = validate::pattern(&args.pattern)?;
+    if let Some(group) = args.match_group {
+        validate::group_in_pattern(group, &args.pattern, groups)?;
+    }
     if let Some(rule) = service.rules.iter_mut().find(|r| r.pattern == args.pattern) {
         if rule.servers.contains(&addr) {
             return Err(CommandError::DuplicateRuleServer(
@@ -513,23 +473,21 @@ fn member(service: &ServiceSpec, server: &str) -> Result<ServerAddr, CommandErro
 }
 
 fn server_addr(text: &str) -> Result<ServerAddr, CommandError> {
-    socket_addr(text).map(ServerAddr)
+    Ok(validate::server(text)?)
 }
 
 fn socket_addr(text: &str) -> Result<SocketAddr, CommandError> {
-    text.parse()
-        .map_err(|_| CommandError::BadAddress(text.to_string()))
+    Ok(validate::address(text)?)
 }
 
 fn weight(value: u32) -> Result<Weight, CommandError> {
-    u16::try_from(value)
-        .map(Weight)
-        .map_err(|_| CommandError::BadWeight(value))
+    Ok(validate::weight(&value.to_string())?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::SchedulerKind;
 
     fn run(spec: &mut TableSpec, verbs: &[Verb]) -> Result<(), CommandError> {
         verbs.iter().try_for_each(|v| v.apply(spec))
@@ -604,7 +562,10 @@ mod tests {
         assert_eq!(spec.services[0].servers[1].weight, Weight(0));
         let too_big =
             Verb::EditServer(server("web", "192.168.10.2:80", Some(65536))).apply(&mut spec);
-        assert_eq!(too_big, Err(CommandError::BadWeight(65536)));
+        assert_eq!(
+            too_big,
+            Err(CommandError::Table(TableError::WeightOutOfRange(65536)))
+        );
         let max = Verb::AddServer(server("web", "10.0.0.9:80", Some(65535))).apply(&mut spec);
         assert_eq!(max, Ok(()));
     }
@@ -645,8 +606,8 @@ mod tests {
                 "service `web` already exists",
             ),
             (
-                Verb::AddServer(server("web", "not-an-address", None)),
-                "`not-an-address` is not an address: write IP:PORT, e.g. 192.168.10.1:80",
+                Verb::AddServer(server("web", "not.an.address:80", None)),
+                "`not.an.address:80` is not an address: write IP:PORT, e.g. 192.168.10.1:80",
             ),
             (
                 Verb::AddServer(server("web", "192.168.10.1:80", None)),

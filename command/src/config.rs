@@ -1,0 +1,634 @@
+//! The TOML configuration file (and the state file, its services only):
+//! daemon options and the rule table, read and written. Values go through the
+//! validators of [`crate::validate`], as tcpvsadm's do.
+//!
+//! Errors name the file, the line and the key, so an operator can go straight
+//! to the mistake.
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::spec::{
+    Limits, Protocol, RuleSpec, SchedulerKind, ServerAddr, ServerSpec, ServiceSpec, Settings, Site,
+    TableError, TableSpec, Timeouts, Weight,
+};
+use crate::validate;
+
+/// Options of the daemon process itself (not part of the rule table).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DaemonOptions {
+    /// Worker threads (one io_uring runtime each); `None`: one per core.
+    pub workers: Option<usize>,
+    /// A tracing filter such as `info` or `tcpvs=debug`.
+    pub log_level: Option<String>,
+    /// The control socket for tcpvsadm; `None`: the default path.
+    pub control_socket: Option<PathBuf>,
+    /// A group whose members may use the control socket besides root and
+    /// the daemon's own user.
+    pub control_group: Option<String>,
+    /// Where the table is saved after each edit and loaded from at start.
+    pub state_file: Option<PathBuf>,
+}
+
+/// A loaded configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub daemon: DaemonOptions,
+    pub table: TableSpec,
+}
+
+/// A configuration error, located.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}: {key}: {message}")]
+    Invalid {
+        file: PathBuf,
+        line: usize,
+        key: String,
+        message: String,
+    },
+}
+
+/// Parses and checks configuration text; `path` is only used in messages.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let located = |span: Option<Range<usize>>, key: &str, message: String| {
+        let line = span.map_or(1, |span| line_of(text, span.start));
+        ConfigError::Invalid {
+            file: path.to_path_buf(),
+            line,
+            key: key.to_string(),
+            message,
+        }
+    };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let message = e.message().to_string();
+        let key = key_in_message(&e).unwrap_or_else(|| "(syntax)".to_string());
+        located(e.span(), &key, message)
+    })?;
+    let config = convert(raw).map_err(|(span, key, message)| located(Some(span), &key, message))?;
+    // What only the whole can tell (duplicates, patterns, rules naming
+    // unknown servers); its site is mapped back to a line.
+    if let Err((site, error)) = config.table.check() {
+        return Err(at_site(text, path, site, &error));
+    }
+    Ok(config)
+}
+
+/// `error`, found at `site` of the table that `text` describes, located at
+/// its line (for errors found after parsing, such as a scheduler's options).
+pub fn at_site(text: &str, path: &Path, site: Site, error: &TableError) -> ConfigError {
+    let (span, key) = site_span(text, site);
+    ConfigError::Invalid {
+        file: path.to_path_buf(),
+        line: line_of(text, span.start),
+        key,
+        message: error.to_string(),
+    }
+}
+
+fn key_in_message(error: &toml::de::Error) -> Option<String> {
+    // serde names the offending field in its message ("unknown field `x`").
+    let message = error.message();
+    let start = message.find('`')? + 1;
+    let len = message[start..].find('`')?;
+    Some(message[start..start + len].to_string())
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Re-reads the raw file to find where a table-level error sits.
+fn site_span(text: &str, site: Site) -> (Range<usize>, String) {
+    let raw: Option<RawConfig> = toml::from_str(text).ok();
+    let service = |i: usize| raw.as_ref().and_then(|r| r.service.get(i));
+    let fallback = (0..0, "service".to_string());
+    match site {
+        Site::Service(i) => service(i).map_or(fallback, |s| {
+            (s.ident.span(), format!("service[{i}].ident"))
+        }),
+        Site::Server(i, j) => service(i)
+            .and_then(|s| s.server.get(j))
+            .map_or(fallback, |s| {
+                (
+                    s.address.span(),
+                    format!("service[{i}].server[{j}].address"),
+                )
+            }),
+        Site::Rule(i, j) => service(i)
+            .and_then(|s| s.rule.get(j))
+            .map_or(fallback, |r| {
+                (r.pattern.span(), format!("service[{i}].rule[{j}]"))
+            }),
+        Site::Default(i) => service(i)
+            .and_then(|s| s.default.as_ref())
+            .map_or(fallback, |d| (d.span(), format!("service[{i}].default"))),
+    }
+}
+
+type Located = (Range<usize>, String, String);
+
+fn convert(raw: RawConfig) -> Result<Config, Located> {
+    let mut settings = Settings::default();
+    if let Some(limits) = raw.limits {
+        settings.limits = convert_limits(limits)?;
+    }
+    if let Some(timeouts) = raw.timeouts {
+        settings.timeouts = convert_timeouts(timeouts)?;
+    }
+    if let Some(access_log) = raw.access_log {
+        settings.access_log = access_log;
+    }
+    if let Some(pool) = raw.pool {
+        if let Some(n) = pool.per_server {
+            settings.pool_per_server = count(&n, "pool.per_server", 0..=100_000)?;
+        }
+    }
+    let workers = raw
+        .workers
+        .map(|n| count(&n, "workers", 1..=1024))
+        .transpose()?;
+    let services = raw
+        .service
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| convert_service(i, s))
+        .collect::<Result<_, _>>()?;
+    Ok(Config {
+        daemon: DaemonOptions {
+            workers,
+            log_level: raw.log_level,
+            control_socket: raw.control_socket,
+            control_group: raw.control_group,
+            state_file: raw.state_file,
+        },
+        table: TableSpec { settings, services },
+    })
+}
+
+fn convert_limits(raw: RawLimits) -> Result<Limits, Located> {
+    let mut limits = Limits::default();
+    if let Some(n) = raw.max_head_bytes {
+        limits.max_head_bytes = count(&n, "limits.max_head_bytes", 1024..=1024 * 1024)?;
+    }
+    if let Some(n) = raw.max_headers {
+        limits.max_headers = count(&n, "limits.max_headers", 1..=10_000)?;
+    }
+    Ok(limits)
+}
+
+fn convert_timeouts(raw: RawTimeouts) -> Result<Timeouts, Located> {
+    let mut t = Timeouts::default();
+    let fields = [
+        (raw.head, "timeouts.head", &mut t.head),
+        (raw.keepalive, "timeouts.keepalive", &mut t.keepalive),
+        (raw.connect, "timeouts.connect", &mut t.connect),
+        (raw.server, "timeouts.server", &mut t.server),
+        (raw.client, "timeouts.client", &mut t.client),
+        (raw.pool_idle, "timeouts.pool_idle", &mut t.pool_idle),
+        (raw.fail_hold, "timeouts.fail_hold", &mut t.fail_hold),
+    ];
+    for (value, key, slot) in fields {
+        if let Some(value) = value {
+            *slot = validate::duration(value.get_ref()).map_err(|e| invalid(&value, key, e))?;
+        }
+    }
+    Ok(t)
+}
+
+fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
+    let key = |name: &str| format!("service[{i}].{name}");
+    let ident =
+        validate::ident(raw.ident.get_ref()).map_err(|e| invalid(&raw.ident, &key("ident"), e))?;
+    let listen = socket_addr(&raw.listen, &key("listen"))?;
+    let protocol = match &raw.protocol {
+        None => Protocol::Http,
+        Some(p) => validate::protocol(p.get_ref()).map_err(|e| invalid(p, &key("protocol"), e))?,
+    };
+    let scheduler = match &raw.scheduler {
+        None => SchedulerKind::Wlc,
+        Some(s) => {
+            validate::scheduler(s.get_ref()).map_err(|e| invalid(s, &key("scheduler"), e))?
+        }
+    };
+    let servers = raw
+        .server
+        .iter()
+        .enumerate()
+        .map(|(j, s)| {
+            let at = key(&format!("server[{j}]"));
+            let addr = ServerAddr(socket_addr(&s.address, &format!("{at}.address"))?);
+            let weight = match &s.weight {
+                None => Weight::DEFAULT,
+                Some(w) => validate::weight(&w.get_ref().to_string())
+                    .map_err(|e| invalid(w, &format!("{at}.weight"), e))?,
+            };
+            Ok(ServerSpec { addr, weight })
+        })
+        .collect::<Result<_, Located>>()?;
+    let rules = raw
+        .rule
+        .iter()
+        .enumerate()
+        .map(|(j, r)| {
+            let at = key(&format!("rule[{j}].servers"));
+            let match_group = r
+                .match_group
+                .as_ref()
+                .map(|g| {
+                    validate::match_group(&g.get_ref().to_string())
+                        .map_err(|e| invalid(g, &key(&format!("rule[{j}].match_group")), e))
+                })
+                .transpose()?;
+            Ok(RuleSpec {
+                pattern: r.pattern.get_ref().clone(),
+                servers: server_list(&r.servers, &at)?,
+                match_group,
+            })
+        })
+        .collect::<Result<_, Located>>()?;
+    let default = match &raw.default {
+        // tcpvsadm cannot make an empty set (removing the last server makes
+        // it every server again), so neither can the file.
+        Some(d) if d.get_ref().is_empty() => {
+            return Err(invalid(d, &key("default"), TableError::EmptyDefault))
+        }
+        Some(d) => Some(server_list(d.get_ref(), &key("default"))?),
+        None => None,
+    };
+    let sched_opts = raw
+        .sched_opts
+        .iter()
+        .flatten()
+        .map(|(name, value)| {
+            let text = match value {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (name.clone(), text)
+        })
+        .collect();
+    let persistent = match &raw.persistent {
+        None => None,
+        Some(p) => {
+            validate::persistence(p.get_ref()).map_err(|e| invalid(p, &key("persistent"), e))?
+        }
+    };
+    let forwarded_proto = match &raw.forwarded_proto {
+        None => None,
+        Some(f) => validate::forwarded_proto(f.get_ref())
+            .map_err(|e| invalid(f, &key("forwarded_proto"), e))?,
+    };
+    Ok(ServiceSpec {
+        ident,
+        listen,
+        protocol,
+        scheduler,
+        sched_opts,
+        enabled: raw.enabled.unwrap_or(true),
+        persistent,
+        forwarded_proto,
+        servers,
+        rules,
+        default,
+    })
+}
+
+/// A validator's error, at `value`'s place in the file.
+fn invalid<T>(value: &Spanned<T>, key: &str, error: TableError) -> Located {
+    (value.span(), key.to_string(), error.to_string())
+}
+
+fn server_list(list: &[Spanned<String>], key: &str) -> Result<Vec<ServerAddr>, Located> {
+    list.iter()
+        .map(|a| socket_addr(a, key).map(ServerAddr))
+        .collect()
+}
+
+fn socket_addr(value: &Spanned<String>, key: &str) -> Result<SocketAddr, Located> {
+    validate::address(value.get_ref()).map_err(|e| invalid(value, key, e))
+}
+
+fn count<T>(
+    value: &Spanned<i64>,
+    key: &str,
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<T, Located>
+where
+    T: TryFrom<i64>,
+{
+    let n = *value.get_ref();
+    if !range.contains(&n) {
+        let message = format!("{n} is out of range {}..={}", range.start(), range.end());
+        return Err((value.span(), key.to_string(), message));
+    }
+    T::try_from(n).map_err(|_| {
+        (
+            value.span(),
+            key.to_string(),
+            format!("{n} is out of range"),
+        )
+    })
+}
+
+/// The services of a table in the configuration format (what the state file
+/// holds): loading it back gives the same services.
+pub fn services_to_toml(services: &[ServiceSpec]) -> String {
+    use std::fmt::Write;
+    let quote = |text: &str| toml::Value::String(text.to_string()).to_string();
+    let list = |addrs: &[ServerAddr]| {
+        let items: Vec<String> = addrs.iter().map(|a| quote(&a.to_string())).collect();
+        format!("[{}]", items.join(", "))
+    };
+    let mut out = String::new();
+    for service in services {
+        let _ = writeln!(out, "[[service]]");
+        let _ = writeln!(out, "ident = {}", quote(service.ident.as_str()));
+        let _ = writeln!(out, "listen = {}", quote(&service.listen.to_string()));
+        let _ = writeln!(out, "protocol = {}", quote(&service.protocol.to_string()));
+        let _ = writeln!(out, "scheduler = {}", quote(service.scheduler.name()));
+        let _ = writeln!(out, "enabled = {}", service.enabled);
+        if let Some(timeout) = service.persistent {
+            let _ = writeln!(
+                out,
+                "persistent = {}",
+                quote(&format!("{}s", timeout.as_secs()))
+            );
+        }
+        if let Some(proto) = &service.forwarded_proto {
+            let _ = writeln!(out, "forwarded_proto = {}", quote(proto));
+        }
+        if let Some(default) = &service.default {
+            let _ = writeln!(out, "default = {}", list(default));
+        }
+        if !service.sched_opts.is_empty() {
+            let _ = writeln!(out, "[service.sched_opts]");
+            for (name, value) in &service.sched_opts {
+                let _ = writeln!(out, "{} = {}", quote(name), quote(value));
+            }
+        }
+        for server in &service.servers {
+            let _ = writeln!(out, "[[service.server]]");
+            let _ = writeln!(out, "address = {}", quote(&server.addr.to_string()));
+            let _ = writeln!(out, "weight = {}", server.weight.0);
+        }
+        for rule in &service.rules {
+            let _ = writeln!(out, "[[service.rule]]");
+            let _ = writeln!(out, "pattern = {}", quote(&rule.pattern));
+            let _ = writeln!(out, "servers = {}", list(&rule.servers));
+            if let Some(group) = rule.match_group {
+                let _ = writeln!(out, "match_group = {group}");
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    workers: Option<Spanned<i64>>,
+    log_level: Option<String>,
+    control_socket: Option<PathBuf>,
+    control_group: Option<String>,
+    state_file: Option<PathBuf>,
+    access_log: Option<bool>,
+    limits: Option<RawLimits>,
+    timeouts: Option<RawTimeouts>,
+    pool: Option<RawPool>,
+    #[serde(default)]
+    service: Vec<RawService>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_head_bytes: Option<Spanned<i64>>,
+    max_headers: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimeouts {
+    head: Option<Spanned<String>>,
+    keepalive: Option<Spanned<String>>,
+    connect: Option<Spanned<String>>,
+    server: Option<Spanned<String>>,
+    client: Option<Spanned<String>>,
+    pool_idle: Option<Spanned<String>>,
+    fail_hold: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPool {
+    per_server: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    ident: Spanned<String>,
+    listen: Spanned<String>,
+    protocol: Option<Spanned<String>>,
+    scheduler: Option<Spanned<String>>,
+    forwarded_proto: Option<Spanned<String>>,
+    enabled: Option<bool>,
+    persistent: Option<Spanned<String>>,
+    sched_opts: Option<std::collections::BTreeMap<String, toml::Value>>,
+    default: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    server: Vec<RawServer>,
+    #[serde(default)]
+    rule: Vec<RawRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    address: Spanned<String>,
+    weight: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    pattern: Spanned<String>,
+    servers: Vec<Spanned<String>>,
+    match_group: Option<Spanned<i64>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const GOOD: &str = r#"
+workers = 2
+log_level = "warn"
+
+[timeouts]
+head = "5s"
+connect = "500ms"
+
+[[service]]
+ident = "web"
+listen = "127.0.0.1:8080"
+scheduler = "rr"
+default = ["127.0.0.1:9001"]
+
+[[service.server]]
+address = "127.0.0.1:9001"
+
+[[service.server]]
+address = "127.0.0.1:9002"
+weight = 3
+
+[[service.rule]]
+pattern = "^/images/"
+servers = ["127.0.0.1:9002"]
+"#;
+
+    fn error_of(text: &str) -> String {
+        parse(text, Path::new("t.toml")).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn good_file_loads() {
+        let config = parse(GOOD, Path::new("t.toml")).unwrap();
+        assert_eq!(config.daemon.workers, Some(2));
+        let t = &config.table.settings.timeouts;
+        assert_eq!(t.head, Duration::from_secs(5));
+        assert_eq!(t.connect, Duration::from_millis(500));
+        let web = &config.table.services[0];
+        assert_eq!(web.scheduler, SchedulerKind::Rr);
+        assert_eq!(web.servers[1].weight, Weight(3));
+        assert_eq!(web.rules[0].pattern, "^/images/");
+    }
+
+    #[test]
+    fn bad_weight_names_line_and_key() {
+        let text = GOOD.replace("weight = 3", "weight = 70000");
+        assert_eq!(
+            error_of(&text),
+            "t.toml:20: service[0].server[1].weight: 70000 is out of range 0..=65535: \
+             give a weight from 0 to 65535"
+        );
+    }
+
+    #[test]
+    fn bad_regex_names_line() {
+        let text = GOOD.replace("^/images/", "^/images/(");
+        let message = error_of(&text);
+        assert!(
+            message.starts_with("t.toml:23: service[0].rule[0]: invalid pattern"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn unknown_scheduler_and_field() {
+        let message = error_of(&GOOD.replace("\"rr\"", "\"lblc\""));
+        assert!(
+            message.starts_with("t.toml:12: service[0].scheduler: unknown scheduler"),
+            "{message}"
+        );
+        let message = error_of(&GOOD.replace("workers = 2", "wrokers = 2"));
+        assert!(message.starts_with("t.toml:2: wrokers:"), "{message}");
+    }
+
+    #[test]
+    fn protocols_by_name() {
+        let rtsp = GOOD.replace(
+            "scheduler = \"rr\"",
+            "scheduler = \"rr\"\nprotocol = \"rtsp\"",
+        );
+        let config = parse(&rtsp, Path::new("t.toml")).unwrap();
+        assert_eq!(config.table.services[0].protocol, Protocol::Rtsp);
+        let message = error_of(&rtsp.replace("\"rtsp\"", "\"sip\""));
+        assert_eq!(
+            message,
+            "t.toml:13: service[0].protocol: unknown protocol `sip` (known: http, rtsp)"
+        );
+    }
+
+    #[test]
+    fn rule_naming_unknown_server() {
+        let text = GOOD.replace(
+            "servers = [\"127.0.0.1:9002\"]",
+            "servers = [\"127.0.0.1:9009\"]",
+        );
+        let message = error_of(&text);
+        assert!(
+            message.starts_with("t.toml:23: service[0].rule[0]:"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn services_round_trip_through_toml() {
+        let mut config = parse(GOOD, Path::new("t.toml")).unwrap();
+        let web = &mut config.table.services[0];
+        web.enabled = false;
+        web.persistent = Some(Duration::from_secs(300));
+        web.rules[0].match_group = Some(1);
+        web.rules[0].pattern = "^/images/(\"quoted\")".into();
+        let text = services_to_toml(&config.table.services);
+        let back = parse(&text, Path::new("state.toml")).unwrap();
+        assert_eq!(back.table.services, config.table.services, "{text}");
+    }
+
+    #[test]
+    fn rules_as_tcpvsadm_keeps_them() {
+        let rule = |pattern: &str| {
+            format!("[[service.rule]]\npattern = \"{pattern}\"\nservers = [\"127.0.0.1:9002\"]\n")
+        };
+        let twice = format!("{GOOD}{}", rule("^/images/"));
+        assert_eq!(
+            error_of(&twice),
+            "t.toml:26: service[0].rule[1]: rule `^/images/` appears twice in service `web`: \
+             give all its servers in one rule"
+        );
+        let first = GOOD.replace("^/images/", ".*") + &rule("^/x/");
+        assert_eq!(
+            error_of(&first),
+            "t.toml:23: service[0].rule[0]: rule `.*` of service `web` is the default rule \
+             and comes last: the rules after it would never be reached"
+        );
+        let last = format!("{GOOD}{}", rule(".*"));
+        assert!(parse(&last, Path::new("t.toml")).is_ok());
+    }
+
+    #[test]
+    fn an_empty_default_set_is_refused() {
+        let text = GOOD.replace("default = [\"127.0.0.1:9001\"]", "default = []");
+        assert_eq!(
+            error_of(&text),
+            "t.toml:13: service[0].default: an empty default set sends unmatched requests \
+             nowhere: leave `default` out to send them to every real server"
+        );
+    }
+
+    #[test]
+    fn bad_address_and_duration() {
+        let message = error_of(&GOOD.replace("127.0.0.1:8080", "localhost"));
+        assert!(
+            message.starts_with("t.toml:11: service[0].listen:"),
+            "{message}"
+        );
+        let message = error_of(&GOOD.replace("\"5s\"", "\"5 parsecs\""));
+        assert!(message.starts_with("t.toml:6: timeouts.head:"), "{message}");
+        assert!(validate::duration("0s").is_err());
+        assert_eq!(validate::duration("2m"), Ok(Duration::from_secs(120)));
+    }
+}

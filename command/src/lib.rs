@@ -1,0 +1,23 @@
+//! tcpvs's control language, shared by tcpvsd and tcpvsadm: the table as data
+//! (`spec`), one validator per field (`validate`), the verbs tcpvsadm sends and
+//! the daemon applies (`verb`), the TOML file format (`config`) and what a
+//! listing shows (`view`). No I/O and no runtime: tcpvsadm links this and its
+//! socket, nothing of the data plane.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod spec;
+pub mod validate;
+pub mod verb;
+pub mod view;
+
+pub use spec::{
+    Limits, Protocol, RuleSpec, SchedOptions, SchedulerKind, ServerAddr, ServerSpec, ServiceId,
+    ServiceSpec, Settings, Site, TableError, TableSpec, Timeouts, UnknownScheduler, Weight,
+};
+pub use verb::{CommandError, Request, Response, RuleArgs, ServerArgs, ServiceArgs, Verb};
+pub use view::{RuleView, ServerView, ServiceView, TableView};
+
+/// Where tcpvsd listens for tcpvsadm unless told otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/tcpvsd.sock";

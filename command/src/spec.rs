@@ -1,0 +1,489 @@
+//! The rule table as data: virtual services, their real servers, content
+//! rules and daemon-wide settings, as config files describe them and verbs
+//! edit them. The daemon builds its runtime table from a [`TableSpec`];
+//! [`TableSpec::check`] is everything about a spec that can be told without
+//! building it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::validate;
+
+/// A virtual service's name (KTCPVS: up to 16 characters).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceId(String);
+
+impl ServiceId {
+    pub const MAX_LEN: usize = 16;
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Only [`validate::ident`] makes one.
+    pub(crate) fn new_unchecked(ident: &str) -> Self {
+        Self(ident.to_string())
+    }
+}
+
+impl FromStr for ServiceId {
+    type Err = TableError;
+
+    fn from_str(ident: &str) -> Result<Self, TableError> {
+        validate::ident(ident)
+    }
+}
+
+impl fmt::Display for ServiceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A real server's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServerAddr(pub SocketAddr);
+
+impl fmt::Display for ServerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A server's share of the work, 0..=65535; 0 is quiescent: no new requests,
+/// those in flight finish (how an operator drains a server).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Weight(pub u16);
+
+impl Weight {
+    pub const DEFAULT: Weight = Weight(1);
+
+    pub fn is_quiescent(self) -> bool {
+        self.0 == 0
+    }
+}
+
+/// The protocol a virtual service speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Http,
+    /// RTSP/1.0 (RFC 2326) with interleaved RTP over the same connection.
+    Rtsp,
+}
+
+impl Protocol {
+    pub const ALL: &[Protocol] = &[Protocol::Http, Protocol::Rtsp];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Rtsp => "rtsp",
+        }
+    }
+}
+
+impl FromStr for Protocol {
+    type Err = TableError;
+
+    fn from_str(name: &str) -> Result<Self, TableError> {
+        validate::protocol(name)
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The closed set of scheduling algorithms an operator may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SchedulerKind {
+    Rr,
+    Wlc,
+    Lard,
+    Lardr,
+    Wrr,
+    Lc,
+    Sed,
+    Nq,
+    Sh,
+    Chash,
+}
+
+impl SchedulerKind {
+    /// Every scheduler: the LVS family, then hashing, then locality-aware.
+    pub const ALL: &[SchedulerKind] = &[
+        SchedulerKind::Rr,
+        SchedulerKind::Wrr,
+        SchedulerKind::Lc,
+        SchedulerKind::Wlc,
+        SchedulerKind::Sed,
+        SchedulerKind::Nq,
+        SchedulerKind::Sh,
+        SchedulerKind::Chash,
+        SchedulerKind::Lard,
+        SchedulerKind::Lardr,
+    ];
+
+    /// KTCPVS's own names, accepted wherever a scheduler is named: its `http`
+    /// and `phttp` are content rules plus weighted least-connection, which is
+    /// what every service here does with `wlc`.
+    pub const ALIASES: &[(&'static str, SchedulerKind)] =
+        &[("http", SchedulerKind::Wlc), ("phttp", SchedulerKind::Wlc)];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SchedulerKind::Rr => "rr",
+            SchedulerKind::Wlc => "wlc",
+            SchedulerKind::Lard => "lard",
+            SchedulerKind::Lardr => "lardr",
+            SchedulerKind::Wrr => "wrr",
+            SchedulerKind::Lc => "lc",
+            SchedulerKind::Sed => "sed",
+            SchedulerKind::Nq => "nq",
+            SchedulerKind::Sh => "sh",
+            SchedulerKind::Chash => "chash",
+        }
+    }
+
+    /// Every name, for messages.
+    pub fn names() -> String {
+        let names: Vec<&str> = SchedulerKind::ALL.iter().map(|k| k.name()).collect();
+        names.join(", ")
+    }
+}
+
+impl fmt::Display for SchedulerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for SchedulerKind {
+    type Err = UnknownScheduler;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        let aliases = SchedulerKind::ALIASES.iter().map(|&(n, k)| (n, k));
+        SchedulerKind::ALL
+            .iter()
+            .map(|&k| (k.name(), k))
+            .chain(aliases)
+            .find(|(n, _)| *n == name)
+            .map(|(_, kind)| kind)
+            .ok_or_else(|| UnknownScheduler(name.to_string()))
+    }
+}
+
+/// An unknown scheduler name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown scheduler `{0}` (known: {known})", known = SchedulerKind::names())]
+pub struct UnknownScheduler(pub String);
+
+/// Limits on what a client may send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request or response head, in bytes (431 beyond).
+    pub max_head_bytes: usize,
+    /// Most header fields in a head (431 beyond).
+    pub max_headers: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_head_bytes: 16 * 1024,
+            max_headers: 100,
+        }
+    }
+}
+
+/// How long each wait may last. A timeout is terminal for its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// The whole request head must arrive within this (absolute, from its first byte).
+    pub head: Duration,
+    /// Idle time allowed between two requests of a keep-alive client.
+    pub keepalive: Duration,
+    /// Connecting to a real server.
+    pub connect: Duration,
+    /// Waiting for a real server's response, and between bytes of its body.
+    pub server: Duration,
+    /// Waiting on a client while relaying a body to or from it.
+    pub client: Duration,
+    /// How long an idle connection to a real server is kept for reuse.
+    pub pool_idle: Duration,
+    /// How long a server that refused a connect is avoided.
+    pub fail_hold: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            head: Duration::from_secs(10),
+            keepalive: Duration::from_secs(30),
+            connect: Duration::from_secs(3),
+            server: Duration::from_secs(60),
+            client: Duration::from_secs(60),
+            pool_idle: Duration::from_secs(10),
+            fail_hold: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Daemon-wide settings that travel with the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub limits: Limits,
+    pub timeouts: Timeouts,
+    /// Idle connections kept per real server and worker.
+    pub pool_per_server: usize,
+    /// Write an access line per request (at info level).
+    pub access_log: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            timeouts: Timeouts::default(),
+            pool_per_server: 64,
+            access_log: true,
+        }
+    }
+}
+
+/// A real server as described by configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSpec {
+    pub addr: ServerAddr,
+    pub weight: Weight,
+}
+
+/// A content rule as described: requests whose target matches `pattern` go to
+/// one of `servers`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleSpec {
+    pub pattern: String,
+    pub servers: Vec<ServerAddr>,
+    /// KTCPVS `-m N`: the regex capture group whose hash picks the server
+    /// (stickiness by user, as `hhttp`); `None`: the scheduler picks.
+    pub match_group: Option<u32>,
+}
+
+/// The pattern KTCPVS treats as the default rule: it stays last.
+pub const CATCH_ALL: &str = ".*";
+
+/// Named scheduler parameters, in name order.
+pub type SchedOptions = BTreeMap<String, String>;
+
+/// A virtual service as described.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSpec {
+    pub ident: ServiceId,
+    pub listen: SocketAddr,
+    pub protocol: Protocol,
+    pub scheduler: SchedulerKind,
+    /// Scheduler parameters (`--sched-opt low=25,high=65`), checked by the scheduler.
+    pub sched_opts: SchedOptions,
+    /// Whether the service accepts connections (`tcpvsadm --start/--stop`).
+    pub enabled: bool,
+    /// LVS persistence: a client keeps its server this long after its last
+    /// request (`None`: every request is scheduled on its own).
+    pub persistent: Option<Duration>,
+    /// Add `X-Forwarded-Proto` with this value to requests.
+    pub forwarded_proto: Option<String>,
+    pub servers: Vec<ServerSpec>,
+    /// Tried in order; the first match wins.
+    pub rules: Vec<RuleSpec>,
+    /// Servers for requests no rule matches; `None` means all servers.
+    pub default: Option<Vec<ServerAddr>>,
+}
+
+impl ServiceSpec {
+    /// A started `http` service scheduled by `wlc`, with no servers or rules.
+    pub fn new(ident: ServiceId, listen: SocketAddr) -> Self {
+        Self {
+            ident,
+            listen,
+            protocol: Protocol::Http,
+            scheduler: SchedulerKind::Wlc,
+            sched_opts: SchedOptions::new(),
+            enabled: true,
+            persistent: None,
+            forwarded_proto: None,
+            servers: Vec::new(),
+            rules: Vec::new(),
+            default: None,
+        }
+    }
+}
+
+/// The whole table as described.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableSpec {
+    pub settings: Settings,
+    pub services: Vec<ServiceSpec>,
+}
+
+/// Where in a [`TableSpec`] an error was found, so a config loader can point
+/// at the line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Site {
+    Service(usize),
+    Server(usize, usize),
+    Rule(usize, usize),
+    Default(usize),
+}
+
+/// Why a value or a table is refused. The same message whichever front end
+/// (TOML file or tcpvsadm) the value came from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TableError {
+    #[error("invalid service ident `{0}` (1 to 16 characters: letters, digits, `-_.`)")]
+    BadIdent(String),
+    #[error("unknown protocol `{0}` (known: http, rtsp)")]
+    UnknownProtocol(String),
+    #[error(transparent)]
+    UnknownScheduler(#[from] UnknownScheduler),
+    #[error("`{0}` needs a port: write IP:PORT, e.g. 192.168.10.1:80")]
+    NoPort(String),
+    #[error("`{0}` is not an address: write IP:PORT, e.g. 192.168.10.1:80")]
+    BadAddress(String),
+    #[error("{0} is out of range 0..=65535: give a weight from 0 to 65535")]
+    WeightOutOfRange(i64),
+    #[error("`{0}` is not a number: give a weight from 0 to 65535")]
+    NotAWeight(String),
+    #[error(
+        "`{0}` is not a persistence timeout: give seconds up to 2678400 (31 days; \
+         0 turns it off) or a duration in whole seconds such as 90s, 5m, 1h"
+    )]
+    BadPersistence(String),
+    #[error("`{0}` is not a duration: write e.g. 500ms, 10s, 2m")]
+    BadDuration(String),
+    #[error("a timeout must be longer than zero")]
+    ZeroDuration,
+    #[error("`{0}` is not a protocol name for X-Forwarded-Proto: write e.g. http or https")]
+    BadForwardedProto(String),
+    #[error("an empty pattern matches everything; use `.*` for the default rule")]
+    EmptyPattern,
+    #[error(
+        "an empty default set sends unmatched requests nowhere: \
+         leave `default` out to send them to every real server"
+    )]
+    EmptyDefault,
+    #[error("invalid pattern `{pattern}`: {reason}")]
+    BadPattern { pattern: String, reason: String },
+    #[error("`{0}` is not a capture group number: give a number from 0 to 99")]
+    BadMatchGroupNumber(String),
+    #[error("rule `{pattern}` uses capture group {group}, but the pattern has only {groups}")]
+    BadMatchGroup {
+        pattern: String,
+        group: u32,
+        groups: usize,
+    },
+    #[error(
+        "rule `{pattern}` appears twice in service `{service}`: \
+         give all its servers in one rule"
+    )]
+    DuplicatePattern { service: ServiceId, pattern: String },
+    #[error(
+        "rule `.*` of service `{0}` is the default rule and comes last: \
+         the rules after it would never be reached"
+    )]
+    CatchAllNotLast(ServiceId),
+    #[error("duplicate service `{0}`")]
+    DuplicateService(ServiceId),
+    #[error("services `{0}` and `{1}` both listen on {2}")]
+    DuplicateListen(ServiceId, ServiceId, SocketAddr),
+    #[error("duplicate real server {1} in service `{0}`")]
+    DuplicateServer(ServiceId, ServerAddr),
+    #[error("rule `{pattern}` names {server}, which is not a real server of service `{service}`")]
+    UnknownRuleServer {
+        service: ServiceId,
+        pattern: String,
+        server: ServerAddr,
+    },
+    #[error("the default set of service `{0}` names {1}, which is not one of its real servers")]
+    UnknownDefaultServer(ServiceId, ServerAddr),
+    #[error("scheduler {scheduler} of service `{service}`: {reason}")]
+    BadSchedOption {
+        service: ServiceId,
+        scheduler: SchedulerKind,
+        reason: String,
+    },
+}
+
+impl TableSpec {
+    /// Everything about the table that can be told without building it:
+    /// duplicate services, listeners and servers, rule patterns and their
+    /// capture groups, rules and default sets naming unknown servers. (The
+    /// scheduler's own options are checked by the scheduler when built.)
+    pub fn check(&self) -> Result<(), (Site, TableError)> {
+        for (index, service) in self.services.iter().enumerate() {
+            let before = &self.services[..index];
+            if let Some(other) = before.iter().find(|s| s.ident == service.ident) {
+                let error = TableError::DuplicateService(other.ident.clone());
+                return Err((Site::Service(index), error));
+            }
+            // Port 0 asks for an ephemeral port: each such service gets its own.
+            let same_listen = |s: &&ServiceSpec| s.listen == service.listen && s.listen.port() != 0;
+            if let Some(other) = before.iter().find(same_listen) {
+                let error = TableError::DuplicateListen(
+                    other.ident.clone(),
+                    service.ident.clone(),
+                    service.listen,
+                );
+                return Err((Site::Service(index), error));
+            }
+            service.check(index)?;
+        }
+        Ok(())
+    }
+}
+
+impl ServiceSpec {
+    fn check(&self, index: usize) -> Result<(), (Site, TableError)> {
+        for (i, server) in self.servers.iter().enumerate() {
+            if self.servers[..i].iter().any(|s| s.addr == server.addr) {
+                let error = TableError::DuplicateServer(self.ident.clone(), server.addr);
+                return Err((Site::Server(index, i), error));
+            }
+        }
+        let known = |addr: &ServerAddr| self.servers.iter().any(|s| s.addr == *addr);
+        for (i, rule) in self.rules.iter().enumerate() {
+            let at = |error| (Site::Rule(index, i), error);
+            let groups = validate::pattern(&rule.pattern).map_err(at)?;
+            // tcpvsadm merges a pattern given again into its rule and keeps
+            // `.*` last: a file must already be so, or `-f` and `-S` would
+            // change what it means.
+            if self.rules[..i].iter().any(|r| r.pattern == rule.pattern) {
+                return Err(at(TableError::DuplicatePattern {
+                    service: self.ident.clone(),
+                    pattern: rule.pattern.clone(),
+                }));
+            }
+            if rule.pattern == CATCH_ALL && i + 1 < self.rules.len() {
+                return Err(at(TableError::CatchAllNotLast(self.ident.clone())));
+            }
+            if let Some(server) = rule.servers.iter().find(|a| !known(a)) {
+                return Err(at(TableError::UnknownRuleServer {
+                    service: self.ident.clone(),
+                    pattern: rule.pattern.clone(),
+                    server: *server,
+                }));
+            }
+            if let Some(group) = rule.match_group {
+                validate::group_in_pattern(group, &rule.pattern, groups).map_err(at)?;
+            }
+        }
+        if let Some(server) = self.default.iter().flatten().find(|a| !known(a)) {
+            let error = TableError::UnknownDefaultServer(self.ident.clone(), *server);
+            return Err((Site::Default(index), error));
+        }
+        Ok(())
+    }
+}
