@@ -111,7 +111,10 @@ fn lard_keeps_each_target_on_one_server_across_connections() {
         *targets_per_server.entry(home.as_str()).or_insert(0) += 1;
     }
     let expected: BTreeMap<&str, usize> = NAMES.into_iter().map(|name| (name, 3)).collect();
-    assert_eq!(targets_per_server, expected, "targets per server: {homes:?}");
+    assert_eq!(
+        targets_per_server, expected,
+        "targets per server: {homes:?}"
+    );
 }
 
 #[test]
