@@ -56,6 +56,9 @@ fn caching_backend(stats: Arc<Mutex<CacheStats>>) -> TestServer {
             hit
         };
         if !hit {
+            // A miss costs time, as a disk read does: the behaviour modelled,
+            // not synchronisation. No check depends on its length; it only
+            // makes a missing server busier, as load-aware schedulers expect.
             std::thread::sleep(MISS_DELAY);
         }
         Reply::Send(ok("x"))

@@ -13,11 +13,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{service, start_proxy};
+use common::{is_end_of_stream, is_timeout, service, start_proxy, Proxy};
 use tcpvs::table::{Protocol, Settings};
 
 /// How long a client waits for any byte before the test fails (not hangs).
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(8);
+/// How long a test polls for a condition before it fails.
+const WAIT_LIMIT: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------------------
 // The wire: messages and interleaved frames, parsed independently of tcpvs.
@@ -244,6 +246,11 @@ fn response_bytes(status: u16, cseq: &str, headers: &[(&str, &str)], body: &[u8]
     out
 }
 
+/// Where `needle` first occurs in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
 /// The path of a request-URI (`rtsp://h:p/live/x?y` -> `/live/x`).
 fn path_of(uri: &str) -> String {
     let rest = uri.split_once("://").map(|(_, r)| r).unwrap_or(uri);
@@ -272,6 +279,8 @@ struct OriginState {
     conns: Mutex<Vec<TcpStream>>,
     sessions: Mutex<HashSet<String>>,
     next_session: AtomicUsize,
+    /// Connections that ended (the proxy closed them, or they broke).
+    ended: AtomicUsize,
 }
 
 struct Origin {
@@ -293,6 +302,7 @@ impl Origin {
             conns: Mutex::default(),
             sessions: Mutex::default(),
             next_session: AtomicUsize::new(1),
+            ended: AtomicUsize::new(0),
         });
         let shared = state.clone();
         std::thread::spawn(move || {
@@ -331,6 +341,24 @@ impl Origin {
 
     fn connections(&self) -> usize {
         self.state.conns.lock().unwrap().len()
+    }
+
+    /// Waits until `n` of its connections have ended, polling every few ms;
+    /// panics after `WAIT_LIMIT`.
+    fn wait_connections_ended(&self, n: usize) {
+        let deadline = Instant::now() + WAIT_LIMIT;
+        loop {
+            let ended = self.state.ended.load(Ordering::SeqCst);
+            if ended >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: {ended} of {n} connections ended after {WAIT_LIMIT:?}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Dies: shuts down every connection it has, mid-stream or not.
@@ -382,6 +410,7 @@ fn origin_connection(state: Arc<OriginState>, stream: TcpStream) {
         }
     }
     stop.store(true, Ordering::SeqCst);
+    state.ended.fetch_add(1, Ordering::SeqCst);
 }
 
 fn answer(
@@ -469,7 +498,9 @@ fn answer(
                 b"",
             );
             if path.contains("bytewise") {
-                // The response head one byte per write too.
+                // The response head one byte per write too. The pauses are
+                // the behaviour under test (units split over many reads),
+                // not synchronisation: no outcome depends on their length.
                 for byte in out {
                     send(writer, &[byte])?;
                     std::thread::sleep(Duration::from_micros(500));
@@ -504,6 +535,7 @@ fn answer(
                         {
                             return;
                         }
+                        // A live stream's pace: the behaviour under test.
                         std::thread::sleep(Duration::from_millis(20));
                     }
                 });
@@ -663,29 +695,35 @@ impl RtspClient {
         self.frames.drain(..n).collect()
     }
 
-    /// Whether the proxy closes the connection (EOF or reset) within
-    /// `within`; frames and messages before it are skipped.
+    /// Whether the proxy closes the connection (EOF or reset, also in the
+    /// middle of a unit) within `within`; frames and messages before it are
+    /// skipped. A read that times out is a connection still open, and bytes
+    /// that are not RTSP fail the test: neither is a close.
     fn closes_within(&mut self, within: Duration) -> bool {
-        let started = Instant::now();
-        self.reader
-            .get_ref()
-            .set_read_timeout(Some(within))
-            .unwrap();
-        loop {
-            match read_item(&mut self.reader) {
-                Ok(Some(_)) if started.elapsed() < within => {}
-                Ok(Some(_)) => return false,
-                Ok(None) => return true,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-                Err(e) if e.kind() == io::ErrorKind::TimedOut => return false,
-                Err(_) => return started.elapsed() < within,
+        let deadline = Instant::now() + within;
+        let closed = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break false;
             }
-        }
+            self.reader.get_ref().set_read_timeout(Some(left)).unwrap();
+            match read_item(&mut self.reader) {
+                Ok(Some(_)) => {}
+                Ok(None) => break true,
+                Err(e) if is_end_of_stream(&e) => break true,
+                Err(e) if is_timeout(&e) => break false,
+                Err(e) => panic!("reading for the end of the connection: {e}"),
+            }
+        };
+        let stream = self.reader.get_ref();
+        stream.set_read_timeout(Some(CLIENT_TIMEOUT)).unwrap();
+        closed
     }
 }
 
-/// Origins "A" and "B", and an RTSP proxy in front of them.
-fn two_origins_and_proxy() -> (Origin, Origin, SocketAddr) {
+/// Origins "A" and "B", and an RTSP proxy in front of them (it stops when
+/// its guard drops, at the end of the test).
+fn two_origins_and_proxy() -> (Origin, Origin, Proxy) {
     let a = Origin::start("A", None);
     let b = Origin::start("B", None);
     let proxy = rtsp_proxy(&a, &b);
@@ -693,17 +731,17 @@ fn two_origins_and_proxy() -> (Origin, Origin, SocketAddr) {
 }
 
 /// An RTSP service: `^/live/` to `a`, `^/vod/` to `b`.
-fn rtsp_proxy(a: &Origin, b: &Origin) -> SocketAddr {
+fn rtsp_proxy(a: &Origin, b: &Origin) -> Proxy {
     rtsp_proxy_with(a, b, Settings::default())
 }
 
-fn rtsp_proxy_with(a: &Origin, b: &Origin, settings: Settings) -> SocketAddr {
+fn rtsp_proxy_with(a: &Origin, b: &Origin, settings: Settings) -> Proxy {
     let mut spec = service(
         &[(a.addr, 1), (b.addr, 1)],
         &[("^/live/", &[a.addr][..]), ("^/vod/", &[b.addr][..])],
     );
     spec.protocol = Protocol::Rtsp;
-    start_proxy(spec, settings).until_test_ends()
+    start_proxy(spec, settings)
 }
 
 const TCP: &str = "RTP/AVP/TCP;unicast;interleaved=0-1";
@@ -742,7 +780,8 @@ fn assert_proxy_reply(r: &Msg, status: u16, cseq: &str) {
 
 #[test]
 fn requests_are_routed_by_path_and_media_relayed_both_ways() {
-    let (a, b, proxy) = two_origins_and_proxy();
+    let (a, b, running) = two_origins_and_proxy();
+    let proxy = running.addr();
     for (origin, other, path) in [(&a, &b, "/live/x"), (&b, &a, "/vod/y")] {
         let before_other = other.log().len();
         let url = format!("rtsp://{proxy}{path}");
@@ -817,7 +856,8 @@ fn requests_are_routed_by_path_and_media_relayed_both_ways() {
 
 #[test]
 fn a_session_leads_new_connections_to_the_server_that_issued_it() {
-    let (a, b, proxy) = two_origins_and_proxy();
+    let (a, b, running) = two_origins_and_proxy();
+    let proxy = running.addr();
     let live = format!("rtsp://{proxy}/live/x");
     let vod = format!("rtsp://{proxy}/vod/y");
 
@@ -870,7 +910,8 @@ fn a_session_leads_new_connections_to_the_server_that_issued_it() {
 
 #[test]
 fn the_proxy_answers_454_461_and_400_itself() {
-    let (a, b, proxy) = two_origins_and_proxy();
+    let (a, b, running) = two_origins_and_proxy();
+    let proxy = running.addr();
     let live = format!("rtsp://{proxy}/live/x");
 
     // Unknown session.
@@ -991,7 +1032,8 @@ fn no_reachable_server_gets_503_with_the_cseq() {
 
 #[test]
 fn interleaved_frames_split_huge_or_glued_to_a_message() {
-    let (a, _b, proxy) = two_origins_and_proxy();
+    let (a, _b, running) = two_origins_and_proxy();
+    let proxy = running.addr();
 
     // Frames from the origin one byte per write.
     let url = format!("rtsp://{proxy}/live/bytewise");
@@ -1003,15 +1045,20 @@ fn interleaved_frames_split_huge_or_glued_to_a_message() {
         channel: 1,
         payload: pattern(11, 52),
     };
+    // The pauses here split the writes (the behaviour under test); no
+    // outcome depends on their length, a slow machine only merges reads.
     for byte in rtcp.bytes() {
         c.send(&[byte]);
         std::thread::sleep(Duration::from_micros(500));
     }
     let cseq = c.next_cseq();
     let request = request_bytes("GET_PARAMETER", &url, Some(&cseq), &[("Session", &id)], b"");
-    c.send(&request[..30]);
+    let split = find(&request, b"Session").expect("a Session header") + 3;
+    c.send(&request[..split]);
+    // A pause long enough for the proxy to read the first part alone (the
+    // behaviour under test); were the two merged, the check would still hold.
     std::thread::sleep(Duration::from_millis(50));
-    c.send(&request[30..]);
+    c.send(&request[split..]);
     let r = c.response_to(&cseq);
     assert_eq!(r.body, b"origin: A\r\n", "{r:?}");
     let log = a.log();
@@ -1095,7 +1142,8 @@ fn interleaved_frames_split_huge_or_glued_to_a_message() {
 
 #[test]
 fn requests_of_the_server_reach_the_client_and_its_answers_go_back() {
-    let (a, _b, proxy) = two_origins_and_proxy();
+    let (a, _b, running) = two_origins_and_proxy();
+    let proxy = running.addr();
     let url = format!("rtsp://{proxy}/live/ask");
     let (mut c, id) = playing(proxy, &url);
 
@@ -1141,9 +1189,14 @@ fn requests_of_the_server_reach_the_client_and_its_answers_go_back() {
 
 #[test]
 fn a_session_expires_after_its_timeout_once_no_connection_holds_it() {
-    let a = Origin::start("A", Some(1));
+    // The two sleeps are the behaviour under test (time passing). Each
+    // starts after the session's last use (learned, looked up or released
+    // before what the test waited for) and runs 0.5 s past its 2 s timeout,
+    // so a slow machine only makes them longer.
+    let a = Origin::start("A", Some(2));
     let b = Origin::start("B", None);
-    let proxy = rtsp_proxy(&a, &b);
+    let running = rtsp_proxy(&a, &b);
+    let proxy = running.addr();
     let url = format!("rtsp://{proxy}/live/x");
     let mut holder = RtspClient::connect(proxy);
     let r = holder.request(
@@ -1152,7 +1205,7 @@ fn a_session_expires_after_its_timeout_once_no_connection_holds_it() {
         &[("Transport", TCP)],
         b"",
     );
-    assert_eq!(r.header("Session"), Some("A-1;timeout=1"), "{r:?}");
+    assert_eq!(r.header("Session"), Some("A-1;timeout=2"), "{r:?}");
     // Held by its open connection, it outlives its timeout...
     std::thread::sleep(Duration::from_millis(2500));
     let r = holder.request("GET_PARAMETER", &url, &[("Session", "A-1")], b"");
@@ -1163,10 +1216,22 @@ fn a_session_expires_after_its_timeout_once_no_connection_holds_it() {
     assert_eq!(r.body, b"origin: A\r\n", "{r:?}");
     drop(visitor);
     drop(holder);
-    let seen = a.log().len();
-    assert_eq!(a.methods(), ["SETUP", "GET_PARAMETER", "GET_PARAMETER"]);
+    // The proxy closes its side to A after it released the session.
+    a.wait_connections_ended(2);
 
-    // Nobody holds it now: gone a second after its last use.
+    // Released, not forgotten: a new connection still reaches it (the 2 s
+    // timeout is this round trip's margin).
+    let mut again = RtspClient::connect(proxy);
+    let r = again.request("GET_PARAMETER", &url, &[("Session", "A-1")], b"");
+    assert_eq!(r.body, b"origin: A\r\n", "released session gone: {r:?}");
+    drop(again);
+    let seen = a.log().len();
+    assert_eq!(
+        a.methods(),
+        ["SETUP", "GET_PARAMETER", "GET_PARAMETER", "GET_PARAMETER"]
+    );
+
+    // Nobody holds it: gone its timeout after its last use.
     std::thread::sleep(Duration::from_millis(2500));
     let mut late = RtspClient::connect(proxy);
     let r = late.request("PLAY", &url, &[("Session", "A-1")], b"");
@@ -1176,7 +1241,8 @@ fn a_session_expires_after_its_timeout_once_no_connection_holds_it() {
 
 #[test]
 fn an_origin_dying_mid_stream_closes_the_client_and_forgets_its_sessions() {
-    let (a, _b, proxy) = two_origins_and_proxy();
+    let (a, _b, running) = two_origins_and_proxy();
+    let proxy = running.addr();
     let url = format!("rtsp://{proxy}/live/stream");
     let (mut c, id) = playing(proxy, &url);
     assert_eq!(c.frames(5), (0..5).map(media).collect::<Vec<_>>());
@@ -1210,7 +1276,8 @@ fn an_origin_dying_mid_stream_closes_the_client_and_forgets_its_sessions() {
 
 #[test]
 fn a_teardown_answered_with_its_session_named_ends_the_session() {
-    let (a, _b, proxy) = two_origins_and_proxy();
+    let (a, _b, running) = two_origins_and_proxy();
+    let proxy = running.addr();
     let url = format!("rtsp://{proxy}/live/stream");
     let (mut c, id) = playing(proxy, &url);
     // The client waits for the answer (which names the session) before it
@@ -1229,7 +1296,8 @@ fn a_teardown_answered_with_its_session_named_ends_the_session() {
 
 #[test]
 fn a_frame_after_a_refused_request_with_a_body_still_reaches_the_origin() {
-    let (a, _b, proxy) = two_origins_and_proxy();
+    let (a, _b, running) = two_origins_and_proxy();
+    let proxy = running.addr();
     let url = format!("rtsp://{proxy}/live/x");
     let mut c = RtspClient::connect(proxy);
     let id = setup(&mut c, &url);
@@ -1310,7 +1378,8 @@ fn a_silent_viewer_is_kept_while_its_session_may_still_be_refreshed() {
     let b = Origin::start("B", None);
     let mut settings = Settings::default();
     settings.timeouts.client = Duration::from_secs(1);
-    let proxy = rtsp_proxy_with(&a, &b, settings);
+    let running = rtsp_proxy_with(&a, &b, settings);
+    let proxy = running.addr();
     let url = format!("rtsp://{proxy}/live/stream");
     let (mut c, _) = playing(proxy, &url);
     let silent = Instant::now();
@@ -1333,7 +1402,8 @@ fn frames_before_any_request_are_dropped_and_do_not_hold_the_connection() {
     let b = Origin::start("B", None);
     let mut settings = Settings::default();
     settings.timeouts.head = Duration::from_secs(1);
-    let proxy = rtsp_proxy_with(&a, &b, settings);
+    let running = rtsp_proxy_with(&a, &b, settings);
+    let proxy = running.addr();
 
     // Frames, then a request: the frames have no server to go to.
     let mut c = RtspClient::connect(proxy);
@@ -1346,17 +1416,29 @@ fn frames_before_any_request_are_dropped_and_do_not_hold_the_connection() {
         .iter()
         .all(|entry| !format!("{entry:?}").contains("Frame")));
 
-    // Only frames: no request ever comes, so the head deadline closes it.
+    // Only frames, one every 100 ms for up to 4 s (the pace is the
+    // behaviour under test: a client that never stops sending), and no
+    // request: the head deadline, 1 s from the accept, closes it all the same.
     let mut c = RtspClient::connect(proxy);
     let started = Instant::now();
-    for i in 0..5 {
-        c.send(&media(i).bytes());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut writer = c.writer.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        for i in 0..40 {
+            if writer.write_all(&media(i).bytes()).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
     assert!(
         c.closes_within(Duration::from_secs(5)),
         "open {:?} after its first frame",
         started.elapsed()
     );
-    assert!(started.elapsed() < Duration::from_secs(3));
+    let closed_after = started.elapsed();
+    assert!(
+        closed_after < Duration::from_secs(3),
+        "the frames held it open {closed_after:?}"
+    );
+    sender.join().unwrap();
 }
