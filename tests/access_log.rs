@@ -101,3 +101,88 @@ fn every_exchange_is_logged_once() {
         assert!(matching[0].contains(" web "), "{}", matching[0]);
     }
 }
+
+/// An RTSP origin that answers OPTIONS and leaves every other request
+/// unanswered.
+fn options_only_origin() -> SocketAddr {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut writer = stream.try_clone().unwrap();
+                let mut reader = BufReader::new(stream);
+                let (mut method, mut cseq) = (String::new(), String::new());
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    if method.is_empty() {
+                        method = line.split_whitespace().next().unwrap_or("").to_string();
+                    } else if let Some(value) = line.strip_prefix("CSeq:") {
+                        cseq = value.trim().to_string();
+                    } else if line == "\r\n" {
+                        if method == "OPTIONS" {
+                            let answer = format!("RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n\r\n");
+                            let _ = writer.write_all(answer.as_bytes());
+                        }
+                        method.clear();
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn every_rtsp_request_is_logged_once_answered_or_not() {
+    use std::io::{BufRead, BufReader, Write};
+    let origin = options_only_origin();
+    let config = format!(
+        "log_level = \"info\"\n\
+         [[service]]\nident = \"tv\"\nlisten = \"127.0.0.1:0\"\nprotocol = \"rtsp\"\n\
+         [[service.server]]\naddress = \"{origin}\"\n"
+    );
+    let daemon = Daemon::with_config("access-rtsp", &config);
+    let tv = daemon.bound("tv");
+    let stream = std::net::TcpStream::connect(tv).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut status_of = |request: &str| {
+        writer.write_all(request.as_bytes()).unwrap();
+        let mut status = String::new();
+        reader.read_line(&mut status).unwrap();
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap() > 2 {
+            line.clear();
+        }
+        status
+    };
+    assert!(status_of("OPTIONS rtsp://h/a RTSP/1.0\r\nCSeq: 1\r\n\r\n").contains(" 200 "));
+    assert!(
+        status_of("PLAY rtsp://h/a RTSP/1.0\r\nCSeq: 2\r\nSession: nope\r\n\r\n").contains(" 454 ")
+    );
+    // Never answered: the client leaves first.
+    writer
+        .write_all(b"DESCRIBE rtsp://h/b RTSP/1.0\r\nCSeq: 3\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    drop((writer, reader));
+
+    let lines = wait_for_lines(&daemon, 3);
+    let expected = [
+        format!("\"OPTIONS rtsp://h/a\" 200 {origin}"),
+        "\"PLAY rtsp://h/a\" 454 -".to_string(),
+        format!("\"DESCRIBE rtsp://h/b\" 0 {origin}"),
+    ];
+    assert_eq!(lines.len(), expected.len(), "{lines:#?}");
+    for expected in &expected {
+        let matching = lines
+            .iter()
+            .filter(|l| l.contains(expected.as_str()))
+            .count();
+        assert_eq!(matching, 1, "one line saying {expected}: {lines:#?}");
+    }
+}

@@ -427,6 +427,12 @@ impl Conversation<'_> {
                 self.learned.borrow_mut().retain(|learned| *learned != id);
             }
         }
+        self.finish_record(&request, Some(status));
+    }
+
+    /// Finishes the record of a request sent to the server: with the status
+    /// of its answer, or none when the conversation ended first.
+    fn finish_record(&self, request: &Pending, status: Option<u16>) {
         let mut record = Record::started_at(
             self.client.peer(),
             self.service.ident.as_str(),
@@ -435,12 +441,15 @@ impl Conversation<'_> {
             request.sent,
         );
         record.sent_to(self.server_addr);
-        record.answered(status);
+        if let Some(status) = status {
+            record.answered(status);
+        }
         record.finish(self.settings);
     }
 
     /// Ends the conversation's hold on its sessions, each as
-    /// `rtsp_policy::fate_at_end` says.
+    /// `rtsp_policy::fate_at_end` says, and the records of the requests
+    /// still unanswered.
     fn end(&self, ended: EndedBy) {
         let now = std::time::Instant::now();
         let torn_down: Vec<String> = self
@@ -456,6 +465,10 @@ impl Conversation<'_> {
                 Fate::Forget => self.sessions.forget(id, self.server_addr),
                 Fate::Release => self.sessions.release(id, self.server_addr, now),
             }
+        }
+        // Requests the server never answered end with the conversation.
+        for request in self.pending.borrow().values() {
+            self.finish_record(request, None);
         }
     }
 
