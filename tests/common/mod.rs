@@ -30,20 +30,6 @@ impl Proxy {
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
-
-    /// Keeps the proxy until the calling thread ends, and returns its
-    /// address: for helpers that hand out only the address. Libtest runs
-    /// each test on a thread of its own, so the proxy stops with its test.
-    pub fn until_test_ends(self) -> SocketAddr {
-        let addr = self.addr;
-        PROXIES_OF_THIS_THREAD.with(|proxies| proxies.borrow_mut().push(self));
-        addr
-    }
-}
-
-thread_local! {
-    /// The proxies of `Proxy::until_test_ends`, dropped when the thread ends.
-    static PROXIES_OF_THIS_THREAD: RefCell<Vec<Proxy>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Starts tcpvsd in this process with one service `web`; it runs until the
