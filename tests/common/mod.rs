@@ -4,7 +4,6 @@
 //! what actually crossed the wire.
 #![allow(dead_code)]
 
-use std::cell::RefCell;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
