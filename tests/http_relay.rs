@@ -921,3 +921,43 @@ fn a_dropped_proxy_refuses_connections_and_closes_its_clients() {
     );
     client.assert_closed("the client of a stopped proxy");
 }
+
+/// README: `[limits]` bound every head, the client's and the server's: 414
+/// for a request line beyond `max_head_bytes`, 431 for a larger head or more
+/// than `max_headers` fields, 502 for such a response. Set small here, so
+/// that the defaults (16 KiB, 100) would let every one of these through.
+#[test]
+fn configured_head_limits_bound_requests_and_responses() {
+    let big_response = TestServer::start(|req| {
+        if req.request_line().contains("/big-answer") {
+            let mut head = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n".to_string();
+            head.push_str(&format!("X-Pad: {}\r\n\r\n", "a".repeat(1500)));
+            Reply::Send(head.into_bytes())
+        } else {
+            Reply::Send(ok("fine"))
+        }
+    });
+    let mut settings = Settings::default();
+    settings.limits.max_head_bytes = 1024;
+    settings.limits.max_headers = 4;
+    let proxy = start_proxy(service(&[(big_response.addr, 1)], &[]), settings);
+    let status = |raw: String| {
+        let mut client = Client::connect(proxy.addr());
+        client.send(raw.as_bytes());
+        client.read_response(false).status
+    };
+    let within = "GET / HTTP/1.1\r\nHost: t\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n".to_string();
+    assert_eq!(status(within), 200);
+    let long_line = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(1100));
+    assert_eq!(status(long_line), 414);
+    let large_head = format!(
+        "GET / HTTP/1.1\r\nHost: t\r\nX-Pad: {}\r\n\r\n",
+        "a".repeat(1100)
+    );
+    assert_eq!(status(large_head), 431);
+    let many_fields =
+        "GET / HTTP/1.1\r\nHost: t\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n".to_string();
+    assert_eq!(status(many_fields), 431);
+    let big_answer = "GET /big-answer HTTP/1.1\r\nHost: t\r\n\r\n".to_string();
+    assert_eq!(status(big_answer), 502);
+}
