@@ -35,6 +35,8 @@ pub(super) struct Connected {
     pub pick: Pick,
     /// Taken from the pool: the server may have closed it meanwhile.
     pub reused: bool,
+    /// The servers tried before it, whose connects failed.
+    pub passed_over: Vec<Failed>,
 }
 
 /// A server that could not be connected, and why.
@@ -101,6 +103,7 @@ pub(super) async fn connect_scheduled(
                     conn: pooled.conn,
                     pick,
                     reused: true,
+                    passed_over: unreachable.failed,
                 });
             }
         }
@@ -110,6 +113,7 @@ pub(super) async fn connect_scheduled(
                     conn,
                     pick,
                     reused: false,
+                    passed_over: unreachable.failed,
                 })
             }
             Err(failed) => {
@@ -133,6 +137,7 @@ pub(super) async fn connect_pinned(
             conn,
             pick,
             reused: false,
+            passed_over: Vec::new(),
         }),
         Err(failed) => Err(Unreachable {
             failed: vec![failed],

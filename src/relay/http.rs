@@ -230,7 +230,12 @@ impl Session {
             };
             let connected =
                 connect_scheduled(service, &route, &request, settings, &mut exclude, reuse).await;
-            let Connected { conn, pick, reused } = match connected {
+            let Connected {
+                conn,
+                pick,
+                reused,
+                passed_over,
+            } = match connected {
                 Ok(connected) => connected,
                 Err(unreachable) => {
                     tracing::debug!(client = %self.peer, "{unreachable}");
@@ -240,6 +245,10 @@ impl Session {
                     return self.respond_error(&error, flow, settings).await;
                 }
             };
+            if let Some(last) = passed_over.last() {
+                let (failed, server) = (passed_over.len(), pick.server.addr);
+                tracing::debug!(%server, "chosen after {failed} failed connects, the last to {}", last.server);
+            }
             record.sent_to(pick.server.addr);
             let outcome = self
                 .forward(settings, service, head, &pick, conn, reused)
