@@ -287,7 +287,8 @@ pub struct ServiceSpec {
     pub listen: SocketAddr,
     pub protocol: Protocol,
     pub scheduler: SchedulerKind,
-    /// Scheduler parameters (`--sched-opt low=25,high=65`), checked by the scheduler.
+    /// Scheduler parameters (`--sched-opt low=25,high=65`) as given; their
+    /// typed values come from [`validate::sched_opts`].
     pub sched_opts: SchedOptions,
     /// Whether the service accepts connections (`tcpvsadm --start/--stop`).
     pub enabled: bool,
@@ -420,8 +421,8 @@ pub enum TableError {
 impl TableSpec {
     /// Everything about the table that can be told without building it:
     /// duplicate services, listeners and servers, rule patterns and their
-    /// capture groups, rules and default sets naming unknown servers. (The
-    /// scheduler's own options are checked by the scheduler when built.)
+    /// capture groups, rules and default sets naming unknown servers, the
+    /// scheduler's options.
     pub fn check(&self) -> Result<(), (Site, TableError)> {
         for (index, service) in self.services.iter().enumerate() {
             let before = &self.services[..index];
@@ -447,6 +448,10 @@ impl TableSpec {
 
 impl ServiceSpec {
     fn check(&self, index: usize) -> Result<(), (Site, TableError)> {
+        if let Err(refused) = validate::sched_opts(self.scheduler, &self.sched_opts) {
+            let error = refused.of_service(&self.ident, self.scheduler);
+            return Err((Site::Service(index), error));
+        }
         for (i, server) in self.servers.iter().enumerate() {
             if self.servers[..i].iter().any(|s| s.addr == server.addr) {
                 let error = TableError::DuplicateServer(self.ident.clone(), server.addr);
