@@ -13,8 +13,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::spec::{
-    Limits, Protocol, RuleSpec, SchedulerKind, ServerAddr, ServerSpec, ServiceSpec, Settings, Site,
-    TableError, TableSpec, Timeouts, Weight,
+    Limits, Protocol, RuleSpec, ServerAddr, ServerSpec, ServiceSpec, Settings, Site, TableError,
+    TableSpec, Timeouts, Weight,
 };
 use crate::validate;
 
@@ -215,7 +215,7 @@ fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
         Some(p) => validate::protocol(p.get_ref()).map_err(|e| invalid(p, &key("protocol"), e))?,
     };
     let scheduler = match &raw.scheduler {
-        None => SchedulerKind::Wlc,
+        None => ServiceSpec::DEFAULT_SCHEDULER,
         Some(s) => {
             validate::scheduler(s.get_ref()).map_err(|e| invalid(s, &key("scheduler"), e))?
         }
@@ -482,6 +482,7 @@ struct RawRule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::SchedulerKind;
     use std::time::Duration;
 
     const GOOD: &str = r#"

@@ -305,13 +305,16 @@ pub struct ServiceSpec {
 }
 
 impl ServiceSpec {
+    /// The scheduler of a service that names none.
+    pub const DEFAULT_SCHEDULER: SchedulerKind = SchedulerKind::Wlc;
+
     /// A started `http` service scheduled by `wlc`, with no servers or rules.
     pub fn new(ident: ServiceId, listen: SocketAddr) -> Self {
         Self {
             ident,
             listen,
             protocol: Protocol::Http,
-            scheduler: SchedulerKind::Wlc,
+            scheduler: Self::DEFAULT_SCHEDULER,
             sched_opts: SchedOptions::new(),
             enabled: true,
             persistent: None,
@@ -490,5 +493,30 @@ impl ServiceSpec {
             return Err((Site::Default(index), error));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_refuses_a_schedulers_bad_options() {
+        let ident = validate::ident("web").unwrap();
+        let mut service = ServiceSpec::new(ident, "127.0.0.1:80".parse().unwrap());
+        service.scheduler = SchedulerKind::Chash;
+        service.sched_opts = [("factor".to_string(), "99".to_string())].into();
+        let mut table = TableSpec {
+            services: vec![service],
+            ..TableSpec::default()
+        };
+        let (site, error) = table.check().unwrap_err();
+        assert_eq!(site, Site::Service(0));
+        assert_eq!(
+            error.to_string(),
+            "scheduler chash of service `web`: option factor=99: give a number from 100 to 1000"
+        );
+        table.services[0].sched_opts = [("factor".to_string(), "100".to_string())].into();
+        assert_eq!(table.check(), Ok(()));
     }
 }

@@ -344,6 +344,40 @@ mod tests {
     }
 
     #[test]
+    fn the_options_given_reach_the_scheduler() {
+        let built = |kind: SchedulerKind, pairs: &[(&str, &str)]| {
+            let given: SchedOptions = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            format!("{:?}", kind.build(&given).unwrap())
+        };
+        let lard = [
+            ("low", "3"),
+            ("high", "9"),
+            ("dynamic", "^/x"),
+            ("targets", "7"),
+        ];
+        let lardr = built(
+            SchedulerKind::Lardr,
+            &[&lard[..], &[("hold", "90")]].concat(),
+        );
+        for part in ["low: 3, high: 9", r#"dynamic: Regex("^/x")"#, "targets: 7"] {
+            assert!(lardr.contains(part), "{part} in {lardr}");
+            assert!(built(SchedulerKind::Lard, &lard).contains(part), "{part}");
+        }
+        assert!(lardr.contains("hold: 90s"), "{lardr}");
+        let chash = built(
+            SchedulerKind::Chash,
+            &[("key", "cookie:sid"), ("factor", "150")],
+        );
+        assert!(
+            chash.contains(r#"key: Cookie("sid"), factor: 150"#),
+            "{chash}"
+        );
+    }
+
+    #[test]
     fn excluded_server_is_never_picked() {
         let servers = servers(&[1, 1]);
         for &kind in SchedulerKind::ALL {
