@@ -399,6 +399,38 @@ fn ktcpvs_http_scheduler_is_wlc_both_ways() {
     }
 }
 
+/// tcpvsadm refuses a scheduler's bad options itself, before any daemon
+/// sees them, with the file's message, whenever it knows the scheduler.
+#[test]
+fn tcpvsadm_refuses_bad_scheduler_options_itself() {
+    let refused: Vec<Case> = cases()
+        .into_iter()
+        .filter(|case| case.field == "scheduler options" && !case.accepted)
+        .collect();
+    assert!(refused.len() >= 20, "only {} cases", refused.len());
+    for case in refused {
+        let (file, _) = through_toml(&case.toml);
+        let local = args::parse(case.adm.iter().cloned()).map(|_| ());
+        assert_eq!(
+            local.map_err(|usage| usage.0),
+            file,
+            "{}: refused by tcpvsadm itself, as by the file",
+            case.value
+        );
+    }
+    // `-A` without `-s`: the default scheduler's options.
+    let add = words(&["-A", "-i", "new", "-l", "127.0.0.1:0"]);
+    let with = |options: &str| {
+        let mut line = add.clone();
+        line.extend(words(&["--sched-opt", options]));
+        args::parse(line).map(|_| ()).map_err(|usage| usage.0)
+    };
+    assert_eq!(
+        with("low=25"),
+        Err("scheduler wlc of service `new`: unknown option `low` (wlc takes none)".into())
+    );
+}
+
 /// `tcpvsadm -f FILE` with a bad scheduler option: refused by tcpvsadm
 /// itself (exit 2, a usage error) at the option's line of the file, and the
 /// running table is left as it was.
