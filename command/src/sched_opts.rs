@@ -371,7 +371,14 @@ mod tests {
     #[test]
     fn refusals_name_the_option_and_say_why() {
         use SchedulerKind::*;
-        let cases: &[(SchedulerKind, &[(&str, &str)], &str, &str)] = &[
+        /// The scheduler, its options, the option at fault and the reason.
+        type Refusal = (
+            SchedulerKind,
+            &'static [(&'static str, &'static str)],
+            &'static str,
+            &'static str,
+        );
+        let cases: &[Refusal] = &[
             (
                 Lard,
                 &[("low", "70")],

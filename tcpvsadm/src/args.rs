@@ -272,7 +272,7 @@ fn build(
                 // scheduler, which only tcpvsd knows.
                 let kind = match &scheduler {
                     Some(name) => validate::scheduler(name).ok(),
-                    None => (op == Op::AddService).then(|| ServiceSpec::DEFAULT_SCHEDULER),
+                    None => (op == Op::AddService).then_some(ServiceSpec::DEFAULT_SCHEDULER),
                 };
                 if let Some(kind) = kind {
                     let service = validate::ident(&ident).map_err(invalid)?;
