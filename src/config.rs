@@ -1,7 +1,8 @@
 //! The TOML configuration file, as the daemon loads it: the command crate
-//! reads and checks the text (see `tcpvs_command::config`); building the
-//! table then checks what only the daemon can tell (each scheduler's options,
-//! the compiled size of the patterns), located at its line the same way.
+//! reads and checks the text (see `tcpvs_command::config`), each scheduler's
+//! options included; building the table then checks what only the daemon can
+//! tell (the compiled size of the patterns, rules' and LARD's `dynamic`),
+//! located at its line the same way.
 
 use std::path::Path;
 
@@ -38,7 +39,15 @@ mod tests {
         let message = parse(text, Path::new("t.toml")).unwrap_err().to_string();
         assert_eq!(
             message,
-            "t.toml:2: service[0].ident: scheduler lard of service `web`: low=70 must be below high=65"
+            "t.toml:6: service[0].sched_opts.low: scheduler lard of service `web`: \
+             low=70 must be below high=65"
         );
+        // Fine to the command crate, too big for the daemon's regex engine:
+        // found when the table is built, at the service.
+        let big = text.replace("low = 70", r#"dynamic = '\w{1000}\w{1000}\w{1000}'"#);
+        let message = parse(&big, Path::new("t.toml")).unwrap_err().to_string();
+        let start = "t.toml:2: service[0].ident: scheduler lard of service `web`: \
+                     option dynamic: invalid pattern `\\w{1000}";
+        assert!(message.starts_with(start), "{message}");
     }
 }

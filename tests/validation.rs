@@ -3,10 +3,14 @@
 //! it, and tcpvsadm's command line as the daemon then applies it (the verb
 //! applied and the table built, as `ControlPlane` does before binding). Both
 //! must accept it, or both refuse it with the same message (the file adds
-//! `file:line: key:` in front).
+//! `file:line: key:` in front). A scheduler's options, too, are refused
+//! before any daemon sees them: by tcpvsadm itself when it knows the
+//! scheduler, and by `tcpvsadm -f` at their line of the file.
 //!
 //! Host names are the one known difference: tcpvsadm resolves `name:port`
 //! before sending, as ipvsadm does; the file takes addresses only.
+
+mod common;
 
 use std::path::Path;
 
@@ -233,15 +237,41 @@ fn cases() -> Vec<Case> {
     let options = [
         ("lard low=10;high=40", true),
         (r"lard dynamic=^/\d{1,3}/;low=5", true),
+        ("lard dynamic=", true),
+        ("lard targets=100000000", true),
+        ("lard low=0;high=1", true),
         ("lard dynamic=(", false),
+        (r"lard dynamic=\p{NoSuchClass}", false),
         ("lard low=70", false),
+        ("lard low=30;high=20", false),
         ("lard high=lots", false),
+        ("lard high=0", false),
+        ("lard low=-1", false),
+        ("lard targets=0", false),
         ("lard typo=1", false),
+        ("lard hold=2m", false),
         ("chash key=header:X-User", true),
+        ("chash key=cookie:sid;factor=125", true),
+        ("chash key=path", true),
+        ("chash key=url", true),
+        ("chash key=host", true),
+        ("chash key=source;factor=1000", true),
         ("chash factor=5", false),
+        ("chash factor=1001", false),
+        ("chash key=query", false),
+        ("chash key=header:", false),
+        ("chash key=cookie: ", false),
+        ("chash low=25", false),
         ("wlc low=25", false),
+        ("rr factor=200", false),
+        ("http low=25", false),
         ("lardr hold=2m", true),
+        ("lardr hold=90", true),
+        ("lardr hold=500ms;low=10;high=20", true),
         ("lardr hold=soon", false),
+        ("lardr hold=0", false),
+        ("lardr low=70", false),
+        ("lardr factor=200", false),
     ];
     let options_file = |v: &str| {
         let (scheduler, options) = split(v);
@@ -340,7 +370,7 @@ fn cases() -> Vec<Case> {
 fn the_file_and_tcpvsadm_accept_and_refuse_the_same_values() {
     let base = base();
     let cases = cases();
-    assert!(cases.len() >= 60, "only {} cases", cases.len());
+    assert!(cases.len() >= 85, "only {} cases", cases.len());
     let mut failures = Vec::new();
     for case in cases {
         let (file, _) = through_toml(&case.toml);
@@ -367,4 +397,79 @@ fn ktcpvs_http_scheduler_is_wlc_both_ways() {
         assert_eq!(table.spec.services[0].scheduler, SchedulerKind::Wlc);
         assert_eq!(table.services[0].scheduler.kind(), SchedulerKind::Wlc);
     }
+}
+
+/// tcpvsadm refuses a scheduler's bad options itself, before any daemon
+/// sees them, with the file's message, whenever it knows the scheduler.
+#[test]
+fn tcpvsadm_refuses_bad_scheduler_options_itself() {
+    let refused: Vec<Case> = cases()
+        .into_iter()
+        .filter(|case| case.field == "scheduler options" && !case.accepted)
+        .collect();
+    assert!(refused.len() >= 20, "only {} cases", refused.len());
+    for case in refused {
+        let (file, _) = through_toml(&case.toml);
+        let local = args::parse(case.adm.iter().cloned()).map(|_| ());
+        assert_eq!(
+            local.map_err(|usage| usage.0),
+            file,
+            "{}: refused by tcpvsadm itself, as by the file",
+            case.value
+        );
+    }
+    // `-A` without `-s`: the default scheduler's options.
+    let add = words(&["-A", "-i", "new", "-l", "127.0.0.1:0"]);
+    let with = |options: &str| {
+        let mut line = add.clone();
+        line.extend(words(&["--sched-opt", options]));
+        args::parse(line).map(|_| ()).map_err(|usage| usage.0)
+    };
+    assert_eq!(
+        with("low=25"),
+        Err("scheduler wlc of service `new`: unknown option `low` (wlc takes none)".into())
+    );
+}
+
+/// `tcpvsadm -f FILE` with a bad scheduler option: refused by tcpvsadm
+/// itself (exit 2, a usage error) at the option's line of the file, and the
+/// running table is left as it was.
+#[test]
+fn tcpvsadm_load_refuses_a_bad_scheduler_option_at_its_line() {
+    use common::daemon::{Daemon, Scratch};
+
+    let daemon = Daemon::with_config("sched-opt-load", "log_level = \"warn\"\n");
+    daemon.ok("-A -i old -l 127.0.0.1:0");
+    let before = daemon.ok("-S");
+    let scratch = Scratch::new("sched-opt-file");
+    let good = File {
+        service: "scheduler = \"lard\"\n".into(),
+        sched_opts: "high = 40\nlow = 10\n".into(),
+        ..File::default()
+    };
+    let bad = File {
+        service: good.service.clone(),
+        sched_opts: "high = 40\nlow = 70\n".into(),
+        ..File::default()
+    };
+    let path = scratch.write("bad.toml", &bad.text());
+    let output = daemon.adm(&format!("-f {}", path.display()));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // [[service]], ident, listen, scheduler, [service.sched_opts], high, low.
+    let expected = format!(
+        "tcpvsadm: {}:6: service[0].sched_opts.high: scheduler lard of service `web`: \
+         low=70 must be below high=40",
+        path.display()
+    );
+    assert_eq!(stderr.trim(), expected, "{}", bad.text());
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(daemon.ok("-S"), before, "the table changed");
+    // The same file with a good option loads.
+    let path = scratch.write("good.toml", &good.text());
+    daemon.ok(&format!("-f {}", path.display()));
+    let saved = daemon.ok("-S");
+    assert!(
+        saved.contains("-s lard --sched-opt high=40,low=10"),
+        "{saved}"
+    );
 }

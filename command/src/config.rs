@@ -13,8 +13,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::spec::{
-    Limits, Protocol, RuleSpec, SchedulerKind, ServerAddr, ServerSpec, ServiceSpec, Settings, Site,
-    TableError, TableSpec, Timeouts, Weight,
+    Limits, Protocol, RuleSpec, ServerAddr, ServerSpec, ServiceSpec, Settings, Site, TableError,
+    TableSpec, Timeouts, Weight,
 };
 use crate::validate;
 
@@ -215,7 +215,7 @@ fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
         Some(p) => validate::protocol(p.get_ref()).map_err(|e| invalid(p, &key("protocol"), e))?,
     };
     let scheduler = match &raw.scheduler {
-        None => SchedulerKind::Wlc,
+        None => ServiceSpec::DEFAULT_SCHEDULER,
         Some(s) => {
             validate::scheduler(s.get_ref()).map_err(|e| invalid(s, &key("scheduler"), e))?
         }
@@ -270,13 +270,24 @@ fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
         .iter()
         .flatten()
         .map(|(name, value)| {
-            let text = match value {
+            let text = match value.get_ref() {
                 toml::Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            (name.clone(), text)
+            (name.get_ref().clone(), text)
         })
         .collect();
+    // Checked for the algorithm they go to, at the line of the option at fault.
+    if let Err(refused) = validate::sched_opts(scheduler, &sched_opts) {
+        let given = raw.sched_opts.iter().flatten();
+        let span = given
+            .map(|(name, value)| (name.get_ref(), value.span()))
+            .find(|(name, _)| **name == refused.option)
+            .map_or_else(|| raw.ident.span(), |(_, span)| span);
+        let key = key(&format!("sched_opts.{}", refused.option));
+        let error = refused.of_service(&ident, scheduler);
+        return Err((span, key, error.to_string()));
+    }
     let persistent = match &raw.persistent {
         None => None,
         Some(p) => {
@@ -445,7 +456,7 @@ struct RawService {
     forwarded_proto: Option<Spanned<String>>,
     enabled: Option<bool>,
     persistent: Option<Spanned<String>>,
-    sched_opts: Option<std::collections::BTreeMap<String, toml::Value>>,
+    sched_opts: Option<std::collections::BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
     default: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     server: Vec<RawServer>,
@@ -471,6 +482,7 @@ struct RawRule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::SchedulerKind;
     use std::time::Duration;
 
     const GOOD: &str = r#"
@@ -616,6 +628,41 @@ servers = ["127.0.0.1:9002"]
             error_of(&text),
             "t.toml:13: service[0].default: an empty default set sends unmatched requests \
              nowhere: leave `default` out to send them to every real server"
+        );
+    }
+
+    #[test]
+    fn scheduler_options_are_checked_at_the_line_of_the_option() {
+        let default = "default = [\"127.0.0.1:9001\"]";
+        let lard = GOOD.replace("\"rr\"", "\"lard\"").replace(
+            default,
+            &format!("{default}\n[service.sched_opts]\nhigh = 40\nlow = 70"),
+        );
+        assert_eq!(
+            error_of(&lard),
+            "t.toml:15: service[0].sched_opts.high: scheduler lard of service `web`: \
+             low=70 must be below high=40"
+        );
+        assert_eq!(
+            error_of(&lard.replace("high = 40\n", "")),
+            "t.toml:15: service[0].sched_opts.low: scheduler lard of service `web`: \
+             low=70 must be below high=65"
+        );
+        assert_eq!(
+            error_of(&lard.replace("low = 70", "dynamic = \"(\"")),
+            "t.toml:16: service[0].sched_opts.dynamic: scheduler lard of service `web`: \
+             option dynamic: invalid pattern `(`: error: unclosed group"
+        );
+        assert_eq!(
+            error_of(&lard.replace("low = 70", "hold = \"2m\"")),
+            "t.toml:16: service[0].sched_opts.hold: scheduler lard of service `web`: \
+             unknown option `hold` (lard takes low, high, dynamic, targets)"
+        );
+        let config = parse(&lard.replace("low = 70", "low = 10"), Path::new("t.toml")).unwrap();
+        let options = &config.table.services[0].sched_opts;
+        assert_eq!(
+            (options["low"].as_str(), options["high"].as_str()),
+            ("10", "40")
         );
     }
 

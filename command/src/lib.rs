@@ -1,12 +1,13 @@
 //! tcpvs's control language, shared by tcpvsd and tcpvsadm: the table as data
-//! (`spec`), one validator per field (`validate`), the verbs tcpvsadm sends and
-//! the daemon applies (`verb`), the TOML file format (`config`) and what a
-//! listing shows (`view`). No I/O and no runtime: tcpvsadm links this and its
+//! (`spec`), one validator per field (`validate`; a scheduler's options in
+//! `sched_opts`), the verbs tcpvsadm sends and the daemon applies (`verb`),
+//! the TOML file format (`config`) and what a listing shows (`view`). No I/O and no runtime: tcpvsadm links this and its
 //! socket, nothing of the data plane.
 
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod sched_opts;
 pub mod spec;
 pub mod validate;
 pub mod verb;

@@ -287,7 +287,8 @@ pub struct ServiceSpec {
     pub listen: SocketAddr,
     pub protocol: Protocol,
     pub scheduler: SchedulerKind,
-    /// Scheduler parameters (`--sched-opt low=25,high=65`), checked by the scheduler.
+    /// Scheduler parameters (`--sched-opt low=25,high=65`) as given; their
+    /// typed values come from [`validate::sched_opts`].
     pub sched_opts: SchedOptions,
     /// Whether the service accepts connections (`tcpvsadm --start/--stop`).
     pub enabled: bool,
@@ -304,13 +305,16 @@ pub struct ServiceSpec {
 }
 
 impl ServiceSpec {
+    /// The scheduler of a service that names none.
+    pub const DEFAULT_SCHEDULER: SchedulerKind = SchedulerKind::Wlc;
+
     /// A started `http` service scheduled by `wlc`, with no servers or rules.
     pub fn new(ident: ServiceId, listen: SocketAddr) -> Self {
         Self {
             ident,
             listen,
             protocol: Protocol::Http,
-            scheduler: SchedulerKind::Wlc,
+            scheduler: Self::DEFAULT_SCHEDULER,
             sched_opts: SchedOptions::new(),
             enabled: true,
             persistent: None,
@@ -420,8 +424,8 @@ pub enum TableError {
 impl TableSpec {
     /// Everything about the table that can be told without building it:
     /// duplicate services, listeners and servers, rule patterns and their
-    /// capture groups, rules and default sets naming unknown servers. (The
-    /// scheduler's own options are checked by the scheduler when built.)
+    /// capture groups, rules and default sets naming unknown servers, the
+    /// scheduler's options.
     pub fn check(&self) -> Result<(), (Site, TableError)> {
         for (index, service) in self.services.iter().enumerate() {
             let before = &self.services[..index];
@@ -447,6 +451,10 @@ impl TableSpec {
 
 impl ServiceSpec {
     fn check(&self, index: usize) -> Result<(), (Site, TableError)> {
+        if let Err(refused) = validate::sched_opts(self.scheduler, &self.sched_opts) {
+            let error = refused.of_service(&self.ident, self.scheduler);
+            return Err((Site::Service(index), error));
+        }
         for (i, server) in self.servers.iter().enumerate() {
             if self.servers[..i].iter().any(|s| s.addr == server.addr) {
                 let error = TableError::DuplicateServer(self.ident.clone(), server.addr);
@@ -485,5 +493,30 @@ impl ServiceSpec {
             return Err((Site::Default(index), error));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_refuses_a_schedulers_bad_options() {
+        let ident = validate::ident("web").unwrap();
+        let mut service = ServiceSpec::new(ident, "127.0.0.1:80".parse().unwrap());
+        service.scheduler = SchedulerKind::Chash;
+        service.sched_opts = [("factor".to_string(), "99".to_string())].into();
+        let mut table = TableSpec {
+            services: vec![service],
+            ..TableSpec::default()
+        };
+        let (site, error) = table.check().unwrap_err();
+        assert_eq!(site, Site::Service(0));
+        assert_eq!(
+            error.to_string(),
+            "scheduler chash of service `web`: option factor=99: give a number from 100 to 1000"
+        );
+        table.services[0].sched_opts = [("factor".to_string(), "100".to_string())].into();
+        assert_eq!(table.check(), Ok(()));
     }
 }

@@ -6,7 +6,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::spec::{Protocol, SchedulerKind, ServerAddr, ServiceId, TableError, Weight};
+use crate::sched_opts::{self, SchedOptionError, SchedParams};
+use crate::spec::{
+    Protocol, SchedOptions, SchedulerKind, ServerAddr, ServiceId, TableError, Weight,
+};
 
 /// A service ident: 1 to 16 letters, digits, `-`, `_` or `.`.
 pub fn ident(text: &str) -> Result<ServiceId, TableError> {
@@ -130,22 +133,34 @@ pub fn pattern(text: &str) -> Result<usize, TableError> {
     if text.is_empty() {
         return Err(TableError::EmptyPattern);
     }
-    let hir = regex_syntax::Parser::new().parse(text).map_err(|e| {
-        // The parser's message spans lines; its last line says what is wrong.
-        let reason = e
-            .to_string()
+    let hir = pattern_syntax(text).map_err(|reason| TableError::BadPattern {
+        pattern: text.to_string(),
+        reason: reason.trim_start_matches("error: ").to_string(),
+    })?;
+    Ok(hir.properties().explicit_captures_len())
+}
+
+/// A regular expression parsed as the daemon's regex engine parses it; when
+/// refused, the last line of the parser's message (it spans lines, and its
+/// last says what is wrong).
+pub fn pattern_syntax(text: &str) -> Result<regex_syntax::hir::Hir, String> {
+    regex_syntax::Parser::new().parse(text).map_err(|e| {
+        e.to_string()
             .lines()
             .rev()
             .find(|line| !line.trim().is_empty())
             .unwrap_or("invalid regex")
-            .trim_start_matches("error: ")
-            .to_string();
-        TableError::BadPattern {
-            pattern: text.to_string(),
-            reason,
-        }
-    })?;
-    Ok(hir.properties().explicit_captures_len())
+            .trim()
+            .to_string()
+    })
+}
+
+/// A scheduler's options, read for its algorithm: see [`crate::sched_opts`].
+pub fn sched_opts(
+    kind: SchedulerKind,
+    given: &SchedOptions,
+) -> Result<SchedParams, SchedOptionError> {
+    sched_opts::read(kind, given)
 }
 
 /// KTCPVS's `-m N`: a capture group number, 0 to 99.

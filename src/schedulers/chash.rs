@@ -17,17 +17,15 @@
 //! A request without its key (no such header or cookie) lands at points
 //! spread evenly round the ring, where HAProxy would use round robin.
 
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::candidate_sets::CandidateSets;
 use super::hash::StableHasher;
-use super::{Options, RequestInfo, Scheduler, SchedulerKind};
+use super::{RequestInfo, Scheduler, SchedulerKind};
 use crate::table::{RealServer, ServerAddr, Weight};
 
-/// The load bound when the service sets none, in percent of the fair share.
-const DEFAULT_FACTOR: u32 = 200;
+pub use tcpvs_command::sched_opts::HashKey;
 
 /// Ring points per unit of weight: enough that equal servers get shares
 /// within a few percent of each other.
@@ -46,73 +44,30 @@ pub struct ConsistentHash {
     spread: AtomicU64,
 }
 
-/// What a request is hashed by (`key=`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HashKey {
-    /// The target without its query.
-    Path,
-    /// The whole target, query included.
-    Url,
-    /// The host the request names, case folded.
-    Host,
-    /// The value of a header field.
-    Header(String),
-    /// The value of a cookie.
-    Cookie(String),
-    /// The client's IP address.
-    Source,
-}
-
-impl FromStr for HashKey {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        let named = |name: &str, make: fn(String) -> HashKey| match name.trim() {
-            "" => Err(format!("option key={text}: give a name after the colon")),
-            name => Ok(make(name.to_string())),
-        };
-        match text.trim().split_once(':') {
-            Some(("header", name)) => named(name, HashKey::Header),
-            Some(("cookie", name)) => named(name, HashKey::Cookie),
-            _ => match text.trim() {
-                "path" => Ok(HashKey::Path),
-                "url" => Ok(HashKey::Url),
-                "host" => Ok(HashKey::Host),
-                "source" => Ok(HashKey::Source),
-                _ => Err(format!(
-                    "option key={text}: give path, url, host, header:NAME, cookie:NAME or source"
-                )),
-            },
-        }
-    }
-}
-
-impl HashKey {
-    /// The stable hash of this key in `request`; `None` when the request
-    /// lacks it (an absent or empty header, cookie or host).
-    fn hash(&self, request: &RequestInfo<'_>) -> Option<u64> {
-        let text = |text: &str| StableHasher::new().write(text.as_bytes()).finish();
-        let present = |value: &str| !value.is_empty();
-        match self {
-            HashKey::Path => Some(text(request.path.split('?').next().unwrap_or(""))),
-            HashKey::Url => Some(text(request.path)),
-            HashKey::Host => request.host.filter(|h| present(h)).map(|host| {
-                let folded = host.bytes().map(|b| b.to_ascii_lowercase());
-                StableHasher::new().write_iter(folded).finish()
-            }),
-            HashKey::Header(name) => request
-                .headers
-                .header(name)
-                .filter(|v| present(v))
-                .map(text),
-            HashKey::Cookie(name) => request
-                .headers
-                .header("cookie")
-                .and_then(|cookies| cookie(cookies, name))
-                .filter(|v| present(v))
-                .map(text),
-            HashKey::Source => Some(StableHasher::new().write_ip(request.client).finish()),
-        }
+/// The stable hash of `key` in `request`; `None` when the request lacks it
+/// (an absent or empty header, cookie or host).
+fn key_hash(key: &HashKey, request: &RequestInfo<'_>) -> Option<u64> {
+    let text = |text: &str| StableHasher::new().write(text.as_bytes()).finish();
+    let present = |value: &str| !value.is_empty();
+    match key {
+        HashKey::Path => Some(text(request.path.split('?').next().unwrap_or(""))),
+        HashKey::Url => Some(text(request.path)),
+        HashKey::Host => request.host.filter(|h| present(h)).map(|host| {
+            let folded = host.bytes().map(|b| b.to_ascii_lowercase());
+            StableHasher::new().write_iter(folded).finish()
+        }),
+        HashKey::Header(name) => request
+            .headers
+            .header(name)
+            .filter(|v| present(v))
+            .map(text),
+        HashKey::Cookie(name) => request
+            .headers
+            .header("cookie")
+            .and_then(|cookies| cookie(cookies, name))
+            .filter(|v| present(v))
+            .map(text),
+        HashKey::Source => Some(StableHasher::new().write_ip(request.client).finish()),
     }
 }
 
@@ -177,16 +132,6 @@ impl ConsistentHash {
         }
     }
 
-    /// Reads `key` and `factor`.
-    pub fn from_options(options: &mut Options<'_>) -> Result<Self, String> {
-        let key = match options.text("key") {
-            Some(text) => text.parse()?,
-            None => HashKey::Path,
-        };
-        let factor = options.number("factor", DEFAULT_FACTOR, 100..=1000)?;
-        Ok(Self::new(key, factor))
-    }
-
     fn ring(&self, candidates: &[Arc<RealServer>]) -> Arc<Ring> {
         let mut rings = self.rings.lock().unwrap_or_else(PoisonError::into_inner);
         let servers = candidates.iter().map(|server| &**server);
@@ -223,7 +168,7 @@ impl Scheduler for ConsistentHash {
             u128::from(server.state.active()) * 100 * u128::from(weight)
                 < bound * u128::from(server.weight.0)
         };
-        let hash = self.key.hash(request).unwrap_or_else(|| {
+        let hash = key_hash(&self.key, request).unwrap_or_else(|| {
             let n = self.spread.fetch_add(1, Ordering::Relaxed);
             n.wrapping_mul(0x9e37_79b9_7f4a_7c15)
         });
@@ -275,28 +220,6 @@ mod tests {
         assert!(build(&[("factor", "99")])
             .unwrap_err()
             .contains("100 to 1000"));
-        let parsed: Vec<HashKey> = [
-            "path",
-            "url",
-            "host",
-            "header:X-User",
-            "cookie:sid",
-            "source",
-        ]
-        .iter()
-        .map(|k| k.parse().unwrap())
-        .collect();
-        assert_eq!(
-            parsed,
-            [
-                HashKey::Path,
-                HashKey::Url,
-                HashKey::Host,
-                HashKey::Header("X-User".into()),
-                HashKey::Cookie("sid".into()),
-                HashKey::Source
-            ]
-        );
     }
 
     #[test]
@@ -309,7 +232,7 @@ mod tests {
             headers: &headers,
         };
         let text = |t: &str| StableHasher::new().write(t.as_bytes()).finish();
-        let hash = |key: &str| key.parse::<HashKey>().unwrap().hash(&request);
+        let hash = |key: &str| key_hash(&key.parse().unwrap(), &request);
         assert_eq!(hash("path"), Some(text("/a/b")));
         assert_eq!(hash("url"), Some(text("/a/b?x=1")));
         assert_eq!(hash("host"), Some(text("www.example.com")));

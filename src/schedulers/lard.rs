@@ -15,12 +15,12 @@
 //! weight, so heterogeneous servers get their share.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use regex::Regex;
+use tcpvs_command::sched_opts::{self, LardOptions};
 
 use super::lard_map::TargetMap;
-use super::{least_by, Options, RequestInfo, Rotation, Scheduler, SchedulerKind};
+use super::{least_by, RequestInfo, Rotation, Scheduler, SchedulerKind};
 use crate::table::{RealServer, ServerAddr};
 
 /// The parameters shared by LARD and LARD/R.
@@ -37,18 +37,19 @@ pub struct Thresholds {
 }
 
 impl Thresholds {
-    /// Reads `low`, `high`, `dynamic` and `targets` from the options.
-    pub fn read(options: &mut Options<'_>) -> Result<Self, String> {
-        let low = options.number("low", 25u32, 0..=1_000_000)?;
-        let high = options.number("high", 65u32, 1..=1_000_000)?;
-        if low >= high {
-            return Err(format!("low={low} must be below high={high}"));
-        }
+    /// LARD's options, checked by the command crate; only the `dynamic`
+    /// pattern's compilation (its compiled size) can still fail here.
+    pub fn new(options: &LardOptions) -> Result<Self, String> {
+        let dynamic = Regex::new(&options.dynamic).map_err(|e| {
+            let reason = e.to_string();
+            let last = reason.lines().last().unwrap_or("invalid regex").trim();
+            sched_opts::bad_dynamic(&options.dynamic, last).reason
+        })?;
         Ok(Self {
-            low,
-            high,
-            dynamic: options.regex("dynamic", r"^/cgi-bin/|\?")?,
-            targets: options.number("targets", 1_000_000usize, 1..=100_000_000)?,
+            low: options.low,
+            high: options.high,
+            dynamic,
+            targets: options.targets,
         })
     }
 
@@ -161,23 +162,20 @@ impl Scheduler for Lard {
     }
 }
 
-/// How long LARD/R waits before shrinking a stable set (seed 000's K).
-pub const DEFAULT_HOLD: Duration = Duration::from_secs(60);
-
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
-    use super::super::{pick_server, Pick, SchedOptions};
+    use super::super::{pick_server, Pick};
     use super::*;
     use std::net::IpAddr;
 
     fn lard(low: u32, high: u32) -> Lard {
-        let given: SchedOptions = [("low", low.to_string()), ("high", high.to_string())]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
-        let mut options = Options::new(SchedulerKind::Lard, &given);
-        Lard::new(Thresholds::read(&mut options).unwrap())
+        let options = LardOptions {
+            low,
+            high,
+            ..lard_options()
+        };
+        Lard::new(Thresholds::new(&options).unwrap())
     }
 
     fn pick(lard: &Lard, servers: &[Arc<RealServer>], path: &str) -> Pick {
@@ -252,13 +250,30 @@ mod tests {
     }
 
     #[test]
-    fn thresholds_are_checked() {
-        let given: SchedOptions = [("low".to_string(), "70".to_string())]
-            .into_iter()
-            .collect();
-        let mut options = Options::new(SchedulerKind::Lard, &given);
-        assert!(Thresholds::read(&mut options)
-            .unwrap_err()
-            .contains("below high"));
+    fn a_dynamic_pattern_too_big_to_compile_is_refused() {
+        // Its syntax is fine (the command crate takes it); its size is not.
+        let options = LardOptions {
+            dynamic: r"\w{1000}\w{1000}\w{1000}".to_string(),
+            ..lard_options()
+        };
+        assert!(sched_opts::read(SchedulerKind::Lard, &given(&options)).is_ok());
+        let refused = Thresholds::new(&options).unwrap_err();
+        assert!(
+            refused.starts_with(r"option dynamic: invalid pattern `\w{1000}"),
+            "{refused}"
+        );
+    }
+
+    fn lard_options() -> LardOptions {
+        LardOptions {
+            low: 25,
+            high: 65,
+            dynamic: sched_opts::DEFAULT_DYNAMIC.to_string(),
+            targets: 1000,
+        }
+    }
+
+    fn given(options: &LardOptions) -> super::super::SchedOptions {
+        [("dynamic".to_string(), options.dynamic.clone())].into()
     }
 }

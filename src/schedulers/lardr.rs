@@ -8,9 +8,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::lard::{least_loaded, TargetHasher, Thresholds, DEFAULT_HOLD};
+use tcpvs_command::sched_opts::LardrOptions;
+
+use super::lard::{least_loaded, TargetHasher, Thresholds};
 use super::lard_map::TargetMap;
-use super::{Options, RequestInfo, Rotation, Scheduler, SchedulerKind};
+use super::{RequestInfo, Rotation, Scheduler, SchedulerKind};
 use crate::table::{RealServer, ServerAddr};
 
 /// The servers of one target, and when the set last changed.
@@ -30,14 +32,13 @@ pub struct LardReplicated {
 }
 
 impl LardReplicated {
-    /// Reads LARD's options plus `hold` (K, in seconds or with a unit).
-    pub fn from_options(options: &mut Options<'_>) -> Result<Self, String> {
-        let thresholds = Thresholds::read(options)?;
-        let hold = options.duration("hold", DEFAULT_HOLD)?;
+    /// LARD's thresholds plus `hold` (K), checked by the command crate.
+    pub fn new(options: &LardrOptions) -> Result<Self, String> {
+        let thresholds = Thresholds::new(&options.lard)?;
         Ok(Self {
             sets: TargetMap::new(thresholds.targets),
             thresholds,
-            hold,
+            hold: options.hold,
             hasher: TargetHasher::default(),
             ties: Rotation::default(),
         })
@@ -139,19 +140,18 @@ impl Scheduler for LardReplicated {
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
-    use super::super::SchedOptions;
     use super::*;
+    use tcpvs_command::sched_opts::{LardOptions, DEFAULT_DYNAMIC};
 
     fn lardr(low: u32, high: u32, hold_ms: u64) -> LardReplicated {
-        let given: SchedOptions = [
-            ("low", low.to_string()),
-            ("high", high.to_string()),
-            ("hold", format!("{hold_ms}ms")),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        LardReplicated::from_options(&mut Options::new(SchedulerKind::Lardr, &given)).unwrap()
+        let lard = LardOptions {
+            low,
+            high,
+            dynamic: DEFAULT_DYNAMIC.to_string(),
+            targets: 1000,
+        };
+        let hold = Duration::from_millis(hold_ms);
+        LardReplicated::new(&LardrOptions { lard, hold }).unwrap()
     }
 
     #[test]

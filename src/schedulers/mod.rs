@@ -15,7 +15,6 @@ mod lard_map;
 mod lardr;
 mod lc;
 mod nq;
-mod options;
 mod persist;
 mod rr;
 mod sed;
@@ -37,7 +36,6 @@ pub use lard::Lard;
 pub use lardr::LardReplicated;
 pub use lc::LeastConnection;
 pub use nq::NeverQueue;
-pub use options::Options;
 pub use persist::Persistence;
 pub use rr::RoundRobin;
 pub use sed::ShortestExpectedDelay;
@@ -116,6 +114,7 @@ pub trait Scheduler: Send + Sync + fmt::Debug {
 }
 
 pub use tcpvs_command::spec::{SchedulerKind, UnknownScheduler};
+use tcpvs_command::{sched_opts::SchedParams, validate};
 
 /// Makes a running scheduler of a kind named in the table spec.
 pub trait BuildScheduler {
@@ -125,21 +124,22 @@ pub trait BuildScheduler {
 
 impl BuildScheduler for SchedulerKind {
     fn build(self, given: &SchedOptions) -> Result<Arc<dyn Scheduler>, String> {
-        let mut options = Options::new(self, given);
-        let scheduler: Arc<dyn Scheduler> = match self {
-            SchedulerKind::Rr => Arc::new(RoundRobin::default()),
-            SchedulerKind::Wlc => Arc::new(WeightedLeastConnection::default()),
-            SchedulerKind::Lard => Arc::new(Lard::new(lard::Thresholds::read(&mut options)?)),
-            SchedulerKind::Lardr => Arc::new(LardReplicated::from_options(&mut options)?),
-            SchedulerKind::Wrr => Arc::new(WeightedRoundRobin::default()),
-            SchedulerKind::Lc => Arc::new(LeastConnection::default()),
-            SchedulerKind::Sed => Arc::new(ShortestExpectedDelay::default()),
-            SchedulerKind::Nq => Arc::new(NeverQueue::default()),
-            SchedulerKind::Sh => Arc::new(SourceHash),
-            SchedulerKind::Chash => Arc::new(ConsistentHash::from_options(&mut options)?),
-        };
-        options.finish()?;
-        Ok(scheduler)
+        // Read and checked by the command crate, as both front ends do.
+        let params = validate::sched_opts(self, given).map_err(|refused| refused.reason)?;
+        Ok(match params {
+            SchedParams::Rr => Arc::new(RoundRobin::default()),
+            SchedParams::Wrr => Arc::new(WeightedRoundRobin::default()),
+            SchedParams::Lc => Arc::new(LeastConnection::default()),
+            SchedParams::Wlc => Arc::new(WeightedLeastConnection::default()),
+            SchedParams::Sed => Arc::new(ShortestExpectedDelay::default()),
+            SchedParams::Nq => Arc::new(NeverQueue::default()),
+            SchedParams::Sh => Arc::new(SourceHash),
+            SchedParams::Chash(options) => {
+                Arc::new(ConsistentHash::new(options.key, options.factor))
+            }
+            SchedParams::Lard(options) => Arc::new(Lard::new(lard::Thresholds::new(&options)?)),
+            SchedParams::Lardr(options) => Arc::new(LardReplicated::new(&options)?),
+        })
     }
 }
 
@@ -341,6 +341,40 @@ mod tests {
             assert_eq!(kind.name().parse::<SchedulerKind>(), Ok(kind));
         }
         assert!("lblc".parse::<SchedulerKind>().is_err());
+    }
+
+    #[test]
+    fn the_options_given_reach_the_scheduler() {
+        let built = |kind: SchedulerKind, pairs: &[(&str, &str)]| {
+            let given: SchedOptions = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            format!("{:?}", kind.build(&given).unwrap())
+        };
+        let lard = [
+            ("low", "3"),
+            ("high", "9"),
+            ("dynamic", "^/x"),
+            ("targets", "7"),
+        ];
+        let lardr = built(
+            SchedulerKind::Lardr,
+            &[&lard[..], &[("hold", "90")]].concat(),
+        );
+        for part in ["low: 3, high: 9", r#"dynamic: Regex("^/x")"#, "targets: 7"] {
+            assert!(lardr.contains(part), "{part} in {lardr}");
+            assert!(built(SchedulerKind::Lard, &lard).contains(part), "{part}");
+        }
+        assert!(lardr.contains("hold: 90s"), "{lardr}");
+        let chash = built(
+            SchedulerKind::Chash,
+            &[("key", "cookie:sid"), ("factor", "150")],
+        );
+        assert!(
+            chash.contains(r#"key: Cookie("sid"), factor: 150"#),
+            "{chash}"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 use tcpvs_command::validate;
-use tcpvs_command::{RuleArgs, ServerArgs, ServiceArgs, TableError, Verb};
+use tcpvs_command::{RuleArgs, ServerArgs, ServiceArgs, ServiceSpec, TableError, Verb};
 
 pub const USAGE: &str = "\
 usage:
@@ -264,11 +264,27 @@ fn build(
             if op == Op::AddService && listen.is_none() {
                 return Err(usage("-A needs -l address[:port] or -P port"));
             }
+            let scheduler = take("scheduler");
+            let sched_opts = take("sched-opt").map(|o| sched_opts(&o)).transpose()?;
+            if let Some(given) = &sched_opts {
+                // The options of a scheduler known here (named, or -A's
+                // default); those of -E alone go to the service's own
+                // scheduler, which only tcpvsd knows.
+                let kind = match &scheduler {
+                    Some(name) => validate::scheduler(name).ok(),
+                    None => (op == Op::AddService).then_some(ServiceSpec::DEFAULT_SCHEDULER),
+                };
+                if let Some(kind) = kind {
+                    let service = validate::ident(&ident).map_err(invalid)?;
+                    validate::sched_opts(kind, given)
+                        .map_err(|refused| invalid(refused.of_service(&service, kind)))?;
+                }
+            }
             let args = ServiceArgs {
                 ident,
                 listen: listen.map(|a| a.to_string()),
-                scheduler: take("scheduler"),
-                sched_opts: take("sched-opt").map(|o| sched_opts(&o)).transpose()?,
+                scheduler,
+                sched_opts,
                 protocol: take("protocol"),
                 forwarded_proto: take("forwarded-proto")
                     .map(|p| checked(&p, validate::forwarded_proto))
@@ -574,7 +590,8 @@ mod tests {
             panic!()
         };
         assert_eq!(args.listen.as_deref(), Some("127.0.0.1:8080"));
-        let Verb::AddService(args) = verb("-A -i web -l127.0.0.1 -P 81 --sched-opt low=25,high=65")
+        let Verb::AddService(args) =
+            verb("-A -i web -l127.0.0.1 -P 81 -s lard --sched-opt low=25,high=65")
         else {
             panic!()
         };
@@ -588,6 +605,36 @@ mod tests {
         assert_eq!(options["dynamic"], r"^/\d{1,3}/");
         assert_eq!(options["low"], "5");
         assert!(error("-E -i web --sched-opt ,x").contains("`x` is not name=value"));
+    }
+
+    #[test]
+    fn sched_options_checked_for_a_scheduler_known_here() {
+        assert_eq!(
+            error("-E -i web -s lard --sched-opt low=70"),
+            "scheduler lard of service `web`: low=70 must be below high=65"
+        );
+        assert_eq!(
+            error("-A -i web -P 80 --sched-opt low=25"),
+            "scheduler wlc of service `web`: unknown option `low` (wlc takes none)"
+        );
+        assert_eq!(
+            error("-E -i web -s phttp --sched-opt low=25"),
+            "scheduler wlc of service `web`: unknown option `low` (wlc takes none)"
+        );
+        assert!(error("-A -i web -P 80 -s chash --sched-opt key=query").contains("header:NAME"));
+        // The service's own scheduler, or a name it does not know: tcpvsd says.
+        let Verb::EditService(args) = verb("-E -i web --sched-opt low=25") else {
+            panic!()
+        };
+        assert_eq!(args.sched_opts.unwrap()["low"], "25");
+        assert!(matches!(
+            verb("-E -i web -s nosuch --sched-opt low=25"),
+            Verb::EditService(_)
+        ));
+        assert!(matches!(
+            verb("-A -i web -P 80 -s lardr --sched-opt hold=2m,low=10"),
+            Verb::AddService(_)
+        ));
     }
 
     #[test]
