@@ -331,12 +331,12 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
         ),
         (
             "-E -i web -s lard --sched-opt low=70".into(),
-            1,
+            2,
             "low=70 must be below high=65",
         ),
         (
             "-E -i web -s lard --sched-opt high=lots".into(),
-            1,
+            2,
             "option high=lots: give a number",
         ),
         ("-E -i web --persistent soon".into(), 2, "give seconds"),
