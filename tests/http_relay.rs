@@ -25,6 +25,16 @@ fn proxy_with_timeouts(addr: SocketAddr, edit: impl FnOnce(&mut Timeouts)) -> Pr
     start_proxy(service(&[(addr, 1)], &[]), settings)
 }
 
+/// A client connected to a proxy over one server that answers "s", with the
+/// timeouts `edit` changes; the server and the proxy live as long as their
+/// handles.
+fn client_of_one_server(edit: impl FnOnce(&mut Timeouts)) -> (TestServer, Proxy, Client) {
+    let server = TestServer::named("s");
+    let proxy = proxy_with_timeouts(server.addr, edit);
+    let client = Client::connect(proxy.addr());
+    (server, proxy, client)
+}
+
 /// An address on which nothing listens (bound, then released).
 fn dead_address() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -453,9 +463,7 @@ fn server_dying_mid_body_cuts_the_client() {
 #[test]
 fn head_deadline_is_absolute() {
     const HEAD: Duration = Duration::from_millis(500);
-    let server = TestServer::named("s");
-    let proxy = proxy_with_timeouts(server.addr, |t| t.head = HEAD);
-    let mut client = Client::connect(proxy.addr());
+    let (server, _proxy, mut client) = client_of_one_server(|t| t.head = HEAD);
     // A byte every 100 ms for up to 5 s: an idle timer would not fire while
     // it lasts, the absolute deadline does.
     let head = format!(
@@ -715,9 +723,7 @@ const GET: &str = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
 #[test]
 fn keepalive_timeout_closes_an_idle_client_after_it_not_before() {
     const KEEPALIVE: Duration = Duration::from_millis(800);
-    let server = TestServer::named("s");
-    let proxy = proxy_with_timeouts(server.addr, |t| t.keepalive = KEEPALIVE);
-    let mut client = Client::connect(proxy.addr());
+    let (server, _proxy, mut client) = client_of_one_server(|t| t.keepalive = KEEPALIVE);
     assert_eq!(client.exchange(GET).status, 200);
     // Idle for half the timeout: still open, and the next request is served.
     assert_eq!(client.ending(KEEPALIVE / 2), Ending::Open);
@@ -816,10 +822,8 @@ fn connect_timeout_moves_on_to_the_next_server() {
 #[test]
 fn pool_idle_timeout_ends_the_reuse_of_a_server_connection() {
     const POOL_IDLE: Duration = Duration::from_millis(800);
-    let server = TestServer::named("s");
-    let proxy = proxy_with_timeouts(server.addr, |t| t.pool_idle = POOL_IDLE);
+    let (server, _proxy, mut client) = client_of_one_server(|t| t.pool_idle = POOL_IDLE);
     // One client connection: its requests stay on one worker and its pool.
-    let mut client = Client::connect(proxy.addr());
     assert_eq!(client.exchange(GET).status, 200);
     assert_eq!(server.connection_count(), 1);
     // The sleeps are the idle times under test, not synchronisation.
@@ -845,9 +849,7 @@ fn pool_idle_timeout_ends_the_reuse_of_a_server_connection() {
 #[test]
 fn client_timeout_cuts_a_client_that_stops_sending_its_body() {
     const CLIENT: Duration = Duration::from_millis(800);
-    let server = TestServer::named("s");
-    let proxy = proxy_with_timeouts(server.addr, |t| t.client = CLIENT);
-    let mut client = Client::connect(proxy.addr());
+    let (server, _proxy, mut client) = client_of_one_server(|t| t.client = CLIENT);
     client.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhello");
     let stalled = Instant::now();
     assert_eq!(client.ending(CLIENT / 2), Ending::Open, "cut too early");

@@ -20,6 +20,20 @@ fn empty_daemon(name: &str) -> Daemon {
     Daemon::with_config(name, EMPTY)
 }
 
+/// Adds service `web` on 127.0.0.1:0 (with `options`, e.g. `-s rr`) over
+/// `servers`; returns the address it is bound to.
+fn web_over(
+    daemon: &Daemon,
+    options: &str,
+    servers: &[std::net::SocketAddr],
+) -> std::net::SocketAddr {
+    daemon.ok(&format!("-A -i web -l 127.0.0.1:0 {options}"));
+    for server in servers {
+        daemon.ok(&format!("-a -i web -r {server}"));
+    }
+    daemon.bound("web")
+}
+
 /// `-L` without its generation line, live counters and ephemeral ports (a
 /// service on port 0 is bound anew), for comparisons.
 fn shape(listing: &str) -> Vec<String> {
@@ -91,10 +105,7 @@ fn drain_and_edits_under_load_lose_no_request() {
     let daemon = empty_daemon("drain");
     let a = TestServer::named("a");
     let b = TestServer::named("b");
-    daemon.ok("-A -i web -l 127.0.0.1:0");
-    daemon.ok(&format!("-a -i web -r {}", a.addr));
-    daemon.ok(&format!("-a -i web -r {}", b.addr));
-    let web = daemon.bound("web");
+    let web = web_over(&daemon, "", &[a.addr, b.addr]);
 
     // Keep-alive clients run while the table is edited under them; each
     // failure is recorded as what it was.
@@ -184,9 +195,7 @@ fn describe_failure(e: &std::io::Error) -> String {
 fn deleted_or_stopped_service_stops_listening() {
     let daemon = empty_daemon("delete");
     let server = TestServer::named("s");
-    daemon.ok("-A -i web -l 127.0.0.1:0");
-    daemon.ok(&format!("-a -i web -r {}", server.addr));
-    let web = daemon.bound("web");
+    let web = web_over(&daemon, "", &[server.addr]);
     assert_eq!(get(web, "/").status, 200);
     // A keep-alive client connected before the stop keeps working.
     let mut kept = Client::connect(web);
@@ -516,9 +525,7 @@ fn deleting_a_busy_server_lets_its_request_finish() {
         let _ = gate.lock().unwrap().recv_timeout(Duration::from_secs(30));
         Reply::Send(ok("slow but served"))
     });
-    daemon.ok("-A -i web -l 127.0.0.1:0");
-    daemon.ok(&format!("-a -i web -r {}", slow.addr));
-    let web = daemon.bound("web");
+    let web = web_over(&daemon, "", &[slow.addr]);
     let in_flight = std::thread::spawn(move || get(web, "/"));
     let started = Instant::now();
     while slow.requests().is_empty() {
@@ -604,9 +611,7 @@ fn an_idle_keep_alive_client_follows_edits_made_while_it_waited() {
     let daemon = empty_daemon("idle-edit");
     let a = TestServer::named("a");
     let b = TestServer::named("b");
-    daemon.ok("-A -i web -l 127.0.0.1:0 -s rr");
-    daemon.ok(&format!("-a -i web -r {}", a.addr));
-    let web = daemon.bound("web");
+    let web = web_over(&daemon, "-s rr", &[a.addr]);
     let mut client = Client::connect(web);
     assert_eq!(
         client.exchange("GET /1 HTTP/1.1\r\nHost: t\r\n\r\n").status,
@@ -810,9 +815,7 @@ fn del_default_narrows_then_restores_every_server() {
 fn edit_listen_moves_the_service_to_the_new_address() {
     let daemon = empty_daemon("relisten");
     let server = TestServer::named("s");
-    daemon.ok("-A -i web -l 127.0.0.1:0 -s rr");
-    daemon.ok(&format!("-a -i web -r {}", server.addr));
-    let old = daemon.bound("web");
+    let old = web_over(&daemon, "-s rr", &[server.addr]);
     assert_eq!(get(old, "/").text(), "s");
     // Another loopback address, so the new socket cannot be the old one.
     daemon.ok("-E -i web -l 127.0.0.2:0");
