@@ -186,3 +186,23 @@ fn every_rtsp_request_is_logged_once_answered_or_not() {
         assert_eq!(matching, 1, "one line saying {expected}: {lines:#?}");
     }
 }
+
+#[test]
+fn no_access_lines_when_access_log_is_off() {
+    let live = TestServer::named("live");
+    let config = format!(
+        "log_level = \"info\"\naccess_log = false\n\
+         [[service]]\nident = \"web\"\nlisten = \"127.0.0.1:0\"\n\
+         [[service.server]]\naddress = \"{}\"\n",
+        live.addr
+    );
+    let daemon = Daemon::with_config("access-off", &config);
+    let web = daemon.bound("web");
+    assert_eq!(get(web, "/").status, 200);
+    let mut bad = Client::connect(web);
+    bad.send(b"GET / HTTP/1.1\r\n\r\n");
+    assert_eq!(bad.read_response(false).status, 400);
+    // Nothing to wait for: give a line the time it would take to appear.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(access_lines(&daemon), Vec::<String>::new());
+}

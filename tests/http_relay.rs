@@ -963,3 +963,33 @@ fn configured_head_limits_bound_requests_and_responses() {
     let big_answer = "GET /big-answer HTTP/1.1\r\nHost: t\r\n\r\n".to_string();
     assert_eq!(status(big_answer), 502);
 }
+
+/// README: `pool_idle` closes an idle server connection once it is that old,
+/// even when no request comes to notice it (the worker sweeps its pool every
+/// second): the server sees the end of stream soon after `pool_idle`.
+#[test]
+fn an_idle_pooled_connection_is_closed_without_traffic() {
+    use std::io::{Read, Write};
+    const POOL_IDLE: Duration = Duration::from_millis(500);
+    let (closed_tx, closed_rx) = std::sync::mpsc::channel();
+    let addr = one_shot_server(move |_head, mut reader, mut writer| {
+        writer.write_all(&ok("kept")).unwrap();
+        let answered = Instant::now();
+        // Read until the proxy closes the pooled connection.
+        let mut byte = [0u8; 1];
+        let end = reader.read(&mut byte);
+        let _ = closed_tx.send((end.map_err(|e| e.kind()), answered.elapsed()));
+    });
+    let proxy = proxy_with_timeouts(addr, |t| t.pool_idle = POOL_IDLE);
+    assert_eq!(get(proxy.addr(), "/").text(), "kept");
+    let (end, after) = closed_rx
+        .recv_timeout(Duration::from_secs(8))
+        .expect("the server's connection was never closed");
+    assert_eq!(end, Ok(0), "an end of stream, after {after:?}");
+    // Swept within a second or two of aging out.
+    assert!(after >= POOL_IDLE, "closed after {after:?}");
+    assert!(
+        after < POOL_IDLE + Duration::from_secs(3),
+        "closed after {after:?}"
+    );
+}
