@@ -130,6 +130,21 @@ fn field(
     }));
 }
 
+/// A field that is a key of the service in the file, and a flag of
+/// `tcpvsadm -E -i web` on the command line.
+fn service_field(
+    cases: &mut Vec<Case>,
+    name: &'static str,
+    values: &[(&str, bool)],
+    key: &'static str,
+    flag: &'static str,
+) {
+    let file = |v: &str| service_key(key, v);
+    field(cases, name, values, file, |v| {
+        words(&["-E", "-i", "web", flag, v])
+    });
+}
+
 fn service_key(key: &str, value: &str) -> File {
     File {
         service: format!("{key} = {}\n", quote(value)),
@@ -207,13 +222,7 @@ fn cases() -> Vec<Case> {
         ("sip", false),
         ("HTTP", false),
     ];
-    field(
-        c,
-        "protocol",
-        &protocols,
-        |v| service_key("protocol", v),
-        |v| words(&["-E", "-i", "web", "--protocol", v]),
-    );
+    service_field(c, "protocol", &protocols, "protocol", "--protocol");
     let schedulers = [
         ("http", true),
         ("phttp", true),
@@ -225,13 +234,7 @@ fn cases() -> Vec<Case> {
         ("WLC", false),
         ("hhttp", false),
     ];
-    field(
-        c,
-        "scheduler",
-        &schedulers,
-        |v| service_key("scheduler", v),
-        |v| words(&["-E", "-i", "web", "-s", v]),
-    );
+    service_field(c, "scheduler", &schedulers, "scheduler", "-s");
     // `scheduler options`: the algorithm, then its options (`;` between
     // them here; tcpvsadm takes them with `,`, the file as a table).
     let options = [
@@ -317,13 +320,7 @@ fn cases() -> Vec<Case> {
         ("-1", false),
         ("0s", false),
     ];
-    field(
-        c,
-        "persistence",
-        &persistence,
-        |v| service_key("persistent", v),
-        |v| words(&["-E", "-i", "web", "--persistent", v]),
-    );
+    service_field(c, "persistence", &persistence, "persistent", "--persistent");
     let protos = [
         ("https", true),
         ("http", true),
@@ -331,10 +328,13 @@ fn cases() -> Vec<Case> {
         ("not a scheme", false),
         ("https\r\nX-Injected: 1", false),
     ];
-    let proto = |v: &str| service_key("forwarded_proto", v);
-    field(c, "forwarded proto", &protos, proto, |v| {
-        words(&["-E", "-i", "web", "--forwarded-proto", v])
-    });
+    service_field(
+        c,
+        "forwarded proto",
+        &protos,
+        "forwarded_proto",
+        "--forwarded-proto",
+    );
     let patterns = [
         ("^/images/", true),
         (".*", true),
