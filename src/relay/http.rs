@@ -219,7 +219,8 @@ impl Session {
         };
         let route = service.route(head.path());
         let mut exclude: Vec<ServerAddr> = Vec::new();
-        for retry in [false, true] {
+        let mut retry = false;
+        loop {
             let reuse = if retry {
                 Reuse::Never
             } else {
@@ -260,7 +261,9 @@ impl Session {
                     return flow;
                 }
                 Err(AttemptError::Respond(error, _)) if !retry && decide::retry(&error, head) => {
-                    continue
+                    // Once, on a new connection.
+                    retry = true;
+                    continue;
                 }
                 Err(AttemptError::Respond(error, flow)) => (error, flow),
                 Err(AttemptError::Broken(flow)) => return flow,
@@ -268,7 +271,6 @@ impl Session {
             record.answered(error.status());
             return self.respond_error(&error, flow, settings).await;
         }
-        unreachable!("the retry on a new connection never continues")
     }
 
     /// Sends the request on `server` and relays the response. Returns the
