@@ -149,6 +149,11 @@ fn mix(x: u64) -> u64 {
 mod tests {
     use super::*;
 
+    /// `/images/a.jpg` through `StableHasher`.
+    const KEY: u64 = 0x7476_1c21_fc42_79c9;
+    /// 192.0.2.7:80 and [2001:db8::1]:8080 through `server_seed`.
+    const SEEDS: [u64; 2] = [0x96e0_c2b7_3403_7444, 0x0569_4011_16c3_3aa7];
+
     #[test]
     fn parts_are_separated() {
         let hash = |a: &[u8], b: &[u8]| StableHasher::new().write(a).separate().write(b).finish();
@@ -173,6 +178,20 @@ mod tests {
             );
         }
         assert!(log2_unit(2) > log2_unit(1));
+    }
+
+    /// The values every director and every release must compute: a change
+    /// here moves keys and clients to other servers when directors of two
+    /// versions share a cluster, or across an upgrade (all caches cold).
+    #[test]
+    fn hashes_are_the_same_everywhere_and_in_every_release() {
+        let key = StableHasher::new().write(b"/images/a.jpg").finish();
+        let seeds = [
+            server_seed("192.0.2.7:80".parse().unwrap()),
+            server_seed("[2001:db8::1]:8080".parse().unwrap()),
+        ];
+        assert_eq!(key, KEY);
+        assert_eq!(seeds, SEEDS);
     }
 
     #[test]
