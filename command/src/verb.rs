@@ -501,6 +501,14 @@ mod tests {
         }
     }
 
+    /// The arguments of `-A` or `-E` for `ident` that change nothing else.
+    fn args(ident: &str) -> ServiceArgs {
+        ServiceArgs {
+            ident: ident.into(),
+            ..Default::default()
+        }
+    }
+
     fn rule(ident: &str, pattern: &str, addr: &str) -> Verb {
         Verb::AddRule(RuleArgs {
             ident: ident.into(),
@@ -599,9 +607,8 @@ mod tests {
             ),
             (
                 Verb::AddService(ServiceArgs {
-                    ident: "web".into(),
                     listen: Some("0.0.0.0:81".into()),
-                    ..Default::default()
+                    ..args("web")
                 }),
                 "service `web` already exists",
             ),
@@ -619,17 +626,13 @@ mod tests {
             ),
             (
                 Verb::EditService(ServiceArgs {
-                    ident: "web".into(),
                     scheduler: Some("fastest".into()),
-                    ..Default::default()
+                    ..args("web")
                 }),
                 "unknown scheduler `fastest` (known: rr, wrr, lc, wlc, sed, nq, sh, chash, lard, lardr)",
             ),
             (
-                Verb::AddService(ServiceArgs {
-                    ident: "nolisten".into(),
-                    ..Default::default()
-                }),
+                Verb::AddService(args("nolisten")),
                 "a new service needs an address to listen on (-l address:port or -P port)",
             ),
         ];
