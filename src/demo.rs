@@ -15,7 +15,9 @@ use crate::net::Instant;
 
 use crate::net::{self, Conn, Listener};
 use crate::protocols::http::{parse_request, ChunkedDecoder, Framing, Limits};
-use crate::table::{RuleSpec, ServerAddr, ServerSpec, ServiceSpec, Settings, TableSpec, Weight};
+use crate::table::{
+    RuleSpec, ServerAddr, ServerSpec, ServiceSpec, Settings, TableError, TableSpec, Weight,
+};
 
 /// The demo's pools: name, number of servers, and the rule that routes to it
 /// (`None`: the default set).
@@ -70,7 +72,7 @@ pub fn start_backends() -> io::Result<Vec<BackendPool>> {
 
 /// The demo's rule table: service `web` on `listen`, `^/images/` to the image
 /// pool, `^/cgi-bin/` to the cgi pool, everything else to the static pool.
-pub fn table(listen: SocketAddr, pools: &[BackendPool]) -> TableSpec {
+pub fn table(listen: SocketAddr, pools: &[BackendPool]) -> Result<TableSpec, TableError> {
     let addrs = |name: &str| -> Vec<ServerAddr> {
         pools
             .iter()
@@ -96,15 +98,15 @@ pub fn table(listen: SocketAddr, pools: &[BackendPool]) -> TableSpec {
             })
         })
         .collect();
-    TableSpec {
+    Ok(TableSpec {
         settings: Settings::default(),
         services: vec![ServiceSpec {
             servers,
             rules,
             default: Some(addrs("static")),
-            ..ServiceSpec::new("web".parse().expect("a valid ident"), listen)
+            ..ServiceSpec::new("web".parse()?, listen)
         }],
-    }
+    })
 }
 
 async fn serve_backend(listener: Listener, pool: &'static str, addr: SocketAddr) {

@@ -59,7 +59,7 @@ fn run() -> anyhow::Result<()> {
             .listen
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
         let pools = demo::start_backends().context("starting the demo backends")?;
-        let spec = demo::table(listen, &pools);
+        let spec = demo::table(listen, &pools).context("the demo's table")?;
         (DaemonOptions::default(), spec, pools)
     } else if let Some(path) = &flags.config {
         let config = config::load(path)?;
