@@ -10,14 +10,6 @@ use std::time::{Duration, Instant};
 use common::daemon::Daemon;
 use common::*;
 
-/// An address nothing listens on (bound, then released).
-fn refusing_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
 /// The access lines tcpvsd wrote so far (target `tcpvs::access`).
 fn access_lines(daemon: &Daemon) -> Vec<String> {
     daemon
@@ -49,7 +41,7 @@ fn every_exchange_is_logged_once() {
             Reply::Send(ok("live"))
         }
     });
-    let dead = refusing_addr();
+    let dead = dead_address();
     // rr over [dead, live]: the first request fails over from dead to live.
     let config = format!(
         "log_level = \"info\"\n\

@@ -35,14 +35,6 @@ fn client_of_one_server(edit: impl FnOnce(&mut Timeouts)) -> (TestServer, Proxy,
     (server, proxy, client)
 }
 
-/// An address on which nothing listens (bound, then released).
-fn dead_address() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    addr
-}
-
 #[test]
 fn get_head_and_post_with_content_length() {
     let server = TestServer::start(|req| {

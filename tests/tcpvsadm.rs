@@ -645,18 +645,12 @@ fn distinct(answers: &[String]) -> std::collections::BTreeSet<&str> {
     answers.iter().map(String::as_str).collect()
 }
 
-/// An address on 127.0.0.1 where nothing listens (a port just freed).
-fn refusing_addr() -> std::net::SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
-}
-
 #[test]
 fn zero_clears_the_counters_of_one_service_or_all() {
     let daemon = empty_daemon("zero");
     let a = TestServer::named("a");
     let b = TestServer::named("b");
-    let dead = refusing_addr();
+    let dead = dead_address();
     daemon.ok("-A -i web -l 127.0.0.1:0 -s rr");
     daemon.ok(&format!("-a -i web -r {}", a.addr));
     daemon.ok(&format!("-a -i web -r {dead}"));
@@ -704,7 +698,7 @@ fn zero_clears_the_counters_of_one_service_or_all() {
 /// on to the next server.
 fn dead_then_live(daemon: &Daemon) -> (TestServer, std::net::SocketAddr) {
     let live = TestServer::named("live");
-    let dead = refusing_addr();
+    let dead = dead_address();
     daemon.ok("-A -i web -l 127.0.0.1:0 -s rr");
     daemon.ok(&format!("-a -i web -r {dead}"));
     daemon.ok(&format!("-a -i web -r {}", live.addr));

@@ -53,6 +53,13 @@ pub fn start_proxy(service: ServiceSpec, settings: Settings) -> Proxy {
     }
 }
 
+/// An address on which nothing listens (bound, then released): a connect
+/// to it is refused at once.
+pub fn dead_address() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
 /// A service on 127.0.0.1:0 over `servers` (weight 1 unless given), `wlc`.
 pub fn service(servers: &[(SocketAddr, u16)], rules: &[(&str, &[SocketAddr])]) -> ServiceSpec {
     ServiceSpec {
