@@ -27,7 +27,7 @@ const SERVER: &str = "127.0.0.1:9001";
 
 /// One value of one field, written both ways.
 struct Case {
-    field: &'static str,
+    field: Field,
     value: String,
     /// Whether both front ends must accept it.
     accepted: bool,
@@ -112,37 +112,187 @@ fn through_tcpvsadm(words: &[String], base: &Table) -> (Outcome, Option<Table>) 
     }
 }
 
-/// The cases of one field: each value with whether it is valid, the file
-/// that sets it and the tcpvsadm command that sets it.
-fn field(
-    cases: &mut Vec<Case>,
-    name: &'static str,
-    values: &[(&str, bool)],
-    file: impl Fn(&str) -> File,
-    adm: impl Fn(&str) -> Vec<String>,
-) {
-    cases.extend(values.iter().map(|&(value, accepted)| Case {
-        field: name,
-        value: value.to_string(),
-        accepted,
-        toml: file(value).text(),
-        adm: adm(value),
-    }));
+/// The fields whose values both front ends must judge alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Ident,
+    Listen,
+    ServerAddress,
+    Protocol,
+    Scheduler,
+    /// The algorithm, then its options (`;` between them here; tcpvsadm
+    /// takes them with `,`, the file as a table).
+    SchedulerOptions,
+    Weight,
+    Persistence,
+    ForwardedProto,
+    Pattern,
+    MatchGroup,
 }
 
-/// A field that is a key of the service in the file, and a flag of
-/// `tcpvsadm -E -i web` on the command line.
-fn service_field(
-    cases: &mut Vec<Case>,
-    name: &'static str,
-    values: &[(&str, bool)],
-    key: &'static str,
-    flag: &'static str,
-) {
-    let file = |v: &str| service_key(key, v);
-    field(cases, name, values, file, |v| {
-        words(&["-E", "-i", "web", flag, v])
-    });
+use Field::*;
+
+/// The rule pattern of the match group cases.
+const HOME: &str = "^/home/([a-z]+)/";
+
+/// Each field with the values both must accept, then those both must refuse.
+const VALUES: &[(Field, &[&str], &[&str])] = &[
+    (
+        Ident,
+        &["other", "a.b-c_d", "sixteen-chars-xy"],
+        &["seventeen-chars-x", "", "bad/ident"],
+    ),
+    (
+        Listen,
+        &["127.0.0.1:8081", "[::1]:8081"],
+        &["127.0.0.1", "nonsense", "999.1.1.1:80", "127.0.0.1:65536"],
+    ),
+    (
+        ServerAddress,
+        &["127.0.0.1:9002", "[::1]:9002"],
+        &["127.0.0.1", "999.1.1.1:80"],
+    ),
+    (Protocol, &["http", "rtsp"], &["sip", "HTTP"]),
+    (
+        Scheduler,
+        &["http", "phttp", "wlc", "rr", "lard", "chash"],
+        &["fastest", "WLC", "hhttp"],
+    ),
+    (
+        SchedulerOptions,
+        &[
+            "lard low=10;high=40",
+            r"lard dynamic=^/\d{1,3}/;low=5",
+            "lard dynamic=",
+            "lard targets=100000000",
+            "lard low=0;high=1",
+            "chash key=header:X-User",
+            "chash key=cookie:sid;factor=125",
+            "chash key=path",
+            "chash key=url",
+            "chash key=host",
+            "chash key=source;factor=1000",
+            "lardr hold=2m",
+            "lardr hold=90",
+            "lardr hold=500ms;low=10;high=20",
+        ],
+        &[
+            "lard dynamic=(",
+            r"lard dynamic=\p{NoSuchClass}",
+            "lard low=70",
+            "lard low=30;high=20",
+            "lard high=lots",
+            "lard high=0",
+            "lard low=-1",
+            "lard targets=0",
+            "lard typo=1",
+            "lard hold=2m",
+            "chash factor=5",
+            "chash factor=1001",
+            "chash key=query",
+            "chash key=header:",
+            "chash key=cookie: ",
+            "chash low=25",
+            "wlc low=25",
+            "rr factor=200",
+            "http low=25",
+            "lardr hold=soon",
+            "lardr hold=0",
+            "lardr low=70",
+            "lardr factor=200",
+        ],
+    ),
+    (Weight, &["0", "3", "65535"], &["65536", "-1"]),
+    (
+        Persistence,
+        &["300", "300s", "5m", "0", "2678400"],
+        &[
+            "2678401",
+            "18446744073709551615",
+            "soon",
+            "1500ms",
+            "-1",
+            "0s",
+        ],
+    ),
+    (
+        ForwardedProto,
+        &["https", "http", ""],
+        &["not a scheme", "https\r\nX-Injected: 1"],
+    ),
+    (
+        Pattern,
+        &["^/images/", ".*", r"\.(jpg|png)$"],
+        &["(", "[z-a]", "", r"\p{NoSuchClass}"],
+    ),
+    (MatchGroup, &["0", "1"], &["2", "100", "-1"]),
+];
+
+impl Field {
+    /// The configuration file that sets the value.
+    fn file(self, value: &str) -> File {
+        let v = Some(value.to_string());
+        match self {
+            Ident => File {
+                ident: v,
+                ..File::default()
+            },
+            Listen => File {
+                ident: Some("other".into()),
+                listen: v,
+                ..File::default()
+            },
+            ServerAddress => File {
+                server_address: v,
+                ..File::default()
+            },
+            Protocol => service_key("protocol", value),
+            Scheduler => service_key("scheduler", value),
+            SchedulerOptions => {
+                let (scheduler, options) = split(value);
+                let sched_opts = options
+                    .split(';')
+                    .filter_map(|item| item.split_once('='))
+                    .map(|(k, v)| format!("{k} = {}\n", quote(v)))
+                    .collect();
+                File {
+                    sched_opts,
+                    ..service_key("scheduler", scheduler)
+                }
+            }
+            Weight => File {
+                server: format!("weight = {value}\n"),
+                ..File::default()
+            },
+            Persistence => service_key("persistent", value),
+            ForwardedProto => service_key("forwarded_proto", value),
+            Pattern => rule(value, ""),
+            MatchGroup => rule(HOME, &format!("match_group = {value}\n")),
+        }
+    }
+
+    /// The tcpvsadm command that sets the value on the base table.
+    fn adm(self, value: &str) -> Vec<String> {
+        let edit = |flag: &str| words(&["-E", "-i", "web", flag, value]);
+        let add_rule = ["--add-rule", "-i", "web", "-r", SERVER, "-p"];
+        match self {
+            Ident => words(&["-A", "-i", value, "-l", "127.0.0.1:0"]),
+            Listen => words(&["-A", "-i", "other", "-l", value]),
+            ServerAddress => words(&["-a", "-i", "web", "-r", value]),
+            Protocol => edit("--protocol"),
+            Scheduler => edit("-s"),
+            SchedulerOptions => {
+                let (scheduler, options) = split(value);
+                let options = options.replace(';', ",");
+                words(&["-E", "-i", "web", "-s", scheduler, "--sched-opt", &options])
+            }
+            Weight => words(&["-e", "-i", "web", "-r", SERVER, "-w", value]),
+            Persistence => edit("--persistent"),
+            ForwardedProto => edit("--forwarded-proto"),
+            Pattern => words(&[&add_rule[..], &[value]].concat()),
+            MatchGroup => words(&[&add_rule[..], &[HOME, "-m", value]].concat()),
+        }
+    }
 }
 
 fn service_key(key: &str, value: &str) -> File {
@@ -169,200 +319,21 @@ fn split(value: &str) -> (&str, &str) {
     value.split_once(' ').unwrap_or((value, ""))
 }
 
+/// Every value of every field, written both ways.
 fn cases() -> Vec<Case> {
     let mut cases = Vec::new();
-    let c = &mut cases;
-    let idents = [
-        ("other", true),
-        ("a.b-c_d", true),
-        ("sixteen-chars-xy", true),
-        ("seventeen-chars-x", false),
-        ("", false),
-        ("bad/ident", false),
-    ];
-    let ident = |v: &str| File {
-        ident: Some(v.into()),
-        ..File::default()
-    };
-    field(c, "ident", &idents, ident, |v| {
-        words(&["-A", "-i", v, "-l", "127.0.0.1:0"])
-    });
-    let listens = [
-        ("127.0.0.1:8081", true),
-        ("[::1]:8081", true),
-        ("127.0.0.1", false),
-        ("nonsense", false),
-        ("999.1.1.1:80", false),
-        ("127.0.0.1:65536", false),
-    ];
-    let listen = |v: &str| File {
-        ident: Some("other".into()),
-        listen: Some(v.into()),
-        ..File::default()
-    };
-    field(c, "listen", &listens, listen, |v| {
-        words(&["-A", "-i", "other", "-l", v])
-    });
-    let servers = [
-        ("127.0.0.1:9002", true),
-        ("[::1]:9002", true),
-        ("127.0.0.1", false),
-        ("999.1.1.1:80", false),
-    ];
-    let server = |v: &str| File {
-        server_address: Some(v.into()),
-        ..File::default()
-    };
-    field(c, "server address", &servers, server, |v| {
-        words(&["-a", "-i", "web", "-r", v])
-    });
-    let protocols = [
-        ("http", true),
-        ("rtsp", true),
-        ("sip", false),
-        ("HTTP", false),
-    ];
-    service_field(c, "protocol", &protocols, "protocol", "--protocol");
-    let schedulers = [
-        ("http", true),
-        ("phttp", true),
-        ("wlc", true),
-        ("rr", true),
-        ("lard", true),
-        ("chash", true),
-        ("fastest", false),
-        ("WLC", false),
-        ("hhttp", false),
-    ];
-    service_field(c, "scheduler", &schedulers, "scheduler", "-s");
-    // `scheduler options`: the algorithm, then its options (`;` between
-    // them here; tcpvsadm takes them with `,`, the file as a table).
-    let options = [
-        ("lard low=10;high=40", true),
-        (r"lard dynamic=^/\d{1,3}/;low=5", true),
-        ("lard dynamic=", true),
-        ("lard targets=100000000", true),
-        ("lard low=0;high=1", true),
-        ("lard dynamic=(", false),
-        (r"lard dynamic=\p{NoSuchClass}", false),
-        ("lard low=70", false),
-        ("lard low=30;high=20", false),
-        ("lard high=lots", false),
-        ("lard high=0", false),
-        ("lard low=-1", false),
-        ("lard targets=0", false),
-        ("lard typo=1", false),
-        ("lard hold=2m", false),
-        ("chash key=header:X-User", true),
-        ("chash key=cookie:sid;factor=125", true),
-        ("chash key=path", true),
-        ("chash key=url", true),
-        ("chash key=host", true),
-        ("chash key=source;factor=1000", true),
-        ("chash factor=5", false),
-        ("chash factor=1001", false),
-        ("chash key=query", false),
-        ("chash key=header:", false),
-        ("chash key=cookie: ", false),
-        ("chash low=25", false),
-        ("wlc low=25", false),
-        ("rr factor=200", false),
-        ("http low=25", false),
-        ("lardr hold=2m", true),
-        ("lardr hold=90", true),
-        ("lardr hold=500ms;low=10;high=20", true),
-        ("lardr hold=soon", false),
-        ("lardr hold=0", false),
-        ("lardr low=70", false),
-        ("lardr factor=200", false),
-    ];
-    let options_file = |v: &str| {
-        let (scheduler, options) = split(v);
-        let sched_opts = options
-            .split(';')
-            .filter_map(|item| item.split_once('='))
-            .map(|(k, v)| format!("{k} = {}\n", quote(v)))
-            .collect();
-        File {
-            sched_opts,
-            ..service_key("scheduler", scheduler)
+    for &(field, accepted, refused) in VALUES {
+        let judged = accepted.iter().map(|v| (v, true));
+        for (value, accepted) in judged.chain(refused.iter().map(|v| (v, false))) {
+            cases.push(Case {
+                field,
+                value: value.to_string(),
+                accepted,
+                toml: field.file(value).text(),
+                adm: field.adm(value),
+            });
         }
-    };
-    field(c, "scheduler options", &options, options_file, |v| {
-        let (scheduler, options) = split(v);
-        let options = options.replace(';', ",");
-        words(&["-E", "-i", "web", "-s", scheduler, "--sched-opt", &options])
-    });
-    let weights = [
-        ("0", true),
-        ("3", true),
-        ("65535", true),
-        ("65536", false),
-        ("-1", false),
-    ];
-    let weight = |v: &str| File {
-        server: format!("weight = {v}\n"),
-        ..File::default()
-    };
-    field(c, "weight", &weights, weight, |v| {
-        words(&["-e", "-i", "web", "-r", SERVER, "-w", v])
-    });
-    let persistence = [
-        ("300", true),
-        ("300s", true),
-        ("5m", true),
-        ("0", true),
-        ("2678400", true),
-        ("2678401", false),
-        ("18446744073709551615", false),
-        ("soon", false),
-        ("1500ms", false),
-        ("-1", false),
-        ("0s", false),
-    ];
-    service_field(c, "persistence", &persistence, "persistent", "--persistent");
-    let protos = [
-        ("https", true),
-        ("http", true),
-        ("", true),
-        ("not a scheme", false),
-        ("https\r\nX-Injected: 1", false),
-    ];
-    service_field(
-        c,
-        "forwarded proto",
-        &protos,
-        "forwarded_proto",
-        "--forwarded-proto",
-    );
-    let patterns = [
-        ("^/images/", true),
-        (".*", true),
-        (r"\.(jpg|png)$", true),
-        ("(", false),
-        ("[z-a]", false),
-        ("", false),
-        (r"\p{NoSuchClass}", false),
-    ];
-    field(
-        c,
-        "pattern",
-        &patterns,
-        |v| rule(v, ""),
-        |v| words(&["--add-rule", "-i", "web", "-p", v, "-r", SERVER]),
-    );
-    let groups = [
-        ("0", true),
-        ("1", true),
-        ("2", false),
-        ("100", false),
-        ("-1", false),
-    ];
-    let home = "^/home/([a-z]+)/";
-    let group = |v: &str| rule(home, &format!("match_group = {v}\n"));
-    field(c, "match group", &groups, group, |v| {
-        words(&["--add-rule", "-i", "web", "-p", home, "-r", SERVER, "-m", v])
-    });
+    }
     cases
 }
 
@@ -375,7 +346,7 @@ fn the_file_and_tcpvsadm_accept_and_refuse_the_same_values() {
     for case in cases {
         let (file, _) = through_toml(&case.toml);
         let (adm, _) = through_tcpvsadm(&case.adm, &base);
-        let what = format!("{} `{}`", case.field, case.value.escape_debug());
+        let what = format!("{:?} `{}`", case.field, case.value.escape_debug());
         if file != adm {
             failures.push(format!("{what}: file {file:?}, tcpvsadm {adm:?}"));
         } else if file.is_ok() != case.accepted {
@@ -405,7 +376,7 @@ fn ktcpvs_http_scheduler_is_wlc_both_ways() {
 fn tcpvsadm_refuses_bad_scheduler_options_itself() {
     let refused: Vec<Case> = cases()
         .into_iter()
-        .filter(|case| case.field == "scheduler options" && !case.accepted)
+        .filter(|case| case.field == SchedulerOptions && !case.accepted)
         .collect();
     assert!(refused.len() >= 20, "only {} cases", refused.len());
     for case in refused {

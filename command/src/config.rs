@@ -515,6 +515,12 @@ servers = ["127.0.0.1:9002"]
         parse(text, Path::new("t.toml")).unwrap_err().to_string()
     }
 
+    /// The file is refused with a message that starts with `where_and_what`.
+    fn refused_at(text: &str, where_and_what: &str) {
+        let message = error_of(text);
+        assert!(message.starts_with(where_and_what), "{message}");
+    }
+
     #[test]
     fn good_file_loads() {
         let config = parse(GOOD, Path::new("t.toml")).unwrap();
@@ -541,22 +547,19 @@ servers = ["127.0.0.1:9002"]
     #[test]
     fn bad_regex_names_line() {
         let text = GOOD.replace("^/images/", "^/images/(");
-        let message = error_of(&text);
-        assert!(
-            message.starts_with("t.toml:23: service[0].rule[0]: invalid pattern"),
-            "{message}"
-        );
+        refused_at(&text, "t.toml:23: service[0].rule[0]: invalid pattern");
     }
 
     #[test]
     fn unknown_scheduler_and_field() {
-        let message = error_of(&GOOD.replace("\"rr\"", "\"lblc\""));
-        assert!(
-            message.starts_with("t.toml:12: service[0].scheduler: unknown scheduler"),
-            "{message}"
+        refused_at(
+            &GOOD.replace("\"rr\"", "\"lblc\""),
+            "t.toml:12: service[0].scheduler: unknown scheduler",
         );
-        let message = error_of(&GOOD.replace("workers = 2", "wrokers = 2"));
-        assert!(message.starts_with("t.toml:2: wrokers:"), "{message}");
+        refused_at(
+            &GOOD.replace("workers = 2", "wrokers = 2"),
+            "t.toml:2: wrokers:",
+        );
     }
 
     #[test]
@@ -580,11 +583,7 @@ servers = ["127.0.0.1:9002"]
             "servers = [\"127.0.0.1:9002\"]",
             "servers = [\"127.0.0.1:9009\"]",
         );
-        let message = error_of(&text);
-        assert!(
-            message.starts_with("t.toml:23: service[0].rule[0]:"),
-            "{message}"
-        );
+        refused_at(&text, "t.toml:23: service[0].rule[0]:");
     }
 
     #[test]
@@ -668,13 +667,14 @@ servers = ["127.0.0.1:9002"]
 
     #[test]
     fn bad_address_and_duration() {
-        let message = error_of(&GOOD.replace("127.0.0.1:8080", "localhost"));
-        assert!(
-            message.starts_with("t.toml:11: service[0].listen:"),
-            "{message}"
+        refused_at(
+            &GOOD.replace("127.0.0.1:8080", "localhost"),
+            "t.toml:11: service[0].listen:",
         );
-        let message = error_of(&GOOD.replace("\"5s\"", "\"5 parsecs\""));
-        assert!(message.starts_with("t.toml:6: timeouts.head:"), "{message}");
+        refused_at(
+            &GOOD.replace("\"5s\"", "\"5 parsecs\""),
+            "t.toml:6: timeouts.head:",
+        );
         assert!(validate::duration("0s").is_err());
         assert_eq!(validate::duration("2m"), Ok(Duration::from_secs(120)));
     }

@@ -68,23 +68,19 @@ pub enum Verb {
     Batch { verbs: Vec<Verb> },
 }
 
-/// Arguments of `-A` and `-E`.
+/// Arguments of `-A` and `-E`. Every field but `ident` is optional: what is
+/// absent (or null) is left as it is by `-E` and takes its default with `-A`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ServiceArgs {
     pub ident: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduler: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sched_opts: Option<SchedOptions>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
     /// Persistence timeout in seconds; 0 turns persistence off.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persistent: Option<u64>,
     /// The `X-Forwarded-Proto` value to add; empty turns it off.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forwarded_proto: Option<String>,
 }
 
