@@ -32,10 +32,7 @@ fn table(servers: u16) -> Table {
             servers: addrs
                 .iter()
                 .enumerate()
-                .map(|(i, &addr)| ServerSpec {
-                    addr,
-                    weight: Weight(1 + i as u16 % 3),
-                })
+                .map(|(i, &addr)| ServerSpec::new(addr, Weight(1 + i as u16 % 3)))
                 .collect(),
             rules: vec![RuleSpec {
                 pattern: "^/cgi-bin/".into(),
@@ -152,10 +149,7 @@ fn routing(c: &mut Criterion) {
         let spec = TableSpec {
             settings: Settings::default(),
             services: vec![ServiceSpec {
-                servers: vec![ServerSpec {
-                    addr,
-                    weight: Weight(1),
-                }],
+                servers: vec![ServerSpec::new(addr, Weight(1))],
                 rules: (0..rules)
                     .map(|i| RuleSpec {
                         pattern: format!("^/section{i}/|\\.ext{i}$"),

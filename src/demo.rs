@@ -83,10 +83,7 @@ pub fn table(listen: SocketAddr, pools: &[BackendPool]) -> Result<TableSpec, Tab
     let servers = pools
         .iter()
         .flat_map(|p| &p.servers)
-        .map(|&addr| ServerSpec {
-            addr: ServerAddr(addr),
-            weight: Weight::DEFAULT,
-        })
+        .map(|&addr| ServerSpec::new(ServerAddr(addr), Weight::DEFAULT))
         .collect();
     let rules = POOLS
         .iter()
@@ -104,6 +101,7 @@ pub fn table(listen: SocketAddr, pools: &[BackendPool]) -> Result<TableSpec, Tab
             servers,
             rules,
             default: Some(addrs("static")),
+            health: Default::default(),
             ..ServiceSpec::new("web".parse()?, listen)
         }],
     })

@@ -17,6 +17,7 @@
 pub mod config;
 pub mod control;
 pub mod demo;
+pub mod health;
 pub mod net;
 pub mod pool;
 pub mod protocols;

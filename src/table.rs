@@ -293,10 +293,7 @@ mod tests {
             settings: Settings::default(),
             services: vec![ServiceSpec {
                 servers: [1, 2, 3]
-                    .map(|p| ServerSpec {
-                        addr: addr(p),
-                        weight: Weight::DEFAULT,
-                    })
+                    .map(|p| ServerSpec::new(addr(p), Weight::DEFAULT))
                     .to_vec(),
                 rules: vec![
                     RuleSpec {
@@ -311,6 +308,7 @@ mod tests {
                     },
                 ],
                 default: Some(vec![addr(1)]),
+                health: Default::default(),
                 ..ServiceSpec::new("web".parse().unwrap(), "127.0.0.1:8080".parse().unwrap())
             }],
         }
@@ -390,10 +388,9 @@ mod tests {
             Err((Site::Rule(0, 0), TableError::UnknownRuleServer { .. }))
         ));
         let mut bad = spec();
-        bad.services[0].servers.push(ServerSpec {
-            addr: addr(1),
-            weight: Weight(3),
-        });
+        bad.services[0]
+            .servers
+            .push(ServerSpec::new(addr(1), Weight(3)));
         assert!(matches!(
             Table::build(bad, None),
             Err((Site::Server(0, 3), TableError::DuplicateServer(..)))

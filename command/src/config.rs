@@ -232,7 +232,7 @@ fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
                 Some(w) => validate::weight(&w.get_ref().to_string())
                     .map_err(|e| invalid(w, &format!("{at}.weight"), e))?,
             };
-            Ok(ServerSpec { addr, weight })
+            Ok(ServerSpec::new(addr, weight))
         })
         .collect::<Result<_, Located>>()?;
     let rules = raw
@@ -311,6 +311,7 @@ fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
         servers,
         rules,
         default,
+        health: Default::default(),
     })
 }
 

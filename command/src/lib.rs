@@ -7,12 +7,16 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod health;
 pub mod sched_opts;
 pub mod spec;
 pub mod validate;
 pub mod verb;
 pub mod view;
 
+pub use health::{
+    AdminState, AgentSpec, CheckKind, CheckSpec, HealthSpec, HttpCheck, PassiveSpec, StatusRange,
+};
 pub use spec::{
     Limits, Protocol, RuleSpec, SchedOptions, SchedulerKind, ServerAddr, ServerSpec, ServiceId,
     ServiceSpec, Settings, Site, TableError, TableSpec, Timeouts, UnknownScheduler, Weight,

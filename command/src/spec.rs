@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::health::{AdminState, HealthSpec};
 use crate::validate;
 
 /// A virtual service's name (KTCPVS: up to 16 characters).
@@ -261,6 +262,19 @@ impl Default for Settings {
 pub struct ServerSpec {
     pub addr: ServerAddr,
     pub weight: Weight,
+    /// What the operator allows it (`--state`).
+    pub state: AdminState,
+}
+
+impl ServerSpec {
+    /// A server ready for work.
+    pub fn new(addr: ServerAddr, weight: Weight) -> Self {
+        Self {
+            addr,
+            weight,
+            state: AdminState::Ready,
+        }
+    }
 }
 
 /// A content rule as described: requests whose target matches `pattern` go to
@@ -302,6 +316,8 @@ pub struct ServiceSpec {
     pub rules: Vec<RuleSpec>,
     /// Servers for requests no rule matches; `None` means all servers.
     pub default: Option<Vec<ServerAddr>>,
+    /// Checks, agent, passive marks, retries and slow start.
+    pub health: HealthSpec,
 }
 
 impl ServiceSpec {
@@ -322,6 +338,7 @@ impl ServiceSpec {
             servers: Vec::new(),
             rules: Vec::new(),
             default: None,
+            health: HealthSpec::default(),
         }
     }
 }

@@ -245,7 +245,7 @@ impl Verb {
                     return Err(CommandError::DuplicateServer(args.ident.clone(), addr));
                 }
                 let weight = args.weight.map_or(Ok(Weight::DEFAULT), weight)?;
-                service.servers.push(ServerSpec { addr, weight });
+                service.servers.push(ServerSpec::new(addr, weight));
                 Ok(())
             }
             Verb::EditServer(args) => {

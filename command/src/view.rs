@@ -130,10 +130,7 @@ mod tests {
             enabled: false,
             persistent: Some(Duration::from_secs(300)),
             forwarded_proto: Some("https".into()),
-            servers: vec![ServerSpec {
-                addr: addr(9001),
-                weight: Weight(3),
-            }],
+            servers: vec![ServerSpec::new(addr(9001), Weight(3))],
             rules: vec![RuleSpec {
                 pattern: "^/home/([a-z]+)/".into(),
                 servers: vec![addr(9001)],

@@ -65,10 +65,7 @@ pub fn service(servers: &[(SocketAddr, u16)], rules: &[(&str, &[SocketAddr])]) -
     ServiceSpec {
         servers: servers
             .iter()
-            .map(|&(addr, weight)| ServerSpec {
-                addr: ServerAddr(addr),
-                weight: Weight(weight),
-            })
+            .map(|&(addr, weight)| ServerSpec::new(ServerAddr(addr), Weight(weight)))
             .collect(),
         rules: rules
             .iter()

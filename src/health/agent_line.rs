@@ -1,0 +1,1 @@
+//! HAProxy agent-check lines, read: what a real server's agent reports.

@@ -1,0 +1,1 @@
+//! One check of one server, blocking, within a deadline.
