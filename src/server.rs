@@ -1,13 +1,36 @@
 //! A real server's live state: what every core must see the same way (active
-//! requests for WLC/LARD, passive failure marks, counters). It is shared by
-//! identity, so table edits (weight, rules) never reset it.
+//! requests for WLC/LARD, health verdicts, passive failure marks, counters).
+//! It is shared by identity, so table edits (weight, rules) never reset it.
+//! The relay and the schedulers read it with plain atomic loads; the health
+//! checker (src/health/) is the only writer of verdicts, agent reports and
+//! the weight scale.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Instant;
+
+use tcpvs_command::PassiveSpec;
+
+/// What the agent (dynamic feedback) asks of a server, beyond its weight.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(u8)]
+pub enum AgentAsks {
+    /// Nothing: the server works as its checks and operator say.
+    #[default]
+    Nothing = 0,
+    /// No new work; what is in flight finishes.
+    Drain = 1,
+    /// Maintenance: no new work.
+    Maint = 2,
+    /// The server says it is down.
+    Down = 3,
+}
+
+/// The weight scale that leaves a weight as configured.
+pub const FULL_SCALE: u32 = 1000;
 
 /// Live, cross-core state of one real server.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ServerState {
     /// Active requests in the high 32 bits, the same weighted by their cost
     /// (LARD: dynamic ones count 2) in the low 32: one atomic operation per
@@ -15,9 +38,39 @@ pub struct ServerState {
     in_flight: AtomicU64,
     requests: AtomicU64,
     failures: AtomicU64,
-    /// Milliseconds since [`epoch`] until which the server is skipped after a
-    /// failed connect (0: not marked).
+    /// Milliseconds since [`epoch`] until which the server is skipped after
+    /// `max_fails` failures of real traffic (0: not marked).
     failed_until_ms: AtomicU64,
+    /// The passive window: when it opened and the failures counted in it.
+    window_start_ms: AtomicU64,
+    window_fails: AtomicU32,
+    /// The active check's verdict: down after `fall` failures, up again
+    /// after `rise` successes.
+    checked_down: AtomicBool,
+    /// An [`AgentAsks`], as the last good agent line said.
+    agent_asks: AtomicU8,
+    /// The configured weight is multiplied by this, per [`FULL_SCALE`]: the
+    /// agent's percentage times the slow-start ramp.
+    weight_scale: AtomicU32,
+    /// The last check's result as `tcpvsadm -L` shows it.
+    last_check: Mutex<Option<String>>,
+}
+
+impl Default for ServerState {
+    fn default() -> Self {
+        Self {
+            in_flight: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            failed_until_ms: AtomicU64::new(0),
+            window_start_ms: AtomicU64::new(0),
+            window_fails: AtomicU32::new(0),
+            checked_down: AtomicBool::new(false),
+            agent_asks: AtomicU8::new(AgentAsks::Nothing as u8),
+            weight_scale: AtomicU32::new(FULL_SCALE),
+            last_check: Mutex::new(None),
+        }
+    }
 }
 
 impl ServerState {
@@ -47,18 +100,85 @@ impl ServerState {
         self.failures.load(Ordering::Relaxed)
     }
 
-    /// Marks the server as failed for `hold`: schedulers prefer other servers
-    /// until then (nginx's max_fails=1 fail_timeout, passively).
-    pub fn mark_failed(&self, hold: Duration) {
+    /// Counts a failure of real traffic (a failed connect, a reset or
+    /// timeout before the answer): the `max_fails`-th within `fail_timeout`
+    /// holds the server out for `fail_timeout` (nginx's passive check).
+    pub fn record_failure(&self, passive: &PassiveSpec) {
         self.failures.fetch_add(1, Ordering::Relaxed);
-        let until = now_ms().saturating_add(hold.as_millis() as u64);
-        self.failed_until_ms.store(until, Ordering::Relaxed);
+        if passive.max_fails == 0 {
+            return;
+        }
+        let now = now_ms();
+        let window = passive.fail_timeout.as_millis() as u64;
+        let start = self.window_start_ms.load(Ordering::Relaxed);
+        // A race between cores may lose a count at a window's edge; a
+        // failure more or less there changes nothing that matters.
+        let fails = if now.saturating_sub(start) >= window {
+            self.window_start_ms.store(now, Ordering::Relaxed);
+            self.window_fails.store(1, Ordering::Relaxed);
+            1
+        } else {
+            self.window_fails.fetch_add(1, Ordering::Relaxed) + 1
+        };
+        if fails >= passive.max_fails {
+            let until = now.saturating_add(window);
+            self.failed_until_ms.store(until, Ordering::Relaxed);
+        }
     }
 
-    /// Whether a recent failure still holds the server out.
+    /// Whether failures of real traffic still hold the server out.
     pub fn is_marked_failed(&self) -> bool {
         let until = self.failed_until_ms.load(Ordering::Relaxed);
         until != 0 && now_ms() < until
+    }
+
+    /// Whether the active check or the agent says the server is down.
+    pub fn is_down(&self) -> bool {
+        self.checked_down.load(Ordering::Relaxed) || self.agent_asks() == AgentAsks::Down
+    }
+
+    /// The active check's verdict (the checker's, after rise or fall).
+    pub fn set_checked_down(&self, down: bool) {
+        self.checked_down.store(down, Ordering::Relaxed);
+    }
+
+    pub fn is_checked_down(&self) -> bool {
+        self.checked_down.load(Ordering::Relaxed)
+    }
+
+    /// What the agent last asked.
+    pub fn agent_asks(&self) -> AgentAsks {
+        match self.agent_asks.load(Ordering::Relaxed) {
+            1 => AgentAsks::Drain,
+            2 => AgentAsks::Maint,
+            3 => AgentAsks::Down,
+            _ => AgentAsks::Nothing,
+        }
+    }
+
+    pub fn set_agent_asks(&self, asks: AgentAsks) {
+        self.agent_asks.store(asks as u8, Ordering::Relaxed);
+    }
+
+    /// The factor on the configured weight, per [`FULL_SCALE`].
+    pub fn weight_scale(&self) -> u32 {
+        self.weight_scale.load(Ordering::Relaxed)
+    }
+
+    pub fn set_weight_scale(&self, scale: u32) {
+        self.weight_scale.store(scale, Ordering::Relaxed);
+    }
+
+    /// The last check's result, for listings.
+    pub fn last_check(&self) -> Option<String> {
+        self.last_check
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn set_last_check(&self, result: String) {
+        *self.last_check.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
     }
 
     /// Zeroes the request and failure counters (`tcpvsadm -Z`); the active
@@ -68,11 +188,37 @@ impl ServerState {
         self.failures.store(0, Ordering::Relaxed);
     }
 
-    /// Clears a failure mark after a success.
+    /// Clears a failure mark and the passive window after a success: the
+    /// server answered, so it is alive.
     pub fn mark_ok(&self) {
         if self.failed_until_ms.load(Ordering::Relaxed) != 0 {
             self.failed_until_ms.store(0, Ordering::Relaxed);
         }
+        if self.window_fails.load(Ordering::Relaxed) != 0 {
+            self.window_fails.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Live, cross-core counters of one service.
+#[derive(Debug, Default)]
+pub struct ServiceState {
+    retried: AtomicU64,
+}
+
+impl ServiceState {
+    /// Requests sent again to another server after a failed try.
+    pub fn retried(&self) -> u64 {
+        self.retried.load(Ordering::Relaxed)
+    }
+
+    pub fn count_retry(&self) {
+        self.retried.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `tcpvsadm -Z`.
+    pub fn zero(&self) {
+        self.retried.store(0, Ordering::Relaxed);
     }
 }
 
@@ -125,6 +271,7 @@ fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn guard_counts_active_for_its_lifetime() {
@@ -142,16 +289,51 @@ mod tests {
         assert_eq!((state.requests(), state.load()), (0, 0));
     }
 
+    fn passive(max_fails: u32, fail_timeout: Duration) -> PassiveSpec {
+        PassiveSpec {
+            max_fails,
+            fail_timeout,
+            on_5xx: false,
+        }
+    }
+
     #[test]
     fn failure_mark_expires() {
         let state = ServerState::default();
-        state.mark_failed(Duration::from_millis(30));
+        state.record_failure(&passive(1, Duration::from_millis(30)));
         assert!(state.is_marked_failed());
         std::thread::sleep(Duration::from_millis(40));
         assert!(!state.is_marked_failed());
-        state.mark_failed(Duration::from_secs(10));
+        state.record_failure(&passive(1, Duration::from_secs(10)));
         state.mark_ok();
         assert!(!state.is_marked_failed());
         assert_eq!(state.failures(), 2);
+    }
+
+    #[test]
+    fn max_fails_within_the_window_mark_the_server() {
+        let state = ServerState::default();
+        let three = passive(3, Duration::from_secs(10));
+        state.record_failure(&three);
+        state.record_failure(&three);
+        assert!(!state.is_marked_failed(), "two of three");
+        state.record_failure(&three);
+        assert!(state.is_marked_failed(), "the third");
+        state.mark_ok();
+        state.record_failure(&three);
+        assert!(!state.is_marked_failed(), "a success starts the count again");
+        // Failures in windows of their own never add up.
+        let short = passive(2, Duration::from_millis(20));
+        let state = ServerState::default();
+        state.record_failure(&short);
+        std::thread::sleep(Duration::from_millis(30));
+        state.record_failure(&short);
+        assert!(!state.is_marked_failed());
+        // max_fails 0: counted, never marked.
+        let off = passive(0, Duration::from_secs(10));
+        state.record_failure(&off);
+        state.record_failure(&off);
+        assert!(!state.is_marked_failed());
+        assert_eq!(state.failures(), 4);
     }
 }

@@ -14,8 +14,9 @@ use regex::{Regex, RegexSet};
 
 use crate::protocols::rtsp::SessionTable;
 use crate::schedulers::{BuildScheduler, Persistence, Scheduler};
-use crate::server::ServerState;
+use crate::server::{AgentAsks, ServerState, ServiceState, FULL_SCALE};
 
+pub use tcpvs_command::{AdminState, HealthSpec};
 pub use tcpvs_command::spec::{
     Limits, Protocol, RuleSpec, SchedOptions, ServerAddr, ServerSpec, ServiceId, ServiceSpec,
     Settings, Site, TableError, TableSpec, Timeouts, Weight,
@@ -25,7 +26,10 @@ pub use tcpvs_command::spec::{
 #[derive(Debug)]
 pub struct RealServer {
     pub addr: ServerAddr,
+    /// As configured; schedulers weigh by [`RealServer::effective_weight`].
     pub weight: Weight,
+    /// What the operator allows it.
+    pub admin: AdminState,
     pub state: Arc<ServerState>,
     /// A stable hash of the address, computed once for the hashing
     /// schedulers (the same on every director).
@@ -37,9 +41,38 @@ impl RealServer {
         Self {
             addr,
             weight,
+            admin: AdminState::Ready,
             state,
             seed: crate::schedulers::server_seed(addr.0),
         }
+    }
+
+    /// The same server in the operator's `admin` state.
+    pub fn with_admin(self, admin: AdminState) -> Self {
+        Self { admin, ..self }
+    }
+
+    /// The weight schedulers use: the configured one scaled by the agent's
+    /// percentage and the slow-start ramp, never rounded down to 0 while
+    /// both are above 0.
+    pub fn effective_weight(&self) -> Weight {
+        let weight = u64::from(self.weight.0);
+        let scale = u64::from(self.state.weight_scale());
+        if weight == 0 || scale == 0 {
+            return Weight(0);
+        }
+        let scaled = (weight * scale / u64::from(FULL_SCALE)).clamp(1, u64::from(u16::MAX));
+        Weight(scaled as u16)
+    }
+
+    /// Whether schedulers may give it new work: ready by the operator and
+    /// the agent, not down by its checks, and of some weight. (A server held
+    /// out by passive marks is a last resort, see `schedulers::pick_with`.)
+    pub fn takes_new_work(&self) -> bool {
+        self.admin == AdminState::Ready
+            && self.state.agent_asks() == AgentAsks::Nothing
+            && !self.state.is_checked_down()
+            && !self.effective_weight().is_quiescent()
     }
 }
 
@@ -70,6 +103,11 @@ pub struct Service {
     /// matching rule, however many rules there are.
     rule_set: RegexSet,
     pub default_set: Vec<Arc<RealServer>>,
+    /// Checks, agent, passive marks, retries and slow start.
+    pub health: HealthSpec,
+    /// Live counters of the service, carried over by identity like its
+    /// servers' state.
+    pub state: Arc<ServiceState>,
 }
 
 /// Where the content rules send a request.
@@ -168,7 +206,7 @@ fn build_service(
             let state = old
                 .and_then(|old| old.servers.iter().find(|s| s.addr == server.addr))
                 .map_or_else(Default::default, |s| s.state.clone());
-            Arc::new(RealServer::new(server.addr, server.weight, state))
+            Arc::new(RealServer::new(server.addr, server.weight, state).with_admin(server.state))
         })
         .collect();
     let by_addr: HashMap<ServerAddr, &Arc<RealServer>> =
@@ -265,6 +303,8 @@ fn build_service(
         rules,
         rule_set,
         default_set,
+        health: spec.health.clone(),
+        state: old.map_or_else(Default::default, |old| old.state.clone()),
     })
 }
 

@@ -1,8 +1,9 @@
 //! The one way the relay reaches a real server, for HTTP and RTSP alike: the
-//! content rules and the scheduler pick, a pooled connection is reused when
-//! the caller allows it, else a new one is connected; a server whose connect
-//! fails is marked failed and the next one is tried. The coming health
-//! checks, passive marks and retry budget belong here.
+//! content rules and the scheduler pick (among the servers the health checks
+//! and the operator let take work), a pooled connection is reused when the
+//! caller allows it, else a new one is connected; a server whose connect
+//! fails counts a passive failure and the next one is tried, within the
+//! service's retry budget ([`Tries`]).
 
 use std::cell::RefCell;
 use std::fmt;
@@ -17,6 +18,34 @@ use crate::net::{Conn, IoFailure};
 use crate::pool::Pool;
 use crate::schedulers::{Pick, RequestInfo};
 use crate::table::{RealServer, Route, ServerAddr, Service, Settings};
+
+/// What one request may still try: the servers it failed on already, and
+/// how many more servers it may go to (the service's `retries`).
+pub(super) struct Tries {
+    pub exclude: Vec<ServerAddr>,
+    retries_left: u32,
+}
+
+impl Tries {
+    pub fn new(service: &Service) -> Self {
+        Self {
+            exclude: Vec::new(),
+            retries_left: service.health.retries,
+        }
+    }
+
+    /// Notes a failed try on `server`; whether another server may be tried
+    /// (counted as a retry of the service when it may).
+    pub fn failed_on(&mut self, server: ServerAddr, service: &Service) -> bool {
+        self.exclude.push(server);
+        if self.retries_left == 0 {
+            return false;
+        }
+        self.retries_left -= 1;
+        service.state.count_retry();
+        true
+    }
+}
 
 /// Whether a pooled idle connection may serve the request.
 pub(super) enum Reuse<'p> {
@@ -83,18 +112,19 @@ impl fmt::Display for Unreachable {
 }
 
 /// Connects to the server the rules and scheduler pick for `request`,
-/// passing over the servers in `exclude` and adding to it every server whose
-/// connect fails, until one connects or none is left.
+/// passing over the servers `tries` failed on and adding to them every
+/// server whose connect fails, until one connects, none is left or the
+/// retry budget is spent.
 pub(super) async fn connect_scheduled(
     service: &Arc<Service>,
     route: &Route<'_, '_>,
     request: &RequestInfo<'_>,
     settings: &Settings,
-    exclude: &mut Vec<ServerAddr>,
+    tries: &mut Tries,
     reuse: Reuse<'_>,
 ) -> Result<Connected, Unreachable> {
     let mut unreachable = Unreachable::default();
-    while let Some(pick) = choose_server(service, route, request, exclude) {
+    while let Some(pick) = choose_server(service, route, request, &tries.exclude) {
         if let Reuse::Pooled { pool, max_idle } = reuse {
             let pooled = pool.borrow_mut().take(pick.server.addr, max_idle);
             if let Some(pooled) = pooled {
@@ -107,7 +137,7 @@ pub(super) async fn connect_scheduled(
                 });
             }
         }
-        match connect(&pick.server, settings).await {
+        match connect(service, &pick.server, settings).await {
             Ok(conn) => {
                 return Ok(Connected {
                     conn,
@@ -117,8 +147,11 @@ pub(super) async fn connect_scheduled(
                 })
             }
             Err(failed) => {
-                exclude.push(failed.server);
+                let another = tries.failed_on(failed.server, service);
                 unreachable.failed.push(failed);
+                if !another {
+                    break;
+                }
             }
         }
     }
@@ -128,11 +161,12 @@ pub(super) async fn connect_scheduled(
 /// Connects to `server` itself, with no failover: the owner of an RTSP
 /// session, which no other server can serve.
 pub(super) async fn connect_pinned(
+    service: &Service,
     server: &Arc<RealServer>,
     settings: &Settings,
 ) -> Result<Connected, Unreachable> {
     let pick = Pick::pinned(server.clone());
-    match connect(server, settings).await {
+    match connect(service, server, settings).await {
         Ok(conn) => Ok(Connected {
             conn,
             pick,
@@ -145,19 +179,18 @@ pub(super) async fn connect_pinned(
     }
 }
 
-/// One connect within the service's connect timeout; the server's failure
-/// mark follows the outcome.
-async fn connect(server: &RealServer, settings: &Settings) -> Result<Conn, Failed> {
+/// One connect within the connect timeout; a failure counts against the
+/// server (passively: the checker logs it going down, once).
+async fn connect(service: &Service, server: &RealServer, settings: &Settings) -> Result<Conn, Failed> {
     let deadline = Instant::now() + settings.timeouts.connect;
     match Conn::connect(server.addr.0, deadline).await {
         Ok(conn) => {
-            server.state.mark_ok();
             server.state.count_request();
             Ok(conn)
         }
         Err(failure) => {
-            tracing::warn!(server = %server.addr, "connect failed: {failure}");
-            server.state.mark_failed(settings.timeouts.fail_hold);
+            tracing::debug!(server = %server.addr, "connect failed: {failure}");
+            server.state.record_failure(&service.health.passive);
             Err(Failed {
                 server: server.addr,
                 failure,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::error::ProxyError;
 use crate::protocols::http::{Framing, Method, RequestHead};
 use crate::table::Timeouts;
+use tcpvs_command::PassiveSpec;
 
 /// A request that cannot be retried only reuses a pooled connection this
 /// fresh: the server is unlikely to have closed it meanwhile.
@@ -29,11 +30,38 @@ pub(super) fn replayable(head: &RequestHead) -> bool {
     head.framing == Framing::None && head.method.is_idempotent()
 }
 
-/// Whether a request whose attempt failed with `error` is sent again on a
-/// new connection: the error must leave it unseen by any server (a stale
-/// pooled connection), and the request must be replayable.
-pub(super) fn retry(error: &ProxyError, head: &RequestHead) -> bool {
-    error.retry_safe() && replayable(head)
+/// What follows a try of a request that failed with an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Retry {
+    /// Answer the client with the error.
+    No,
+    /// Send it again on a new connection to a server the scheduler picks
+    /// (a pooled connection turned out closed: RFC 9112 9.3.1).
+    NewConnection,
+    /// Send it to another server, within the retry budget: the server
+    /// closed or reset before any byte of its answer.
+    AnotherServer,
+}
+
+/// Whether and how a request whose try failed with `error` is sent again.
+/// Only a replayable request is: one that is not idempotent goes to a
+/// second server only when no byte of it reached the first, which is the
+/// connect failover's case, not this one.
+pub(super) fn retry(error: &ProxyError, head: &RequestHead) -> Retry {
+    if !replayable(head) {
+        return Retry::No;
+    }
+    match error {
+        ProxyError::StaleConnection => Retry::NewConnection,
+        ProxyError::EmptyResponse => Retry::AnotherServer,
+        _ => Retry::No,
+    }
+}
+
+/// Whether an answer with `status` counts against its server: a 5xx, when
+/// the service says so (`on_5xx`).
+pub(super) fn answer_counts_as_failure(status: u16, passive: &PassiveSpec) -> bool {
+    passive.on_5xx && (500..600).contains(&status)
 }
 
 /// The longest a pooled connection may have been idle to carry `method`: a
@@ -125,13 +153,27 @@ mod tests {
     }
 
     #[test]
-    fn a_stale_connection_is_retried_only_for_a_replayable_request() {
+    fn only_a_replayable_request_is_retried_and_only_before_any_answer() {
         let get = head("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
         let post = head("POST / HTTP/1.1\r\nHost: a\r\n\r\n");
-        assert!(retry(&ProxyError::StaleConnection, &get));
-        assert!(!retry(&ProxyError::StaleConnection, &post));
-        assert!(!retry(&ProxyError::BadResponse, &get));
-        assert!(!retry(&ProxyError::ServerTimeout, &get));
+        assert_eq!(retry(&ProxyError::StaleConnection, &get), Retry::NewConnection);
+        assert_eq!(retry(&ProxyError::EmptyResponse, &get), Retry::AnotherServer);
+        assert_eq!(retry(&ProxyError::StaleConnection, &post), Retry::No);
+        assert_eq!(retry(&ProxyError::EmptyResponse, &post), Retry::No);
+        // Part of an answer came, or the server may still be working on it.
+        assert_eq!(retry(&ProxyError::BadResponse, &get), Retry::No);
+        assert_eq!(retry(&ProxyError::ServerTimeout, &get), Retry::No);
+    }
+
+    #[test]
+    fn a_5xx_counts_against_the_server_only_when_asked() {
+        let mut passive = PassiveSpec::default();
+        assert!(!answer_counts_as_failure(503, &passive));
+        passive.on_5xx = true;
+        assert!(answer_counts_as_failure(500, &passive));
+        assert!(answer_counts_as_failure(599, &passive));
+        assert!(!answer_counts_as_failure(404, &passive));
+        assert!(!answer_counts_as_failure(200, &passive));
     }
 
     #[test]

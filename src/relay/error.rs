@@ -1,6 +1,7 @@
 //! The relay's one error type, for HTTP and RTSP: which side failed, what
-//! failed, whether the request may be sent again, and the one mapping from
-//! an error to the status the client is answered with.
+//! failed, whether it counts against the server, and the one mapping from an
+//! error to the status the client is answered with. (Whether a request is
+//! sent again is `decide::retry`'s call.)
 
 use crate::protocols::http::{FramingError, HeadError, RequestError};
 use crate::protocols::rtsp::MessageError;
@@ -41,6 +42,8 @@ pub enum ProxyError {
     Unreachable { timed_out: bool },
     #[error("a pooled connection was closed by the server")]
     StaleConnection,
+    #[error("the server closed or reset the connection before answering")]
+    EmptyResponse,
     #[error("the server closed or sent an invalid response head")]
     BadResponse,
     #[error("the server did not answer in time")]
@@ -62,6 +65,7 @@ impl ProxyError {
             | UnknownSession | UnsupportedTransport => Side::Client,
             ServiceGone | SessionServerGone | Unreachable { .. } => Side::Proxy,
             StaleConnection
+            | EmptyResponse
             | BadResponse
             | ServerTimeout
             | SendFailed { .. }
@@ -70,14 +74,17 @@ impl ProxyError {
         }
     }
 
-    /// Whether the request may be sent again, to this server or another:
-    /// no server has seen any of it, or the one that got it closed a pooled
-    /// connection without answering (RFC 9112 9.3.1). The request itself must
-    /// also allow it (see `decide::replayable`).
-    pub fn retry_safe(&self) -> bool {
+    /// Whether the failure counts against the server in its passive check:
+    /// it failed to take or to answer a request. A stale pooled connection
+    /// does not (servers close idle connections), nor anything the client
+    /// did.
+    pub fn counts_against_server(&self) -> bool {
         matches!(
             self,
-            ProxyError::StaleConnection | ProxyError::Unreachable { .. }
+            ProxyError::EmptyResponse
+                | ProxyError::BadResponse
+                | ProxyError::ServerTimeout
+                | ProxyError::SendFailed { .. }
         )
     }
 
@@ -99,6 +106,7 @@ impl ProxyError {
             ServiceGone | Unreachable { timed_out: false } => 503,
             Unreachable { timed_out: true } | ServerTimeout | SendFailed { timed_out: true } => 504,
             StaleConnection
+            | EmptyResponse
             | BadResponse
             | SendFailed { timed_out: false }
             | BodyNotSent
@@ -185,18 +193,24 @@ mod tests {
     }
 
     #[test]
-    fn only_errors_before_any_answer_allow_a_retry() {
-        assert!(ProxyError::StaleConnection.retry_safe());
-        assert!(ProxyError::Unreachable { timed_out: true }.retry_safe());
-        for no in [
+    fn only_failures_of_the_server_count_against_it() {
+        for yes in [
+            ProxyError::EmptyResponse,
             ProxyError::BadResponse,
             ProxyError::ServerTimeout,
             ProxyError::SendFailed { timed_out: false },
-            ProxyError::BodyNotSent,
-            ProxyError::HeadTimeout,
         ] {
-            assert!(!no.retry_safe(), "{no:?}");
+            assert!(yes.counts_against_server(), "{yes:?}");
         }
+        for no in [
+            ProxyError::StaleConnection,
+            ProxyError::HeadTimeout,
+            ProxyError::BodyNotSent,
+            ProxyError::Unreachable { timed_out: false },
+        ] {
+            assert!(!no.counts_against_server(), "{no:?}");
+        }
+        assert_eq!(ProxyError::EmptyResponse.status(), 502);
     }
 
     #[test]

@@ -14,8 +14,8 @@ use crate::net::Instant;
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::body::{self, BodyError, End};
-use super::connect::{connect_scheduled, Connected, Reuse};
-use super::decide::{self, Answer, Flow};
+use super::connect::{connect_scheduled, Connected, Reuse, Tries};
+use super::decide::{self, Answer, Flow, Retry};
 use super::error::ProxyError;
 use super::record::Record;
 use super::Context;
@@ -26,7 +26,7 @@ use crate::protocols::http::{
     ForwardOptions, Framing, HeadError, Limits as HttpLimits, RequestHead, ResponseHead, Version,
 };
 use crate::schedulers::{HeaderLookup, Pick, RequestInfo};
-use crate::table::{ServerAddr, Service, ServiceId, Settings, Table};
+use crate::table::{Service, ServiceId, Settings, Table};
 
 /// The buffer an idle keep-alive client waits in: room for a typical request
 /// head, so that thousands of idle clients do not each pin a body-sized one.
@@ -201,9 +201,12 @@ impl Session {
         flow
     }
 
-    /// Sends the request to the server the rules and scheduler pick, the next
-    /// one when a connect fails, and once more on a new connection when a
-    /// pooled one turned out closed and the request can be sent again.
+    /// Sends the request to the server the rules and scheduler pick: the
+    /// next one when a connect fails or the server closes before any byte of
+    /// its answer (within the service's retry budget; a request that is not
+    /// replayable only on a failed connect), and once more on a new
+    /// connection when a pooled one turned out closed. Failures count against
+    /// their server; an answer clears its passive marks.
     async fn attempts(
         &mut self,
         settings: &Settings,
@@ -218,10 +221,11 @@ impl Session {
             headers: head,
         };
         let route = service.route(head.path());
-        let mut exclude: Vec<ServerAddr> = Vec::new();
-        let mut retry = false;
+        let passive = &service.health.passive;
+        let mut tries = Tries::new(service);
+        let mut fresh_only = false;
         loop {
-            let reuse = if retry {
+            let reuse = if fresh_only {
                 Reuse::Never
             } else {
                 Reuse::Pooled {
@@ -230,7 +234,7 @@ impl Session {
                 }
             };
             let connected =
-                connect_scheduled(service, &route, &request, settings, &mut exclude, reuse).await;
+                connect_scheduled(service, &route, &request, settings, &mut tries, reuse).await;
             let Connected {
                 conn,
                 pick,
@@ -254,20 +258,34 @@ impl Session {
             let outcome = self
                 .forward(settings, service, head, &pick, conn, reused)
                 .await;
+            let state = &pick.server.state;
             let (error, flow) = match outcome {
                 Ok((status, flow)) => {
-                    pick.server.state.mark_ok();
+                    if decide::answer_counts_as_failure(status, passive) {
+                        state.record_failure(passive);
+                    } else {
+                        state.mark_ok();
+                    }
                     record.answered(status);
                     return flow;
-                }
-                Err(AttemptError::Respond(error, _)) if !retry && decide::retry(&error, head) => {
-                    // Once, on a new connection.
-                    retry = true;
-                    continue;
                 }
                 Err(AttemptError::Respond(error, flow)) => (error, flow),
                 Err(AttemptError::Broken(flow)) => return flow,
             };
+            if error.counts_against_server() {
+                state.record_failure(passive);
+            }
+            match decide::retry(&error, head) {
+                Retry::NewConnection if !fresh_only => {
+                    fresh_only = true;
+                    continue;
+                }
+                Retry::AnotherServer if tries.failed_on(pick.server.addr, service) => {
+                    tracing::debug!(server = %pick.server.addr, client = %self.peer, "retrying elsewhere: {error}");
+                    continue;
+                }
+                _ => {}
+            }
             record.answered(error.status());
             return self.respond_error(&error, flow, settings).await;
         }
@@ -589,7 +607,7 @@ async fn read_response_head(
     let closed = if may_be_stale {
         ProxyError::StaleConnection
     } else {
-        ProxyError::BadResponse
+        ProxyError::EmptyResponse
     };
     loop {
         if !buf.is_empty() {

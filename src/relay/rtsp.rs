@@ -23,7 +23,7 @@ use crate::net::AsyncMutex;
 use crate::net::Instant;
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::connect::{connect_pinned, connect_scheduled, Reuse};
+use super::connect::{connect_pinned, connect_scheduled, Connected, Reuse, Tries};
 use super::error::ProxyError;
 use super::record::Record;
 use super::rtsp_policy::{admit, fate_at_end, settle, Admitted, EndedBy, Fate, Refused, Settle};
@@ -181,8 +181,8 @@ async fn connect_owner(
         sessions.forget(id, owner);
         return Err(ProxyError::SessionServerGone);
     };
-    match connect_pinned(server, settings).await {
-        Ok(connected) => Ok((connected.conn, connected.pick)),
+    match connect_pinned(service, server, settings).await {
+        Ok(connected) => Ok(alive(connected)),
         Err(unreachable) => Err(unreachable.error()),
     }
 }
@@ -203,23 +203,21 @@ async fn connect_routed(
         client: client.peer().ip(),
         headers: message,
     };
-    let mut exclude = Vec::new();
-    match connect_scheduled(
-        service,
-        &route,
-        &request,
-        settings,
-        &mut exclude,
-        Reuse::Never,
-    )
-    .await
-    {
-        Ok(connected) => Ok((connected.conn, connected.pick)),
+    let mut tries = Tries::new(service);
+    match connect_scheduled(service, &route, &request, settings, &mut tries, Reuse::Never).await {
+        Ok(connected) => Ok(alive(connected)),
         Err(unreachable) => {
             tracing::debug!(client = %client.peer(), "{unreachable}");
             Err(unreachable.error())
         }
     }
+}
+
+/// A server that took an RTSP connection is alive: its passive failure
+/// marks are cleared (an RTSP conversation has no single answer to wait for).
+fn alive(connected: Connected) -> (Conn, Pick) {
+    connected.pick.server.state.mark_ok();
+    (connected.conn, connected.pick)
 }
 
 /// Sends a response of the proxy's own; a failure shows on the next read.

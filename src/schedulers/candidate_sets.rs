@@ -49,7 +49,7 @@ impl<T> CandidateSets<T> {
         let key = fingerprint(servers.clone());
         // The fingerprint may collide: a set is the same only if its members are.
         let same = |member: &Member<T>| {
-            let given = servers.clone().map(|s| (s.addr, s.weight));
+            let given = servers.clone().map(|s| (s.addr, s.effective_weight()));
             member.servers.iter().copied().eq(given)
         };
         if self.sets.len() >= MAX_SETS && !self.sets.contains_key(&key) {
@@ -57,7 +57,7 @@ impl<T> CandidateSets<T> {
         }
         let fresh = || {
             let servers: Vec<(ServerAddr, Weight)> =
-                servers.clone().map(|s| (s.addr, s.weight)).collect();
+                servers.clone().map(|s| (s.addr, s.effective_weight())).collect();
             let state = make(&servers);
             Member { servers, state }
         };

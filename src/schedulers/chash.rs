@@ -152,11 +152,11 @@ impl Scheduler for ConsistentHash {
         candidates: &[Arc<RealServer>],
         usable: &dyn Fn(&RealServer) -> bool,
     ) -> Option<usize> {
-        let usable = |server: &RealServer| !server.weight.is_quiescent() && usable(server);
+        let usable = |server: &RealServer| !server.effective_weight().is_quiescent() && usable(server);
         let (mut active, mut weight) = (0u64, 0u64);
         for server in candidates.iter().filter(|server| usable(server)) {
             active += u64::from(server.state.active());
-            weight += u64::from(server.weight.0);
+            weight += u64::from(server.effective_weight().0);
         }
         if weight == 0 {
             return None;
@@ -166,7 +166,7 @@ impl Scheduler for ConsistentHash {
         let bound = u128::from(self.factor) * u128::from(active + 1);
         let within = |server: &RealServer| {
             u128::from(server.state.active()) * 100 * u128::from(weight)
-                < bound * u128::from(server.weight.0)
+                < bound * u128::from(server.effective_weight().0)
         };
         let hash = key_hash(&self.key, request).unwrap_or_else(|| {
             let n = self.spread.fetch_add(1, Ordering::Relaxed);

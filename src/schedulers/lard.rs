@@ -87,7 +87,7 @@ pub fn least_loaded(
     ties: &Rotation,
 ) -> Option<usize> {
     least_by(candidates, usable, ties, |server| {
-        (u64::from(server.state.load()), u64::from(server.weight.0))
+        (u64::from(server.state.load()), u64::from(server.effective_weight().0))
     })
 }
 

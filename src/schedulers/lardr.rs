@@ -104,7 +104,7 @@ fn shrink(set: &mut Replicas, candidates: &[Arc<RealServer>], now: Instant) {
             .iter()
             .find(|s| s.addr == *addr)
             .map_or(u64::MAX, |s| {
-                u64::from(s.state.load()) * 65536 / u64::from(s.weight.0.max(1))
+                u64::from(s.state.load()) * 65536 / u64::from(s.effective_weight().0.max(1))
             })
     };
     if let Some((i, _)) = set

@@ -24,7 +24,7 @@ impl Scheduler for LeastConnection {
     ) -> Option<usize> {
         // Capacity 1 for every server that takes work, 0 (never) for weight 0.
         least_by(candidates, usable, &self.ties, |server| {
-            let capacity = u64::from(server.weight.0.min(1));
+            let capacity = u64::from(server.effective_weight().0.min(1));
             (u64::from(server.state.active()), capacity)
         })
     }

@@ -3,9 +3,12 @@
 //! says WHICH ONE of them.
 //!
 //! Every scheduler shares the same contract, enforced here rather than in each:
-//! a server of weight 0 never gets new work, a server excluded for this request
-//! (a failed connect) is skipped, and a server marked failed is used only when
-//! no other can take the request.
+//! a server of effective weight 0, drained, in maintenance or down by its
+//! checks never gets new work; a server excluded for this request (a failed
+//! try) is skipped; and a server held out by passive marks (failures of real
+//! traffic, a guess rather than a verdict) is used only when no other can
+//! take the request. Schedulers weigh servers by their effective weight (the
+//! agent's percentage and the slow-start ramp applied).
 
 mod candidate_sets;
 mod chash;
@@ -274,8 +277,11 @@ fn least_by(
     best.map(|(i, _, _)| i)
 }
 
+/// Whether `server` may get this request at all: the operator, the agent
+/// and the active check let it take new work, and it did not fail this
+/// request already.
 fn takes_work(server: &RealServer, exclude: &[ServerAddr]) -> bool {
-    !server.weight.is_quiescent() && !exclude.contains(&server.addr)
+    server.takes_new_work() && !exclude.contains(&server.addr)
 }
 
 #[cfg(test)]

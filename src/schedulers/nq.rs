@@ -26,7 +26,7 @@ impl Scheduler for NeverQueue {
     ) -> Option<usize> {
         least_by(candidates, usable, &self.ties, |server| {
             if server.state.active() == 0 {
-                (0, u64::from(server.weight.0))
+                (0, u64::from(server.effective_weight().0))
             } else {
                 expected_delay(server)
             }

@@ -16,7 +16,7 @@ pub struct ShortestExpectedDelay {
 pub(super) fn expected_delay(server: &RealServer) -> (u64, u64) {
     (
         u64::from(server.state.active()) + 1,
-        u64::from(server.weight.0),
+        u64::from(server.effective_weight().0),
     )
 }
 

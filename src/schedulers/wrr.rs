@@ -91,13 +91,13 @@ impl Scheduler for WeightedRoundRobin {
         set.clear();
         set.extend(
             (0..candidates.len())
-                .filter(|&i| !candidates[i].weight.is_quiescent() && usable(&candidates[i])),
+                .filter(|&i| !candidates[i].effective_weight().is_quiescent() && usable(&candidates[i])),
         );
         if set.is_empty() {
             return None;
         }
         let turn = sets.state(set.iter().map(|&i| &*candidates[i]), Turn::new);
-        let position = turn.next(set.len(), |k| u32::from(candidates[set[k]].weight.0));
+        let position = turn.next(set.len(), |k| u32::from(candidates[set[k]].effective_weight().0));
         Some(set[position])
     }
 }
