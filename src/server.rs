@@ -178,7 +178,10 @@ impl ServerState {
     }
 
     pub fn set_last_check(&self, result: String) {
-        *self.last_check.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
+        *self
+            .last_check
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(result);
     }
 
     /// Zeroes the request and failure counters (`tcpvsadm -Z`); the active
@@ -321,7 +324,10 @@ mod tests {
         assert!(state.is_marked_failed(), "the third");
         state.mark_ok();
         state.record_failure(&three);
-        assert!(!state.is_marked_failed(), "a success starts the count again");
+        assert!(
+            !state.is_marked_failed(),
+            "a success starts the count again"
+        );
         // Failures in windows of their own never add up.
         let short = passive(2, Duration::from_millis(20));
         let state = ServerState::default();

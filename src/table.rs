@@ -16,11 +16,11 @@ use crate::protocols::rtsp::SessionTable;
 use crate::schedulers::{BuildScheduler, Persistence, Scheduler};
 use crate::server::{AgentAsks, ServerState, ServiceState, FULL_SCALE};
 
-pub use tcpvs_command::{AdminState, HealthSpec};
 pub use tcpvs_command::spec::{
     Limits, Protocol, RuleSpec, SchedOptions, ServerAddr, ServerSpec, ServiceId, ServiceSpec,
     Settings, Site, TableError, TableSpec, Timeouts, Weight,
 };
+pub use tcpvs_command::{AdminState, HealthSpec};
 
 /// A real server in a built table.
 #[derive(Debug)]

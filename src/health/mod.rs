@@ -5,3 +5,4 @@
 
 pub mod agent_line;
 pub mod probe;
+pub mod verdict;

@@ -181,7 +181,11 @@ pub(super) async fn connect_pinned(
 
 /// One connect within the connect timeout; a failure counts against the
 /// server (passively: the checker logs it going down, once).
-async fn connect(service: &Service, server: &RealServer, settings: &Settings) -> Result<Conn, Failed> {
+async fn connect(
+    service: &Service,
+    server: &RealServer,
+    settings: &Settings,
+) -> Result<Conn, Failed> {
     let deadline = Instant::now() + settings.timeouts.connect;
     match Conn::connect(server.addr.0, deadline).await {
         Ok(conn) => {

@@ -156,8 +156,14 @@ mod tests {
     fn only_a_replayable_request_is_retried_and_only_before_any_answer() {
         let get = head("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
         let post = head("POST / HTTP/1.1\r\nHost: a\r\n\r\n");
-        assert_eq!(retry(&ProxyError::StaleConnection, &get), Retry::NewConnection);
-        assert_eq!(retry(&ProxyError::EmptyResponse, &get), Retry::AnotherServer);
+        assert_eq!(
+            retry(&ProxyError::StaleConnection, &get),
+            Retry::NewConnection
+        );
+        assert_eq!(
+            retry(&ProxyError::EmptyResponse, &get),
+            Retry::AnotherServer
+        );
         assert_eq!(retry(&ProxyError::StaleConnection, &post), Retry::No);
         assert_eq!(retry(&ProxyError::EmptyResponse, &post), Retry::No);
         // Part of an answer came, or the server may still be working on it.

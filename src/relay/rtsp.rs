@@ -204,7 +204,16 @@ async fn connect_routed(
         headers: message,
     };
     let mut tries = Tries::new(service);
-    match connect_scheduled(service, &route, &request, settings, &mut tries, Reuse::Never).await {
+    match connect_scheduled(
+        service,
+        &route,
+        &request,
+        settings,
+        &mut tries,
+        Reuse::Never,
+    )
+    .await
+    {
         Ok(connected) => Ok(alive(connected)),
         Err(unreachable) => {
             tracing::debug!(client = %client.peer(), "{unreachable}");

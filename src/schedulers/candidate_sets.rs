@@ -56,8 +56,10 @@ impl<T> CandidateSets<T> {
             self.sets.clear();
         }
         let fresh = || {
-            let servers: Vec<(ServerAddr, Weight)> =
-                servers.clone().map(|s| (s.addr, s.effective_weight())).collect();
+            let servers: Vec<(ServerAddr, Weight)> = servers
+                .clone()
+                .map(|s| (s.addr, s.effective_weight()))
+                .collect();
             let state = make(&servers);
             Member { servers, state }
         };

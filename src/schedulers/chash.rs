@@ -152,7 +152,8 @@ impl Scheduler for ConsistentHash {
         candidates: &[Arc<RealServer>],
         usable: &dyn Fn(&RealServer) -> bool,
     ) -> Option<usize> {
-        let usable = |server: &RealServer| !server.effective_weight().is_quiescent() && usable(server);
+        let usable =
+            |server: &RealServer| !server.effective_weight().is_quiescent() && usable(server);
         let (mut active, mut weight) = (0u64, 0u64);
         for server in candidates.iter().filter(|server| usable(server)) {
             active += u64::from(server.state.active());

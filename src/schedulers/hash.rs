@@ -73,7 +73,9 @@ pub(crate) fn fingerprint<'a>(servers: impl IntoIterator<Item = &'a RealServer>)
                     (bits as u64) ^ ((bits >> 64) as u64).rotate_left(23)
                 }
             };
-            let word = ip ^ (u64::from(addr.port()) << 32) ^ (u64::from(server.effective_weight().0) << 48);
+            let word = ip
+                ^ (u64::from(addr.port()) << 32)
+                ^ (u64::from(server.effective_weight().0) << 48);
             (h.rotate_left(5) ^ word).wrapping_mul(K)
         })
 }
@@ -91,7 +93,10 @@ pub(crate) fn weighted_rendezvous(
 ) -> Option<usize> {
     let key = key.finish();
     let usable = |server: &RealServer| !server.effective_weight().is_quiescent() && usable(server);
-    let mut weights = candidates.iter().filter(|s| usable(s)).map(|s| s.effective_weight().0);
+    let mut weights = candidates
+        .iter()
+        .filter(|s| usable(s))
+        .map(|s| s.effective_weight().0);
     let first = weights.next()?;
     let equal = weights.all(|w| w == first);
     let hashes = candidates
@@ -103,7 +108,13 @@ pub(crate) fn weighted_rendezvous(
         return hashes.max_by_key(|(_, _, hash)| *hash).map(|(i, _, _)| i);
     }
     hashes
-        .map(|(i, server, hash)| (i, log2_unit(hash) / f64::from(server.effective_weight().0), hash))
+        .map(|(i, server, hash)| {
+            (
+                i,
+                log2_unit(hash) / f64::from(server.effective_weight().0),
+                hash,
+            )
+        })
         .max_by(|a, b| a.1.total_cmp(&b.1).then(a.2.cmp(&b.2)))
         .map(|(i, _, _)| i)
 }

@@ -87,7 +87,10 @@ pub fn least_loaded(
     ties: &Rotation,
 ) -> Option<usize> {
     least_by(candidates, usable, ties, |server| {
-        (u64::from(server.state.load()), u64::from(server.effective_weight().0))
+        (
+            u64::from(server.state.load()),
+            u64::from(server.effective_weight().0),
+        )
     })
 }
 
@@ -101,11 +104,21 @@ impl TargetHasher {
     }
 }
 
+/// Where a target goes: its home server, and the server standing in for it
+/// while the home cannot take work (down, drained, in maintenance). The
+/// stand-in keeps the target's locality during the outage; the target goes
+/// home when its server takes work again, whose cache still holds it.
+#[derive(Debug, Clone, Copy)]
+struct Assigned {
+    home: ServerAddr,
+    stand_in: Option<ServerAddr>,
+}
+
 /// LARD: one server per target.
 #[derive(Debug)]
 pub struct Lard {
     thresholds: Thresholds,
-    servers: TargetMap<ServerAddr>,
+    servers: TargetMap<Assigned>,
     hasher: TargetHasher,
     ties: Rotation,
 }
@@ -139,9 +152,23 @@ impl Scheduler for Lard {
     ) -> Option<usize> {
         let key = self.hasher.key(request.path);
         self.servers.entry(key, |assigned| {
-            // The remembered server, if it may still serve this request.
-            let current = assigned
-                .and_then(|addr| candidates.iter().position(|s| s.addr == addr && usable(s)));
+            let usable_at =
+                |addr: ServerAddr| candidates.iter().position(|s| s.addr == addr && usable(s));
+            // A home that is still a candidate but cannot take work now is
+            // away: a stand-in serves its targets until it is back.
+            let away = |addr: ServerAddr| {
+                candidates
+                    .iter()
+                    .any(|s| s.addr == addr && !s.takes_new_work())
+            };
+            let (current, home_away) = match *assigned {
+                None => (None, false),
+                Some(Assigned { home, stand_in }) => match usable_at(home) {
+                    Some(i) => (Some(i), false),
+                    None if away(home) => (stand_in.and_then(usable_at), true),
+                    None => (None, false),
+                },
+            };
             let chosen = match current {
                 Some(i)
                     if !self
@@ -152,7 +179,17 @@ impl Scheduler for Lard {
                 }
                 _ => least_loaded(candidates, usable, &self.ties)?,
             };
-            *assigned = Some(candidates[chosen].addr);
+            let addr = candidates[chosen].addr;
+            *assigned = Some(match (*assigned, home_away) {
+                (Some(Assigned { home, .. }), true) => Assigned {
+                    home,
+                    stand_in: Some(addr),
+                },
+                _ => Assigned {
+                    home: addr,
+                    stand_in: None,
+                },
+            });
             Some(chosen)
         })
     }
@@ -247,6 +284,54 @@ mod tests {
         assert_eq!(fresh.server.addr, servers[2].addr);
         let cgi = pick(&lard, &servers, "/cgi-bin/x");
         assert_eq!(cgi.server.state.load(), cgi.server.state.active() + 1);
+    }
+
+    #[test]
+    fn targets_of_a_server_that_is_down_stand_in_elsewhere_and_go_home() {
+        let servers = servers(&[1, 1, 1]);
+        let lard = lard(25, 65);
+        let paths: Vec<String> = (0..60).map(|i| format!("/page{i}")).collect();
+        let home: Vec<ServerAddr> = paths
+            .iter()
+            .map(|p| pick(&lard, &servers, p).server.addr)
+            .collect();
+        let away = servers[0].addr;
+        let theirs: Vec<&String> = paths
+            .iter()
+            .zip(&home)
+            .filter(|(_, h)| **h == away)
+            .map(|(p, _)| p)
+            .collect();
+        assert!(
+            theirs.len() >= 5,
+            "only {} targets on the first server",
+            theirs.len()
+        );
+        servers[0].state.set_checked_down(true);
+        let stand_ins: Vec<ServerAddr> = theirs
+            .iter()
+            .map(|p| pick(&lard, &servers, p).server.addr)
+            .collect();
+        assert!(
+            stand_ins.iter().all(|s| *s != away),
+            "sent to a server that is down"
+        );
+        // The stand-in keeps each target while the home is away.
+        for (path, stand_in) in theirs.iter().zip(&stand_ins) {
+            assert_eq!(pick(&lard, &servers, path).server.addr, *stand_in, "{path}");
+        }
+        servers[0].state.set_checked_down(false);
+        for path in &theirs {
+            assert_eq!(
+                pick(&lard, &servers, path).server.addr,
+                away,
+                "{path} did not go home"
+            );
+        }
+        // The others' targets never moved.
+        for (path, home) in paths.iter().zip(&home) {
+            assert_eq!(pick(&lard, &servers, path).server.addr, *home, "{path}");
+        }
     }
 
     #[test]

@@ -400,7 +400,7 @@ mod tests {
         let servers = servers(&[1, 1]);
         servers[0]
             .state
-            .mark_failed(std::time::Duration::from_secs(60));
+            .record_failure(&tcpvs_command::PassiveSpec::default());
         for &kind in SchedulerKind::ALL {
             let sched = kind.build(&SchedOptions::new()).unwrap();
             for _ in 0..10 {
@@ -409,6 +409,52 @@ mod tests {
             }
             let pick = pick_server(&*sched, &request(), &servers, &[servers[1].addr]).unwrap();
             assert_eq!(pick.server.addr, servers[0].addr);
+        }
+    }
+
+    /// A verdict, unlike a passive mark, is never overruled: a server down
+    /// by its checks or its agent, drained or in maintenance gets no new
+    /// request from any scheduler, even when nothing else is left.
+    #[test]
+    fn down_drained_and_maint_servers_get_nothing() {
+        use crate::server::AgentAsks;
+        use crate::table::AdminState;
+        let held_out: [&dyn Fn(&Arc<RealServer>) -> Arc<RealServer>; 4] = [
+            &|s| {
+                s.state.set_checked_down(true);
+                s.clone()
+            },
+            &|s| {
+                s.state.set_agent_asks(AgentAsks::Drain);
+                s.clone()
+            },
+            &|s| {
+                Arc::new(
+                    RealServer::new(s.addr, s.weight, s.state.clone())
+                        .with_admin(AdminState::Maint),
+                )
+            },
+            &|s| {
+                Arc::new(
+                    RealServer::new(s.addr, s.weight, s.state.clone())
+                        .with_admin(AdminState::Drain),
+                )
+            },
+        ];
+        for hold_out in held_out {
+            let mut servers = servers(&[1, 1]);
+            servers[0] = hold_out(&servers[0]);
+            for &kind in SchedulerKind::ALL {
+                let sched = kind.build(&SchedOptions::new()).unwrap();
+                for _ in 0..10 {
+                    let pick = pick_server(&*sched, &request(), &servers, &[]).unwrap();
+                    assert_eq!(pick.server.addr, servers[1].addr, "{kind:?}");
+                }
+                let none = pick_server(&*sched, &request(), &servers, &[servers[1].addr]);
+                assert!(none.is_none(), "{kind:?}: {none:?}");
+                let keyed = pick_by_key("k", &servers, &[servers[1].addr]);
+                assert!(keyed.is_none(), "{kind:?}: {keyed:?}");
+            }
         }
     }
 

@@ -28,7 +28,10 @@ impl Scheduler for WeightedLeastConnection {
         usable: &dyn Fn(&RealServer) -> bool,
     ) -> Option<usize> {
         least_by(candidates, usable, &self.ties, |server| {
-            (u64::from(server.state.active()), u64::from(server.effective_weight().0))
+            (
+                u64::from(server.state.active()),
+                u64::from(server.effective_weight().0),
+            )
         })
     }
 }

@@ -89,15 +89,16 @@ impl Scheduler for WeightedRoundRobin {
         let mut turns = self.turns.lock().unwrap_or_else(PoisonError::into_inner);
         let Turns { sets, usable: set } = &mut *turns;
         set.clear();
-        set.extend(
-            (0..candidates.len())
-                .filter(|&i| !candidates[i].effective_weight().is_quiescent() && usable(&candidates[i])),
-        );
+        set.extend((0..candidates.len()).filter(|&i| {
+            !candidates[i].effective_weight().is_quiescent() && usable(&candidates[i])
+        }));
         if set.is_empty() {
             return None;
         }
         let turn = sets.state(set.iter().map(|&i| &*candidates[i]), Turn::new);
-        let position = turn.next(set.len(), |k| u32::from(candidates[set[k]].effective_weight().0));
+        let position = turn.next(set.len(), |k| {
+            u32::from(candidates[set[k]].effective_weight().0)
+        });
         Some(set[position])
     }
 }
