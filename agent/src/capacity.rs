@@ -35,26 +35,24 @@ mod tests {
     }
 
     #[test]
-    fn idle_is_all_free() {
-        assert_eq!(free_percent(0.0, cpus(4), 10), 100);
-    }
-
-    #[test]
-    fn free_share_falls_with_the_load() {
-        assert_eq!(free_percent(1.0, cpus(4), 10), 75);
-        assert_eq!(free_percent(2.0, cpus(4), 10), 50);
-        assert_eq!(free_percent(0.5, cpus(1), 0), 50);
-        assert_eq!(free_percent(0.333, cpus(1), 0), 67);
-    }
-
-    #[test]
-    fn saturation_is_the_floor() {
-        assert_eq!(free_percent(4.0, cpus(4), 10), 10);
-        assert_eq!(free_percent(3.8, cpus(4), 10), 10);
-        assert_eq!(free_percent(40.0, cpus(4), 10), 10);
-        assert_eq!(free_percent(40.0, cpus(4), 0), 0);
-        assert_eq!(free_percent(f64::INFINITY, cpus(4), 10), 10);
-        assert_eq!(free_percent(f64::NAN, cpus(4), 10), 10);
+    fn free_share_by_load() {
+        // (1-minute load, CPUs, floor, share sent)
+        let cases = [
+            (0.0, 4, 10, 100), // idle: all of it
+            (1.0, 4, 10, 75),
+            (2.0, 4, 10, 50),
+            (0.5, 1, 0, 50),
+            (0.333, 1, 0, 67), // rounded
+            (3.8, 4, 10, 10),  // 5% free: the floor
+            (4.0, 4, 10, 10),  // load = cpus: the floor
+            (40.0, 4, 10, 10), // overloaded: the floor, not less
+            (40.0, 4, 0, 0),   // floor 0: drained by weight
+            (f64::INFINITY, 4, 10, 10),
+            (f64::NAN, 4, 10, 10),
+        ];
+        for (load, n, floor, share) in cases {
+            assert_eq!(free_percent(load, cpus(n), floor), share, "{load} on {n}");
+        }
     }
 
     #[test]
