@@ -368,3 +368,397 @@ fn refused(e: &io::Error) -> ProbeFailure {
     };
     ProbeFailure::L4Refused(why)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::sync::mpsc;
+    use std::thread;
+    use tcpvs_command::StatusRange;
+
+    const TIMEOUT: Duration = Duration::from_secs(2);
+    /// What a check may overrun its timeout by (scheduling on a shared machine).
+    const SLACK: Duration = Duration::from_millis(800);
+
+    /// A server that accepts one connection and hands it to `talk`.
+    fn serve(talk: impl FnOnce(TcpStream) + Send + 'static) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("address");
+        thread::spawn(move || {
+            if let Ok((stream, _)) = listener.accept() {
+                let _ = stream.set_read_timeout(Some(TIMEOUT));
+                let _ = stream.set_write_timeout(Some(TIMEOUT));
+                talk(stream);
+            }
+        });
+        addr
+    }
+
+    /// A server that reads the request head, answers `reply` and closes; the
+    /// request comes back on the channel.
+    fn answer(reply: &[u8]) -> (SocketAddr, mpsc::Receiver<String>) {
+        let reply = reply.to_vec();
+        let (sent, request) = mpsc::channel();
+        let addr = serve(move |mut stream| {
+            let mut head = Vec::new();
+            let mut chunk = [0u8; 1024];
+            for _ in 0..64 {
+                match stream.read(&mut chunk) {
+                    Ok(n) if n > 0 => head.extend_from_slice(&chunk[..n]),
+                    _ => break,
+                }
+                if head.ends_with(b"\r\n\r\n") {
+                    break;
+                }
+            }
+            let _ = sent.send(String::from_utf8_lossy(&head).into_owned());
+            let _ = stream.write_all(&reply);
+        });
+        (addr, request)
+    }
+
+    /// A server that writes `reply` without reading and closes.
+    fn say(reply: &[u8]) -> SocketAddr {
+        let reply = reply.to_vec();
+        serve(move |mut stream| {
+            let _ = stream.write_all(&reply);
+        })
+    }
+
+    fn http(change: impl FnOnce(&mut HttpCheck)) -> CheckKind {
+        let mut check = HttpCheck::default();
+        change(&mut check);
+        CheckKind::Http(check)
+    }
+
+    fn http_answer(kind: &CheckKind, reply: &[u8]) -> Result<Passed, ProbeFailure> {
+        check(kind, answer(reply).0, TIMEOUT)
+    }
+
+    fn with_body(text: &str) -> CheckKind {
+        http(|c| c.body = Some(text.into()))
+    }
+
+    /// An address nothing listens on.
+    fn dead_port() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address")
+    }
+
+    fn chunked(chunks: &[&str]) -> Vec<u8> {
+        let mut reply = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        for chunk in chunks {
+            reply.extend_from_slice(format!("{:x}\r\n{chunk}\r\n", chunk.len()).as_bytes());
+        }
+        reply.extend_from_slice(b"0\r\n\r\n");
+        reply
+    }
+
+    // TCP
+
+    #[test]
+    fn tcp_passes_when_the_server_accepts() {
+        let passed = check(&CheckKind::Tcp, say(b""), TIMEOUT).expect("passes");
+        assert_eq!(passed.status, None);
+        assert!(passed.took < TIMEOUT);
+        assert!(passed.to_string().starts_with("L4OK in "), "{passed}");
+    }
+
+    #[test]
+    fn a_dead_port_is_refused() {
+        for kind in [CheckKind::Tcp, http(|_| {}), CheckKind::Rtsp] {
+            let failure = check(&kind, dead_port(), TIMEOUT).expect_err("refused");
+            assert_eq!(
+                failure,
+                ProbeFailure::L4Refused("connection refused".into())
+            );
+            assert_eq!(failure.to_string(), "L4CON connection refused");
+        }
+        assert!(matches!(
+            read_agent_line(dead_port(), TIMEOUT),
+            Err(ProbeFailure::L4Refused(_))
+        ));
+    }
+
+    // The deadline
+
+    #[test]
+    fn a_server_that_never_answers_times_out_at_the_timeout() {
+        // Connected by the kernel's backlog, never accepted nor answered.
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let timeout = Duration::from_millis(200);
+        for kind in [http(|_| {}), CheckKind::Rtsp] {
+            let start = Instant::now();
+            assert_eq!(check(&kind, addr, timeout), Err(ProbeFailure::L7Timeout));
+            let took = start.elapsed();
+            assert!(took >= timeout && took < timeout + SLACK, "{took:?}");
+        }
+        let start = Instant::now();
+        assert_eq!(read_agent_line(addr, timeout), Err(ProbeFailure::L7Timeout));
+        assert!(start.elapsed() < timeout + SLACK);
+        drop(listener);
+    }
+
+    /// A server that sends one byte of a never-ending head every 50 ms.
+    fn trickle() -> SocketAddr {
+        serve(|mut stream| {
+            let head = b"HTTP/1.1 200 OK\r\nX-Slow: "
+                .iter()
+                .chain([b'a'; 100].iter());
+            for byte in head {
+                if stream.write_all(&[*byte]).is_err() {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+        })
+    }
+
+    #[test]
+    fn a_trickling_server_is_cut_at_the_deadline() {
+        let timeout = Duration::from_millis(300);
+        let start = Instant::now();
+        assert_eq!(
+            check(&http(|_| {}), trickle(), timeout),
+            Err(ProbeFailure::L7Timeout)
+        );
+        let took = start.elapsed();
+        assert!(took >= timeout && took < timeout + SLACK, "{took:?}");
+        let start = Instant::now();
+        assert_eq!(
+            read_agent_line(trickle(), timeout),
+            Err(ProbeFailure::L7Timeout)
+        );
+        assert!(start.elapsed() < timeout + SLACK);
+    }
+
+    // HTTP
+
+    #[test]
+    fn http_sends_the_request_documented() {
+        let (addr, request) = answer(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        check(&http(|_| {}), addr, TIMEOUT).expect("passes");
+        assert_eq!(
+            request.recv_timeout(TIMEOUT).expect("request"),
+            format!("GET / HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: tcpvs-check\r\nConnection: close\r\n\r\n")
+        );
+        let (addr, request) = answer(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        let kind = http(|c| {
+            c.method = "HEAD".into();
+            c.path = "/health?full=1".into();
+            c.host = Some("www.example.com".into());
+        });
+        check(&kind, addr, TIMEOUT).expect("passes");
+        assert_eq!(
+            request.recv_timeout(TIMEOUT).expect("request"),
+            "HEAD /health?full=1 HTTP/1.1\r\nHost: www.example.com\r\nUser-Agent: tcpvs-check\r\nConnection: close\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn http_status_in_range_passes_and_out_of_range_fails() {
+        let passed = http_answer(
+            &http(|_| {}),
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        )
+        .expect("passes");
+        assert_eq!(passed.status, Some(200));
+        assert!(passed.to_string().starts_with("L7OK 200 in "), "{passed}");
+        let moved = b"HTTP/1.1 301 Moved\r\nLocation: /x\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(
+            http_answer(&http(|_| {}), moved).expect("passes").status,
+            Some(301)
+        );
+        let only_200 = http(|c| {
+            c.status = StatusRange {
+                low: 200,
+                high: 200,
+            }
+        });
+        assert_eq!(
+            http_answer(&only_200, moved),
+            Err(ProbeFailure::L7Status(301))
+        );
+        let failure = http_answer(
+            &http(|_| {}),
+            b"HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n",
+        )
+        .expect_err("fails");
+        assert_eq!(failure, ProbeFailure::L7Status(500));
+        assert_eq!(failure.to_string(), "L7STS 500");
+    }
+
+    #[test]
+    fn http_interim_heads_are_skipped() {
+        let reply = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n";
+        assert_eq!(
+            http_answer(&http(|_| {}), reply).expect("passes").status,
+            Some(204)
+        );
+        let endless = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(20);
+        assert!(matches!(
+            http_answer(&http(|_| {}), &endless),
+            Err(ProbeFailure::L7Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn http_malformed_answers_are_invalid() {
+        for reply in [
+            &b"garbage\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\nContent-Length: 0\n\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\n",
+            b"",
+        ] {
+            let failure = http_answer(&http(|_| {}), reply).expect_err("fails");
+            assert!(
+                matches!(failure, ProbeFailure::L7Invalid(_)),
+                "{:?}: {failure}",
+                String::from_utf8_lossy(reply)
+            );
+            assert!(failure.to_string().starts_with("L7RSP "), "{failure}");
+        }
+    }
+
+    #[test]
+    fn http_body_text_is_found_in_each_framing() {
+        let kind = with_body("all good");
+        for reply in [
+            b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\nstatus: all good".to_vec(),
+            b"HTTP/1.1 200 OK\r\n\r\nstatus: all good, really".to_vec(),
+            chunked(&["status: all", " go", "od"]),
+        ] {
+            let passed = http_answer(&kind, &reply);
+            assert!(
+                passed.is_ok(),
+                "{:?}: {passed:?}",
+                String::from_utf8_lossy(&reply)
+            );
+        }
+    }
+
+    #[test]
+    fn http_body_without_the_text_fails() {
+        let kind = with_body("all good");
+        for reply in [
+            // The text lies past the Content-Length.
+            b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nstatus: all good".to_vec(),
+            b"HTTP/1.1 200 OK\r\n\r\nstatus: bad".to_vec(),
+            chunked(&["status: all", " bad"]),
+            b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(),
+            // Past the first 64 KiB.
+            [
+                &b"HTTP/1.1 200 OK\r\n\r\n"[..],
+                &[b'x'; MAX_BODY],
+                b"all good",
+            ]
+            .concat(),
+        ] {
+            let failure = http_answer(&kind, &reply).expect_err("fails");
+            assert_eq!(
+                failure,
+                ProbeFailure::L7Body,
+                "{:?}",
+                String::from_utf8_lossy(&reply[..40])
+            );
+            assert_eq!(failure.to_string(), "L7RSP expected text not in body");
+        }
+    }
+
+    #[test]
+    fn http_body_cut_short_or_misframed_is_invalid() {
+        let kind = with_body("all good");
+        for reply in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nall good"[..],
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n8\r\nall good\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nall good\r\n0\r\n\r\n",
+        ] {
+            assert!(
+                matches!(http_answer(&kind, reply), Err(ProbeFailure::L7Invalid(_))),
+                "{:?}",
+                String::from_utf8_lossy(reply)
+            );
+        }
+    }
+
+    #[test]
+    fn http_head_check_does_not_read_a_body() {
+        let kind = http(|c| {
+            c.method = "HEAD".into();
+            c.body = Some("all good".into());
+        });
+        let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n";
+        assert_eq!(http_answer(&kind, reply).expect("passes").status, Some(200));
+    }
+
+    // RTSP
+
+    #[test]
+    fn rtsp_sends_options_and_passes_on_2xx_with_cseq_1() {
+        let (addr, request) =
+            answer(b"RTSP/1.0 200 OK\r\nCSeq: 1\r\nPublic: OPTIONS, DESCRIBE\r\n\r\n");
+        let passed = check(&CheckKind::Rtsp, addr, TIMEOUT).expect("passes");
+        assert_eq!(passed.status, Some(200));
+        assert_eq!(
+            request.recv_timeout(TIMEOUT).expect("request"),
+            "OPTIONS * RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: tcpvs-check\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn rtsp_failures() {
+        let rtsp = |reply: &[u8]| check(&CheckKind::Rtsp, answer(reply).0, TIMEOUT);
+        assert_eq!(
+            rtsp(b"RTSP/1.0 404 Not Found\r\nCSeq: 1\r\n\r\n"),
+            Err(ProbeFailure::L7Status(404))
+        );
+        for reply in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"[..],
+            b"RTSP/1.0 200 OK\r\nCSeq: 2\r\n\r\n",
+            b"RTSP/1.0 200 OK\r\n\r\n",
+            b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n",
+            b"garbage",
+        ] {
+            assert!(
+                matches!(rtsp(reply), Err(ProbeFailure::L7Invalid(_))),
+                "{:?}",
+                String::from_utf8_lossy(reply)
+            );
+        }
+    }
+
+    // Agent
+
+    #[test]
+    fn agent_line_is_read_up_to_its_end() {
+        for (reply, line) in [
+            (&b"75%\r\n"[..], "75%"),
+            (b"weight:10,drain\n", "weight:10,drain"),
+            (b"down#disk full", "down#disk full"),
+            (b"up\nmore lines\n", "up"),
+        ] {
+            assert_eq!(read_agent_line(say(reply), TIMEOUT).as_deref(), Ok(line));
+        }
+        let longest = [vec![b'9'; MAX_AGENT_LINE - 1], b"\n".to_vec()].concat();
+        let line = read_agent_line(say(&longest), TIMEOUT).expect("fits");
+        assert_eq!(line.len(), MAX_AGENT_LINE - 1);
+    }
+
+    #[test]
+    fn agent_empty_or_overlong_line_fails() {
+        for reply in [&b""[..], b"\n", b"\r\n", &[b'9'; MAX_AGENT_LINE + 100]] {
+            assert!(
+                matches!(
+                    read_agent_line(say(reply), TIMEOUT),
+                    Err(ProbeFailure::L7Invalid(_))
+                ),
+                "{} bytes",
+                reply.len()
+            );
+        }
+    }
+}
