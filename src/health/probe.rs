@@ -455,6 +455,22 @@ mod tests {
         reply
     }
 
+    /// Asserts that `probe` finds each of `replies` invalid (`L7RSP`).
+    fn assert_invalid<T: fmt::Debug>(
+        replies: &[&[u8]],
+        probe: impl Fn(&[u8]) -> Result<T, ProbeFailure>,
+    ) {
+        for reply in replies {
+            let failure = probe(reply).expect_err("fails");
+            let shown = String::from_utf8_lossy(&reply[..reply.len().min(60)]);
+            assert!(
+                matches!(failure, ProbeFailure::L7Invalid(_)),
+                "{shown:?}: {failure}"
+            );
+            assert!(failure.to_string().starts_with("L7RSP "), "{failure}");
+        }
+    }
+
     // TCP
 
     #[test]
@@ -606,83 +622,67 @@ mod tests {
 
     #[test]
     fn http_malformed_answers_are_invalid() {
-        for reply in [
-            &b"garbage\r\n\r\n"[..],
+        let replies: [&[u8]; 6] = [
+            b"garbage\r\n\r\n",
             b"HTTP/1.1 200 OK\nContent-Length: 0\n\n",
             b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
             b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n",
             b"HTTP/1.1 200 OK\r\n",
             b"",
-        ] {
-            let failure = http_answer(&http(|_| {}), reply).expect_err("fails");
-            assert!(
-                matches!(failure, ProbeFailure::L7Invalid(_)),
-                "{:?}: {failure}",
-                String::from_utf8_lossy(reply)
-            );
-            assert!(failure.to_string().starts_with("L7RSP "), "{failure}");
-        }
+        ];
+        assert_invalid(&replies, |reply| http_answer(&http(|_| {}), reply));
     }
 
     #[test]
-    fn http_body_text_is_found_in_each_framing() {
+    fn http_body_text_is_searched_in_each_framing() {
         let kind = with_body("all good");
-        for reply in [
-            b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\nstatus: all good".to_vec(),
-            b"HTTP/1.1 200 OK\r\n\r\nstatus: all good, really".to_vec(),
-            chunked(&["status: all", " go", "od"]),
-        ] {
-            let passed = http_answer(&kind, &reply);
-            assert!(
-                passed.is_ok(),
-                "{:?}: {passed:?}",
-                String::from_utf8_lossy(&reply)
-            );
-        }
-    }
-
-    #[test]
-    fn http_body_without_the_text_fails() {
-        let kind = with_body("all good");
-        for reply in [
+        let past_the_cap = [
+            &b"HTTP/1.1 200 OK\r\n\r\n"[..],
+            &[b'x'; MAX_BODY],
+            b"all good",
+        ]
+        .concat();
+        for (reply, found) in [
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\nstatus: all good".to_vec(),
+                true,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\n\r\nstatus: all good, really".to_vec(),
+                true,
+            ),
+            (chunked(&["status: all", " go", "od"]), true),
             // The text lies past the Content-Length.
-            b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nstatus: all good".to_vec(),
-            b"HTTP/1.1 200 OK\r\n\r\nstatus: bad".to_vec(),
-            chunked(&["status: all", " bad"]),
-            b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(),
-            // Past the first 64 KiB.
-            [
-                &b"HTTP/1.1 200 OK\r\n\r\n"[..],
-                &[b'x'; MAX_BODY],
-                b"all good",
-            ]
-            .concat(),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nstatus: all good".to_vec(),
+                false,
+            ),
+            (b"HTTP/1.1 200 OK\r\n\r\nstatus: bad".to_vec(), false),
+            (chunked(&["status: all", " bad"]), false),
+            (b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(), false),
+            (past_the_cap, false),
         ] {
-            let failure = http_answer(&kind, &reply).expect_err("fails");
-            assert_eq!(
-                failure,
-                ProbeFailure::L7Body,
-                "{:?}",
-                String::from_utf8_lossy(&reply[..40])
-            );
-            assert_eq!(failure.to_string(), "L7RSP expected text not in body");
+            let verdict = http_answer(&kind, &reply);
+            let shown = String::from_utf8_lossy(&reply[..reply.len().min(60)]);
+            if found {
+                assert!(verdict.is_ok(), "{shown:?}: {verdict:?}");
+            } else {
+                let failure = verdict.expect_err("fails");
+                assert_eq!(failure, ProbeFailure::L7Body, "{shown:?}");
+                assert_eq!(failure.to_string(), "L7RSP expected text not in body");
+            }
         }
     }
 
     #[test]
     fn http_body_cut_short_or_misframed_is_invalid() {
         let kind = with_body("all good");
-        for reply in [
-            &b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nall good"[..],
+        let replies: [&[u8]; 3] = [
+            b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nall good",
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n8\r\nall good\r\n",
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nall good\r\n0\r\n\r\n",
-        ] {
-            assert!(
-                matches!(http_answer(&kind, reply), Err(ProbeFailure::L7Invalid(_))),
-                "{:?}",
-                String::from_utf8_lossy(reply)
-            );
-        }
+        ];
+        assert_invalid(&replies, |reply| http_answer(&kind, reply));
     }
 
     #[test]
@@ -716,19 +716,14 @@ mod tests {
             rtsp(b"RTSP/1.0 404 Not Found\r\nCSeq: 1\r\n\r\n"),
             Err(ProbeFailure::L7Status(404))
         );
-        for reply in [
-            &b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"[..],
+        let replies: [&[u8]; 5] = [
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
             b"RTSP/1.0 200 OK\r\nCSeq: 2\r\n\r\n",
             b"RTSP/1.0 200 OK\r\n\r\n",
             b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n",
             b"garbage",
-        ] {
-            assert!(
-                matches!(rtsp(reply), Err(ProbeFailure::L7Invalid(_))),
-                "{:?}",
-                String::from_utf8_lossy(reply)
-            );
-        }
+        ];
+        assert_invalid(&replies, rtsp);
     }
 
     // Agent
@@ -750,15 +745,8 @@ mod tests {
 
     #[test]
     fn agent_empty_or_overlong_line_fails() {
-        for reply in [&b""[..], b"\n", b"\r\n", &[b'9'; MAX_AGENT_LINE + 100]] {
-            assert!(
-                matches!(
-                    read_agent_line(say(reply), TIMEOUT),
-                    Err(ProbeFailure::L7Invalid(_))
-                ),
-                "{} bytes",
-                reply.len()
-            );
-        }
+        let overlong = [b'9'; MAX_AGENT_LINE + 100];
+        let replies: [&[u8]; 4] = [b"", b"\n", b"\r\n", &overlong];
+        assert_invalid(&replies, |reply| read_agent_line(say(reply), TIMEOUT));
     }
 }
