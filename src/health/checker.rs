@@ -179,7 +179,7 @@ impl Watch {
             });
         match report {
             Ok((line, report)) => {
-                merge(&mut self.agent, &report);
+                self.agent.merge(&report);
                 self.server.state.set_agent_asks(self.agent.asks());
                 self.agent_trouble = false;
                 self.last_agent = Some(format!("agent `{}`", line.trim()));
@@ -232,7 +232,7 @@ impl Watch {
         if ramp == FULL_SCALE {
             self.back_since = None;
         }
-        let scale = verdict::weight_scale(self.agent.scale(), ramp);
+        let scale = verdict::weight_scale(self.agent.scale(self.server.weight), ramp);
         if self.server.state.weight_scale() != scale {
             self.server.state.set_weight_scale(scale);
         }
@@ -268,25 +268,6 @@ fn spawn_probe(
         tracing::warn!(service = %key.0, server = %key.1, "cannot start a check: {e}");
     }
     started.is_ok()
-}
-
-/// Merges an agent's line into what it said before: a line changes only
-/// what it names (HAProxy keeps the rest).
-fn merge(words: &mut AgentWords, report: &agent_line::AgentReport) {
-    use agent_line::{AgentAdmin as Admin, AgentOperational as Operational};
-    if let Some(admin) = report.admin {
-        words.admin = Some(match admin {
-            Admin::Ready => verdict::AgentAdmin::Ready,
-            Admin::Drain => verdict::AgentAdmin::Drain,
-            Admin::Maint => verdict::AgentAdmin::Maint,
-        });
-    }
-    if let Some(operational) = report.operational {
-        words.down = !matches!(operational, Operational::Up);
-    }
-    if let Some(percent) = report.weight_percent {
-        words.percent = Some(percent);
-    }
 }
 
 fn run(table: &ArcSwap<Table>, stop: &AtomicBool) {

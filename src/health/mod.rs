@@ -4,5 +4,8 @@
 //! ring); its verdicts reach every core through each server's shared state.
 
 pub mod agent_line;
+mod checker;
 pub mod probe;
 pub mod verdict;
+
+pub use checker::Checker;

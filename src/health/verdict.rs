@@ -6,8 +6,9 @@
 use std::fmt;
 use std::time::Duration;
 
+use super::agent_line::{AgentReport, AgentWeight};
 use crate::server::{AgentAsks, FULL_SCALE};
-use crate::table::{AdminState, RealServer};
+use crate::table::{AdminState, RealServer, Weight};
 
 /// Consecutive results of one server's active check (HAProxy's `rise` and
 /// `fall`): a server starts up and goes down after `fall` failures in a
@@ -55,37 +56,49 @@ impl Tracker {
 /// names.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AgentWords {
-    pub admin: Option<AgentAdmin>,
+    pub admin: Option<AdminState>,
     pub down: bool,
-    /// Percent of the configured weight (`None`: as configured).
-    pub percent: Option<u32>,
-}
-
-/// What an agent may ask of a server's administrative state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AgentAdmin {
-    Ready,
-    Drain,
-    Maint,
+    /// `None`: as configured.
+    pub weight: Option<AgentWeight>,
 }
 
 impl AgentWords {
+    /// Takes in a new line: what it names replaces what was said before.
+    pub fn merge(&mut self, report: &AgentReport) {
+        if let Some(admin) = report.admin {
+            self.admin = Some(admin);
+        }
+        if let Some(operational) = report.operational {
+            self.down = !operational.is_up();
+        }
+        if let Some(weight) = report.weight {
+            self.weight = Some(weight);
+        }
+    }
+
     /// What the server's state should say: maintenance wins over down,
     /// down over drain.
     pub fn asks(&self) -> AgentAsks {
         match (self.admin, self.down) {
-            (Some(AgentAdmin::Maint), _) => AgentAsks::Maint,
+            (Some(AdminState::Maint), _) => AgentAsks::Maint,
             (_, true) => AgentAsks::Down,
-            (Some(AgentAdmin::Drain), _) => AgentAsks::Drain,
+            (Some(AdminState::Drain), _) => AgentAsks::Drain,
             _ => AgentAsks::Nothing,
         }
     }
 
-    /// The agent's factor on the weight, per [`FULL_SCALE`].
-    pub fn scale(&self) -> u32 {
-        self.percent.map_or(FULL_SCALE, |p| {
-            p.saturating_mul(FULL_SCALE / 100).min(FULL_SCALE * 100)
-        })
+    /// The agent's factor on a `configured` weight, per [`FULL_SCALE`].
+    pub fn scale(&self, configured: Weight) -> u32 {
+        let full = u64::from(FULL_SCALE);
+        let scale = match self.weight {
+            None => full,
+            Some(AgentWeight::Percent(percent)) => u64::from(percent) * full / 100,
+            Some(AgentWeight::Absolute(_)) if configured.is_quiescent() => 0,
+            Some(AgentWeight::Absolute(weight)) => {
+                u64::from(weight.0) * full / u64::from(configured.0)
+            }
+        };
+        u32::try_from(scale).unwrap_or(u32::MAX)
     }
 }
 
@@ -170,7 +183,7 @@ mod tests {
 
     use super::*;
     use crate::server::ServerState;
-    use crate::table::{ServerAddr, Weight};
+    use crate::table::ServerAddr;
     use tcpvs_command::PassiveSpec;
 
     #[test]
@@ -196,24 +209,37 @@ mod tests {
 
     #[test]
     fn agent_words_merge_as_haproxy_keeps_them() {
+        let said = |line: &str, words: &mut AgentWords| {
+            words.merge(&super::super::agent_line::parse(line).expect(line));
+        };
+        let four = Weight(4);
         let mut words = AgentWords::default();
         assert_eq!(
-            (words.asks(), words.scale()),
+            (words.asks(), words.scale(four)),
             (AgentAsks::Nothing, FULL_SCALE)
         );
-        words.percent = Some(50);
-        assert_eq!(words.scale(), FULL_SCALE / 2);
-        words.admin = Some(AgentAdmin::Drain);
+        said("50%", &mut words);
+        assert_eq!(words.scale(four), FULL_SCALE / 2);
+        said("drain", &mut words);
         assert_eq!(words.asks(), AgentAsks::Drain);
-        words.down = true;
+        assert_eq!(
+            words.scale(four),
+            FULL_SCALE / 2,
+            "a drain keeps the weight"
+        );
+        said("down #disk full", &mut words);
         assert_eq!(words.asks(), AgentAsks::Down, "down wins over drain");
-        words.admin = Some(AgentAdmin::Maint);
+        said("maint", &mut words);
         assert_eq!(words.asks(), AgentAsks::Maint, "maint wins over down");
-        words.admin = Some(AgentAdmin::Ready);
-        words.down = false;
+        said("ready,up", &mut words);
         assert_eq!(words.asks(), AgentAsks::Nothing);
-        words.percent = Some(0);
-        assert_eq!(words.scale(), 0);
+        said("weight:2", &mut words);
+        assert_eq!(words.scale(four), FULL_SCALE / 2, "2 of 4");
+        assert_eq!(words.scale(Weight(0)), 0);
+        said("0%", &mut words);
+        assert_eq!(words.scale(four), 0);
+        said("200%", &mut words);
+        assert_eq!(words.scale(four), 2 * FULL_SCALE);
     }
 
     #[test]
