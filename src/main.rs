@@ -105,6 +105,8 @@ fn serve(
     let table = Table::build(spec, None).map_err(|(_, e)| anyhow::anyhow!(e))?;
     let table = Arc::new(ArcSwap::from_pointee(table));
     let running = Arc::new(worker::Workers::start(table.clone(), workers)?);
+    let _checker =
+        tcpvs::health::Checker::start(table.clone()).context("starting the health checker")?;
     let plane = Arc::new(ControlPlane::new(
         table.clone(),
         running.clone(),

@@ -151,10 +151,14 @@ fn a_keep_alive_request_makes_at_most_three_allocations() {
         })
         .fold(f64::INFINITY, f64::min);
     eprintln!("heap allocations per keep-alive request: {per_request:.4}");
-    // Was 17 with a String and a Vec per header and a Vec per head.
+    // Was 17 with a String and a Vec per header and a Vec per head. Each
+    // worker's pool sweep (a 1 s timer) may allocate once in a round of
+    // about half a second: a few allocations per round, never one more per
+    // request, which would read 4.0.
+    let periodic = 4.0 / REQUESTS as f64;
     assert!(
-        per_request <= 3.0,
-        "{per_request:.2} allocations per request"
+        per_request <= 3.0 + periodic,
+        "{per_request:.4} allocations per request"
     );
 }
 

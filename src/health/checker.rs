@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -26,6 +26,9 @@ use crate::table::{AdminState, RealServer, ServerAddr, Service, ServiceId, Table
 /// How often the checker looks at the table, its probes' results and the
 /// passive marks: the resolution of slow start and of "back up" messages.
 const TICK: Duration = Duration::from_millis(100);
+
+/// How often, between ticks, probe results are looked for.
+const POLL: Duration = Duration::from_millis(20);
 
 /// The running checker; dropping it stops the thread (probes in flight end
 /// by their own timeouts).
@@ -65,6 +68,14 @@ type Key = (ServiceId, ServerAddr);
 enum Report {
     Check(Key, Result<Passed, ProbeFailure>),
     Agent(Key, Result<String, ProbeFailure>),
+}
+
+impl Report {
+    fn key(&self) -> &Key {
+        match self {
+            Report::Check(key, _) | Report::Agent(key, _) => key,
+        }
+    }
 }
 
 /// What the checker keeps of one server between ticks.
@@ -273,34 +284,37 @@ fn spawn_probe(
 fn run(table: &ArcSwap<Table>, stop: &AtomicBool) {
     let (results, reports): (Sender<Report>, Receiver<Report>) = mpsc::channel();
     let mut watches: HashMap<Key, Watch> = HashMap::new();
+    let mut followed = None;
     let mut next_tick = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         if now >= next_tick {
             next_tick = now + TICK;
-            follow(&mut watches, &table.load(), now);
+            // A tick allocates nothing unless the table changed or a probe
+            // starts: it runs beside the data plane's cores.
+            let current = table.load();
+            if followed != Some(current.generation) {
+                follow(&mut watches, &current, now);
+                followed = Some(current.generation);
+            }
             for (key, watch) in &mut watches {
                 watch.start_due(key, now, &results);
                 watch.settle(now);
             }
         }
-        match reports.recv_timeout(next_tick.saturating_duration_since(Instant::now())) {
-            Ok(Report::Check(key, result)) => {
-                if let Some(watch) = watches.get_mut(&key) {
-                    watch.checked(result);
-                    watch.settle(Instant::now());
-                }
+        // Results are taken in as they come, between ticks; polled, since a
+        // blocking receive with a timeout allocates on every wait.
+        for report in reports.try_iter() {
+            let Some(watch) = watches.get_mut(report.key()) else {
+                continue; // A server deleted while its probe ran.
+            };
+            match report {
+                Report::Check(_, result) => watch.checked(result),
+                Report::Agent(_, result) => watch.agent_said(result),
             }
-            Ok(Report::Agent(key, result)) => {
-                if let Some(watch) = watches.get_mut(&key) {
-                    watch.agent_said(result);
-                    watch.settle(Instant::now());
-                }
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            // Never: `results` lives as long as this loop.
-            Err(RecvTimeoutError::Disconnected) => return,
+            watch.settle(Instant::now());
         }
+        thread::sleep(POLL.min(next_tick.saturating_duration_since(Instant::now())));
     }
 }
 

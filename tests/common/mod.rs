@@ -21,13 +21,27 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// connections it holds close, and its worker threads are joined.
 pub struct Proxy {
     addr: SocketAddr,
+    table: Arc<ArcSwap<Table>>,
     _workers: tcpvs::worker::Workers,
+    _checker: tcpvs::health::Checker,
 }
 
 impl Proxy {
     /// The address of its one service.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The running table (its servers' live state: health, counters).
+    pub fn table(&self) -> Arc<Table> {
+        self.table.load_full()
+    }
+
+    /// The live entry of the service's server at `addr`.
+    pub fn server(&self, addr: SocketAddr) -> Arc<tcpvs::table::RealServer> {
+        let table = self.table();
+        let found = table.services[0].servers.iter().find(|s| s.addr.0 == addr);
+        found.expect("a server of the service").clone()
     }
 }
 
@@ -38,9 +52,11 @@ pub fn start_proxy(service: ServiceSpec, settings: Settings) -> Proxy {
         settings,
         services: vec![service],
     };
-    let table = Table::build(spec, None).expect("valid table");
-    let workers =
-        tcpvs::worker::Workers::start(Arc::new(ArcSwap::from_pointee(table)), 2).expect("workers");
+    let table = Arc::new(ArcSwap::from_pointee(
+        Table::build(spec, None).expect("valid table"),
+    ));
+    let workers = tcpvs::worker::Workers::start(table.clone(), 2).expect("workers");
+    let checker = tcpvs::health::Checker::start(table.clone()).expect("health checker");
     let addr = workers
         .listening()
         .values()
@@ -49,7 +65,9 @@ pub fn start_proxy(service: ServiceSpec, settings: Settings) -> Proxy {
         .expect("one service");
     Proxy {
         addr,
+        table,
         _workers: workers,
+        _checker: checker,
     }
 }
 
