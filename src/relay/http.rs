@@ -224,6 +224,7 @@ impl Session {
         let passive = &service.health.passive;
         let mut tries = Tries::new(service);
         let mut fresh_only = false;
+        let mut failed_try: Option<(ProxyError, Flow)> = None;
         loop {
             let reuse = if fresh_only {
                 Reuse::Never
@@ -244,9 +245,13 @@ impl Session {
                 Ok(connected) => connected,
                 Err(unreachable) => {
                     tracing::debug!(client = %self.peer, "{unreachable}");
-                    let error = unreachable.error();
+                    // No server left to retry on: the client hears of the
+                    // failure that made us retry, not of the empty list.
+                    let (error, flow) = match failed_try.take() {
+                        Some(failed) if unreachable.failed.is_empty() => failed,
+                        _ => (unreachable.error(), decide::flow_after_no_server(head)),
+                    };
                     record.answered(error.status());
-                    let flow = decide::flow_after_no_server(head);
                     return self.respond_error(&error, flow, settings).await;
                 }
             };
@@ -282,6 +287,7 @@ impl Session {
                 }
                 Retry::AnotherServer if tries.failed_on(pick.server.addr, service) => {
                     tracing::debug!(server = %pick.server.addr, client = %self.peer, "retrying elsewhere: {error}");
+                    failed_try = Some((error, flow));
                     continue;
                 }
                 _ => {}
