@@ -8,10 +8,14 @@
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::health::{duration_text, AdminState, AgentSpec, CheckSpec, HealthSpec, PassiveSpec};
+use crate::health_opts;
+use crate::options::{OptionError, Options};
 use crate::spec::{
     Limits, Protocol, RuleSpec, ServerAddr, ServerSpec, ServiceSpec, Settings, Site, TableError,
     TableSpec, Timeouts, Weight,
@@ -132,6 +136,10 @@ fn site_span(text: &str, site: Site) -> (Range<usize>, String) {
         Site::Default(i) => service(i)
             .and_then(|s| s.default.as_ref())
             .map_or(fallback, |d| (d.span(), format!("service[{i}].default"))),
+        Site::Check(i) => service(i).map_or(fallback, |s| {
+            let key = format!("service[{i}].check.type");
+            (option_span(s.check.as_ref(), "type", &s.ident), key)
+        }),
     }
 }
 
@@ -232,7 +240,15 @@ fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
                 Some(w) => validate::weight(&w.get_ref().to_string())
                     .map_err(|e| invalid(w, &format!("{at}.weight"), e))?,
             };
-            Ok(ServerSpec::new(addr, weight))
+            let state = match &s.state {
+                None => AdminState::Ready,
+                Some(state) => validate::admin_state(state.get_ref())
+                    .map_err(|e| invalid(state, &format!("{at}.state"), e))?,
+            };
+            Ok(ServerSpec {
+                state,
+                ..ServerSpec::new(addr, weight)
+            })
         })
         .collect::<Result<_, Located>>()?;
     let rules = raw
@@ -265,29 +281,14 @@ fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
         Some(d) => Some(server_list(d.get_ref(), &key("default"))?),
         None => None,
     };
-    let sched_opts = raw
-        .sched_opts
-        .iter()
-        .flatten()
-        .map(|(name, value)| {
-            let text = match value.get_ref() {
-                toml::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            (name.get_ref().clone(), text)
-        })
-        .collect();
+    let sched_opts = options_of(raw.sched_opts.as_ref());
     // Checked for the algorithm they go to, at the line of the option at fault.
     if let Err(refused) = validate::sched_opts(scheduler, &sched_opts) {
-        let given = raw.sched_opts.iter().flatten();
-        let span = given
-            .map(|(name, value)| (name.get_ref(), value.span()))
-            .find(|(name, _)| **name == refused.option)
-            .map_or_else(|| raw.ident.span(), |(_, span)| span);
-        let key = key(&format!("sched_opts.{}", refused.option));
+        let (span, key) = option_at(&raw, &key("sched_opts"), raw.sched_opts.as_ref(), &refused);
         let error = refused.of_service(&ident, scheduler);
         return Err((span, key, error.to_string()));
     }
+    let health = convert_health(&raw, &key)?;
     let persistent = match &raw.persistent {
         None => None,
         Some(p) => {
@@ -311,8 +312,98 @@ fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
         servers,
         rules,
         default,
-        health: Default::default(),
+        health,
     })
+}
+
+/// `[service.check]`, `[service.agent]`, `[service.passive]`, `retries`
+/// and `slowstart`.
+fn convert_health(raw: &RawService, key: &dyn Fn(&str) -> String) -> Result<HealthSpec, Located> {
+    // Each table read as tcpvsadm reads its option, refused at the line of
+    // the option at fault.
+    let table = |name: &str, table: Option<&RawOptions>, refused: OptionError| {
+        let (span, key) = option_at(raw, &key(name), table, &refused);
+        (span, key, refused.reason)
+    };
+    let check = raw
+        .check
+        .as_ref()
+        .map(|t| health_opts::check(&options_of(Some(t))).map_err(|e| table("check", Some(t), e)))
+        .transpose()?;
+    let agent = raw
+        .agent
+        .as_ref()
+        .map(|t| health_opts::agent(&options_of(Some(t))).map_err(|e| table("agent", Some(t), e)))
+        .transpose()?;
+    let passive = match &raw.passive {
+        None => PassiveSpec::default(),
+        Some(t) => health_opts::passive(&options_of(Some(t)), &PassiveSpec::default())
+            .map_err(|e| table("passive", Some(t), e))?,
+    };
+    let retries = match &raw.retries {
+        None => HealthSpec::DEFAULT_RETRIES,
+        Some(n) => validate::retries(&n.get_ref().to_string())
+            .map_err(|e| invalid(n, &key("retries"), e))?,
+    };
+    let slowstart = match &raw.slowstart {
+        None => Duration::ZERO,
+        Some(d) => {
+            validate::slowstart(d.get_ref()).map_err(|e| invalid(d, &key("slowstart"), e))?
+        }
+    };
+    Ok(HealthSpec {
+        check,
+        agent,
+        passive,
+        retries,
+        slowstart,
+    })
+}
+
+/// A table of options (`[service.sched_opts]`, `[service.check]`...) as
+/// text by name, as tcpvsadm gives them.
+fn options_of(table: Option<&RawOptions>) -> Options {
+    table
+        .into_iter()
+        .flatten()
+        .map(|(name, value)| {
+            let text = match value.get_ref() {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (name.get_ref().clone(), text)
+        })
+        .collect()
+}
+
+/// Where option `refused.option` of table `table_key` of service `raw`
+/// is, and its key (the service's ident line when the option is missing).
+fn option_at(
+    raw: &RawService,
+    table_key: &str,
+    table: Option<&RawOptions>,
+    refused: &OptionError,
+) -> (Range<usize>, String) {
+    let key = if refused.option.is_empty() {
+        table_key.to_string()
+    } else {
+        format!("{table_key}.{}", refused.option)
+    };
+    let span = option_span(table, &refused.option, &raw.ident);
+    (span, key)
+}
+
+/// The span of option `option`'s value in `table`, or of `fallback`.
+fn option_span(
+    table: Option<&RawOptions>,
+    option: &str,
+    fallback: &Spanned<String>,
+) -> Range<usize> {
+    table
+        .into_iter()
+        .flatten()
+        .find(|(name, _)| name.get_ref() == option)
+        .map_or_else(|| fallback.span(), |(_, value)| value.span())
 }
 
 /// A validator's error, at `value`'s place in the file.
@@ -382,16 +473,41 @@ pub fn services_to_toml(services: &[ServiceSpec]) -> String {
         if let Some(default) = &service.default {
             let _ = writeln!(out, "default = {}", list(default));
         }
+        let health = &service.health;
+        if health.retries != HealthSpec::DEFAULT_RETRIES {
+            let _ = writeln!(out, "retries = {}", health.retries);
+        }
+        if !health.slowstart.is_zero() {
+            let slowstart = duration_text(health.slowstart);
+            let _ = writeln!(out, "slowstart = {}", quote(&slowstart));
+        }
         if !service.sched_opts.is_empty() {
             let _ = writeln!(out, "[service.sched_opts]");
             for (name, value) in &service.sched_opts {
                 let _ = writeln!(out, "{} = {}", quote(name), quote(value));
             }
         }
+        let tables = [
+            ("check", health.check.as_ref().map(CheckSpec::pairs)),
+            ("agent", health.agent.as_ref().map(AgentSpec::pairs)),
+            ("passive", Some(health.passive.pairs())),
+        ];
+        for (name, pairs) in tables {
+            let Some(pairs) = pairs.filter(|p| !p.is_empty()) else {
+                continue;
+            };
+            let _ = writeln!(out, "[service.{name}]");
+            for (key, value) in pairs {
+                let _ = writeln!(out, "{key} = {}", scalar(&value));
+            }
+        }
         for server in &service.servers {
             let _ = writeln!(out, "[[service.server]]");
             let _ = writeln!(out, "address = {}", quote(&server.addr.to_string()));
             let _ = writeln!(out, "weight = {}", server.weight.0);
+            if server.state != AdminState::Ready {
+                let _ = writeln!(out, "state = {}", quote(server.state.name()));
+            }
         }
         for rule in &service.rules {
             let _ = writeln!(out, "[[service.rule]]");
@@ -404,6 +520,19 @@ pub fn services_to_toml(services: &[ServiceSpec]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// An option's text as a TOML value: a number or a boolean bare (`rise =
+/// 2`), anything else a string. Read back, each gives the same text.
+fn scalar(text: &str) -> String {
+    let bare = text == "true"
+        || text == "false"
+        || text.parse::<i64>().is_ok_and(|n| n.to_string() == text);
+    if bare {
+        text.to_string()
+    } else {
+        toml::Value::String(text.to_string()).to_string()
+    }
 }
 
 #[derive(Deserialize)]
@@ -457,8 +586,13 @@ struct RawService {
     forwarded_proto: Option<Spanned<String>>,
     enabled: Option<bool>,
     persistent: Option<Spanned<String>>,
-    sched_opts: Option<std::collections::BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
+    sched_opts: Option<RawOptions>,
     default: Option<Spanned<Vec<Spanned<String>>>>,
+    retries: Option<Spanned<i64>>,
+    slowstart: Option<Spanned<String>>,
+    check: Option<RawOptions>,
+    agent: Option<RawOptions>,
+    passive: Option<RawOptions>,
     #[serde(default)]
     server: Vec<RawServer>,
     #[serde(default)]
@@ -470,7 +604,11 @@ struct RawService {
 struct RawServer {
     address: Spanned<String>,
     weight: Option<Spanned<i64>>,
+    state: Option<Spanned<String>>,
 }
+
+/// A table of options, each value any scalar (read as its text).
+type RawOptions = std::collections::BTreeMap<Spanned<String>, Spanned<toml::Value>>;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -4,8 +4,11 @@
 //! was (`file:line: key:` or the option).
 
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::str::FromStr;
 use std::time::Duration;
 
+use crate::health::{duration_text, AdminState, CheckKind, CheckSpec, HttpCheck, StatusRange};
 use crate::sched_opts::{self, SchedOptionError, SchedParams};
 use crate::spec::{
     Protocol, SchedOptions, SchedulerKind, ServerAddr, ServiceId, TableError, Weight,
@@ -182,6 +185,186 @@ pub fn group_in_pattern(group: u32, pattern: &str, groups: usize) -> Result<(), 
         });
     }
     Ok(())
+}
+
+/// `text` as a duration within `range`, or refused as not `expected`.
+fn duration_in(
+    text: &str,
+    range: RangeInclusive<Duration>,
+    expected: &'static str,
+) -> Result<Duration, TableError> {
+    match duration(text) {
+        Ok(d) if range.contains(&d) => Ok(d),
+        _ => Err(bad_value(text, expected)),
+    }
+}
+
+/// `text` as a number within `range`, or refused as not `expected`.
+fn number_in<T: FromStr + PartialOrd>(
+    text: &str,
+    range: RangeInclusive<T>,
+    expected: &'static str,
+) -> Result<T, TableError> {
+    match text.trim().parse::<T>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(bad_value(text, expected)),
+    }
+}
+
+fn bad_value(text: &str, expected: &'static str) -> TableError {
+    TableError::BadValue {
+        value: text.to_string(),
+        expected,
+    }
+}
+
+const fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Tries of a request on other servers after a failed one, 0 to 10.
+pub fn retries(text: &str) -> Result<u32, TableError> {
+    number_in(text, 0..=10, "a number of retries from 0 to 10")
+}
+
+/// How long a server coming back ramps its weight up: `0s` (off) to 1h.
+pub fn slowstart(text: &str) -> Result<Duration, TableError> {
+    match duration(text) {
+        Err(TableError::ZeroDuration) => Ok(Duration::ZERO),
+        Ok(d) if d <= ms(3_600_000) => Ok(d),
+        _ => Err(bad_value(text, "a duration from 0s (off) to 1h")),
+    }
+}
+
+/// An active check's `type`: `tcp`, `http` (with the default request) or `rtsp`.
+pub fn check_type(text: &str) -> Result<CheckKind, TableError> {
+    match text {
+        "tcp" => Ok(CheckKind::Tcp),
+        "http" => Ok(CheckKind::Http(HttpCheck::default())),
+        "rtsp" => Ok(CheckKind::Rtsp),
+        _ => Err(bad_value(text, "a check type (tcp, http or rtsp)")),
+    }
+}
+
+/// Between two checks (or agent reads) of a server: 100ms to 1h.
+pub fn check_interval(text: &str) -> Result<Duration, TableError> {
+    duration_in(text, ms(100)..=ms(3_600_000), "a duration from 100ms to 1h")
+}
+
+/// One check (or agent read), connect to verdict: 10ms to 1m.
+pub fn check_timeout(text: &str) -> Result<Duration, TableError> {
+    duration_in(text, ms(10)..=ms(60_000), "a duration from 10ms to 1m")
+}
+
+/// A check's timeout must end before the next check starts.
+pub fn timeout_below_interval(timeout: Duration, interval: Duration) -> Result<(), TableError> {
+    if timeout < interval {
+        Ok(())
+    } else {
+        Err(TableError::TimeoutNotBelowInterval {
+            timeout: duration_text(timeout),
+            interval: duration_text(interval),
+        })
+    }
+}
+
+/// `rise` or `fall`: consecutive results that change a server's state, 1 to 100.
+pub fn threshold(text: &str) -> Result<u32, TableError> {
+    number_in(text, 1..=100, "a number from 1 to 100")
+}
+
+/// An HTTP check's method: a token (RFC 9110), such as `GET` or `HEAD`.
+pub fn http_method(text: &str) -> Result<String, TableError> {
+    let token = !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    token
+        .then(|| text.to_string())
+        .ok_or_else(|| bad_value(text, "a method (a token such as GET or HEAD)"))
+}
+
+/// An HTTP check's target: starts with `/`, no space or control byte.
+pub fn http_path(text: &str) -> Result<String, TableError> {
+    let path = text.starts_with('/') && !text.bytes().any(|b| b == b' ' || b.is_ascii_control());
+    path.then(|| text.to_string())
+        .ok_or_else(|| bad_value(text, "a path (starting with /, without spaces)"))
+}
+
+/// An HTTP check's Host: not empty, no space or control byte.
+pub fn http_host(text: &str) -> Result<String, TableError> {
+    let host = !text.is_empty() && !text.bytes().any(|b| b == b' ' || b.is_ascii_control());
+    host.then(|| text.to_string())
+        .ok_or_else(|| bad_value(text, "a host name (without spaces)"))
+}
+
+/// A text an HTTP check's response body must contain: not empty, no
+/// control byte.
+pub fn expected_body(text: &str) -> Result<String, TableError> {
+    let body = !text.is_empty() && !text.chars().any(char::is_control);
+    body.then(|| text.to_string()).ok_or_else(|| {
+        bad_value(
+            text,
+            "a text to find in the body (without control characters)",
+        )
+    })
+}
+
+/// The statuses an HTTP check passes: `200-399` or `204`.
+pub fn status_range(text: &str) -> Result<StatusRange, TableError> {
+    text.parse().map_err(TableError::Unparsed)
+}
+
+/// An agent's port on the real server, 1 to 65535.
+pub fn agent_port(text: &str) -> Result<u16, TableError> {
+    number_in(text, 1..=65535, "a port from 1 to 65535")
+}
+
+/// Failures of real traffic that take a server out, 0 (never) to 1000.
+pub fn max_fails(text: &str) -> Result<u32, TableError> {
+    number_in(text, 0..=1000, "a number from 0 (off) to 1000")
+}
+
+/// The window in which `max_fails` count, and how long the server is
+/// then out: 1s to 1h.
+pub fn fail_timeout(text: &str) -> Result<Duration, TableError> {
+    duration_in(text, ms(1000)..=ms(3_600_000), "a duration from 1s to 1h")
+}
+
+/// A yes-or-no option (`on_5xx`): `yes`, `no`, `true` or `false`.
+pub fn yes_no(text: &str) -> Result<bool, TableError> {
+    match text {
+        "yes" | "true" => Ok(true),
+        "no" | "false" => Ok(false),
+        _ => Err(bad_value(text, "yes or no")),
+    }
+}
+
+/// The state an operator puts a server in: `ready`, `drain` or `maint`.
+pub fn admin_state(text: &str) -> Result<AdminState, TableError> {
+    text.parse().map_err(TableError::Unparsed)
+}
+
+/// A check must speak the service's protocol, or plain TCP.
+pub fn check_fits(
+    service: &ServiceId,
+    protocol: Protocol,
+    check: &CheckSpec,
+) -> Result<(), TableError> {
+    let fits = match check.kind {
+        CheckKind::Tcp => true,
+        CheckKind::Http(_) => protocol == Protocol::Http,
+        CheckKind::Rtsp => protocol == Protocol::Rtsp,
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(TableError::CheckDoesNotFit {
+            service: service.clone(),
+            protocol,
+            check: check.kind.name(),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,9 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::health::{AdminState, HealthSpec};
+use crate::health_opts;
+use crate::options::OptionError;
 use crate::spec::{
     RuleSpec, SchedOptions, ServerAddr, ServerSpec, ServiceId, ServiceSpec, TableError, TableSpec,
     Weight,
@@ -82,6 +85,18 @@ pub struct ServiceArgs {
     pub persistent: Option<u64>,
     /// The `X-Forwarded-Proto` value to add; empty turns it off.
     pub forwarded_proto: Option<String>,
+    /// The active check as `type=http,path=/health,...`, replacing the whole
+    /// check; `none` removes it.
+    pub check: Option<String>,
+    /// The agent as `port=9999,...`; `none` removes it.
+    pub agent: Option<String>,
+    /// Passive counting as `max_fails=3,...`: the options given change, the
+    /// others stay.
+    pub passive: Option<String>,
+    /// Tries on other servers after a failed one.
+    pub retries: Option<u32>,
+    /// Slow start as a duration (`30s`; `0s` turns it off).
+    pub slowstart: Option<String>,
 }
 
 /// Arguments of `-a` and `-e`.
@@ -91,6 +106,9 @@ pub struct ServerArgs {
     pub server: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
+    /// `--state ready|drain|maint`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<AdminState>,
 }
 
 /// Arguments of `--add-rule` and `--del-rule`.
@@ -245,7 +263,10 @@ impl Verb {
                     return Err(CommandError::DuplicateServer(args.ident.clone(), addr));
                 }
                 let weight = args.weight.map_or(Ok(Weight::DEFAULT), weight)?;
-                service.servers.push(ServerSpec::new(addr, weight));
+                service.servers.push(ServerSpec {
+                    state: args.state.unwrap_or_default(),
+                    ..ServerSpec::new(addr, weight)
+                });
                 Ok(())
             }
             Verb::EditServer(args) => {
@@ -258,6 +279,9 @@ impl Verb {
                     .ok_or_else(|| CommandError::NoServer(args.ident.clone(), addr))?;
                 if let Some(w) = args.weight {
                     server.weight = weight(w)?;
+                }
+                if let Some(state) = args.state {
+                    server.state = state;
                 }
                 Ok(())
             }
@@ -351,6 +375,29 @@ fn apply_service_args(service: &mut ServiceSpec, args: &ServiceArgs) -> Result<(
     }
     if let Some(seconds) = args.persistent {
         service.persistent = validate::persistence(&seconds.to_string())?;
+    }
+    apply_health_args(&mut service.health, args).map_err(TableError::BadHealthOption)?;
+    if let Some(retries) = args.retries {
+        service.health.retries = validate::retries(&retries.to_string())?;
+    }
+    if let Some(slowstart) = &args.slowstart {
+        service.health.slowstart = validate::slowstart(slowstart)?;
+    }
+    Ok(())
+}
+
+/// `--check` and `--agent` replace (or remove), `--passive` changes the
+/// options it gives.
+fn apply_health_args(health: &mut HealthSpec, args: &ServiceArgs) -> Result<(), OptionError> {
+    if let Some(text) = &args.check {
+        health.check = health_opts::optional("check", text, health_opts::check)?;
+    }
+    if let Some(text) = &args.agent {
+        health.agent = health_opts::optional("agent", text, health_opts::agent)?;
+    }
+    if let Some(text) = &args.passive {
+        let given = health_opts::listed("passive", text)?;
+        health.passive = health_opts::passive(&given, &health.passive)?;
     }
     Ok(())
 }
@@ -494,6 +541,7 @@ mod tests {
             ident: ident.into(),
             server: addr.into(),
             weight,
+            state: None,
         }
     }
 
