@@ -85,6 +85,23 @@ impl HealthView {
     }
 }
 
+impl HealthView {
+    /// The options set, as tcpvsadm names them (`check`, `agent`,
+    /// `passive`, `slowstart`) with their values (retries aside: they
+    /// always have one).
+    pub fn options(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("check", &self.check),
+            ("agent", &self.agent),
+            ("passive", &self.passive),
+            ("slowstart", &self.slowstart),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value.as_deref()?)))
+        .collect()
+    }
+}
+
 impl Default for HealthView {
     fn default() -> Self {
         Self::of(&HealthSpec::default())

@@ -2,12 +2,13 @@
 
 use std::fmt::Write;
 
-use tcpvs_command::{ServiceView, TableView};
+use tcpvs_command::{AdminState, HealthSpec, ServerView, ServiceView, TableView};
 
 use crate::args::quote;
 
-/// `-L`: services, their real servers with weight, active requests and
-/// requests served, and the content rules.
+/// `-L`: services with how they watch their servers, their real servers
+/// with weight (effective/configured when they differ), active requests,
+/// requests sent, health and last check, and the content rules.
 pub fn listing(view: &TableView, stats: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -24,7 +25,8 @@ pub fn listing(view: &TableView, stats: bool) -> String {
         out,
         "  -> RealServer                  Weight  ActiveReq  Requests"
     );
-    out.push_str(if stats { "  Failures\n" } else { "\n" });
+    out.push_str(if stats { "  Failures" } else { "" });
+    out.push_str("  Health  LastCheck\n");
     for service in &view.services {
         let listen = match &service.bound {
             Some(bound) if *bound != service.listen => format!("{} ({bound})", service.listen),
@@ -55,15 +57,25 @@ pub fn listing(view: &TableView, stats: bool) -> String {
         if let Some(sessions) = service.sessions {
             let _ = writeln!(out, "  sessions {sessions}");
         }
+        let _ = writeln!(out, "  {}", health_summary(service));
         for server in &service.servers {
             let _ = write!(
                 out,
                 "  -> {:<26} {:<7} {:<10} {:<9}",
-                server.address, server.weight, server.active, server.requests
+                server.address,
+                weight(server),
+                server.active,
+                server.requests
             );
             if stats {
-                let _ = write!(out, " {}", server.failures);
+                let _ = write!(out, " {:<9}", server.failures);
             }
+            let _ = write!(
+                out,
+                " {:<7} {}",
+                health(server),
+                server.last_check.as_deref().unwrap_or("")
+            );
             out.truncate(out.trim_end().len());
             out.push('\n');
         }
@@ -90,6 +102,45 @@ pub fn listing(view: &TableView, stats: bool) -> String {
         }
     }
     out
+}
+
+/// A service's check, agent, passive counting, slow start and retries, as
+/// tcpvsadm's options give them, and how many requests were retried.
+fn health_summary(service: &ServiceView) -> String {
+    let health = &service.health;
+    let mut parts: Vec<String> = health
+        .options()
+        .into_iter()
+        .map(|(name, value)| format!("{name} {value}"))
+        .collect();
+    parts.push(format!(
+        "retries {}, retried {}",
+        health.retries, service.retried
+    ));
+    parts.join("; ")
+}
+
+/// The weight, `effective/configured` when they differ.
+fn weight(server: &ServerView) -> String {
+    if server.effective_weight == u32::from(server.weight) {
+        server.weight.to_string()
+    } else {
+        format!("{}/{}", server.effective_weight, server.weight)
+    }
+}
+
+/// The server's health, with the operator's state when it does not say it.
+fn health(server: &ServerView) -> String {
+    let health = if server.health.is_empty() {
+        "-"
+    } else {
+        &server.health
+    };
+    if server.state == AdminState::Ready.name() || server.state == health {
+        health.to_string()
+    } else {
+        format!("{health} ({})", server.state)
+    }
 }
 
 /// `-S`: one tcpvsadm command per line that `-R` turns back into this table.
@@ -126,14 +177,25 @@ fn save_service(service: &ServiceView, out: &mut String) {
     if service.protocol != "http" {
         let _ = write!(out, " --protocol {}", quote(&service.protocol));
     }
+    let health = &service.health;
+    for (name, value) in health.options() {
+        let _ = write!(out, " --{name} {}", quote(value));
+    }
+    if health.retries != HealthSpec::DEFAULT_RETRIES {
+        let _ = write!(out, " --retries {}", health.retries);
+    }
     out.push('\n');
     for server in &service.servers {
-        let _ = writeln!(
+        let _ = write!(
             out,
             "-a -i {ident} -r {} -w {}",
             quote(&server.address),
             server.weight
         );
+        if server.state != AdminState::Ready.name() {
+            let _ = write!(out, " --state {}", quote(&server.state));
+        }
+        out.push('\n');
     }
     for rule in &service.rules {
         for server in &rule.servers {
