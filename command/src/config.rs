@@ -621,8 +621,8 @@ struct RawRule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::health::{CheckKind, HttpCheck};
     use crate::spec::SchedulerKind;
-    use std::time::Duration;
 
     const GOOD: &str = r#"
 workers = 2
@@ -733,9 +733,112 @@ servers = ["127.0.0.1:9002"]
         web.persistent = Some(Duration::from_secs(300));
         web.rules[0].match_group = Some(1);
         web.rules[0].pattern = "^/images/(\"quoted\")".into();
+        web.servers[1].state = AdminState::Drain;
+        web.health = HealthSpec {
+            check: Some(CheckSpec {
+                interval: Duration::from_millis(1500),
+                fall: 5,
+                ..CheckSpec::new(CheckKind::Http(HttpCheck {
+                    method: "HEAD".into(),
+                    path: "/health?x=1".into(),
+                    host: Some("www.example.com".into()),
+                    status: "204".parse().unwrap(),
+                    body: Some("007, \"ok\"".into()),
+                }))
+            }),
+            agent: Some(AgentSpec::new(9999)),
+            passive: PassiveSpec {
+                max_fails: 0,
+                on_5xx: true,
+                ..PassiveSpec::default()
+            },
+            retries: 0,
+            slowstart: Duration::from_secs(30),
+        };
         let text = services_to_toml(&config.table.services);
         let back = parse(&text, Path::new("state.toml")).unwrap();
         assert_eq!(back.table.services, config.table.services, "{text}");
+        assert!(
+            text.contains("fall = 5\n") && text.contains("on_5xx = true\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn defaults_are_not_written() {
+        let config = parse(GOOD, Path::new("t.toml")).unwrap();
+        let text = services_to_toml(&config.table.services);
+        for key in ["retries", "slowstart", "check", "agent", "passive", "state"] {
+            assert!(!text.contains(key), "{key}: {text}");
+        }
+    }
+
+    #[test]
+    fn health_keys_load_and_are_refused_at_their_line() {
+        let with = |service: &str, server: &str| {
+            GOOD.replace(
+                "default = [\"127.0.0.1:9001\"]\n",
+                &format!("default = [\"127.0.0.1:9001\"]\n{service}"),
+            )
+            .replace(
+                "address = \"127.0.0.1:9001\"\n",
+                &format!("address = \"127.0.0.1:9001\"\n{server}"),
+            )
+        };
+        let good = with(
+            "retries = 3\nslowstart = \"1m\"\n[service.check]\ntype = \"http\"\nrise = 1\n\
+             [service.agent]\nport = 9999\n[service.passive]\nmax_fails = 3\n",
+            "state = \"maint\"\n",
+        );
+        let config = parse(&good, Path::new("t.toml")).unwrap();
+        let web = &config.table.services[0];
+        assert_eq!(web.health.retries, 3);
+        assert_eq!(web.health.slowstart, Duration::from_secs(60));
+        assert_eq!(web.health.check.as_ref().map(|c| c.rise), Some(1));
+        assert_eq!(web.health.agent, Some(AgentSpec::new(9999)));
+        assert_eq!(web.health.passive.max_fails, 3);
+        assert_eq!(web.servers[0].state, AdminState::Maint);
+        // Lines: 10 ident, 14 the first key after `default`.
+        let cases = [
+            (
+                with("retries = 11\n", ""),
+                "t.toml:14: service[0].retries: `11` is not a number of retries from 0 to 10",
+            ),
+            (
+                with("slowstart = \"2h\"\n", ""),
+                "t.toml:14: service[0].slowstart: `2h` is not a duration from 0s (off) to 1h",
+            ),
+            (
+                with("[service.check]\ntype = \"tcp\"\nrise = 0\n", ""),
+                "t.toml:16: service[0].check.rise: check rise: `0` is not a number from 1 to 100",
+            ),
+            (
+                with("[service.check]\ninterval = \"5s\"\n", ""),
+                "t.toml:10: service[0].check.type: check: give its type: type=tcp, http or rtsp",
+            ),
+            (
+                with("[service.check]\ntype = \"rtsp\"\n", ""),
+                "t.toml:15: service[0].check.type: service `web` speaks http: a check of type \
+                 rtsp does not fit (give type=http or type=tcp)",
+            ),
+            (
+                with("[service.agent]\nport = 9999\nfall = 2\n", ""),
+                "t.toml:16: service[0].agent.fall: unknown option `fall` (agent takes port, \
+                 interval, timeout)",
+            ),
+            (
+                with("[service.passive]\non_5xx = \"maybe\"\n", ""),
+                "t.toml:15: service[0].passive.on_5xx: passive on_5xx: `maybe` is not yes or no",
+            ),
+            (
+                with("", "state = \"up\"\n"),
+                "t.toml:17: service[0].server[0].state: unknown state `up` (known: ready, drain, \
+                 maint)",
+            ),
+        ];
+        for (text, message) in cases {
+            assert_eq!(error_of(&text), message, "{text}");
+        }
     }
 
     #[test]

@@ -564,4 +564,26 @@ mod tests {
         table.services[0].sched_opts = [("factor".to_string(), "100".to_string())].into();
         assert_eq!(table.check(), Ok(()));
     }
+
+    /// A protocol changed under its check is refused as a check given to
+    /// the wrong protocol is.
+    #[test]
+    fn check_refuses_a_check_that_does_not_fit_the_protocol() {
+        use crate::health::{CheckKind, CheckSpec, HttpCheck};
+        let ident = validate::ident("web").unwrap();
+        let mut service = ServiceSpec::new(ident, "127.0.0.1:80".parse().unwrap());
+        service.health.check = Some(CheckSpec::new(CheckKind::Http(HttpCheck::default())));
+        let mut table = TableSpec {
+            services: vec![service],
+            ..TableSpec::default()
+        };
+        assert_eq!(table.check(), Ok(()));
+        table.services[0].protocol = Protocol::Rtsp;
+        let (site, error) = table.check().unwrap_err();
+        assert_eq!(site, Site::Check(0));
+        assert!(
+            matches!(error, TableError::CheckDoesNotFit { .. }),
+            "{error}"
+        );
+    }
 }

@@ -439,4 +439,112 @@ mod tests {
         assert_eq!(forwarded_proto("https"), Ok(Some("https".into())));
         assert!(forwarded_proto("https\r\nX-Evil: 1").is_err());
     }
+
+    /// Each health field's validator: its bounds accepted, one past each
+    /// refused, with what it takes.
+    #[test]
+    fn health_fields_within_their_limits() {
+        let d = Duration::from_millis;
+        assert_eq!(retries("0"), Ok(0));
+        assert_eq!(retries("10"), Ok(10));
+        assert_eq!(
+            retries("11").unwrap_err().to_string(),
+            "`11` is not a number of retries from 0 to 10"
+        );
+        assert_eq!(slowstart("0s"), Ok(Duration::ZERO));
+        assert_eq!(slowstart("1h"), Ok(d(3_600_000)));
+        for bad in ["61m", "0", "soon"] {
+            assert!(slowstart(bad).is_err(), "{bad}");
+        }
+        assert_eq!(check_type("tcp"), Ok(CheckKind::Tcp));
+        assert_eq!(
+            check_type("http"),
+            Ok(CheckKind::Http(HttpCheck::default()))
+        );
+        assert_eq!(check_type("rtsp"), Ok(CheckKind::Rtsp));
+        assert!(check_type("TCP").is_err());
+        assert_eq!(check_interval("100ms"), Ok(d(100)));
+        assert_eq!(check_interval("1h"), Ok(d(3_600_000)));
+        for bad in ["99ms", "61m", "0s", "2"] {
+            assert!(check_interval(bad).is_err(), "{bad}");
+        }
+        assert_eq!(check_timeout("10ms"), Ok(d(10)));
+        assert_eq!(check_timeout("1m"), Ok(d(60_000)));
+        for bad in ["9ms", "61s"] {
+            assert!(check_timeout(bad).is_err(), "{bad}");
+        }
+        assert_eq!(timeout_below_interval(d(999), d(1000)), Ok(()));
+        assert_eq!(
+            timeout_below_interval(d(1000), d(1000))
+                .unwrap_err()
+                .to_string(),
+            "timeout 1s must be below interval 1s"
+        );
+        assert_eq!((threshold("1"), threshold("100")), (Ok(1), Ok(100)));
+        for bad in ["0", "101", "-1", "x"] {
+            assert!(threshold(bad).is_err(), "{bad}");
+        }
+        assert_eq!(http_method("GET"), Ok("GET".into()));
+        for bad in ["", "G T", "GET\r\n", "(x)"] {
+            assert!(http_method(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(http_path("/health?x=1"), Ok("/health?x=1".into()));
+        for bad in ["", "health", "/a b", "/a\nb"] {
+            assert!(http_path(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            http_host("www.example.com:81"),
+            Ok("www.example.com:81".into())
+        );
+        for bad in ["", "a b", "a\r\nX: y"] {
+            assert!(http_host(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(expected_body("all good"), Ok("all good".into()));
+        for bad in ["", "a\tb", "\u{7f}"] {
+            assert!(expected_body(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(status_range("204").map(|s| s.to_string()), Ok("204".into()));
+        assert!(status_range("399-200").is_err());
+        assert_eq!((agent_port("1"), agent_port("65535")), (Ok(1), Ok(65535)));
+        for bad in ["0", "65536"] {
+            assert!(agent_port(bad).is_err(), "{bad}");
+        }
+        assert_eq!((max_fails("0"), max_fails("1000")), (Ok(0), Ok(1000)));
+        assert!(max_fails("1001").is_err());
+        assert_eq!(fail_timeout("1s"), Ok(d(1000)));
+        assert_eq!(fail_timeout("1h"), Ok(d(3_600_000)));
+        for bad in ["999ms", "61m"] {
+            assert!(fail_timeout(bad).is_err(), "{bad}");
+        }
+        assert_eq!((yes_no("yes"), yes_no("false")), (Ok(true), Ok(false)));
+        assert!(yes_no("1").is_err());
+        assert_eq!(admin_state("drain"), Ok(AdminState::Drain));
+        assert_eq!(
+            admin_state("down").unwrap_err().to_string(),
+            "unknown state `down` (known: ready, drain, maint)"
+        );
+    }
+
+    #[test]
+    fn a_check_fits_its_protocol_or_is_tcp() {
+        let web = ident("web").unwrap();
+        let check = |kind| CheckSpec::new(kind);
+        let http = || CheckKind::Http(HttpCheck::default());
+        for protocol in [Protocol::Http, Protocol::Rtsp] {
+            assert_eq!(check_fits(&web, protocol, &check(CheckKind::Tcp)), Ok(()));
+        }
+        assert_eq!(check_fits(&web, Protocol::Http, &check(http())), Ok(()));
+        assert_eq!(
+            check_fits(&web, Protocol::Rtsp, &check(CheckKind::Rtsp)),
+            Ok(())
+        );
+        assert!(check_fits(&web, Protocol::Rtsp, &check(http())).is_err());
+        assert_eq!(
+            check_fits(&web, Protocol::Http, &check(CheckKind::Rtsp))
+                .unwrap_err()
+                .to_string(),
+            "service `web` speaks http: a check of type rtsp does not fit \
+             (give type=http or type=tcp)"
+        );
+    }
 }

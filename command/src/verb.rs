@@ -739,4 +739,91 @@ mod tests {
         .unwrap();
         assert!(spec.services[0].enabled);
     }
+
+    #[test]
+    fn health_options_set_change_and_remove() {
+        let mut spec = manual();
+        let edit = |args: ServiceArgs| Verb::EditService(args);
+        let health = |spec: &TableSpec| spec.services[0].health.clone();
+        edit(ServiceArgs {
+            check: Some("type=http,path=/health,rise=5".into()),
+            agent: Some("port=9999".into()),
+            passive: Some("max_fails=3,on_5xx=yes".into()),
+            retries: Some(4),
+            slowstart: Some("30s".into()),
+            ..args("web")
+        })
+        .apply(&mut spec)
+        .unwrap();
+        let set = health(&spec);
+        assert_eq!(
+            set.check.as_ref().map(ToString::to_string).as_deref(),
+            Some("type=http,rise=5,path=/health")
+        );
+        assert_eq!(set.agent.as_ref().map(|a| a.port), Some(9999));
+        assert_eq!((set.passive.max_fails, set.passive.on_5xx), (3, true));
+        assert_eq!((set.retries, set.slowstart.as_secs()), (4, 30));
+        // --check replaces the whole check; --passive changes the keys given.
+        edit(ServiceArgs {
+            check: Some("type=tcp".into()),
+            passive: Some("on_5xx=no".into()),
+            ..args("web")
+        })
+        .apply(&mut spec)
+        .unwrap();
+        let changed = health(&spec);
+        assert_eq!(changed.check.map(|c| c.rise), Some(2));
+        assert_eq!(
+            (changed.passive.max_fails, changed.passive.on_5xx),
+            (3, false)
+        );
+        assert_eq!(changed.agent, set.agent, "the agent was not given");
+        edit(ServiceArgs {
+            check: Some("none".into()),
+            agent: Some("none".into()),
+            slowstart: Some("0s".into()),
+            ..args("web")
+        })
+        .apply(&mut spec)
+        .unwrap();
+        let removed = health(&spec);
+        assert_eq!((removed.check, removed.agent), (None, None));
+        assert!(removed.slowstart.is_zero());
+        let before = spec.clone();
+        let refused = edit(ServiceArgs {
+            passive: Some("max_fails=3,typo=1".into()),
+            ..args("web")
+        })
+        .apply(&mut spec);
+        assert_eq!(
+            refused.unwrap_err().to_string(),
+            "unknown option `typo` (passive takes max_fails, fail_timeout, on_5xx)"
+        );
+        assert_eq!(spec.services[0].health, before.services[0].health);
+    }
+
+    #[test]
+    fn server_state_on_add_and_edit() {
+        let mut spec = manual();
+        let with_state = |addr: &str, state| ServerArgs {
+            state: Some(state),
+            ..server("web", addr, None)
+        };
+        Verb::EditServer(with_state("192.168.10.2:80", AdminState::Drain))
+            .apply(&mut spec)
+            .unwrap();
+        Verb::AddServer(with_state("10.0.0.9:80", AdminState::Maint))
+            .apply(&mut spec)
+            .unwrap();
+        let states: Vec<AdminState> = spec.services[0].servers.iter().map(|s| s.state).collect();
+        use AdminState::*;
+        assert_eq!(states, [Ready, Drain, Ready, Maint]);
+        // A weight edit leaves the state as it is.
+        Verb::EditServer(server("web", "192.168.10.2:80", Some(5)))
+            .apply(&mut spec)
+            .unwrap();
+        assert_eq!(spec.services[0].servers[1].state, Drain);
+        let line = serde_json::to_string(&Verb::EditServer(with_state("10.0.0.9:80", Drain)));
+        assert!(line.unwrap().ends_with(r#""state":"drain"}"#));
+    }
 }
