@@ -694,4 +694,88 @@ mod tests {
         }
         assert!(split_words("-p 'open").is_err());
     }
+
+    #[test]
+    fn health_options_pass_through_once_checked_here() {
+        let Verb::AddService(args) = verb(
+            "-A -i web -P 80 --check type=http,path=/health,body=a,b --agent port=9999 \
+             --passive max_fails=3 --retries 0 --slowstart 30s",
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            args.check.as_deref(),
+            Some("type=http,path=/health,body=a,b")
+        );
+        assert_eq!(args.agent.as_deref(), Some("port=9999"));
+        assert_eq!(args.passive.as_deref(), Some("max_fails=3"));
+        assert_eq!(
+            (args.retries, args.slowstart.as_deref()),
+            (Some(0), Some("30s"))
+        );
+        let Verb::EditService(args) = verb("-E -i web --check none --agent none") else {
+            panic!()
+        };
+        assert_eq!(
+            (args.check.as_deref(), args.agent.as_deref()),
+            (Some("none"), Some("none"))
+        );
+        let Verb::EditServer(args) = verb("-e -i web -r 127.0.0.1:80 --state drain") else {
+            panic!()
+        };
+        assert_eq!(args.state, Some(tcpvs_command::AdminState::Drain));
+    }
+
+    #[test]
+    fn bad_health_options_are_refused_here() {
+        let cases = [
+            (
+                "-E -i web --check type=tcp,rise=0",
+                "check rise: `0` is not a number from 1 to 100",
+            ),
+            ("-E -i web --check ,x", "check: `x` is not name=value"),
+            (
+                "-E -i web --agent port=1,interval=1s,timeout=1s",
+                "agent: timeout 1s must be below interval 1s",
+            ),
+            (
+                "-E -i web --passive fail_timeout=500ms",
+                "passive fail_timeout: `500ms` is not a duration from 1s to 1h",
+            ),
+            (
+                "-E -i web --retries 11",
+                "`11` is not a number of retries from 0 to 10",
+            ),
+            (
+                "-E -i web --slowstart 2h",
+                "`2h` is not a duration from 0s (off) to 1h",
+            ),
+            (
+                "-e -i web -r 127.0.0.1:80 --state up",
+                "unknown state `up` (known: ready, drain, maint)",
+            ),
+            (
+                "-A -i web -P 80 --check type=rtsp",
+                "service `web` speaks http: a check of type rtsp does not fit \
+                 (give type=http or type=tcp)",
+            ),
+            (
+                "-E -i web --protocol rtsp --check type=http",
+                "service `web` speaks rtsp: a check of type http does not fit \
+                 (give type=rtsp or type=tcp)",
+            ),
+            (
+                "-D -i web --state drain",
+                "--state does not apply to this command",
+            ),
+        ];
+        for (line, message) in cases {
+            assert_eq!(error(line), message, "{line}");
+        }
+        // The protocol of the service: tcpvsd knows it, and says.
+        assert!(matches!(
+            verb("-E -i web --check type=rtsp"),
+            Verb::EditService(_)
+        ));
+    }
 }

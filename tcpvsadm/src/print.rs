@@ -218,3 +218,121 @@ fn save_service(service: &ServiceView, out: &mut String) {
         let _ = writeln!(out, "--stop -i {ident}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tcpvs_command::config;
+    use tcpvs_command::TableSpec;
+
+    use super::*;
+    use crate::args::{parse, split_words, Command};
+
+    /// A table with every health option away from its default.
+    const HEALTH: &str = r#"
+[[service]]
+ident = "web"
+listen = "127.0.0.1:8080"
+retries = 0
+slowstart = "45s"
+[service.check]
+type = "http"
+path = "/health"
+interval = "1500ms"
+body = "it's OK, \"fine\""
+status = "200-204"
+[service.agent]
+port = 9999
+timeout = "250ms"
+[service.passive]
+on_5xx = true
+[[service.server]]
+address = "127.0.0.1:9001"
+state = "drain"
+[[service.server]]
+address = "127.0.0.1:9002"
+weight = 0
+state = "maint"
+[[service]]
+ident = "rtsp"
+listen = "127.0.0.1:8554"
+protocol = "rtsp"
+[service.check]
+type = "rtsp"
+"#;
+
+    fn health_table() -> TableSpec {
+        config::parse(HEALTH, std::path::Path::new("t.toml"))
+            .unwrap()
+            .table
+    }
+
+    /// What replaying `-S`'s lines does to an empty table.
+    fn replayed(saved: &str) -> TableSpec {
+        let mut spec = TableSpec::default();
+        for line in saved.lines() {
+            let words = split_words(line).unwrap();
+            let Command::Verb(verb) = parse(words).unwrap().command else {
+                panic!("{line}: not a verb");
+            };
+            verb.apply(&mut spec)
+                .unwrap_or_else(|e| panic!("{line}: {e}"));
+        }
+        spec
+    }
+
+    #[test]
+    fn saved_commands_rebuild_the_health_options() {
+        let table = health_table();
+        let saved = saved(&TableView::of(1, &table.services));
+        assert_eq!(replayed(&saved).services, table.services, "{saved}");
+        assert!(saved.contains(" --state drain\n"), "{saved}");
+        assert!(saved.contains("--retries 0"), "{saved}");
+        // Defaults are not written.
+        let plain = saved.lines().nth(3).unwrap();
+        assert_eq!(
+            plain,
+            "-A -i rtsp -l 127.0.0.1:8554 -s wlc --protocol rtsp --check type=rtsp"
+        );
+    }
+
+    #[test]
+    fn listing_shows_health_and_effective_weight() {
+        let table = health_table();
+        let mut view = TableView::of(1, &table.services);
+        let web = &mut view.services[0];
+        web.retried = 7;
+        web.servers[0].health = "down".into();
+        web.servers[0].last_check = Some("L4TOUT".into());
+        let listing = listing(&view, false);
+        let lines: Vec<&str> = listing.lines().collect();
+        assert_eq!(
+            lines[4],
+            "  check type=http,interval=1500ms,path=/health,status=200-204,\
+             body=it's OK, \"fine\"; agent port=9999,timeout=250ms; passive on_5xx=true; \
+             slowstart 45s; retries 0, retried 7"
+        );
+        let words = |line: &str| {
+            line.split_whitespace()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            words(lines[5]),
+            [
+                "->",
+                "127.0.0.1:9001",
+                "0/1",
+                "0",
+                "0",
+                "down",
+                "(drain)",
+                "L4TOUT"
+            ]
+        );
+        assert_eq!(
+            words(lines[6]),
+            ["->", "127.0.0.1:9002", "0", "0", "0", "maint"]
+        );
+        assert_eq!(lines[8], "  check type=rtsp; retries 2, retried 0");
+    }
+}
