@@ -262,13 +262,17 @@ impl FromStr for AdminState {
 /// (the largest unit that keeps it whole).
 pub fn duration_text(duration: Duration) -> String {
     let ms = duration.as_millis();
-    match ms {
-        0 => "0s".to_string(),
-        _ if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
-        _ if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
-        _ if ms % 1000 == 0 => format!("{}s", ms / 1000),
-        _ => format!("{ms}ms"),
+    if ms == 0 {
+        return "0s".to_string();
     }
+    let units: [(u128, &str); 3] = [(3_600_000, "h"), (60_000, "m"), (1000, "s")];
+    units
+        .iter()
+        .find(|(size, _)| ms.is_multiple_of(*size))
+        .map_or_else(
+            || format!("{ms}ms"),
+            |(size, unit)| format!("{}{unit}", ms / size),
+        )
 }
 
 /// Options as `name=value` pairs, in the order they are written.

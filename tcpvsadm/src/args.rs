@@ -42,8 +42,8 @@ passive: max_fails (1; 0 off), fail_timeout (10s), on_5xx (no)";
 /// What the user asked for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
-    /// Send this verb.
-    Verb(Verb),
+    /// Send this verb (boxed: a service's arguments are large).
+    Verb(Box<Verb>),
     List {
         ident: Option<String>,
         stats: bool,
@@ -374,7 +374,7 @@ fn build(
             }
         }
     };
-    Ok(Command::Verb(verb))
+    Ok(Command::Verb(Box::new(verb)))
 }
 
 fn ident(value: Option<String>) -> Result<String, UsageError> {
@@ -567,7 +567,7 @@ mod tests {
 
     fn verb(line: &str) -> Verb {
         match parse(split_words(line).unwrap()).unwrap().command {
-            Command::Verb(v) => v,
+            Command::Verb(v) => *v,
             other => panic!("{line}: {other:?}"),
         }
     }
