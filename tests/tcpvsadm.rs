@@ -250,13 +250,7 @@ fn save_and_restore_give_the_same_table() {
     let before = daemon.ok("-L");
     daemon.ok("-F");
     assert_eq!(shape(&daemon.ok("-L")).len(), 2, "flushed");
-    let restored = daemon.adm_with("-R", Some(&saved));
-    assert!(
-        restored.status.success(),
-        "{}",
-        String::from_utf8_lossy(&restored.stderr)
-    );
-    assert_eq!(daemon.ok("-S"), saved);
+    restore(&daemon, &saved);
     assert_eq!(shape(&daemon.ok("-L")), shape(&before));
     // The restored service still marks requests as forwarded from https.
     assert_eq!(get(daemon.bound("web"), "/").text(), "a");
@@ -280,6 +274,17 @@ fn save_and_restore_give_the_same_table() {
         "{listing}"
     );
     assert_eq!(get(daemon.bound("fromfile"), "/").text(), "a");
+}
+
+/// `-R` with what `-S` printed: the same saved table again.
+fn restore(daemon: &Daemon, saved: &str) {
+    let restored = daemon.adm_with("-R", Some(saved));
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    assert_eq!(daemon.ok("-S"), saved);
 }
 
 #[test]
@@ -908,13 +913,7 @@ fn server_state_and_health_options_are_listed_and_survive_save_and_restore() {
         "{saved}"
     );
     daemon.ok("-F");
-    let restored = daemon.adm_with("-R", Some(&saved));
-    assert!(
-        restored.status.success(),
-        "{}",
-        String::from_utf8_lossy(&restored.stderr)
-    );
-    assert_eq!(daemon.ok("-S"), saved);
+    restore(&daemon, &saved);
     assert!(drained(&daemon.ok("-L -n")).contains("drain"));
     daemon.ok(&format!("-e -i web -r {} --state ready", a.addr));
     let listing = daemon.ok("-L -n");

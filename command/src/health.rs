@@ -294,22 +294,23 @@ fn unless_default<T: PartialEq>(
     (value != default).then(|| (name, text(value)))
 }
 
+/// `interval` and `timeout`, each `(value, default)`, unless default.
+fn timing_pairs(interval: (Duration, Duration), timeout: (Duration, Duration)) -> Pairs {
+    let pair = |name, (value, default)| unless_default(name, value, default, duration_text);
+    [pair("interval", interval), pair("timeout", timeout)]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
 impl CheckSpec {
     /// Its options as `--check` and `[service.check]` give them: the type
     /// first, then what differs from the defaults.
     pub fn pairs(&self) -> Pairs {
         let mut pairs = vec![("type", self.kind.name().to_string())];
-        pairs.extend(unless_default(
-            "interval",
-            self.interval,
-            Self::DEFAULT_INTERVAL,
-            duration_text,
-        ));
-        pairs.extend(unless_default(
-            "timeout",
-            self.timeout,
-            Self::DEFAULT_TIMEOUT,
-            duration_text,
+        pairs.extend(timing_pairs(
+            (self.interval, Self::DEFAULT_INTERVAL),
+            (self.timeout, Self::DEFAULT_TIMEOUT),
         ));
         let number = |n: u32| n.to_string();
         pairs.extend(unless_default(
@@ -368,17 +369,9 @@ impl AgentSpec {
     /// then what differs from the defaults.
     pub fn pairs(&self) -> Pairs {
         let mut pairs = vec![("port", self.port.to_string())];
-        pairs.extend(unless_default(
-            "interval",
-            self.interval,
-            Self::DEFAULT_INTERVAL,
-            duration_text,
-        ));
-        pairs.extend(unless_default(
-            "timeout",
-            self.timeout,
-            Self::DEFAULT_TIMEOUT,
-            duration_text,
+        pairs.extend(timing_pairs(
+            (self.interval, Self::DEFAULT_INTERVAL),
+            (self.timeout, Self::DEFAULT_TIMEOUT),
         ));
         pairs
     }
