@@ -94,7 +94,11 @@ fn ktcpvs_manual_example_typed_line_by_line() {
         .unwrap();
     // weight 1, 0 active, 1 request served
     assert_eq!(
-        cgi_line.split_whitespace().skip(2).collect::<Vec<_>>(),
+        cgi_line
+            .split_whitespace()
+            .skip(2)
+            .take(3)
+            .collect::<Vec<_>>(),
         ["1", "0", "1"],
         "{listing}"
     );
@@ -246,13 +250,7 @@ fn save_and_restore_give_the_same_table() {
     let before = daemon.ok("-L");
     daemon.ok("-F");
     assert_eq!(shape(&daemon.ok("-L")).len(), 2, "flushed");
-    let restored = daemon.adm_with("-R", Some(&saved));
-    assert!(
-        restored.status.success(),
-        "{}",
-        String::from_utf8_lossy(&restored.stderr)
-    );
-    assert_eq!(daemon.ok("-S"), saved);
+    restore(&daemon, &saved);
     assert_eq!(shape(&daemon.ok("-L")), shape(&before));
     // The restored service still marks requests as forwarded from https.
     assert_eq!(get(daemon.bound("web"), "/").text(), "a");
@@ -276,6 +274,17 @@ fn save_and_restore_give_the_same_table() {
         "{listing}"
     );
     assert_eq!(get(daemon.bound("fromfile"), "/").text(), "a");
+}
+
+/// `-R` with what `-S` printed: the same saved table again.
+fn restore(daemon: &Daemon, saved: &str) {
+    let restored = daemon.adm_with("-R", Some(saved));
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    assert_eq!(daemon.ok("-S"), saved);
 }
 
 #[test]
@@ -553,9 +562,19 @@ fn assert_counters(listing: &str, addr: impl ToString, expected: &[u64]) {
 }
 
 /// The numbers on `-L`'s line for real server `addr`: weight, active
-/// requests, requests (and failures with `--stats`).
+/// requests, requests (and failures with `--stats`); the health and last
+/// check that follow are words.
 fn counters(listing: &str, addr: &str) -> Vec<u64> {
-    let line = listing
+    server_line(listing, addr)
+        .split_whitespace()
+        .skip(2)
+        .map_while(|n| n.parse().ok())
+        .collect()
+}
+
+/// `-L`'s line for real server `addr`.
+fn server_line<'a>(listing: &'a str, addr: &str) -> &'a str {
+    listing
         .lines()
         .find(|l| {
             l.trim_start()
@@ -564,13 +583,17 @@ fn counters(listing: &str, addr: &str) -> Vec<u64> {
                 .and_then(|mut w| w.next())
                 == Some(addr)
         })
-        .unwrap_or_else(|| panic!("no line for {addr}:\n{listing}"));
-    line.split_whitespace()
-        .skip(2)
-        .map(|n| {
-            n.parse()
-                .unwrap_or_else(|_| panic!("not a number in {line:?}"))
-        })
+        .unwrap_or_else(|| panic!("no line for {addr}:\n{listing}"))
+}
+
+/// The words after the numbers on `-L`'s line for real server `addr`: its
+/// health (with its state when that differs) and last check.
+fn health_words(listing: &str, addr: &str) -> Vec<String> {
+    let line = server_line(listing, addr);
+    let words = line.split_whitespace().skip(2);
+    words
+        .skip_while(|w| w.parse::<u64>().is_ok() || w.contains('/'))
+        .map(String::from)
         .collect()
 }
 
@@ -727,7 +750,9 @@ fn list_stats_adds_the_failures_column() {
             "Weight",
             "ActiveReq",
             "Requests",
-            "Failures"
+            "Failures",
+            "Health",
+            "LastCheck"
         ],
         "{stats}"
     );
@@ -853,4 +878,45 @@ fn del_rule_removes_a_server_then_the_empty_rule() {
 
     let output = daemon.adm(&format!("--del-rule -i web -p ^/x/ -r {b}"));
     assert_eq!(output.status.code(), Some(1), "{output:?}");
+}
+
+/// `-e --state drain` is stored, listed and saved with the service's health
+/// options; replaying `-S` gives the same table, and `--state ready` undoes it.
+#[test]
+fn server_state_and_health_options_are_listed_and_survive_save_and_restore() {
+    let daemon = empty_daemon("server-state");
+    let a = TestServer::named("a");
+    let b = TestServer::named("b");
+    let options = "-s rr --check type=tcp,interval=5s --passive max_fails=3 --retries 1";
+    web_over(&daemon, options, &[a.addr, b.addr]);
+    daemon.ok(&format!("-e -i web -r {} --state drain", a.addr));
+    let drained = |listing: &str| health_words(listing, &a.addr.to_string()).join(" ");
+    let listing = daemon.ok("-L -n");
+    assert!(drained(&listing).contains("drain"), "{listing}");
+    assert!(
+        !health_words(&listing, &b.addr.to_string())
+            .join(" ")
+            .contains("drain"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("\n  check type=tcp,interval=5s; passive max_fails=3; retries 1,"),
+        "{listing}"
+    );
+    let saved = daemon.ok("-S");
+    assert!(
+        saved.contains(&format!("-a -i web -r {} -w 1 --state drain\n", a.addr)),
+        "{saved}"
+    );
+    assert!(
+        saved.contains("--check type=tcp,interval=5s --passive max_fails=3 --retries 1\n"),
+        "{saved}"
+    );
+    daemon.ok("-F");
+    restore(&daemon, &saved);
+    assert!(drained(&daemon.ok("-L -n")).contains("drain"));
+    daemon.ok(&format!("-e -i web -r {} --state ready", a.addr));
+    let listing = daemon.ok("-L -n");
+    assert!(!drained(&listing).contains("drain"), "{listing}");
+    assert!(!daemon.ok("-S").contains("--state"));
 }

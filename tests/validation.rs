@@ -38,13 +38,15 @@ struct Case {
 }
 
 /// The file's pieces around a value: service keys, scheduler options,
-/// server keys, extra tables after the server.
+/// the service's other tables, server keys, extra tables after the server.
 #[derive(Default)]
 struct File {
     ident: Option<String>,
     listen: Option<String>,
     service: String,
     sched_opts: String,
+    /// `[service.check]` and the like, with their header.
+    tables: String,
     server_address: Option<String>,
     server: String,
     tail: String,
@@ -64,6 +66,7 @@ impl File {
         if !self.sched_opts.is_empty() {
             text += &format!("[service.sched_opts]\n{}", self.sched_opts);
         }
+        text += &self.tables;
         text += &format!(
             "[[service.server]]\naddress = {}\n{}{}",
             quote(address),
@@ -76,6 +79,20 @@ impl File {
 
 fn quote(text: &str) -> String {
     toml::Value::String(text.to_string()).to_string()
+}
+
+/// `name=value;...` as the lines of a TOML table: a number or a boolean
+/// bare, any other value a string.
+fn table_lines(options: &str) -> String {
+    options
+        .split(';')
+        .filter_map(|item| item.split_once('='))
+        .map(|(k, v)| {
+            let bare = v.parse::<i64>().is_ok() || v == "true" || v == "false";
+            let value = if bare { v.to_string() } else { quote(v) };
+            format!("{k} = {value}\n")
+        })
+        .collect()
 }
 
 fn words(line: &[&str]) -> Vec<String> {
@@ -128,6 +145,14 @@ enum Field {
     ForwardedProto,
     Pattern,
     MatchGroup,
+    Retries,
+    Slowstart,
+    /// A table's options (`;` between them here; tcpvsadm takes them with
+    /// `,`, the file as a table).
+    Check,
+    Agent,
+    Passive,
+    State,
 }
 
 use Field::*;
@@ -226,7 +251,85 @@ const VALUES: &[(Field, &[&str], &[&str])] = &[
         &["(", "[z-a]", "", r"\p{NoSuchClass}"],
     ),
     (MatchGroup, &["0", "1"], &["2", "100", "-1"]),
+    (Retries, &["0", "2", "10"], &["11", "-1"]),
+    (
+        Slowstart,
+        &["0s", "500ms", "30s", "1h"],
+        &["61m", "0", "soon", "-1s"],
+    ),
+    (
+        Check,
+        &[
+            "type=tcp",
+            "type=http",
+            "type=http;path=/health?x=1;status=200-299;body=OK, fine;method=HEAD;host=www.example.com",
+            "type=http;status=204",
+            "type=tcp;interval=100ms;timeout=10ms;rise=1;fall=100",
+            "type=http;interval=1h;timeout=1m;rise=100;fall=1",
+        ],
+        &[
+            "type=rtsp",
+            "type=icmp",
+            "interval=2s",
+            "type=tcp;interval=99ms;timeout=10ms",
+            "type=tcp;interval=61m",
+            "type=tcp;timeout=9ms",
+            "type=tcp;timeout=2s",
+            "type=tcp;interval=500ms",
+            "type=tcp;rise=0",
+            "type=tcp;fall=101",
+            "type=tcp;path=/x",
+            "type=http;path=health",
+            "type=http;path=/a b",
+            "type=http;method=G E T",
+            "type=http;status=600",
+            "type=http;status=300-200",
+            "type=http;host=a b",
+            "type=http;body=",
+            "type=http;body=a\tb",
+        ],
+    ),
+    (
+        Agent,
+        &[
+            "port=9999",
+            "port=1;interval=100ms;timeout=10ms",
+            "port=65535;interval=1h;timeout=1m",
+        ],
+        &[
+            "port=0",
+            "port=65536",
+            "port=x",
+            "interval=2s",
+            "port=1;interval=1s;timeout=1s",
+            "port=1;interval=99ms;timeout=10ms",
+            "port=1;fall=1",
+        ],
+    ),
+    (
+        Passive,
+        &[
+            "max_fails=0",
+            "max_fails=1000;fail_timeout=1s",
+            "fail_timeout=1h;on_5xx=yes",
+            "on_5xx=false",
+        ],
+        &[
+            "max_fails=1001",
+            "max_fails=-1",
+            "fail_timeout=999ms",
+            "fail_timeout=61m",
+            "on_5xx=maybe",
+            "typo=1",
+        ],
+    ),
+    (State, &["ready", "drain", "maint"], &["up", "DRAIN", ""]),
 ];
+
+/// The fields tcpvsadm reads entirely itself, so it refuses their bad
+/// values before any daemon sees them (a check's fit to the protocol
+/// aside: the service's protocol is tcpvsd's to know).
+const READ_BY_TCPVSADM: &[Field] = &[Retries, Slowstart, Check, Agent, Passive, State];
 
 impl Field {
     /// The configuration file that sets the value.
@@ -250,13 +353,8 @@ impl Field {
             Scheduler => service_key("scheduler", value),
             SchedulerOptions => {
                 let (scheduler, options) = split(value);
-                let sched_opts = options
-                    .split(';')
-                    .filter_map(|item| item.split_once('='))
-                    .map(|(k, v)| format!("{k} = {}\n", quote(v)))
-                    .collect();
                 File {
-                    sched_opts,
+                    sched_opts: table_lines(options),
                     ..service_key("scheduler", scheduler)
                 }
             }
@@ -268,6 +366,29 @@ impl Field {
             ForwardedProto => service_key("forwarded_proto", value),
             Pattern => rule(value, ""),
             MatchGroup => rule(HOME, &format!("match_group = {value}\n")),
+            Retries => File {
+                service: format!("retries = {value}\n"),
+                ..File::default()
+            },
+            Slowstart => service_key("slowstart", value),
+            Check | Agent | Passive => File {
+                tables: format!("[service.{}]\n{}", self.option(), table_lines(value)),
+                ..File::default()
+            },
+            State => File {
+                server: format!("state = {}\n", quote(value)),
+                ..File::default()
+            },
+        }
+    }
+
+    /// The name of the field's table in the file and option on tcpvsadm.
+    fn option(self) -> &'static str {
+        match self {
+            Check => "check",
+            Agent => "agent",
+            Passive => "passive",
+            _ => unreachable!("{self:?} is not a table"),
         }
     }
 
@@ -291,6 +412,13 @@ impl Field {
             ForwardedProto => edit("--forwarded-proto"),
             Pattern => words(&[&add_rule[..], &[value]].concat()),
             MatchGroup => words(&[&add_rule[..], &[HOME, "-m", value]].concat()),
+            Retries => edit("--retries"),
+            Slowstart => edit("--slowstart"),
+            Check | Agent | Passive => {
+                let option = format!("--{}", self.option());
+                words(&["-E", "-i", "web", &option, &value.replace(';', ",")])
+            }
+            State => words(&["-e", "-i", "web", "-r", SERVER, "--state", value]),
         }
     }
 }
@@ -341,7 +469,7 @@ fn cases() -> Vec<Case> {
 fn the_file_and_tcpvsadm_accept_and_refuse_the_same_values() {
     let base = base();
     let cases = cases();
-    assert!(cases.len() >= 85, "only {} cases", cases.len());
+    assert!(cases.len() >= 150, "only {} cases", cases.len());
     let mut failures = Vec::new();
     for case in cases {
         let (file, _) = through_toml(&case.toml);
@@ -379,16 +507,7 @@ fn tcpvsadm_refuses_bad_scheduler_options_itself() {
         .filter(|case| case.field == SchedulerOptions && !case.accepted)
         .collect();
     assert!(refused.len() >= 20, "only {} cases", refused.len());
-    for case in refused {
-        let (file, _) = through_toml(&case.toml);
-        let local = args::parse(case.adm.iter().cloned()).map(|_| ());
-        assert_eq!(
-            local.map_err(|usage| usage.0),
-            file,
-            "{}: refused by tcpvsadm itself, as by the file",
-            case.value
-        );
-    }
+    refused_by_tcpvsadm_as_by_the_file(refused);
     // `-A` without `-s`: the default scheduler's options.
     let add = words(&["-A", "-i", "new", "-l", "127.0.0.1:0"]);
     let with = |options: &str| {
@@ -400,6 +519,35 @@ fn tcpvsadm_refuses_bad_scheduler_options_itself() {
         with("low=25"),
         Err("scheduler wlc of service `new`: unknown option `low` (wlc takes none)".into())
     );
+}
+
+/// tcpvsadm refuses the bad values of the health options itself, with the
+/// file's message.
+#[test]
+fn tcpvsadm_refuses_bad_health_values_itself() {
+    let refused: Vec<Case> = cases()
+        .into_iter()
+        .filter(|case| READ_BY_TCPVSADM.contains(&case.field) && !case.accepted)
+        .filter(|case| case.value != "type=rtsp")
+        .collect();
+    assert!(refused.len() >= 35, "only {} cases", refused.len());
+    refused_by_tcpvsadm_as_by_the_file(refused);
+}
+
+/// Each case is refused by tcpvsadm's own parsing (no daemon), with the
+/// file's message.
+fn refused_by_tcpvsadm_as_by_the_file(refused: Vec<Case>) {
+    for case in refused {
+        let (file, _) = through_toml(&case.toml);
+        let local = args::parse(case.adm.iter().cloned()).map(|_| ());
+        assert_eq!(
+            local.map_err(|usage| usage.0),
+            file,
+            "{:?} {}: refused by tcpvsadm itself, as by the file",
+            case.field,
+            case.value
+        );
+    }
 }
 
 /// `tcpvsadm -f FILE` with a bad scheduler option: refused by tcpvsadm

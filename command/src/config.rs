@@ -8,10 +8,14 @@
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::health::{duration_text, AdminState, AgentSpec, CheckSpec, HealthSpec, PassiveSpec};
+use crate::health_opts;
+use crate::options::{OptionError, Options};
 use crate::spec::{
     Limits, Protocol, RuleSpec, ServerAddr, ServerSpec, ServiceSpec, Settings, Site, TableError,
     TableSpec, Timeouts, Weight,
@@ -132,6 +136,10 @@ fn site_span(text: &str, site: Site) -> (Range<usize>, String) {
         Site::Default(i) => service(i)
             .and_then(|s| s.default.as_ref())
             .map_or(fallback, |d| (d.span(), format!("service[{i}].default"))),
+        Site::Check(i) => service(i).map_or(fallback, |s| {
+            let key = format!("service[{i}].check.type");
+            (option_span(s.check.as_ref(), "type", &s.ident), key)
+        }),
     }
 }
 
@@ -232,7 +240,15 @@ fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
                 Some(w) => validate::weight(&w.get_ref().to_string())
                     .map_err(|e| invalid(w, &format!("{at}.weight"), e))?,
             };
-            Ok(ServerSpec::new(addr, weight))
+            let state = match &s.state {
+                None => AdminState::Ready,
+                Some(state) => validate::admin_state(state.get_ref())
+                    .map_err(|e| invalid(state, &format!("{at}.state"), e))?,
+            };
+            Ok(ServerSpec {
+                state,
+                ..ServerSpec::new(addr, weight)
+            })
         })
         .collect::<Result<_, Located>>()?;
     let rules = raw
@@ -265,29 +281,14 @@ fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
         Some(d) => Some(server_list(d.get_ref(), &key("default"))?),
         None => None,
     };
-    let sched_opts = raw
-        .sched_opts
-        .iter()
-        .flatten()
-        .map(|(name, value)| {
-            let text = match value.get_ref() {
-                toml::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            (name.get_ref().clone(), text)
-        })
-        .collect();
+    let sched_opts = options_of(raw.sched_opts.as_ref());
     // Checked for the algorithm they go to, at the line of the option at fault.
     if let Err(refused) = validate::sched_opts(scheduler, &sched_opts) {
-        let given = raw.sched_opts.iter().flatten();
-        let span = given
-            .map(|(name, value)| (name.get_ref(), value.span()))
-            .find(|(name, _)| **name == refused.option)
-            .map_or_else(|| raw.ident.span(), |(_, span)| span);
-        let key = key(&format!("sched_opts.{}", refused.option));
+        let (span, key) = option_at(&raw, &key("sched_opts"), raw.sched_opts.as_ref(), &refused);
         let error = refused.of_service(&ident, scheduler);
         return Err((span, key, error.to_string()));
     }
+    let health = convert_health(&raw, &key)?;
     let persistent = match &raw.persistent {
         None => None,
         Some(p) => {
@@ -311,8 +312,98 @@ fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
         servers,
         rules,
         default,
-        health: Default::default(),
+        health,
     })
+}
+
+/// `[service.check]`, `[service.agent]`, `[service.passive]`, `retries`
+/// and `slowstart`.
+fn convert_health(raw: &RawService, key: &dyn Fn(&str) -> String) -> Result<HealthSpec, Located> {
+    // Each table read as tcpvsadm reads its option, refused at the line of
+    // the option at fault.
+    let table = |name: &str, table: Option<&RawOptions>, refused: OptionError| {
+        let (span, key) = option_at(raw, &key(name), table, &refused);
+        (span, key, refused.reason)
+    };
+    let check = raw
+        .check
+        .as_ref()
+        .map(|t| health_opts::check(&options_of(Some(t))).map_err(|e| table("check", Some(t), e)))
+        .transpose()?;
+    let agent = raw
+        .agent
+        .as_ref()
+        .map(|t| health_opts::agent(&options_of(Some(t))).map_err(|e| table("agent", Some(t), e)))
+        .transpose()?;
+    let passive = match &raw.passive {
+        None => PassiveSpec::default(),
+        Some(t) => health_opts::passive(&options_of(Some(t)), &PassiveSpec::default())
+            .map_err(|e| table("passive", Some(t), e))?,
+    };
+    let retries = match &raw.retries {
+        None => HealthSpec::DEFAULT_RETRIES,
+        Some(n) => validate::retries(&n.get_ref().to_string())
+            .map_err(|e| invalid(n, &key("retries"), e))?,
+    };
+    let slowstart = match &raw.slowstart {
+        None => Duration::ZERO,
+        Some(d) => {
+            validate::slowstart(d.get_ref()).map_err(|e| invalid(d, &key("slowstart"), e))?
+        }
+    };
+    Ok(HealthSpec {
+        check,
+        agent,
+        passive,
+        retries,
+        slowstart,
+    })
+}
+
+/// A table of options (`[service.sched_opts]`, `[service.check]`...) as
+/// text by name, as tcpvsadm gives them.
+fn options_of(table: Option<&RawOptions>) -> Options {
+    table
+        .into_iter()
+        .flatten()
+        .map(|(name, value)| {
+            let text = match value.get_ref() {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (name.get_ref().clone(), text)
+        })
+        .collect()
+}
+
+/// Where option `refused.option` of table `table_key` of service `raw`
+/// is, and its key (the service's ident line when the option is missing).
+fn option_at(
+    raw: &RawService,
+    table_key: &str,
+    table: Option<&RawOptions>,
+    refused: &OptionError,
+) -> (Range<usize>, String) {
+    let key = if refused.option.is_empty() {
+        table_key.to_string()
+    } else {
+        format!("{table_key}.{}", refused.option)
+    };
+    let span = option_span(table, &refused.option, &raw.ident);
+    (span, key)
+}
+
+/// The span of option `option`'s value in `table`, or of `fallback`.
+fn option_span(
+    table: Option<&RawOptions>,
+    option: &str,
+    fallback: &Spanned<String>,
+) -> Range<usize> {
+    table
+        .into_iter()
+        .flatten()
+        .find(|(name, _)| name.get_ref() == option)
+        .map_or_else(|| fallback.span(), |(_, value)| value.span())
 }
 
 /// A validator's error, at `value`'s place in the file.
@@ -382,16 +473,41 @@ pub fn services_to_toml(services: &[ServiceSpec]) -> String {
         if let Some(default) = &service.default {
             let _ = writeln!(out, "default = {}", list(default));
         }
+        let health = &service.health;
+        if health.retries != HealthSpec::DEFAULT_RETRIES {
+            let _ = writeln!(out, "retries = {}", health.retries);
+        }
+        if !health.slowstart.is_zero() {
+            let slowstart = duration_text(health.slowstart);
+            let _ = writeln!(out, "slowstart = {}", quote(&slowstart));
+        }
         if !service.sched_opts.is_empty() {
             let _ = writeln!(out, "[service.sched_opts]");
             for (name, value) in &service.sched_opts {
                 let _ = writeln!(out, "{} = {}", quote(name), quote(value));
             }
         }
+        let tables = [
+            ("check", health.check.as_ref().map(CheckSpec::pairs)),
+            ("agent", health.agent.as_ref().map(AgentSpec::pairs)),
+            ("passive", Some(health.passive.pairs())),
+        ];
+        for (name, pairs) in tables {
+            let Some(pairs) = pairs.filter(|p| !p.is_empty()) else {
+                continue;
+            };
+            let _ = writeln!(out, "[service.{name}]");
+            for (key, value) in pairs {
+                let _ = writeln!(out, "{key} = {}", scalar(&value));
+            }
+        }
         for server in &service.servers {
             let _ = writeln!(out, "[[service.server]]");
             let _ = writeln!(out, "address = {}", quote(&server.addr.to_string()));
             let _ = writeln!(out, "weight = {}", server.weight.0);
+            if server.state != AdminState::Ready {
+                let _ = writeln!(out, "state = {}", quote(server.state.name()));
+            }
         }
         for rule in &service.rules {
             let _ = writeln!(out, "[[service.rule]]");
@@ -404,6 +520,19 @@ pub fn services_to_toml(services: &[ServiceSpec]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// An option's text as a TOML value: a number or a boolean bare (`rise =
+/// 2`), anything else a string. Read back, each gives the same text.
+fn scalar(text: &str) -> String {
+    let bare = text == "true"
+        || text == "false"
+        || text.parse::<i64>().is_ok_and(|n| n.to_string() == text);
+    if bare {
+        text.to_string()
+    } else {
+        toml::Value::String(text.to_string()).to_string()
+    }
 }
 
 #[derive(Deserialize)]
@@ -457,8 +586,13 @@ struct RawService {
     forwarded_proto: Option<Spanned<String>>,
     enabled: Option<bool>,
     persistent: Option<Spanned<String>>,
-    sched_opts: Option<std::collections::BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
+    sched_opts: Option<RawOptions>,
     default: Option<Spanned<Vec<Spanned<String>>>>,
+    retries: Option<Spanned<i64>>,
+    slowstart: Option<Spanned<String>>,
+    check: Option<RawOptions>,
+    agent: Option<RawOptions>,
+    passive: Option<RawOptions>,
     #[serde(default)]
     server: Vec<RawServer>,
     #[serde(default)]
@@ -470,7 +604,11 @@ struct RawService {
 struct RawServer {
     address: Spanned<String>,
     weight: Option<Spanned<i64>>,
+    state: Option<Spanned<String>>,
 }
+
+/// A table of options, each value any scalar (read as its text).
+type RawOptions = std::collections::BTreeMap<Spanned<String>, Spanned<toml::Value>>;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -483,8 +621,8 @@ struct RawRule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::health::{CheckKind, HttpCheck};
     use crate::spec::SchedulerKind;
-    use std::time::Duration;
 
     const GOOD: &str = r#"
 workers = 2
@@ -595,9 +733,112 @@ servers = ["127.0.0.1:9002"]
         web.persistent = Some(Duration::from_secs(300));
         web.rules[0].match_group = Some(1);
         web.rules[0].pattern = "^/images/(\"quoted\")".into();
+        web.servers[1].state = AdminState::Drain;
+        web.health = HealthSpec {
+            check: Some(CheckSpec {
+                interval: Duration::from_millis(1500),
+                fall: 5,
+                ..CheckSpec::new(CheckKind::Http(HttpCheck {
+                    method: "HEAD".into(),
+                    path: "/health?x=1".into(),
+                    host: Some("www.example.com".into()),
+                    status: "204".parse().unwrap(),
+                    body: Some("007, \"ok\"".into()),
+                }))
+            }),
+            agent: Some(AgentSpec::new(9999)),
+            passive: PassiveSpec {
+                max_fails: 0,
+                on_5xx: true,
+                ..PassiveSpec::default()
+            },
+            retries: 0,
+            slowstart: Duration::from_secs(30),
+        };
         let text = services_to_toml(&config.table.services);
         let back = parse(&text, Path::new("state.toml")).unwrap();
         assert_eq!(back.table.services, config.table.services, "{text}");
+        assert!(
+            text.contains("fall = 5\n") && text.contains("on_5xx = true\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn defaults_are_not_written() {
+        let config = parse(GOOD, Path::new("t.toml")).unwrap();
+        let text = services_to_toml(&config.table.services);
+        for key in ["retries", "slowstart", "check", "agent", "passive", "state"] {
+            assert!(!text.contains(key), "{key}: {text}");
+        }
+    }
+
+    #[test]
+    fn health_keys_load_and_are_refused_at_their_line() {
+        let with = |service: &str, server: &str| {
+            GOOD.replace(
+                "default = [\"127.0.0.1:9001\"]\n",
+                &format!("default = [\"127.0.0.1:9001\"]\n{service}"),
+            )
+            .replace(
+                "address = \"127.0.0.1:9001\"\n",
+                &format!("address = \"127.0.0.1:9001\"\n{server}"),
+            )
+        };
+        let good = with(
+            "retries = 3\nslowstart = \"1m\"\n[service.check]\ntype = \"http\"\nrise = 1\n\
+             [service.agent]\nport = 9999\n[service.passive]\nmax_fails = 3\n",
+            "state = \"maint\"\n",
+        );
+        let config = parse(&good, Path::new("t.toml")).unwrap();
+        let web = &config.table.services[0];
+        assert_eq!(web.health.retries, 3);
+        assert_eq!(web.health.slowstart, Duration::from_secs(60));
+        assert_eq!(web.health.check.as_ref().map(|c| c.rise), Some(1));
+        assert_eq!(web.health.agent, Some(AgentSpec::new(9999)));
+        assert_eq!(web.health.passive.max_fails, 3);
+        assert_eq!(web.servers[0].state, AdminState::Maint);
+        // Lines: 10 ident, 14 the first key after `default`.
+        let cases = [
+            (
+                with("retries = 11\n", ""),
+                "t.toml:14: service[0].retries: `11` is not a number of retries from 0 to 10",
+            ),
+            (
+                with("slowstart = \"2h\"\n", ""),
+                "t.toml:14: service[0].slowstart: `2h` is not a duration from 0s (off) to 1h",
+            ),
+            (
+                with("[service.check]\ntype = \"tcp\"\nrise = 0\n", ""),
+                "t.toml:16: service[0].check.rise: check rise: `0` is not a number from 1 to 100",
+            ),
+            (
+                with("[service.check]\ninterval = \"5s\"\n", ""),
+                "t.toml:10: service[0].check.type: check: give its type: type=tcp, http or rtsp",
+            ),
+            (
+                with("[service.check]\ntype = \"rtsp\"\n", ""),
+                "t.toml:15: service[0].check.type: service `web` speaks http: a check of type \
+                 rtsp does not fit (give type=http or type=tcp)",
+            ),
+            (
+                with("[service.agent]\nport = 9999\nfall = 2\n", ""),
+                "t.toml:16: service[0].agent.fall: unknown option `fall` (agent takes port, \
+                 interval, timeout)",
+            ),
+            (
+                with("[service.passive]\non_5xx = \"maybe\"\n", ""),
+                "t.toml:15: service[0].passive.on_5xx: passive on_5xx: `maybe` is not yes or no",
+            ),
+            (
+                with("", "state = \"up\"\n"),
+                "t.toml:17: service[0].server[0].state: unknown state `up` (known: ready, drain, \
+                 maint)",
+            ),
+        ];
+        for (text, message) in cases {
+            assert_eq!(error_of(&text), message, "{text}");
+        }
     }
 
     #[test]

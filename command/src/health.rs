@@ -7,6 +7,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 /// Everything a service says about its servers' health.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthSpec {
@@ -214,7 +216,8 @@ impl Default for PassiveSpec {
 }
 
 /// The state an operator puts a server in (`tcpvsadm -e ... --state`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum AdminState {
     /// Takes work as its health allows.
     #[default]
@@ -252,6 +255,161 @@ impl FromStr for AdminState {
             .copied()
             .find(|state| state.name() == text)
             .ok_or_else(|| format!("unknown state `{text}` (known: ready, drain, maint)"))
+    }
+}
+
+/// A duration as the file and tcpvsadm write it: `90s`, `500ms`, `2m`, `1h`
+/// (the largest unit that keeps it whole).
+pub fn duration_text(duration: Duration) -> String {
+    let ms = duration.as_millis();
+    if ms == 0 {
+        return "0s".to_string();
+    }
+    let units: [(u128, &str); 3] = [(3_600_000, "h"), (60_000, "m"), (1000, "s")];
+    units
+        .iter()
+        .find(|(size, _)| ms.is_multiple_of(*size))
+        .map_or_else(
+            || format!("{ms}ms"),
+            |(size, unit)| format!("{}{unit}", ms / size),
+        )
+}
+
+/// Options as `name=value` pairs, in the order they are written.
+pub type Pairs = Vec<(&'static str, String)>;
+
+/// `pairs` as tcpvsadm takes them: `type=http,path=/health`.
+fn write_pairs(f: &mut fmt::Formatter<'_>, pairs: &Pairs) -> fmt::Result {
+    let items: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    f.write_str(&items.join(","))
+}
+
+/// `(name, value)` when `value` is not its default.
+fn unless_default<T: PartialEq>(
+    name: &'static str,
+    value: T,
+    default: T,
+    text: impl FnOnce(T) -> String,
+) -> Option<(&'static str, String)> {
+    (value != default).then(|| (name, text(value)))
+}
+
+/// `interval` and `timeout`, each `(value, default)`, unless default.
+fn timing_pairs(interval: (Duration, Duration), timeout: (Duration, Duration)) -> Pairs {
+    let pair = |name, (value, default)| unless_default(name, value, default, duration_text);
+    [pair("interval", interval), pair("timeout", timeout)]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+impl CheckSpec {
+    /// Its options as `--check` and `[service.check]` give them: the type
+    /// first, then what differs from the defaults.
+    pub fn pairs(&self) -> Pairs {
+        let mut pairs = vec![("type", self.kind.name().to_string())];
+        pairs.extend(timing_pairs(
+            (self.interval, Self::DEFAULT_INTERVAL),
+            (self.timeout, Self::DEFAULT_TIMEOUT),
+        ));
+        let number = |n: u32| n.to_string();
+        pairs.extend(unless_default(
+            "rise",
+            self.rise,
+            Self::DEFAULT_RISE,
+            number,
+        ));
+        pairs.extend(unless_default(
+            "fall",
+            self.fall,
+            Self::DEFAULT_FALL,
+            number,
+        ));
+        if let CheckKind::Http(http) = &self.kind {
+            let default = HttpCheck::default();
+            pairs.extend(unless_default(
+                "method",
+                &http.method,
+                &default.method,
+                Clone::clone,
+            ));
+            pairs.extend(unless_default(
+                "path",
+                &http.path,
+                &default.path,
+                Clone::clone,
+            ));
+            pairs.extend(http.host.clone().map(|host| ("host", host)));
+            pairs.extend(unless_default("status", http.status, default.status, |s| {
+                s.to_string()
+            }));
+            pairs.extend(http.body.clone().map(|body| ("body", body)));
+        }
+        pairs
+    }
+}
+
+impl fmt::Display for CheckSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_pairs(f, &self.pairs())
+    }
+}
+
+impl AgentSpec {
+    /// An agent on `port`, default timing.
+    pub fn new(port: u16) -> Self {
+        Self {
+            port,
+            interval: Self::DEFAULT_INTERVAL,
+            timeout: Self::DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Its options as `--agent` and `[service.agent]` give them: the port,
+    /// then what differs from the defaults.
+    pub fn pairs(&self) -> Pairs {
+        let mut pairs = vec![("port", self.port.to_string())];
+        pairs.extend(timing_pairs(
+            (self.interval, Self::DEFAULT_INTERVAL),
+            (self.timeout, Self::DEFAULT_TIMEOUT),
+        ));
+        pairs
+    }
+}
+
+impl fmt::Display for AgentSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_pairs(f, &self.pairs())
+    }
+}
+
+impl PassiveSpec {
+    /// What differs from the defaults, as `--passive` and
+    /// `[service.passive]` give it (empty: all defaults).
+    pub fn pairs(&self) -> Pairs {
+        let mut pairs = Pairs::new();
+        pairs.extend(unless_default(
+            "max_fails",
+            self.max_fails,
+            Self::DEFAULT_MAX_FAILS,
+            |n| n.to_string(),
+        ));
+        pairs.extend(unless_default(
+            "fail_timeout",
+            self.fail_timeout,
+            Self::DEFAULT_FAIL_TIMEOUT,
+            duration_text,
+        ));
+        pairs.extend(unless_default("on_5xx", self.on_5xx, false, |b| {
+            b.to_string()
+        }));
+        pairs
+    }
+}
+
+impl fmt::Display for PassiveSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_pairs(f, &self.pairs())
     }
 }
 

@@ -8,6 +8,8 @@
 
 pub mod config;
 pub mod health;
+pub mod health_opts;
+pub mod options;
 pub mod sched_opts;
 pub mod spec;
 pub mod validate;
@@ -17,12 +19,13 @@ pub mod view;
 pub use health::{
     AdminState, AgentSpec, CheckKind, CheckSpec, HealthSpec, HttpCheck, PassiveSpec, StatusRange,
 };
+pub use options::{OptionError, Options};
 pub use spec::{
     Limits, Protocol, RuleSpec, SchedOptions, SchedulerKind, ServerAddr, ServerSpec, ServiceId,
     ServiceSpec, Settings, Site, TableError, TableSpec, Timeouts, UnknownScheduler, Weight,
 };
 pub use verb::{CommandError, Request, Response, RuleArgs, ServerArgs, ServiceArgs, Verb};
-pub use view::{RuleView, ServerView, ServiceView, TableView};
+pub use view::{HealthView, RuleView, ServerView, ServiceView, TableView};
 
 /// Where tcpvsd listens for tcpvsadm unless told otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/tcpvsd.sock";

@@ -6,11 +6,10 @@
 //! the algorithm does not take is an error, so a typo is reported instead of
 //! silently ignored.
 
-use std::fmt::Display;
-use std::ops::RangeInclusive;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::options::{fault, OptionError, Reader};
 use crate::spec::{SchedOptions, SchedulerKind, ServiceId, TableError};
 use crate::validate;
 
@@ -107,16 +106,10 @@ impl FromStr for HashKey {
     }
 }
 
-/// Why a scheduler's options are refused, and the option at fault (so the
-/// file can point at its line).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{reason}")]
-pub struct SchedOptionError {
-    pub option: String,
-    pub reason: String,
-}
+/// Why a scheduler's options are refused, and the option at fault.
+pub type SchedOptionError = OptionError;
 
-impl SchedOptionError {
+impl OptionError {
     /// This refusal, said of the scheduler `scheduler` of `service`.
     pub fn of_service(self, service: &ServiceId, scheduler: SchedulerKind) -> TableError {
         TableError::BadSchedOption {
@@ -129,16 +122,12 @@ impl SchedOptionError {
 
 /// Reads the options `given` to a scheduler of `kind`.
 pub fn read(kind: SchedulerKind, given: &SchedOptions) -> Result<SchedParams, SchedOptionError> {
-    let mut options = Reader {
-        kind,
-        given,
-        read: Vec::new(),
-    };
+    let mut options = Reader::new(kind.name(), "option", given);
     let params = match kind {
-        SchedulerKind::Lard => SchedParams::Lard(options.lard()?),
+        SchedulerKind::Lard => SchedParams::Lard(lard(&mut options)?),
         SchedulerKind::Lardr => SchedParams::Lardr(LardrOptions {
-            lard: options.lard()?,
-            hold: options.duration("hold", DEFAULT_HOLD)?,
+            lard: lard(&mut options)?,
+            hold: duration(&mut options, "hold", DEFAULT_HOLD)?,
         }),
         SchedulerKind::Chash => SchedParams::Chash(ChashOptions {
             key: match options.text("key") {
@@ -168,117 +157,52 @@ pub fn bad_dynamic(text: &str, reason: &str) -> SchedOptionError {
     )
 }
 
-fn fault(option: &str, reason: String) -> SchedOptionError {
-    SchedOptionError {
-        option: option.to_string(),
-        reason,
+/// `low`, `high`, `dynamic` and `targets`: LARD's and LARD/R's.
+fn lard(options: &mut Reader) -> Result<LardOptions, SchedOptionError> {
+    let low = options.number("low", 25u32, 0..=1_000_000)?;
+    let high = options.number("high", 65u32, 1..=1_000_000)?;
+    if low >= high {
+        // The one the operator gave (both given: the later, `high`).
+        let at = if options.has("high") { "high" } else { "low" };
+        return Err(fault(at, format!("low={low} must be below high={high}")));
     }
+    Ok(LardOptions {
+        low,
+        high,
+        dynamic: pattern(options, "dynamic", DEFAULT_DYNAMIC)?,
+        targets: options.number("targets", 1_000_000usize, 1..=100_000_000)?,
+    })
 }
 
-/// The options given to one scheduler, being read: each by name, with a
-/// default and a range; [`Reader::finish`] refuses any left unread.
-struct Reader<'a> {
-    kind: SchedulerKind,
-    given: &'a SchedOptions,
-    read: Vec<&'static str>,
+/// A duration in seconds (`60`) or with a unit (`500ms`, `2m`).
+fn duration(
+    options: &mut Reader,
+    name: &'static str,
+    default: Duration,
+) -> Result<Duration, SchedOptionError> {
+    let Some(text) = options.text(name) else {
+        return Ok(default);
+    };
+    let text = text.trim();
+    let with_unit = if text.bytes().all(|b| b.is_ascii_digit()) {
+        format!("{text}s")
+    } else {
+        text.to_string()
+    };
+    validate::duration(&with_unit).map_err(|e| fault(name, format!("option {name}: {e}")))
 }
 
-impl<'a> Reader<'a> {
-    /// `low`, `high`, `dynamic` and `targets`.
-    fn lard(&mut self) -> Result<LardOptions, SchedOptionError> {
-        let low = self.number("low", 25u32, 0..=1_000_000)?;
-        let high = self.number("high", 65u32, 1..=1_000_000)?;
-        if low >= high {
-            // The one the operator gave (both given: the later, `high`).
-            let at = if self.given.contains_key("high") {
-                "high"
-            } else {
-                "low"
-            };
-            return Err(fault(at, format!("low={low} must be below high={high}")));
-        }
-        Ok(LardOptions {
-            low,
-            high,
-            dynamic: self.pattern("dynamic", DEFAULT_DYNAMIC)?,
-            targets: self.number("targets", 1_000_000usize, 1..=100_000_000)?,
-        })
-    }
-
-    /// Raw text of option `name`, if given.
-    fn text(&mut self, name: &'static str) -> Option<&'a str> {
-        self.read.push(name);
-        self.given.get(name).map(String::as_str)
-    }
-
-    /// A number in `range`, `default` when not given.
-    fn number<T>(
-        &mut self,
-        name: &'static str,
-        default: T,
-        range: RangeInclusive<T>,
-    ) -> Result<T, SchedOptionError>
-    where
-        T: FromStr + PartialOrd + Display + Copy,
-    {
-        let Some(text) = self.text(name) else {
-            return Ok(default);
-        };
-        match text.trim().parse::<T>() {
-            Ok(n) if range.contains(&n) => Ok(n),
-            _ => Err(fault(
-                name,
-                format!(
-                    "option {name}={text}: give a number from {} to {}",
-                    range.start(),
-                    range.end()
-                ),
-            )),
-        }
-    }
-
-    /// A duration in seconds (`60`) or with a unit (`500ms`, `2m`).
-    fn duration(
-        &mut self,
-        name: &'static str,
-        default: Duration,
-    ) -> Result<Duration, SchedOptionError> {
-        let Some(text) = self.text(name) else {
-            return Ok(default);
-        };
-        let text = text.trim();
-        let with_unit = if text.bytes().all(|b| b.is_ascii_digit()) {
-            format!("{text}s")
-        } else {
-            text.to_string()
-        };
-        validate::duration(&with_unit).map_err(|e| fault(name, format!("option {name}: {e}")))
-    }
-
-    /// A regular expression's text once its syntax is checked, `default`
-    /// when not given (an empty one is taken: it matches every request).
-    fn pattern(&mut self, name: &'static str, default: &str) -> Result<String, SchedOptionError> {
-        let text = self.text(name).unwrap_or(default);
-        match validate::pattern_syntax(text) {
-            Ok(_) => Ok(text.to_string()),
-            Err(reason) => Err(bad_dynamic(text, &reason)),
-        }
-    }
-
-    /// Fails on any option that was given but not read.
-    fn finish(self) -> Result<(), SchedOptionError> {
-        let Some(unknown) = self.given.keys().find(|k| !self.read.contains(&k.as_str())) else {
-            return Ok(());
-        };
-        let takes = if self.read.is_empty() {
-            "none".to_string()
-        } else {
-            self.read.join(", ")
-        };
-        Err(fault(
-            unknown,
-            format!("unknown option `{unknown}` ({} takes {takes})", self.kind),
-        ))
+/// A regular expression's text once its syntax is checked, `default` when
+/// not given (an empty one is taken: it matches every request).
+fn pattern(
+    options: &mut Reader,
+    name: &'static str,
+    default: &str,
+) -> Result<String, SchedOptionError> {
+    let text = options.text(name).unwrap_or(default);
+    match validate::pattern_syntax(text) {
+        Ok(_) => Ok(text.to_string()),
+        Err(reason) => Err(bad_dynamic(text, &reason)),
     }
 }
 

@@ -11,6 +11,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::health::{AdminState, HealthSpec};
+use crate::options::OptionError;
 use crate::validate;
 
 /// A virtual service's name (KTCPVS: up to 16 characters).
@@ -358,6 +359,8 @@ pub enum Site {
     Server(usize, usize),
     Rule(usize, usize),
     Default(usize),
+    /// The active check of a service.
+    Check(usize),
 }
 
 /// Why a value or a table is refused. The same message whichever front end
@@ -430,6 +433,27 @@ pub enum TableError {
     },
     #[error("the default set of service `{0}` names {1}, which is not one of its real servers")]
     UnknownDefaultServer(ServiceId, ServerAddr),
+    #[error("`{value}` is not {expected}")]
+    BadValue {
+        value: String,
+        expected: &'static str,
+    },
+    /// A status range or an operator state refused by its parser.
+    #[error("{0}")]
+    Unparsed(String),
+    #[error("timeout {timeout} must be below interval {interval}")]
+    TimeoutNotBelowInterval { timeout: String, interval: String },
+    #[error(transparent)]
+    BadHealthOption(OptionError),
+    #[error(
+        "service `{service}` speaks {protocol}: a check of type {check} does not fit \
+         (give type={protocol} or type=tcp)"
+    )]
+    CheckDoesNotFit {
+        service: ServiceId,
+        protocol: Protocol,
+        check: &'static str,
+    },
     #[error("scheduler {scheduler} of service `{service}`: {reason}")]
     BadSchedOption {
         service: ServiceId,
@@ -442,7 +466,7 @@ impl TableSpec {
     /// Everything about the table that can be told without building it:
     /// duplicate services, listeners and servers, rule patterns and their
     /// capture groups, rules and default sets naming unknown servers, the
-    /// scheduler's options.
+    /// scheduler's options, a check that does not fit the protocol.
     pub fn check(&self) -> Result<(), (Site, TableError)> {
         for (index, service) in self.services.iter().enumerate() {
             let before = &self.services[..index];
@@ -471,6 +495,10 @@ impl ServiceSpec {
         if let Err(refused) = validate::sched_opts(self.scheduler, &self.sched_opts) {
             let error = refused.of_service(&self.ident, self.scheduler);
             return Err((Site::Service(index), error));
+        }
+        if let Some(check) = &self.health.check {
+            validate::check_fits(&self.ident, self.protocol, check)
+                .map_err(|error| (Site::Check(index), error))?;
         }
         for (i, server) in self.servers.iter().enumerate() {
             if self.servers[..i].iter().any(|s| s.addr == server.addr) {
@@ -535,5 +563,27 @@ mod tests {
         );
         table.services[0].sched_opts = [("factor".to_string(), "100".to_string())].into();
         assert_eq!(table.check(), Ok(()));
+    }
+
+    /// A protocol changed under its check is refused as a check given to
+    /// the wrong protocol is.
+    #[test]
+    fn check_refuses_a_check_that_does_not_fit_the_protocol() {
+        use crate::health::{CheckKind, CheckSpec, HttpCheck};
+        let ident = validate::ident("web").unwrap();
+        let mut service = ServiceSpec::new(ident, "127.0.0.1:80".parse().unwrap());
+        service.health.check = Some(CheckSpec::new(CheckKind::Http(HttpCheck::default())));
+        let mut table = TableSpec {
+            services: vec![service],
+            ..TableSpec::default()
+        };
+        assert_eq!(table.check(), Ok(()));
+        table.services[0].protocol = Protocol::Rtsp;
+        let (site, error) = table.check().unwrap_err();
+        assert_eq!(site, Site::Check(0));
+        assert!(
+            matches!(error, TableError::CheckDoesNotFit { .. }),
+            "{error}"
+        );
     }
 }

@@ -4,8 +4,11 @@
 //! was (`file:line: key:` or the option).
 
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::str::FromStr;
 use std::time::Duration;
 
+use crate::health::{duration_text, AdminState, CheckKind, CheckSpec, HttpCheck, StatusRange};
 use crate::sched_opts::{self, SchedOptionError, SchedParams};
 use crate::spec::{
     Protocol, SchedOptions, SchedulerKind, ServerAddr, ServiceId, TableError, Weight,
@@ -184,6 +187,186 @@ pub fn group_in_pattern(group: u32, pattern: &str, groups: usize) -> Result<(), 
     Ok(())
 }
 
+/// `text` as a duration within `range`, or refused as not `expected`.
+fn duration_in(
+    text: &str,
+    range: RangeInclusive<Duration>,
+    expected: &'static str,
+) -> Result<Duration, TableError> {
+    match duration(text) {
+        Ok(d) if range.contains(&d) => Ok(d),
+        _ => Err(bad_value(text, expected)),
+    }
+}
+
+/// `text` as a number within `range`, or refused as not `expected`.
+fn number_in<T: FromStr + PartialOrd>(
+    text: &str,
+    range: RangeInclusive<T>,
+    expected: &'static str,
+) -> Result<T, TableError> {
+    match text.trim().parse::<T>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(bad_value(text, expected)),
+    }
+}
+
+fn bad_value(text: &str, expected: &'static str) -> TableError {
+    TableError::BadValue {
+        value: text.to_string(),
+        expected,
+    }
+}
+
+const fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Tries of a request on other servers after a failed one, 0 to 10.
+pub fn retries(text: &str) -> Result<u32, TableError> {
+    number_in(text, 0..=10, "a number of retries from 0 to 10")
+}
+
+/// How long a server coming back ramps its weight up: `0s` (off) to 1h.
+pub fn slowstart(text: &str) -> Result<Duration, TableError> {
+    match duration(text) {
+        Err(TableError::ZeroDuration) => Ok(Duration::ZERO),
+        Ok(d) if d <= ms(3_600_000) => Ok(d),
+        _ => Err(bad_value(text, "a duration from 0s (off) to 1h")),
+    }
+}
+
+/// An active check's `type`: `tcp`, `http` (with the default request) or `rtsp`.
+pub fn check_type(text: &str) -> Result<CheckKind, TableError> {
+    match text {
+        "tcp" => Ok(CheckKind::Tcp),
+        "http" => Ok(CheckKind::Http(HttpCheck::default())),
+        "rtsp" => Ok(CheckKind::Rtsp),
+        _ => Err(bad_value(text, "a check type (tcp, http or rtsp)")),
+    }
+}
+
+/// Between two checks (or agent reads) of a server: 100ms to 1h.
+pub fn check_interval(text: &str) -> Result<Duration, TableError> {
+    duration_in(text, ms(100)..=ms(3_600_000), "a duration from 100ms to 1h")
+}
+
+/// One check (or agent read), connect to verdict: 10ms to 1m.
+pub fn check_timeout(text: &str) -> Result<Duration, TableError> {
+    duration_in(text, ms(10)..=ms(60_000), "a duration from 10ms to 1m")
+}
+
+/// A check's timeout must end before the next check starts.
+pub fn timeout_below_interval(timeout: Duration, interval: Duration) -> Result<(), TableError> {
+    if timeout < interval {
+        Ok(())
+    } else {
+        Err(TableError::TimeoutNotBelowInterval {
+            timeout: duration_text(timeout),
+            interval: duration_text(interval),
+        })
+    }
+}
+
+/// `rise` or `fall`: consecutive results that change a server's state, 1 to 100.
+pub fn threshold(text: &str) -> Result<u32, TableError> {
+    number_in(text, 1..=100, "a number from 1 to 100")
+}
+
+/// An HTTP check's method: a token (RFC 9110), such as `GET` or `HEAD`.
+pub fn http_method(text: &str) -> Result<String, TableError> {
+    let token = !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    token
+        .then(|| text.to_string())
+        .ok_or_else(|| bad_value(text, "a method (a token such as GET or HEAD)"))
+}
+
+/// An HTTP check's target: starts with `/`, no space or control byte.
+pub fn http_path(text: &str) -> Result<String, TableError> {
+    let path = text.starts_with('/') && !text.bytes().any(|b| b == b' ' || b.is_ascii_control());
+    path.then(|| text.to_string())
+        .ok_or_else(|| bad_value(text, "a path (starting with /, without spaces)"))
+}
+
+/// An HTTP check's Host: not empty, no space or control byte.
+pub fn http_host(text: &str) -> Result<String, TableError> {
+    let host = !text.is_empty() && !text.bytes().any(|b| b == b' ' || b.is_ascii_control());
+    host.then(|| text.to_string())
+        .ok_or_else(|| bad_value(text, "a host name (without spaces)"))
+}
+
+/// A text an HTTP check's response body must contain: not empty, no
+/// control byte.
+pub fn expected_body(text: &str) -> Result<String, TableError> {
+    let body = !text.is_empty() && !text.chars().any(char::is_control);
+    body.then(|| text.to_string()).ok_or_else(|| {
+        bad_value(
+            text,
+            "a text to find in the body (without control characters)",
+        )
+    })
+}
+
+/// The statuses an HTTP check passes: `200-399` or `204`.
+pub fn status_range(text: &str) -> Result<StatusRange, TableError> {
+    text.parse().map_err(TableError::Unparsed)
+}
+
+/// An agent's port on the real server, 1 to 65535.
+pub fn agent_port(text: &str) -> Result<u16, TableError> {
+    number_in(text, 1..=65535, "a port from 1 to 65535")
+}
+
+/// Failures of real traffic that take a server out, 0 (never) to 1000.
+pub fn max_fails(text: &str) -> Result<u32, TableError> {
+    number_in(text, 0..=1000, "a number from 0 (off) to 1000")
+}
+
+/// The window in which `max_fails` count, and how long the server is
+/// then out: 1s to 1h.
+pub fn fail_timeout(text: &str) -> Result<Duration, TableError> {
+    duration_in(text, ms(1000)..=ms(3_600_000), "a duration from 1s to 1h")
+}
+
+/// A yes-or-no option (`on_5xx`): `yes`, `no`, `true` or `false`.
+pub fn yes_no(text: &str) -> Result<bool, TableError> {
+    match text {
+        "yes" | "true" => Ok(true),
+        "no" | "false" => Ok(false),
+        _ => Err(bad_value(text, "yes or no")),
+    }
+}
+
+/// The state an operator puts a server in: `ready`, `drain` or `maint`.
+pub fn admin_state(text: &str) -> Result<AdminState, TableError> {
+    text.parse().map_err(TableError::Unparsed)
+}
+
+/// A check must speak the service's protocol, or plain TCP.
+pub fn check_fits(
+    service: &ServiceId,
+    protocol: Protocol,
+    check: &CheckSpec,
+) -> Result<(), TableError> {
+    let fits = match check.kind {
+        CheckKind::Tcp => true,
+        CheckKind::Http(_) => protocol == Protocol::Http,
+        CheckKind::Rtsp => protocol == Protocol::Rtsp,
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(TableError::CheckDoesNotFit {
+            service: service.clone(),
+            protocol,
+            check: check.kind.name(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,5 +438,113 @@ mod tests {
         assert_eq!(forwarded_proto(""), Ok(None));
         assert_eq!(forwarded_proto("https"), Ok(Some("https".into())));
         assert!(forwarded_proto("https\r\nX-Evil: 1").is_err());
+    }
+
+    /// Each health field's validator: its bounds accepted, one past each
+    /// refused, with what it takes.
+    #[test]
+    fn health_fields_within_their_limits() {
+        let d = Duration::from_millis;
+        assert_eq!(retries("0"), Ok(0));
+        assert_eq!(retries("10"), Ok(10));
+        assert_eq!(
+            retries("11").unwrap_err().to_string(),
+            "`11` is not a number of retries from 0 to 10"
+        );
+        assert_eq!(slowstart("0s"), Ok(Duration::ZERO));
+        assert_eq!(slowstart("1h"), Ok(d(3_600_000)));
+        for bad in ["61m", "0", "soon"] {
+            assert!(slowstart(bad).is_err(), "{bad}");
+        }
+        assert_eq!(check_type("tcp"), Ok(CheckKind::Tcp));
+        assert_eq!(
+            check_type("http"),
+            Ok(CheckKind::Http(HttpCheck::default()))
+        );
+        assert_eq!(check_type("rtsp"), Ok(CheckKind::Rtsp));
+        assert!(check_type("TCP").is_err());
+        assert_eq!(check_interval("100ms"), Ok(d(100)));
+        assert_eq!(check_interval("1h"), Ok(d(3_600_000)));
+        for bad in ["99ms", "61m", "0s", "2"] {
+            assert!(check_interval(bad).is_err(), "{bad}");
+        }
+        assert_eq!(check_timeout("10ms"), Ok(d(10)));
+        assert_eq!(check_timeout("1m"), Ok(d(60_000)));
+        for bad in ["9ms", "61s"] {
+            assert!(check_timeout(bad).is_err(), "{bad}");
+        }
+        assert_eq!(timeout_below_interval(d(999), d(1000)), Ok(()));
+        assert_eq!(
+            timeout_below_interval(d(1000), d(1000))
+                .unwrap_err()
+                .to_string(),
+            "timeout 1s must be below interval 1s"
+        );
+        assert_eq!((threshold("1"), threshold("100")), (Ok(1), Ok(100)));
+        for bad in ["0", "101", "-1", "x"] {
+            assert!(threshold(bad).is_err(), "{bad}");
+        }
+        assert_eq!(http_method("GET"), Ok("GET".into()));
+        for bad in ["", "G T", "GET\r\n", "(x)"] {
+            assert!(http_method(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(http_path("/health?x=1"), Ok("/health?x=1".into()));
+        for bad in ["", "health", "/a b", "/a\nb"] {
+            assert!(http_path(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            http_host("www.example.com:81"),
+            Ok("www.example.com:81".into())
+        );
+        for bad in ["", "a b", "a\r\nX: y"] {
+            assert!(http_host(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(expected_body("all good"), Ok("all good".into()));
+        for bad in ["", "a\tb", "\u{7f}"] {
+            assert!(expected_body(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(status_range("204").map(|s| s.to_string()), Ok("204".into()));
+        assert!(status_range("399-200").is_err());
+        assert_eq!((agent_port("1"), agent_port("65535")), (Ok(1), Ok(65535)));
+        for bad in ["0", "65536"] {
+            assert!(agent_port(bad).is_err(), "{bad}");
+        }
+        assert_eq!((max_fails("0"), max_fails("1000")), (Ok(0), Ok(1000)));
+        assert!(max_fails("1001").is_err());
+        assert_eq!(fail_timeout("1s"), Ok(d(1000)));
+        assert_eq!(fail_timeout("1h"), Ok(d(3_600_000)));
+        for bad in ["999ms", "61m"] {
+            assert!(fail_timeout(bad).is_err(), "{bad}");
+        }
+        assert_eq!((yes_no("yes"), yes_no("false")), (Ok(true), Ok(false)));
+        assert!(yes_no("1").is_err());
+        assert_eq!(admin_state("drain"), Ok(AdminState::Drain));
+        assert_eq!(
+            admin_state("down").unwrap_err().to_string(),
+            "unknown state `down` (known: ready, drain, maint)"
+        );
+    }
+
+    #[test]
+    fn a_check_fits_its_protocol_or_is_tcp() {
+        let web = ident("web").unwrap();
+        let check = |kind| CheckSpec::new(kind);
+        let http = || CheckKind::Http(HttpCheck::default());
+        for protocol in [Protocol::Http, Protocol::Rtsp] {
+            assert_eq!(check_fits(&web, protocol, &check(CheckKind::Tcp)), Ok(()));
+        }
+        assert_eq!(check_fits(&web, Protocol::Http, &check(http())), Ok(()));
+        assert_eq!(
+            check_fits(&web, Protocol::Rtsp, &check(CheckKind::Rtsp)),
+            Ok(())
+        );
+        assert!(check_fits(&web, Protocol::Rtsp, &check(http())).is_err());
+        assert_eq!(
+            check_fits(&web, Protocol::Http, &check(CheckKind::Rtsp))
+                .unwrap_err()
+                .to_string(),
+            "service `web` speaks http: a check of type rtsp does not fit \
+             (give type=http or type=tcp)"
+        );
     }
 }

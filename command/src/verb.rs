@@ -12,6 +12,9 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::health::{AdminState, HealthSpec};
+use crate::health_opts;
+use crate::options::OptionError;
 use crate::spec::{
     RuleSpec, SchedOptions, ServerAddr, ServerSpec, ServiceId, ServiceSpec, TableError, TableSpec,
     Weight,
@@ -82,6 +85,18 @@ pub struct ServiceArgs {
     pub persistent: Option<u64>,
     /// The `X-Forwarded-Proto` value to add; empty turns it off.
     pub forwarded_proto: Option<String>,
+    /// The active check as `type=http,path=/health,...`, replacing the whole
+    /// check; `none` removes it.
+    pub check: Option<String>,
+    /// The agent as `port=9999,...`; `none` removes it.
+    pub agent: Option<String>,
+    /// Passive counting as `max_fails=3,...`: the options given change, the
+    /// others stay.
+    pub passive: Option<String>,
+    /// Tries on other servers after a failed one.
+    pub retries: Option<u32>,
+    /// Slow start as a duration (`30s`; `0s` turns it off).
+    pub slowstart: Option<String>,
 }
 
 /// Arguments of `-a` and `-e`.
@@ -91,6 +106,9 @@ pub struct ServerArgs {
     pub server: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
+    /// `--state ready|drain|maint`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<AdminState>,
 }
 
 /// Arguments of `--add-rule` and `--del-rule`.
@@ -245,7 +263,10 @@ impl Verb {
                     return Err(CommandError::DuplicateServer(args.ident.clone(), addr));
                 }
                 let weight = args.weight.map_or(Ok(Weight::DEFAULT), weight)?;
-                service.servers.push(ServerSpec::new(addr, weight));
+                service.servers.push(ServerSpec {
+                    state: args.state.unwrap_or_default(),
+                    ..ServerSpec::new(addr, weight)
+                });
                 Ok(())
             }
             Verb::EditServer(args) => {
@@ -258,6 +279,9 @@ impl Verb {
                     .ok_or_else(|| CommandError::NoServer(args.ident.clone(), addr))?;
                 if let Some(w) = args.weight {
                     server.weight = weight(w)?;
+                }
+                if let Some(state) = args.state {
+                    server.state = state;
                 }
                 Ok(())
             }
@@ -351,6 +375,29 @@ fn apply_service_args(service: &mut ServiceSpec, args: &ServiceArgs) -> Result<(
     }
     if let Some(seconds) = args.persistent {
         service.persistent = validate::persistence(&seconds.to_string())?;
+    }
+    apply_health_args(&mut service.health, args).map_err(TableError::BadHealthOption)?;
+    if let Some(retries) = args.retries {
+        service.health.retries = validate::retries(&retries.to_string())?;
+    }
+    if let Some(slowstart) = &args.slowstart {
+        service.health.slowstart = validate::slowstart(slowstart)?;
+    }
+    Ok(())
+}
+
+/// `--check` and `--agent` replace (or remove), `--passive` changes the
+/// options it gives.
+fn apply_health_args(health: &mut HealthSpec, args: &ServiceArgs) -> Result<(), OptionError> {
+    if let Some(text) = &args.check {
+        health.check = health_opts::optional("check", text, health_opts::check)?;
+    }
+    if let Some(text) = &args.agent {
+        health.agent = health_opts::optional("agent", text, health_opts::agent)?;
+    }
+    if let Some(text) = &args.passive {
+        let given = health_opts::listed("passive", text)?;
+        health.passive = health_opts::passive(&given, &health.passive)?;
     }
     Ok(())
 }
@@ -494,6 +541,7 @@ mod tests {
             ident: ident.into(),
             server: addr.into(),
             weight,
+            state: None,
         }
     }
 
@@ -690,5 +738,92 @@ mod tests {
         .apply(&mut spec)
         .unwrap();
         assert!(spec.services[0].enabled);
+    }
+
+    #[test]
+    fn health_options_set_change_and_remove() {
+        let mut spec = manual();
+        let edit = |args: ServiceArgs| Verb::EditService(args);
+        let health = |spec: &TableSpec| spec.services[0].health.clone();
+        edit(ServiceArgs {
+            check: Some("type=http,path=/health,rise=5".into()),
+            agent: Some("port=9999".into()),
+            passive: Some("max_fails=3,on_5xx=yes".into()),
+            retries: Some(4),
+            slowstart: Some("30s".into()),
+            ..args("web")
+        })
+        .apply(&mut spec)
+        .unwrap();
+        let set = health(&spec);
+        assert_eq!(
+            set.check.as_ref().map(ToString::to_string).as_deref(),
+            Some("type=http,rise=5,path=/health")
+        );
+        assert_eq!(set.agent.as_ref().map(|a| a.port), Some(9999));
+        assert_eq!((set.passive.max_fails, set.passive.on_5xx), (3, true));
+        assert_eq!((set.retries, set.slowstart.as_secs()), (4, 30));
+        // --check replaces the whole check; --passive changes the keys given.
+        edit(ServiceArgs {
+            check: Some("type=tcp".into()),
+            passive: Some("on_5xx=no".into()),
+            ..args("web")
+        })
+        .apply(&mut spec)
+        .unwrap();
+        let changed = health(&spec);
+        assert_eq!(changed.check.map(|c| c.rise), Some(2));
+        assert_eq!(
+            (changed.passive.max_fails, changed.passive.on_5xx),
+            (3, false)
+        );
+        assert_eq!(changed.agent, set.agent, "the agent was not given");
+        edit(ServiceArgs {
+            check: Some("none".into()),
+            agent: Some("none".into()),
+            slowstart: Some("0s".into()),
+            ..args("web")
+        })
+        .apply(&mut spec)
+        .unwrap();
+        let removed = health(&spec);
+        assert_eq!((removed.check, removed.agent), (None, None));
+        assert!(removed.slowstart.is_zero());
+        let before = spec.clone();
+        let refused = edit(ServiceArgs {
+            passive: Some("max_fails=3,typo=1".into()),
+            ..args("web")
+        })
+        .apply(&mut spec);
+        assert_eq!(
+            refused.unwrap_err().to_string(),
+            "unknown option `typo` (passive takes max_fails, fail_timeout, on_5xx)"
+        );
+        assert_eq!(spec.services[0].health, before.services[0].health);
+    }
+
+    #[test]
+    fn server_state_on_add_and_edit() {
+        let mut spec = manual();
+        let with_state = |addr: &str, state| ServerArgs {
+            state: Some(state),
+            ..server("web", addr, None)
+        };
+        Verb::EditServer(with_state("192.168.10.2:80", AdminState::Drain))
+            .apply(&mut spec)
+            .unwrap();
+        Verb::AddServer(with_state("10.0.0.9:80", AdminState::Maint))
+            .apply(&mut spec)
+            .unwrap();
+        let states: Vec<AdminState> = spec.services[0].servers.iter().map(|s| s.state).collect();
+        use AdminState::*;
+        assert_eq!(states, [Ready, Drain, Ready, Maint]);
+        // A weight edit leaves the state as it is.
+        Verb::EditServer(server("web", "192.168.10.2:80", Some(5)))
+            .apply(&mut spec)
+            .unwrap();
+        assert_eq!(spec.services[0].servers[1].state, Drain);
+        let line = serde_json::to_string(&Verb::EditServer(with_state("10.0.0.9:80", Drain)));
+        assert!(line.unwrap().ends_with(r#""state":"drain"}"#));
     }
 }

@@ -5,7 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::{SchedOptions, ServerAddr, ServiceSpec};
+use crate::health::{duration_text, AdminState, HealthSpec};
+use crate::spec::{SchedOptions, ServerAddr, ServerSpec, ServiceSpec};
 
 /// The table as `-L` and `-S` show it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +43,69 @@ pub struct ServiceView {
     /// `None`: every server takes unmatched requests.
     #[serde(default)]
     pub default: Option<Vec<String>>,
+    /// How the servers are watched, as configured.
+    #[serde(default)]
+    pub health: HealthView,
+    /// Requests retried on another server since start or `-Z` (live).
+    #[serde(default)]
+    pub retried: u64,
+}
+
+/// A service's health configuration in the operator's words: each field
+/// what tcpvsadm's option of the same name takes (what `-S` writes and `-L`
+/// shows), defaults left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthView {
+    /// `--check`'s value (`type=http,path=/health`); `None`: no check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
+    /// `--agent`'s value (`port=9999`); `None`: no agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// `--passive`'s value for what differs from the defaults; `None`: all
+    /// defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passive: Option<String>,
+    pub retries: u32,
+    /// `--slowstart`'s value; `None`: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slowstart: Option<String>,
+}
+
+impl HealthView {
+    pub fn of(spec: &HealthSpec) -> Self {
+        let passive = spec.passive.to_string();
+        Self {
+            check: spec.check.as_ref().map(ToString::to_string),
+            agent: spec.agent.as_ref().map(ToString::to_string),
+            passive: (!passive.is_empty()).then_some(passive),
+            retries: spec.retries,
+            slowstart: (!spec.slowstart.is_zero()).then(|| duration_text(spec.slowstart)),
+        }
+    }
+}
+
+impl HealthView {
+    /// The options set, as tcpvsadm names them (`check`, `agent`,
+    /// `passive`, `slowstart`) with their values (retries aside: they
+    /// always have one).
+    pub fn options(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("check", &self.check),
+            ("agent", &self.agent),
+            ("passive", &self.passive),
+            ("slowstart", &self.slowstart),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value.as_deref()?)))
+        .collect()
+    }
+}
+
+impl Default for HealthView {
+    fn default() -> Self {
+        Self::of(&HealthSpec::default())
+    }
 }
 
 /// One real server as listed, with its live counters.
@@ -52,6 +116,45 @@ pub struct ServerView {
     pub active: u32,
     pub requests: u64,
     pub failures: u64,
+    /// What the operator allows it: `ready`, `drain` or `maint`.
+    #[serde(default = "ready")]
+    pub state: String,
+    /// Its health (live): `up`, `down`, `drain`, `maint`, `slowstart 40%`...
+    #[serde(default)]
+    pub health: String,
+    /// The last check's result (live), e.g. `L7OK 200 in 3ms`, `L4TOUT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check: Option<String>,
+    /// The weight the scheduler uses now (live): the configured weight as the
+    /// agent, slow start and the state leave it.
+    #[serde(default)]
+    pub effective_weight: u32,
+}
+
+fn ready() -> String {
+    AdminState::Ready.to_string()
+}
+
+impl ServerView {
+    /// The view of `spec`, counters at zero; not live, it is as healthy as
+    /// its state lets it be (the daemon fills in what it knows).
+    pub fn of(spec: &ServerSpec) -> Self {
+        let (health, effective_weight) = match spec.state {
+            AdminState::Ready => ("up".to_string(), u32::from(spec.weight.0)),
+            other => (other.to_string(), 0),
+        };
+        Self {
+            address: spec.addr.to_string(),
+            weight: spec.weight.0,
+            active: 0,
+            requests: 0,
+            failures: 0,
+            state: spec.state.to_string(),
+            health,
+            last_check: None,
+            effective_weight,
+        }
+    }
 }
 
 /// One content rule as listed.
@@ -89,17 +192,7 @@ impl ServiceView {
             persistent: spec.persistent.map(|t| t.as_secs()),
             forwarded_proto: spec.forwarded_proto.clone(),
             sessions: None,
-            servers: spec
-                .servers
-                .iter()
-                .map(|s| ServerView {
-                    address: s.addr.to_string(),
-                    weight: s.weight.0,
-                    active: 0,
-                    requests: 0,
-                    failures: 0,
-                })
-                .collect(),
+            servers: spec.servers.iter().map(ServerView::of).collect(),
             rules: spec
                 .rules
                 .iter()
@@ -110,6 +203,8 @@ impl ServiceView {
                 })
                 .collect(),
             default: spec.default.as_deref().map(addrs),
+            health: HealthView::of(&spec.health),
+            retried: 0,
         }
     }
 }
@@ -119,7 +214,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::spec::{RuleSpec, SchedulerKind, ServerSpec, Weight};
+    use crate::health::{AgentSpec, CheckKind, CheckSpec, HttpCheck};
+    use crate::spec::{RuleSpec, SchedulerKind, Weight};
 
     #[test]
     fn a_spec_viewed_says_what_it_holds() {
@@ -130,7 +226,23 @@ mod tests {
             enabled: false,
             persistent: Some(Duration::from_secs(300)),
             forwarded_proto: Some("https".into()),
-            servers: vec![ServerSpec::new(addr(9001), Weight(3))],
+            servers: vec![ServerSpec {
+                state: AdminState::Drain,
+                ..ServerSpec::new(addr(9001), Weight(3))
+            }],
+            health: HealthSpec {
+                check: Some(CheckSpec {
+                    rise: 5,
+                    ..CheckSpec::new(CheckKind::Http(HttpCheck {
+                        path: "/health".into(),
+                        ..HttpCheck::default()
+                    }))
+                }),
+                agent: Some(AgentSpec::new(9999)),
+                retries: 0,
+                slowstart: Duration::from_secs(90),
+                ..HealthSpec::default()
+            },
             rules: vec![RuleSpec {
                 pattern: "^/home/([a-z]+)/".into(),
                 servers: vec![addr(9001)],
@@ -166,6 +278,10 @@ mod tests {
                 active: 0,
                 requests: 0,
                 failures: 0,
+                state: "drain".into(),
+                health: "drain".into(),
+                last_check: None,
+                effective_weight: 0,
             }]
         );
         assert_eq!(
@@ -177,5 +293,16 @@ mod tests {
             }]
         );
         assert_eq!(web.default, Some(vec!["127.0.0.1:9001".to_string()]));
+        assert_eq!(
+            web.health,
+            HealthView {
+                check: Some("type=http,rise=5,path=/health".into()),
+                agent: Some("port=9999".into()),
+                passive: None,
+                retries: 0,
+                slowstart: Some("90s".into()),
+            }
+        );
+        assert_eq!(web.retried, 0);
     }
 }

@@ -6,15 +6,20 @@ use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
-use tcpvs_command::validate;
-use tcpvs_command::{RuleArgs, ServerArgs, ServiceArgs, ServiceSpec, TableError, Verb};
+use tcpvs_command::options::{self, OptionError, Options};
+use tcpvs_command::{health_opts, validate};
+use tcpvs_command::{
+    PassiveSpec, Protocol, RuleArgs, ServerArgs, ServiceArgs, ServiceSpec, TableError, Verb,
+};
 
 pub const USAGE: &str = "\
 usage:
   tcpvsadm -A|-E -i ident [-s scheduler] [-l address[:port]] [-P port] [--sched-opt k=v,...]
                 [--persistent seconds] [--forwarded-proto http|https] [--protocol http|rtsp]
+                [--check type=tcp|http|rtsp,k=v,...|none] [--agent port=N,k=v,...|none]
+                [--passive k=v,...] [--retries N] [--slowstart duration]
   tcpvsadm -D -i ident
-  tcpvsadm -a|-e -i ident -r server-address [-w weight]
+  tcpvsadm -a|-e -i ident -r server-address [-w weight] [--state ready|drain|maint]
   tcpvsadm -d -i ident -r server-address
   tcpvsadm --add-rule -i ident -p pattern -r server-address [-m match-num]
   tcpvsadm --del-rule -i ident -p pattern -r server-address
@@ -28,13 +33,17 @@ usage:
   tcpvsadm --start|--stop [-i ident]
 options: --socket PATH (default /run/tcpvsd.sock), -h|--help, -V|--version
 schedulers: wlc (default; KTCPVS's http and phttp mean the same), rr, wrr, lc, sed, nq, sh, chash, lard, lardr
-persistence: seconds (0 turns it off) or a duration such as 5m";
+persistence: seconds (0 turns it off) or a duration such as 5m
+check: type, interval (2s), timeout (1s), rise (2), fall (3); http also method (GET),
+  path (/), host, status (200-399), body
+agent: port, interval (2s), timeout (1s)
+passive: max_fails (1; 0 off), fail_timeout (10s), on_5xx (no)";
 
 /// What the user asked for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
-    /// Send this verb.
-    Verb(Verb),
+    /// Send this verb (boxed: a service's arguments are large).
+    Verb(Box<Verb>),
     List {
         ident: Option<String>,
         stats: bool,
@@ -87,7 +96,7 @@ enum Op {
 }
 
 /// Options that take a value, by their long name.
-const VALUED: [&str; 13] = [
+const VALUED: [&str; 19] = [
     "ident",
     "scheduler",
     "port",
@@ -101,6 +110,12 @@ const VALUED: [&str; 13] = [
     "persistent",
     "forwarded-proto",
     "protocol",
+    "check",
+    "agent",
+    "passive",
+    "retries",
+    "slowstart",
+    "state",
 ];
 
 fn long_name(short: char) -> Option<&'static str> {
@@ -295,7 +310,17 @@ fn build(
                         Ok::<_, UsageError>(timeout.map_or(0, |t| t.as_secs()))
                     })
                     .transpose()?,
+                check: take("check"),
+                agent: take("agent"),
+                passive: take("passive"),
+                retries: take("retries")
+                    .map(|n| validate::retries(&n).map_err(invalid))
+                    .transpose()?,
+                slowstart: take("slowstart")
+                    .map(|d| checked(&d, validate::slowstart))
+                    .transpose()?,
             };
+            health_args(&args, op)?;
             if op == Op::AddService {
                 Verb::AddService(args)
             } else {
@@ -310,6 +335,9 @@ fn build(
                 ident: ident(take("ident"))?,
                 server: server(take("real-server"))?,
                 weight: take("weight").map(|w| weight(&w)).transpose()?,
+                state: take("state")
+                    .map(|s| validate::admin_state(&s).map_err(invalid))
+                    .transpose()?,
             };
             if op == Op::AddServer {
                 Verb::AddServer(args)
@@ -346,7 +374,7 @@ fn build(
             }
         }
     };
-    Ok(Command::Verb(verb))
+    Ok(Command::Verb(Box::new(verb)))
 }
 
 fn ident(value: Option<String>) -> Result<String, UsageError> {
@@ -425,38 +453,40 @@ fn listen_address(
     }
 }
 
-/// `low=25,high=65`. A comma starts another option only where `name=`
-/// follows, so a value may hold commas (a pattern such as `\d{1,3}`), as it
-/// may in the file.
-fn sched_opts(text: &str) -> Result<BTreeMap<String, String>, UsageError> {
-    let mut items: Vec<String> = Vec::new();
-    for piece in text.split(',') {
-        match items.last_mut() {
-            Some(last) if !last.is_empty() && !piece.is_empty() && !starts_option(piece) => {
-                last.push(',');
-                last.push_str(piece);
-            }
-            _ => items.push(piece.to_string()),
-        }
-    }
-    items
-        .iter()
-        .filter(|item| !item.is_empty())
-        .map(|item| match item.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-            _ => Err(usage(format!("--sched-opt: `{item}` is not name=value"))),
-        })
-        .collect()
+/// `low=25,high=65` (a value may hold commas, as in `\d{1,3}`).
+fn sched_opts(text: &str) -> Result<Options, UsageError> {
+    options::split(text).map_err(|e| usage(format!("--sched-opt: {e}")))
 }
 
-/// Whether `piece` begins with an option's `name=`.
-fn starts_option(piece: &str) -> bool {
-    piece.split_once('=').is_some_and(|(name, _)| {
-        !name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
-    })
+/// `--check`, `--agent` and `--passive`, read here as tcpvsd reads them, so
+/// a bad value is refused before any daemon sees it, with the file's
+/// message; and a check that does not fit the protocol, when the protocol
+/// is known here (given, or `-A`'s default).
+fn health_args(args: &ServiceArgs, op: Op) -> Result<(), UsageError> {
+    let refused = |e: OptionError| invalid(TableError::BadHealthOption(e));
+    let check = args
+        .check
+        .as_deref()
+        .map(|text| health_opts::optional("check", text, health_opts::check))
+        .transpose()
+        .map_err(refused)?
+        .flatten();
+    if let Some(text) = &args.agent {
+        health_opts::optional("agent", text, health_opts::agent).map_err(refused)?;
+    }
+    if let Some(text) = &args.passive {
+        let given = health_opts::listed("passive", text).map_err(refused)?;
+        health_opts::passive(&given, &PassiveSpec::default()).map_err(refused)?;
+    }
+    let protocol = match &args.protocol {
+        Some(name) => validate::protocol(name).ok(),
+        None => (op == Op::AddService).then_some(Protocol::Http),
+    };
+    if let (Some(check), Some(protocol)) = (check, protocol) {
+        let service = validate::ident(&args.ident).map_err(invalid)?;
+        validate::check_fits(&service, protocol, &check).map_err(invalid)?;
+    }
+    Ok(())
 }
 
 /// Splits a saved command line into words: single and double quotes and
@@ -537,7 +567,7 @@ mod tests {
 
     fn verb(line: &str) -> Verb {
         match parse(split_words(line).unwrap()).unwrap().command {
-            Command::Verb(v) => v,
+            Command::Verb(v) => *v,
             other => panic!("{line}: {other:?}"),
         }
     }
@@ -563,6 +593,7 @@ mod tests {
                 ident: "web".into(),
                 server: "192.168.10.1:80".into(),
                 weight: None,
+                state: None,
             })
         );
         assert_eq!(
@@ -584,6 +615,7 @@ mod tests {
                 ident: "web".into(),
                 server: "127.0.0.1:80".into(),
                 weight: Some(0),
+                state: None,
             })
         );
         let Verb::AddService(args) = verb("-A -i web -l 127.0.0.1:8080") else {
@@ -661,5 +693,89 @@ mod tests {
             );
         }
         assert!(split_words("-p 'open").is_err());
+    }
+
+    #[test]
+    fn health_options_pass_through_once_checked_here() {
+        let Verb::AddService(args) = verb(
+            "-A -i web -P 80 --check type=http,path=/health,body=a,b --agent port=9999 \
+             --passive max_fails=3 --retries 0 --slowstart 30s",
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            args.check.as_deref(),
+            Some("type=http,path=/health,body=a,b")
+        );
+        assert_eq!(args.agent.as_deref(), Some("port=9999"));
+        assert_eq!(args.passive.as_deref(), Some("max_fails=3"));
+        assert_eq!(
+            (args.retries, args.slowstart.as_deref()),
+            (Some(0), Some("30s"))
+        );
+        let Verb::EditService(args) = verb("-E -i web --check none --agent none") else {
+            panic!()
+        };
+        assert_eq!(
+            (args.check.as_deref(), args.agent.as_deref()),
+            (Some("none"), Some("none"))
+        );
+        let Verb::EditServer(args) = verb("-e -i web -r 127.0.0.1:80 --state drain") else {
+            panic!()
+        };
+        assert_eq!(args.state, Some(tcpvs_command::AdminState::Drain));
+    }
+
+    #[test]
+    fn bad_health_options_are_refused_here() {
+        let cases = [
+            (
+                "-E -i web --check type=tcp,rise=0",
+                "check rise: `0` is not a number from 1 to 100",
+            ),
+            ("-E -i web --check ,x", "check: `x` is not name=value"),
+            (
+                "-E -i web --agent port=1,interval=1s,timeout=1s",
+                "agent: timeout 1s must be below interval 1s",
+            ),
+            (
+                "-E -i web --passive fail_timeout=500ms",
+                "passive fail_timeout: `500ms` is not a duration from 1s to 1h",
+            ),
+            (
+                "-E -i web --retries 11",
+                "`11` is not a number of retries from 0 to 10",
+            ),
+            (
+                "-E -i web --slowstart 2h",
+                "`2h` is not a duration from 0s (off) to 1h",
+            ),
+            (
+                "-e -i web -r 127.0.0.1:80 --state up",
+                "unknown state `up` (known: ready, drain, maint)",
+            ),
+            (
+                "-A -i web -P 80 --check type=rtsp",
+                "service `web` speaks http: a check of type rtsp does not fit \
+                 (give type=http or type=tcp)",
+            ),
+            (
+                "-E -i web --protocol rtsp --check type=http",
+                "service `web` speaks rtsp: a check of type http does not fit \
+                 (give type=rtsp or type=tcp)",
+            ),
+            (
+                "-D -i web --state drain",
+                "--state does not apply to this command",
+            ),
+        ];
+        for (line, message) in cases {
+            assert_eq!(error(line), message, "{line}");
+        }
+        // The protocol of the service: tcpvsd knows it, and says.
+        assert!(matches!(
+            verb("-E -i web --check type=rtsp"),
+            Verb::EditService(_)
+        ));
     }
 }

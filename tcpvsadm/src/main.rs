@@ -50,7 +50,7 @@ fn run() -> Result<(), Failure> {
         Command::Help => println!("{USAGE}"),
         Command::Version => println!("tcpvsadm {}", env!("CARGO_PKG_VERSION")),
         Command::Verb(verb) => {
-            Client::connect(&socket)?.call(verb)?;
+            Client::connect(&socket)?.call(*verb)?;
         }
         Command::List { ident, stats } => {
             let view = list(&socket, ident)?;
@@ -92,7 +92,7 @@ fn saved_verbs(text: &str, source: &str) -> Result<Vec<Verb>, Failure> {
         let at = |e: UsageError| Failure::Usage(format!("{source}, line {}: {}", number + 1, e.0));
         let words = args::split_words(line).map_err(at)?;
         match args::parse(words).map_err(at)?.command {
-            Command::Verb(verb) if verb.edits() => verbs.push(verb),
+            Command::Verb(verb) if verb.edits() => verbs.push(*verb),
             _ => {
                 let message = format!(
                     "{source}, line {}: only table edits can be restored",

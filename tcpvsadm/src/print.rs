@@ -2,12 +2,13 @@
 
 use std::fmt::Write;
 
-use tcpvs_command::{ServiceView, TableView};
+use tcpvs_command::{AdminState, HealthSpec, ServerView, ServiceView, TableView};
 
 use crate::args::quote;
 
-/// `-L`: services, their real servers with weight, active requests and
-/// requests served, and the content rules.
+/// `-L`: services with how they watch their servers, their real servers
+/// with weight (effective/configured when they differ), active requests,
+/// requests sent, health and last check, and the content rules.
 pub fn listing(view: &TableView, stats: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -24,7 +25,8 @@ pub fn listing(view: &TableView, stats: bool) -> String {
         out,
         "  -> RealServer                  Weight  ActiveReq  Requests"
     );
-    out.push_str(if stats { "  Failures\n" } else { "\n" });
+    out.push_str(if stats { "  Failures" } else { "" });
+    out.push_str("  Health  LastCheck\n");
     for service in &view.services {
         let listen = match &service.bound {
             Some(bound) if *bound != service.listen => format!("{} ({bound})", service.listen),
@@ -55,15 +57,25 @@ pub fn listing(view: &TableView, stats: bool) -> String {
         if let Some(sessions) = service.sessions {
             let _ = writeln!(out, "  sessions {sessions}");
         }
+        let _ = writeln!(out, "  {}", health_summary(service));
         for server in &service.servers {
             let _ = write!(
                 out,
                 "  -> {:<26} {:<7} {:<10} {:<9}",
-                server.address, server.weight, server.active, server.requests
+                server.address,
+                weight(server),
+                server.active,
+                server.requests
             );
             if stats {
-                let _ = write!(out, " {}", server.failures);
+                let _ = write!(out, " {:<9}", server.failures);
             }
+            let _ = write!(
+                out,
+                " {:<7} {}",
+                health(server),
+                server.last_check.as_deref().unwrap_or("")
+            );
             out.truncate(out.trim_end().len());
             out.push('\n');
         }
@@ -90,6 +102,45 @@ pub fn listing(view: &TableView, stats: bool) -> String {
         }
     }
     out
+}
+
+/// A service's check, agent, passive counting, slow start and retries, as
+/// tcpvsadm's options give them, and how many requests were retried.
+fn health_summary(service: &ServiceView) -> String {
+    let health = &service.health;
+    let mut parts: Vec<String> = health
+        .options()
+        .into_iter()
+        .map(|(name, value)| format!("{name} {value}"))
+        .collect();
+    parts.push(format!(
+        "retries {}, retried {}",
+        health.retries, service.retried
+    ));
+    parts.join("; ")
+}
+
+/// The weight, `effective/configured` when they differ.
+fn weight(server: &ServerView) -> String {
+    if server.effective_weight == u32::from(server.weight) {
+        server.weight.to_string()
+    } else {
+        format!("{}/{}", server.effective_weight, server.weight)
+    }
+}
+
+/// The server's health, with the operator's state when it does not say it.
+fn health(server: &ServerView) -> String {
+    let health = if server.health.is_empty() {
+        "-"
+    } else {
+        &server.health
+    };
+    if server.state == AdminState::Ready.name() || server.state == health {
+        health.to_string()
+    } else {
+        format!("{health} ({})", server.state)
+    }
 }
 
 /// `-S`: one tcpvsadm command per line that `-R` turns back into this table.
@@ -126,14 +177,25 @@ fn save_service(service: &ServiceView, out: &mut String) {
     if service.protocol != "http" {
         let _ = write!(out, " --protocol {}", quote(&service.protocol));
     }
+    let health = &service.health;
+    for (name, value) in health.options() {
+        let _ = write!(out, " --{name} {}", quote(value));
+    }
+    if health.retries != HealthSpec::DEFAULT_RETRIES {
+        let _ = write!(out, " --retries {}", health.retries);
+    }
     out.push('\n');
     for server in &service.servers {
-        let _ = writeln!(
+        let _ = write!(
             out,
             "-a -i {ident} -r {} -w {}",
             quote(&server.address),
             server.weight
         );
+        if server.state != AdminState::Ready.name() {
+            let _ = write!(out, " --state {}", quote(&server.state));
+        }
+        out.push('\n');
     }
     for rule in &service.rules {
         for server in &rule.servers {
@@ -154,5 +216,123 @@ fn save_service(service: &ServiceView, out: &mut String) {
     }
     if !service.enabled {
         let _ = writeln!(out, "--stop -i {ident}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tcpvs_command::config;
+    use tcpvs_command::TableSpec;
+
+    use super::*;
+    use crate::args::{parse, split_words, Command};
+
+    /// A table with every health option away from its default.
+    const HEALTH: &str = r#"
+[[service]]
+ident = "web"
+listen = "127.0.0.1:8080"
+retries = 0
+slowstart = "45s"
+[service.check]
+type = "http"
+path = "/health"
+interval = "1500ms"
+body = "it's OK, \"fine\""
+status = "200-204"
+[service.agent]
+port = 9999
+timeout = "250ms"
+[service.passive]
+on_5xx = true
+[[service.server]]
+address = "127.0.0.1:9001"
+state = "drain"
+[[service.server]]
+address = "127.0.0.1:9002"
+weight = 0
+state = "maint"
+[[service]]
+ident = "rtsp"
+listen = "127.0.0.1:8554"
+protocol = "rtsp"
+[service.check]
+type = "rtsp"
+"#;
+
+    fn health_table() -> TableSpec {
+        config::parse(HEALTH, std::path::Path::new("t.toml"))
+            .unwrap()
+            .table
+    }
+
+    /// What replaying `-S`'s lines does to an empty table.
+    fn replayed(saved: &str) -> TableSpec {
+        let mut spec = TableSpec::default();
+        for line in saved.lines() {
+            let words = split_words(line).unwrap();
+            let Command::Verb(verb) = parse(words).unwrap().command else {
+                panic!("{line}: not a verb");
+            };
+            verb.apply(&mut spec)
+                .unwrap_or_else(|e| panic!("{line}: {e}"));
+        }
+        spec
+    }
+
+    #[test]
+    fn saved_commands_rebuild_the_health_options() {
+        let table = health_table();
+        let saved = saved(&TableView::of(1, &table.services));
+        assert_eq!(replayed(&saved).services, table.services, "{saved}");
+        assert!(saved.contains(" --state drain\n"), "{saved}");
+        assert!(saved.contains("--retries 0"), "{saved}");
+        // Defaults are not written.
+        let plain = saved.lines().nth(3).unwrap();
+        assert_eq!(
+            plain,
+            "-A -i rtsp -l 127.0.0.1:8554 -s wlc --protocol rtsp --check type=rtsp"
+        );
+    }
+
+    #[test]
+    fn listing_shows_health_and_effective_weight() {
+        let table = health_table();
+        let mut view = TableView::of(1, &table.services);
+        let web = &mut view.services[0];
+        web.retried = 7;
+        web.servers[0].health = "down".into();
+        web.servers[0].last_check = Some("L4TOUT".into());
+        let listing = listing(&view, false);
+        let lines: Vec<&str> = listing.lines().collect();
+        assert_eq!(
+            lines[4],
+            "  check type=http,interval=1500ms,path=/health,status=200-204,\
+             body=it's OK, \"fine\"; agent port=9999,timeout=250ms; passive on_5xx=true; \
+             slowstart 45s; retries 0, retried 7"
+        );
+        let words = |line: &str| {
+            line.split_whitespace()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            words(lines[5]),
+            [
+                "->",
+                "127.0.0.1:9001",
+                "0/1",
+                "0",
+                "0",
+                "down",
+                "(drain)",
+                "L4TOUT"
+            ]
+        );
+        assert_eq!(
+            words(lines[6]),
+            ["->", "127.0.0.1:9002", "0", "0", "0", "maint"]
+        );
+        assert_eq!(lines[8], "  check type=rtsp; retries 2, retried 0");
     }
 }
