@@ -52,6 +52,8 @@ pub struct ServerState {
     /// The configured weight is multiplied by this, per [`FULL_SCALE`]: the
     /// agent's percentage times the slow-start ramp.
     weight_scale: AtomicU32,
+    /// The slow-start share of that scale, per [`FULL_SCALE`] (for listings).
+    ramp: AtomicU32,
     /// The last check's result as `tcpvsadm -L` shows it.
     last_check: Mutex<Option<String>>,
 }
@@ -68,6 +70,7 @@ impl Default for ServerState {
             checked_down: AtomicBool::new(false),
             agent_asks: AtomicU8::new(AgentAsks::Nothing as u8),
             weight_scale: AtomicU32::new(FULL_SCALE),
+            ramp: AtomicU32::new(FULL_SCALE),
             last_check: Mutex::new(None),
         }
     }
@@ -165,8 +168,14 @@ impl ServerState {
         self.weight_scale.load(Ordering::Relaxed)
     }
 
-    pub fn set_weight_scale(&self, scale: u32) {
+    pub fn set_weight_scale(&self, scale: u32, ramp: u32) {
         self.weight_scale.store(scale, Ordering::Relaxed);
+        self.ramp.store(ramp, Ordering::Relaxed);
+    }
+
+    /// Where slow start is, per [`FULL_SCALE`] ([`FULL_SCALE`]: over).
+    pub fn ramp(&self) -> u32 {
+        self.ramp.load(Ordering::Relaxed)
     }
 
     /// The last check's result, for listings.

@@ -203,7 +203,6 @@ fn convert_timeouts(raw: RawTimeouts) -> Result<Timeouts, Located> {
         (raw.server, "timeouts.server", &mut t.server),
         (raw.client, "timeouts.client", &mut t.client),
         (raw.pool_idle, "timeouts.pool_idle", &mut t.pool_idle),
-        (raw.fail_hold, "timeouts.fail_hold", &mut t.fail_hold),
     ];
     for (value, key, slot) in fields {
         if let Some(value) = value {
@@ -567,7 +566,6 @@ struct RawTimeouts {
     server: Option<Spanned<String>>,
     client: Option<Spanned<String>>,
     pool_idle: Option<Spanned<String>>,
-    fail_hold: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -218,8 +218,6 @@ pub struct Timeouts {
     pub client: Duration,
     /// How long an idle connection to a real server is kept for reuse.
     pub pool_idle: Duration,
-    /// How long a server that refused a connect is avoided.
-    pub fail_hold: Duration,
 }
 
 impl Default for Timeouts {
@@ -231,7 +229,6 @@ impl Default for Timeouts {
             server: Duration::from_secs(60),
             client: Duration::from_secs(60),
             pool_idle: Duration::from_secs(10),
-            fail_hold: Duration::from_secs(2),
         }
     }
 }

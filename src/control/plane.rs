@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 
 use tcpvs_command::{ServiceView, TableView, Verb};
 
+use crate::health::verdict;
 use crate::state_file;
 use crate::table::{Service, Table};
 use crate::worker::Workers;
@@ -76,6 +77,9 @@ impl ControlPlane {
             Some(ident) => vec![find(&table, ident)?],
             None => table.services.iter().collect(),
         };
+        for service in &services {
+            service.state.zero();
+        }
         for server in services.iter().flat_map(|s| &s.servers) {
             server.state.zero();
         }
@@ -119,17 +123,25 @@ pub fn next_table(current: &Table, verb: &Verb) -> Result<Table, String> {
     Table::build(spec, Some(current)).map_err(|(_, e)| e.to_string())
 }
 
-/// Adds what the running `service` knows to its view: RTSP sessions and each
-/// server's counters (the view lists the servers in the service's order).
+/// Adds what the running `service` knows to its view: RTSP sessions, the
+/// retries, and each server's counters and health (the view lists the servers in the service's order).
 fn live_counters(view: &mut ServiceView, service: &Service) {
     view.sessions = service
         .sessions
         .as_ref()
         .map(|t| t.len(std::time::Instant::now()) as u64);
+    view.retried = service.state.retried();
     for (server, live) in view.servers.iter_mut().zip(&service.servers) {
         server.active = live.state.active();
         server.requests = live.state.requests();
         server.failures = live.state.failures();
+        server.health = verdict::health_label(live);
+        server.last_check = live.state.last_check();
+        server.effective_weight = if live.takes_new_work() {
+            u32::from(live.effective_weight().0)
+        } else {
+            0
+        };
     }
 }
 

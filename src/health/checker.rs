@@ -244,8 +244,9 @@ impl Watch {
             self.back_since = None;
         }
         let scale = verdict::weight_scale(self.agent.scale(self.server.weight), ramp);
-        if self.server.state.weight_scale() != scale {
-            self.server.state.set_weight_scale(scale);
+        let state = &self.server.state;
+        if state.weight_scale() != scale || state.ramp() != ramp {
+            state.set_weight_scale(scale, ramp);
         }
     }
 

@@ -148,6 +148,18 @@ impl Status {
     }
 }
 
+/// A server's health as `tcpvsadm -L` shows it: its status, and how far
+/// its slow start has come while it ramps up.
+pub fn health_label(server: &RealServer) -> String {
+    let status = Status::of(server);
+    let ramp = server.state.ramp();
+    if status == Status::Up && ramp < FULL_SCALE {
+        format!("slowstart {}%", ramp * 100 / FULL_SCALE)
+    } else {
+        status.to_string()
+    }
+}
+
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -282,14 +294,14 @@ mod tests {
     fn effective_weight_follows_the_scale() {
         let ready = server(AdminState::Ready);
         assert_eq!(ready.effective_weight(), Weight(4));
-        ready.state.set_weight_scale(FULL_SCALE / 2);
+        ready.state.set_weight_scale(FULL_SCALE / 2, FULL_SCALE);
         assert_eq!(ready.effective_weight(), Weight(2));
-        ready.state.set_weight_scale(1);
+        ready.state.set_weight_scale(1, FULL_SCALE);
         assert_eq!(ready.effective_weight(), Weight(1), "never 0 while above 0");
-        ready.state.set_weight_scale(0);
+        ready.state.set_weight_scale(0, FULL_SCALE);
         assert_eq!(ready.effective_weight(), Weight(0));
         assert!(!ready.takes_new_work());
-        ready.state.set_weight_scale(FULL_SCALE);
+        ready.state.set_weight_scale(FULL_SCALE, FULL_SCALE);
         assert!(ready.takes_new_work());
         assert!(!server(AdminState::Drain).takes_new_work());
         ready.state.set_checked_down(true);
