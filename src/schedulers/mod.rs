@@ -419,7 +419,8 @@ mod tests {
     fn down_drained_and_maint_servers_get_nothing() {
         use crate::server::AgentAsks;
         use crate::table::AdminState;
-        let held_out: [&dyn Fn(&Arc<RealServer>) -> Arc<RealServer>; 4] = [
+        type HoldOut = dyn Fn(&Arc<RealServer>) -> Arc<RealServer>;
+        let held_out: [&HoldOut; 4] = [
             &|s| {
                 s.state.set_checked_down(true);
                 s.clone()
