@@ -19,7 +19,7 @@ use arc_swap::ArcSwap;
 
 use super::agent_line;
 use super::probe::{self, Passed, ProbeFailure};
-use super::verdict::{self, AgentWords, Status, Tracker};
+use super::verdict::{self, AgentWords, DownBy, Status, Tracker};
 use crate::server::FULL_SCALE;
 use crate::table::{AdminState, RealServer, ServerAddr, Service, ServiceId, Table};
 
@@ -252,7 +252,17 @@ impl Watch {
 
     fn log_change(&self, status: &Status) {
         let (service, server) = (&self.service.ident, self.addr());
-        let why = self.server.state.last_check().unwrap_or_default();
+        let why = match status {
+            Status::Down(DownBy::Traffic) => {
+                let passive = &self.service.health.passive;
+                let window = passive.fail_timeout.as_secs_f64();
+                format!(
+                    "{} failure(s) of real traffic within {window}s",
+                    passive.max_fails
+                )
+            }
+            _ => self.server.state.last_check().unwrap_or_default(),
+        };
         match status {
             Status::Down(_) => tracing::warn!(%service, %server, %why, "server is {status}"),
             Status::Up if self.status.is_down() => {
