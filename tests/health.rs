@@ -482,3 +482,52 @@ fn the_log_says_once_that_a_server_went_down_and_once_that_it_came_back() {
     let listing = String::from_utf8_lossy(&daemon.adm("-L").stdout).to_string();
     assert!(listing.contains("up"), "{listing}");
 }
+
+/// The operator's states through tcpvsadm: a drained server gets no new
+/// request, `-L` shows it, and `ready` brings it back; a server down by
+/// its checks is listed down with the check's result.
+#[test]
+fn tcpvsadm_drains_a_server_and_lists_its_health() {
+    let one = TestServer::named("one");
+    let two = TestServer::named("two");
+    let dead = dead_address();
+    let config = format!(
+        "log_level = \"warn\"\naccess_log = false\n\
+         [[service]]\nident = \"web\"\nlisten = \"127.0.0.1:0\"\nscheduler = \"rr\"\n\
+         [service.check]\ntype = \"tcp\"\ninterval = \"200ms\"\ntimeout = \"100ms\"\nfall = 1\n\
+         [[service.server]]\naddress = \"{}\"\n\
+         [[service.server]]\naddress = \"{}\"\n\
+         [[service.server]]\naddress = \"{dead}\"\n",
+        one.addr, two.addr
+    );
+    let daemon = Daemon::with_config("health-adm", &config);
+    let listen = daemon.bound("web");
+    let line_of = |addr: SocketAddr| {
+        let listing = daemon.ok("-L");
+        let found = listing.lines().find(|l| l.contains(&addr.to_string()));
+        found
+            .unwrap_or_else(|| panic!("{addr} not in {listing}"))
+            .to_string()
+    };
+    wait_for(
+        Duration::from_secs(3),
+        "the dead server listed down",
+        || line_of(dead).contains("down"),
+    );
+    assert!(line_of(dead).contains("L4CON"), "{}", line_of(dead));
+    assert!(line_of(one.addr).contains("L4OK"), "{}", line_of(one.addr));
+
+    daemon.ok(&format!("-e -i web -r {} --state drain", one.addr));
+    assert!(line_of(one.addr).contains("drain"), "{}", line_of(one.addr));
+    let before = one.requests().len();
+    for _ in 0..6 {
+        let response = common::get(listen, "/");
+        assert_eq!((response.status, response.text().as_str()), (200, "two"));
+    }
+    assert_eq!(one.requests().len(), before, "a drained server got work");
+    assert!(daemon.ok("-S").contains("--state drain"));
+
+    daemon.ok(&format!("-e -i web -r {} --state ready", one.addr));
+    let names: Vec<String> = (0..4).map(|_| common::get(listen, "/").text()).collect();
+    assert!(names.iter().any(|n| n == "one"), "{names:?}");
+}
