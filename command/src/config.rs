@@ -687,16 +687,26 @@ servers = ["127.0.0.1:9002"]
         refused_at(&text, "t.toml:23: service[0].rule[0]: invalid pattern");
     }
 
+    /// Each bad value is refused at its line, under its key.
     #[test]
-    fn unknown_scheduler_and_field() {
-        refused_at(
-            &GOOD.replace("\"rr\"", "\"lblc\""),
-            "t.toml:12: service[0].scheduler: unknown scheduler",
-        );
-        refused_at(
-            &GOOD.replace("workers = 2", "wrokers = 2"),
-            "t.toml:2: wrokers:",
-        );
+    fn bad_values_are_refused_at_their_line() {
+        let cases = [
+            (
+                "\"rr\"",
+                "\"lblc\"",
+                "t.toml:12: service[0].scheduler: unknown scheduler",
+            ),
+            ("workers = 2", "wrokers = 2", "t.toml:2: wrokers:"),
+            (
+                "127.0.0.1:8080",
+                "localhost",
+                "t.toml:11: service[0].listen:",
+            ),
+            ("\"5s\"", "\"5 parsecs\"", "t.toml:6: timeouts.head:"),
+        ];
+        for (good, bad, where_and_what) in cases {
+            refused_at(&GOOD.replace(good, bad), where_and_what);
+        }
     }
 
     #[test]
@@ -906,15 +916,7 @@ servers = ["127.0.0.1:9002"]
     }
 
     #[test]
-    fn bad_address_and_duration() {
-        refused_at(
-            &GOOD.replace("127.0.0.1:8080", "localhost"),
-            "t.toml:11: service[0].listen:",
-        );
-        refused_at(
-            &GOOD.replace("\"5s\"", "\"5 parsecs\""),
-            "t.toml:6: timeouts.head:",
-        );
+    fn durations() {
         assert!(validate::duration("0s").is_err());
         assert_eq!(validate::duration("2m"), Ok(Duration::from_secs(120)));
     }
