@@ -16,6 +16,7 @@
 
 pub mod config;
 pub mod control;
+pub mod daemon;
 pub mod demo;
 pub mod health;
 pub mod net;

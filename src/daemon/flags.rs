@@ -1,0 +1,82 @@
+//! tcpvsd's command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+
+pub const USAGE: &str = "\
+usage: tcpvsd --config FILE [OPTIONS] [--check]
+       tcpvsd --demo [--listen ADDR] [OPTIONS]
+
+  --config FILE          load services, real servers and rules from a TOML file
+  --check                only check the configuration file, then exit
+  --demo                 start three built-in backend pools and a service routing
+                         /images/ and /cgi-bin/ to their own pools (no config needed)
+  --listen ADDR          the demo service's address (default 127.0.0.1:8080)
+options:
+  --workers N            worker threads, one io_uring runtime each (default: cores)
+  --log-level LEVEL      error, warn, info (access lines), debug, trace, or a
+                         tracing filter such as tcpvs=debug (default: info)
+  --control-socket PATH  where tcpvsadm talks to tcpvsd (default /run/tcpvsd.sock)
+  --state-file PATH      save the table there after each edit, load it at start";
+
+#[derive(Default)]
+pub struct Flags {
+    pub config: Option<PathBuf>,
+    pub check: bool,
+    pub demo: bool,
+    pub listen: Option<SocketAddr>,
+    pub workers: Option<usize>,
+    pub log_level: Option<String>,
+    pub control_socket: Option<PathBuf>,
+    pub state_file: Option<PathBuf>,
+}
+
+/// Reads the command line (without the program name).
+pub fn parse_flags(mut args: impl Iterator<Item = String>) -> anyhow::Result<Flags> {
+    let mut flags = Flags::default();
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| {
+            args.next()
+                .with_context(|| format!("{name} needs a value\n{USAGE}"))
+        };
+        match arg.as_str() {
+            "--config" | "-c" => flags.config = Some(value("--config")?.into()),
+            "--check" => flags.check = true,
+            "--demo" => flags.demo = true,
+            "--listen" => {
+                let addr = value("--listen")?;
+                flags.listen = Some(
+                    addr.parse()
+                        .with_context(|| format!("--listen: `{addr}` is not IP:PORT"))?,
+                );
+            }
+            "--workers" => {
+                let n = value("--workers")?;
+                match n.parse::<usize>() {
+                    Ok(n) if (1..=1024).contains(&n) => flags.workers = Some(n),
+                    _ => bail!("--workers: `{n}` is not a number from 1 to 1024"),
+                }
+            }
+            "--log-level" => flags.log_level = Some(value("--log-level")?),
+            "--control-socket" | "--socket" => {
+                flags.control_socket = Some(value("--control-socket")?.into())
+            }
+            "--state-file" => flags.state_file = Some(value("--state-file")?.into()),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            "-V" | "--version" => {
+                println!("tcpvsd {}", env!("CARGO_PKG_VERSION"));
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument `{other}`\n{USAGE}"),
+        }
+    }
+    if flags.demo && flags.config.is_some() {
+        bail!("--demo and --config exclude each other");
+    }
+    Ok(flags)
+}
