@@ -210,8 +210,13 @@ impl ClientLoop {
 }
 
 impl Drop for ClientLoop {
+    /// Ends the loop before the proxy it talks to goes (a test that failed
+    /// early drops both).
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
