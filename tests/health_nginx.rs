@@ -284,57 +284,44 @@ fn an_nginx_stopped_or_failing_its_health_page_leaves_and_comes_back() {
     );
     assert_eq!(status(), Status::Up);
 
-    // Stopped: the check takes it down, and only the other one answers.
-    flaps.stop();
-    assert!(
-        eventually(down_within, || status() == Status::Down(DownBy::Check)),
-        "a stopped nginx is still {} after {down_within:?}",
-        status()
-    );
-    let answers = client.next_answers(Instant::now(), 20, Duration::from_secs(5));
-    assert_eq!(
-        from(&answers, "stays"),
-        answers.len(),
-        "all to the other: {answers:?}"
-    );
+    // The check takes it down within fall checks and only the other one
+    // answers; it puts it back within rise checks and it answers again.
+    let goes_down = |why: &str| {
+        assert!(
+            eventually(down_within, || status() == Status::Down(DownBy::Check)),
+            "{why}: still {} after {down_within:?}",
+            status()
+        );
+        let answers = client.next_answers(Instant::now(), 20, Duration::from_secs(5));
+        let to_the_other = from(&answers, "stays");
+        assert_eq!(to_the_other, answers.len(), "{why}: {answers:?}");
+    };
+    let comes_back = |why: &str| {
+        assert!(
+            eventually(up_within, || status() == Status::Up),
+            "{why}: still {} after {up_within:?}",
+            status()
+        );
+        let answers = client.next_answers(Instant::now(), 20, Duration::from_secs(5));
+        assert!(from(&answers, "flaps") > 0, "{why}: {answers:?}");
+    };
 
-    // Started again on its port: back within rise checks, and answering.
+    flaps.stop();
+    goes_down("an nginx stopped");
     flaps.run();
-    assert!(
-        eventually(up_within, || status() == Status::Up),
-        "a restarted nginx is still {} after {up_within:?}",
-        status()
-    );
-    let answers = client.next_answers(Instant::now(), 20, Duration::from_secs(5));
-    assert!(from(&answers, "flaps") > 0, "it serves again: {answers:?}");
+    comes_back("an nginx started again on its port");
 
     // Its port open but its health page a 404: an HTTP check, not a TCP one,
-    // takes it down; the page back, it comes back.
+    // takes it down.
     flaps.set_healthy(false);
-    assert!(
-        eventually(down_within, || status() == Status::Down(DownBy::Check)),
-        "an nginx answering 404 is still {} after {down_within:?}",
-        status()
-    );
+    goes_down("an nginx answering its health page with 404");
     let last_check = proxy.server(flapping).state.last_check();
     assert!(
         last_check.as_deref().unwrap_or("").contains("404"),
         "the last check says why: {last_check:?}"
     );
-    let answers = client.next_answers(Instant::now(), 20, Duration::from_secs(5));
-    assert_eq!(
-        from(&answers, "stays"),
-        answers.len(),
-        "all to the other: {answers:?}"
-    );
     flaps.set_healthy(true);
-    assert!(
-        eventually(up_within, || status() == Status::Up),
-        "an nginx with its page back is still {} after {up_within:?}",
-        status()
-    );
-    let answers = client.next_answers(Instant::now(), 20, Duration::from_secs(5));
-    assert!(from(&answers, "flaps") > 0, "it serves again: {answers:?}");
+    comes_back("an nginx with its health page back");
 
     let failures = client.finish();
     assert!(
