@@ -46,18 +46,26 @@ wait_port() {
 # connections never closed by request count; a third argument is added to
 # the listen directive (" deferred").
 start_nginx() {
-    cat > "$work/nginx.conf" <<CONF
+    start_nginx_in "$work" "$@"
+}
+
+# start_nginx_in DIR PORT [WORKER_CONNECTIONS] [LISTEN_SUFFIX]: the same
+# nginx, serving DIR/www with its configuration, pid and logs in DIR, so that
+# several can run side by side (and one be started again in its directory).
+start_nginx_in() {
+    local dir=$1; shift
+    cat > "$dir/nginx.conf" <<CONF
 daemon off; master_process off; worker_processes 1;
-pid $work/nginx.pid; error_log $work/nginx.err warn;
+pid $dir/nginx.pid; error_log $dir/nginx.err warn;
 events { worker_connections ${2:-4096}; }
 http {
     access_log off;
-    client_body_temp_path $work/body; proxy_temp_path $work/proxy;
-    fastcgi_temp_path $work/fcgi; uwsgi_temp_path $work/uwsgi; scgi_temp_path $work/scgi;
+    client_body_temp_path $dir/body; proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fcgi; uwsgi_temp_path $dir/uwsgi; scgi_temp_path $dir/scgi;
     keepalive_requests 100000000;
-    server { listen 127.0.0.1:$1${3:-}; root $work/www; }
+    server { listen 127.0.0.1:$1${3:-}; root $dir/www; }
 }
 CONF
-    "$(command -v nginx || echo /usr/sbin/nginx)" -c "$work/nginx.conf" -p "$work" &
+    "$(command -v nginx || echo /usr/sbin/nginx)" -c "$dir/nginx.conf" -p "$dir" &
     pids+=($!)
 }
