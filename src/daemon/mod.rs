@@ -4,6 +4,7 @@
 
 mod flags;
 mod logging;
+mod signals;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,6 +20,8 @@ use crate::control::{socket, DEFAULT_SOCKET};
 use crate::table::{Table, TableSpec};
 use crate::{demo, health, worker};
 use flags::USAGE;
+use signals::Signal;
+use std::sync::mpsc::Receiver;
 
 /// tcpvsd's `main`: runs the daemon; an error is printed and exits 1.
 pub fn main() -> ExitCode {
@@ -33,6 +36,9 @@ pub fn main() -> ExitCode {
 
 fn run() -> anyhow::Result<()> {
     let flags = flags::parse_flags(std::env::args().skip(1))?;
+    // First, before any thread starts: from here on a signal is an event of
+    // the daemon's, never the default action (which kills it).
+    let signals = signals::listen().context("taking the signals")?;
     let (mut daemon, mut spec, pools) = if flags.demo {
         let listen = flags
             .listen
@@ -72,7 +78,7 @@ fn run() -> anyhow::Result<()> {
         .workers
         .or(daemon.workers)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    serve(spec, workers, &daemon, &pools)
+    serve(spec, workers, &daemon, &pools, &signals)
 }
 
 fn serve(
@@ -80,6 +86,7 @@ fn serve(
     workers: usize,
     daemon: &DaemonOptions,
     pools: &[demo::BackendPool],
+    signals: &Receiver<Signal>,
 ) -> anyhow::Result<()> {
     let table = Table::build(spec, None).map_err(|(_, e)| anyhow::anyhow!(e))?;
     let table = Arc::new(ArcSwap::from_pointee(table));
@@ -115,7 +122,16 @@ fn serve(
             print_demo_help(addr, pools);
         }
     }
-    running.join();
+    loop {
+        match signals.recv() {
+            Ok(Signal::Stop) | Err(_) => break,
+            Ok(Signal::Reload) => tracing::warn!("SIGHUP: reload is not implemented yet"),
+            Ok(Signal::ReopenLogs) => {}
+        }
+    }
+    tracing::info!("stopping");
+    // Ours: the start refused any other file at this path.
+    let _ = std::fs::remove_file(&socket_path);
     Ok(())
 }
 

@@ -170,11 +170,11 @@ impl Watch {
         let state = &self.server.state;
         if let Some(up) = self.tracker.observe(passed, check.rise, check.fall) {
             state.set_checked_down(!up);
-            if up {
-                // The check's verdict is the better one: the failures of
-                // real traffic that held it out are forgiven.
-                state.mark_ok();
-            }
+        }
+        if passed && self.tracker.is_up() {
+            // The check's verdict is the better one: a server it finds up
+            // is not held out by failures of real traffic any longer.
+            state.mark_ok();
         }
         self.publish_last_check();
     }
@@ -227,7 +227,10 @@ impl Watch {
     fn settle(&mut self, now: Instant) {
         let status = Status::of(&self.server);
         if status != self.status {
-            self.log_change(&status);
+            // Down by its failures, then by its checks: one outage, one line.
+            if !(status.is_down() && self.status.is_down()) {
+                self.log_change(&status);
+            }
             let slowstart = self.service.health.slowstart;
             let back = matches!(self.status, Status::Down(_) | Status::Maint)
                 && !matches!(status, Status::Down(_) | Status::Maint);
