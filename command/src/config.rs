@@ -36,6 +36,15 @@ pub struct DaemonOptions {
     pub control_group: Option<String>,
     /// Where the table is saved after each edit and loaded from at start.
     pub state_file: Option<PathBuf>,
+    /// Where log lines go; `None`: standard error. Reopened on SIGUSR1.
+    pub log_file: Option<PathBuf>,
+    /// The user and group tcpvsd runs as once its sockets are bound
+    /// (started as root); `None`: as started.
+    pub user: Option<String>,
+    pub group: Option<String>,
+    /// Whether a configuration with no service may start (tcpvsadm adds
+    /// them later); refused otherwise, as a mistake.
+    pub allow_empty: bool,
 }
 
 /// A loaded configuration.
@@ -178,6 +187,10 @@ fn convert(raw: RawConfig) -> Result<Config, Located> {
             control_socket: raw.control_socket,
             control_group: raw.control_group,
             state_file: raw.state_file,
+            log_file: raw.log_file,
+            user: raw.user,
+            group: raw.group,
+            allow_empty: raw.allow_empty.unwrap_or(false),
         },
         table: TableSpec { settings, services },
     })
@@ -203,6 +216,7 @@ fn convert_timeouts(raw: RawTimeouts) -> Result<Timeouts, Located> {
         (raw.server, "timeouts.server", &mut t.server),
         (raw.client, "timeouts.client", &mut t.client),
         (raw.pool_idle, "timeouts.pool_idle", &mut t.pool_idle),
+        (raw.drain, "timeouts.drain", &mut t.drain),
     ];
     for (value, key, slot) in fields {
         if let Some(value) = value {
@@ -542,6 +556,10 @@ struct RawConfig {
     control_socket: Option<PathBuf>,
     control_group: Option<String>,
     state_file: Option<PathBuf>,
+    log_file: Option<PathBuf>,
+    user: Option<String>,
+    group: Option<String>,
+    allow_empty: Option<bool>,
     access_log: Option<bool>,
     limits: Option<RawLimits>,
     timeouts: Option<RawTimeouts>,
@@ -566,6 +584,7 @@ struct RawTimeouts {
     server: Option<Spanned<String>>,
     client: Option<Spanned<String>>,
     pool_idle: Option<Spanned<String>>,
+    drain: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -218,6 +218,9 @@ pub struct Timeouts {
     pub client: Duration,
     /// How long an idle connection to a real server is kept for reuse.
     pub pool_idle: Duration,
+    /// How long a graceful stop lets requests and sessions in flight
+    /// finish before closing what is left.
+    pub drain: Duration,
 }
 
 impl Default for Timeouts {
@@ -229,6 +232,7 @@ impl Default for Timeouts {
             server: Duration::from_secs(60),
             client: Duration::from_secs(60),
             pool_idle: Duration::from_secs(10),
+            drain: Duration::from_secs(30),
         }
     }
 }

@@ -5,6 +5,7 @@
 mod flags;
 mod logging;
 mod signals;
+mod stop;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -129,7 +130,9 @@ fn serve(
             Ok(Signal::ReopenLogs) => {}
         }
     }
-    tracing::info!("stopping");
+    let drain = table.load().settings().timeouts.drain;
+    tracing::info!(?drain, "stopping: requests in flight may finish");
+    stop::graceful(&running, signals, drain);
     // Ours: the start refused any other file at this path.
     let _ = std::fs::remove_file(&socket_path);
     Ok(())
