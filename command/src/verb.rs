@@ -67,8 +67,13 @@ pub enum Verb {
     Zero { ident: Option<String> },
     /// `-L`: the table with live counters.
     List { ident: Option<String> },
-    /// `-R`, `-f`: verbs applied all together or not at all.
+    /// `-R`, `-f` with saved commands: verbs applied all together or not at
+    /// all.
     Batch { verbs: Vec<Verb> },
+    /// `-f` with a TOML configuration, and SIGHUP: the table becomes the
+    /// file's, settings (timeouts, limits, pool, access log) included, and
+    /// the daemon takes its log level. `source` names the file in messages.
+    Load { source: String, text: String },
 }
 
 /// Arguments of `-A` and `-E`. Every field but `ident` is optional: what is
@@ -207,6 +212,10 @@ pub enum CommandError {
     NoDefault(ServerAddr, String),
     #[error(transparent)]
     Table(#[from] TableError),
+    #[error("{0}")]
+    Config(String),
+    #[error("{file}: no service (give allow_empty = true to load an empty table)")]
+    Empty { file: String },
     #[error("{verb} cannot be part of a batch")]
     NotBatchable { verb: &'static str },
     #[error("command {index} of the batch: {error}")]
@@ -236,6 +245,7 @@ impl Verb {
             Verb::Zero { .. } => "zero",
             Verb::List { .. } => "list",
             Verb::Batch { .. } => "batch",
+            Verb::Load { .. } => "load",
         }
     }
 
@@ -319,7 +329,7 @@ impl Verb {
             }
             Verb::Batch { verbs } => {
                 for (index, verb) in verbs.iter().enumerate() {
-                    if !verb.edits() || matches!(verb, Verb::Batch { .. }) {
+                    if !verb.edits() || matches!(verb, Verb::Batch { .. } | Verb::Load { .. }) {
                         return Err(CommandError::NotBatchable { verb: verb.name() });
                     }
                     verb.apply(spec).map_err(|error| CommandError::InBatch {
@@ -327,6 +337,17 @@ impl Verb {
                         error: Box::new(error),
                     })?;
                 }
+                Ok(())
+            }
+            Verb::Load { source, text } => {
+                let config = crate::config::parse(text, std::path::Path::new(source))
+                    .map_err(|e| CommandError::Config(e.to_string()))?;
+                if config.table.services.is_empty() && !config.daemon.allow_empty {
+                    return Err(CommandError::Empty {
+                        file: source.clone(),
+                    });
+                }
+                *spec = config.table;
                 Ok(())
             }
             // Not edits: the control plane answers them without a new table.

@@ -4,6 +4,7 @@
 //! (`tcpvs_command::verb`, `tcpvs_command::view`).
 
 pub mod plane;
+pub mod reload;
 pub mod socket;
 
 pub use tcpvs_command::DEFAULT_SOCKET;

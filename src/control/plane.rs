@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 
 use tcpvs_command::{ServiceView, TableView, Verb};
 
+use super::reload::Reload;
 use crate::health::verdict;
 use crate::state_file;
 use crate::table::{Service, Table};
@@ -22,6 +23,8 @@ pub struct ControlPlane {
     workers: Arc<Workers>,
     state_file: Option<PathBuf>,
     edits: Mutex<()>,
+    /// What a loaded file changes beyond the table (`None`: nothing).
+    reload: Option<Reload>,
 }
 
 impl ControlPlane {
@@ -35,6 +38,16 @@ impl ControlPlane {
             workers,
             state_file,
             edits: Mutex::new(()),
+            reload: None,
+        }
+    }
+
+    /// Loaded files (SIGHUP, `tcpvsadm -f`) also change the log level and
+    /// name what needs a restart.
+    pub fn with_reload(self, reload: Reload) -> Self {
+        Self {
+            reload: Some(reload),
+            ..self
         }
     }
 
@@ -68,6 +81,9 @@ impl ControlPlane {
         );
         self.table.store(Arc::new(next));
         self.workers.commit(pending);
+        if let (Verb::Load { source, text }, Some(reload)) = (verb, &self.reload) {
+            reload.after_load(source, text);
+        }
         Ok(())
     }
 

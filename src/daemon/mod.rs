@@ -8,7 +8,7 @@ mod signals;
 mod stop;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -17,12 +17,14 @@ use arc_swap::ArcSwap;
 
 use crate::config::{self, DaemonOptions};
 use crate::control::plane::ControlPlane;
+use crate::control::reload::{Reload, SetLogLevel};
 use crate::control::{socket, DEFAULT_SOCKET};
 use crate::table::{Table, TableSpec};
 use crate::{demo, health, worker};
 use flags::USAGE;
 use signals::Signal;
 use std::sync::mpsc::Receiver;
+use tcpvs_command::Verb;
 
 /// tcpvsd's `main`: runs the daemon; an error is printed and exits 1.
 pub fn main() -> ExitCode {
@@ -79,32 +81,46 @@ fn run() -> anyhow::Result<()> {
         .workers
         .or(daemon.workers)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    serve(spec, workers, &daemon, &pools, &signals)
+    let started = Started {
+        config: flags.config.as_deref(),
+        level_from_flag: flags.log_level.is_some(),
+        workers,
+    };
+    serve(spec, &started, &daemon, &pools, &signals)
+}
+
+/// How tcpvsd was started, for what a reload may change.
+struct Started<'a> {
+    config: Option<&'a Path>,
+    level_from_flag: bool,
+    workers: usize,
 }
 
 fn serve(
     spec: TableSpec,
-    workers: usize,
+    started: &Started<'_>,
     daemon: &DaemonOptions,
     pools: &[demo::BackendPool],
     signals: &Receiver<Signal>,
 ) -> anyhow::Result<()> {
     let table = Table::build(spec, None).map_err(|(_, e)| anyhow::anyhow!(e))?;
     let table = Arc::new(ArcSwap::from_pointee(table));
-    let running = Arc::new(worker::Workers::start(table.clone(), workers)?);
+    let running = Arc::new(worker::Workers::start(table.clone(), started.workers)?);
     let _checker = health::Checker::start(table.clone()).context("starting the health checker")?;
-    let plane = Arc::new(ControlPlane::new(
-        table.clone(),
-        running.clone(),
-        daemon.state_file.clone(),
-    ));
+    let set_log_level: SetLogLevel =
+        Box::new(|_| Err("this build cannot change its log level live".into()));
+    let plane = Arc::new(
+        ControlPlane::new(table.clone(), running.clone(), daemon.state_file.clone()).with_reload(
+            Reload::new(daemon.clone(), started.level_from_flag, set_log_level),
+        ),
+    );
     let socket_path = daemon
         .control_socket
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
     let access =
         socket::Access::for_daemon(daemon.control_group.as_deref()).context("control_group")?;
-    socket::serve(&socket_path, plane, access)?;
+    socket::serve(&socket_path, plane.clone(), access)?;
     println!("tcpvsd: control socket {}", socket_path.display());
     let listening = running.listening();
     let snapshot = table.load();
@@ -113,11 +129,12 @@ fn serve(
             continue;
         };
         println!(
-            "tcpvsd: service {} ({}, {}) listening on {addr} with {} real servers, {workers} workers",
+            "tcpvsd: service {} ({}, {}) listening on {addr} with {} real servers, {} workers",
             service.ident,
             service.protocol,
             service.scheduler.kind(),
-            service.servers.len()
+            service.servers.len(),
+            started.workers
         );
         if !pools.is_empty() {
             print_demo_help(addr, pools);
@@ -126,7 +143,7 @@ fn serve(
     loop {
         match signals.recv() {
             Ok(Signal::Stop) | Err(_) => break,
-            Ok(Signal::Reload) => tracing::warn!("SIGHUP: reload is not implemented yet"),
+            Ok(Signal::Reload) => reload_file(&plane, started.config),
             Ok(Signal::ReopenLogs) => {}
         }
     }
@@ -136,6 +153,27 @@ fn serve(
     // Ours: the start refused any other file at this path.
     let _ = std::fs::remove_file(&socket_path);
     Ok(())
+}
+
+/// SIGHUP: the configuration file again, applied as `tcpvsadm -f` applies
+/// it (one swap); a file that does not load leaves everything as it was.
+fn reload_file(plane: &ControlPlane, path: Option<&Path>) {
+    let Some(path) = path else {
+        tracing::warn!("SIGHUP: the demo has no configuration file to reload");
+        return;
+    };
+    let source = path.display().to_string();
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            tracing::error!("reload refused, the running configuration stays: {source}: {e}");
+            return;
+        }
+    };
+    match plane.handle(&Verb::Load { source, text }) {
+        Ok(_) => tracing::info!(file = %path.display(), "configuration reloaded"),
+        Err(e) => tracing::error!("reload refused, the running configuration stays: {e}"),
+    }
 }
 
 fn print_demo_help(addr: SocketAddr, pools: &[demo::BackendPool]) {

@@ -67,9 +67,7 @@ fn run() -> Result<(), Failure> {
         }
         Command::Load(path) => {
             // Loading a file makes the table exactly the file, in one step.
-            let mut verbs = vec![Verb::Flush];
-            verbs.extend(file_verbs(&path)?);
-            Client::connect(&socket)?.call(Verb::Batch { verbs })?;
+            Client::connect(&socket)?.call(file_verb(&path)?)?;
         }
     }
     Ok(())
@@ -105,8 +103,12 @@ fn saved_verbs(text: &str, source: &str) -> Result<Vec<Verb>, Failure> {
     Ok(verbs)
 }
 
-/// A file for `-f`: a TOML configuration (its services), or saved commands.
-fn file_verbs(path: &Path) -> Result<Vec<Verb>, Failure> {
+/// What `-f FILE` sends: saved commands (what `-S` prints) replace the
+/// table in one batch; a TOML configuration is sent whole, for tcpvsd to
+/// apply as it applies its file on SIGHUP (services, settings and log level
+/// at once). Either is checked here first, so a mistake is refused at its
+/// line before any daemon sees it.
+fn file_verb(path: &Path) -> Result<Verb, Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
     let looks_like_commands = text
@@ -114,12 +116,15 @@ fn file_verbs(path: &Path) -> Result<Vec<Verb>, Failure> {
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.starts_with('#'))
         .is_some_and(|l| l.starts_with('-'));
+    let source = path.display().to_string();
     if looks_like_commands {
-        return saved_verbs(&text, &path.display().to_string());
+        let mut verbs = vec![Verb::Flush];
+        verbs.extend(saved_verbs(&text, &source)?);
+        return Ok(Verb::Batch { verbs });
     }
-    let config =
-        tcpvs_command::config::parse(&text, path).map_err(|e| Failure::Usage(e.to_string()))?;
-    // Through the same text as `-S`, so both forms mean exactly the same.
-    let view = TableView::of(0, &config.table.services);
-    saved_verbs(&print::saved(&view), &path.display().to_string())
+    let load = Verb::Load { source, text };
+    // The same check tcpvsd makes: every line read, every value validated.
+    load.apply(&mut tcpvs_command::TableSpec::default())
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    Ok(load)
 }
