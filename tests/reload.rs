@@ -1,0 +1,178 @@
+//! Reload (issue #16): SIGHUP and `tcpvsadm -f` apply the whole file in one
+//! swap — rules, timeouts, log level — under load without a failed request,
+//! and a file that does not load leaves the running configuration serving.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::daemon::Daemon;
+use common::{get, ok, Reply, TestServer};
+
+/// A backend that names itself, and answers `/slow` after 600 ms.
+fn backend(name: &'static str) -> TestServer {
+    TestServer::start(move |request| {
+        if request.request_line().contains(" /slow") {
+            thread::sleep(Duration::from_millis(600));
+        }
+        Reply::Send(ok(name))
+    })
+}
+
+/// The file in one of two versions: `/r/` goes to `to`, the server timeout
+/// and log level as given.
+fn config(
+    listen: &str,
+    to: SocketAddr,
+    other: SocketAddr,
+    server_timeout: &str,
+    level: &str,
+) -> String {
+    format!(
+        "log_level = \"{level}\"\n\
+         [timeouts]\nserver = \"{server_timeout}\"\n\
+         [[service]]\nident = \"web\"\nlisten = \"{listen}\"\n\
+         [[service.server]]\naddress = \"{to}\"\n\
+         [[service.server]]\naddress = \"{other}\"\n\
+         [[service.rule]]\npattern = \"^/r/\"\nservers = [\"{to}\"]\n"
+    )
+}
+
+/// Polls until `holds`, for at most 3 s.
+fn eventually(what: &str, holds: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !holds() {
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "not within 3 s: {what}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sighup_applies_the_changed_file_under_load_without_a_failed_request() {
+    let (one, two) = (backend("one"), backend("two"));
+    // The listen address is the same in both versions (port 0: the one
+    // bound at start stays).
+    let versions = [
+        config("127.0.0.1:0", one.addr, two.addr, "5s", "info"),
+        config("127.0.0.1:0", two.addr, one.addr, "200ms", "warn"),
+    ];
+    let mut daemon = Daemon::with_config("reload-hup", &versions[0]);
+    let listen = daemon.bound("web");
+
+    // New connections per request, all through the reloads.
+    let stop = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..3)
+        .map(|_| {
+            let (stop, failed, done) = (stop.clone(), failed.clone(), done.clone());
+            thread::spawn(move || {
+                let start = Instant::now();
+                while !stop.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(60) {
+                    if get(listen, "/page").status != 200 {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+
+    for round in 0..20 {
+        let version = round % 2;
+        std::fs::write(daemon.config_path(), &versions[version]).unwrap();
+        let reloads = daemon.stderr().matches("configuration reloaded").count();
+        daemon.signal("HUP");
+        eventually("the reload", || {
+            daemon.stderr().matches("configuration reloaded").count() > reloads
+        });
+        // The rule moved with the file.
+        let expected = ["one", "two"][version];
+        assert_eq!(get(listen, "/r/x").text(), expected, "round {round}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().unwrap();
+    }
+    let (done, failed) = (done.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    eprintln!("{failed} failed of {done} requests across 20 reloads");
+    assert!(done > 100, "only {done} requests");
+    assert_eq!(failed, 0, "{failed} of {done} requests failed");
+
+    // The last version (round 19) has the 200 ms server timeout and warn:
+    // a slow answer is 504, and requests write no access line.
+    assert_eq!(get(listen, "/slow").status, 504);
+    let lines = daemon.stderr().lines().count();
+    for _ in 0..5 {
+        assert_eq!(get(listen, "/page").status, 200);
+    }
+    thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        daemon.stderr().lines().count(),
+        lines,
+        "access lines at warn"
+    );
+
+    // A broken file: refused with its line, the last version keeps serving.
+    std::fs::write(
+        daemon.config_path(),
+        "[[service]]\nident = \"web\"\nlisten = nonsense\n",
+    )
+    .unwrap();
+    daemon.signal("HUP");
+    eventually("the refusal", || daemon.stderr().contains("reload refused"));
+    let log = daemon.stderr();
+    assert!(log.contains("tcpvsd.toml:3"), "{log}");
+    assert_eq!(get(listen, "/r/x").text(), "two");
+    assert_eq!(get(listen, "/slow").status, 504);
+    assert!(daemon.alive());
+    daemon.signal("TERM");
+    let status = daemon.wait_exit(Duration::from_secs(10));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}
+
+#[test]
+fn tcpvsadm_load_applies_settings_too_and_names_what_needs_a_restart() {
+    let (one, two) = (backend("one"), backend("two"));
+    let daemon = Daemon::with_config(
+        "reload-adm",
+        &config("127.0.0.1:0", one.addr, two.addr, "5s", "info"),
+    );
+    let listen = daemon.bound("web");
+    assert_eq!(get(listen, "/slow").status, 200);
+    let file = daemon.dir().join("new.toml");
+    let new = format!(
+        "workers = 1\n{}",
+        config("127.0.0.1:0", two.addr, one.addr, "200ms", "info")
+    );
+    std::fs::write(&file, new).unwrap();
+    daemon.ok(&format!("-f {}", file.display()));
+    assert_eq!(
+        get(listen, "/slow").status,
+        504,
+        "the timeout was not applied"
+    );
+    assert_eq!(get(listen, "/r/x").text(), "two");
+    eventually("the restart warning", || {
+        daemon
+            .stderr()
+            .contains("only applied at the next start: workers")
+    });
+    // An empty file is refused (a mistake), unless it says it means it.
+    std::fs::write(&file, "log_level = \"info\"\n").unwrap();
+    let refused = daemon.adm(&format!("-f {}", file.display()));
+    assert_eq!(refused.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&refused.stderr).to_string();
+    assert!(message.contains("no service"), "{message}");
+    assert_eq!(get(listen, "/r/x").text(), "two");
+    std::fs::write(&file, "allow_empty = true\n").unwrap();
+    daemon.ok(&format!("-f {}", file.display()));
+    assert!(!daemon.ok("-L").contains("web"), "the table is not empty");
+}
