@@ -183,3 +183,40 @@ fn busy_port_is_an_error_not_a_shared_socket() {
         "cannot listen on",
     );
 }
+
+/// An empty configuration is a mistake unless it says otherwise; when a
+/// state file and the configuration file disagree, the state file wins and
+/// the log names what the configuration file held that was not applied.
+#[test]
+fn empty_configuration_is_refused_and_the_state_file_wins_out_loud() {
+    let dir = Scratch::new("empty");
+    let empty = dir.write("empty.toml", "log_level = \"warn\"\n");
+    assert_exit_1(
+        &tcpvsd_exit(&["--config", empty.to_str().unwrap()]),
+        "an empty configuration",
+        "no service to serve",
+    );
+
+    let state = dir.write(
+        "state.toml",
+        "[[service]]\nident = \"web\"\nlisten = \"127.0.0.1:0\"\n",
+    );
+    let config = "log_level = \"info\"\n\
+         [[service]]\nident = \"api\"\nlisten = \"127.0.0.1:0\"\n";
+    let daemon = Daemon::with_config_in(
+        Scratch::new("precedence"),
+        config,
+        &["--state-file", state.to_str().unwrap()],
+    );
+    let listing = daemon.ok("-L");
+    assert!(
+        listing.contains("web") && !listing.contains("api"),
+        "{listing}"
+    );
+    let log = daemon.stderr();
+    assert!(log.contains("the table is the state file's"), "{log}");
+    assert!(
+        log.contains("api (not in the state file)") && log.contains("web (only in the state file)"),
+        "{log}"
+    );
+}

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::daemon::{Daemon, Scratch};
 use common::*;
 
-const EMPTY: &str = "log_level = \"warn\"\n";
+const EMPTY: &str = "log_level = \"warn\"\nallow_empty = true\n";
 
 /// A tcpvsd started from a configuration with no service.
 fn empty_daemon(name: &str) -> Daemon {

@@ -557,7 +557,10 @@ fn refused_by_tcpvsadm_as_by_the_file(refused: Vec<Case>) {
 fn tcpvsadm_load_refuses_a_bad_scheduler_option_at_its_line() {
     use common::daemon::{Daemon, Scratch};
 
-    let daemon = Daemon::with_config("sched-opt-load", "log_level = \"warn\"\n");
+    let daemon = Daemon::with_config(
+        "sched-opt-load",
+        "log_level = \"warn\"\nallow_empty = true\n",
+    );
     daemon.ok("-A -i old -l 127.0.0.1:0");
     let before = daemon.ok("-S");
     let scratch = Scratch::new("sched-opt-file");

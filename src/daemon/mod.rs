@@ -5,6 +5,7 @@
 mod flags;
 mod logging;
 mod signals;
+mod startup;
 mod stop;
 
 use std::net::SocketAddr;
@@ -66,16 +67,20 @@ fn run() -> anyhow::Result<()> {
     if let Some(path) = flags.state_file {
         daemon.state_file = Some(path);
     }
-    // The state file holds the table as the last edit left it: it wins over
-    // the services of the configuration file.
     if let Some(path) = daemon.state_file.as_deref().filter(|p| p.exists()) {
-        spec.services = config::load(path)
+        let saved = config::load(path)
             .with_context(|| {
                 "loading the state file (move it away to start from the configuration)"
             })?
             .table
             .services;
-        tracing::info!(state_file = %path.display(), "table loaded from the state file");
+        spec.services = startup::prefer_state_file(path, saved, std::mem::take(&mut spec.services));
+    }
+    if spec.services.is_empty() && !daemon.allow_empty && !flags.demo {
+        bail!(
+            "no service to serve: add one to the configuration file, or set \
+             allow_empty = true to start empty and add services with tcpvsadm"
+        );
     }
     let workers = flags
         .workers
