@@ -220,3 +220,51 @@ fn empty_configuration_is_refused_and_the_state_file_wins_out_loud() {
         "{log}"
     );
 }
+
+/// `user`/`group`: started as root, tcpvsd binds what it needs, then every
+/// one of its threads runs as the unprivileged user, and it still serves.
+#[test]
+fn user_and_group_drop_root_after_binding() {
+    if !is_root() {
+        eprintln!("skipped: needs root to change user");
+        return;
+    }
+    let backend = TestServer::named("served");
+    let config = format!(
+        "log_level = \"warn\"\nuser = \"nobody\"\ngroup = \"nogroup\"\n\
+         [[service]]\nident = \"web\"\nlisten = \"127.0.0.1:0\"\n\
+         [[service.server]]\naddress = \"{}\"\n",
+        backend.addr
+    );
+    let daemon = Daemon::with_config("drop-root", &config);
+    let listen = daemon.bound("web");
+    assert_eq!(get(listen, "/").text(), "served");
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", daemon.pid())).unwrap();
+    let mut threads = 0;
+    for task in tasks.flatten() {
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap();
+        let ids = |key: &str| {
+            let line = status.lines().find(|l| l.starts_with(key)).unwrap();
+            line.split_whitespace()
+                .skip(1)
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        assert!(ids("Uid:").iter().all(|id| id == "65534"), "{status}");
+        assert!(ids("Gid:").iter().all(|id| id == "65534"), "{status}");
+        threads += 1;
+    }
+    assert!(threads >= 3, "only {threads} threads");
+    // The unprivileged user could not bind it, but it still serves it, and
+    // root still reaches the control socket.
+    daemon.ok("-L");
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}

@@ -4,6 +4,7 @@
 
 mod flags;
 mod logging;
+mod privileges;
 mod signals;
 mod startup;
 mod stop;
@@ -108,6 +109,7 @@ fn serve(
     pools: &[demo::BackendPool],
     signals: &Receiver<Signal>,
 ) -> anyhow::Result<()> {
+    let run_as = privileges::resolve(daemon.user.as_deref(), daemon.group.as_deref())?;
     let table = Table::build(spec, None).map_err(|(_, e)| anyhow::anyhow!(e))?;
     let table = Arc::new(ArcSwap::from_pointee(table));
     let running = Arc::new(worker::Workers::start(table.clone(), started.workers)?);
@@ -123,10 +125,20 @@ fn serve(
         .control_socket
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
-    let access =
+    let mut access =
         socket::Access::for_daemon(daemon.control_group.as_deref()).context("control_group")?;
+    if let Some(run_as) = &run_as {
+        // The user tcpvsd becomes may use its own socket.
+        access.uid = run_as.uid.as_raw();
+    }
     socket::serve(&socket_path, plane.clone(), access)?;
     println!("tcpvsd: control socket {}", socket_path.display());
+    if let Some(run_as) = &run_as {
+        // So that it can remove its socket at exit (its directory allowing).
+        nix::unistd::chown(&socket_path, Some(run_as.uid), Some(run_as.gid))
+            .with_context(|| format!("chown {}", socket_path.display()))?;
+        privileges::drop_to(run_as)?;
+    }
     let listening = running.listening();
     let snapshot = table.load();
     for service in &snapshot.services {
