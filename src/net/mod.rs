@@ -8,6 +8,7 @@
 //! (which completes every pending operation) when dropped.
 
 mod conn;
+pub mod fd_passing;
 mod listener;
 mod runtime;
 
