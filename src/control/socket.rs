@@ -292,25 +292,30 @@ fn answer(plane: &ControlPlane, line: &[u8], peer: Peer) -> Response {
         Ok(request) => request,
         Err(e) => {
             let reason = format!("malformed request: {e}");
-            tracing::warn!(uid = peer.uid, pid = peer.pid, reason = ?bounded(&reason), "control request refused");
+            let logged = bounded(&reason);
+            tracing::warn!(reason = ?logged, uid = peer.uid, pid = peer.pid, "control: refused");
             return Response::error(Request::id_of(line), reason);
         }
     };
-    let verb = &request.verb;
+    let result = plane.handle(&request.verb);
+    log_request(&request.verb, peer, result.as_ref().err());
+    match result {
+        Ok(table) => Response::ok(request.id, table),
+        Err(reason) => Response::error(request.id, reason),
+    }
+}
+
+fn log_request(verb: &Verb, peer: Peer, refused: Option<&String>) {
     let (uid, pid) = (peer.uid, peer.pid);
-    match plane.handle(verb) {
-        Ok(table) => {
-            if matches!(verb, Verb::List { .. }) {
-                tracing::debug!(uid, pid, "control: {}", verb.summary());
-            } else {
-                tracing::info!(uid, pid, "control: {}", verb.summary());
-            }
-            Response::ok(request.id, table)
+    let summary = verb.summary();
+    let listing = matches!(verb, Verb::List { .. });
+    match refused.map(|reason| bounded(reason)) {
+        None if listing => tracing::debug!(uid, pid, "control: {summary}"),
+        None => tracing::info!(uid, pid, "control: {summary}"),
+        Some(reason) if listing => {
+            tracing::debug!(reason = ?reason, uid, pid, "control: refused {summary}")
         }
-        Err(reason) => {
-            tracing::warn!(uid, pid, reason = ?bounded(&reason), "control: refused {}", verb.summary());
-            Response::error(request.id, reason)
-        }
+        Some(reason) => tracing::warn!(reason = ?reason, uid, pid, "control: refused {summary}"),
     }
 }
 
