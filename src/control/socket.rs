@@ -141,7 +141,10 @@ fn clear_stale_socket(path: &Path) -> io::Result<()> {
                 ));
             }
             std::fs::remove_file(path).map_err(|e| cannot_create(path, e))?;
-            tracing::info!(socket = %path.display(), "replaced a stale control socket (nothing listened on it)");
+            tracing::info!(
+                socket = %path.display(),
+                "replaced a stale control socket (nothing listened on it)"
+            );
             Ok(())
         }
         Err(e) => Err(occupied(
