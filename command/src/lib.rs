@@ -12,6 +12,7 @@ pub mod health_opts;
 pub mod options;
 pub mod sched_opts;
 pub mod spec;
+mod summary;
 pub mod validate;
 pub mod verb;
 pub mod view;

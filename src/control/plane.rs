@@ -74,7 +74,8 @@ impl ControlPlane {
                 )
             })?;
         }
-        tracing::info!(
+        // The control socket logs the edit with who asked for it.
+        tracing::debug!(
             verb = verb.name(),
             generation = next.generation,
             "table edited"
