@@ -458,14 +458,15 @@ fn the_log_says_once_that_a_server_went_down_and_once_that_it_came_back() {
     let config = format!(
         "log_level = \"info\"\naccess_log = false\n\
          [[service]]\nident = \"web\"\nlisten = \"127.0.0.1:0\"\nscheduler = \"rr\"\n\
-         [service.passive]\nmax_fails = 1\nfail_timeout = \"1s\"\n\
+         [service.passive]\nmax_fails = 1\nfail_timeout = \"2s\"\n\
          [[service.server]]\naddress = \"{dead}\"\n\
          [[service.server]]\naddress = \"{}\"\n",
         live.addr
     );
     let daemon = Daemon::with_config("health-log", &config);
     let listen = daemon.bound("web");
-    for _ in 0..30 {
+    // Well within the 2 s the failure holds the dead server out.
+    for _ in 0..10 {
         assert_eq!(common::get(listen, "/").status, 200);
     }
     let down_lines = |log: &str| log.lines().filter(|l| l.contains("server is down")).count();

@@ -32,6 +32,10 @@ impl Verb {
             Verb::List { ident } => words(&mut line, ident),
             Verb::Flush => {}
             Verb::Batch { verbs } => batch(&mut line, verbs),
+            Verb::Load { source, text } => {
+                words(&mut line, [source]);
+                line.push_str(&format!(" ({} bytes)", text.len()));
+            }
         }
         line
     }
