@@ -473,7 +473,7 @@ fn the_log_says_once_that_a_server_went_down_and_once_that_it_came_back() {
     wait_for(Duration::from_secs(3), "the down line", || {
         down_lines(&daemon.stderr()) == 1
     });
-    wait_for(Duration::from_secs(3), "the up line", || {
+    wait_for(Duration::from_secs(6), "the up line", || {
         daemon.stderr().contains("server is up again")
     });
     let log = daemon.stderr();
