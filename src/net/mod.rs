@@ -8,10 +8,12 @@
 //! (which completes every pending operation) when dropped.
 
 mod conn;
+mod idle;
 mod listener;
 mod runtime;
 
 pub use conn::{Conn, IoFailure};
+pub use idle::{IdleClients, Waiting};
 pub use listener::{bind_group, Listener};
 pub use runtime::{
     select, sleep, spawn, start, unbounded_channel, AsyncMutex, Instant, UnboundedReceiver,
