@@ -107,6 +107,11 @@ impl Tcpvsd {
         assert!(status.success(), "kill -{signal} {pid}");
     }
 
+    fn running(&mut self) -> bool {
+        let child = self.child.as_mut().expect("not waited for");
+        matches!(child.try_wait(), Ok(None))
+    }
+
     /// Waits for tcpvsd to exit, up to `limit` (then it is killed).
     fn exit_within(&mut self, limit: Duration) -> Finished {
         wait_within(self.child.take().expect("running"), limit)
@@ -303,19 +308,25 @@ fn idle_clients(proxy: SocketAddr, count: usize) -> Vec<Client> {
         .collect()
 }
 
-/// Waits (bounded) until a new connection to `addr` is refused.
-fn wait_refused(addr: SocketAddr) {
+/// How soon after a stop signal new connections must be refused.
+const REFUSED_WITHIN: Duration = Duration::from_secs(1);
+
+/// Waits (bounded by `REFUSED_WITHIN`) until a new connection to tcpvsd is
+/// refused while it still runs (draining): refused by the kernel, not
+/// accepted and closed.
+fn wait_refused(tcpvsd: &mut Tcpvsd) {
     let started = Instant::now();
     loop {
-        match TcpStream::connect(addr) {
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return,
+        match TcpStream::connect(tcpvsd.addr) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
             other => assert!(
-                started.elapsed() < Duration::from_secs(5),
-                "still accepted 5 s after the signal: {other:?}"
+                started.elapsed() < REFUSED_WITHIN,
+                "still accepted {REFUSED_WITHIN:?} after the signal: {other:?}"
             ),
         }
         thread::sleep(Duration::from_millis(10));
     }
+    assert!(tcpvsd.running(), "exited instead of draining");
 }
 
 fn assert_exited_0(finished: &Finished, tcpvsd: &Tcpvsd) {
@@ -349,7 +360,7 @@ fn sigterm_lets_a_download_finish_closes_idle_clients_and_refuses_new_ones() {
         assert_eq!(client.ending(Duration::from_secs(3)), Ending::Closed);
     }
     let closed_idle = signalled.elapsed();
-    wait_refused(tcpvsd.addr);
+    wait_refused(tcpvsd);
     assert!(
         slow.join().unwrap(),
         "the last response in flight kept its connection"
@@ -409,7 +420,7 @@ fn a_second_signal_stops_at_once() {
 
     tcpvsd.signal("TERM");
     // The drain has begun once the listeners are closed.
-    wait_refused(tcpvsd.addr);
+    wait_refused(tcpvsd);
     tcpvsd.signal("INT");
     let finished = tcpvsd.exit_within(Duration::from_secs(10));
     assert_exited_0(&finished, tcpvsd);
