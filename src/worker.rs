@@ -77,20 +77,29 @@ enum Order {
     Cut,
 }
 
-/// The client connections a worker has open, counted from its accept to the
-/// end of the task that serves it.
-struct Open(Arc<AtomicUsize>);
+/// How many client connections one worker has open. Aligned to a cache
+/// line of its own: the workers' counts change with every connection, and
+/// must not share one.
+#[derive(Default)]
+#[repr(align(128))]
+struct OpenCount {
+    connections: AtomicUsize,
+}
+
+/// One open client connection, counted from its accept to the end of the
+/// task that serves it.
+struct Open(Arc<OpenCount>);
 
 impl Open {
-    fn count(open: &Arc<AtomicUsize>) -> Open {
-        open.fetch_add(1, Ordering::Relaxed);
+    fn count(open: &Arc<OpenCount>) -> Open {
+        open.connections.fetch_add(1, Ordering::Relaxed);
         Open(open.clone())
     }
 }
 
 impl Drop for Open {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -105,9 +114,8 @@ pub struct Workers {
     senders: Vec<UnboundedSender<Order>>,
     groups: Mutex<HashMap<ServiceId, Group>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    /// Client connections open, per worker (each counts its own, so the
-    /// cores do not share a cache line per connection).
-    open: Vec<Arc<AtomicUsize>>,
+    /// Client connections open, per worker.
+    open: Vec<Arc<OpenCount>>,
     /// Set by [`Workers::drain`]: no socket opens again.
     draining: AtomicBool,
 }
@@ -122,7 +130,7 @@ impl Workers {
         for i in 0..count {
             let (tx, rx) = unbounded_channel();
             let table = table.clone();
-            let counter = Arc::new(AtomicUsize::new(0));
+            let counter = Arc::new(OpenCount::default());
             let worker_open = counter.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("tcpvs-worker-{i}"))
@@ -243,7 +251,10 @@ impl Workers {
 
     /// Client connections still open, all workers together.
     pub fn open_clients(&self) -> usize {
-        self.open.iter().map(|n| n.load(Ordering::Relaxed)).sum()
+        self.open
+            .iter()
+            .map(|n| n.connections.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Ends the workers at once: each closes every connection it still has
@@ -306,7 +317,7 @@ fn bind_group(addr: SocketAddr, count: usize) -> io::Result<(SocketAddr, Vec<Std
 async fn run(
     table: Arc<ArcSwap<Table>>,
     mut orders: UnboundedReceiver<Order>,
-    open: Arc<AtomicUsize>,
+    open: Arc<OpenCount>,
 ) {
     let ctx = Rc::new(Context::new(table));
     let sweeper = ctx.clone();
@@ -346,7 +357,7 @@ async fn accept_loop(
     service: ServiceId,
     listener: Rc<Listener>,
     closed: Arc<AtomicBool>,
-    open: Arc<AtomicUsize>,
+    open: Arc<OpenCount>,
 ) {
     loop {
         match listener.accept().await {
