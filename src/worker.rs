@@ -7,12 +7,17 @@
 //! before the edit is taken) and hands them over; when an edit removes or
 //! stops one, its sockets are shut down, which ends their accept loops.
 //! Connections already accepted finish undisturbed.
+//!
+//! A graceful stop ([`Workers::drain`]) shuts every listening socket down (the
+//! kernel refuses new connections from then on) and tells each worker to
+//! drain: its idle keep-alive clients are closed and the rest finish their
+//! exchange, counted until none is open or [`Workers::cut`] ends the workers.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -62,6 +67,42 @@ impl Group {
     }
 }
 
+/// What the control thread tells a worker.
+enum Order {
+    /// Serve this listening socket.
+    Listen(Handover),
+    /// Stop keeping clients: close the idle ones, let the others finish.
+    Drain,
+    /// End now, closing every connection still open.
+    Cut,
+}
+
+/// How many client connections one worker has open. Aligned to a cache
+/// line of its own: the workers' counts change with every connection, and
+/// must not share one.
+#[derive(Default)]
+#[repr(align(128))]
+struct OpenCount {
+    connections: AtomicUsize,
+}
+
+/// One open client connection, counted from its accept to the end of the
+/// task that serves it.
+struct Open(Arc<OpenCount>);
+
+impl Open {
+    fn count(open: &Arc<OpenCount>) -> Open {
+        open.connections.fetch_add(1, Ordering::Relaxed);
+        Open(open.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Listening sockets bound for a new table, not yet handed to the workers.
 pub struct Pending {
     open: Vec<(ServiceId, Group, Vec<StdListener>)>,
@@ -70,9 +111,13 @@ pub struct Pending {
 
 /// Running workers and the services they listen for.
 pub struct Workers {
-    senders: Vec<UnboundedSender<Handover>>,
+    senders: Vec<UnboundedSender<Order>>,
     groups: Mutex<HashMap<ServiceId, Group>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Client connections open, per worker.
+    open: Vec<Arc<OpenCount>>,
+    /// Set by [`Workers::drain`]: no socket opens again.
+    draining: AtomicBool,
 }
 
 impl Workers {
@@ -81,19 +126,25 @@ impl Workers {
         let count = count.max(1);
         let mut senders = Vec::with_capacity(count);
         let mut threads = Vec::with_capacity(count);
+        let mut open = Vec::with_capacity(count);
         for i in 0..count {
             let (tx, rx) = unbounded_channel();
             let table = table.clone();
+            let counter = Arc::new(OpenCount::default());
+            let worker_open = counter.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("tcpvs-worker-{i}"))
-                .spawn(move || net::start(run(table, rx)))?;
+                .spawn(move || net::start(run(table, rx, worker_open)))?;
             senders.push(tx);
             threads.push(thread);
+            open.push(counter);
         }
         let workers = Workers {
             senders,
             groups: Mutex::new(HashMap::new()),
             threads: Mutex::new(threads),
+            open,
+            draining: AtomicBool::new(false),
         };
         let pending = workers.prepare(&table.load())?;
         workers.commit(pending);
@@ -156,8 +207,13 @@ impl Workers {
     }
 
     /// Hands new sockets to the workers and shuts down the unneeded ones.
+    /// Once the workers drain, new sockets are closed instead.
     pub fn commit(&self, pending: Pending) {
         let mut groups = self.lock();
+        if self.draining.load(Ordering::Acquire) {
+            tracing::warn!("stopping: the edit opens no listening socket");
+            return;
+        }
         for ident in pending.close {
             if let Some(group) = groups.remove(&ident) {
                 group.close();
@@ -173,11 +229,45 @@ impl Workers {
                     socket,
                     closed: group.closed.clone(),
                 };
-                if sender.send(handover).is_err() {
+                if sender.send(Order::Listen(handover)).is_err() {
                     tracing::error!(service = %ident, "a worker has stopped");
                 }
             }
             groups.insert(ident, group);
+        }
+    }
+
+    /// Starts a graceful stop: every listening socket is shut down (new
+    /// connections are refused by the kernel), and every worker closes its
+    /// idle clients and lets the others finish. See [`Workers::open_clients`].
+    pub fn drain(&self) {
+        let mut groups = self.lock();
+        self.draining.store(true, Ordering::Release);
+        for (_, group) in groups.drain() {
+            group.close();
+        }
+        self.order(|| Order::Drain);
+    }
+
+    /// Client connections still open, all workers together.
+    pub fn open_clients(&self) -> usize {
+        self.open
+            .iter()
+            .map(|n| n.connections.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Ends the workers at once: each closes every connection it still has
+    /// (its runtime ends with them). Their threads end soon after; see
+    /// [`Workers::join`].
+    pub fn cut(&self) {
+        self.order(|| Order::Cut);
+    }
+
+    fn order(&self, order: impl Fn() -> Order) {
+        for sender in &self.senders {
+            // A worker that has ended has nothing left to drain or cut.
+            let _ = sender.send(order());
         }
     }
 
@@ -224,7 +314,11 @@ fn bind_group(addr: SocketAddr, count: usize) -> io::Result<(SocketAddr, Vec<Std
     }
 }
 
-async fn run(table: Arc<ArcSwap<Table>>, mut handovers: UnboundedReceiver<Handover>) {
+async fn run(
+    table: Arc<ArcSwap<Table>>,
+    mut orders: UnboundedReceiver<Order>,
+    open: Arc<OpenCount>,
+) {
     let ctx = Rc::new(Context::new(table));
     let sweeper = ctx.clone();
     net::spawn(async move {
@@ -233,15 +327,24 @@ async fn run(table: Arc<ArcSwap<Table>>, mut handovers: UnboundedReceiver<Handov
             sweeper.sweep_idle_servers();
         }
     });
-    while let Some(handover) = handovers.recv().await {
-        let listener = Rc::new(Listener::from_std(handover.socket));
-        for _ in 0..ACCEPTS_IN_FLIGHT {
-            net::spawn(accept_loop(
-                ctx.clone(),
-                handover.service.clone(),
-                listener.clone(),
-                handover.closed.clone(),
-            ));
+    // Ends when the channel closes (the workers are dropped) or on a cut: the
+    // runtime ends with this future, and drops every task still running.
+    while let Some(order) = orders.recv().await {
+        match order {
+            Order::Listen(handover) => {
+                let listener = Rc::new(Listener::from_std(handover.socket));
+                for _ in 0..ACCEPTS_IN_FLIGHT {
+                    net::spawn(accept_loop(
+                        ctx.clone(),
+                        handover.service.clone(),
+                        listener.clone(),
+                        handover.closed.clone(),
+                        open.clone(),
+                    ));
+                }
+            }
+            Order::Drain => ctx.drain(),
+            Order::Cut => return,
         }
     }
 }
@@ -254,10 +357,18 @@ async fn accept_loop(
     service: ServiceId,
     listener: Rc<Listener>,
     closed: Arc<AtomicBool>,
+    open: Arc<OpenCount>,
 ) {
     loop {
         match listener.accept().await {
-            Ok((client, _peer)) => net::spawn(relay::serve(ctx.clone(), client, service.clone())),
+            Ok((client, _peer)) => {
+                let open = Open::count(&open);
+                let serve = relay::serve(ctx.clone(), client, service.clone());
+                net::spawn(async move {
+                    serve.await;
+                    drop(open);
+                });
+            }
             Err(_) if closed.load(Ordering::Acquire) => return,
             Err(e) => {
                 // Out of descriptors or memory: back off instead of spinning.

@@ -4,7 +4,7 @@ use std::cell::Cell;
 use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
 use socket2::SockRef;
 
@@ -81,6 +81,11 @@ impl Conn {
     /// The address of the other end.
     pub fn peer(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// Its descriptor, for the worker's set of idle clients.
+    pub(super) fn as_raw_fd(&self) -> RawFd {
+        self.stream.as_raw_fd()
     }
 
     /// Whether an operation on this connection has timed out.

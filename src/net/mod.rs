@@ -9,10 +9,12 @@
 
 mod conn;
 pub mod fd_passing;
+mod idle;
 mod listener;
 mod runtime;
 
 pub use conn::{Conn, IoFailure};
+pub use idle::{IdleClients, Waiting};
 pub use listener::{bind_group, Listener};
 pub use runtime::{
     select, sleep, spawn, start, unbounded_channel, AsyncMutex, Instant, UnboundedReceiver,

@@ -97,13 +97,16 @@ pub(super) struct Answer {
     pub framing: Framing,
     /// The server asked to keep its connection.
     pub server_keep_alive: bool,
+    /// The worker drains (a graceful stop): this response is the client's last.
+    pub draining: bool,
 }
 
 impl Answer {
     /// Whether the response head we write tells the client its connection
-    /// stays open: not when part of its request body is still unread.
+    /// stays open: not when part of its request body is still unread, nor
+    /// when the worker drains.
     pub fn offer_keep_alive(&self) -> bool {
-        self.client_keep_alive && self.body_complete
+        self.client_keep_alive && self.body_complete && !self.draining
     }
 
     /// Whether the client connection stays open after the response, given
@@ -213,6 +216,7 @@ mod tests {
             body_complete: true,
             framing: Framing::Length(5),
             server_keep_alive: true,
+            draining: false,
         }
     }
 
@@ -268,5 +272,16 @@ mod tests {
             "bytes past the response"
         );
         assert!(!answer().server_reusable(false, true), "a read in flight");
+    }
+
+    #[test]
+    fn a_draining_worker_closes_the_client_but_keeps_the_server() {
+        let draining = Answer {
+            draining: true,
+            ..answer()
+        };
+        assert!(!draining.offer_keep_alive());
+        assert!(!draining.client_keeps(Framing::Length(5)));
+        assert!(draining.server_reusable(false, false));
     }
 }

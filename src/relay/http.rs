@@ -169,6 +169,8 @@ impl Session {
             }
             let wait_until = deadline.unwrap_or_else(|| Instant::now() + timeouts.keepalive);
             let had_bytes = !self.buf.is_empty();
+            // Between requests the client is idle: a graceful stop closes it.
+            let _idle = (!had_bytes).then(|| self.ctx.idle_clients.wait(&self.client));
             match self
                 .client
                 .read(std::mem::take(&mut self.buf), wait_until)
@@ -405,6 +407,7 @@ impl Session {
             body_complete,
             framing: response.framing,
             server_keep_alive: response.keep_alive,
+            draining: self.ctx.draining(),
         };
         let offer = answer.offer_keep_alive();
         let (response_head, client_body) = self

@@ -23,7 +23,7 @@ use arc_swap::ArcSwap;
 use crate::net::Instant;
 use bytes::BytesMut;
 
-use crate::net::Conn;
+use crate::net::{Conn, IdleClients};
 use crate::pool::Pool;
 use crate::protocols::http::Limits as HeadLimits;
 use crate::schedulers::{pick_by_key, pick_server, Pick, RequestInfo};
@@ -45,6 +45,8 @@ pub struct Context {
     pool: RefCell<Pool>,
     /// Buffers, head blocks and head boxes, reused from one exchange to the next.
     memory: Memory,
+    /// HTTP clients idle between requests, closed when the worker drains.
+    idle_clients: IdleClients,
 }
 
 impl Context {
@@ -53,7 +55,20 @@ impl Context {
             table,
             pool: RefCell::new(Pool::default()),
             memory: Memory::default(),
+            idle_clients: IdleClients::default(),
         }
+    }
+
+    /// The worker drains (a graceful stop): HTTP clients idle between
+    /// requests are closed now, and from now on each response is its
+    /// connection's last. Requests and RTSP sessions in flight go on.
+    pub fn drain(&self) {
+        self.idle_clients.stop();
+    }
+
+    /// Whether the worker drains.
+    fn draining(&self) -> bool {
+        self.idle_clients.stopping()
     }
 
     /// Closes the idle server connections past the table's `pool_idle`: the
