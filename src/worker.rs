@@ -40,12 +40,14 @@ use crate::table::{ServiceId, Table};
 /// ring (see `Conn::close_after_writes`).
 const ACCEPTS_IN_FLIGHT: usize = 16;
 
-/// A socket handed to a worker, with the flag that tells its accept loop a
-/// failed accept means "closed on purpose".
+/// A socket handed to a worker, with the flags that tell its accept loop a
+/// failed accept means "closed on purpose", and that it should post no more
+/// accepts (the socket was handed to a new tcpvsd).
 struct Handover {
     service: ServiceId,
     socket: StdListener,
     closed: Arc<AtomicBool>,
+    released: Arc<AtomicBool>,
 }
 
 /// The listening sockets of one service across all workers.
@@ -55,6 +57,17 @@ struct Group {
     /// Duplicates of the workers' sockets, kept to shut them down.
     sockets: Vec<StdListener>,
     closed: Arc<AtomicBool>,
+    released: Arc<AtomicBool>,
+}
+
+/// A service's listening sockets taken from another tcpvsd (an upgrade):
+/// served as they are, so that no connection waiting in their accept queues
+/// is lost.
+pub struct Inherited {
+    pub ident: ServiceId,
+    pub listen: SocketAddr,
+    pub bound: SocketAddr,
+    pub sockets: Vec<StdListener>,
 }
 
 impl Group {
@@ -118,14 +131,32 @@ pub struct Workers {
     open: Vec<Arc<OpenCount>>,
     /// Set by [`Workers::drain`]: no socket opens again.
     draining: AtomicBool,
+    /// Sockets handed over by the tcpvsd this one replaces, until a service
+    /// takes them.
+    inherited: Mutex<Vec<Inherited>>,
+    /// Accepts posted, all workers together.
+    accepting: Arc<AtomicUsize>,
+    /// Where the sockets handed to a new tcpvsd listen.
+    released: Mutex<Vec<SocketAddr>>,
 }
 
 impl Workers {
     /// Starts `count` workers and binds every started service of `table`.
     pub fn start(table: Arc<ArcSwap<Table>>, count: usize) -> io::Result<Workers> {
+        Workers::start_with(table, count, Vec::new())
+    }
+
+    /// Starts `count` workers; every started service of `table` serves the
+    /// `inherited` sockets of its address, or binds new ones.
+    pub fn start_with(
+        table: Arc<ArcSwap<Table>>,
+        count: usize,
+        inherited: Vec<Inherited>,
+    ) -> io::Result<Workers> {
         let count = count.max(1);
         let mut senders = Vec::with_capacity(count);
         let mut threads = Vec::with_capacity(count);
+        let accepting = Arc::new(AtomicUsize::new(0));
         let mut open = Vec::with_capacity(count);
         for i in 0..count {
             let (tx, rx) = unbounded_channel();
@@ -134,7 +165,10 @@ impl Workers {
             let worker_open = counter.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("tcpvs-worker-{i}"))
-                .spawn(move || net::start(run(table, rx, worker_open)))?;
+                .spawn({
+                    let accepting = accepting.clone();
+                    move || net::start(run(table, rx, worker_open, accepting))
+                })?;
             senders.push(tx);
             threads.push(thread);
             open.push(counter);
@@ -145,9 +179,16 @@ impl Workers {
             threads: Mutex::new(threads),
             open,
             draining: AtomicBool::new(false),
+            inherited: Mutex::new(inherited),
+            accepting,
+            released: Mutex::new(Vec::new()),
         };
         let pending = workers.prepare(&table.load())?;
         workers.commit(pending);
+        let unused = std::mem::take(&mut *lock(&workers.inherited));
+        for left in unused {
+            tracing::warn!(service = %left.ident, "sockets handed over but no longer configured: closed");
+        }
         Ok(workers)
     }
 
@@ -172,15 +213,18 @@ impl Workers {
                 continue;
             }
             // Dropping `open` on error closes what this call already bound.
-            let (bound, sockets) = bind_group(service.listen, self.senders.len()).map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!(
-                        "service {}: cannot listen on {}: {e}",
-                        service.ident, service.listen
-                    ),
-                )
-            })?;
+            let (bound, sockets) = match self.take_inherited(&service.ident, service.listen) {
+                Some(inherited) => (inherited.bound, inherited.sockets),
+                None => bind_group(service.listen, self.senders.len()).map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!(
+                            "service {}: cannot listen on {}: {e}",
+                            service.ident, service.listen
+                        ),
+                    )
+                })?,
+            };
             let duplicates = sockets
                 .iter()
                 .map(StdListener::try_clone)
@@ -190,6 +234,7 @@ impl Workers {
                 bound,
                 sockets: duplicates,
                 closed: Arc::new(AtomicBool::new(false)),
+                released: Arc::new(AtomicBool::new(false)),
             };
             open.push((service.ident.clone(), group, sockets));
         }
@@ -223,11 +268,15 @@ impl Workers {
             if let Some(old) = groups.remove(&ident) {
                 old.close();
             }
-            for (sender, socket) in self.senders.iter().zip(sockets) {
+            // One socket per worker when bound here; inherited ones may be
+            // more or fewer: each goes to a worker in turn.
+            let workers = self.senders.iter().cycle();
+            for (sender, socket) in workers.zip(sockets) {
                 let handover = Handover {
                     service: ident.clone(),
                     socket,
                     closed: group.closed.clone(),
+                    released: group.released.clone(),
                 };
                 if sender.send(Order::Listen(handover)).is_err() {
                     tracing::error!(service = %ident, "a worker has stopped");
@@ -247,6 +296,68 @@ impl Workers {
             group.close();
         }
         self.order(|| Order::Drain);
+    }
+
+    /// Duplicates of every listening socket, by service, for a new tcpvsd
+    /// that takes over (`--upgrade`).
+    pub fn hand_over(&self) -> io::Result<Vec<Inherited>> {
+        self.lock()
+            .iter()
+            .map(|(ident, group)| {
+                let sockets = group
+                    .sockets
+                    .iter()
+                    .map(StdListener::try_clone)
+                    .collect::<io::Result<Vec<_>>>()?;
+                Ok(Inherited {
+                    ident: ident.clone(),
+                    listen: group.listen,
+                    bound: group.bound,
+                    sockets,
+                })
+            })
+            .collect()
+    }
+
+    /// The graceful stop of a tcpvsd whose sockets a new one serves: the
+    /// sockets stay open (they are the new one's now); each worker posts no
+    /// more accepts once its posted ones complete, closes its idle clients
+    /// and lets the others finish. See [`Workers::accepting`].
+    pub fn release(&self) {
+        let mut groups = self.lock();
+        self.draining.store(true, Ordering::Release);
+        let mut released = lock(&self.released);
+        for (_, group) in groups.drain() {
+            group.released.store(true, Ordering::Release);
+            released.push(group.bound);
+        }
+        self.order(|| Order::Drain);
+    }
+
+    /// Completes accepts still posted on sockets handed over, when nothing
+    /// else will (no client is connecting): one connection of ours each,
+    /// closed at once. The kernel gives each to a posted accept of either
+    /// tcpvsd; both see a client that leaves without a request.
+    pub fn complete_posted_accepts(&self) {
+        let posted = self.accepting().min(64);
+        for &addr in lock(&self.released).iter() {
+            for _ in 0..posted {
+                let _ = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100));
+            }
+        }
+    }
+
+    /// Accepts still posted (each takes one more connection, if one comes).
+    pub fn accepting(&self) -> usize {
+        self.accepting.load(Ordering::Relaxed)
+    }
+
+    fn take_inherited(&self, ident: &ServiceId, listen: SocketAddr) -> Option<Inherited> {
+        let mut inherited = lock(&self.inherited);
+        let at = inherited
+            .iter()
+            .position(|i| &i.ident == ident && i.listen == listen)?;
+        Some(inherited.swap_remove(at))
     }
 
     /// Client connections still open, all workers together.
@@ -281,8 +392,12 @@ impl Workers {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ServiceId, Group>> {
-        self.groups.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.groups)
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Drop for Workers {
@@ -318,6 +433,7 @@ async fn run(
     table: Arc<ArcSwap<Table>>,
     mut orders: UnboundedReceiver<Order>,
     open: Arc<OpenCount>,
+    accepting: Arc<AtomicUsize>,
 ) {
     let ctx = Rc::new(Context::new(table));
     let sweeper = ctx.clone();
@@ -334,11 +450,16 @@ async fn run(
             Order::Listen(handover) => {
                 let listener = Rc::new(Listener::from_std(handover.socket));
                 for _ in 0..ACCEPTS_IN_FLIGHT {
+                    let accepts = Accepts {
+                        listener: listener.clone(),
+                        closed: handover.closed.clone(),
+                        released: handover.released.clone(),
+                        posted: Posted::count(&accepting),
+                    };
                     net::spawn(accept_loop(
                         ctx.clone(),
                         handover.service.clone(),
-                        listener.clone(),
-                        handover.closed.clone(),
+                        accepts,
                         open.clone(),
                     ));
                 }
@@ -349,18 +470,39 @@ async fn run(
     }
 }
 
+/// One accept kept posted on a listening socket, and what ends it.
+struct Accepts {
+    listener: Rc<Listener>,
+    /// The socket was shut down on purpose: a failed accept ends the loop.
+    closed: Arc<AtomicBool>,
+    /// The socket was handed to a new tcpvsd: post no more accepts.
+    released: Arc<AtomicBool>,
+    posted: Posted,
+}
+
+/// Counts an accept loop in [`Workers::accepting`] while it runs.
+struct Posted(Arc<AtomicUsize>);
+
+impl Posted {
+    fn count(accepting: &Arc<AtomicUsize>) -> Posted {
+        accepting.fetch_add(1, Ordering::Relaxed);
+        Posted(accepting.clone())
+    }
+}
+
+impl Drop for Posted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// One of the accepts kept posted on a listening socket. They all end when
 /// the socket is shut down (its service deleted or moved), which completes
 /// every accept posted on it.
-async fn accept_loop(
-    ctx: Rc<Context>,
-    service: ServiceId,
-    listener: Rc<Listener>,
-    closed: Arc<AtomicBool>,
-    open: Arc<OpenCount>,
-) {
+async fn accept_loop(ctx: Rc<Context>, service: ServiceId, accepts: Accepts, open: Arc<OpenCount>) {
+    let _posted = &accepts.posted;
     loop {
-        match listener.accept().await {
+        match accepts.listener.accept().await {
             Ok((client, _peer)) => {
                 let open = Open::count(&open);
                 let serve = relay::serve(ctx.clone(), client, service.clone());
@@ -368,8 +510,13 @@ async fn accept_loop(
                     serve.await;
                     drop(open);
                 });
+                if accepts.released.load(Ordering::Acquire) {
+                    // The new tcpvsd accepts from now on; this one served
+                    // the connection its posted accept had taken.
+                    return;
+                }
             }
-            Err(_) if closed.load(Ordering::Acquire) => return,
+            Err(_) if accepts.closed.load(Ordering::Acquire) => return,
             Err(e) => {
                 // Out of descriptors or memory: back off instead of spinning.
                 tracing::warn!(%service, "accept failed: {e}");

@@ -25,7 +25,10 @@ pub use spec::{
     Limits, Protocol, RuleSpec, SchedOptions, SchedulerKind, ServerAddr, ServerSpec, ServiceId,
     ServiceSpec, Settings, Site, TableError, TableSpec, Timeouts, UnknownScheduler, Weight,
 };
-pub use verb::{CommandError, Request, Response, RuleArgs, ServerArgs, ServiceArgs, Verb};
+pub use verb::{
+    CommandError, HandOver, HandedService, Request, Response, RuleArgs, ServerArgs, ServiceArgs,
+    Verb,
+};
 pub use view::{HealthView, RuleView, ServerView, ServiceView, TableView};
 
 /// Where tcpvsd listens for tcpvsadm unless told otherwise.

@@ -30,7 +30,7 @@ impl Verb {
                 None => line.push_str(" (all services)"),
             },
             Verb::List { ident } => words(&mut line, ident),
-            Verb::Flush => {}
+            Verb::Flush | Verb::HandOver | Verb::Retire => {}
             Verb::Batch { verbs } => batch(&mut line, verbs),
             Verb::Load { source, text } => {
                 words(&mut line, [source]);

@@ -74,6 +74,30 @@ pub enum Verb {
     /// file's, settings (timeouts, limits, pool, access log) included, and
     /// the daemon takes its log level. `source` names the file in messages.
     Load { source: String, text: String },
+    /// From a new tcpvsd (`--upgrade`): the listening sockets, passed over
+    /// the control socket (SCM_RIGHTS) with a [`HandOver`] line.
+    HandOver,
+    /// From a new tcpvsd that serves on the sockets handed over: the old
+    /// one gives up its control socket, stops accepting, drains and exits.
+    Retire,
+}
+
+/// The answer to [`Verb::HandOver`]: the services whose sockets follow, in
+/// order, `sockets` descriptors each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandOver {
+    pub services: Vec<HandedService>,
+}
+
+/// One service's listening sockets, handed over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandedService {
+    pub ident: String,
+    /// As configured (port 0 stays 0).
+    pub listen: String,
+    /// Where the sockets are bound.
+    pub bound: String,
+    pub sockets: usize,
 }
 
 /// Arguments of `-A` and `-E`. Every field but `ident` is optional: what is
@@ -246,13 +270,18 @@ impl Verb {
             Verb::List { .. } => "list",
             Verb::Batch { .. } => "batch",
             Verb::Load { .. } => "load",
+            Verb::HandOver => "hand-over",
+            Verb::Retire => "retire",
         }
     }
 
     /// Whether the verb changes the table (as opposed to reading it or
     /// touching live counters only).
     pub fn edits(&self) -> bool {
-        !matches!(self, Verb::List { .. } | Verb::Zero { .. })
+        !matches!(
+            self,
+            Verb::List { .. } | Verb::Zero { .. } | Verb::HandOver | Verb::Retire
+        )
     }
 
     /// Applies an editing verb to `spec`. On error `spec` may be half edited:
@@ -351,7 +380,7 @@ impl Verb {
                 Ok(())
             }
             // Not edits: the control plane answers them without a new table.
-            Verb::Zero { .. } | Verb::List { .. } => Ok(()),
+            Verb::Zero { .. } | Verb::List { .. } | Verb::HandOver | Verb::Retire => Ok(()),
         }
     }
 }

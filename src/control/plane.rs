@@ -25,6 +25,8 @@ pub struct ControlPlane {
     edits: Mutex<()>,
     /// What a loaded file changes beyond the table (`None`: nothing).
     reload: Option<Reload>,
+    /// Tells the daemon a new tcpvsd took over (`None`: it cannot be).
+    retire: Option<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl ControlPlane {
@@ -39,7 +41,31 @@ impl ControlPlane {
             state_file,
             edits: Mutex::new(()),
             reload: None,
+            retire: None,
         }
+    }
+
+    /// A new tcpvsd may take over: `retire` tells the daemon to drain and exit.
+    pub fn with_retire(self, retire: Box<dyn Fn() + Send + Sync>) -> Self {
+        Self {
+            retire: Some(retire),
+            ..self
+        }
+    }
+
+    /// The listening sockets, for a new tcpvsd (`--upgrade`).
+    pub fn hand_over(&self) -> std::io::Result<Vec<crate::worker::Inherited>> {
+        self.workers.hand_over()
+    }
+
+    /// A new tcpvsd serves the sockets handed over: this one retires.
+    pub fn retire(&self) -> Result<(), String> {
+        let retire = self
+            .retire
+            .as_ref()
+            .ok_or("this tcpvsd cannot be replaced")?;
+        retire();
+        Ok(())
     }
 
     /// Loaded files (SIGHUP, `tcpvsadm -f`) also change the log level and
@@ -56,6 +82,9 @@ impl ControlPlane {
         match verb {
             Verb::List { ident } => self.view(ident.as_deref()).map(Some),
             Verb::Zero { ident } => self.zero(ident.as_deref()).map(|()| None),
+            Verb::HandOver | Verb::Retire => {
+                Err(format!("{} is for a new tcpvsd (--upgrade)", verb.name()))
+            }
             _ => self.edit(verb).map(|()| None),
         }
     }

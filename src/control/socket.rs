@@ -10,17 +10,19 @@
 
 use std::fs::Metadata;
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tcpvs_command::{Request, Response, Verb};
+use tcpvs_command::{HandOver, HandedService, Request, Response, Verb};
 
 use super::plane::ControlPlane;
+use crate::net::fd_passing;
 
 /// The longest request line taken (a `-R` batch of some thousand verbs).
 const MAX_LINE: u64 = 4 * 1024 * 1024;
@@ -99,10 +101,19 @@ pub fn serve(path: &Path, plane: Arc<ControlPlane>, access: Access) -> io::Resul
     if let Some(gid) = access.gid {
         std::os::unix::fs::chown(path, None, Some(gid)).map_err(|e| with_path(path, e))?;
     }
-    let path = path.to_path_buf();
+    let path = Arc::new(Here {
+        path: path.to_path_buf(),
+        retired: AtomicBool::new(false),
+    });
     std::thread::Builder::new()
         .name("tcpvs-control".into())
         .spawn(move || accept_loop(listener, path, plane, access))
+}
+
+/// Where the control socket is, and whether it was given up to a new tcpvsd.
+struct Here {
+    path: PathBuf,
+    retired: AtomicBool,
 }
 
 /// Makes room at `path`: nothing there, or a socket nobody listens on any
@@ -209,9 +220,14 @@ fn cannot_create(path: &Path, e: io::Error) -> io::Error {
     )
 }
 
-fn accept_loop(listener: UnixListener, path: PathBuf, plane: Arc<ControlPlane>, access: Access) {
+fn accept_loop(listener: UnixListener, here: Arc<Here>, plane: Arc<ControlPlane>, access: Access) {
     let clients = Arc::new(AtomicUsize::new(0));
+    let path = &here.path;
     for stream in listener.incoming() {
+        if here.retired.load(Ordering::Acquire) {
+            // The new tcpvsd has the path: this listener closes.
+            return;
+        }
         let stream = match stream {
             Ok(stream) => stream,
             Err(e) => {
@@ -228,11 +244,11 @@ fn accept_loop(listener: UnixListener, path: PathBuf, plane: Arc<ControlPlane>, 
             let _ = reply(&stream, &Response::error(0, reason));
             continue;
         }
-        let (plane, clients) = (plane.clone(), clients.clone());
+        let (plane, clients, here) = (plane.clone(), clients.clone(), here.clone());
         let spawned = std::thread::Builder::new()
             .name("tcpvs-control-client".into())
             .spawn(move || {
-                if let Err(e) = serve_client(&stream, &plane, access) {
+                if let Err(e) = serve_client(&stream, &plane, access, &here) {
                     tracing::debug!("control client: {e}");
                 }
                 clients.fetch_sub(1, Ordering::AcqRel);
@@ -243,7 +259,12 @@ fn accept_loop(listener: UnixListener, path: PathBuf, plane: Arc<ControlPlane>, 
     }
 }
 
-fn serve_client(stream: &UnixStream, plane: &ControlPlane, access: Access) -> io::Result<()> {
+fn serve_client(
+    stream: &UnixStream,
+    plane: &ControlPlane,
+    access: Access,
+    here: &Here,
+) -> io::Result<()> {
     let peer = Peer::of(stream)?;
     if !access.allows(peer) {
         tracing::warn!(
@@ -281,10 +302,77 @@ fn serve_client(stream: &UnixStream, plane: &ControlPlane, access: Access) -> io
             // A client that went away mid-request: nothing to answer.
             return Ok(());
         }
-        reply(stream, &answer(plane, &line, peer))?;
+        match upgrade_verb(&line) {
+            Some((id, Verb::HandOver)) => return hand_over(stream, plane, id, peer),
+            Some((id, _)) => return retire(stream, plane, id, peer, here),
+            None => reply(stream, &answer(plane, &line, peer))?,
+        }
         wait = NEXT_REQUEST;
         *reader.get_mut() = Deadline::after(stream, wait);
     }
+}
+
+/// The verbs of a new tcpvsd taking over (`--upgrade`), with their id.
+fn upgrade_verb(line: &[u8]) -> Option<(u64, Verb)> {
+    let request = serde_json::from_slice::<Request>(line).ok()?;
+    matches!(request.verb, Verb::HandOver | Verb::Retire).then_some((request.id, request.verb))
+}
+
+/// Sends the listening sockets, with a line saying whose they are (the
+/// connection ends with it).
+fn hand_over(stream: &UnixStream, plane: &ControlPlane, id: u64, peer: Peer) -> io::Result<()> {
+    let inherited = match plane.hand_over() {
+        Ok(inherited) => inherited,
+        Err(e) => return reply(stream, &Response::error(id, format!("hand-over: {e}"))),
+    };
+    let services = inherited
+        .iter()
+        .map(|i| HandedService {
+            ident: i.ident.to_string(),
+            listen: i.listen.to_string(),
+            bound: i.bound.to_string(),
+            sockets: i.sockets.len(),
+        })
+        .collect();
+    let mut line = serde_json::to_vec(&HandOver { services }).map_err(io::Error::other)?;
+    line.push(b'\n');
+    let fds: Vec<_> = inherited
+        .iter()
+        .flat_map(|i| i.sockets.iter().map(AsFd::as_fd))
+        .collect();
+    tracing::info!(
+        uid = peer.uid,
+        pid = peer.pid,
+        sockets = fds.len(),
+        "control: listening sockets handed over"
+    );
+    fd_passing::send(stream, &line, &fds)
+}
+
+/// Gives the control socket's path up to the new tcpvsd and tells the
+/// daemon to drain and exit; answers once the path is free.
+fn retire(
+    stream: &UnixStream,
+    plane: &ControlPlane,
+    id: u64,
+    peer: Peer,
+    here: &Here,
+) -> io::Result<()> {
+    if let Err(reason) = plane.retire() {
+        return reply(stream, &Response::error(id, reason));
+    }
+    here.retired.store(true, Ordering::Release);
+    // Wakes the accept loop, which sees the flag and closes the listener.
+    let _ = UnixStream::connect(&here.path);
+    if let Err(e) = std::fs::remove_file(&here.path) {
+        tracing::warn!(socket = %here.path.display(), "retiring: {e}");
+    }
+    tracing::info!(
+        uid = peer.uid,
+        pid = peer.pid,
+        "control: a new tcpvsd took over; draining"
+    );
+    reply(stream, &Response::ok(id, None))
 }
 
 /// Carries out one request line and logs what it did: edits at INFO with what

@@ -19,12 +19,15 @@ options:
   --log-level LEVEL      error, warn, info (access lines), debug, trace, or a
                          tracing filter such as tcpvs=debug (default: info)
   --control-socket PATH  where tcpvsadm talks to tcpvsd (default /run/tcpvsd.sock)
-  --state-file PATH      save the table there after each edit, load it at start";
+  --state-file PATH      save the table there after each edit, load it at start
+  --upgrade              take the listening sockets of the tcpvsd running on the
+                         control socket, serve them, then make it drain and exit";
 
 #[derive(Default)]
 pub struct Flags {
     pub config: Option<PathBuf>,
     pub check: bool,
+    pub upgrade: bool,
     pub demo: bool,
     pub listen: Option<SocketAddr>,
     pub workers: Option<usize>,
@@ -44,6 +47,7 @@ pub fn parse_flags(mut args: impl Iterator<Item = String>) -> anyhow::Result<Fla
         match arg.as_str() {
             "--config" | "-c" => flags.config = Some(value("--config")?.into()),
             "--check" => flags.check = true,
+            "--upgrade" => flags.upgrade = true,
             "--demo" => flags.demo = true,
             "--listen" => {
                 let addr = value("--listen")?;

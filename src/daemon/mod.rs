@@ -8,6 +8,7 @@ mod privileges;
 mod signals;
 mod startup;
 mod stop;
+mod upgrade;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -25,7 +26,8 @@ use crate::table::{Table, TableSpec};
 use crate::{demo, health, worker};
 use flags::USAGE;
 use signals::Signal;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, Sender};
+use stop::Sockets;
 use tcpvs_command::Verb;
 
 /// tcpvsd's `main`: runs the daemon; an error is printed and exits 1.
@@ -43,7 +45,7 @@ fn run() -> anyhow::Result<()> {
     let flags = flags::parse_flags(std::env::args().skip(1))?;
     // First, before any thread starts: from here on a signal is an event of
     // the daemon's, never the default action (which kills it).
-    let signals = signals::listen().context("taking the signals")?;
+    let (events, signals) = signals::listen().context("taking the signals")?;
     let (mut daemon, mut spec, pools) = if flags.demo {
         let listen = flags
             .listen
@@ -91,8 +93,9 @@ fn run() -> anyhow::Result<()> {
         config: flags.config.as_deref(),
         level_from_flag: flags.log_level.is_some(),
         workers,
+        upgrade: flags.upgrade,
     };
-    serve(spec, &started, &daemon, &pools, &signals)
+    serve(spec, &started, &daemon, &pools, (events, &signals))
 }
 
 /// How tcpvsd was started, for what a reload may change.
@@ -100,6 +103,8 @@ struct Started<'a> {
     config: Option<&'a Path>,
     level_from_flag: bool,
     workers: usize,
+    /// `--upgrade`: take over the tcpvsd running on the control socket.
+    upgrade: bool,
 }
 
 fn serve(
@@ -107,24 +112,44 @@ fn serve(
     started: &Started<'_>,
     daemon: &DaemonOptions,
     pools: &[demo::BackendPool],
-    signals: &Receiver<Signal>,
+    (events, signals): (Sender<Signal>, &Receiver<Signal>),
 ) -> anyhow::Result<()> {
     let run_as = privileges::resolve(daemon.user.as_deref(), daemon.group.as_deref())?;
-    let table = Table::build(spec, None).map_err(|(_, e)| anyhow::anyhow!(e))?;
-    let table = Arc::new(ArcSwap::from_pointee(table));
-    let running = Arc::new(worker::Workers::start(table.clone(), started.workers)?);
-    let _checker = health::Checker::start(table.clone()).context("starting the health checker")?;
-    let set_log_level: SetLogLevel =
-        Box::new(|_| Err("this build cannot change its log level live".into()));
-    let plane = Arc::new(
-        ControlPlane::new(table.clone(), running.clone(), daemon.state_file.clone()).with_reload(
-            Reload::new(daemon.clone(), started.level_from_flag, set_log_level),
-        ),
-    );
     let socket_path = daemon
         .control_socket
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
+    let table = Table::build(spec, None).map_err(|(_, e)| anyhow::anyhow!(e))?;
+    let table = Arc::new(ArcSwap::from_pointee(table));
+    let inherited = match started.upgrade {
+        true => upgrade::take_sockets(&socket_path)?,
+        false => Vec::new(),
+    };
+    let running = Arc::new(worker::Workers::start_with(
+        table.clone(),
+        started.workers,
+        inherited,
+    )?);
+    let _checker = health::Checker::start(table.clone()).context("starting the health checker")?;
+    let set_log_level: SetLogLevel =
+        Box::new(|_| Err("this build cannot change its log level live".into()));
+    let retire: Box<dyn Fn() + Send + Sync> = Box::new(move || {
+        let _ = events.send(Signal::Retire);
+    });
+    let plane = Arc::new(
+        ControlPlane::new(table.clone(), running.clone(), daemon.state_file.clone())
+            .with_reload(Reload::new(
+                daemon.clone(),
+                started.level_from_flag,
+                set_log_level,
+            ))
+            .with_retire(retire),
+    );
+    if started.upgrade {
+        // Serving the sockets already: the old tcpvsd may go.
+        upgrade::retire_old(&socket_path)?;
+        tracing::info!(socket = %socket_path.display(), "took over from the running tcpvsd");
+    }
     let mut access =
         socket::Access::for_daemon(daemon.control_group.as_deref()).context("control_group")?;
     if let Some(run_as) = &run_as {
@@ -157,18 +182,22 @@ fn serve(
             print_demo_help(addr, pools);
         }
     }
-    loop {
+    let sockets = loop {
         match signals.recv() {
-            Ok(Signal::Stop) | Err(_) => break,
+            Ok(Signal::Stop) | Err(_) => break Sockets::Close,
+            Ok(Signal::Retire) => break Sockets::HandedOver,
             Ok(Signal::Reload) => reload_file(&plane, started.config),
             Ok(Signal::ReopenLogs) => {}
         }
-    }
+    };
     let drain = table.load().settings().timeouts.drain;
     tracing::info!(?drain, "stopping: requests in flight may finish");
-    stop::graceful(&running, signals, drain);
-    // Ours: the start refused any other file at this path.
-    let _ = std::fs::remove_file(&socket_path);
+    stop::graceful(&running, signals, drain, sockets);
+    if sockets == Sockets::Close {
+        // Ours: the start refused any other file at this path. (Handed
+        // over, the path is the new tcpvsd's.)
+        let _ = std::fs::remove_file(&socket_path);
+    }
     Ok(())
 }
 

@@ -6,7 +6,7 @@
 //! so no daemon code runs in a signal handler.
 
 use std::io;
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
@@ -21,13 +21,17 @@ pub enum Signal {
     Reload,
     /// USR1: reopen the log file (logrotate).
     ReopenLogs,
+    /// Not a signal: a new tcpvsd took the listening sockets over
+    /// (`--upgrade`); this one drains and exits.
+    Retire,
 }
 
 /// Takes over the daemon's signals from now on and starts the thread that
-/// hands them out.
-pub fn listen() -> io::Result<Receiver<Signal>> {
+/// hands them out; the sender lets the daemon's own threads add events.
+pub fn listen() -> io::Result<(Sender<Signal>, Receiver<Signal>)> {
     let mut taken = Signals::new([SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2])?;
     let (send, signals) = mpsc::channel();
+    let events = send.clone();
     thread::Builder::new()
         .name("tcpvs-signals".into())
         .spawn(move || {
@@ -46,5 +50,5 @@ pub fn listen() -> io::Result<Receiver<Signal>> {
                 }
             }
         })?;
-    Ok(signals)
+    Ok((events, signals))
 }

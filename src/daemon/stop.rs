@@ -13,19 +13,32 @@ const POLL: Duration = Duration::from_millis(20);
 /// How long the workers may take to close what is left once cut.
 const CUT_GRACE: Duration = Duration::from_secs(1);
 
+/// What the listening sockets become.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sockets {
+    /// Shut down: new connections are refused.
+    Close,
+    /// Handed to the new tcpvsd of an upgrade: left open, only this
+    /// process stops accepting on them.
+    HandedOver,
+}
+
 /// Stops `workers` gracefully within `drain`; a second stop signal from
 /// `signals` ends the wait at once.
-pub fn graceful(workers: &Workers, signals: &Receiver<Signal>, drain: Duration) {
-    workers.drain();
+pub fn graceful(workers: &Workers, signals: &Receiver<Signal>, drain: Duration, sockets: Sockets) {
+    match sockets {
+        Sockets::Close => workers.drain(),
+        Sockets::HandedOver => workers.release(),
+    }
     let started = Instant::now();
-    let Err(why) = wait_until_closed(workers, Some(signals), started + drain) else {
+    let Err(why) = wait_until_closed(workers, Some(signals), started + drain, sockets) else {
         tracing::info!(took = ?started.elapsed(), "drained: every client connection closed");
         return;
     };
     let left = workers.open_clients();
     workers.cut();
     // The count falls as each worker's runtime drops its connections.
-    let _ = wait_until_closed(workers, None, Instant::now() + CUT_GRACE);
+    let _ = wait_until_closed(workers, None, Instant::now() + CUT_GRACE, Sockets::Close);
     tracing::warn!(
         cut = left,
         took = ?started.elapsed(),
@@ -48,10 +61,18 @@ fn wait_until_closed(
     workers: &Workers,
     mut signals: Option<&Receiver<Signal>>,
     until: Instant,
+    sockets: Sockets,
 ) -> Result<(), Cut> {
     loop {
-        if workers.open_clients() == 0 {
+        // An accept still posted may take one more connection: it is served.
+        let open = workers.open_clients();
+        if open == 0 && workers.accepting() == 0 {
             return Ok(());
+        }
+        if open == 0 && sockets == Sockets::HandedOver {
+            // Idle: no client will complete this process's posted accepts
+            // on the sockets the new tcpvsd serves.
+            workers.complete_posted_accepts();
         }
         let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() {

@@ -82,10 +82,36 @@ impl Daemon {
     /// `tcpvsd ARGS... --control-socket SOCKET` in `dir`, once its control
     /// socket accepts. Its standard output and error go to files in `dir`.
     pub fn start_in<S: AsRef<OsStr>>(dir: Scratch, args: &[S]) -> Daemon {
-        // A restart in the same directory keeps the first run's output apart.
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let socket = dir.path().join(format!("control-{n}.sock"));
+        let socket = dir.path().join(format!("control-{}.sock", next_run()));
+        let mut daemon = Daemon::spawn(dir, args, socket);
+        let socket = daemon.socket.clone();
+        daemon.wait_until("its control socket accepts", || {
+            UnixStream::connect(&socket).is_ok()
+        });
+        daemon
+    }
+
+    /// A new tcpvsd taking this one over (`tcpvsd --upgrade`, the same
+    /// configuration file and control socket), once it printed that it
+    /// took over. This one keeps running until it has drained.
+    pub fn upgrade(&mut self) -> Daemon {
+        let dir = self.dir.take().expect("a directory");
+        let config = dir.path().join("tcpvsd.toml");
+        let args = [
+            OsStr::new("--config"),
+            config.as_os_str(),
+            OsStr::new("--upgrade"),
+        ];
+        let mut new = Daemon::spawn(dir, &args, self.socket.clone());
+        let stdout = new.stdout.clone();
+        new.wait_until("it took over", || {
+            std::fs::read_to_string(&stdout).is_ok_and(|out| out.contains("control socket"))
+        });
+        new
+    }
+
+    fn spawn<S: AsRef<OsStr>>(dir: Scratch, args: &[S], socket: PathBuf) -> Daemon {
+        let n = next_run();
         let stdout = dir.path().join(format!("tcpvsd-{n}.out"));
         let stderr = dir.path().join(format!("tcpvsd-{n}.err"));
         let child = Command::new(env!("CARGO_BIN_EXE_tcpvsd"))
@@ -97,18 +123,13 @@ impl Daemon {
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
             .expect("start tcpvsd");
-        let mut daemon = Daemon {
+        Daemon {
             child,
             dir: Some(dir),
             socket,
             stdout,
             stderr,
-        };
-        let socket = daemon.socket.clone();
-        daemon.wait_until("its control socket accepts", || {
-            UnixStream::connect(&socket).is_ok()
-        });
-        daemon
+        }
     }
 
     /// Polls `ready` until it holds; panics with tcpvsd's output if tcpvsd
@@ -266,6 +287,13 @@ impl Daemon {
         addr.parse()
             .unwrap_or_else(|_| panic!("no address in {line:?}"))
     }
+}
+
+/// A number of its own for each run, so that a restart or an upgrade in the
+/// same directory keeps each run's output apart.
+fn next_run() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl Drop for Daemon {
