@@ -7,13 +7,12 @@ mod common;
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::ops::Range;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::ExitStatus;
 use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use common::daemon::{wait_within, Finished, Scratch, START_TIMEOUT};
+use common::daemon::{Daemon, Scratch};
 use common::{header_values, is_end_of_stream, read_head, Client, Ending, TIMEOUT};
 
 /// The large download: 50 MB, sent by the backend in 1 MB steps.
@@ -24,111 +23,52 @@ const STEP: usize = 1 << 20;
 const PERIOD: usize = 251;
 
 /// tcpvsd started from a configuration file and stopped by signals, as an
-/// operator runs it: its exit status and time are what the tests check, so
-/// it is started here rather than by `common::daemon::Daemon` (which kills
-/// it and hides both).
+/// operator runs it, with the address of its one service.
 struct Tcpvsd {
-    child: Option<Child>,
-    _dir: Scratch,
-    socket: PathBuf,
-    stdout: PathBuf,
-    stderr: PathBuf,
+    daemon: Daemon,
     addr: SocketAddr,
+}
+
+/// How tcpvsd exited, and how long after `exit_within` was called.
+struct Finished {
+    status: Option<ExitStatus>,
+    elapsed: Duration,
 }
 
 impl Tcpvsd {
     /// Runs tcpvsd with one HTTP service to `backend` and `timeouts` (TOML
     /// lines of `[timeouts]`), on two workers, until its service listens.
     fn start(name: &str, backend: SocketAddr, timeouts: &str) -> Tcpvsd {
-        let dir = Scratch::new(name);
-        let config = dir.write(
-            "tcpvsd.toml",
-            &format!(
-                "log_level = \"info\"\n[timeouts]\n{timeouts}\n[[service]]\nident = \"web\"\n\
-                 listen = \"127.0.0.1:0\"\n[[service.server]]\naddress = \"{backend}\"\n"
-            ),
+        let config = format!(
+            "log_level = \"info\"\n[timeouts]\n{timeouts}\n[[service]]\nident = \"web\"\n\
+             listen = \"127.0.0.1:0\"\n[[service.server]]\naddress = \"{backend}\"\n"
         );
-        let socket = dir.path().join("control.sock");
-        let stdout = dir.path().join("tcpvsd.out");
-        let stderr = dir.path().join("tcpvsd.err");
-        let child = Command::new(env!("CARGO_BIN_EXE_tcpvsd"))
-            .arg("--config")
-            .arg(&config)
-            .args(["--workers", "2", "--control-socket"])
-            .arg(&socket)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&stdout).unwrap())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .expect("start tcpvsd");
-        let mut tcpvsd = Tcpvsd {
-            child: Some(child),
-            _dir: dir,
-            socket,
-            stdout,
-            stderr,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        };
-        tcpvsd.addr = tcpvsd.listening_on();
-        tcpvsd
-    }
-
-    /// The address in the "listening on ADDR" line, once printed.
-    fn listening_on(&mut self) -> SocketAddr {
-        let started = Instant::now();
-        loop {
-            let text = std::fs::read_to_string(&self.stdout).unwrap_or_default();
-            if let Some((_, rest)) = text.split_once("listening on ") {
-                let addr = rest.split_whitespace().next().unwrap_or_default();
-                return addr
-                    .parse()
-                    .unwrap_or_else(|_| panic!("no address in {text:?}"));
-            }
-            let exited = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten());
-            assert!(
-                exited.is_none() && started.elapsed() < START_TIMEOUT,
-                "tcpvsd not listening ({exited:?}):\n{}",
-                self.stderr()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
+        let daemon = Daemon::with_config_in(Scratch::new(name), &config, &["--workers", "2"]);
+        let addr = daemon.bound("web");
+        Tcpvsd { daemon, addr }
     }
 
     /// Sends `signal` (`TERM`, `INT`...) to tcpvsd, by its pid.
     fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().expect("running").id();
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(pid.to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{signal} {pid}");
+        self.daemon.signal(signal);
     }
 
     fn running(&mut self) -> bool {
-        let child = self.child.as_mut().expect("not waited for");
-        matches!(child.try_wait(), Ok(None))
+        self.daemon.alive()
     }
 
-    /// Waits for tcpvsd to exit, up to `limit` (then it is killed).
+    /// Waits for tcpvsd to exit, up to `limit`.
     fn exit_within(&mut self, limit: Duration) -> Finished {
-        wait_within(self.child.take().expect("running"), limit)
+        let started = Instant::now();
+        let status = self.daemon.wait_exit(limit);
+        Finished {
+            status,
+            elapsed: started.elapsed(),
+        }
     }
 
     fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-}
-
-impl Drop for Tcpvsd {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.daemon.stderr()
     }
 }
 
@@ -402,7 +342,10 @@ fn sigterm_lets_a_download_finish_closes_idle_clients_and_refuses_new_ones() {
         closed_idle < Duration::from_secs(1),
         "idle clients closed {closed_idle:?} after the signal"
     );
-    assert!(!tcpvsd.socket.exists(), "the control socket is left behind");
+    assert!(
+        !tcpvsd.daemon.socket.exists(),
+        "the control socket is left behind"
+    );
     assert!(
         tcpvsd.stderr().contains("every client connection closed"),
         "{}",
