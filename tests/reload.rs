@@ -5,12 +5,11 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::daemon::Daemon;
+use common::load::Load;
 use common::{get, ok, Reply, TestServer};
 
 /// A backend that names itself, and answers `/slow` after 600 ms.
@@ -67,23 +66,7 @@ fn sighup_applies_the_changed_file_under_load_without_a_failed_request() {
     let listen = daemon.bound("web");
 
     // New connections per request, all through the reloads.
-    let stop = Arc::new(AtomicBool::new(false));
-    let failed = Arc::new(AtomicUsize::new(0));
-    let done = Arc::new(AtomicUsize::new(0));
-    let clients: Vec<_> = (0..3)
-        .map(|_| {
-            let (stop, failed, done) = (stop.clone(), failed.clone(), done.clone());
-            thread::spawn(move || {
-                let start = Instant::now();
-                while !stop.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(60) {
-                    if get(listen, "/page").status != 200 {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                    }
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
+    let load = Load::new_connections(listen, 3, "/page");
 
     for round in 0..20 {
         let version = round % 2;
@@ -97,11 +80,7 @@ fn sighup_applies_the_changed_file_under_load_without_a_failed_request() {
         let expected = ["one", "two"][version];
         assert_eq!(get(listen, "/r/x").text(), expected, "round {round}");
     }
-    stop.store(true, Ordering::Relaxed);
-    for client in clients {
-        client.join().unwrap();
-    }
-    let (done, failed) = (done.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let (done, failed) = load.finish();
     eprintln!("{failed} failed of {done} requests across 20 reloads");
     assert!(done > 100, "only {done} requests");
     assert_eq!(failed, 0, "{failed} of {done} requests failed");

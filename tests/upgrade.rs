@@ -5,13 +5,12 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::daemon::Daemon;
-use common::{get, TestServer};
+use common::load::Load;
+use common::TestServer;
 
 #[test]
 fn twenty_upgrades_under_load_lose_no_request() {
@@ -25,27 +24,7 @@ fn twenty_upgrades_under_load_lose_no_request() {
     let mut daemon = Daemon::with_config("upgrade", &config);
     let listen = daemon.bound("web");
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let failed = Arc::new(AtomicUsize::new(0));
-    let done = Arc::new(AtomicUsize::new(0));
-    let clients: Vec<_> = (0..3)
-        .map(|_| {
-            let (stop, failed, done) = (stop.clone(), failed.clone(), done.clone());
-            thread::spawn(move || {
-                let start = Instant::now();
-                while !stop.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(90) {
-                    match std::panic::catch_unwind(|| get(listen, "/").status) {
-                        Ok(200) => {}
-                        _ => {
-                            failed.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-
+    let load = Load::new_connections(listen, 3, "/");
     thread::sleep(Duration::from_millis(200));
     for round in 0..20 {
         let mut new = daemon.upgrade();
@@ -66,11 +45,7 @@ fn twenty_upgrades_under_load_lose_no_request() {
         daemon = new;
     }
     thread::sleep(Duration::from_millis(200));
-    stop.store(true, Ordering::Relaxed);
-    for client in clients {
-        client.join().unwrap();
-    }
-    let (done, failed) = (done.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let (done, failed) = load.finish();
     eprintln!("{failed} failed of {done} requests across 20 upgrades");
     assert!(done > 200, "only {done} requests");
     assert_eq!(failed, 0, "{failed} of {done} requests failed");

@@ -599,3 +599,4 @@ pub fn tcpvsadm_path() -> PathBuf {
 }
 
 pub mod daemon;
+pub mod load;
