@@ -3,7 +3,7 @@
 //! the health checker and the control socket beside them.
 
 mod flags;
-mod logging;
+pub mod logging;
 mod signals;
 mod stop;
 
@@ -57,7 +57,10 @@ fn run() -> anyhow::Result<()> {
     } else {
         bail!("give --config FILE or --demo\n{USAGE}");
     };
-    logging::init_logging(flags.log_level.as_deref().or(daemon.log_level.as_deref()))?;
+    let _log = logging::init(
+        flags.log_level.as_deref().or(daemon.log_level.as_deref()),
+        flags.log_file.as_deref().or(daemon.log_file.as_deref()),
+    )?;
     if let Some(path) = flags.control_socket {
         daemon.control_socket = Some(path);
     }
@@ -127,7 +130,7 @@ fn serve(
         match signals.recv() {
             Ok(Signal::Stop) | Err(_) => break,
             Ok(Signal::Reload) => tracing::warn!("SIGHUP: reload is not implemented yet"),
-            Ok(Signal::ReopenLogs) => {}
+            Ok(Signal::ReopenLogs) => logging::reopen(),
         }
     }
     let drain = table.load().settings().timeouts.drain;
