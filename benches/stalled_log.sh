@@ -32,52 +32,50 @@ mkfifo "$work/stalled.fifo" "$work/drained.fifo"
 exec 3<>"$work/stalled.fifo"
 cat "$work/drained.fifo" > /dev/null & pids+=($!)
 
+# start NAME: a tcpvsd with access logging on, its standard error already
+# redirected by the caller.
 declare -A PORT PID
-for name in A B; do
-    PORT[$name]=$(free_port)
-    cat > "$work/$name.toml" <<CONF
-workers = $WORKERS
-log_level = "info"
-access_log = true
-[[service]]
-ident = "log"
-listen = "127.0.0.1:${PORT[$name]}"
-  [[service.server]]
-  address = "127.0.0.1:$NGINX_PORT"
-CONF
-    if [ "$name" = A ]; then
-        "$TCPVSD" --config "$work/A.toml" --control-socket "$work/A.sock" \
-            > "$work/A.out" 2>&3 & pids+=($!)
-    else
-        "$TCPVSD" --config "$work/B.toml" --control-socket "$work/B.sock" \
-            > "$work/B.out" 2> "$work/drained.fifo" & pids+=($!)
-    fi
-    PID[$name]=$!
-done
+start() {
+    PORT[$1]=$(free_port)
+    printf '%s\n' "workers = $WORKERS" 'log_level = "info"' 'access_log = true' \
+        '[[service]]' 'ident = "log"' "listen = \"127.0.0.1:${PORT[$1]}\"" \
+        '[[service.server]]' "address = \"127.0.0.1:$NGINX_PORT\"" > "$work/$1.toml"
+    "$TCPVSD" --config "$work/$1.toml" --control-socket "$work/$1.sock" > "$work/$1.out" &
+    pids+=($!); PID[$1]=$!
+}
+start A 2>&3
+start B 2> "$work/drained.fifo"
 wait_port "$NGINX_PORT"; wait_port "${PORT[A]}"; wait_port "${PORT[B]}"
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+ticks() { awk '{print $14 + $15}' "/proc/${PID[$1]}/stat"; }
+# measure NAME: one wrk run against NAME; prints "REQ/S US_CPU_PER_REQ ERRORS".
+measure() {
+    local start out
+    start=$(ticks "$1")
+    out=$(wrk -t1 -c64 -d"$DURATION" "http://127.0.0.1:${PORT[$1]}/index.html")
+    awk -v spent=$(($(ticks "$1") - start)) -v hz="$(getconf CLK_TCK)" '
+        /^Requests\/sec:/ {rps = $2}
+        /requests in/ {count = $1}
+        /Socket errors|Non-2xx/ {errors = errors " " $0}
+        END {printf "%s %.1f%s\n", rps, count ? spent * 1e6 / hz / count : 0, errors}' <<<"$out"
+}
+# middle VALUES...: their median.
+middle() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {m = int((NR + 1) / 2); print NR % 2 ? v[m] : (v[m] + v[m + 1]) / 2}'; }
+
 declare -A RPS CPU
 echo "wrk -t1 -c64 -d$DURATION (1024 bytes), $ROUNDS rounds, $WORKERS worker(s), access log on;"
 echo "A: stderr into a FIFO nobody reads, B: stderr drained; tcpvsd=$TCPVSD"
 for round in $(seq "$ROUNDS"); do
     for name in A B; do
-        before=$(cpu_ticks "${PID[$name]}")
-        out=$(wrk -t1 -c64 -d"$DURATION" "http://127.0.0.1:${PORT[$name]}/index.html")
-        after=$(cpu_ticks "${PID[$name]}")
-        rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
-        requests=$(awk '/requests in/ {print $1}' <<<"$out")
-        cpu=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v r="$requests" \
-            'BEGIN {printf "%.1f", t * 1e6 / hz / r}')
-        errors=$(grep -E 'Socket errors|Non-2xx' <<<"$out" || true)
+        read -r rps cpu errors <<<"$(measure "$name")"
         RPS[$name]+="$rps "; CPU[$name]+="$cpu "
         printf '  round %d %s %10s req/s %6s us cpu/req %s\n' "$round" "$name" "$rps" "$cpu" "$errors"
     done
 done
-a=$(median "${RPS[A]}"); b=$(median "${RPS[B]}")
+# shellcheck disable=SC2086 # the lists split into values
+a=$(middle ${RPS[A]}); b=$(middle ${RPS[B]}); a_cpu=$(middle ${CPU[A]}); b_cpu=$(middle ${CPU[B]})
 printf 'medians: A (stalled) %.0f req/s %.1f us/req, B (drained) %.0f req/s %.1f us/req, A/B %.2f\n' \
-    "$a" "$(median "${CPU[A]}")" "$b" "$(median "${CPU[B]}")" "$(awk -v a="$a" -v b="$b" 'BEGIN {print a/b}')"
+    "$a" "$a_cpu" "$b" "$b_cpu" "$(awk -v a="$a" -v b="$b" 'BEGIN {print a / b}')"
 if [ -x "$TCPVSADM" ]; then
     for name in A B; do
         echo "$name: $("$TCPVSADM" --socket "$work/$name.sock" -L --stats | grep 'log lines dropped')"

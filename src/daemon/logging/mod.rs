@@ -137,12 +137,10 @@ mod tests {
 
     #[test]
     fn the_level_changes_at_run_time_and_a_bad_one_is_refused() {
-        let dir = std::env::temp_dir().join(format!("tcpvs-log-level-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("tcpvsd.log");
+        let log = writer::tests::TempLog::new("level");
+        let path = &log.path;
         let (logging, subscriber) =
-            Logging::start(Some("warn"), Target::File(path.clone())).unwrap();
+            Logging::start(Some("warn"), Target::File(path.to_path_buf())).unwrap();
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!("hidden at warn");
             logging.set_level("info").unwrap();
@@ -152,7 +150,7 @@ mod tests {
             tracing::info!("still shown at info");
         });
         assert!(logging.queue.counts().wait_written(Duration::from_secs(5)));
-        let text = std::fs::read_to_string(&path).unwrap();
+        let text = std::fs::read_to_string(path).unwrap();
         assert!(!text.contains("hidden"), "{text}");
         assert!(text.contains("shown at info"), "{text}");
         assert!(text.contains("still shown at info"), "{text}");

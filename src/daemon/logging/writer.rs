@@ -5,7 +5,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
@@ -76,7 +76,7 @@ impl Output {
     }
 }
 
-fn open_append(path: &std::path::Path) -> io::Result<File> {
+fn open_append(path: &Path) -> io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
 }
 
@@ -129,19 +129,34 @@ fn dropped_line(count: u64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::path::Path;
+pub(super) mod tests {
     use std::time::Duration;
 
     use super::super::queue::LineQueue;
     use super::*;
 
-    /// A log file in a directory of its own, emptied first.
-    fn log_file(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("tcpvs-log-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.join("tcpvsd.log")
+    /// A log file's path in a directory of its own, removed when dropped.
+    pub struct TempLog {
+        pub path: PathBuf,
+    }
+
+    impl TempLog {
+        pub fn new(name: &str) -> TempLog {
+            let dir = std::env::temp_dir().join(format!("tcpvs-log-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            TempLog {
+                path: dir.join("tcpvsd.log"),
+            }
+        }
+    }
+
+    impl Drop for TempLog {
+        fn drop(&mut self) {
+            if let Some(dir) = self.path.parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
     }
 
     fn lines_of(path: &Path) -> Vec<String> {
@@ -162,17 +177,18 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_and_counts_then_says_so_first() {
-        let path = log_file("full");
+        let log = TempLog::new("full");
+        let path = &log.path;
         let (queue, lines) = LineQueue::new(2);
         for text in ["a", "b", "c", "d", "e"] {
             offer(&queue, text);
         }
         assert_eq!(queue.counts().dropped(), 3);
         // The writer starts only now: space returns.
-        let output = Arc::new(Output::new(Target::File(path.clone())));
+        let output = Arc::new(Output::new(Target::File(path.to_path_buf())));
         start(lines, output, queue.counts().clone()).unwrap();
         written(&queue);
-        let got = lines_of(&path);
+        let got = lines_of(path);
         assert_eq!(got.len(), 3, "{got:?}");
         assert!(
             got[0].ends_with("WARN tcpvs::daemon::logging::writer: 3 log lines dropped: the log's reader did not keep up"),
@@ -182,36 +198,38 @@ mod tests {
         // Said once: the next line comes alone.
         offer(&queue, "f");
         written(&queue);
-        assert_eq!(lines_of(&path)[3..], ["f"]);
+        assert_eq!(lines_of(path)[3..], ["f"]);
     }
 
     #[test]
     fn a_reopen_after_a_rename_writes_to_a_new_file() {
-        let path = log_file("reopen");
+        let log = TempLog::new("reopen");
+        let path = &log.path;
         let (queue, lines) = LineQueue::new(16);
-        let output = Arc::new(Output::new(Target::File(path.clone())));
+        let output = Arc::new(Output::new(Target::File(path.to_path_buf())));
         start(lines, output.clone(), queue.counts().clone()).unwrap();
         offer(&queue, "before");
         written(&queue);
         let rotated = path.with_extension("log.1");
-        std::fs::rename(&path, &rotated).unwrap();
+        std::fs::rename(path, &rotated).unwrap();
         output.reopen().unwrap();
         assert!(path.exists(), "reopen creates the file");
         offer(&queue, "after");
         written(&queue);
         assert_eq!(lines_of(&rotated), ["before"]);
-        assert_eq!(lines_of(&path), ["after"]);
+        assert_eq!(lines_of(path), ["after"]);
     }
 
     #[test]
     fn a_log_file_is_appended_to() {
-        let path = log_file("append");
-        std::fs::write(&path, "earlier\n").unwrap();
+        let log = TempLog::new("append");
+        let path = &log.path;
+        std::fs::write(path, "earlier\n").unwrap();
         let (queue, lines) = LineQueue::new(16);
-        let output = Arc::new(Output::new(Target::File(path.clone())));
+        let output = Arc::new(Output::new(Target::File(path.to_path_buf())));
         start(lines, output, queue.counts().clone()).unwrap();
         offer(&queue, "later");
         written(&queue);
-        assert_eq!(lines_of(&path), ["earlier", "later"]);
+        assert_eq!(lines_of(path), ["earlier", "later"]);
     }
 }
