@@ -62,9 +62,10 @@ pub fn dropped_lines() -> u64 {
 /// still open).
 pub fn reopen() {
     let Some(logging) = installed() else { return };
-    match logging.reopen() {
-        Ok(()) => tracing::info!("SIGUSR1: log reopened"),
-        Err(e) => tracing::error!("SIGUSR1: reopening the log file: {e}"),
+    match (logging.reopen(), logging.output.target()) {
+        (Ok(()), Target::File(path)) => tracing::info!("SIGUSR1: {} reopened", path.display()),
+        (Ok(()), Target::Stderr) => tracing::info!("SIGUSR1: the log is standard error, kept"),
+        (Err(e), _) => tracing::error!("SIGUSR1: reopening the log file: {e}"),
     }
 }
 
