@@ -13,6 +13,10 @@ use crate::spec::{SchedOptions, ServerAddr, ServerSpec, ServiceSpec};
 pub struct TableView {
     pub generation: u64,
     pub services: Vec<ServiceView>,
+    /// Log lines the daemon dropped since it started because the log's
+    /// reader did not keep up.
+    #[serde(default)]
+    pub log_dropped: u64,
 }
 
 /// One service as listed.
@@ -172,6 +176,7 @@ impl TableView {
         Self {
             generation,
             services: services.into_iter().map(ServiceView::of).collect(),
+            log_dropped: 0,
         }
     }
 }

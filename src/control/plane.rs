@@ -157,6 +157,7 @@ impl ControlPlane {
         Ok(TableView {
             generation: table.generation,
             services,
+            log_dropped: crate::daemon::logging::dropped_lines(),
         })
     }
 }

@@ -18,6 +18,8 @@ options:
   --workers N            worker threads, one io_uring runtime each (default: cores)
   --log-level LEVEL      error, warn, info (access lines), debug, trace, or a
                          tracing filter such as tcpvs=debug (default: info)
+  --log-file PATH        write the log there (appended; reopened on SIGUSR1)
+                         instead of standard error
   --control-socket PATH  where tcpvsadm talks to tcpvsd (default /run/tcpvsd.sock)
   --state-file PATH      save the table there after each edit, load it at start
   --upgrade              take the listening sockets of the tcpvsd running on the
@@ -32,6 +34,7 @@ pub struct Flags {
     pub listen: Option<SocketAddr>,
     pub workers: Option<usize>,
     pub log_level: Option<String>,
+    pub log_file: Option<PathBuf>,
     pub control_socket: Option<PathBuf>,
     pub state_file: Option<PathBuf>,
 }
@@ -64,6 +67,7 @@ pub fn parse_flags(mut args: impl Iterator<Item = String>) -> anyhow::Result<Fla
                 }
             }
             "--log-level" => flags.log_level = Some(value("--log-level")?),
+            "--log-file" => flags.log_file = Some(value("--log-file")?.into()),
             "--control-socket" | "--socket" => {
                 flags.control_socket = Some(value("--control-socket")?.into())
             }

@@ -3,7 +3,7 @@
 //! the health checker and the control socket beside them.
 
 mod flags;
-mod logging;
+pub mod logging;
 mod privileges;
 mod signals;
 mod startup;
@@ -63,7 +63,10 @@ fn run() -> anyhow::Result<()> {
     } else {
         bail!("give --config FILE or --demo\n{USAGE}");
     };
-    logging::init_logging(flags.log_level.as_deref().or(daemon.log_level.as_deref()))?;
+    let _log = logging::init(
+        flags.log_level.as_deref().or(daemon.log_level.as_deref()),
+        flags.log_file.as_deref().or(daemon.log_file.as_deref()),
+    )?;
     if let Some(path) = flags.control_socket {
         daemon.control_socket = Some(path);
     }
@@ -131,8 +134,10 @@ fn serve(
         inherited,
     )?);
     let _checker = health::Checker::start(table.clone()).context("starting the health checker")?;
-    let set_log_level: SetLogLevel =
-        Box::new(|_| Err("this build cannot change its log level live".into()));
+    let set_log_level: SetLogLevel = Box::new(|level| match logging::installed() {
+        Some(log) => log.set_level(level),
+        None => Err("no log installed".into()),
+    });
     let retire: Box<dyn Fn() + Send + Sync> = Box::new(move || {
         let _ = events.send(Signal::Retire);
     });
@@ -187,7 +192,7 @@ fn serve(
             Ok(Signal::Stop) | Err(_) => break Sockets::Close,
             Ok(Signal::Retire) => break Sockets::HandedOver,
             Ok(Signal::Reload) => reload_file(&plane, started.config),
-            Ok(Signal::ReopenLogs) => {}
+            Ok(Signal::ReopenLogs) => logging::reopen(),
         }
     };
     let drain = table.load().settings().timeouts.drain;

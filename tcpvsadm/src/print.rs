@@ -8,7 +8,8 @@ use crate::args::quote;
 
 /// `-L`: services with how they watch their servers, their real servers
 /// with weight (effective/configured when they differ), active requests,
-/// requests sent, health and last check, and the content rules.
+/// requests sent, health and last check, and the content rules; with
+/// `stats`, each server's failures and the log lines the daemon dropped.
 pub fn listing(view: &TableView, stats: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -100,6 +101,9 @@ pub fn listing(view: &TableView, stats: bool) -> String {
             }
             None => {}
         }
+    }
+    if stats {
+        let _ = writeln!(out, "log lines dropped: {}", view.log_dropped);
     }
     out
 }
@@ -334,5 +338,16 @@ type = "rtsp"
             ["->", "127.0.0.1:9002", "0", "0", "0", "maint"]
         );
         assert_eq!(lines[8], "  check type=rtsp; retries 2, retried 0");
+    }
+
+    #[test]
+    fn stats_end_with_the_dropped_log_lines() {
+        let mut view = TableView::of(1, &health_table().services);
+        view.log_dropped = 42;
+        assert_eq!(
+            listing(&view, true).lines().last(),
+            Some("log lines dropped: 42")
+        );
+        assert!(!listing(&view, false).contains("log lines dropped"));
     }
 }
