@@ -196,3 +196,49 @@ fn a_stalled_log_reader_costs_lines_not_traffic() {
         "the log says {said:?} lines dropped, tcpvsadm {dropped}"
     );
 }
+
+/// logrotate's way: the log file is moved away, SIGUSR1 makes tcpvsd open a
+/// new one at the same path; lines before stay in the moved file.
+#[test]
+fn sigusr1_reopens_the_log_file_after_logrotate_moved_it() {
+    let backend = TestServer::named("served");
+    let dir = Scratch::new("log-reopen");
+    let log = dir.path().join("tcpvsd.log");
+    let config = format!(
+        "log_level = \"info\"\nlog_file = \"{}\"\n\
+         [[service]]\nident = \"web\"\nlisten = \"127.0.0.1:0\"\n\
+         [[service.server]]\naddress = \"{}\"\n",
+        log.display(),
+        backend.addr
+    );
+    let daemon = common::daemon::Daemon::with_config_in(dir, &config, &[]);
+    let listen = daemon.bound("web");
+    assert_eq!(get(listen, "/before").status, 200);
+    let rotated = log.with_extension("log.1");
+    let wait = |path: &Path, text: &str| {
+        let start = Instant::now();
+        loop {
+            let written = std::fs::read_to_string(path).unwrap_or_default();
+            if written.contains(text) {
+                return written;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "{text} not in {written}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait(&log, "GET /before");
+    std::fs::rename(&log, &rotated).unwrap();
+    daemon.signal("USR1");
+    let fresh = wait(&log, "reopened");
+    assert_eq!(get(listen, "/after").status, 200);
+    let fresh = wait(&log, "GET /after").to_string() + &fresh;
+    assert!(!fresh.contains("GET /before"), "{fresh}");
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert!(
+        old.contains("GET /before") && !old.contains("GET /after"),
+        "{old}"
+    );
+}
