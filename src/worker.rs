@@ -71,6 +71,12 @@ pub struct Inherited {
 }
 
 impl Group {
+    /// Whether its sockets serve `listen`: the address configured, or the
+    /// one they are bound to (a file that names the port port 0 was given).
+    fn serves(&self, listen: SocketAddr) -> bool {
+        self.listen == listen || self.bound == listen
+    }
+
     fn close(self) {
         self.closed.store(true, Ordering::Release);
         for socket in &self.sockets {
@@ -209,7 +215,7 @@ impl Workers {
         let mut open = Vec::new();
         for service in table.services.iter().filter(|s| s.enabled) {
             let current = groups.get(&service.ident);
-            if current.is_some_and(|group| group.listen == service.listen) {
+            if current.is_some_and(|group| group.serves(service.listen)) {
                 continue;
             }
             // Dropping `open` on error closes what this call already bound.
@@ -243,7 +249,7 @@ impl Workers {
             .filter(|(ident, group)| {
                 let wanted = table
                     .service(ident)
-                    .is_some_and(|s| s.enabled && s.listen == group.listen);
+                    .is_some_and(|s| s.enabled && group.serves(s.listen));
                 !wanted
             })
             .map(|(ident, _)| ident.clone())
@@ -356,7 +362,7 @@ impl Workers {
         let mut inherited = lock(&self.inherited);
         let at = inherited
             .iter()
-            .position(|i| &i.ident == ident && i.listen == listen)?;
+            .position(|i| &i.ident == ident && (i.listen == listen || i.bound == listen))?;
         Some(inherited.swap_remove(at))
     }
 

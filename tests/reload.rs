@@ -141,7 +141,7 @@ fn tcpvsadm_load_applies_settings_too_and_names_what_needs_a_restart() {
         "workers = 1\n{}",
         config("127.0.0.1:0", two.addr, one.addr, "200ms", "info")
     );
-    std::fs::write(&file, new).unwrap();
+    std::fs::write(&file, &new).unwrap();
     daemon.ok(&format!("-f {}", file.display()));
     assert_eq!(
         get(listen, "/slow").status,
@@ -149,6 +149,14 @@ fn tcpvsadm_load_applies_settings_too_and_names_what_needs_a_restart() {
         "the timeout was not applied"
     );
     assert_eq!(get(listen, "/r/x").text(), "two");
+    // A file that names the port tcpvsd was given for port 0: the same socket.
+    let pinned = config(&listen.to_string(), one.addr, two.addr, "5s", "info");
+    std::fs::write(&file, pinned).unwrap();
+    daemon.ok(&format!("-f {}", file.display()));
+    assert_eq!(daemon.bound("web"), listen);
+    assert_eq!(get(listen, "/r/x").text(), "one");
+    std::fs::write(&file, &new).unwrap();
+    daemon.ok(&format!("-f {}", file.display()));
     eventually("the restart warning", || {
         daemon
             .stderr()
