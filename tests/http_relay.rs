@@ -210,6 +210,26 @@ fn bodiless_responses_have_no_body() {
     );
 }
 
+/// A server that sends interim responses without end is cut off: the client
+/// gets the ones within the bound, then a 502, not a wait without end.
+#[test]
+fn endless_interim_responses_end_in_502() {
+    let hints = b"HTTP/1.1 103 Early Hints\r\n\r\n".repeat(40);
+    let server = TestServer::start(move |_| {
+        let mut raw = hints.clone();
+        raw.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        Reply::Send(raw)
+    });
+    let proxy = proxy_to(&[&server]);
+    let mut client = Client::connect(proxy.addr());
+    client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    let statuses: Vec<u16> = (0..17)
+        .map(|_| client.read_response(false).status)
+        .collect();
+    assert_eq!(statuses[..16], [103; 16]);
+    assert_eq!(statuses[16], 502);
+}
+
 #[test]
 fn large_response_to_a_closing_client_that_reads_late_is_whole() {
     // The last response before a close is first sent without the ring; a

@@ -441,6 +441,16 @@ fn content_length_and_transfer_encoding_vectors() {
             post("Content-Length: 99999999999999999999999999999", SMUGGLED),
             400,
         ),
+        refused(
+            "CL beyond a signed 64-bit offset (negative to a signed parser)",
+            post("Content-Length: 9223372036854775808", SMUGGLED),
+            400,
+        ),
+        refused(
+            "CL u64 max",
+            post("Content-Length: 18446744073709551615", SMUGGLED),
+            400,
+        ),
         // Duplicate CL: first-wins vs last-wins.
         refused(
             "CL duplicate lines differ",
@@ -737,6 +747,11 @@ fn chunked_body_vectors() {
         refused(
             "chunk size overflow with leading zeros",
             chunked("00000000000000000005\r\nhello\r\n0\r\n\r\n"),
+            400,
+        ),
+        refused(
+            "chunk size beyond a signed 64-bit offset (negative to a signed parser)",
+            chunked(&format!("8000000000000005\r\nhello\r\n0\r\n\r\n{SMUGGLED}")),
             400,
         ),
         refused("chunk line bare LF", chunked("5\nhello\r\n0\r\n\r\n"), 400),

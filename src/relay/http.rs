@@ -579,7 +579,7 @@ async fn read_final_head(
 ) -> Result<ResponseHead, AttemptError> {
     // A pooled connection the server closed before answering anything.
     let mut may_be_stale = reused;
-    loop {
+    for interim in 0.. {
         let read = read_response_head(server.conn, buf, head, limits, server.timeout, may_be_stale);
         let (response, len) = match read.await {
             Ok(found) => found,
@@ -589,6 +589,9 @@ async fn read_final_head(
         buf.advance(len);
         if !response.is_interim() {
             return Ok(response);
+        }
+        if interim == MAX_INTERIM {
+            break;
         }
         if head.version == Version::Http11 {
             let mut out = Vec::with_capacity(128);
@@ -600,7 +603,13 @@ async fn read_final_head(
                 .map_err(|_| AttemptError::Broken(Flow::Close))?;
         }
     }
+    tracing::warn!(server = %server.conn.peer(), "more than {MAX_INTERIM} interim responses");
+    Err(AttemptError::Respond(ProxyError::BadResponse, Flow::Close))
 }
+
+/// The most interim (1xx) responses relayed before the final one: a server
+/// must not keep a client waiting, and the proxy reading, forever.
+const MAX_INTERIM: usize = 16;
 
 /// Reads one response head. A server that closes before sending a byte
 /// is a stale pooled connection when `may_be_stale`, else a bad response.

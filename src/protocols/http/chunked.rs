@@ -165,9 +165,14 @@ impl ChunkedDecoder {
                     return Err(ChunkedError::SizeOverflow);
                 }
                 let digit = u64::from(char::from(byte).to_digit(16).unwrap_or(0));
+                let size = size << 4 | digit;
+                // What a signed 64-bit offset holds, as for Content-Length.
+                if size > fields::MAX_LENGTH {
+                    return Err(ChunkedError::SizeOverflow);
+                }
                 State::Size {
                     digits: digits + 1,
-                    size: size << 4 | digit,
+                    size,
                 }
             }
             // chunk-size = 1*HEXDIG, then an extension or CRLF: no whitespace, which
@@ -426,9 +431,18 @@ mod tests {
             decode_all(b"00000000000000001\r\n"),
             Err(ChunkedError::SizeOverflow)
         );
-        // 16 digits is the most, and u64::MAX fits.
+        // Beyond a signed 64-bit offset: refused, as a Content-Length would be.
+        assert_eq!(
+            decode_all(b"ffffffffffffffff\r\n"),
+            Err(ChunkedError::SizeOverflow)
+        );
+        assert_eq!(
+            decode_all(b"8000000000000000\r\n"),
+            Err(ChunkedError::SizeOverflow)
+        );
+        // 16 digits is the most, and i64::MAX fits.
         let mut decoder = ChunkedDecoder::new();
-        assert_eq!(decoder.decode(b"ffffffffffffffff\r\n"), Ok((18, None)));
+        assert_eq!(decoder.decode(b"7fffffffffffffff\r\n"), Ok((18, None)));
         assert_eq!(decoder.decode(b"ab"), Ok((2, Some(ChunkEvent::Data(0..2)))));
     }
 

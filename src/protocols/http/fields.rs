@@ -132,15 +132,23 @@ pub(crate) fn has_token(headers: &[Header], name: &str, token: &str) -> bool {
     list_members(headers, name).any(|m| m.eq_ignore_ascii_case(token.as_bytes()))
 }
 
+/// The longest body length taken, from Content-Length or a chunk size: what a
+/// signed 64-bit offset holds. A longer one is refused (400), as HAProxy and
+/// nginx do: forwarded, it would be read differently by any server whose
+/// parser uses signed offsets.
+pub(crate) const MAX_LENGTH: u64 = i64::MAX as u64;
+
 /// The message length from Content-Length (RFC 9110 8.6): `None` when absent.
 ///
-/// Each member must be 1*DIGIT and fit in a u64; a list or repeated lines are
+/// Each member must be 1*DIGIT and at most [`MAX_LENGTH`]; a list or repeated lines are
 /// accepted only when every value is the same, since that is a duplicate made by an
 /// upstream, while differing values cannot be resolved (RFC 9112 6.3 rule 5).
 pub(crate) fn content_length(headers: &[Header]) -> Result<Option<u64>, FramingError> {
     let mut length = None;
     for member in list_members(headers, "content-length") {
-        let value = parse_decimal(member).ok_or(FramingError::ContentLength)?;
+        let value = parse_decimal(member)
+            .filter(|&length| length <= MAX_LENGTH)
+            .ok_or(FramingError::ContentLength)?;
         if length.is_some_and(|seen| seen != value) {
             return Err(FramingError::ContentLength);
         }
@@ -285,7 +293,21 @@ mod tests {
 
     #[test]
     fn content_length_overflow_rejected() {
-        assert_eq!(cl(&["18446744073709551615"]), Ok(Some(u64::MAX)));
+        assert_eq!(cl(&["9223372036854775807"]), Ok(Some(MAX_LENGTH)));
+        assert_eq!(
+            cl(&["0009223372036854775807"]),
+            Ok(Some(MAX_LENGTH)),
+            "leading zeros are the same number"
+        );
+        assert_eq!(
+            cl(&["9223372036854775808"]),
+            Err(FramingError::ContentLength),
+            "beyond a signed 64-bit offset"
+        );
+        assert_eq!(
+            cl(&["18446744073709551615"]),
+            Err(FramingError::ContentLength)
+        );
         assert_eq!(
             cl(&["18446744073709551616"]),
             Err(FramingError::ContentLength)
