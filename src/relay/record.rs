@@ -3,6 +3,7 @@
 //! exactly once at its end, whichever way it ended: the one place where the
 //! access line is written, and where per-exchange metrics will be counted.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 
 use crate::net::Instant;
@@ -76,13 +77,36 @@ impl<'a> Record<'a> {
             "{} {} \"{} {}\" {} {} {}ms",
             self.client,
             self.service,
-            self.method,
-            self.target,
+            escaped(self.method),
+            escaped(self.target),
             self.status.unwrap_or(0),
             server,
             self.started.elapsed().as_millis()
         )
     }
+}
+
+/// A field as it goes between the quotes of an access line: `"` and `\\`
+/// escaped with a backslash, control bytes and DEL as `\xNN`, so that no
+/// field can end the quotes early or start a line of its own. (Heads are
+/// refused before any such byte reaches here; the line does not rely on it.)
+fn escaped(field: &str) -> Cow<'_, str> {
+    let clean = |c: char| c != '"' && c != '\\' && !c.is_control();
+    if field.chars().all(clean) {
+        return Cow::Borrowed(field);
+    }
+    let mut out = String::with_capacity(field.len() + 8);
+    for c in field.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -112,6 +136,21 @@ mod tests {
             record.access_line(),
             "192.0.2.7:4321 web \"GET /a?b\" 503 - 0ms"
         );
+    }
+
+    #[test]
+    fn quotes_and_control_bytes_cannot_break_the_line() {
+        let record = Record::start(
+            "192.0.2.7:4321".parse().unwrap(),
+            "web",
+            "GET",
+            "/a\"b\\c\r\nfake 200\x7f",
+        );
+        assert_eq!(
+            record.access_line(),
+            "192.0.2.7:4321 web \"GET /a\\\"b\\\\c\\x0d\\x0afake 200\\x7f\" 0 - 0ms"
+        );
+        assert!(matches!(escaped("/plain?x=1"), Cow::Borrowed(_)));
     }
 
     #[test]
