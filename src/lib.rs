@@ -28,4 +28,5 @@ pub mod server;
 pub mod sim;
 pub mod state_file;
 pub mod table;
+pub mod throttled;
 pub mod worker;

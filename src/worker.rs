@@ -28,6 +28,7 @@ use arc_swap::ArcSwap;
 use crate::net::{self, Listener};
 use crate::relay::{self, Context};
 use crate::table::{ServiceId, Table};
+use crate::throttled::Throttled;
 
 /// Accepts kept posted on each listening socket. With one, a worker takes a
 /// single new connection per turn of its ring: clients that connect for each
@@ -524,8 +525,12 @@ async fn accept_loop(ctx: Rc<Context>, service: ServiceId, accepts: Accepts, ope
             }
             Err(_) if accepts.closed.load(Ordering::Acquire) => return,
             Err(e) => {
-                // Out of descriptors or memory: back off instead of spinning.
-                tracing::warn!(%service, "accept failed: {e}");
+                // Out of descriptors or memory: back off instead of spinning,
+                // and say so once a second, not once per try.
+                static ACCEPT_FAILED: Throttled = Throttled::new();
+                if let Some(times) = ACCEPT_FAILED.occurred() {
+                    tracing::warn!(%service, times, "accept failed: {e}; backing off");
+                }
                 net::sleep(Duration::from_millis(50)).await;
             }
         }

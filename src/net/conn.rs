@@ -34,6 +34,21 @@ pub enum IoFailure {
     Io(#[from] io::Error),
 }
 
+impl IoFailure {
+    /// Whether this process, not the peer, ran out of something: descriptors
+    /// (EMFILE, ENFILE), buffers or memory (ENOBUFS, ENOMEM), or local ports
+    /// (EADDRNOTAVAIL). Such a failure says nothing about the server.
+    pub fn is_local(&self) -> bool {
+        let IoFailure::Io(error) = self else {
+            return false;
+        };
+        matches!(
+            error.raw_os_error(),
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EADDRNOTAVAIL)
+        )
+    }
+}
+
 /// A TCP connection (client or real server).
 pub struct Conn {
     stream: TcpStream,
@@ -303,5 +318,28 @@ impl Drop for Conn {
         // Completes any operation still posted, so the descriptor closes now
         // rather than whenever the peer next sends a byte.
         let _ = self.stream.shutdown(Shutdown::Both);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_out_is_local_and_a_refusal_is_not() {
+        let os = |code| IoFailure::Io(io::Error::from_raw_os_error(code));
+        for local in [
+            libc::EMFILE,
+            libc::ENFILE,
+            libc::ENOBUFS,
+            libc::ENOMEM,
+            libc::EADDRNOTAVAIL,
+        ] {
+            assert!(os(local).is_local(), "{local}");
+        }
+        for remote in [libc::ECONNREFUSED, libc::ECONNRESET, libc::EHOSTUNREACH] {
+            assert!(!os(remote).is_local(), "{remote}");
+        }
+        assert!(!IoFailure::TimedOut.is_local());
     }
 }

@@ -18,6 +18,7 @@ use crate::net::{Conn, IoFailure};
 use crate::pool::Pool;
 use crate::schedulers::{Pick, RequestInfo};
 use crate::table::{RealServer, Route, ServerAddr, Service, Settings};
+use crate::throttled::Throttled;
 
 /// What one request may still try: the servers it failed on already, and
 /// how many more servers it may go to (the service's `retries`).
@@ -147,7 +148,8 @@ pub(super) async fn connect_scheduled(
                 })
             }
             Err(failed) => {
-                let another = tries.failed_on(failed.server, service);
+                let local = failed.failure.is_local();
+                let another = !local && tries.failed_on(failed.server, service);
                 unreachable.failed.push(failed);
                 if !another {
                     break;
@@ -191,6 +193,18 @@ async fn connect(
         Ok(conn) => {
             server.state.count_request();
             Ok(conn)
+        }
+        Err(failure) if failure.is_local() => {
+            // This process ran out (descriptors, buffers, ports): nothing
+            // is wrong with the server, and no other would do better.
+            static OUT_OF_RESOURCES: Throttled = Throttled::new();
+            if let Some(times) = OUT_OF_RESOURCES.occurred() {
+                tracing::warn!(times, "connecting to a server: {failure} (a local limit)");
+            }
+            Err(Failed {
+                server: server.addr,
+                failure,
+            })
         }
         Err(failure) => {
             tracing::debug!(server = %server.addr, "connect failed: {failure}");
