@@ -110,11 +110,40 @@ impl Daemon {
         new
     }
 
+    /// `with_config`, with at most `files` descriptors open (RLIMIT_NOFILE,
+    /// set by prlimit(1) before tcpvsd starts).
+    pub fn with_config_limited(name: &str, config: &str, files: usize) -> Daemon {
+        let dir = Scratch::new(name);
+        let file = dir.write("tcpvsd.toml", config);
+        let socket = dir.path().join(format!("control-{}.sock", next_run()));
+        let mut command = Command::new("prlimit");
+        command
+            .arg(format!("--nofile={files}:{files}"))
+            .arg(env!("CARGO_BIN_EXE_tcpvsd"));
+        let args = [OsStr::new("--config"), file.as_os_str()];
+        let mut daemon = Daemon::spawn_with(command, dir, &args, socket);
+        let socket = daemon.socket.clone();
+        daemon.wait_until("its control socket accepts", || {
+            UnixStream::connect(&socket).is_ok()
+        });
+        daemon
+    }
+
     fn spawn<S: AsRef<OsStr>>(dir: Scratch, args: &[S], socket: PathBuf) -> Daemon {
+        let command = Command::new(env!("CARGO_BIN_EXE_tcpvsd"));
+        Daemon::spawn_with(command, dir, args, socket)
+    }
+
+    fn spawn_with<S: AsRef<OsStr>>(
+        mut command: Command,
+        dir: Scratch,
+        args: &[S],
+        socket: PathBuf,
+    ) -> Daemon {
         let n = next_run();
         let stdout = dir.path().join(format!("tcpvsd-{n}.out"));
         let stderr = dir.path().join(format!("tcpvsd-{n}.err"));
-        let child = Command::new(env!("CARGO_BIN_EXE_tcpvsd"))
+        let child = command
             .args(args)
             .arg("--control-socket")
             .arg(&socket)
