@@ -35,7 +35,11 @@ fn spellings_of_a_ruled_path_reach_its_pool_as_the_normal_path() {
         assert_eq!(response.text(), "A", "{target} went to the other pool");
     }
     assert!(b.requests().is_empty(), "B got {:?}", b.heads());
-    let received: Vec<String> = a.requests().iter().map(|r| r.request_line().to_owned()).collect();
+    let received: Vec<String> = a
+        .requests()
+        .iter()
+        .map(|r| r.request_line().to_owned())
+        .collect();
     let expected: Vec<String> = evasions
         .iter()
         .map(|(_, normal)| format!("GET {normal} HTTP/1.1"))
