@@ -688,7 +688,8 @@ mod tests {
         #[test]
         fn forwarded_request_reparses_the_same(
             method in "GET|HEAD|POST|PUT|DELETE|PATCH|OPTIONS|PURGE",
-            path in "/[a-z0-9/?=&%._-]{0,20}",
+            // A `%` only as an escape: a path with another is refused (400).
+            path in "/([a-z0-9/?=&._-]|%[0-9a-fA-F]{2}){0,20}",
             absolute in any::<bool>(),
             framing in prop_oneof![Just(String::new()), (0u64..100000).prop_map(|n| format!("Content-Length: {n}\r\n")), Just("Transfer-Encoding: chunked\r\n".to_owned())],
             connection in "(close|keep-alive|upgrade|content-length|host|x-a)(, (close|keep-alive|upgrade|content-length|host|x-a)){0,2}",

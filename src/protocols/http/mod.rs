@@ -16,6 +16,7 @@ pub mod chunked;
 pub(crate) mod fields;
 pub mod forward;
 pub(crate) mod head;
+pub mod normalize;
 pub mod request;
 pub mod response;
 
@@ -25,6 +26,7 @@ pub use chunked::{
 pub use fields::FramingError;
 pub use forward::{write_error_response, write_request_head, write_response_head, ForwardOptions};
 pub use head::HeadError;
+pub use normalize::{normalize_target, InvalidEscape};
 pub use request::{parse_request, Method, RequestError, RequestHead};
 pub use response::{parse_response, ResponseError, ResponseHead};
 

@@ -6,6 +6,7 @@
 
 use super::fields::{self, FramingError};
 use super::head::{self, HeadError, StartLine, VersionToken};
+use super::normalize::normalize_target;
 use compact_str::CompactString;
 
 use super::{Fields, Framing, Header, Limits, Version};
@@ -77,6 +78,12 @@ pub struct RequestHead {
     pub method: Method,
     /// The target in origin-form (or `*`): an absolute-form target is reduced to its
     /// path and query at parse time, its authority going to `host` (RFC 9112 3.2.2).
+    ///
+    /// Its path is in normal form (`normalize`: unreserved escapes decoded, dot
+    /// segments removed, slashes merged), and this is what rules match and what
+    /// the server is sent: forwarding the original would let a server that
+    /// normalises it differently from us (or at all) serve a path the rule meant
+    /// to keep on another pool.
     pub target: CompactString,
     pub version: Version,
     /// Lower-cased: from Host, or the authority of an absolute-form target.
@@ -93,7 +100,7 @@ pub struct RequestHead {
 }
 
 impl RequestHead {
-    /// The path and query that content rules match against.
+    /// The path (in normal form) and query that content rules match against.
     pub fn path(&self) -> &str {
         &self.target
     }
@@ -199,7 +206,8 @@ fn request_line(line: &[u8]) -> Result<(Method, &str, Version), RequestError> {
     Ok((Method::from_token(method), target, version))
 }
 
-/// Returns the origin-form target and, for absolute-form, the authority (RFC 9112 3.2).
+/// Returns the origin-form target, its path in normal form, and, for
+/// absolute-form, the authority (RFC 9112 3.2).
 fn request_target(
     method: &Method,
     target: &str,
@@ -216,7 +224,7 @@ fn request_target(
         };
     }
     if target.starts_with('/') {
-        return Ok((target.into(), None));
+        return Ok((normalized(target)?, None));
     }
     let Some((scheme, rest)) = target.split_once("://") else {
         return Err(RequestError::Target);
@@ -234,10 +242,18 @@ fn request_target(
     // An empty path becomes "/", or "*" for OPTIONS (RFC 9112 3.2.1, 3.2.4).
     let origin = match (path.chars().next(), method) {
         (None, Method::Options) => "*".into(),
-        (Some('/'), _) => path.into(),
-        _ => compact_str::format_compact!("/{path}"),
+        (Some('/'), _) => normalized(path)?,
+        _ => normalized(&format!("/{path}"))?,
     };
     Ok((origin, Some(lowercase(authority.as_bytes()))))
+}
+
+/// An origin-form target with its path in normal form; copied only when it
+/// was not (a long target already normal is copied once, as before).
+fn normalized(target: &str) -> Result<CompactString, RequestError> {
+    Ok(normalize_target(target)
+        .map_err(|_| RequestError::Target)?
+        .into())
 }
 
 /// The host to route on (RFC 9112 3.2): exactly one valid Host line for HTTP/1.1,
@@ -554,6 +570,26 @@ mod tests {
         assert_eq!(head.target, "/?x=1");
         let head = ok(b"OPTIONS http://h HTTP/1.1\r\nHost: h\r\n\r\n");
         assert_eq!(head.target, "*");
+    }
+
+    #[test]
+    fn the_target_is_normalised_for_rules_and_server() {
+        for (target, expected) in [
+            ("/a/./b/../%63//d?x=/../%41", "/a/c/d?x=/../%41"),
+            ("http://h/../%2e/x", "/x"),
+            ("http://h?a=.", "/?a=."),
+        ] {
+            let head = ok(format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes());
+            assert_eq!((head.target.as_str(), head.path()), (expected, expected));
+        }
+    }
+
+    #[test]
+    fn an_invalid_escape_in_the_path_is_400() {
+        for line in ["GET /a%zz HTTP/1.1", "GET http://h/% HTTP/1.1"] {
+            let req = format!("{line}\r\nHost: h\r\n\r\n");
+            assert_eq!(status(req.as_bytes()), 400, "{line}");
+        }
     }
 
     #[test]
