@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::daemon::{tcpvsd_exit, Daemon, Scratch, START_TIMEOUT};
+use common::daemon::{tcpvsd_command, tcpvsd_exit, Daemon, Scratch, START_TIMEOUT};
 use common::tcpvsadm_path;
 
 /// A configuration that starts with no service (tcpvsadm adds them).
@@ -102,12 +102,7 @@ fn a_stale_socket_is_replaced_and_served() {
     let config = dir.write("tcpvsd.toml", EMPTY);
     let stderr = dir.path().join("tcpvsd.err");
     let mut daemon = Spawned(
-        Command::new(env!("CARGO_BIN_EXE_tcpvsd"))
-            .arg("--config")
-            .arg(&config)
-            .arg("--control-socket")
-            .arg(&socket)
-            .stdin(Stdio::null())
+        tcpvsd_command(&config, &socket)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()

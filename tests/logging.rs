@@ -10,10 +10,10 @@ use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::daemon::{run_within, Scratch, START_TIMEOUT};
+use common::daemon::{run_within, tcpvsd_command, Scratch, START_TIMEOUT};
 use common::*;
 
 /// More access lines than the log's queue (8192 lines) and a pipe (64 KiB)
@@ -133,12 +133,7 @@ fn a_stalled_log_reader_costs_lines_not_traffic() {
     );
     let socket = dir.path().join("control.sock");
     let mut tcpvsd = Tcpvsd(
-        Command::new(env!("CARGO_BIN_EXE_tcpvsd"))
-            .arg("--config")
-            .arg(&config)
-            .arg("--control-socket")
-            .arg(&socket)
-            .stdin(Stdio::null())
+        tcpvsd_command(&config, &socket)
             .stdout(File::create(dir.path().join("tcpvsd.out")).unwrap())
             .stderr(stalled.try_clone().unwrap())
             .spawn()

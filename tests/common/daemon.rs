@@ -318,6 +318,19 @@ impl Daemon {
     }
 }
 
+/// `tcpvsd --config CONFIG --control-socket SOCKET` with no standard input,
+/// for a test that runs it with standard output and error of its own.
+pub fn tcpvsd_command(config: &Path, socket: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tcpvsd"));
+    command
+        .arg("--config")
+        .arg(config)
+        .arg("--control-socket")
+        .arg(socket)
+        .stdin(Stdio::null());
+    command
+}
+
 /// A number of its own for each run, so that a restart or an upgrade in the
 /// same directory keeps each run's output apart.
 fn next_run() -> usize {
