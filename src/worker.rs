@@ -145,6 +145,8 @@ pub struct Workers {
     accepting: Arc<AtomicUsize>,
     /// Where the sockets handed to a new tcpvsd listen.
     released: Mutex<Vec<SocketAddr>>,
+    /// Set once the sockets were handed over: only then may this one retire.
+    handed_over: AtomicBool,
 }
 
 impl Workers {
@@ -189,6 +191,7 @@ impl Workers {
             inherited: Mutex::new(inherited),
             accepting,
             released: Mutex::new(Vec::new()),
+            handed_over: AtomicBool::new(false),
         };
         let pending = workers.prepare(&table.load())?;
         workers.commit(pending);
@@ -308,6 +311,7 @@ impl Workers {
     /// Duplicates of every listening socket, by service, for a new tcpvsd
     /// that takes over (`--upgrade`).
     pub fn hand_over(&self) -> io::Result<Vec<Inherited>> {
+        self.handed_over.store(true, Ordering::Release);
         self.lock()
             .iter()
             .map(|(ident, group)| {
@@ -352,6 +356,11 @@ impl Workers {
                 let _ = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100));
             }
         }
+    }
+
+    /// Whether a new tcpvsd took the listening sockets ([`Workers::hand_over`]).
+    pub fn handed_over(&self) -> bool {
+        self.handed_over.load(Ordering::Acquire)
     }
 
     /// Accepts still posted (each takes one more connection, if one comes).

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader, Write};
 use std::thread;
 use std::time::Duration;
 
@@ -74,4 +75,29 @@ fn an_upgrade_with_nothing_running_says_so_and_changes_nothing() {
         "{stderr}"
     );
     assert!(!socket.exists());
+}
+
+/// A retire that no hand-over came before is refused: the running tcpvsd
+/// keeps serving and keeps its control socket.
+#[test]
+fn a_retire_without_a_hand_over_is_refused() {
+    let backend = TestServer::named("served");
+    let config = format!(
+        "log_level = \"warn\"\n[[service]]\nident = \"web\"\nlisten = \"127.0.0.1:0\"\n\
+         [[service.server]]\naddress = \"{}\"\n",
+        backend.addr
+    );
+    let mut daemon = Daemon::with_config("retire-alone", &config);
+    let listen = daemon.bound("web");
+    let mut control = std::os::unix::net::UnixStream::connect(&daemon.socket).unwrap();
+    control
+        .write_all(b"{\"id\":7,\"verb\":\"retire\"}\n")
+        .unwrap();
+    let mut answer = String::new();
+    BufReader::new(&control).read_line(&mut answer).unwrap();
+    assert!(answer.contains("hand-over first"), "{answer}");
+    thread::sleep(Duration::from_millis(300));
+    assert!(daemon.alive());
+    assert_eq!(common::get(listen, "/").status, 200);
+    daemon.ok("-L");
 }

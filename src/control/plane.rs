@@ -64,6 +64,13 @@ impl ControlPlane {
             .retire
             .as_ref()
             .ok_or("this tcpvsd cannot be replaced")?;
+        // Retiring before a new tcpvsd holds the sockets would stop the
+        // service, with nothing to take it over.
+        if !self.workers.handed_over() {
+            return Err(
+                "retire: no new tcpvsd took the listening sockets (hand-over first)".into(),
+            );
+        }
         retire();
         Ok(())
     }

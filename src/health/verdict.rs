@@ -179,7 +179,8 @@ pub fn ramp(since: Duration, slowstart: Duration) -> u32 {
     if slowstart.is_zero() || since >= slowstart {
         return FULL_SCALE;
     }
-    let share = since.as_millis() * u128::from(FULL_SCALE) / slowstart.as_millis();
+    // Durations come in whole milliseconds; a shorter one must not divide by 0.
+    let share = since.as_millis() * u128::from(FULL_SCALE) / slowstart.as_millis().max(1);
     // Never 0: a server that is back takes some work from the start.
     (share as u32).max(1)
 }
@@ -262,6 +263,7 @@ mod tests {
         assert_eq!(ramp(Duration::from_secs(10), slow), FULL_SCALE);
         assert_eq!(ramp(Duration::from_secs(60), slow), FULL_SCALE);
         assert_eq!(ramp(Duration::ZERO, Duration::ZERO), FULL_SCALE);
+        assert_eq!(ramp(Duration::ZERO, Duration::from_micros(500)), 1);
         assert_eq!(weight_scale(FULL_SCALE / 2, FULL_SCALE / 2), FULL_SCALE / 4);
         assert_eq!(weight_scale(FULL_SCALE, FULL_SCALE), FULL_SCALE);
     }
