@@ -14,7 +14,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use common::{
-    daemon::Daemon, dead_address, ok, read_head, service, start_proxy, Client, Reply, TestServer,
+    daemon::Daemon, dead_address, ok, read_head, service, start_proxy, wait_for, Client, Reply,
+    TestServer,
 };
 use tcpvs::health::verdict::{health_label, Status};
 use tcpvs::schedulers::SchedulerKind;
@@ -26,16 +27,6 @@ fn settings() -> Settings {
         access_log: false,
         ..Settings::default()
     }
-}
-
-/// Polls `holds` every 10 ms for at most `limit`; how long it took.
-fn wait_for(limit: Duration, what: &str, holds: impl Fn() -> bool) -> Duration {
-    let start = Instant::now();
-    while !holds() {
-        assert!(start.elapsed() < limit, "not within {limit:?}: {what}");
-        thread::sleep(Duration::from_millis(10));
-    }
-    start.elapsed()
 }
 
 /// A real server that can crash (its listener and every connection closed

@@ -234,18 +234,6 @@ fn ask(client: &mut Client) -> Result<String, String> {
     }
 }
 
-/// Waits until `what` holds, at most `within`; whether it did.
-fn eventually(within: Duration, what: impl Fn() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while !what() {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-    true
-}
-
 /// How many of `answers` came from `name`.
 fn from(answers: &[String], name: &str) -> usize {
     answers.iter().filter(|a| *a == name).count()

@@ -6,11 +6,11 @@ mod common;
 
 use std::net::SocketAddr;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::daemon::Daemon;
 use common::load::Load;
-use common::{get, ok, Reply, TestServer};
+use common::{get, ok, wait_for, Reply, TestServer};
 
 /// A backend that names itself, and answers `/slow` after 600 ms.
 fn backend(name: &'static str) -> TestServer {
@@ -54,18 +54,6 @@ fn generation(daemon: &Daemon) -> u64 {
         .expect("a number")
 }
 
-/// Polls until `holds`, for at most 3 s.
-fn eventually(what: &str, holds: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !holds() {
-        assert!(
-            start.elapsed() < Duration::from_secs(3),
-            "not within 3 s: {what}"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn sighup_applies_the_changed_file_under_load_without_a_failed_request() {
     let (one, two) = (backend("one"), backend("two"));
@@ -86,7 +74,9 @@ fn sighup_applies_the_changed_file_under_load_without_a_failed_request() {
         std::fs::write(daemon.config_path(), &versions[version]).unwrap();
         let before = generation(&daemon);
         daemon.signal("HUP");
-        eventually("the reload", || generation(&daemon) > before);
+        wait_for(Duration::from_secs(3), "the reload", || {
+            generation(&daemon) > before
+        });
         // The rule moved with the file.
         let expected = ["one", "two"][version];
         assert_eq!(get(listen, "/r/x").text(), expected, "round {round}");
@@ -116,7 +106,9 @@ fn sighup_applies_the_changed_file_under_load_without_a_failed_request() {
     )
     .unwrap();
     daemon.signal("HUP");
-    eventually("the refusal", || daemon.stderr().contains("reload refused"));
+    wait_for(Duration::from_secs(3), "the refusal", || {
+        daemon.stderr().contains("reload refused")
+    });
     let log = daemon.stderr();
     assert!(log.contains("tcpvsd.toml:3"), "{log}");
     assert_eq!(get(listen, "/r/x").text(), "two");
@@ -157,7 +149,7 @@ fn tcpvsadm_load_applies_settings_too_and_names_what_needs_a_restart() {
     assert_eq!(get(listen, "/r/x").text(), "one");
     std::fs::write(&file, &new).unwrap();
     daemon.ok(&format!("-f {}", file.display()));
-    eventually("the restart warning", || {
+    wait_for(Duration::from_secs(3), "the restart warning", || {
         daemon
             .stderr()
             .contains("only applied at the next start: workers")

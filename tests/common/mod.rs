@@ -560,6 +560,27 @@ impl Client {
     }
 }
 
+/// Polls `holds` every 10 ms until it holds or `within` passes; whether it
+/// did.
+pub fn eventually(within: Duration, holds: impl Fn() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    while !holds() {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+/// [`eventually`], or the test fails saying `what` did not happen; how long
+/// it took.
+pub fn wait_for(within: Duration, what: &str, holds: impl Fn() -> bool) -> Duration {
+    let start = std::time::Instant::now();
+    assert!(eventually(within, holds), "not within {within:?}: {what}");
+    start.elapsed()
+}
+
 /// One request on a fresh connection.
 pub fn get(addr: SocketAddr, path: &str) -> Response {
     Client::connect(addr).exchange(&format!(
