@@ -275,7 +275,9 @@ fn epoch() -> Instant {
     *EPOCH.get_or_init(Instant::now)
 }
 
-fn now_ms() -> u64 {
+/// Milliseconds on the process's own clock, never 0 (0 means "never" in the
+/// atomics that keep such times).
+pub(crate) fn now_ms() -> u64 {
     // +1 so that a mark made in the first millisecond is not read as "unmarked".
     epoch().elapsed().as_millis() as u64 + 1
 }

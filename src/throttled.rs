@@ -3,15 +3,16 @@
 //! interval, with the count of those it stood for.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::server::now_ms;
 
 /// How often one kind of repeated warning is written at most.
 pub const INTERVAL: Duration = Duration::from_secs(1);
 
 /// One kind of repeated warning.
 pub struct Throttled {
-    /// Milliseconds since [`epoch`] when it was last written (0: never).
+    /// [`now_ms`] when it was last written (0: never).
     last_ms: AtomicU64,
     /// Occurrences since it was last written.
     pending: AtomicU64,
@@ -52,12 +53,6 @@ impl Default for Throttled {
     fn default() -> Self {
         Self::new()
     }
-}
-
-fn now_ms() -> u64 {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    // +1 so that the first millisecond is not read as "never".
-    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
 }
 
 #[cfg(test)]
