@@ -76,10 +76,10 @@ fn every_exchange_is_logged_once() {
 
     let lines = wait_for_lines(&daemon, 4);
     let expected = [
-        format!("\"GET /first\" 200 {}", live.addr),
-        format!("\"GET /missing\" 404 {}", live.addr),
-        "\"GET /down/x\" 503 -".to_string(),
-        "\"- -\" 400 -".to_string(),
+        format!("\"GET /first\" 200 -- {}", live.addr),
+        format!("\"GET /missing\" 404 -- {}", live.addr),
+        "\"GET /down/x\" 503 SC -".to_string(),
+        "\"GET /\" 400 PR -".to_string(),
     ];
     // A line is written once its answer went out: two connections' lines
     // may come in either order.
@@ -165,9 +165,9 @@ fn every_rtsp_request_is_logged_once_answered_or_not() {
 
     let lines = wait_for_lines(&daemon, 3);
     let expected = [
-        format!("\"OPTIONS rtsp://h/a\" 200 {origin}"),
-        "\"PLAY rtsp://h/a\" 454 -".to_string(),
-        format!("\"DESCRIBE rtsp://h/b\" 0 {origin}"),
+        format!("\"OPTIONS rtsp://h/a\" 200 -- {origin}"),
+        "\"PLAY rtsp://h/a\" 454 PR -".to_string(),
+        format!("\"DESCRIBE rtsp://h/b\" 0 CH {origin}"),
     ];
     assert_eq!(lines.len(), expected.len(), "{lines:#?}");
     for expected in &expected {
@@ -177,6 +177,82 @@ fn every_rtsp_request_is_logged_once_answered_or_not() {
             .count();
         assert_eq!(matching, 1, "one line saying {expected}: {lines:#?}");
     }
+}
+
+/// One line per refusal class, with the status sent and the termination
+/// letters: whatever a hostile client tries leaves a trace.
+#[test]
+fn every_refusal_and_cut_answer_leaves_a_line() {
+    // `/cut` announces 100 bytes and sends 5 before closing.
+    let live = TestServer::start(|req| {
+        if req.request_line().starts_with("GET /cut") {
+            Reply::SendAndClose(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello".to_vec())
+        } else {
+            Reply::Send(ok("live"))
+        }
+    });
+    let config = format!(
+        "log_level = \"info\"\n[timeouts]\nhead = \"500ms\"\n\
+         [[service]]\nident = \"web\"\nlisten = \"127.0.0.1:0\"\n\
+         [[service.server]]\naddress = \"{}\"\n",
+        live.addr
+    );
+    let daemon = Daemon::with_config("access-refusals", &config);
+    let web = daemon.bound("web");
+    let refused = |raw: &[u8], status: u16| {
+        let mut client = Client::connect(web);
+        client.send(raw);
+        assert_eq!(client.read_response(false).status, status, "{raw:?}");
+    };
+    refused(b"GET /dup HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400);
+    let many: String = (0..200).map(|i| format!("X-{i}: v\r\n")).collect();
+    refused(
+        format!("GET /many HTTP/1.1\r\nHost: a\r\n{many}\r\n").as_bytes(),
+        431,
+    );
+    refused(
+        b"GET /zip HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: zip\r\n\r\n",
+        501,
+    );
+    refused(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505);
+    let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(20_000));
+    refused(long.as_bytes(), 414);
+    // A slowloris: half a head, then nothing until the head timeout.
+    refused(b"GET /slow HTTP/1.1\r\nHost: a\r\n", 408);
+    // Half a head, then the client gives up.
+    let mut gone = Client::connect(web);
+    gone.send(b"GET /gone HTTP/1.1\r\nHo");
+    std::thread::sleep(Duration::from_millis(100));
+    drop(gone);
+    // The server cuts its answer short.
+    let mut cut = Client::connect(web);
+    cut.send(b"GET /cut HTTP/1.1\r\nHost: a\r\n\r\n");
+    cut.assert_cut(false, "a cut answer");
+
+    let lines = wait_for_lines(&daemon, 8);
+    let expected = [
+        "\"GET /dup\" 400 PR -".to_string(),
+        "\"GET /many\" 431 PR -".to_string(),
+        "\"GET /zip\" 501 PR -".to_string(),
+        "\"PRI *\" 505 PR -".to_string(),
+        "414 PR -".to_string(),
+        "\"GET /slow\" 408 cR -".to_string(),
+        "\"GET /gone\" 0 CR -".to_string(),
+        format!("\"GET /cut\" 200 SD {}", live.addr),
+    ];
+    assert_eq!(lines.len(), expected.len(), "{lines:#?}");
+    for expected in &expected {
+        let matching = lines
+            .iter()
+            .filter(|l| l.contains(expected.as_str()))
+            .count();
+        assert_eq!(matching, 1, "one line saying {expected}: {lines:#?}");
+    }
+    let longest = lines.iter().map(String::len).max().unwrap_or(0);
+    assert!(
+        longest < 1500,
+        "a 20 KB target is cut in the log: {longest} bytes"
+    );
 }
 
 #[test]

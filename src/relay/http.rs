@@ -18,6 +18,7 @@ use super::connect::{connect_scheduled, Connected, Reuse, Tries};
 use super::decide::{self, Answer, Flow, Retry};
 use super::error::ProxyError;
 use super::record::Record;
+use super::termination::{Party, Phase, Termination};
 use super::Context;
 use super::{head_limits as http_limits, head_may_end, tunnel};
 use crate::net::{Conn, IoFailure};
@@ -32,6 +33,10 @@ use crate::table::{Service, ServiceId, Settings, Table};
 /// head, so that thousands of idle clients do not each pin a body-sized one.
 const IDLE_BUFFER: usize = 2 * 1024;
 
+/// How much of a head arriving in pieces is kept to name it in the access
+/// line of a 408 (see `Session::partial_head`).
+const PARTIAL_HEAD_KEPT: usize = 256;
+
 /// Serves one accepted client connection of service `service` until it closes.
 pub async fn serve(ctx: Rc<Context>, client: Conn, service: ServiceId) {
     let peer = client.peer();
@@ -41,6 +46,8 @@ pub async fn serve(ctx: Rc<Context>, client: Conn, service: ServiceId) {
         peer,
         service,
         buf: BytesMut::with_capacity(IDLE_BUFFER),
+        head_began: None,
+        partial_head: Vec::new(),
     };
     let mut head_started = Some(Instant::now());
     loop {
@@ -92,8 +99,22 @@ pub async fn serve(ctx: Rc<Context>, client: Conn, service: ServiceId) {
 enum AttemptError {
     /// Answer the client with this error (nothing of a response was sent yet).
     Respond(ProxyError, Flow),
-    /// The exchange broke after the response started: close the client.
-    Broken(Flow),
+    /// The exchange broke after the response started (`status`, when its
+    /// head was being sent), or the client left: close the client.
+    Broken {
+        status: Option<u16>,
+        termination: Termination,
+    },
+}
+
+impl AttemptError {
+    /// A break while `phase` ran, before any answer to the client.
+    fn broken(termination: Termination) -> Self {
+        AttemptError::Broken {
+            status: None,
+            termination,
+        }
+    }
 }
 
 struct Session {
@@ -103,6 +124,13 @@ struct Session {
     service: ServiceId,
     /// Bytes read from the client and not consumed yet.
     buf: BytesMut,
+    /// When the head being read began (its first byte, or the accept for a
+    /// first request): the start of a refused request's record.
+    head_began: Option<Instant>,
+    /// The start of a head that is arriving in pieces, copied before each
+    /// read: a read that times out keeps its buffer, and the 408's access
+    /// line should still say what the client was sending.
+    partial_head: Vec<u8>,
 }
 
 impl Session {
@@ -124,6 +152,7 @@ impl Session {
     ) -> Result<Option<Box<RequestHead>>, ProxyError> {
         let timeouts = &settings.timeouts;
         let limits = http_limits(settings);
+        self.head_began = started;
         let mut deadline = started.map(|at| at + timeouts.head);
         if self.buf.is_empty() {
             // Between requests: take back the room consumed heads left behind
@@ -164,11 +193,18 @@ impl Session {
             }
             // Before the first byte of a keep-alive request only the idle timer
             // runs; from that byte on, the head deadline.
-            if !self.buf.is_empty() {
-                deadline.get_or_insert_with(|| Instant::now() + timeouts.head);
+            if !self.buf.is_empty() && deadline.is_none() {
+                let now = Instant::now();
+                self.head_began = Some(now);
+                deadline = Some(now + timeouts.head);
             }
             let wait_until = deadline.unwrap_or_else(|| Instant::now() + timeouts.keepalive);
             let had_bytes = !self.buf.is_empty();
+            if had_bytes {
+                let start = &self.buf[..self.buf.len().min(PARTIAL_HEAD_KEPT)];
+                self.partial_head.clear();
+                self.partial_head.extend_from_slice(start);
+            }
             // Between requests the client is idle: a graceful stop closes it.
             let _idle = (!had_bytes).then(|| self.ctx.idle_clients.wait(&self.client));
             match self
@@ -176,10 +212,29 @@ impl Session {
                 .read(std::mem::take(&mut self.buf), wait_until)
                 .await
             {
-                Ok((0, _)) => return Ok(None),
+                Ok((0, buf)) => {
+                    self.buf = buf;
+                    if had_bytes {
+                        self.record_abandoned_head(
+                            settings,
+                            Termination::new(Party::Client, Phase::Request),
+                        );
+                    }
+                    return Ok(None);
+                }
                 Ok((_, buf)) => self.buf = buf,
-                Err(IoFailure::TimedOut) if had_bytes => return Err(ProxyError::HeadTimeout),
-                Err(_) => return Ok(None),
+                Err(IoFailure::TimedOut) if had_bytes => {
+                    self.buf.extend_from_slice(&self.partial_head);
+                    return Err(ProxyError::HeadTimeout);
+                }
+                Err(failure) => {
+                    if had_bytes {
+                        self.buf.extend_from_slice(&self.partial_head);
+                        let termination = Termination::io(&failure, Party::Client, Phase::Request);
+                        self.record_abandoned_head(settings, termination);
+                    }
+                    return Ok(None);
+                }
             }
         }
     }
@@ -194,6 +249,7 @@ impl Session {
             let error = ProxyError::ServiceGone;
             let mut record = Record::start(self.peer, self.service.as_str(), method, target);
             record.answered(error.status());
+            record.ended(Termination::of(&error));
             record.finish(settings);
             return self.respond_error(&error, Flow::Linger, settings).await;
         };
@@ -249,11 +305,20 @@ impl Session {
                     tracing::debug!(client = %self.peer, "{unreachable}");
                     // No server left to retry on: the client hears of the
                     // failure that made us retry, not of the empty list.
-                    let (error, flow) = match failed_try.take() {
-                        Some(failed) if unreachable.failed.is_empty() => failed,
-                        _ => (unreachable.error(), decide::flow_after_no_server(head)),
+                    let (error, flow, termination) = match failed_try.take() {
+                        Some((error, flow)) if unreachable.failed.is_empty() => {
+                            let termination = Termination::of(&error);
+                            (error, flow, termination)
+                        }
+                        _ => {
+                            let last = unreachable.failed.last().map(|f| &f.failure);
+                            let termination = Termination::unreachable(last);
+                            let flow = decide::flow_after_no_server(head);
+                            (unreachable.error(), flow, termination)
+                        }
                     };
                     record.answered(error.status());
+                    record.ended(termination);
                     return self.respond_error(&error, flow, settings).await;
                 }
             };
@@ -277,7 +342,16 @@ impl Session {
                     return flow;
                 }
                 Err(AttemptError::Respond(error, flow)) => (error, flow),
-                Err(AttemptError::Broken(flow)) => return flow,
+                Err(AttemptError::Broken {
+                    status,
+                    termination,
+                }) => {
+                    if let Some(status) = status {
+                        record.answered(status);
+                    }
+                    record.ended(termination);
+                    return Flow::Close;
+                }
             };
             if error.counts_against_server() {
                 state.record_failure(passive);
@@ -295,6 +369,7 @@ impl Session {
                 _ => {}
             }
             record.answered(error.status());
+            record.ended(Termination::of(&error));
             return self.respond_error(&error, flow, settings).await;
         }
     }
@@ -429,7 +504,11 @@ impl Session {
         .await;
         if let Err(e) = relayed {
             tracing::debug!(server = %pick.server.addr, client = %self.peer, "response cut: {e}");
-            return Err(AttemptError::Broken(Flow::Close));
+            let termination = Termination::body(&e, Party::Server, Party::Client, Phase::Data);
+            return Err(AttemptError::Broken {
+                status: Some(response.status),
+                termination,
+            });
         }
 
         let server_reusable = answer.server_reusable(!from_server.is_empty(), server.is_poisoned());
@@ -463,12 +542,24 @@ impl Session {
         }
     }
 
+    /// The record of a request head the client stopped sending midway
+    /// (closed or reset): no answer, but a line, so that a slowloris
+    /// client that gives up is seen.
+    fn record_abandoned_head(&self, settings: &Settings, termination: Termination) {
+        let began = self.head_began.unwrap_or_else(Instant::now);
+        let mut record = Record::refused(self.peer, self.service.as_str(), &self.buf, began);
+        record.ended(termination);
+        record.finish(settings);
+    }
+
     /// Answers a malformed or unroutable request and closes: the bytes after a
     /// bad head cannot be trusted as a next request.
     async fn refuse(mut self, error: ProxyError, settings: &Settings) {
-        // Recorded like any exchange, with no method or target to name.
-        let mut record = Record::start(self.peer, self.service.as_str(), "-", "-");
+        // Recorded like any exchange, named by what the client sent.
+        let began = self.head_began.unwrap_or_else(Instant::now);
+        let mut record = Record::refused(self.peer, self.service.as_str(), &self.buf, began);
         record.answered(error.status());
+        record.ended(Termination::of(&error));
         record.finish(settings);
         let mut out = Vec::with_capacity(256);
         write_error_response(error.status(), true, &mut out);
@@ -534,7 +625,12 @@ async fn relay_request_body(
                 AttemptError::Respond(ProxyError::BadRequestBody, Flow::Linger)
             }
             BodyError::Write(_) => AttemptError::Respond(ProxyError::BodyNotSent, Flow::Linger),
-            BodyError::Read(_) | BodyError::Truncated => AttemptError::Broken(Flow::Close),
+            BodyError::Read(_) | BodyError::Truncated => AttemptError::broken(Termination::body(
+                &e,
+                Party::Client,
+                Party::Server,
+                Phase::Headers,
+            )),
         }
     })
 }
@@ -560,7 +656,10 @@ async fn switch_protocols(
         .conn
         .write_all(Bytes::from(out), deadline(client.timeout))
         .await
-        .map_err(|_| AttemptError::Broken(Flow::Close))?;
+        .map_err(|e| AttemptError::Broken {
+            status: Some(101),
+            termination: Termination::io(&e, Party::Client, Phase::Data),
+        })?;
     if let Err(e) = tunnel::run(client, from_client, server, from_server).await {
         tracing::debug!(client = %client.conn.peer(), "tunnel ended: {e}");
     }
@@ -600,7 +699,9 @@ async fn read_final_head(
                 .conn
                 .write_all(Bytes::from(out), deadline(client.timeout))
                 .await
-                .map_err(|_| AttemptError::Broken(Flow::Close))?;
+                .map_err(|e| {
+                    AttemptError::broken(Termination::io(&e, Party::Client, Phase::Headers))
+                })?;
         }
     }
     tracing::warn!(server = %server.conn.peer(), "more than {MAX_INTERIM} interim responses");

@@ -11,6 +11,7 @@ mod memory;
 mod record;
 mod rtsp;
 mod rtsp_policy;
+mod termination;
 mod tunnel;
 
 use std::cell::RefCell;

@@ -6,8 +6,8 @@
 use std::borrow::Cow;
 use std::net::SocketAddr;
 
+use super::termination::{letters, Termination};
 use crate::net::Instant;
-
 use crate::table::{ServerAddr, Settings};
 
 /// What is known of one exchange so far.
@@ -15,14 +15,16 @@ use crate::table::{ServerAddr, Settings};
 pub(super) struct Record<'a> {
     client: SocketAddr,
     service: &'a str,
-    method: &'a str,
-    target: &'a str,
+    method: Cow<'a, str>,
+    target: Cow<'a, str>,
     started: Instant,
     /// The server that got the request, if one did.
     server: Option<ServerAddr>,
-    /// The status the client got; `None` when the exchange broke before a
-    /// whole answer reached the client.
+    /// The status the client was sent (or, for an answer cut short, was
+    /// being sent); `None` when no answer was started.
     status: Option<u16>,
+    /// Why the exchange ended early; `None` when it completed.
+    termination: Option<Termination>,
 }
 
 impl<'a> Record<'a> {
@@ -41,12 +43,38 @@ impl<'a> Record<'a> {
         Self {
             client,
             service,
-            method,
-            target,
+            method: Cow::Borrowed(method),
+            target: Cow::Borrowed(target),
             started,
             server: None,
             status: None,
+            termination: None,
         }
+    }
+
+    /// The record of a request refused before its head was parsed: its
+    /// method and target are the first two words of what the client sent
+    /// (cut to a sane length), so that a malformed or hostile request still
+    /// says what it was.
+    pub fn refused(
+        client: SocketAddr,
+        service: &'a str,
+        received: &[u8],
+        started: Instant,
+    ) -> Self {
+        let line = received.split(|&b| b == b'\n').next().unwrap_or_default();
+        let mut words = line.split(|&b| b == b' ').filter(|word| !word.is_empty());
+        let mut word = |max: usize| match words.next() {
+            Some(word) => {
+                let word = word.strip_suffix(b"\r").unwrap_or(word);
+                Cow::Owned(String::from_utf8_lossy(&word[..word.len().min(max)]).into_owned())
+            }
+            None => Cow::Borrowed("-"),
+        };
+        let (method, target) = (word(MAX_LOGGED_METHOD), word(MAX_LOGGED_TARGET));
+        let mut record = Self::started_at(client, service, "", "", started);
+        (record.method, record.target) = (method, target);
+        record
     }
 
     /// The server the request was sent to (the last one, after a retry).
@@ -59,6 +87,11 @@ impl<'a> Record<'a> {
         self.status = Some(status);
     }
 
+    /// The exchange ended before it completed, as `termination` says.
+    pub fn ended(&mut self, termination: Termination) {
+        self.termination = Some(termination);
+    }
+
     /// Ends the record: writes its access line when access logging is on.
     pub fn finish(self, settings: &Settings) {
         // Formatting costs: the line is made only when it will be written.
@@ -67,24 +100,32 @@ impl<'a> Record<'a> {
         }
     }
 
-    /// `client service "METHOD target" status server elapsed`; `0` for the
-    /// status of a broken exchange and `-` for the server when none got it.
+    /// `client service "METHOD target" status termination server elapsed`;
+    /// `0` for the status when no answer was started, `-` for the server when
+    /// none got the request, and the termination's two letters (`--` for an
+    /// exchange that completed).
     fn access_line(&self) -> String {
         let server = self
             .server
             .map_or_else(|| "-".to_string(), |server| server.to_string());
         format!(
-            "{} {} \"{} {}\" {} {} {}ms",
+            "{} {} \"{} {}\" {} {} {} {}ms",
             self.client,
             self.service,
-            escaped(self.method),
-            escaped(self.target),
+            escaped(&self.method),
+            escaped(&self.target),
             self.status.unwrap_or(0),
+            letters(self.termination),
             server,
             self.started.elapsed().as_millis()
         )
     }
 }
+
+/// The longest method and target logged for a refused request: a 16 KiB
+/// garbage line must not become a 16 KiB access line.
+const MAX_LOGGED_METHOD: usize = 32;
+const MAX_LOGGED_TARGET: usize = 1024;
 
 /// A field as it goes between the quotes of an access line: `"` and `\\`
 /// escaped with a backslash, control bytes and DEL as `\xNN`, so that no
@@ -112,6 +153,7 @@ fn escaped(field: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::relay::termination::{Party, Phase};
 
     fn record() -> Record<'static> {
         Record::start("192.0.2.7:4321".parse().unwrap(), "web", "GET", "/a?b")
@@ -124,7 +166,7 @@ mod tests {
         record.answered(200);
         assert_eq!(
             record.access_line(),
-            "192.0.2.7:4321 web \"GET /a?b\" 200 127.0.0.1:9001 0ms"
+            "192.0.2.7:4321 web \"GET /a?b\" 200 -- 127.0.0.1:9001 0ms"
         );
     }
 
@@ -134,7 +176,7 @@ mod tests {
         record.answered(503);
         assert_eq!(
             record.access_line(),
-            "192.0.2.7:4321 web \"GET /a?b\" 503 - 0ms"
+            "192.0.2.7:4321 web \"GET /a?b\" 503 -- - 0ms"
         );
     }
 
@@ -148,18 +190,58 @@ mod tests {
         );
         assert_eq!(
             record.access_line(),
-            "192.0.2.7:4321 web \"GET /a\\\"b\\\\c\\x0d\\x0afake 200\\x7f\" 0 - 0ms"
+            "192.0.2.7:4321 web \"GET /a\\\"b\\\\c\\x0d\\x0afake 200\\x7f\" 0 -- - 0ms"
         );
         assert!(matches!(escaped("/plain?x=1"), Cow::Borrowed(_)));
     }
 
     #[test]
-    fn a_broken_exchange_has_status_zero() {
+    fn a_cut_answer_keeps_its_status_and_says_who_cut_it() {
         let mut record = record();
         record.sent_to(ServerAddr("127.0.0.1:9001".parse().unwrap()));
+        record.answered(200);
+        record.ended(Termination::new(Party::Server, Phase::Data));
         assert_eq!(
             record.access_line(),
-            "192.0.2.7:4321 web \"GET /a?b\" 0 127.0.0.1:9001 0ms"
+            "192.0.2.7:4321 web \"GET /a?b\" 200 SD 127.0.0.1:9001 0ms"
+        );
+    }
+
+    #[test]
+    fn an_unanswered_exchange_has_status_zero() {
+        let mut record = record();
+        record.sent_to(ServerAddr("127.0.0.1:9001".parse().unwrap()));
+        record.ended(Termination::new(Party::Client, Phase::Headers));
+        assert_eq!(
+            record.access_line(),
+            "192.0.2.7:4321 web \"GET /a?b\" 0 CH 127.0.0.1:9001 0ms"
+        );
+    }
+
+    #[test]
+    fn a_refused_request_is_named_by_its_first_words() {
+        let client = "192.0.2.7:4321".parse().unwrap();
+        let started = Instant::now();
+        let line = |received: &[u8]| {
+            let mut record = Record::refused(client, "web", received, started);
+            record.answered(400);
+            record.ended(Termination::new(Party::Proxy, Phase::Request));
+            record.access_line()
+        };
+        assert_eq!(
+            line(b"GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+            "192.0.2.7:4321 web \"GET /x\" 400 PR - 0ms"
+        );
+        assert_eq!(line(b""), "192.0.2.7:4321 web \"- -\" 400 PR - 0ms");
+        assert_eq!(
+            line(b"PRI * HTTP/2.0\r\n"),
+            "192.0.2.7:4321 web \"PRI *\" 400 PR - 0ms"
+        );
+        let long = [b'a'; 5000];
+        assert!(line(&long).len() < 200, "a garbage line is cut");
+        assert_eq!(
+            line(b"G\x01T /\xff\r\n"),
+            "192.0.2.7:4321 web \"G\\x01T /\u{fffd}\" 400 PR - 0ms"
         );
     }
 }

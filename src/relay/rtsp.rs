@@ -27,6 +27,7 @@ use super::connect::{connect_pinned, connect_scheduled, Connected, Reuse, Tries}
 use super::error::ProxyError;
 use super::record::Record;
 use super::rtsp_policy::{admit, fate_at_end, settle, Admitted, EndedBy, Fate, Refused, Settle};
+use super::termination::{Party, Phase, Termination};
 use super::Context;
 use super::{head_limits, head_may_end, linger};
 use crate::net::{Conn, IoFailure};
@@ -434,12 +435,12 @@ impl Conversation<'_> {
                 self.learned.borrow_mut().retain(|learned| *learned != id);
             }
         }
-        self.finish_record(&request, Some(status));
+        self.finish_record(&request, Some(status), None);
     }
 
     /// Finishes the record of a request sent to the server: with the status
     /// of its answer, or none when the conversation ended first.
-    fn finish_record(&self, request: &Pending, status: Option<u16>) {
+    fn finish_record(&self, request: &Pending, status: Option<u16>, ended: Option<EndedBy>) {
         let mut record = Record::started_at(
             self.client.peer(),
             self.service.ident.as_str(),
@@ -450,6 +451,13 @@ impl Conversation<'_> {
         record.sent_to(self.server_addr);
         if let Some(status) = status {
             record.answered(status);
+        }
+        if let Some(ended) = ended {
+            let by = match ended {
+                EndedBy::Client => Party::Client,
+                EndedBy::Server => Party::Server,
+            };
+            record.ended(Termination::new(by, Phase::Headers));
         }
         record.finish(self.settings);
     }
@@ -475,7 +483,7 @@ impl Conversation<'_> {
         }
         // Requests the server never answered end with the conversation.
         for request in self.pending.borrow().values() {
-            self.finish_record(request, None);
+            self.finish_record(request, None, Some(ended));
         }
     }
 
@@ -517,6 +525,7 @@ fn log_refused(
     let target = request.uri().unwrap_or_default();
     let mut record = Record::start(peer, service.ident.as_str(), method, target);
     record.answered(error.status());
+    record.ended(Termination::of(error));
     record.finish(settings);
 }
 
