@@ -456,7 +456,7 @@ async fn run(
     net::spawn(async move {
         loop {
             net::sleep(Duration::from_secs(1)).await;
-            sweeper.sweep_idle_servers();
+            sweeper.sweep();
         }
     });
     // Ends when the channel closes (the workers are dropped) or on a cut: the

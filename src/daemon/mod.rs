@@ -4,6 +4,7 @@
 
 mod flags;
 pub mod logging;
+mod malloc;
 mod privileges;
 mod signals;
 mod startup;
@@ -42,6 +43,7 @@ pub fn main() -> ExitCode {
 }
 
 fn run() -> anyhow::Result<()> {
+    malloc::return_large_blocks();
     let flags = flags::parse_flags(std::env::args().skip(1))?;
     // First, before any thread starts: from here on a signal is an event of
     // the daemon's, never the default action (which kills it).

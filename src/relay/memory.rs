@@ -3,7 +3,7 @@
 //! and the boxes parsed request heads travel in. An idle client connection
 //! holds none of it.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
@@ -16,6 +16,9 @@ pub struct Memory {
     /// Spare read buffers, lent to exchanges in progress: an idle client
     /// connection holds none of them.
     buffers: RefCell<Vec<BytesMut>>,
+    /// The fewest spare buffers there were since the last [`Memory::trim`]:
+    /// that many were not needed at all over the interval.
+    fewest_spare: Cell<usize>,
     /// Where re-serialized heads are written: each head is split off as
     /// `Bytes`, and the block is reused once the heads in it were sent.
     heads: RefCell<BytesMut>,
@@ -34,6 +37,9 @@ pub struct Memory {
 const BUFFER_SIZE: usize = 128 * 1024;
 /// Spare buffers a worker keeps for reuse.
 const SPARE_BUFFERS: usize = 64;
+/// Spare buffers kept however long they go unused: a burst after a quiet
+/// spell allocates no more than this many.
+const SPARE_BUFFERS_KEPT: usize = 8;
 /// Spare request-head boxes a worker keeps: one per exchange in progress.
 const SPARE_REQUEST_HEADS: usize = 64;
 /// The block heads are written into: room for dozens of heads in flight.
@@ -104,10 +110,24 @@ impl Memory {
 
     /// An empty read buffer, reused when one is spare.
     pub fn take_buffer(&self) -> BytesMut {
-        self.buffers
-            .borrow_mut()
-            .pop()
-            .unwrap_or_else(|| BytesMut::with_capacity(BUFFER_SIZE))
+        let mut spare = self.buffers.borrow_mut();
+        let taken = spare.pop();
+        self.fewest_spare
+            .set(self.fewest_spare.get().min(spare.len()));
+        taken.unwrap_or_else(|| BytesMut::with_capacity(BUFFER_SIZE))
+    }
+
+    /// Frees the spare buffers no exchange needed since the last trim,
+    /// beyond `SPARE_BUFFERS_KEPT`: after a burst of slow readers (each
+    /// holding a buffer) the worker does not keep their 8 MiB of spares.
+    /// The worker calls it every second.
+    pub fn trim(&self) {
+        let mut spare = self.buffers.borrow_mut();
+        let unused = self.fewest_spare.get().min(spare.len());
+        let keep = spare.len() - unused.saturating_sub(SPARE_BUFFERS_KEPT);
+        spare.truncate(keep);
+        spare.shrink_to(SPARE_BUFFERS);
+        self.fewest_spare.set(spare.len());
     }
 
     /// Returns a buffer for reuse (dropped when it is not empty, has been
@@ -135,6 +155,26 @@ mod tests {
 
     fn write(ctx: &Memory, bytes: &[u8]) -> Bytes {
         ctx.write_head(|out| out.extend_from_slice(bytes)).0
+    }
+
+    #[test]
+    fn spare_buffers_unused_for_an_interval_are_freed() {
+        let memory = context();
+        let burst: Vec<BytesMut> = (0..SPARE_BUFFERS).map(|_| memory.take_buffer()).collect();
+        burst.into_iter().for_each(|b| memory.recycle(b));
+        assert_eq!(memory.buffers.borrow().len(), SPARE_BUFFERS);
+        // The burst's interval: all of them were in use at once.
+        memory.trim();
+        assert_eq!(memory.buffers.borrow().len(), SPARE_BUFFERS);
+        // A quiet interval, two buffers in use at most: the spares beyond
+        // those two, and beyond the few always kept, go.
+        let (a, b) = (memory.take_buffer(), memory.take_buffer());
+        memory.recycle(a);
+        memory.recycle(b);
+        memory.trim();
+        assert_eq!(memory.buffers.borrow().len(), SPARE_BUFFERS_KEPT + 2);
+        memory.trim();
+        assert_eq!(memory.buffers.borrow().len(), SPARE_BUFFERS_KEPT);
     }
 
     #[test]

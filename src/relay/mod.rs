@@ -72,12 +72,14 @@ impl Context {
         self.idle_clients.stopping()
     }
 
-    /// Closes the idle server connections past the table's `pool_idle`: the
-    /// worker calls it every second, so that they age out even on a worker
-    /// that gets no request to notice them.
-    pub fn sweep_idle_servers(&self) {
+    /// Closes the idle server connections past the table's `pool_idle` and
+    /// frees the spare buffers the last second did not need: the worker
+    /// calls it every second, so that both age out even on a worker that
+    /// gets no request to notice them.
+    pub fn sweep(&self) {
         let max_idle = self.table.load().settings().timeouts.pool_idle;
         self.pool.borrow_mut().sweep(max_idle);
+        self.memory.trim();
     }
 }
 
