@@ -855,6 +855,36 @@ fn requests_are_routed_by_path_and_media_relayed_both_ways() {
 }
 
 #[test]
+fn rules_route_the_normal_path_and_the_uri_is_forwarded_as_sent() {
+    let (a, b, running) = two_origins_and_proxy();
+    let proxy = running.addr();
+    // Each names /live/x (origin A's) through a /vod/ (origin B's) spelling.
+    let spellings = [
+        "/vod/../live/x",
+        "/vod/%2e%2e/live/x",
+        "/vod/./../live/x",
+        "/%6Cive/x",
+    ];
+    for path in spellings {
+        let url = format!("rtsp://{proxy}{path}");
+        let mut c = RtspClient::connect(proxy);
+        let r = c.request("DESCRIBE", &url, &[("Accept", "application/sdp")], b"");
+        assert_eq!(r.status(), 200, "{path}: {r:?}");
+    }
+    let uris: Vec<String> = a.requests().iter().map(|m| m.uri().to_string()).collect();
+    let sent: Vec<String> = spellings
+        .iter()
+        .map(|path| format!("rtsp://{proxy}{path}"))
+        .collect();
+    assert_eq!(uris, sent, "A gets every spelling, unchanged");
+    assert!(b.requests().is_empty(), "B got {:?}", b.requests());
+    // An invalid escape is refused, not routed by a guess.
+    let mut c = RtspClient::connect(proxy);
+    let r = c.request("DESCRIBE", &format!("rtsp://{proxy}/live/%zz"), &[], b"");
+    assert_proxy_reply(&r, 400, "1");
+}
+
+#[test]
 fn a_session_leads_new_connections_to_the_server_that_issued_it() {
     let (a, b, running) = two_origins_and_proxy();
     let proxy = running.addr();

@@ -196,10 +196,10 @@ async fn connect_routed(
     message: &Message,
     settings: &Settings,
 ) -> Result<(Conn, Pick), ProxyError> {
-    let path = message.path();
-    let route = service.route(path);
+    let path = message.routing_path().map_err(ProxyError::BadMessage)?;
+    let route = service.route(&path);
     let request = RequestInfo {
-        path,
+        path: &path,
         host: None,
         client: client.peer().ip(),
         headers: message,

@@ -3,9 +3,11 @@
 //! checks and field splitting for the rest, since RTSP borrows HTTP/1.1's
 //! message syntax. Heads are re-serialized, never passed through.
 
+use std::borrow::Cow;
+
 use crate::protocols::http::fields::{content_length, is_token};
 use crate::protocols::http::head::{parse_fields, scan, StartLine as HeadStart};
-use crate::protocols::http::{Fields, HeadError, Header, Limits};
+use crate::protocols::http::{normalize_target, Fields, HeadError, Header, Limits};
 
 /// The only version we speak.
 pub const VERSION: &str = "RTSP/1.0";
@@ -46,6 +48,8 @@ pub enum MessageError {
     ContentLength,
     #[error("Transfer-Encoding is not RTSP")]
     TransferEncoding,
+    #[error("invalid percent-encoding in the request URI")]
+    Uri,
 }
 
 impl Message {
@@ -106,6 +110,15 @@ impl Message {
         };
         let end = rest.find(['?', '#']).unwrap_or(rest.len());
         &rest[..end]
+    }
+
+    /// The path content rules match: [`Message::path`] in normal form (dot
+    /// segments removed, unreserved escapes decoded, slashes merged), as
+    /// for HTTP, so that `rtsp://h/a/../secret` is routed as `/secret`. The
+    /// URI itself is forwarded as it came: session and control URLs must
+    /// reach the server as the client spelled them.
+    pub fn routing_path(&self) -> Result<Cow<'_, str>, MessageError> {
+        normalize_target(self.path()).map_err(|_| MessageError::Uri)
     }
 
     /// Writes the head for the other side: start line, the fields in order,
@@ -310,6 +323,27 @@ mod tests {
         assert_eq!(path("rtsp://host"), "/");
         assert_eq!(path("rtsp://host:554/live/cam#frag"), "/live/cam");
         assert_eq!(path("/live/cam?a=b"), "/live/cam");
+    }
+
+    #[test]
+    fn rules_see_the_path_in_normal_form() {
+        let routed = |uri: &str| {
+            complete(&format!("DESCRIBE {uri} RTSP/1.0\r\nCSeq: 1\r\n\r\n"))
+                .routing_path()
+                .map(|path| path.into_owned())
+        };
+        for evasive in [
+            "rtsp://h/live/public/../secret/cam",
+            "rtsp://h//live/secret/cam",
+            "rtsp://h/live/%73ecret/cam",
+            "rtsp://h/live/./secret/cam",
+            "/live/secret/./cam?x=1",
+        ] {
+            assert_eq!(routed(evasive), Ok("/live/secret/cam".into()), "{evasive}");
+        }
+        assert_eq!(routed("rtsp://h/../../etc"), Ok("/etc".into()));
+        assert_eq!(routed("*"), Ok("*".into()));
+        assert_eq!(routed("rtsp://h/live/%zz"), Err(MessageError::Uri));
     }
 
     #[test]
