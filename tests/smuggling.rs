@@ -547,7 +547,14 @@ fn request_line_and_field_vectors() {
         refused("HTTP/0.9 request line", "GET /\r\n\r\n", 400),
         refused("HTTP/0.9 version", "GET / HTTP/0.9\r\nHost: a\r\n\r\n", 505),
         refused("HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
-        refused("HTTP/1.2", "GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505),
+        // RFC 9112 2.3: a higher minor version is served as the highest we speak.
+        forwarded(
+            "HTTP/1.2 as 1.1",
+            "GET / HTTP/1.2\r\nHost: a\r\n\r\n",
+            &[("GET / HTTP/1.1", b"")],
+            false,
+        ),
+        refused("HTTP/3.0", "GET / HTTP/3.0\r\nHost: a\r\n\r\n", 505),
         refused(
             "lower-case version",
             "GET / http/1.1\r\nHost: a\r\n\r\n",

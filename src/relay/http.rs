@@ -15,15 +15,16 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use super::body::{self, BodyError, End};
 use super::connect::{connect_scheduled, Connected, Reuse, Tries};
-use super::decide::{self, Answer, Flow, Retry};
+use super::decide::{self, Answer, BodyPlan, Flow, Retry};
 use super::error::ProxyError;
 use super::record::Record;
 use super::Context;
-use super::{head_limits as http_limits, head_may_end, tunnel};
+use super::{head_limits as http_limits, head_may_end, response_limits, tunnel};
 use crate::net::{Conn, IoFailure};
 use crate::protocols::http::{
-    parse_request, parse_response, write_error_response, write_request_head, write_response_head,
-    ForwardOptions, Framing, HeadError, Limits as HttpLimits, RequestHead, ResponseHead, Version,
+    date, parse_request, parse_response, write_error_response, write_request_head,
+    write_response_head, ForwardOptions, Framing, HeadError, Limits as HttpLimits, RequestHead,
+    ResponseHead, Version,
 };
 use crate::schedulers::{HeaderLookup, Pick, RequestInfo};
 use crate::table::{Service, ServiceId, Settings, Table};
@@ -41,6 +42,7 @@ pub async fn serve(ctx: Rc<Context>, client: Conn, service: ServiceId) {
         peer,
         service,
         buf: BytesMut::with_capacity(IDLE_BUFFER),
+        body_until: Instant::now(),
     };
     let mut head_started = Some(Instant::now());
     loop {
@@ -103,6 +105,9 @@ struct Session {
     service: ServiceId,
     /// Bytes read from the client and not consumed yet.
     buf: BytesMut,
+    /// When the body of the request in progress must have arrived by
+    /// (`timeouts.body` after its head).
+    body_until: Instant,
 }
 
 impl Session {
@@ -222,6 +227,27 @@ impl Session {
             client: self.peer.ip(),
             headers: head,
         };
+        // The body is judged before any server is chosen: too large, 413;
+        // small, read whole first, so that a slow client holds no server
+        // connection while it sends.
+        self.body_until = Instant::now() + settings.timeouts.body;
+        let plan = decide::body_plan(head.framing, service.max_body, settings.limits.body_buffer);
+        let read = match plan {
+            BodyPlan::Stream => Ok(()),
+            BodyPlan::TooLarge => Err(AttemptError::Respond(
+                ProxyError::BodyTooLarge,
+                Flow::Linger,
+            )),
+            BodyPlan::Buffer(length) => self.read_small_body(head, length, settings).await,
+        };
+        match read {
+            Ok(()) => {}
+            Err(AttemptError::Respond(error, flow)) => {
+                record.answered(error.status());
+                return self.respond_error(&error, flow, settings).await;
+            }
+            Err(AttemptError::Broken(flow)) => return flow,
+        }
         let route = service.route(head.path());
         let passive = &service.health.passive;
         let mut tries = Tries::new(service);
@@ -299,6 +325,59 @@ impl Session {
         }
     }
 
+    /// Reads a body of `length` bytes whole into the client buffer before any
+    /// server is chosen, within the body deadline. A client that asked to
+    /// hear 100 (Continue) first hears it from us (RFC 9110 10.1.1; nginx does
+    /// the same), and its server does not see the expectation. A body larger
+    /// than the idle buffer moves into a lent one, so that reading it does not
+    /// grow (allocate) the connection's own.
+    async fn read_small_body(
+        &mut self,
+        head: &RequestHead,
+        length: usize,
+        settings: &Settings,
+    ) -> Result<(), AttemptError> {
+        if self.buf.len() >= length {
+            return Ok(());
+        }
+        let client = End {
+            until: Some(self.body_until),
+            ..End::new(&self.client, settings.timeouts.client)
+        };
+        if head.expect_continue {
+            let interim = Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n");
+            if self
+                .client
+                .write_all(interim, client.deadline())
+                .await
+                .is_err()
+            {
+                return Err(AttemptError::Broken(Flow::Close));
+            }
+        }
+        if self.buf.capacity() < length {
+            let mut lent = self.ctx.memory.take_buffer();
+            lent.extend_from_slice(&self.buf);
+            self.buf = lent;
+        }
+        while self.buf.len() < length {
+            match client
+                .conn
+                .read(std::mem::take(&mut self.buf), client.deadline())
+                .await
+            {
+                Ok((0, _)) => return Err(AttemptError::Broken(Flow::Close)),
+                Ok((_, filled)) => self.buf = filled,
+                Err(IoFailure::TimedOut) => {
+                    tracing::debug!(client = %self.peer, "request body not received in time");
+                    return Err(AttemptError::Respond(ProxyError::BodyTimeout, Flow::Close));
+                }
+                Err(_) => return Err(AttemptError::Broken(Flow::Close)),
+            }
+        }
+        Ok(())
+    }
+
     /// Sends the request on `server` and relays the response. Returns the
     /// final status and what to do with the client connection.
     ///
@@ -316,15 +395,9 @@ impl Session {
         reused: bool,
     ) -> Result<(u16, Flow), AttemptError> {
         let timeouts = &settings.timeouts;
-        let limits = http_limits(settings);
-        let client = End {
-            conn: &self.client,
-            timeout: timeouts.client,
-        };
-        let upstream = End {
-            conn: &server,
-            timeout: timeouts.server,
-        };
+        let limits = response_limits(settings);
+        let client = End::new(&self.client, timeouts.client);
+        let upstream = End::new(&server, timeouts.server);
 
         // The head, and a Content-Length body's first bytes in the same write.
         let backend_host = match head.host {
@@ -336,6 +409,8 @@ impl Session {
             backend_host: &backend_host,
             forwarded_proto: service.forwarded_proto.as_deref(),
             forwarded_host: false,
+            // The whole body is at hand: the client waits for no 100 any more.
+            drop_expect: matches!(head.framing, Framing::Length(n) if self.buf.len() as u64 >= n),
         };
         let (request_head, ()) = self
             .ctx
@@ -373,11 +448,16 @@ impl Session {
             // would otherwise have room for both relays (and be copied with it).
             let response =
                 read_final_head(client, upstream, &mut from_server, head, &limits, reused);
+            // Only the body's reads are bound by its deadline.
+            let body_from = End {
+                until: Some(self.body_until),
+                ..client
+            };
             let both = Box::pin(body_and_response(
-                client,
+                body_from,
                 &mut self.buf,
                 upstream,
-                body_left,
+                (body_left, service.max_body),
                 response,
             ));
             both.await?
@@ -398,6 +478,7 @@ impl Session {
                 &response,
                 (client, from_client),
                 (upstream, from_server),
+                timeouts.tunnel,
             ));
             return tunnel.await;
         }
@@ -422,9 +503,9 @@ impl Session {
             upstream,
             &mut from_server,
             client,
-            response.framing,
-            client_body,
+            (response.framing, client_body),
             Some(response_head),
+            None,
         )
         .await;
         if let Err(e) = relayed {
@@ -450,11 +531,10 @@ impl Session {
 
     /// Answers a request with an error of ours.
     async fn respond_error(&mut self, error: &ProxyError, flow: Flow, settings: &Settings) -> Flow {
-        let mut out = Vec::with_capacity(256);
-        write_error_response(error.status(), flow != Flow::KeepAlive, &mut out);
+        let answer = self.own_answer(error.status(), flow != Flow::KeepAlive);
         let sent = self
             .client
-            .write_all(Bytes::from(out), deadline(settings.timeouts.client))
+            .write_all(answer, deadline(settings.timeouts.client))
             .await;
         if sent.is_err() {
             Flow::Close
@@ -470,17 +550,27 @@ impl Session {
         let mut record = Record::start(self.peer, self.service.as_str(), "-", "-");
         record.answered(error.status());
         record.finish(settings);
-        let mut out = Vec::with_capacity(256);
-        write_error_response(error.status(), true, &mut out);
+        let answer = self.own_answer(error.status(), true);
         if self
             .client
-            .write_all(Bytes::from(out), deadline(settings.timeouts.client))
+            .write_all(answer, deadline(settings.timeouts.client))
             .await
             .is_ok()
         {
             self.buf.clear();
             self.linger().await;
         }
+    }
+
+    /// An answer of the proxy's own with `status`, dated, written in the
+    /// worker's head block (no allocation per answer).
+    fn own_answer(&self, status: u16, close: bool) -> Bytes {
+        let date = date::now();
+        let (answer, ()) = self
+            .ctx
+            .memory
+            .write_head(|out| write_error_response(status, close, &date, out));
+        answer
     }
 
     /// Closes after reading what the client may still be sending.
@@ -496,7 +586,7 @@ async fn body_and_response(
     client: End<'_>,
     from_client: &mut BytesMut,
     server: End<'_>,
-    body: Framing,
+    body: (Framing, Option<u64>),
     response: impl Future<Output = Result<ResponseHead, AttemptError>>,
 ) -> Result<(Result<ResponseHead, AttemptError>, bool), AttemptError> {
     let mut body = pin!(relay_request_body(client, from_client, server, body));
@@ -519,21 +609,28 @@ async fn body_and_response(
     }
 }
 
-/// Relays the request body from the client to the server.
+/// Relays the request body from the client to the server, a chunked one
+/// cut past `max` bytes. A body cut short, too large or too slow, closes
+/// the server connection (its request is incomplete) and the client's.
 async fn relay_request_body(
     client: End<'_>,
     buf: &mut BytesMut,
     server: End<'_>,
-    framing: Framing,
+    (framing, max): (Framing, Option<u64>),
 ) -> Result<(), AttemptError> {
-    let result = body::relay(client, buf, server, framing, framing, None).await;
+    let result = body::relay(client, buf, server, (framing, framing), None, max).await;
     result.map_err(|e| {
         tracing::debug!(client = %client.conn.peer(), "request body: {e}");
         match e {
             BodyError::BadChunk(_) => {
                 AttemptError::Respond(ProxyError::BadRequestBody, Flow::Linger)
             }
+            BodyError::TooLarge => AttemptError::Respond(ProxyError::BodyTooLarge, Flow::Linger),
             BodyError::Write(_) => AttemptError::Respond(ProxyError::BodyNotSent, Flow::Linger),
+            // Never read again from a client whose read timed out.
+            BodyError::Read(IoFailure::TimedOut) => {
+                AttemptError::Respond(ProxyError::BodyTimeout, Flow::Close)
+            }
             BodyError::Read(_) | BodyError::Truncated => AttemptError::Broken(Flow::Close),
         }
     })
@@ -546,6 +643,7 @@ async fn switch_protocols(
     response: &ResponseHead,
     (client, from_client): (End<'_>, BytesMut),
     (server, from_server): (End<'_>, BytesMut),
+    idle: Duration,
 ) -> Result<(u16, Flow), AttemptError> {
     if head.upgrade.is_none() {
         tracing::warn!(server = %server.conn.peer(), "101 to a request that asked no upgrade");
@@ -561,7 +659,7 @@ async fn switch_protocols(
         .write_all(Bytes::from(out), deadline(client.timeout))
         .await
         .map_err(|_| AttemptError::Broken(Flow::Close))?;
-    if let Err(e) = tunnel::run(client, from_client, server, from_server).await {
+    if let Err(e) = tunnel::run(client, from_client, server, from_server, idle).await {
         tracing::debug!(client = %client.conn.peer(), "tunnel ended: {e}");
     }
     Ok((101, Flow::Close))

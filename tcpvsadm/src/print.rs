@@ -58,6 +58,9 @@ pub fn listing(view: &TableView, stats: bool) -> String {
         if let Some(sessions) = service.sessions {
             let _ = writeln!(out, "  sessions {sessions}");
         }
+        if let Some(size) = &service.max_body {
+            let _ = writeln!(out, "  max-body {size}");
+        }
         let _ = writeln!(out, "  {}", health_summary(service));
         for server in &service.servers {
             let _ = write!(
@@ -177,6 +180,9 @@ fn save_service(service: &ServiceView, out: &mut String) {
     }
     if let Some(proto) = &service.forwarded_proto {
         let _ = write!(out, " --forwarded-proto {}", quote(proto));
+    }
+    if let Some(size) = &service.max_body {
+        let _ = write!(out, " --max-body {}", quote(size));
     }
     if service.protocol != "http" {
         let _ = write!(out, " --protocol {}", quote(&service.protocol));
