@@ -798,6 +798,7 @@ servers = ["127.0.0.1:9002"]
         let web = &mut config.table.services[0];
         web.enabled = false;
         web.persistent = Some(Duration::from_secs(300));
+        web.max_body = Some(10 << 20);
         web.rules[0].match_group = Some(1);
         web.rules[0].pattern = "^/images/(\"quoted\")".into();
         web.servers[1].state = AdminState::Drain;
@@ -832,10 +833,49 @@ servers = ["127.0.0.1:9002"]
     }
 
     #[test]
+    fn body_and_response_limits_load() {
+        let text = GOOD.replace(
+            "[timeouts]\n",
+            "[limits]\nbody_buffer = 0\nmax_response_head_bytes = 32768\n\
+             max_response_headers = 50\n[timeouts]\nbody = \"15s\"\ntunnel = \"2m\"\n",
+        );
+        let text = text.replace(
+            "scheduler = \"rr\"\n",
+            "scheduler = \"rr\"\nmax_body = 4096\n",
+        );
+        let config = parse(&text, Path::new("t.toml")).unwrap();
+        let (limits, timeouts) = (config.table.settings.limits, config.table.settings.timeouts);
+        assert_eq!(limits.body_buffer, 0);
+        assert_eq!(limits.max_response_head_bytes, 32768);
+        assert_eq!(limits.max_response_headers, 50);
+        assert_eq!(limits.max_head_bytes, Limits::default().max_head_bytes);
+        assert_eq!(timeouts.body, Duration::from_secs(15));
+        assert_eq!(timeouts.tunnel, Duration::from_secs(120));
+        assert_eq!(config.table.services[0].max_body, Some(4096));
+        let defaults = parse(GOOD, Path::new("t.toml")).unwrap().table;
+        assert_eq!(defaults.settings.limits.body_buffer, 64 * 1024);
+        assert_eq!(defaults.settings.timeouts.body, Duration::from_secs(60));
+        assert_eq!(defaults.services[0].max_body, None);
+        let refused = text.replace("max_response_headers = 50", "max_response_headers = 0");
+        refused_at(&refused, "t.toml:8: limits.max_response_headers:");
+        let refused = text.replace("max_body = 4096", "max_body = \"4 kilos\"");
+        let message = error_of(&refused);
+        assert!(message.contains("service[0].max_body:"), "{message}");
+    }
+
+    #[test]
     fn defaults_are_not_written() {
         let config = parse(GOOD, Path::new("t.toml")).unwrap();
         let text = services_to_toml(&config.table.services);
-        for key in ["retries", "slowstart", "check", "agent", "passive", "state"] {
+        for key in [
+            "retries",
+            "slowstart",
+            "check",
+            "agent",
+            "passive",
+            "state",
+            "max_body",
+        ] {
             assert!(!text.contains(key), "{key}: {text}");
         }
     }
