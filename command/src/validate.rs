@@ -76,7 +76,10 @@ pub fn max_body(text: &str) -> Result<Option<u64>, TableError> {
 /// A body size as [`max_body`] reads it, in the largest unit that divides it.
 pub fn size_text(bytes: u64) -> String {
     let units = [(30, "g"), (20, "m"), (10, "k")];
-    match units.iter().find(|(shift, _)| bytes % (1 << shift) == 0) {
+    match units
+        .iter()
+        .find(|(shift, _)| bytes.is_multiple_of(1 << shift))
+    {
         Some((shift, unit)) if bytes > 0 => format!("{}{unit}", bytes >> shift),
         _ => bytes.to_string(),
     }

@@ -136,7 +136,8 @@ impl Session {
             // body-sized one while the client is idle.
             self.buf.reserve(IDLE_BUFFER);
             if self.buf.capacity() > IDLE_BUFFER {
-                let big = std::mem::replace(&mut self.buf, BytesMut::with_capacity(IDLE_BUFFER));
+                let small = self.ctx.memory.idle_buffer(IDLE_BUFFER);
+                let big = std::mem::replace(&mut self.buf, small);
                 self.ctx.memory.recycle(big);
             }
         }
@@ -356,9 +357,8 @@ impl Session {
             }
         }
         if self.buf.capacity() < length {
-            let mut lent = self.ctx.memory.take_buffer();
-            lent.extend_from_slice(&self.buf);
-            self.buf = lent;
+            let room = length - self.buf.len();
+            self.ctx.memory.swap_for_lent(&mut self.buf, room);
         }
         while self.buf.len() < length {
             match client

@@ -21,6 +21,9 @@ pub struct Memory {
     heads: RefCell<BytesMut>,
     /// Used-up head blocks, oldest first, until every head in them was sent.
     retired_heads: RefCell<VecDeque<BytesMut>>,
+    /// Small buffers HTTP clients wait in between requests, put aside while
+    /// a lent buffer held a body read whole (see [`Memory::swap_for_lent`]).
+    idle_buffers: RefCell<Vec<BytesMut>>,
     /// Spare boxes for parsed request heads (see [`Memory::box_head`]):
     /// the boxes themselves are what is kept for reuse.
     #[allow(clippy::vec_box)]
@@ -34,6 +37,8 @@ pub struct Memory {
 const BUFFER_SIZE: usize = 128 * 1024;
 /// Spare buffers a worker keeps for reuse.
 const SPARE_BUFFERS: usize = 64;
+/// Spare idle-client buffers a worker keeps.
+const SPARE_IDLE_BUFFERS: usize = 64;
 /// Spare request-head boxes a worker keeps: one per exchange in progress.
 const SPARE_REQUEST_HEADS: usize = 64;
 /// The block heads are written into: room for dozens of heads in flight.
@@ -108,6 +113,34 @@ impl Memory {
             .borrow_mut()
             .pop()
             .unwrap_or_else(|| BytesMut::with_capacity(BUFFER_SIZE))
+    }
+
+    /// Moves the bytes of `small` into a lent buffer with room for at least
+    /// `room` more, and keeps `small` for [`Memory::idle_buffer`]: a body
+    /// read whole costs neither a grown buffer nor a new small one after.
+    pub fn swap_for_lent(&self, small: &mut BytesMut, room: usize) {
+        let mut lent = self.take_buffer();
+        lent.reserve(small.len() + room);
+        lent.extend_from_slice(small);
+        let mut small = std::mem::replace(small, lent);
+        small.clear();
+        let mut spare = self.idle_buffers.borrow_mut();
+        if spare.len() < SPARE_IDLE_BUFFERS {
+            spare.push(small);
+        }
+    }
+
+    /// A buffer of `capacity` for a client between requests, one put aside
+    /// by [`Memory::swap_for_lent`] when there is one.
+    pub fn idle_buffer(&self, capacity: usize) -> BytesMut {
+        match self.idle_buffers.borrow_mut().pop() {
+            Some(mut spare) => {
+                // Reclaims its whole allocation: nothing else refers to it.
+                spare.reserve(capacity);
+                spare
+            }
+            None => BytesMut::with_capacity(capacity),
+        }
     }
 
     /// Returns a buffer for reuse (dropped when it is not empty, has been
