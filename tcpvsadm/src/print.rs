@@ -306,6 +306,22 @@ type = "rtsp"
     }
 
     #[test]
+    fn the_largest_body_is_listed_and_saved() {
+        let text = HEALTH.replace("retries = 0\n", "retries = 0\nmax_body = \"10m\"\n");
+        let table = config::parse(&text, std::path::Path::new("t.toml"))
+            .unwrap()
+            .table;
+        let view = TableView::of(1, &table.services);
+        let saved = saved(&view);
+        assert!(saved.contains(" --max-body 10m"), "{saved}");
+        assert_eq!(replayed(&saved).services, table.services, "{saved}");
+        let listed = listing(&view, false);
+        assert!(listed.contains("\n  max-body 10m\n"), "{listed}");
+        // Not shown when unlimited.
+        assert!(!listing(&TableView::of(1, &health_table().services), false).contains("max-body"));
+    }
+
+    #[test]
     fn listing_shows_health_and_effective_weight() {
         let table = health_table();
         let mut view = TableView::of(1, &table.services);
