@@ -42,7 +42,6 @@ pub async fn serve(ctx: Rc<Context>, client: Conn, service: ServiceId) {
         peer,
         service,
         buf: BytesMut::with_capacity(IDLE_BUFFER),
-        body_until: Instant::now(),
     };
     let mut head_started = Some(Instant::now());
     loop {
@@ -105,9 +104,6 @@ struct Session {
     service: ServiceId,
     /// Bytes read from the client and not consumed yet.
     buf: BytesMut,
-    /// When the body of the request in progress must have arrived by
-    /// (`timeouts.body` after its head).
-    body_until: Instant,
 }
 
 impl Session {
@@ -231,7 +227,8 @@ impl Session {
         // The body is judged before any server is chosen: too large, 413;
         // small, read whole first, so that a slow client holds no server
         // connection while it sends.
-        self.body_until = Instant::now() + settings.timeouts.body;
+        // The body's deadline runs from the end of its head.
+        let body_until = Instant::now() + settings.timeouts.body;
         let plan = decide::body_plan(head.framing, service.max_body, settings.limits.body_buffer);
         let read = match plan {
             BodyPlan::Stream => Ok(()),
@@ -239,7 +236,10 @@ impl Session {
                 ProxyError::BodyTooLarge,
                 Flow::Linger,
             )),
-            BodyPlan::Buffer(length) => self.read_small_body(head, length, settings).await,
+            BodyPlan::Buffer(length) => {
+                let until = (body_until, settings.timeouts.client);
+                self.read_small_body(head, length, until).await
+            }
         };
         match read {
             Ok(()) => {}
@@ -290,7 +290,7 @@ impl Session {
             }
             record.sent_to(pick.server.addr);
             let outcome = self
-                .forward(settings, service, head, &pick, conn, reused)
+                .forward(settings, service, head, &pick, (conn, reused), body_until)
                 .await;
             let state = &pick.server.state;
             let (error, flow) = match outcome {
@@ -332,18 +332,20 @@ impl Session {
     /// the same), and its server does not see the expectation. A body larger
     /// than the idle buffer moves into a lent one, so that reading it does not
     /// grow (allocate) the connection's own.
+    /// `(until, timeout)`: the body's deadline, and how long each read may
+    /// wait before it.
     async fn read_small_body(
         &mut self,
         head: &RequestHead,
         length: usize,
-        settings: &Settings,
+        (until, timeout): (Instant, Duration),
     ) -> Result<(), AttemptError> {
         if self.buf.len() >= length {
             return Ok(());
         }
         let client = End {
-            until: Some(self.body_until),
-            ..End::new(&self.client, settings.timeouts.client)
+            until: Some(until),
+            ..End::new(&self.client, timeout)
         };
         if head.expect_continue {
             let interim = Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n");
@@ -391,8 +393,8 @@ impl Session {
         service: &Service,
         head: &RequestHead,
         pick: &Pick,
-        server: Conn,
-        reused: bool,
+        (server, reused): (Conn, bool),
+        body_until: Instant,
     ) -> Result<(u16, Flow), AttemptError> {
         let timeouts = &settings.timeouts;
         let limits = response_limits(settings);
@@ -450,7 +452,7 @@ impl Session {
                 read_final_head(client, upstream, &mut from_server, head, &limits, reused);
             // Only the body's reads are bound by its deadline.
             let body_from = End {
-                until: Some(self.body_until),
+                until: Some(body_until),
                 ..client
             };
             let both = Box::pin(body_and_response(
