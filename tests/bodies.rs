@@ -203,6 +203,46 @@ fn a_slow_small_body_holds_no_server_connection_until_it_is_whole() {
     assert_eq!(next.status, 200);
 }
 
+/// Clients trickling small bodies at once: not one server connection is
+/// held while they send.
+const SLOW_CLIENTS: usize = 200;
+
+#[test]
+fn many_slow_small_bodies_hold_no_server_connection() {
+    let server = echo();
+    let proxy = start_proxy(limited(server.addr, None), Settings::default());
+    let started = Instant::now();
+    let mut clients: Vec<Client> = (0..SLOW_CLIENTS)
+        .map(|_| {
+            let mut client = Client::connect(proxy.addr());
+            client.send(post_head("Content-Length: 4096\r\n").as_bytes());
+            client.send(&[b's'; 1024]);
+            client
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        server.connection_count(),
+        0,
+        "server connections held by {SLOW_CLIENTS} clients sending their bodies"
+    );
+    for client in &mut clients {
+        client.send(&[b's'; 3072]);
+    }
+    for client in &mut clients {
+        let response = client.read_response(false);
+        assert_eq!(
+            (response.status, response.text()),
+            (200, "4096 bytes".into())
+        );
+    }
+    eprintln!(
+        "{SLOW_CLIENTS} slow bodies: 0 server connections while sending, {} after, {:?} in all",
+        server.connection_count(),
+        started.elapsed()
+    );
+}
+
 #[test]
 fn a_stalled_small_body_gets_408_without_a_server() {
     let server = echo();
