@@ -6,7 +6,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -319,19 +319,25 @@ fn upgrading_echo() -> (SocketAddr, mpsc::Receiver<Instant>) {
     (addr, rx)
 }
 
-#[test]
-fn an_idle_tunnel_is_closed_after_its_timeout_and_not_while_bytes_flow() {
-    let (server, ended) = upgrading_echo();
+/// A proxy with a 1 s tunnel timeout before `server`, and a client's
+/// stream upgraded through it, with the bytes already read past the 101.
+fn upgraded_through_proxy(server: SocketAddr) -> (Proxy, TcpStream, Vec<u8>) {
     let mut settings = Settings::default();
     settings.timeouts.tunnel = Duration::from_secs(1);
     let proxy = start_proxy(service(&[(server, 1)], &[]), settings);
-
     let mut client = Client::connect(proxy.addr());
     client
         .send(b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
     assert_eq!(client.read_response(true).status, 101);
-    let (mut raw, _) = client.into_stream();
+    let (raw, already) = client.into_stream();
     raw.set_read_timeout(Some(TIMEOUT)).unwrap();
+    (proxy, raw, already)
+}
+
+#[test]
+fn an_idle_tunnel_is_closed_after_its_timeout_and_not_while_bytes_flow() {
+    let (server, ended) = upgrading_echo();
+    let (_proxy, mut raw, _) = upgraded_through_proxy(server);
     // Two seconds of traffic, a byte every 400 ms: twice the idle timeout.
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(2) {
@@ -372,14 +378,7 @@ fn a_tunnel_the_server_alone_talks_on_stays_open() {
             }
         }
     });
-    let mut settings = Settings::default();
-    settings.timeouts.tunnel = Duration::from_secs(1);
-    let proxy = start_proxy(service(&[(addr, 1)], &[]), settings);
-    let mut client = Client::connect(proxy.addr());
-    client
-        .send(b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
-    assert_eq!(client.read_response(true).status, 101);
-    let (mut raw, already) = client.into_stream();
+    let (_proxy, mut raw, already) = upgraded_through_proxy(addr);
     let mut got = already.len();
     let mut byte = [0u8; 1];
     while got < 7 {
