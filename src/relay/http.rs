@@ -329,9 +329,9 @@ impl Session {
     /// Reads a body of `length` bytes whole into the client buffer before any
     /// server is chosen, within the body deadline. A client that asked to
     /// hear 100 (Continue) first hears it from us (RFC 9110 10.1.1; nginx does
-    /// the same), and its server does not see the expectation. A body larger
-    /// than the idle buffer moves into a lent one, so that reading it does not
-    /// grow (allocate) the connection's own.
+    /// the same), and its server does not see the expectation. What is left
+    /// to read is read into a lent buffer (with the few bytes already here):
+    /// a read into the small idle one would grow it, an allocation.
     /// `(until, timeout)`: the body's deadline, and how long each read may
     /// wait before it.
     async fn read_small_body(
@@ -358,10 +358,8 @@ impl Session {
                 return Err(AttemptError::Broken(Flow::Close));
             }
         }
-        if self.buf.capacity() < length {
-            let room = length - self.buf.len();
-            self.ctx.memory.swap_for_lent(&mut self.buf, room);
-        }
+        let room = length - self.buf.len();
+        self.ctx.memory.swap_for_lent(&mut self.buf, room);
         while self.buf.len() < length {
             match client
                 .conn
