@@ -224,24 +224,9 @@ impl Session {
             client: self.peer.ip(),
             headers: head,
         };
-        // The body is judged before any server is chosen: too large, 413;
-        // small, read whole first, so that a slow client holds no server
-        // connection while it sends.
         // The body's deadline runs from the end of its head.
         let body_until = Instant::now() + settings.timeouts.body;
-        let plan = decide::body_plan(head.framing, service.max_body, settings.limits.body_buffer);
-        let read = match plan {
-            BodyPlan::Stream => Ok(()),
-            BodyPlan::TooLarge => Err(AttemptError::Respond(
-                ProxyError::BodyTooLarge,
-                Flow::Linger,
-            )),
-            BodyPlan::Buffer(length) => {
-                let until = (body_until, settings.timeouts.client);
-                self.read_small_body(head, length, until).await
-            }
-        };
-        match read {
+        match self.body_first(settings, service, head, body_until).await {
             Ok(()) => {}
             Err(AttemptError::Respond(error, flow)) => {
                 record.answered(error.status());
@@ -323,6 +308,30 @@ impl Session {
             }
             record.answered(error.status());
             return self.respond_error(&error, flow, settings).await;
+        }
+    }
+
+    /// What is done with the body before any server is chosen: too large,
+    /// 413; small, read whole first, so that a slow client holds no server
+    /// connection while it sends; else nothing yet (it streams).
+    async fn body_first(
+        &mut self,
+        settings: &Settings,
+        service: &Service,
+        head: &RequestHead,
+        until: Instant,
+    ) -> Result<(), AttemptError> {
+        let limits = &settings.limits;
+        match decide::body_plan(head.framing, service.max_body, limits.body_buffer) {
+            BodyPlan::Stream => Ok(()),
+            BodyPlan::TooLarge => Err(AttemptError::Respond(
+                ProxyError::BodyTooLarge,
+                Flow::Linger,
+            )),
+            BodyPlan::Buffer(length) => {
+                let until = (until, settings.timeouts.client);
+                self.read_small_body(head, length, until).await
+            }
         }
     }
 
