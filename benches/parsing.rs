@@ -43,6 +43,7 @@ fn heads(c: &mut Criterion) {
         backend_host: "",
         forwarded_proto: None,
         forwarded_host: false,
+        drop_expect: false,
     };
     let mut out = Vec::with_capacity(1024);
     group.bench_function("write_request_head", |b| {

@@ -95,6 +95,8 @@ pub struct Service {
     pub enabled: bool,
     pub persistence: Option<Arc<Persistence>>,
     pub forwarded_proto: Option<String>,
+    /// Largest request body in bytes (413 beyond); `None`: no limit.
+    pub max_body: Option<u64>,
     /// RTSP: which server owns each session (`None` for other protocols).
     pub sessions: Option<Arc<SessionTable>>,
     pub servers: Vec<Arc<RealServer>>,
@@ -298,6 +300,7 @@ fn build_service(
         enabled: spec.enabled,
         persistence,
         forwarded_proto: spec.forwarded_proto.clone(),
+        max_body: spec.max_body,
         sessions,
         servers,
         rules,

@@ -547,7 +547,14 @@ fn request_line_and_field_vectors() {
         refused("HTTP/0.9 request line", "GET /\r\n\r\n", 400),
         refused("HTTP/0.9 version", "GET / HTTP/0.9\r\nHost: a\r\n\r\n", 505),
         refused("HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
-        refused("HTTP/1.2", "GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505),
+        // RFC 9112 2.3: a higher minor version is served as the highest we speak.
+        forwarded(
+            "HTTP/1.2 as 1.1",
+            "GET / HTTP/1.2\r\nHost: a\r\n\r\n",
+            &[("GET / HTTP/1.1", b"")],
+            false,
+        ),
+        refused("HTTP/3.0", "GET / HTTP/3.0\r\nHost: a\r\n\r\n", 505),
         refused(
             "lower-case version",
             "GET / http/1.1\r\nHost: a\r\n\r\n",
@@ -976,10 +983,14 @@ fn answer_head_then_record(reply: &'static [u8]) -> (SocketAddr, Recorded) {
 #[test]
 fn expect_and_upgrade_vectors() {
     // Expect: 100-continue answered early with a final status: the body the
-    // client then sends is not a request, on either side.
+    // client then sends is not a request, on either side. (A body this small
+    // is read by the proxy before connecting unless buffering is off: then
+    // the proxy answers the expectation itself, see tests/bodies.rs.)
     let (addr, after) =
         answer_head_then_record(b"HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n");
-    let proxy = proxy_to(addr);
+    let mut streaming = settings();
+    streaming.limits.body_buffer = 0;
+    let proxy = start_proxy(service(&[(addr, 1)], &[]), streaming);
     let mut client = Client::connect(proxy.addr());
     client.send(
         format!(

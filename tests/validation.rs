@@ -147,6 +147,7 @@ enum Field {
     MatchGroup,
     Retries,
     Slowstart,
+    MaxBody,
     /// A table's options (`;` between them here; tcpvsadm takes them with
     /// `,`, the file as a table).
     Check,
@@ -175,7 +176,7 @@ const VALUES: &[(Field, &[&str], &[&str])] = &[
     (
         ServerAddress,
         &["127.0.0.1:9002", "[::1]:9002"],
-        &["127.0.0.1", "999.1.1.1:80"],
+        &["127.0.0.1", "999.1.1.1:80", "127.0.0.1:0", "[::1]:0"],
     ),
     (Protocol, &["http", "rtsp"], &["sip", "HTTP"]),
     (
@@ -258,6 +259,11 @@ const VALUES: &[(Field, &[&str], &[&str])] = &[
         &["61m", "0", "soon", "-1s"],
     ),
     (
+        MaxBody,
+        &["0", "1048576", "512k", "10m", "1G"],
+        &["-1", "1.5m", "lots", "1t", "9999999999g"],
+    ),
+    (
         Check,
         &[
             "type=tcp",
@@ -329,7 +335,7 @@ const VALUES: &[(Field, &[&str], &[&str])] = &[
 /// The fields tcpvsadm reads entirely itself, so it refuses their bad
 /// values before any daemon sees them (a check's fit to the protocol
 /// aside: the service's protocol is tcpvsd's to know).
-const READ_BY_TCPVSADM: &[Field] = &[Retries, Slowstart, Check, Agent, Passive, State];
+const READ_BY_TCPVSADM: &[Field] = &[Retries, Slowstart, MaxBody, Check, Agent, Passive, State];
 
 impl Field {
     /// The configuration file that sets the value.
@@ -371,6 +377,7 @@ impl Field {
                 ..File::default()
             },
             Slowstart => service_key("slowstart", value),
+            MaxBody => service_key("max_body", value),
             Check | Agent | Passive => File {
                 tables: format!("[service.{}]\n{}", self.option(), table_lines(value)),
                 ..File::default()
@@ -414,6 +421,7 @@ impl Field {
             MatchGroup => words(&[&add_rule[..], &[HOME, "-m", value]].concat()),
             Retries => edit("--retries"),
             Slowstart => edit("--slowstart"),
+            MaxBody => edit("--max-body"),
             Check | Agent | Passive => {
                 let option = format!("--{}", self.option());
                 words(&["-E", "-i", "web", &option, &value.replace(';', ",")])

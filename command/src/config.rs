@@ -204,6 +204,17 @@ fn convert_limits(raw: RawLimits) -> Result<Limits, Located> {
     if let Some(n) = raw.max_headers {
         limits.max_headers = count(&n, "limits.max_headers", 1..=10_000)?;
     }
+    // Bodies and responses (issue 17).
+    if let Some(n) = raw.body_buffer {
+        limits.body_buffer = count(&n, "limits.body_buffer", 0..=1024 * 1024)?;
+    }
+    if let Some(n) = raw.max_response_head_bytes {
+        let key = "limits.max_response_head_bytes";
+        limits.max_response_head_bytes = count(&n, key, 1024..=1024 * 1024)?;
+    }
+    if let Some(n) = raw.max_response_headers {
+        limits.max_response_headers = count(&n, "limits.max_response_headers", 1..=10_000)?;
+    }
     Ok(limits)
 }
 
@@ -217,6 +228,8 @@ fn convert_timeouts(raw: RawTimeouts) -> Result<Timeouts, Located> {
         (raw.client, "timeouts.client", &mut t.client),
         (raw.pool_idle, "timeouts.pool_idle", &mut t.pool_idle),
         (raw.drain, "timeouts.drain", &mut t.drain),
+        (raw.body, "timeouts.body", &mut t.body),
+        (raw.tunnel, "timeouts.tunnel", &mut t.tunnel),
     ];
     for (value, key, slot) in fields {
         if let Some(value) = value {
@@ -247,7 +260,7 @@ fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
         .enumerate()
         .map(|(j, s)| {
             let at = key(&format!("server[{j}]"));
-            let addr = ServerAddr(socket_addr(&s.address, &format!("{at}.address"))?);
+            let addr = server_addr(&s.address, &format!("{at}.address"))?;
             let weight = match &s.weight {
                 None => Weight::DEFAULT,
                 Some(w) => validate::weight(&w.get_ref().to_string())
@@ -313,6 +326,13 @@ fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
         Some(f) => validate::forwarded_proto(f.get_ref())
             .map_err(|e| invalid(f, &key("forwarded_proto"), e))?,
     };
+    let max_body = match &raw.max_body {
+        None => None,
+        Some(size) => {
+            let text = scalar_text(size.get_ref());
+            validate::max_body(&text).map_err(|e| invalid(size, &key("max_body"), e))?
+        }
+    };
     Ok(ServiceSpec {
         ident,
         listen,
@@ -322,6 +342,7 @@ fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
         enabled: raw.enabled.unwrap_or(true),
         persistent,
         forwarded_proto,
+        max_body,
         servers,
         rules,
         default,
@@ -425,9 +446,19 @@ fn invalid<T>(value: &Spanned<T>, key: &str, error: TableError) -> Located {
 }
 
 fn server_list(list: &[Spanned<String>], key: &str) -> Result<Vec<ServerAddr>, Located> {
-    list.iter()
-        .map(|a| socket_addr(a, key).map(ServerAddr))
-        .collect()
+    list.iter().map(|a| server_addr(a, key)).collect()
+}
+
+fn server_addr(value: &Spanned<String>, key: &str) -> Result<ServerAddr, Located> {
+    validate::server(value.get_ref()).map_err(|e| invalid(value, key, e))
+}
+
+/// A scalar's text: a string as it is, a number or boolean as written.
+fn scalar_text(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
 }
 
 fn socket_addr(value: &Spanned<String>, key: &str) -> Result<SocketAddr, Located> {
@@ -482,6 +513,9 @@ pub fn services_to_toml(services: &[ServiceSpec]) -> String {
         }
         if let Some(proto) = &service.forwarded_proto {
             let _ = writeln!(out, "forwarded_proto = {}", quote(proto));
+        }
+        if let Some(bytes) = service.max_body {
+            let _ = writeln!(out, "max_body = {}", quote(&validate::size_text(bytes)));
         }
         if let Some(default) = &service.default {
             let _ = writeln!(out, "default = {}", list(default));
@@ -573,6 +607,9 @@ struct RawConfig {
 struct RawLimits {
     max_head_bytes: Option<Spanned<i64>>,
     max_headers: Option<Spanned<i64>>,
+    body_buffer: Option<Spanned<i64>>,
+    max_response_head_bytes: Option<Spanned<i64>>,
+    max_response_headers: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -585,6 +622,8 @@ struct RawTimeouts {
     client: Option<Spanned<String>>,
     pool_idle: Option<Spanned<String>>,
     drain: Option<Spanned<String>>,
+    body: Option<Spanned<String>>,
+    tunnel: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -601,6 +640,7 @@ struct RawService {
     protocol: Option<Spanned<String>>,
     scheduler: Option<Spanned<String>>,
     forwarded_proto: Option<Spanned<String>>,
+    max_body: Option<Spanned<toml::Value>>,
     enabled: Option<bool>,
     persistent: Option<Spanned<String>>,
     sched_opts: Option<RawOptions>,
@@ -758,6 +798,7 @@ servers = ["127.0.0.1:9002"]
         let web = &mut config.table.services[0];
         web.enabled = false;
         web.persistent = Some(Duration::from_secs(300));
+        web.max_body = Some(10 << 20);
         web.rules[0].match_group = Some(1);
         web.rules[0].pattern = "^/images/(\"quoted\")".into();
         web.servers[1].state = AdminState::Drain;
@@ -792,10 +833,49 @@ servers = ["127.0.0.1:9002"]
     }
 
     #[test]
+    fn body_and_response_limits_load() {
+        let text = GOOD.replace(
+            "[timeouts]\n",
+            "[limits]\nbody_buffer = 0\nmax_response_head_bytes = 32768\n\
+             max_response_headers = 50\n[timeouts]\nbody = \"15s\"\ntunnel = \"2m\"\n",
+        );
+        let text = text.replace(
+            "scheduler = \"rr\"\n",
+            "scheduler = \"rr\"\nmax_body = 4096\n",
+        );
+        let config = parse(&text, Path::new("t.toml")).unwrap();
+        let (limits, timeouts) = (config.table.settings.limits, config.table.settings.timeouts);
+        assert_eq!(limits.body_buffer, 0);
+        assert_eq!(limits.max_response_head_bytes, 32768);
+        assert_eq!(limits.max_response_headers, 50);
+        assert_eq!(limits.max_head_bytes, Limits::default().max_head_bytes);
+        assert_eq!(timeouts.body, Duration::from_secs(15));
+        assert_eq!(timeouts.tunnel, Duration::from_secs(120));
+        assert_eq!(config.table.services[0].max_body, Some(4096));
+        let defaults = parse(GOOD, Path::new("t.toml")).unwrap().table;
+        assert_eq!(defaults.settings.limits.body_buffer, 64 * 1024);
+        assert_eq!(defaults.settings.timeouts.body, Duration::from_secs(60));
+        assert_eq!(defaults.services[0].max_body, None);
+        let refused = text.replace("max_response_headers = 50", "max_response_headers = 0");
+        refused_at(&refused, "t.toml:8: limits.max_response_headers:");
+        let refused = text.replace("max_body = 4096", "max_body = \"4 kilos\"");
+        let message = error_of(&refused);
+        assert!(message.contains("service[0].max_body:"), "{message}");
+    }
+
+    #[test]
     fn defaults_are_not_written() {
         let config = parse(GOOD, Path::new("t.toml")).unwrap();
         let text = services_to_toml(&config.table.services);
-        for key in ["retries", "slowstart", "check", "agent", "passive", "state"] {
+        for key in [
+            "retries",
+            "slowstart",
+            "check",
+            "agent",
+            "passive",
+            "state",
+            "max_body",
+        ] {
             assert!(!text.contains(key), "{key}: {text}");
         }
     }

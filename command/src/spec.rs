@@ -192,6 +192,15 @@ pub struct Limits {
     pub max_head_bytes: usize,
     /// Most header fields in a head (431 beyond).
     pub max_headers: usize,
+    // Bodies and responses (issue 17).
+    /// A request body of at most this many bytes (Content-Length) is read
+    /// whole before a server is chosen, so a slow client holds no server
+    /// connection while it sends; 0 turns buffering off.
+    pub body_buffer: usize,
+    /// Largest response head a server may send, in bytes (502 beyond).
+    pub max_response_head_bytes: usize,
+    /// Most header fields in a server's response head (502 beyond).
+    pub max_response_headers: usize,
 }
 
 impl Default for Limits {
@@ -199,6 +208,9 @@ impl Default for Limits {
         Self {
             max_head_bytes: 16 * 1024,
             max_headers: 100,
+            body_buffer: 64 * 1024,
+            max_response_head_bytes: 16 * 1024,
+            max_response_headers: 100,
         }
     }
 }
@@ -221,6 +233,13 @@ pub struct Timeouts {
     /// How long a graceful stop lets requests and sessions in flight
     /// finish before closing what is left.
     pub drain: Duration,
+    // Bodies and tunnels (issue 17).
+    /// The whole request body must arrive within this (absolute, from the
+    /// end of its head): 408, or a close once the response started.
+    pub body: Duration,
+    /// An upgraded (WebSocket) tunnel with no byte either way for this long
+    /// is closed.
+    pub tunnel: Duration,
 }
 
 impl Default for Timeouts {
@@ -233,6 +252,8 @@ impl Default for Timeouts {
             client: Duration::from_secs(60),
             pool_idle: Duration::from_secs(10),
             drain: Duration::from_secs(30),
+            body: Duration::from_secs(60),
+            tunnel: Duration::from_secs(3600),
         }
     }
 }
@@ -313,6 +334,8 @@ pub struct ServiceSpec {
     pub persistent: Option<Duration>,
     /// Add `X-Forwarded-Proto` with this value to requests.
     pub forwarded_proto: Option<String>,
+    /// Largest request body in bytes (413 beyond); `None`: no limit.
+    pub max_body: Option<u64>,
     pub servers: Vec<ServerSpec>,
     /// Tried in order; the first match wins.
     pub rules: Vec<RuleSpec>,
@@ -337,6 +360,7 @@ impl ServiceSpec {
             enabled: true,
             persistent: None,
             forwarded_proto: None,
+            max_body: None,
             servers: Vec::new(),
             rules: Vec::new(),
             default: None,
@@ -387,6 +411,8 @@ pub enum TableError {
          0 turns it off) or a duration in whole seconds such as 90s, 5m, 1h"
     )]
     BadPersistence(String),
+    #[error("a real server needs a port other than 0: `{0}`")]
+    ServerPortZero(String),
     #[error("`{0}` is not a duration: write e.g. 500ms, 10s, 2m")]
     BadDuration(String),
     #[error("a timeout must be longer than zero")]

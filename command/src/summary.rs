@@ -61,6 +61,7 @@ fn service(line: &mut String, args: &ServiceArgs) {
         ("agent", args.agent.as_ref()),
         ("passive", args.passive.as_ref()),
         ("slowstart", args.slowstart.as_ref()),
+        ("max_body", args.max_body.as_ref()),
     ];
     for (key, value) in texts {
         option(line, key, value);

@@ -40,9 +40,49 @@ pub fn address(text: &str) -> Result<SocketAddr, TableError> {
     })
 }
 
-/// A real server's address.
+/// A real server's address: port 0 is no port to connect to.
 pub fn server(text: &str) -> Result<ServerAddr, TableError> {
-    address(text).map(ServerAddr)
+    match address(text)? {
+        addr if addr.port() == 0 => Err(TableError::ServerPortZero(text.to_string())),
+        addr => Ok(ServerAddr(addr)),
+    }
+}
+
+/// A service's largest request body, nginx's `client_max_body_size`
+/// notation: bytes, or a number with `k`, `m` or `g` (binary multiples);
+/// `0` for no limit (`None`).
+pub fn max_body(text: &str) -> Result<Option<u64>, TableError> {
+    let expected = "a size such as 1048576, 512k, 10m or 1g (0: no limit)";
+    let text = text.trim();
+    let lower = text.to_ascii_lowercase();
+    let (digits, shift) = match lower.as_bytes().last() {
+        Some(b'k') => (&lower[..lower.len() - 1], 10),
+        Some(b'm') => (&lower[..lower.len() - 1], 20),
+        Some(b'g') => (&lower[..lower.len() - 1], 30),
+        _ => (&lower[..], 0),
+    };
+    let n: u64 = match digits.parse() {
+        Ok(n) if digits.bytes().all(|b| b.is_ascii_digit()) => n,
+        _ => return Err(bad_value(text, expected)),
+    };
+    match n.checked_mul(1 << shift) {
+        Some(0) => Ok(None),
+        // A body length must fit a signed 64-bit offset (issue 17).
+        Some(bytes) if bytes <= i64::MAX as u64 => Ok(Some(bytes)),
+        _ => Err(bad_value(text, expected)),
+    }
+}
+
+/// A body size as [`max_body`] reads it, in the largest unit that divides it.
+pub fn size_text(bytes: u64) -> String {
+    let units = [(30, "g"), (20, "m"), (10, "k")];
+    match units
+        .iter()
+        .find(|(shift, _)| bytes.is_multiple_of(1 << shift))
+    {
+        Some((shift, unit)) if bytes > 0 => format!("{}{unit}", bytes >> shift),
+        _ => bytes.to_string(),
+    }
 }
 
 /// `http` or `rtsp`.
@@ -425,6 +465,33 @@ mod tests {
             match_group("100"),
             Err(TableError::BadMatchGroupNumber("100".into()))
         );
+    }
+
+    #[test]
+    fn a_server_at_port_zero_is_refused() {
+        assert_eq!(
+            server("127.0.0.1:0"),
+            Err(TableError::ServerPortZero("127.0.0.1:0".into()))
+        );
+        assert!(server("127.0.0.1:1").is_ok());
+        let message = server("[::1]:0").unwrap_err().to_string();
+        assert!(message.contains("port other than 0"), "{message}");
+    }
+
+    #[test]
+    fn body_sizes() {
+        assert_eq!(max_body("0"), Ok(None));
+        assert_eq!(max_body("1048576"), Ok(Some(1 << 20)));
+        assert_eq!(max_body("512k"), Ok(Some(512 << 10)));
+        assert_eq!(max_body("10M"), Ok(Some(10 << 20)));
+        assert_eq!(max_body("1g"), Ok(Some(1 << 30)));
+        for bad in ["", "k", "-1", "+5", "1.5m", "1t", "9999999999g", "1 m"] {
+            assert!(max_body(bad).is_err(), "{bad}");
+        }
+        for bytes in [1, 1000, 1024, 3 << 20, 5 << 30, (1 << 20) + 1] {
+            assert_eq!(max_body(&size_text(bytes)), Ok(Some(bytes)));
+        }
+        assert_eq!(size_text(10 << 20), "10m");
     }
 
     #[test]

@@ -126,6 +126,8 @@ pub struct ServiceArgs {
     pub retries: Option<u32>,
     /// Slow start as a duration (`30s`; `0s` turns it off).
     pub slowstart: Option<String>,
+    /// Largest request body (`10m`; `0` for no limit).
+    pub max_body: Option<String>,
 }
 
 /// Arguments of `-a` and `-e`.
@@ -425,6 +427,9 @@ fn apply_service_args(service: &mut ServiceSpec, args: &ServiceArgs) -> Result<(
     }
     if let Some(seconds) = args.persistent {
         service.persistent = validate::persistence(&seconds.to_string())?;
+    }
+    if let Some(size) = &args.max_body {
+        service.max_body = validate::max_body(size)?;
     }
     apply_health_args(&mut service.health, args).map_err(TableError::BadHealthOption)?;
     if let Some(retries) = args.retries {

@@ -39,6 +39,9 @@ pub struct ServiceView {
     /// The `X-Forwarded-Proto` added to requests, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forwarded_proto: Option<String>,
+    /// The largest request body (`--max-body`), if limited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body: Option<String>,
     /// RTSP: live sessions in the service's session table.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sessions: Option<u64>,
@@ -196,6 +199,7 @@ impl ServiceView {
             enabled: spec.enabled,
             persistent: spec.persistent.map(|t| t.as_secs()),
             forwarded_proto: spec.forwarded_proto.clone(),
+            max_body: spec.max_body.map(crate::validate::size_text),
             sessions: None,
             servers: spec.servers.iter().map(ServerView::of).collect(),
             rules: spec

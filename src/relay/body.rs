@@ -21,16 +21,28 @@ const CRLF: Bytes = Bytes::from_static(b"\r\n");
 /// write fail.
 const MAX_PARTS: usize = 512;
 
-/// One end of a body relay: a connection and how long each wait on it may last.
+/// One end of a body relay: a connection, how long each wait on it may
+/// last, and when all waits end (a request body's deadline).
 #[derive(Clone, Copy)]
 pub struct End<'a> {
     pub conn: &'a Conn,
     pub timeout: Duration,
+    pub until: Option<Instant>,
 }
 
-impl End<'_> {
-    fn deadline(&self) -> Instant {
-        Instant::now() + self.timeout
+impl<'a> End<'a> {
+    /// An end whose waits have no deadline beyond `timeout` each.
+    pub fn new(conn: &'a Conn, timeout: Duration) -> Self {
+        Self {
+            conn,
+            timeout,
+            until: None,
+        }
+    }
+
+    pub(super) fn deadline(&self) -> Instant {
+        let wait = Instant::now() + self.timeout;
+        self.until.map_or(wait, |until| until.min(wait))
     }
 }
 
@@ -45,6 +57,8 @@ pub enum BodyError {
     Truncated,
     #[error("bad chunked encoding: {0}")]
     BadChunk(String),
+    #[error("the body is larger than allowed")]
+    TooLarge,
 }
 
 /// Relays one body that arrives framed as `framing` and is written out as
@@ -52,21 +66,23 @@ pub enum BodyError {
 /// to an HTTP/1.0 client, or none for a body the client must not get);
 /// `ahead` (a head) goes out first, in the same write as the first body
 /// bytes. `buf` holds what was already read from `from`, and keeps whatever
-/// follows the body.
+/// follows the body. A chunked body whose data grows past `max` is cut
+/// (a Content-Length one is checked before it is relayed).
 pub async fn relay(
     from: End<'_>,
     buf: &mut BytesMut,
     to: End<'_>,
-    framing: Framing,
-    written: Framing,
+    (framing, written): (Framing, Framing),
     ahead: Option<Bytes>,
+    max: Option<u64>,
 ) -> Result<(), BodyError> {
     match (framing, written) {
         (Framing::None, _) | (_, Framing::None) => send(to, ahead.into_iter().collect()).await,
         (Framing::Length(length), _) => copy_length(from, buf, to, length, ahead).await,
         (Framing::Chunked, written) => {
             let rechunk = written == Framing::Chunked;
-            copy_chunked(from, buf, to, rechunk, ahead).await
+            let max = max.unwrap_or(u64::MAX);
+            copy_chunked(from, buf, to, rechunk, ahead, max).await
         }
         (Framing::UntilClose, _) => copy_until_close(from, buf, to, ahead).await,
     }
@@ -139,8 +155,10 @@ async fn copy_chunked(
     to: End<'_>,
     rechunk: bool,
     mut ahead: Option<Bytes>,
+    max: u64,
 ) -> Result<(), BodyError> {
     let mut decoder = ChunkedDecoder::default();
+    let mut data_bytes: u64 = 0;
     loop {
         let mut parts: Vec<Bytes> = Vec::with_capacity(2);
         parts.extend(ahead.take());
@@ -153,6 +171,10 @@ async fn copy_chunked(
             match event {
                 Some(ChunkEvent::Data(range)) => {
                     let data = decoded.slice(range);
+                    data_bytes = data_bytes.saturating_add(data.len() as u64);
+                    if data_bytes > max {
+                        return Err(BodyError::TooLarge);
+                    }
                     if rechunk {
                         let mut size_line = Vec::with_capacity(18);
                         encode_chunk_header(data.len(), &mut size_line);
@@ -213,10 +235,7 @@ mod tests {
     use crate::net::{self, Listener};
 
     fn end(conn: &Conn) -> End<'_> {
-        End {
-            conn,
-            timeout: Duration::from_secs(5),
-        }
+        End::new(conn, Duration::from_secs(5))
     }
 
     #[test]
@@ -257,8 +276,8 @@ mod tests {
                 end(&from),
                 &mut buf,
                 end(&to),
-                Framing::Chunked,
-                Framing::Chunked,
+                (Framing::Chunked, Framing::Chunked),
+                None,
                 None,
             )
             .await

@@ -85,6 +85,31 @@ pub(super) fn flow_after_no_server(head: &RequestHead) -> Flow {
     }
 }
 
+/// What becomes of a request body before any server is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum BodyPlan {
+    /// None, or too large to hold: relayed as it arrives (within the body
+    /// deadline and, when chunked, the size limit).
+    Stream,
+    /// Read whole first, this many bytes: a client sending it slowly holds no
+    /// server connection meanwhile (nginx reads every body first).
+    Buffer(usize),
+    /// Its Content-Length is above the service's limit: 413, no server.
+    TooLarge,
+}
+
+/// The plan for a body framed as `framing`, given the service's largest body
+/// and the size read whole before connecting (`body_buffer`; 0: none).
+pub(super) fn body_plan(framing: Framing, max_body: Option<u64>, body_buffer: usize) -> BodyPlan {
+    match framing {
+        Framing::Length(n) if max_body.is_some_and(|max| n > max) => BodyPlan::TooLarge,
+        Framing::Length(n) if n > 0 && n <= body_buffer as u64 => {
+            BodyPlan::Buffer(usize::try_from(n).unwrap_or(usize::MAX))
+        }
+        _ => BodyPlan::Stream,
+    }
+}
+
 /// What the relay knows once a final response head has arrived.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Answer {
@@ -283,5 +308,27 @@ mod tests {
         assert!(!draining.offer_keep_alive());
         assert!(!draining.client_keeps(Framing::Length(5)));
         assert!(draining.server_reusable(false, false));
+    }
+
+    #[test]
+    fn small_bodies_are_read_first_and_large_ones_refused() {
+        let plan = |framing, max| body_plan(framing, max, 64 * 1024);
+        assert_eq!(plan(Framing::Length(10), None), BodyPlan::Buffer(10));
+        assert_eq!(
+            plan(Framing::Length(64 * 1024), None),
+            BodyPlan::Buffer(64 * 1024)
+        );
+        assert_eq!(plan(Framing::Length(64 * 1024 + 1), None), BodyPlan::Stream);
+        assert_eq!(plan(Framing::Length(0), None), BodyPlan::Stream);
+        assert_eq!(plan(Framing::None, Some(0)), BodyPlan::Stream);
+        assert_eq!(plan(Framing::Chunked, Some(1)), BodyPlan::Stream);
+        assert_eq!(plan(Framing::Length(100), Some(100)), BodyPlan::Buffer(100));
+        assert_eq!(plan(Framing::Length(101), Some(100)), BodyPlan::TooLarge);
+        assert_eq!(
+            plan(Framing::Length(1 << 40), Some(1 << 30)),
+            BodyPlan::TooLarge
+        );
+        // Buffering off.
+        assert_eq!(body_plan(Framing::Length(10), None, 0), BodyPlan::Stream);
     }
 }

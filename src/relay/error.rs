@@ -30,6 +30,10 @@ pub enum ProxyError {
     HeadTimeout,
     #[error("bad chunked request body")]
     BadRequestBody,
+    #[error("the request body is larger than the service allows")]
+    BodyTooLarge,
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
     #[error("unknown or unreadable RTSP session")]
     UnknownSession,
     #[error("no transport offered that crosses a TCP proxy")]
@@ -62,7 +66,7 @@ impl ProxyError {
         use ProxyError::*;
         match self {
             BadRequest(_) | BadMessage(_) | UnexpectedResponse | HeadTimeout | BadRequestBody
-            | UnknownSession | UnsupportedTransport => Side::Client,
+            | BodyTooLarge | BodyTimeout | UnknownSession | UnsupportedTransport => Side::Client,
             ServiceGone | SessionServerGone | Unreachable { .. } => Side::Proxy,
             StaleConnection
             | EmptyResponse
@@ -99,7 +103,8 @@ impl ProxyError {
             )) => 413,
             BadMessage(MessageError::Version) => 505,
             BadMessage(_) | UnexpectedResponse | BadRequestBody => 400,
-            HeadTimeout => 408,
+            HeadTimeout | BodyTimeout => 408,
+            BodyTooLarge => 413,
             UnknownSession => 454,
             UnsupportedTransport => 461,
             SessionServerGone => 454,
@@ -190,6 +195,10 @@ mod tests {
         assert_eq!(ProxyError::UnaskedUpgrade.status(), 502);
         assert_eq!(ProxyError::BodyNotSent.status(), 502);
         assert_eq!(ProxyError::BadRequestBody.status(), 400);
+        assert_eq!(ProxyError::BodyTooLarge.status(), 413);
+        assert_eq!(ProxyError::BodyTimeout.status(), 408);
+        assert!(!ProxyError::BodyTimeout.counts_against_server());
+        assert_eq!(ProxyError::BodyTooLarge.side(), Side::Client);
     }
 
     #[test]

@@ -15,16 +15,17 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use super::body::{self, BodyError, End};
 use super::connect::{connect_scheduled, Connected, Reuse, Tries};
-use super::decide::{self, Answer, Flow, Retry};
+use super::decide::{self, Answer, BodyPlan, Flow, Retry};
 use super::error::ProxyError;
 use super::record::Record;
 use super::termination::{Party, Phase, Termination};
 use super::Context;
-use super::{head_limits as http_limits, head_may_end, tunnel};
+use super::{head_limits as http_limits, head_may_end, response_limits, tunnel};
 use crate::net::{Conn, IoFailure};
 use crate::protocols::http::{
-    parse_request, parse_response, write_error_response, write_request_head, write_response_head,
-    ForwardOptions, Framing, HeadError, Limits as HttpLimits, RequestHead, ResponseHead, Version,
+    date, parse_request, parse_response, write_error_response, write_request_head,
+    write_response_head, ForwardOptions, Framing, HeadError, Limits as HttpLimits, RequestHead,
+    ResponseHead, Version,
 };
 use crate::schedulers::{HeaderLookup, Pick, RequestInfo};
 use crate::table::{Service, ServiceId, Settings, Table};
@@ -160,7 +161,8 @@ impl Session {
             // body-sized one while the client is idle.
             self.buf.reserve(IDLE_BUFFER);
             if self.buf.capacity() > IDLE_BUFFER {
-                let big = std::mem::replace(&mut self.buf, BytesMut::with_capacity(IDLE_BUFFER));
+                let small = self.ctx.memory.idle_buffer(IDLE_BUFFER);
+                let big = std::mem::replace(&mut self.buf, small);
                 self.ctx.memory.recycle(big);
             }
         }
@@ -278,6 +280,20 @@ impl Session {
             client: self.peer.ip(),
             headers: head,
         };
+        // The body's deadline runs from the end of its head.
+        let body_until = Instant::now() + settings.timeouts.body;
+        match self.body_first(settings, service, head, body_until).await {
+            Ok(()) => {}
+            Err(AttemptError::Respond(error, flow)) => {
+                record.answered(error.status());
+                record.ended(Termination::of(&error));
+                return self.respond_error(&error, flow, settings).await;
+            }
+            Err(AttemptError::Broken { termination, .. }) => {
+                record.ended(termination);
+                return Flow::Close;
+            }
+        }
         let route = service.route(head.path());
         let passive = &service.health.passive;
         let mut tries = Tries::new(service);
@@ -328,7 +344,7 @@ impl Session {
             }
             record.sent_to(pick.server.addr);
             let outcome = self
-                .forward(settings, service, head, &pick, conn, reused)
+                .forward(settings, service, head, &pick, (conn, reused), body_until)
                 .await;
             let state = &pick.server.state;
             let (error, flow) = match outcome {
@@ -374,6 +390,85 @@ impl Session {
         }
     }
 
+    /// What is done with the body before any server is chosen: too large,
+    /// 413; small, read whole first, so that a slow client holds no server
+    /// connection while it sends; else nothing yet (it streams).
+    async fn body_first(
+        &mut self,
+        settings: &Settings,
+        service: &Service,
+        head: &RequestHead,
+        until: Instant,
+    ) -> Result<(), AttemptError> {
+        let limits = &settings.limits;
+        match decide::body_plan(head.framing, service.max_body, limits.body_buffer) {
+            BodyPlan::Stream => Ok(()),
+            BodyPlan::TooLarge => Err(AttemptError::Respond(
+                ProxyError::BodyTooLarge,
+                Flow::Linger,
+            )),
+            BodyPlan::Buffer(length) => {
+                let until = (until, settings.timeouts.client);
+                self.read_small_body(head, length, until).await
+            }
+        }
+    }
+
+    /// Reads a body of `length` bytes whole into the client buffer before any
+    /// server is chosen, within the body deadline. A client that asked to
+    /// hear 100 (Continue) first hears it from us (RFC 9110 10.1.1; nginx does
+    /// the same), and its server does not see the expectation. What is left
+    /// to read is read into a lent buffer (with the few bytes already here):
+    /// a read into the small idle one would grow it, an allocation.
+    /// `(until, timeout)`: the body's deadline, and how long each read may
+    /// wait before it.
+    async fn read_small_body(
+        &mut self,
+        head: &RequestHead,
+        length: usize,
+        (until, timeout): (Instant, Duration),
+    ) -> Result<(), AttemptError> {
+        if self.buf.len() >= length {
+            return Ok(());
+        }
+        let client = End {
+            until: Some(until),
+            ..End::new(&self.client, timeout)
+        };
+        if head.expect_continue {
+            let interim = Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n");
+            let sent = self.client.write_all(interim, client.deadline()).await;
+            if let Err(e) = sent {
+                let termination = Termination::io(&e, Party::Client, Phase::Request);
+                return Err(AttemptError::broken(termination));
+            }
+        }
+        let room = length - self.buf.len();
+        self.ctx.memory.swap_for_lent(&mut self.buf, room);
+        while self.buf.len() < length {
+            match client
+                .conn
+                .read(std::mem::take(&mut self.buf), client.deadline())
+                .await
+            {
+                Ok((0, _)) => {
+                    let termination = Termination::new(Party::Client, Phase::Request);
+                    return Err(AttemptError::broken(termination));
+                }
+                Ok((_, filled)) => self.buf = filled,
+                Err(IoFailure::TimedOut) => {
+                    tracing::debug!(client = %self.peer, "request body not received in time");
+                    return Err(AttemptError::Respond(ProxyError::BodyTimeout, Flow::Close));
+                }
+                Err(e) => {
+                    let termination = Termination::io(&e, Party::Client, Phase::Request);
+                    return Err(AttemptError::broken(termination));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Sends the request on `server` and relays the response. Returns the
     /// final status and what to do with the client connection.
     ///
@@ -387,19 +482,13 @@ impl Session {
         service: &Service,
         head: &RequestHead,
         pick: &Pick,
-        server: Conn,
-        reused: bool,
+        (server, reused): (Conn, bool),
+        body_until: Instant,
     ) -> Result<(u16, Flow), AttemptError> {
         let timeouts = &settings.timeouts;
-        let limits = http_limits(settings);
-        let client = End {
-            conn: &self.client,
-            timeout: timeouts.client,
-        };
-        let upstream = End {
-            conn: &server,
-            timeout: timeouts.server,
-        };
+        let limits = response_limits(settings);
+        let client = End::new(&self.client, timeouts.client);
+        let upstream = End::new(&server, timeouts.server);
 
         // The head, and a Content-Length body's first bytes in the same write.
         let backend_host = match head.host {
@@ -411,6 +500,8 @@ impl Session {
             backend_host: &backend_host,
             forwarded_proto: service.forwarded_proto.as_deref(),
             forwarded_host: false,
+            // The whole body is at hand: the client waits for no 100 any more.
+            drop_expect: matches!(head.framing, Framing::Length(n) if self.buf.len() as u64 >= n),
         };
         let (request_head, ()) = self
             .ctx
@@ -448,11 +539,16 @@ impl Session {
             // would otherwise have room for both relays (and be copied with it).
             let response =
                 read_final_head(client, upstream, &mut from_server, head, &limits, reused);
+            // Only the body's reads are bound by its deadline.
+            let body_from = End {
+                until: Some(body_until),
+                ..client
+            };
             let both = Box::pin(body_and_response(
-                client,
+                body_from,
                 &mut self.buf,
                 upstream,
-                body_left,
+                (body_left, service.max_body),
                 response,
             ));
             both.await?
@@ -473,6 +569,7 @@ impl Session {
                 &response,
                 (client, from_client),
                 (upstream, from_server),
+                timeouts.tunnel,
             ));
             return tunnel.await;
         }
@@ -497,9 +594,9 @@ impl Session {
             upstream,
             &mut from_server,
             client,
-            response.framing,
-            client_body,
+            (response.framing, client_body),
             Some(response_head),
+            None,
         )
         .await;
         if let Err(e) = relayed {
@@ -529,11 +626,10 @@ impl Session {
 
     /// Answers a request with an error of ours.
     async fn respond_error(&mut self, error: &ProxyError, flow: Flow, settings: &Settings) -> Flow {
-        let mut out = Vec::with_capacity(256);
-        write_error_response(error.status(), flow != Flow::KeepAlive, &mut out);
+        let answer = self.own_answer(error.status(), flow != Flow::KeepAlive);
         let sent = self
             .client
-            .write_all(Bytes::from(out), deadline(settings.timeouts.client))
+            .write_all(answer, deadline(settings.timeouts.client))
             .await;
         if sent.is_err() {
             Flow::Close
@@ -561,17 +657,27 @@ impl Session {
         record.answered(error.status());
         record.ended(Termination::of(&error));
         record.finish(settings);
-        let mut out = Vec::with_capacity(256);
-        write_error_response(error.status(), true, &mut out);
+        let answer = self.own_answer(error.status(), true);
         if self
             .client
-            .write_all(Bytes::from(out), deadline(settings.timeouts.client))
+            .write_all(answer, deadline(settings.timeouts.client))
             .await
             .is_ok()
         {
             self.buf.clear();
             self.linger().await;
         }
+    }
+
+    /// An answer of the proxy's own with `status`, dated, written in the
+    /// worker's head block (no allocation per answer).
+    fn own_answer(&self, status: u16, close: bool) -> Bytes {
+        let date = date::now();
+        let (answer, ()) = self
+            .ctx
+            .memory
+            .write_head(|out| write_error_response(status, close, &date, out));
+        answer
     }
 
     /// Closes after reading what the client may still be sending.
@@ -587,7 +693,7 @@ async fn body_and_response(
     client: End<'_>,
     from_client: &mut BytesMut,
     server: End<'_>,
-    body: Framing,
+    body: (Framing, Option<u64>),
     response: impl Future<Output = Result<ResponseHead, AttemptError>>,
 ) -> Result<(Result<ResponseHead, AttemptError>, bool), AttemptError> {
     let mut body = pin!(relay_request_body(client, from_client, server, body));
@@ -610,26 +716,33 @@ async fn body_and_response(
     }
 }
 
-/// Relays the request body from the client to the server.
+/// Relays the request body from the client to the server, a chunked one
+/// cut past `max` bytes. A body cut short, too large or too slow, closes
+/// the server connection (its request is incomplete) and the client's.
 async fn relay_request_body(
     client: End<'_>,
     buf: &mut BytesMut,
     server: End<'_>,
-    framing: Framing,
+    (framing, max): (Framing, Option<u64>),
 ) -> Result<(), AttemptError> {
-    let result = body::relay(client, buf, server, framing, framing, None).await;
+    let result = body::relay(client, buf, server, (framing, framing), None, max).await;
     result.map_err(|e| {
         tracing::debug!(client = %client.conn.peer(), "request body: {e}");
         match e {
             BodyError::BadChunk(_) => {
                 AttemptError::Respond(ProxyError::BadRequestBody, Flow::Linger)
             }
+            BodyError::TooLarge => AttemptError::Respond(ProxyError::BodyTooLarge, Flow::Linger),
             BodyError::Write(_) => AttemptError::Respond(ProxyError::BodyNotSent, Flow::Linger),
+            // Never read again from a client whose read timed out.
+            BodyError::Read(IoFailure::TimedOut) => {
+                AttemptError::Respond(ProxyError::BodyTimeout, Flow::Close)
+            }
             BodyError::Read(_) | BodyError::Truncated => AttemptError::broken(Termination::body(
                 &e,
                 Party::Client,
                 Party::Server,
-                Phase::Headers,
+                Phase::Request,
             )),
         }
     })
@@ -642,6 +755,7 @@ async fn switch_protocols(
     response: &ResponseHead,
     (client, from_client): (End<'_>, BytesMut),
     (server, from_server): (End<'_>, BytesMut),
+    idle: Duration,
 ) -> Result<(u16, Flow), AttemptError> {
     if head.upgrade.is_none() {
         tracing::warn!(server = %server.conn.peer(), "101 to a request that asked no upgrade");
@@ -660,7 +774,7 @@ async fn switch_protocols(
             status: Some(101),
             termination: Termination::io(&e, Party::Client, Phase::Data),
         })?;
-    if let Err(e) = tunnel::run(client, from_client, server, from_server).await {
+    if let Err(e) = tunnel::run(client, from_client, server, from_server, idle).await {
         tracing::debug!(client = %client.conn.peer(), "tunnel ended: {e}");
     }
     Ok((101, Flow::Close))

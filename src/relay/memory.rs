@@ -24,6 +24,9 @@ pub struct Memory {
     heads: RefCell<BytesMut>,
     /// Used-up head blocks, oldest first, until every head in them was sent.
     retired_heads: RefCell<VecDeque<BytesMut>>,
+    /// Small buffers HTTP clients wait in between requests, put aside while
+    /// a lent buffer held a body read whole (see [`Memory::swap_for_lent`]).
+    idle_buffers: RefCell<Vec<BytesMut>>,
     /// Spare boxes for parsed request heads (see [`Memory::box_head`]):
     /// the boxes themselves are what is kept for reuse.
     #[allow(clippy::vec_box)]
@@ -40,6 +43,8 @@ const SPARE_BUFFERS: usize = 64;
 /// Spare buffers kept however long they go unused: a burst after a quiet
 /// spell allocates no more than this many.
 const SPARE_BUFFERS_KEPT: usize = 8;
+/// Spare idle-client buffers a worker keeps.
+const SPARE_IDLE_BUFFERS: usize = 64;
 /// Spare request-head boxes a worker keeps: one per exchange in progress.
 const SPARE_REQUEST_HEADS: usize = 64;
 /// The block heads are written into: room for dozens of heads in flight.
@@ -128,6 +133,34 @@ impl Memory {
         spare.truncate(keep);
         spare.shrink_to(SPARE_BUFFERS);
         self.fewest_spare.set(spare.len());
+    }
+
+    /// Moves the bytes of `small` into a lent buffer with room for at least
+    /// `room` more, and keeps `small` for [`Memory::idle_buffer`]: a body
+    /// read whole costs neither a grown buffer nor a new small one after.
+    pub fn swap_for_lent(&self, small: &mut BytesMut, room: usize) {
+        let mut lent = self.take_buffer();
+        lent.reserve(small.len() + room);
+        lent.extend_from_slice(small);
+        let mut small = std::mem::replace(small, lent);
+        small.clear();
+        let mut spare = self.idle_buffers.borrow_mut();
+        if spare.len() < SPARE_IDLE_BUFFERS {
+            spare.push(small);
+        }
+    }
+
+    /// A buffer of `capacity` for a client between requests, one put aside
+    /// by [`Memory::swap_for_lent`] when there is one.
+    pub fn idle_buffer(&self, capacity: usize) -> BytesMut {
+        match self.idle_buffers.borrow_mut().pop() {
+            Some(mut spare) => {
+                // Reclaims its whole allocation: nothing else refers to it.
+                spare.reserve(capacity);
+                spare
+            }
+            None => BytesMut::with_capacity(capacity),
+        }
     }
 
     /// Returns a buffer for reuse (dropped when it is not empty, has been

@@ -151,3 +151,11 @@ fn head_limits(settings: &Settings) -> HeadLimits {
         max_headers: settings.limits.max_headers,
     }
 }
+
+/// The bounds on an HTTP server's response head (502 beyond).
+fn response_limits(settings: &Settings) -> HeadLimits {
+    HeadLimits {
+        max_head_bytes: settings.limits.max_response_head_bytes,
+        max_headers: settings.limits.max_response_headers,
+    }
+}

@@ -31,7 +31,7 @@ use super::termination::{Party, Phase, Termination};
 use super::Context;
 use super::{head_limits, head_may_end, linger};
 use crate::net::{Conn, IoFailure};
-use crate::protocols::http::Limits;
+use crate::protocols::http::{date, Limits};
 use crate::protocols::rtsp::{
     salvage_cseq, session, write_reply, Demux, Message, MessageError, SessionTable, Step,
 };
@@ -233,7 +233,7 @@ fn alive(connected: Connected) -> (Conn, Pick) {
 /// Sends a response of the proxy's own; a failure shows on the next read.
 async fn reply(client: &Conn, error: &ProxyError, cseq: &str, settings: &Settings) {
     let mut out = Vec::with_capacity(64);
-    write_reply(error.status(), cseq, &mut out);
+    write_reply(error.status(), cseq, &date::now(), &mut out);
     let deadline = Instant::now() + settings.timeouts.client;
     let _ = client.write_all(Bytes::from(out), deadline).await;
 }
@@ -284,7 +284,8 @@ impl Conversation<'_> {
                     Ok(None) => break,
                     Err(InboundEnd::Malformed(error, cseq)) => {
                         tracing::debug!(client = %self.client.peer(), "bad RTSP message: {error}");
-                        write_reply(ProxyError::BadMessage(error).status(), &cseq, &mut replies);
+                        let status = ProxyError::BadMessage(error).status();
+                        write_reply(status, &cseq, &date::now(), &mut replies);
                         return self
                             .flush_upstream(out, replies)
                             .await
@@ -312,7 +313,7 @@ impl Conversation<'_> {
                         Err(Refused { error, request }) => {
                             let peer = self.client.peer();
                             log_refused(self.settings, peer, self.service, &request, &error);
-                            write_reply(error.status(), &request.cseq, &mut replies);
+                            write_reply(error.status(), &request.cseq, &date::now(), &mut replies);
                             discard = request.body_len;
                         }
                     },

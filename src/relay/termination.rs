@@ -8,9 +8,10 @@
 //! local resource ran out (descriptors, memory, ports). A timeout is the
 //! lower-case letter of the side that was waited for (`c`, `s`).
 //!
-//! Second letter, when: `R` reading the request head, `C` connecting to a server, `H` waiting for the response
-//! head (the request and its body being sent), `D` relaying the response
-//! body or a tunnel.
+//! Second letter, when: `R` receiving the request from the client (its
+//! head, or its body, whether read before a server is chosen or streamed
+//! to one), `C` connecting to a server, `H` waiting for the response head,
+//! `D` relaying the response body or a tunnel.
 
 use std::fmt;
 
@@ -31,11 +32,11 @@ pub enum Party {
 /// Where the exchange was when it ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
-    /// Reading the request head.
+    /// Receiving the request from the client: its head or its body.
     Request,
     /// Connecting to a server.
     Connect,
-    /// Sending the request (and its body) and waiting for the response head.
+    /// Sending the request to the server and waiting for its response head.
     Headers,
     /// Relaying the response body, or a tunnel.
     Data,
@@ -86,7 +87,7 @@ impl Termination {
             // The sender closed early, or its framing was invalid (which
             // the proxy refused to relay further).
             BodyError::Truncated => Self::new(from, phase),
-            BodyError::BadChunk(_) => Self::new(Party::Proxy, phase),
+            BodyError::BadChunk(_) | BodyError::TooLarge => Self::new(Party::Proxy, phase),
         }
     }
 
@@ -108,7 +109,8 @@ impl Termination {
         match error {
             BadRequest(_) | BadMessage(_) | UnexpectedResponse | UnknownSession
             | UnsupportedTransport => Self::new(Proxy, Request),
-            HeadTimeout => Self::timeout(Client, Request),
+            HeadTimeout | BodyTimeout => Self::timeout(Client, Request),
+            BodyTooLarge => Self::new(Proxy, Request),
             BadRequestBody => Self::new(Proxy, Headers),
             ServiceGone | SessionServerGone => Self::new(Proxy, Connect),
             Unreachable { timed_out: false } => Self::new(Server, Connect),

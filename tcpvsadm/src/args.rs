@@ -17,7 +17,7 @@ usage:
   tcpvsadm -A|-E -i ident [-s scheduler] [-l address[:port]] [-P port] [--sched-opt k=v,...]
                 [--persistent seconds] [--forwarded-proto http|https] [--protocol http|rtsp]
                 [--check type=tcp|http|rtsp,k=v,...|none] [--agent port=N,k=v,...|none]
-                [--passive k=v,...] [--retries N] [--slowstart duration]
+                [--passive k=v,...] [--retries N] [--slowstart duration] [--max-body size]
   tcpvsadm -D -i ident
   tcpvsadm -a|-e -i ident -r server-address [-w weight] [--state ready|drain|maint]
   tcpvsadm -d -i ident -r server-address
@@ -96,7 +96,7 @@ enum Op {
 }
 
 /// Options that take a value, by their long name.
-const VALUED: [&str; 19] = [
+const VALUED: [&str; 20] = [
     "ident",
     "scheduler",
     "port",
@@ -115,6 +115,7 @@ const VALUED: [&str; 19] = [
     "passive",
     "retries",
     "slowstart",
+    "max-body",
     "state",
 ];
 
@@ -319,6 +320,9 @@ fn build(
                 slowstart: take("slowstart")
                     .map(|d| checked(&d, validate::slowstart))
                     .transpose()?,
+                max_body: take("max-body")
+                    .map(|size| checked(&size, validate::max_body))
+                    .transpose()?,
             };
             health_args(&args, op)?;
             if op == Op::AddService {
@@ -405,7 +409,9 @@ fn checked<T>(
 /// A real server given as `host:port` (names are resolved here, by tcpvsadm).
 fn server(value: Option<String>) -> Result<String, UsageError> {
     let text = value.ok_or_else(|| usage("this command needs -r server-address:port"))?;
-    resolve(&text).map(|a| a.to_string())
+    let addr = resolve(&text)?.to_string();
+    validate::server(&addr).map_err(invalid)?;
+    Ok(addr)
 }
 
 /// An address, `IP:PORT` as the file takes it, or `name:port` resolved here;

@@ -58,6 +58,9 @@ pub fn listing(view: &TableView, stats: bool) -> String {
         if let Some(sessions) = service.sessions {
             let _ = writeln!(out, "  sessions {sessions}");
         }
+        if let Some(size) = &service.max_body {
+            let _ = writeln!(out, "  max-body {size}");
+        }
         let _ = writeln!(out, "  {}", health_summary(service));
         for server in &service.servers {
             let _ = write!(
@@ -178,6 +181,9 @@ fn save_service(service: &ServiceView, out: &mut String) {
     if let Some(proto) = &service.forwarded_proto {
         let _ = write!(out, " --forwarded-proto {}", quote(proto));
     }
+    if let Some(size) = &service.max_body {
+        let _ = write!(out, " --max-body {}", quote(size));
+    }
     if service.protocol != "http" {
         let _ = write!(out, " --protocol {}", quote(&service.protocol));
     }
@@ -297,6 +303,22 @@ type = "rtsp"
             plain,
             "-A -i rtsp -l 127.0.0.1:8554 -s wlc --protocol rtsp --check type=rtsp"
         );
+    }
+
+    #[test]
+    fn the_largest_body_is_listed_and_saved() {
+        let text = HEALTH.replace("retries = 0\n", "retries = 0\nmax_body = \"10m\"\n");
+        let table = config::parse(&text, std::path::Path::new("t.toml"))
+            .unwrap()
+            .table;
+        let view = TableView::of(1, &table.services);
+        let saved = saved(&view);
+        assert!(saved.contains(" --max-body 10m"), "{saved}");
+        assert_eq!(replayed(&saved).services, table.services, "{saved}");
+        let listed = listing(&view, false);
+        assert!(listed.contains("\n  max-body 10m\n"), "{listed}");
+        // Not shown when unlimited.
+        assert!(!listing(&TableView::of(1, &health_table().services), false).contains("max-body"));
     }
 
     #[test]

@@ -211,15 +211,20 @@ fn line_length(bytes: &[u8]) -> Option<usize> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum VersionToken {
     Supported(Version),
-    /// Well-formed but not 1.0 or 1.1: 505 for a request.
+    /// Well-formed but not HTTP/1.x: 505 for a request.
     Unsupported,
     Invalid,
 }
 
+/// A higher 1.x minor version reads as 1.1 (RFC 9112 2.3: a recipient treats
+/// a higher minor version as the highest it supports), in a request as in a
+/// response; other majors and 0.9 are unsupported.
 pub(crate) fn version(token: &[u8]) -> VersionToken {
     match token {
-        b"HTTP/1.1" => VersionToken::Supported(Version::Http11),
         b"HTTP/1.0" => VersionToken::Supported(Version::Http10),
+        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', minor] if (b'1'..=b'9').contains(minor) => {
+            VersionToken::Supported(Version::Http11)
+        }
         [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
             if major.is_ascii_digit() && minor.is_ascii_digit() =>
         {
@@ -606,7 +611,10 @@ mod tests {
             VersionToken::Supported(Version::Http10)
         );
         assert_eq!(version(b"HTTP/2.0"), VersionToken::Unsupported);
-        assert_eq!(version(b"HTTP/1.2"), VersionToken::Unsupported);
+        assert_eq!(version(b"HTTP/3.1"), VersionToken::Unsupported);
+        for higher in [&b"HTTP/1.2"[..], b"HTTP/1.5", b"HTTP/1.9"] {
+            assert_eq!(version(higher), VersionToken::Supported(Version::Http11));
+        }
         assert_eq!(version(b"HTTP/0.9"), VersionToken::Unsupported);
         for bad in [
             &b"http/1.1"[..],

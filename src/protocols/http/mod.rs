@@ -13,6 +13,7 @@
 //! responses, chunked trailers and RTSP.
 
 pub mod chunked;
+pub mod date;
 pub(crate) mod fields;
 pub mod forward;
 pub(crate) mod head;

@@ -676,11 +676,26 @@ mod tests {
 
     #[test]
     fn unsupported_versions_are_505() {
-        for version in ["HTTP/2.0", "HTTP/1.2", "HTTP/0.9", "HTTP/3.0"] {
+        for version in ["HTTP/2.0", "HTTP/0.9", "HTTP/3.0", "HTTP/2.1"] {
             let req = format!("GET / {version}\r\nHost: a\r\n\r\n");
             assert_eq!(status(req.as_bytes()), 505, "{version}");
         }
         assert_eq!(status(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), 505);
+    }
+
+    #[test]
+    fn a_higher_minor_version_is_read_as_11() {
+        for version in ["HTTP/1.2", "HTTP/1.9"] {
+            let req = format!("GET / {version}\r\nHost: a\r\n\r\n");
+            let head = ok(req.as_bytes());
+            assert_eq!(head.version, Version::Http11, "{version}");
+            assert!(head.keep_alive, "{version}");
+            // 1.1's rules hold: a Host is required.
+            let no_host = format!("GET / {version}\r\n\r\n");
+            assert_eq!(status(no_host.as_bytes()), 400, "{version}");
+        }
+        // Malformed versions stay malformed.
+        assert_eq!(status(b"GET / HTTP/1.10\r\nHost: a\r\n\r\n"), 400);
     }
 
     #[test]

@@ -410,6 +410,9 @@ mod tests {
             );
         }
         assert_eq!(err(b"HTTP/2.0 200 OK\r\n\r\n"), ResponseError::Version);
+        // RFC 9112 2.3: a higher minor version reads as the highest we speak.
+        let higher = ok(b"HTTP/1.2 200 OK\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!((higher.version, higher.keep_alive), (Version::Http11, true));
     }
 
     #[test]
