@@ -192,8 +192,8 @@ fn every_refusal_and_cut_answer_leaves_a_line() {
         }
     });
     let config = format!(
-        "log_level = \"info\"\n[timeouts]\nhead = \"500ms\"\n\
-         [[service]]\nident = \"web\"\nlisten = \"127.0.0.1:0\"\n\
+        "log_level = \"info\"\n[timeouts]\nhead = \"500ms\"\nbody = \"500ms\"\n\
+         [[service]]\nident = \"web\"\nlisten = \"127.0.0.1:0\"\nmax_body = 1000\n\
          [[service.server]]\naddress = \"{}\"\n",
         live.addr
     );
@@ -219,6 +219,15 @@ fn every_refusal_and_cut_answer_leaves_a_line() {
     refused(long.as_bytes(), 414);
     // A slowloris: half a head, then nothing until the head timeout.
     refused(b"GET /slow HTTP/1.1\r\nHost: a\r\n", 408);
+    refused(
+        b"POST /big HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n",
+        413,
+    );
+    // Half a body, then nothing until the body deadline.
+    refused(
+        b"POST /stall HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nhalf",
+        408,
+    );
     // Half a head, then the client gives up.
     let mut gone = Client::connect(web);
     gone.send(b"GET /gone HTTP/1.1\r\nHo");
@@ -229,7 +238,7 @@ fn every_refusal_and_cut_answer_leaves_a_line() {
     cut.send(b"GET /cut HTTP/1.1\r\nHost: a\r\n\r\n");
     cut.assert_cut(false, "a cut answer");
 
-    let lines = wait_for_lines(&daemon, 8);
+    let lines = wait_for_lines(&daemon, 10);
     let expected = [
         "\"GET /dup\" 400 PR -".to_string(),
         "\"GET /many\" 431 PR -".to_string(),
@@ -237,6 +246,8 @@ fn every_refusal_and_cut_answer_leaves_a_line() {
         "\"PRI *\" 505 PR -".to_string(),
         "414 PR -".to_string(),
         "\"GET /slow\" 408 cR -".to_string(),
+        "\"POST /big\" 413 PR -".to_string(),
+        "\"POST /stall\" 408 cR -".to_string(),
         "\"GET /gone\" 0 CR -".to_string(),
         format!("\"GET /cut\" 200 SD {}", live.addr),
     ];
