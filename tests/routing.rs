@@ -9,11 +9,51 @@ use tcpvs::table::Settings;
 
 /// A proxy that sends `^/echo/secret` to "A" and everything else to "B".
 fn secret_on_a() -> (TestServer, TestServer, Proxy) {
+    secret_on_a_with(Settings::default())
+}
+
+fn secret_on_a_with(settings: Settings) -> (TestServer, TestServer, Proxy) {
     let (a, b) = (TestServer::named("A"), TestServer::named("B"));
     let rules: &[(&str, &[_])] = &[("^/echo/secret", &[a.addr]), ("^/", &[b.addr])];
     let servers = [(a.addr, 1), (b.addr, 1)];
-    let proxy = start_proxy(service(&servers, rules), Settings::default());
+    let proxy = start_proxy(service(&servers, rules), settings);
     (a, b, proxy)
+}
+
+#[test]
+fn with_merge_slashes_off_empty_segments_are_kept_and_routed_as_such() {
+    let settings = Settings {
+        merge_slashes: false,
+        ..Settings::default()
+    };
+    let (a, b, proxy) = secret_on_a_with(settings);
+    for (target, pool) in [
+        ("//echo/secret/x", "B"),
+        ("/echo//secret/x", "B"),
+        ("/echo/public/../secret//x", "A"),
+        ("/echo/%73ecret/x", "A"),
+    ] {
+        assert_eq!(get(proxy.addr(), target).text(), pool, "{target}");
+    }
+    assert_eq!(
+        b.heads(),
+        [
+            "GET //echo/secret/x HTTP/1.1",
+            "GET /echo//secret/x HTTP/1.1"
+        ]
+    );
+    let to_a: Vec<String> = a
+        .requests()
+        .iter()
+        .map(|r| r.request_line().to_owned())
+        .collect();
+    assert_eq!(
+        to_a,
+        [
+            "GET /echo/secret//x HTTP/1.1",
+            "GET /echo/secret/x HTTP/1.1"
+        ]
+    );
 }
 
 #[test]

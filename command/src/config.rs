@@ -165,6 +165,9 @@ fn convert(raw: RawConfig) -> Result<Config, Located> {
     if let Some(access_log) = raw.access_log {
         settings.access_log = access_log;
     }
+    if let Some(merge_slashes) = raw.merge_slashes {
+        settings.merge_slashes = merge_slashes;
+    }
     if let Some(pool) = raw.pool {
         if let Some(n) = pool.per_server {
             settings.pool_per_server = count(&n, "pool.per_server", 0..=100_000)?;
@@ -595,6 +598,7 @@ struct RawConfig {
     group: Option<String>,
     allow_empty: Option<bool>,
     access_log: Option<bool>,
+    merge_slashes: Option<bool>,
     limits: Option<RawLimits>,
     timeouts: Option<RawTimeouts>,
     pool: Option<RawPool>,
@@ -728,6 +732,15 @@ servers = ["127.0.0.1:9002"]
         assert_eq!(web.scheduler, SchedulerKind::Rr);
         assert_eq!(web.servers[1].weight, Weight(3));
         assert_eq!(web.rules[0].pattern, "^/images/");
+    }
+
+    #[test]
+    fn slashes_are_merged_unless_the_file_says_not() {
+        let config = parse(GOOD, Path::new("t.toml")).unwrap();
+        assert!(config.table.settings.merge_slashes);
+        let text = format!("merge_slashes = false\n{GOOD}");
+        let config = parse(&text, Path::new("t.toml")).unwrap();
+        assert!(!config.table.settings.merge_slashes);
     }
 
     #[test]

@@ -267,6 +267,9 @@ pub struct Settings {
     pub pool_per_server: usize,
     /// Write an access line per request (at info level).
     pub access_log: bool,
+    /// Merge repeated slashes in request paths before rules see them and
+    /// servers are sent them (nginx's `merge_slashes`).
+    pub merge_slashes: bool,
 }
 
 impl Default for Settings {
@@ -276,6 +279,7 @@ impl Default for Settings {
             timeouts: Timeouts::default(),
             pool_per_server: 64,
             access_log: true,
+            merge_slashes: true,
         }
     }
 }

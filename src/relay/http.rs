@@ -20,10 +20,10 @@ use super::error::ProxyError;
 use super::record::Record;
 use super::termination::{Party, Phase, Termination};
 use super::Context;
-use super::{head_limits as http_limits, head_may_end, response_limits, tunnel};
+use super::{head_limits as http_limits, head_may_end, response_limits, slashes, tunnel};
 use crate::net::{Conn, IoFailure};
 use crate::protocols::http::{
-    date, parse_request, parse_response, write_error_response, write_request_head,
+    date, parse_request_with, parse_response, write_error_response, write_request_head,
     write_response_head, ForwardOptions, Framing, HeadError, Limits as HttpLimits, RequestHead,
     ResponseHead, Version,
 };
@@ -174,7 +174,7 @@ impl Session {
                 head_may_end(&self.buf, scanned) || self.buf.len() > limits.max_head_bytes;
             scanned = self.buf.len();
             if worth_parsing {
-                match parse_request(&self.buf, &limits) {
+                match parse_request_with(&self.buf, &limits, slashes(settings)) {
                     Ok(Some((head, len))) => {
                         self.buf.advance(len);
                         return Ok(Some(self.ctx.memory.box_head(head)));

@@ -26,7 +26,7 @@ use bytes::BytesMut;
 
 use crate::net::{Conn, IdleClients};
 use crate::pool::Pool;
-use crate::protocols::http::Limits as HeadLimits;
+use crate::protocols::http::{Limits as HeadLimits, Slashes};
 use crate::schedulers::{pick_by_key, pick_server, Pick, RequestInfo};
 use crate::table::{Protocol, Route, ServerAddr, Service, ServiceId, Settings, Table};
 
@@ -142,6 +142,15 @@ fn head_may_end(buf: &[u8], from: usize) -> bool {
     buf.get(start..).is_some_and(|tail| {
         tail.windows(2).any(|w| w == b"\n\n") || tail.windows(3).any(|w| w == b"\n\r\n")
     })
+}
+
+/// What request paths do with repeated slashes, from the table's settings.
+fn slashes(settings: &Settings) -> Slashes {
+    if settings.merge_slashes {
+        Slashes::Merge
+    } else {
+        Slashes::Keep
+    }
 }
 
 /// The bounds on a message head, from the table's settings.

@@ -196,7 +196,9 @@ async fn connect_routed(
     message: &Message,
     settings: &Settings,
 ) -> Result<(Conn, Pick), ProxyError> {
-    let path = message.routing_path().map_err(ProxyError::BadMessage)?;
+    let path = message
+        .routing_path(super::slashes(settings))
+        .map_err(ProxyError::BadMessage)?;
     let route = service.route(&path);
     let request = RequestInfo {
         path: &path,

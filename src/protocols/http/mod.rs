@@ -27,8 +27,8 @@ pub use chunked::{
 pub use fields::FramingError;
 pub use forward::{write_error_response, write_request_head, write_response_head, ForwardOptions};
 pub use head::HeadError;
-pub use normalize::{normalize_target, InvalidEscape};
-pub use request::{parse_request, Method, RequestError, RequestHead};
+pub use normalize::{normalize_target, normalize_target_with, InvalidEscape, Slashes};
+pub use request::{parse_request, parse_request_with, Method, RequestError, RequestHead};
 pub use response::{parse_response, ResponseError, ResponseHead};
 
 /// The HTTP versions we speak; anything else is answered with 505 (RFC 9110 15.6.6).

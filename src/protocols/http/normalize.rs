@@ -17,9 +17,31 @@ use std::borrow::Cow;
 #[error("invalid percent-encoding in the request path")]
 pub struct InvalidEscape;
 
-/// The normal form of an origin-form target (`/path?query`); any other target
-/// (`*`) is returned as it is. A target already normal is borrowed, not copied.
+/// What the normal form does with repeated slashes (nginx's
+/// `merge_slashes`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Slashes {
+    /// `//a///b` is `/a/b`: what most servers serve, so rules cannot be
+    /// walked around with extra slashes.
+    #[default]
+    Merge,
+    /// Empty segments are segments (RFC 3986), for servers where `/a//b`
+    /// names something else than `/a/b` (object stores, some APIs).
+    Keep,
+}
+
+/// The normal form of an origin-form target (`/path?query`), slashes merged;
+/// any other target (`*`) is returned as it is. A target already normal is
+/// borrowed, not copied.
 pub fn normalize_target(target: &str) -> Result<Cow<'_, str>, InvalidEscape> {
+    normalize_target_with(target, Slashes::Merge)
+}
+
+/// [`normalize_target`], with repeated slashes merged or kept.
+pub fn normalize_target_with(
+    target: &str,
+    slashes: Slashes,
+) -> Result<Cow<'_, str>, InvalidEscape> {
     if !target.starts_with('/') {
         return Ok(Cow::Borrowed(target));
     }
@@ -27,16 +49,16 @@ pub fn normalize_target(target: &str) -> Result<Cow<'_, str>, InvalidEscape> {
         Some(at) => target.split_at(at),
         None => (target, ""),
     };
-    if is_normal(path)? {
+    if is_normal(path, slashes)? {
         return Ok(Cow::Borrowed(target));
     }
-    let mut out = remove_dot_segments(&decode_unreserved(path));
+    let mut out = remove_dot_segments(&decode_unreserved(path), slashes);
     out.push_str(query);
     Ok(Cow::Owned(out))
 }
 
 /// Whether `path` is already in normal form, checking every escape on the way.
-fn is_normal(path: &str) -> Result<bool, InvalidEscape> {
+fn is_normal(path: &str, slashes: Slashes) -> Result<bool, InvalidEscape> {
     let bytes = path.as_bytes();
     let mut normal = true;
     for (i, &b) in bytes.iter().enumerate() {
@@ -45,8 +67,9 @@ fn is_normal(path: &str) -> Result<bool, InvalidEscape> {
             normal &= !is_unreserved(byte) && hex.iter().all(|h| !h.is_ascii_lowercase());
         }
     }
-    // No empty segment (but a final one) and no dot segment.
-    Ok(normal && !path.contains("//") && path.split('/').all(|s| s != "." && s != ".."))
+    // No empty segment (but a final one) to merge, and no dot segment.
+    let merged = slashes == Slashes::Keep || !path.contains("//");
+    Ok(normal && merged && path.split('/').all(|s| s != "." && s != ".."))
 }
 
 /// The two hex digits after the `%` at the start of `escape`, and the byte
@@ -109,16 +132,18 @@ fn decode_unreserved(path: &str) -> String {
 }
 
 /// `path` (starting with `/`) without `.` and `..` segments (RFC 3986 5.2.4)
-/// nor empty ones (merged slashes); `..` at the root stays at the root, as in
-/// nginx. A path that ended in a directory (`/`, `.` or `..`) keeps its final
-/// slash.
-fn remove_dot_segments(path: &str) -> String {
+/// nor, when merging slashes, empty ones; `..` at the root stays at the root,
+/// as in nginx. A path that ended in a directory (`/`, `.` or `..`) keeps its
+/// final slash.
+fn remove_dot_segments(path: &str, slashes: Slashes) -> String {
+    let merge = slashes == Slashes::Merge;
     let mut kept: Vec<&str> = Vec::new();
     let mut directory = false;
     for segment in path.split('/').skip(1) {
-        directory = matches!(segment, "" | "." | "..");
+        directory = matches!(segment, "." | "..") || (merge && segment.is_empty());
         match segment {
-            "" | "." => {}
+            "." => {}
+            "" if merge => {}
             ".." => {
                 kept.pop();
             }
@@ -228,6 +253,31 @@ mod tests {
     }
 
     #[test]
+    fn repeated_slashes_can_be_kept() {
+        let keep = |target: &str| {
+            normalize_target_with(target, Slashes::Keep)
+                .unwrap()
+                .into_owned()
+        };
+        for (target, expected) in [
+            ("//a///b", "//a///b"),
+            ("/a//b/", "/a//b/"),
+            ("/a//./b", "/a//b"),
+            ("/a//../b", "/a/b"),
+            ("/a/%62//c/..", "/a/b//"),
+            ("/./a", "/a"),
+            ("/", "/"),
+            ("/..", "/"),
+        ] {
+            assert_eq!(keep(target), expected, "{target}");
+        }
+        assert!(matches!(
+            normalize_target_with("/a//b", Slashes::Keep),
+            Ok(Cow::Borrowed(_))
+        ));
+    }
+
+    #[test]
     fn an_encoded_slash_is_not_a_separator() {
         assert_normalizes(&[
             ("/echo/%2Fsecret", "/echo/%2Fsecret"),
@@ -287,12 +337,14 @@ mod tests {
         fn normalizing_is_idempotent_and_never_panics(
             target in "(/|\\*|[!-~])([./%2eE5FfA7a3?]|[!-~]){0,40}",
         ) {
-            if let Ok(once) = normalize_target(&target) {
-                let twice = normalize_target(&once).map(Cow::into_owned);
-                prop_assert_eq!(twice.as_deref(), Ok(&*once));
-                prop_assert!(matches!(normalize_target(&once), Ok(Cow::Borrowed(_))));
-                if target.starts_with('/') {
-                    prop_assert!(once.starts_with('/'));
+            for slashes in [Slashes::Merge, Slashes::Keep] {
+                if let Ok(once) = normalize_target_with(&target, slashes) {
+                    let twice = normalize_target_with(&once, slashes);
+                    prop_assert_eq!(twice.as_deref(), Ok(&*once));
+                    prop_assert!(matches!(twice, Ok(Cow::Borrowed(_))));
+                    if target.starts_with('/') {
+                        prop_assert!(once.starts_with('/'));
+                    }
                 }
             }
         }

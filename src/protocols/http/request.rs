@@ -6,7 +6,7 @@
 
 use super::fields::{self, FramingError};
 use super::head::{self, HeadError, StartLine, VersionToken};
-use super::normalize::normalize_target;
+use super::normalize::{normalize_target_with, Slashes};
 use compact_str::CompactString;
 
 use super::{Fields, Framing, Header, Limits, Version};
@@ -140,12 +140,21 @@ pub fn parse_request(
     buf: &[u8],
     limits: &Limits,
 ) -> Result<Option<(RequestHead, usize)>, RequestError> {
+    parse_request_with(buf, limits, Slashes::Merge)
+}
+
+/// [`parse_request`], with repeated slashes of the path merged or kept.
+pub fn parse_request_with(
+    buf: &[u8],
+    limits: &Limits,
+    slashes: Slashes,
+) -> Result<Option<(RequestHead, usize)>, RequestError> {
     let Some(head) = head::scan(buf, limits, StartLine::Request)? else {
         return Ok(None);
     };
     let len = head.fields.end;
     let (method, raw_target, version) = request_line(&buf[head.start_line])?;
-    let (target, authority) = request_target(&method, raw_target)?;
+    let (target, authority) = request_target(&method, raw_target, slashes)?;
     let headers = head::parse_fields(&buf[head.fields.clone()], limits.max_headers)?;
 
     let host = host(&headers, version, authority)?;
@@ -211,6 +220,7 @@ fn request_line(line: &[u8]) -> Result<(Method, &str, Version), RequestError> {
 fn request_target(
     method: &Method,
     target: &str,
+    slashes: Slashes,
 ) -> Result<(CompactString, Option<CompactString>), RequestError> {
     if *method == Method::Connect {
         // authority-form would be the only legal form, but we do not tunnel CONNECT.
@@ -224,7 +234,7 @@ fn request_target(
         };
     }
     if target.starts_with('/') {
-        return Ok((normalized(target)?, None));
+        return Ok((normalized(target, slashes)?, None));
     }
     let Some((scheme, rest)) = target.split_once("://") else {
         return Err(RequestError::Target);
@@ -242,16 +252,16 @@ fn request_target(
     // An empty path becomes "/", or "*" for OPTIONS (RFC 9112 3.2.1, 3.2.4).
     let origin = match (path.chars().next(), method) {
         (None, Method::Options) => "*".into(),
-        (Some('/'), _) => normalized(path)?,
-        _ => normalized(&format!("/{path}"))?,
+        (Some('/'), _) => normalized(path, slashes)?,
+        _ => normalized(&format!("/{path}"), slashes)?,
     };
     Ok((origin, Some(lowercase(authority.as_bytes()))))
 }
 
 /// An origin-form target with its path in normal form; copied only when it
 /// was not (a long target already normal is copied once, as before).
-fn normalized(target: &str) -> Result<CompactString, RequestError> {
-    Ok(normalize_target(target)
+fn normalized(target: &str, slashes: Slashes) -> Result<CompactString, RequestError> {
+    Ok(normalize_target_with(target, slashes)
         .map_err(|_| RequestError::Target)?
         .into())
 }

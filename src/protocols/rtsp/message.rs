@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use crate::protocols::http::date::HttpDate;
 use crate::protocols::http::fields::{content_length, is_token};
 use crate::protocols::http::head::{parse_fields, scan, StartLine as HeadStart};
-use crate::protocols::http::{normalize_target, Fields, HeadError, Header, Limits};
+use crate::protocols::http::{normalize_target_with, Fields, HeadError, Header, Limits, Slashes};
 
 /// The only version we speak.
 pub const VERSION: &str = "RTSP/1.0";
@@ -118,8 +118,8 @@ impl Message {
     /// for HTTP, so that `rtsp://h/a/../secret` is routed as `/secret`. The
     /// URI itself is forwarded as it came: session and control URLs must
     /// reach the server as the client spelled them.
-    pub fn routing_path(&self) -> Result<Cow<'_, str>, MessageError> {
-        normalize_target(self.path()).map_err(|_| MessageError::Uri)
+    pub fn routing_path(&self, slashes: Slashes) -> Result<Cow<'_, str>, MessageError> {
+        normalize_target_with(self.path(), slashes).map_err(|_| MessageError::Uri)
     }
 
     /// Writes the head for the other side: start line, the fields in order,
@@ -332,7 +332,7 @@ mod tests {
     fn rules_see_the_path_in_normal_form() {
         let routed = |uri: &str| {
             complete(&format!("DESCRIBE {uri} RTSP/1.0\r\nCSeq: 1\r\n\r\n"))
-                .routing_path()
+                .routing_path(Slashes::Merge)
                 .map(|path| path.into_owned())
         };
         for evasive in [
