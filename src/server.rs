@@ -11,6 +11,8 @@ use std::time::Instant;
 
 use tcpvs_command::PassiveSpec;
 
+use crate::slots::Slots;
+
 /// What the agent (dynamic feedback) asks of a server, beyond its weight.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[repr(u8)]
@@ -216,6 +218,8 @@ impl ServerState {
 #[derive(Debug, Default)]
 pub struct ServiceState {
     retried: AtomicU64,
+    /// Client connections open, against the service's `max_conns`.
+    pub conns: Arc<Slots>,
 }
 
 impl ServiceState {

@@ -20,7 +20,7 @@ pub use tcpvs_command::spec::{
     Limits, Protocol, RuleSpec, SchedOptions, ServerAddr, ServerSpec, ServiceId, ServiceSpec,
     Settings, Site, TableError, TableSpec, Timeouts, Weight,
 };
-pub use tcpvs_command::{AdminState, HealthSpec};
+pub use tcpvs_command::{AdminState, HealthSpec, ServiceLimits};
 
 /// A real server in a built table.
 #[derive(Debug)]
@@ -108,6 +108,8 @@ pub struct Service {
     /// Live counters of the service, carried over by identity like its
     /// servers' state.
     pub state: Arc<ServiceState>,
+    /// Connections, queue and per-source limits.
+    pub conn_limits: ServiceLimits,
 }
 
 /// Where the content rules send a request.
@@ -305,6 +307,7 @@ fn build_service(
         default_set,
         health: spec.health.clone(),
         state: old.map_or_else(Default::default, |old| old.state.clone()),
+        conn_limits: spec.conn_limits,
     })
 }
 
