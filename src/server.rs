@@ -220,6 +220,9 @@ pub struct ServiceState {
     retried: AtomicU64,
     /// Client connections open, against the service's `max_conns`.
     pub conns: Arc<Slots>,
+    /// Requests waiting for a server under its `max_conns`, against the
+    /// service's `max_queue`.
+    pub queued: Arc<Slots>,
 }
 
 impl ServiceState {
@@ -250,6 +253,23 @@ impl ActiveGuard {
     /// Counts a new request of cost 1 on `state`.
     pub fn new(state: Arc<ServerState>) -> Self {
         Self::with_cost(state, 1)
+    }
+
+    /// Counts a new request of `cost` unless `max` (0: no limit) are
+    /// active already: the check and the count are one atomic step, so
+    /// cores racing for a server's last place never pass its limit.
+    pub fn within(state: Arc<ServerState>, cost: u32, max: u32) -> Option<Self> {
+        if max == 0 {
+            return Some(Self::with_cost(state, cost));
+        }
+        state
+            .in_flight
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |packed| {
+                let active = (packed >> 32) as u32;
+                (active < max).then(|| packed + one_request(cost))
+            })
+            .ok()?;
+        Some(Self { state, cost })
     }
 
     /// Counts a new request that weighs `cost` in the server's load.
@@ -290,6 +310,23 @@ pub(crate) fn now_ms() -> u64 {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_request_within_the_limit_is_counted_one_beyond_is_not() {
+        let state = Arc::new(ServerState::default());
+        let a = ActiveGuard::within(state.clone(), 1, 2).unwrap();
+        let b = ActiveGuard::within(state.clone(), 2, 2).unwrap();
+        assert!(ActiveGuard::within(state.clone(), 1, 2).is_none());
+        assert_eq!((state.active(), state.load()), (2, 3));
+        drop(a);
+        let c = ActiveGuard::within(state.clone(), 1, 2).unwrap();
+        assert!(
+            ActiveGuard::within(state.clone(), 1, 0).is_some(),
+            "0: no limit"
+        );
+        drop((b, c));
+        assert_eq!((state.active(), state.load()), (0, 0));
+    }
 
     #[test]
     fn guard_counts_active_for_its_lifetime() {

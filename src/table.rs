@@ -34,6 +34,8 @@ pub struct RealServer {
     /// A stable hash of the address, computed once for the hashing
     /// schedulers (the same on every director).
     pub seed: u64,
+    /// Requests it serves at once; 0: no limit.
+    pub max_conns: u32,
 }
 
 impl RealServer {
@@ -44,7 +46,20 @@ impl RealServer {
             admin: AdminState::Ready,
             state,
             seed: crate::schedulers::server_seed(addr.0),
+            max_conns: 0,
         }
+    }
+
+    /// The same server serving at most `max_conns` requests at once.
+    pub fn with_max_conns(self, max_conns: u32) -> Self {
+        Self { max_conns, ..self }
+    }
+
+    /// Whether it serves fewer requests than its `max_conns` (always
+    /// without one): a full server is passed over, as one that takes no
+    /// new work, until a request of its own ends.
+    pub fn has_room(&self) -> bool {
+        self.max_conns == 0 || self.state.active() < self.max_conns
     }
 
     /// The same server in the operator's `admin` state.
@@ -208,7 +223,10 @@ fn build_service(
             let state = old
                 .and_then(|old| old.servers.iter().find(|s| s.addr == server.addr))
                 .map_or_else(Default::default, |s| s.state.clone());
-            Arc::new(RealServer::new(server.addr, server.weight, state).with_admin(server.state))
+            let real = RealServer::new(server.addr, server.weight, state)
+                .with_admin(server.state)
+                .with_max_conns(server.max_conns);
+            Arc::new(real)
         })
         .collect();
     let by_addr: HashMap<ServerAddr, &Arc<RealServer>> =

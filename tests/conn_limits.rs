@@ -1,13 +1,17 @@
 //! Connection limits (issue #17): a daemon-wide and a per-service
 //! `max_conns` leave new clients waiting in the kernel's backlog, never
 //! closed, and serve them as soon as a client leaves; clients already
-//! connected are served throughout.
+//! connected are served throughout. A server's `max_conns` queues requests
+//! (HAProxy's model): `max_queue` and `queue_timeout` bound the wait.
 
 mod common;
 
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use common::{service, start_proxy, Client, Ending, TestServer};
+use common::{ok, service, start_proxy, Client, Ending, Reply, TestServer};
 use tcpvs::table::Settings;
 
 const GET: &str = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
@@ -40,7 +44,7 @@ fn third_client_waits_for_a_slot(service_max: u32, daemon_max: u32) {
         assert_eq!(second.exchange(GET).status, 200, "a client already served");
     }
     drop(first);
-    let answered = std::time::Instant::now();
+    let answered = Instant::now();
     assert_eq!(third.read_response(false).status, 200);
     assert!(
         answered.elapsed() < Duration::from_secs(1),
@@ -58,4 +62,97 @@ fn a_service_at_its_max_conns_leaves_new_clients_in_the_backlog() {
 #[test]
 fn the_daemon_wide_max_conns_leaves_new_clients_in_the_backlog() {
     third_client_waits_for_a_slot(0, 2);
+}
+
+/// A backend that holds each request `hold` before answering, and counts
+/// the most requests it ever held at once.
+struct SlowBackend {
+    server: TestServer,
+    most: Arc<AtomicUsize>,
+}
+
+fn slow_backend(hold: Duration) -> SlowBackend {
+    let now = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let (counting, seen) = (now.clone(), most.clone());
+    let server = TestServer::start(move |_| {
+        let held = counting.fetch_add(1, Ordering::SeqCst) + 1;
+        seen.fetch_max(held, Ordering::SeqCst);
+        std::thread::sleep(hold);
+        counting.fetch_sub(1, Ordering::SeqCst);
+        Reply::Send(ok("slow"))
+    });
+    SlowBackend { server, most }
+}
+
+/// `clients` requests sent at once, each on a connection of its own: the
+/// status of each and when it came.
+fn at_once(addr: SocketAddr, clients: usize) -> Vec<(u16, Duration)> {
+    let threads: Vec<_> = (0..clients)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let status = Client::connect(addr).exchange(GET).status;
+                (status, started.elapsed())
+            })
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
+/// A server with `max_conns` 2 never holds more than 2 requests at once;
+/// the others wait in the queue and are served as places free.
+#[test]
+fn a_server_at_its_max_conns_is_never_sent_more_and_the_queue_is_served() {
+    let backend = slow_backend(Duration::from_millis(300));
+    let mut web = service(&[(backend.server.addr, 1)], &[]);
+    web.servers[0].max_conns = 2;
+    let proxy = start_proxy(web, Settings::default());
+    let results = at_once(proxy.addr(), 6);
+    assert!(results.iter().all(|&(s, _)| s == 200), "{results:?}");
+    assert_eq!(
+        backend.most.load(Ordering::SeqCst),
+        2,
+        "most requests the server held at once"
+    );
+    let last = results.iter().map(|&(_, t)| t).max().unwrap();
+    assert!(
+        last >= Duration::from_millis(850),
+        "not queued: {results:?}"
+    );
+    assert_eq!(proxy.table().services[0].state.queued.held(), 0);
+}
+
+/// Beyond `max_queue` waiting requests a request gets 503 at once; a queued
+/// one gets 503 once it waited `queue_timeout`.
+#[test]
+fn a_full_queue_and_a_queue_timeout_answer_503() {
+    let backend = slow_backend(Duration::from_millis(600));
+    let mut web = service(&[(backend.server.addr, 1)], &[]);
+    web.servers[0].max_conns = 1;
+    web.conn_limits.max_queue = 1;
+    web.conn_limits.queue_timeout = Some(Duration::from_millis(250));
+    let proxy = start_proxy(web, Settings::default());
+    let results = at_once(proxy.addr(), 4);
+    let statuses: Vec<u16> = results.iter().map(|&(s, _)| s).collect();
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        1,
+        "{results:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 503).count(),
+        3,
+        "{results:?}"
+    );
+    let refused: Vec<Duration> = results
+        .iter()
+        .filter(|&&(s, _)| s == 503)
+        .map(|&(_, t)| t)
+        .collect();
+    let at_once = refused.iter().filter(|&&t| t < Duration::from_millis(200));
+    assert_eq!(at_once.count(), 2, "queue full: 503 at once: {results:?}");
+    let waited = refused.iter().filter(|&&t| t >= Duration::from_millis(240));
+    assert_eq!(waited.count(), 1, "the queued one waited: {results:?}");
+    assert_eq!(backend.most.load(Ordering::SeqCst), 1);
 }

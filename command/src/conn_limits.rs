@@ -18,7 +18,8 @@ use crate::validate;
 pub struct ServiceLimits {
     /// Client connections open at once; more wait in the kernel's backlog.
     pub max_conns: u32,
-    /// Requests waiting for a server under its `max_conns`; beyond, 503 at once.
+    /// Requests waiting for a server under its `max_conns`; beyond, 503 at
+    /// once (0: no limit but `queue_timeout`, as HAProxy's `maxqueue 0`).
     pub max_queue: u32,
     /// How long a request waits in that queue before a 503; `None`: the
     /// connect timeout (HAProxy's default for `timeout queue`).
@@ -56,7 +57,7 @@ impl ServiceLimits {
         let count = |expected| number(text, expected);
         match name {
             "max_conns" => self.max_conns = count("a number of connections (0: no limit)")?,
-            "max_queue" => self.max_queue = count("a number of queued requests (0: no queue)")?,
+            "max_queue" => self.max_queue = count("a number of queued requests (0: no limit)")?,
             "queue_timeout" => self.queue_timeout = queue_timeout(text)?,
             "max_conns_per_source" => {
                 self.max_conns_per_source = count("a number of connections (0: no limit)")?
@@ -203,7 +204,7 @@ mod tests {
         );
         assert_eq!(
             refused(&mut limits, "max_queue", "20000000"),
-            "`20000000` is not a number of queued requests (0: no queue)"
+            "`20000000` is not a number of queued requests (0: no limit)"
         );
         assert_eq!(
             refused(&mut limits, "queue_timeout", "2h"),

@@ -191,6 +191,7 @@ fn live_counters(view: &mut ServiceView, service: &Service) {
         .map(|t| t.len(std::time::Instant::now()) as u64);
     view.retried = service.state.retried();
     view.conns = u64::from(service.state.conns.held());
+    view.queued = u64::from(service.state.queued.held());
     for (server, live) in view.servers.iter_mut().zip(&service.servers) {
         server.active = live.state.active();
         server.requests = live.state.requests();

@@ -16,7 +16,8 @@ use super::choose_server;
 use super::error::ProxyError;
 use crate::net::{Conn, IoFailure};
 use crate::pool::Pool;
-use crate::schedulers::{Pick, RequestInfo};
+use crate::schedulers::{only_full_servers_left, Pick, RequestInfo};
+use crate::slots::Slot;
 use crate::table::{RealServer, Route, ServerAddr, Service, Settings};
 use crate::throttled::Throttled;
 
@@ -76,10 +77,11 @@ pub(super) struct Failed {
 }
 
 /// No server could take the request: the failed connects, in order (empty
-/// when no server was usable at all).
+/// when no server was usable at all), or the queue that refused it.
 #[derive(Default)]
 pub(super) struct Unreachable {
     pub failed: Vec<Failed>,
+    pub queue: Option<Refused>,
 }
 
 impl Unreachable {
@@ -101,6 +103,9 @@ impl Unreachable {
 
 impl fmt::Display for Unreachable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(refused) = self.queue {
+            return write!(f, "every server at its max_conns: {refused}");
+        }
         if self.failed.is_empty() {
             return f.write_str("no usable server");
         }
@@ -125,7 +130,21 @@ pub(super) async fn connect_scheduled(
     reuse: Reuse<'_>,
 ) -> Result<Connected, Unreachable> {
     let mut unreachable = Unreachable::default();
-    while let Some(pick) = choose_server(service, route, request, &tries.exclude) {
+    let mut queue = Queue::default();
+    loop {
+        let Some(pick) = choose_server(service, route, request, &tries.exclude) else {
+            if !only_full_servers_left(route.candidates, &tries.exclude) {
+                break;
+            }
+            match queue.wait(service, settings).await {
+                Ok(()) => continue,
+                Err(refused) => {
+                    unreachable.queue = Some(refused);
+                    break;
+                }
+            }
+        };
+        drop(queue.leave());
         if let Reuse::Pooled { pool, max_idle } = reuse {
             let pooled = pool.borrow_mut().take(pick.server.addr, max_idle);
             if let Some(pooled) = pooled {
@@ -160,6 +179,81 @@ pub(super) async fn connect_scheduled(
     Err(unreachable)
 }
 
+/// How often a queued request looks for a server with room again: places
+/// freed on any core are seen so.
+const QUEUE_POLL: Duration = Duration::from_millis(2);
+
+/// Why the queue refused a request (HAProxy: 503 either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refused {
+    /// `max_queue` requests wait already.
+    Full,
+    /// It waited `queue_timeout`.
+    TimedOut,
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Refused::Full => "the queue is full (max_queue)",
+            Refused::TimedOut => "waited in the queue for queue_timeout",
+        })
+    }
+}
+
+/// A request's place in its service's queue, while every server it may go
+/// to is at its `max_conns` (HAProxy's backend queue).
+#[derive(Default)]
+struct Queue {
+    /// Its place, held while it waits.
+    place: Option<Slot>,
+    /// When it stops waiting.
+    until: Option<Instant>,
+}
+
+impl Queue {
+    /// Waits a moment for a place on a server to free: `Ok` to look again,
+    /// or why the request is refused (the queue is full, or the wait is
+    /// over).
+    async fn wait(&mut self, service: &Service, settings: &Settings) -> Result<(), Refused> {
+        let limits = &service.conn_limits;
+        if self.place.is_none() {
+            let Some(place) = service.state.queued.try_take(limits.max_queue) else {
+                warn_refused(service, Refused::Full);
+                return Err(Refused::Full);
+            };
+            self.place = Some(place);
+            let timeout = limits.queue_timeout.unwrap_or(settings.timeouts.connect);
+            self.until = Some(Instant::now() + timeout);
+        }
+        if self.until.is_some_and(|until| Instant::now() >= until) {
+            warn_refused(service, Refused::TimedOut);
+            return Err(Refused::TimedOut);
+        }
+        crate::net::sleep(QUEUE_POLL).await;
+        Ok(())
+    }
+
+    /// Leaves the queue (the request has its server).
+    fn leave(&mut self) -> Option<Slot> {
+        self.place.take()
+    }
+}
+
+/// Says once a second per kind, with a count, that a service's queue
+/// refuses requests.
+fn warn_refused(service: &Service, refused: Refused) {
+    static FULL: Throttled = Throttled::new();
+    static TIMED_OUT: Throttled = Throttled::new();
+    let throttled = match refused {
+        Refused::Full => &FULL,
+        Refused::TimedOut => &TIMED_OUT,
+    };
+    if let Some(times) = throttled.occurred() {
+        tracing::warn!(service = %service.ident, times, "503: {refused}");
+    }
+}
+
 /// Connects to `server` itself, with no failover: the owner of an RTSP
 /// session, which no other server can serve.
 pub(super) async fn connect_pinned(
@@ -177,6 +271,7 @@ pub(super) async fn connect_pinned(
         }),
         Err(failed) => Err(Unreachable {
             failed: vec![failed],
+            queue: None,
         }),
     }
 }

@@ -214,13 +214,29 @@ fn pick_with(
     let healthy =
         |server: &RealServer| takes_work(server, exclude) && !server.state.is_marked_failed();
     let any = |server: &RealServer| takes_work(server, exclude);
-    let index = choose(&healthy).or_else(|| choose(&any))?;
-    let server = candidates.get(index)?.clone();
-    let active = ActiveGuard::with_cost(server.state.clone(), cost);
-    Some(Pick {
-        server,
-        _active: active,
-        _template: None,
+    // A server that filled up between the choice and the count (another
+    // core took its last place) is full now, and passed over by the next
+    // choice: at most one more try per candidate.
+    for _ in 0..=candidates.len() {
+        let index = choose(&healthy).or_else(|| choose(&any))?;
+        let server = candidates.get(index)?.clone();
+        let Some(active) = ActiveGuard::within(server.state.clone(), cost, server.max_conns) else {
+            continue;
+        };
+        return Some(Pick {
+            server,
+            _active: active,
+            _template: None,
+        });
+    }
+    None
+}
+
+/// Whether a server of `candidates` would take the request but for its
+/// `max_conns`: the request then waits in the service's queue.
+pub fn only_full_servers_left(candidates: &[Arc<RealServer>], exclude: &[ServerAddr]) -> bool {
+    candidates.iter().any(|server| {
+        server.takes_new_work() && !server.has_room() && !exclude.contains(&server.addr)
     })
 }
 
@@ -278,10 +294,10 @@ fn least_by(
 }
 
 /// Whether `server` may get this request at all: the operator, the agent
-/// and the active check let it take new work, and it did not fail this
-/// request already.
+/// and the active check let it take new work, it is under its `max_conns`,
+/// and it did not fail this request already.
 fn takes_work(server: &RealServer, exclude: &[ServerAddr]) -> bool {
-    server.takes_new_work() && !exclude.contains(&server.addr)
+    server.takes_new_work() && server.has_room() && !exclude.contains(&server.addr)
 }
 
 #[cfg(test)]

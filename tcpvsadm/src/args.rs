@@ -783,7 +783,7 @@ mod tests {
         assert_eq!(args.max_conns, Some(2));
         assert_eq!(
             error("-E -i web --max-queue x"),
-            "`x` is not a number of queued requests (0: no queue)"
+            "`x` is not a number of queued requests (0: no limit)"
         );
         assert_eq!(
             error("-a -i web -r 127.0.0.1:80 --max-conns -1"),
