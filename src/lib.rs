@@ -28,6 +28,7 @@ pub mod schedulers;
 pub mod server;
 pub mod sim;
 pub mod slots;
+pub mod sources;
 pub mod state_file;
 pub mod table;
 pub mod throttled;

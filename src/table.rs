@@ -15,6 +15,7 @@ use regex::{Regex, RegexSet};
 use crate::protocols::rtsp::SessionTable;
 use crate::schedulers::{BuildScheduler, Persistence, Scheduler};
 use crate::server::{AgentAsks, ServerState, ServiceState, FULL_SCALE};
+use crate::sources::{PerSource, Sources};
 
 pub use tcpvs_command::spec::{
     Limits, Protocol, RuleSpec, SchedOptions, ServerAddr, ServerSpec, ServiceId, ServiceSpec,
@@ -125,6 +126,9 @@ pub struct Service {
     pub state: Arc<ServiceState>,
     /// Connections, queue and per-source limits.
     pub conn_limits: ServiceLimits,
+    /// What each client address holds, when a per-source limit is set;
+    /// carried over by identity while one is.
+    pub sources: Option<Arc<Sources>>,
 }
 
 /// Where the content rules send a request.
@@ -138,6 +142,15 @@ pub struct Route<'s, 't> {
 }
 
 impl Service {
+    /// The per-source limits as the service has them now.
+    pub fn per_source(&self) -> PerSource {
+        PerSource {
+            max_conns: self.conn_limits.max_conns_per_source,
+            rate: self.conn_limits.rate_per_source,
+            burst: self.conn_limits.burst(),
+        }
+    }
+
     /// The servers allowed to serve `target`: those of the first matching
     /// rule, else the default set.
     pub fn candidates(&self, target: &str) -> &[Arc<RealServer>] {
@@ -326,6 +339,10 @@ fn build_service(
         health: spec.health.clone(),
         state: old.map_or_else(Default::default, |old| old.state.clone()),
         conn_limits: spec.conn_limits,
+        sources: spec.conn_limits.per_source().then(|| {
+            old.and_then(|o| o.sources.clone())
+                .unwrap_or_else(|| Arc::new(Sources::default()))
+        }),
     })
 }
 

@@ -29,7 +29,8 @@ use crate::descriptors;
 use crate::net::{self, Listener, Queue};
 use crate::relay::{self, Context};
 use crate::slots::{Slot, Slots};
-use crate::table::{ServiceId, Table};
+use crate::sources::{Refusal, SourceConn};
+use crate::table::{Protocol, ServiceId, Table};
 use crate::throttled::Throttled;
 
 /// Accepts posted at once on a listening socket, at most: as many as
@@ -651,15 +652,57 @@ async fn accept_one(
     shared: Shared,
 ) -> io::Result<()> {
     let posted = Posted::count(&shared.accepting);
-    let (client, _peer) = listener.accept().await?;
+    let (client, peer) = listener.accept().await?;
     drop(posted);
+    let Ok(source) = admit_source(&ctx.table.load(), &service, peer) else {
+        // Closed before a byte is read: the cheapest refusal there is.
+        drop(client);
+        return Ok(());
+    };
     let open = Open::count(&shared.open);
     let serve = relay::serve(ctx, client, service);
     net::spawn(async move {
         serve.await;
-        drop((open, admission));
+        drop((open, admission, source));
     });
     Ok(())
+}
+
+/// The place of a new connection under its address's limits: its
+/// connection counted against `max_conns_per_source`, and for RTSP, whose
+/// requests are not counted one by one, a token of its `rate_per_source`.
+/// Refused, it is said in the log once a second, with the count and the
+/// last address refused.
+fn admit_source(
+    table: &Table,
+    service: &ServiceId,
+    peer: SocketAddr,
+) -> Result<Option<SourceConn>, Refusal> {
+    let Some(entry) = table.service(service) else {
+        return Ok(None);
+    };
+    let Some(sources) = &entry.sources else {
+        return Ok(None);
+    };
+    let limits = entry.per_source();
+    let admitted = sources.connect(peer.ip(), limits).and_then(|conn| {
+        if entry.protocol == Protocol::Rtsp {
+            sources.request(peer.ip(), limits)?;
+        }
+        Ok(conn)
+    });
+    if let Err(refusal) = &admitted {
+        static REFUSED: Throttled = Throttled::new();
+        if let Some(times) = REFUSED.occurred() {
+            tracing::warn!(
+                %service,
+                client = %peer.ip(),
+                times,
+                "connection closed at accept: {refusal}"
+            );
+        }
+    }
+    admitted
 }
 
 /// Out of descriptors or memory: backs off instead of spinning, and says so

@@ -156,3 +156,66 @@ fn a_full_queue_and_a_queue_timeout_answer_503() {
     assert_eq!(waited.count(), 1, "the queued one waited: {results:?}");
     assert_eq!(backend.most.load(Ordering::SeqCst), 1);
 }
+
+const SOURCE: [u8; 4] = [127, 0, 0, 2];
+const OTHER: [u8; 4] = [127, 0, 0, 3];
+
+/// With `max_conns_per_source` 2, a third connection from one address is
+/// closed at accept (before its request is read), another address is
+/// served, and a connection that ends gives its address its place back.
+#[test]
+fn a_source_over_its_connections_is_closed_at_accept() {
+    let backend = TestServer::named("a");
+    let mut web = service(&[(backend.addr, 1)], &[]);
+    web.conn_limits.max_conns_per_source = 2;
+    let proxy = start_proxy(web, Settings::default());
+    let from = |ip: [u8; 4]| Client::connect_from(ip.into(), proxy.addr());
+    let mut first = from(SOURCE);
+    let mut second = from(SOURCE);
+    assert_eq!(first.exchange(GET).status, 200);
+    assert_eq!(second.exchange(GET).status, 200);
+    let mut third = from(SOURCE);
+    let _ = third.try_send(GET.as_bytes());
+    third.assert_closed("a third connection from 127.0.0.2");
+    assert_eq!(from(OTHER).exchange(GET).status, 200, "another address");
+    assert_eq!(second.exchange(GET).status, 200, "a client already served");
+    drop(first);
+    assert!(
+        common::eventually(Duration::from_secs(2), || {
+            let mut again = from(SOURCE);
+            again.try_send(GET.as_bytes()).is_ok()
+                && again
+                    .try_read_response(false)
+                    .is_ok_and(|r| r.status == 200)
+        }),
+        "the address never got its place back"
+    );
+}
+
+/// With `rate_per_source` 1 and a burst of 3, an address gets 3 answers,
+/// then a 429 with Retry-After and its connection closed; another address
+/// is served meanwhile.
+#[test]
+fn a_source_over_its_rate_gets_429_with_retry_after() {
+    let backend = TestServer::named("a");
+    let mut web = service(&[(backend.addr, 1)], &[]);
+    web.conn_limits.rate_per_source = 1;
+    web.conn_limits.burst_per_source = 3;
+    let proxy = start_proxy(web, Settings::default());
+    let mut client = Client::connect_from(SOURCE.into(), proxy.addr());
+    for _ in 0..3 {
+        assert_eq!(client.exchange(GET).status, 200, "within the burst");
+    }
+    let refused = client.exchange(GET);
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.header("retry-after"), ["1"]);
+    assert_eq!(refused.header("connection"), ["close"]);
+    client.assert_closed("after the 429");
+    let mut other = Client::connect_from(OTHER.into(), proxy.addr());
+    assert_eq!(other.exchange(GET).status, 200, "another address");
+    assert_eq!(
+        backend.requests().len(),
+        4,
+        "a refused request reaches no server"
+    );
+}

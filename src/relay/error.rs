@@ -54,6 +54,8 @@ pub enum ProxyError {
     BodyNotSent,
     #[error("the server switched protocols unasked")]
     UnaskedUpgrade,
+    #[error("over the service's rate_per_source")]
+    TooManyRequests { retry_after_secs: u64 },
 }
 
 impl ProxyError {
@@ -61,8 +63,14 @@ impl ProxyError {
     pub fn side(&self) -> Side {
         use ProxyError::*;
         match self {
-            BadRequest(_) | BadMessage(_) | UnexpectedResponse | HeadTimeout | BadRequestBody
-            | UnknownSession | UnsupportedTransport => Side::Client,
+            BadRequest(_)
+            | BadMessage(_)
+            | UnexpectedResponse
+            | HeadTimeout
+            | BadRequestBody
+            | UnknownSession
+            | UnsupportedTransport
+            | TooManyRequests { .. } => Side::Client,
             ServiceGone | SessionServerGone | Unreachable { .. } => Side::Proxy,
             StaleConnection
             | EmptyResponse
@@ -100,6 +108,7 @@ impl ProxyError {
             BadMessage(MessageError::Version) => 505,
             BadMessage(_) | UnexpectedResponse | BadRequestBody => 400,
             HeadTimeout => 408,
+            TooManyRequests { .. } => 429,
             UnknownSession => 454,
             UnsupportedTransport => 461,
             SessionServerGone => 454,
@@ -111,6 +120,16 @@ impl ProxyError {
             | SendFailed { timed_out: false }
             | BodyNotSent
             | UnaskedUpgrade => 502,
+        }
+    }
+}
+
+impl ProxyError {
+    /// The `Retry-After` of the answer, in seconds, when it has one.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            ProxyError::TooManyRequests { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
         }
     }
 }
@@ -190,6 +209,14 @@ mod tests {
         assert_eq!(ProxyError::UnaskedUpgrade.status(), 502);
         assert_eq!(ProxyError::BodyNotSent.status(), 502);
         assert_eq!(ProxyError::BadRequestBody.status(), 400);
+        let over_rate = ProxyError::TooManyRequests {
+            retry_after_secs: 2,
+        };
+        assert_eq!(
+            (over_rate.status(), over_rate.retry_after_secs()),
+            (429, Some(2))
+        );
+        assert_eq!(over_rate.side(), Side::Client);
     }
 
     #[test]

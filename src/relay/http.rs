@@ -22,11 +22,13 @@ use super::Context;
 use super::{head_limits as http_limits, head_may_end, tunnel};
 use crate::net::{Conn, IoFailure};
 use crate::protocols::http::{
-    parse_request, parse_response, write_error_response, write_request_head, write_response_head,
-    ForwardOptions, Framing, HeadError, Limits as HttpLimits, RequestHead, ResponseHead, Version,
+    parse_request, parse_response, write_error_response_with, write_request_head,
+    write_response_head, ForwardOptions, Framing, HeadError, Limits as HttpLimits, RequestHead,
+    ResponseHead, Version,
 };
 use crate::schedulers::{HeaderLookup, Pick, RequestInfo};
 use crate::table::{Service, ServiceId, Settings, Table};
+use crate::throttled::Throttled;
 
 /// The buffer an idle keep-alive client waits in: room for a typical request
 /// head, so that thousands of idle clients do not each pin a body-sized one.
@@ -86,6 +88,29 @@ pub async fn serve(ctx: Rc<Context>, client: Conn, service: ServiceId) {
             }
         }
     }
+}
+
+/// A 429 for a request over its address's `rate_per_source`, said in the
+/// log once a second with the count and the last address refused.
+fn over_rate(service: &Service, peer: SocketAddr) -> Option<ProxyError> {
+    let refusal = service
+        .sources
+        .as_ref()?
+        .request(peer.ip(), service.per_source())
+        .err()?;
+    static OVER_RATE: Throttled = Throttled::new();
+    if let Some(times) = OVER_RATE.occurred() {
+        tracing::warn!(
+            service = %service.ident,
+            client = %peer.ip(),
+            times,
+            "429: {}",
+            refusal
+        );
+    }
+    Some(ProxyError::TooManyRequests {
+        retry_after_secs: refusal.retry_after().as_secs(),
+    })
 }
 
 /// Why one attempt at forwarding a request failed.
@@ -198,6 +223,11 @@ impl Session {
             return self.respond_error(&error, Flow::Linger, settings).await;
         };
         let mut record = Record::start(self.peer, service.ident.as_str(), method, target);
+        if let Some(error) = over_rate(&service, self.peer) {
+            record.answered(error.status());
+            record.finish(settings);
+            return self.respond_error(&error, Flow::Linger, settings).await;
+        }
         let flow = self.attempts(settings, &service, head, &mut record).await;
         record.finish(settings);
         flow
@@ -451,7 +481,8 @@ impl Session {
     /// Answers a request with an error of ours.
     async fn respond_error(&mut self, error: &ProxyError, flow: Flow, settings: &Settings) -> Flow {
         let mut out = Vec::with_capacity(256);
-        write_error_response(error.status(), flow != Flow::KeepAlive, &mut out);
+        let close = flow != Flow::KeepAlive;
+        write_error_response_with(error.status(), close, error.retry_after_secs(), &mut out);
         let sent = self
             .client
             .write_all(Bytes::from(out), deadline(settings.timeouts.client))
@@ -471,7 +502,7 @@ impl Session {
         record.answered(error.status());
         record.finish(settings);
         let mut out = Vec::with_capacity(256);
-        write_error_response(error.status(), true, &mut out);
+        write_error_response_with(error.status(), true, None, &mut out);
         if self
             .client
             .write_all(Bytes::from(out), deadline(settings.timeouts.client))

@@ -24,7 +24,10 @@ pub use chunked::{
     encode_chunk_header, encode_last_chunk, ChunkEvent, ChunkedDecoder, ChunkedError,
 };
 pub use fields::FramingError;
-pub use forward::{write_error_response, write_request_head, write_response_head, ForwardOptions};
+pub use forward::{
+    write_error_response, write_error_response_with, write_request_head, write_response_head,
+    ForwardOptions,
+};
 pub use head::HeadError;
 pub use normalize::{normalize_target, InvalidEscape};
 pub use request::{parse_request, Method, RequestError, RequestHead};
