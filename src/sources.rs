@@ -11,7 +11,6 @@
 //! service with no per-source limit has no table at all, and costs nothing.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
