@@ -6,12 +6,15 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{ok, service, start_proxy, Client, Ending, Reply, TestServer};
+use common::daemon::{Daemon, Scratch};
+use common::{get, ok, service, start_proxy, Client, Ending, Reply, TestServer};
 use tcpvs::table::Settings;
 
 const GET: &str = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
@@ -218,4 +221,65 @@ fn a_source_over_its_rate_gets_429_with_retry_after() {
         4,
         "a refused request reaches no server"
     );
+}
+
+const EMPTY: &str = "log_level = \"warn\"\nallow_empty = true\n";
+
+/// The list verb's JSON, as a client of the control socket reads it.
+fn json_list(daemon: &Daemon) -> serde_json::Value {
+    let mut socket = UnixStream::connect(&daemon.socket).unwrap();
+    socket
+        .write_all(b"{\"id\": 1, \"verb\": \"list\"}\n")
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(socket).read_line(&mut line).unwrap();
+    serde_json::from_str(&line).unwrap()
+}
+
+/// Limits set by tcpvsadm are listed (`-L`, the JSON view), saved as
+/// commands (`-S`), changed and removed by `-E`/`-e` (0: no limit), and
+/// kept by the state file across a restart.
+#[test]
+fn limits_are_set_listed_saved_and_kept_across_a_restart() {
+    let server = TestServer::named("kept");
+    let dir = Scratch::new("limits-state");
+    let state = dir.path().join("state.toml");
+    let state_arg = state.to_str().unwrap().to_string();
+    let first = Daemon::with_config_in(dir, EMPTY, &["--state-file", &state_arg]);
+    first.ok(
+        "-A -i web -l 127.0.0.1:0 --max-conns 50 --max-queue 5 --queue-timeout 2s \
+         --max-conns-per-source 4 --rate-per-source 10 --burst-per-source 20",
+    );
+    first.ok(&format!("-a -i web -r {} --max-conns 3", server.addr));
+    let listing = first.ok("-L");
+    assert!(
+        listing.contains(
+            "  limits: burst-per-source 20; max-conns 50; max-conns-per-source 4; \
+             max-queue 5; queue-timeout 2s; rate-per-source 10; conns 0, queued 0"
+        ),
+        "{listing}"
+    );
+    let server_line = listing
+        .lines()
+        .find(|l| l.contains(&server.addr.to_string()))
+        .unwrap();
+    assert!(server_line.ends_with("max-conns 3"), "{server_line}");
+    let json = json_list(&first);
+    let web = &json["table"]["services"][0];
+    assert_eq!(web["limits"]["max_conns"], "50", "{json}");
+    assert_eq!(web["servers"][0]["max_conns"], 3, "{json}");
+    assert_eq!(get(first.bound("web"), "/").text(), "kept");
+
+    first.ok("-E -i web --max-conns 0 --queue-timeout 0");
+    first.ok(&format!("-e -i web -r {} --max-conns 0", server.addr));
+    let saved = first.ok("-S");
+    assert_eq!(
+        saved.lines().next().unwrap(),
+        "-A -i web -l 127.0.0.1:0 -s wlc --burst-per-source 20 --max-conns-per-source 4 \
+         --max-queue 5 --rate-per-source 10"
+    );
+    assert!(!saved.contains("--max-conns "), "{saved}");
+    let dir = first.stop();
+    let second = Daemon::with_config_in(dir, EMPTY, &["--state-file", &state_arg]);
+    assert_eq!(second.ok("-S"), saved);
 }
