@@ -158,21 +158,8 @@ impl Listener {
 #[allow(unsafe_code)]
 fn accept_queue(socket: &OwnedFd) -> io::Result<Queue> {
     // SAFETY: an all-zero tcp_info is a valid value of this plain C struct.
-    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
-    // SAFETY: a valid descriptor, and a tcp_info with its size to write into.
-    let result = unsafe {
-        libc::getsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            std::ptr::from_mut(&mut info).cast(),
-            &mut len,
-        )
-    };
-    if result != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let zeroed: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let info = tcp_option(socket, libc::TCP_INFO, zeroed)?;
     const TCP_LISTEN: u8 = 10;
     if info.tcpi_state != TCP_LISTEN {
         return Ok(Queue::Closed);
@@ -180,26 +167,34 @@ fn accept_queue(socket: &OwnedFd) -> io::Result<Queue> {
     Ok(Queue::Waiting(info.tcpi_unacked as usize))
 }
 
+/// A TCP-level option of `socket`, read into `value`.
+#[allow(unsafe_code)]
+fn tcp_option<T>(socket: &impl AsRawFd, name: libc::c_int, mut value: T) -> io::Result<T> {
+    let mut len = std::mem::size_of_val(&value) as libc::socklen_t;
+    // SAFETY: a valid descriptor, and a plain C value with its size to
+    // write into.
+    let result = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            name,
+            std::ptr::from_mut(&mut value).cast(),
+            &mut len,
+        )
+    };
+    if result == 0 {
+        Ok(value)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[allow(unsafe_code)]
     fn defer_accept_of(socket: &StdListener) -> libc::c_int {
-        let mut value: libc::c_int = 0;
-        let mut len = std::mem::size_of_val(&value) as libc::socklen_t;
-        // SAFETY: a valid descriptor, and an int with its size to write into.
-        let result = unsafe {
-            libc::getsockopt(
-                socket.as_raw_fd(),
-                libc::IPPROTO_TCP,
-                libc::TCP_DEFER_ACCEPT,
-                std::ptr::from_mut(&mut value).cast(),
-                &mut len,
-            )
-        };
-        assert_eq!(result, 0, "{}", io::Error::last_os_error());
-        value
+        tcp_option(socket, libc::TCP_DEFER_ACCEPT, 0).unwrap()
     }
 
     #[test]
