@@ -16,7 +16,7 @@ use super::choose_server;
 use super::error::ProxyError;
 use crate::net::{Conn, IoFailure};
 use crate::pool::Pool;
-use crate::schedulers::{only_full_servers_left, Pick, RequestInfo};
+use crate::schedulers::{any_server_full, Pick, RequestInfo};
 use crate::slots::Slot;
 use crate::table::{RealServer, Route, ServerAddr, Service, Settings};
 use crate::throttled::Throttled;
@@ -133,7 +133,7 @@ pub(super) async fn connect_scheduled(
     let mut queue = Queue::default();
     loop {
         let Some(pick) = choose_server(service, route, request, &tries.exclude) else {
-            if !only_full_servers_left(route.candidates, &tries.exclude) {
+            if !any_server_full(route.candidates, &tries.exclude) {
                 break;
             }
             match queue.wait(service, settings).await {

@@ -233,8 +233,9 @@ fn pick_with(
 }
 
 /// Whether a server of `candidates` would take the request but for its
-/// `max_conns`: the request then waits in the service's queue.
-pub fn only_full_servers_left(candidates: &[Arc<RealServer>], exclude: &[ServerAddr]) -> bool {
+/// `max_conns`: when no server could be picked, the request then waits in
+/// the service's queue (else no server takes work at all).
+pub fn any_server_full(candidates: &[Arc<RealServer>], exclude: &[ServerAddr]) -> bool {
     candidates.iter().any(|server| {
         server.takes_new_work() && !server.has_room() && !exclude.contains(&server.addr)
     })
@@ -356,6 +357,36 @@ mod tests {
     use super::testing::*;
     use super::*;
     use proptest::prelude::*;
+
+    /// Every scheduler passes over a server at its `max_conns`; with only
+    /// full servers left none is picked, and the request is to wait.
+    #[test]
+    fn a_full_server_is_passed_over_by_every_scheduler() {
+        for &kind in SchedulerKind::ALL {
+            let scheduler = kind.build(&SchedOptions::new()).unwrap();
+            let capped: Vec<Arc<RealServer>> = servers(&[1, 1])
+                .into_iter()
+                .map(|s| {
+                    let s = Arc::into_inner(s).unwrap();
+                    Arc::new(s.with_max_conns(2))
+                })
+                .collect();
+            let _full = hold(&capped[0], 2);
+            for _ in 0..4 {
+                let pick = pick_server(&*scheduler, &request(), &capped, &[]).unwrap();
+                assert_eq!(pick.server.addr, capped[1].addr, "{kind}");
+                drop(pick);
+            }
+            let _also_full = hold(&capped[1], 2);
+            assert!(
+                pick_server(&*scheduler, &request(), &capped, &[]).is_none(),
+                "{kind}"
+            );
+            assert!(any_server_full(&capped, &[]), "{kind}");
+            let excluded = [capped[0].addr, capped[1].addr];
+            assert!(!any_server_full(&capped, &excluded), "{kind}");
+        }
+    }
 
     #[test]
     fn names_round_trip() {
