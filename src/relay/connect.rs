@@ -3,7 +3,8 @@
 //! and the operator let take work), a pooled connection is reused when the
 //! caller allows it, else a new one is connected; a server whose connect
 //! fails counts a passive failure and the next one is tried, within the
-//! service's retry budget ([`Tries`]).
+//! service's retry budget ([`Tries`]). When every server a request may go
+//! to is at its `max_conns`, it waits in the service's queue.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -14,10 +15,10 @@ use crate::net::Instant;
 
 use super::choose_server;
 use super::error::ProxyError;
+use super::queue::{Queue, Refused};
 use crate::net::{Conn, IoFailure};
 use crate::pool::Pool;
 use crate::schedulers::{any_server_full, Pick, RequestInfo};
-use crate::slots::Slot;
 use crate::table::{RealServer, Route, ServerAddr, Service, Settings};
 use crate::throttled::Throttled;
 
@@ -144,7 +145,7 @@ pub(super) async fn connect_scheduled(
                 }
             }
         };
-        drop(queue.leave());
+        queue.leave();
         if let Reuse::Pooled { pool, max_idle } = reuse {
             let pooled = pool.borrow_mut().take(pick.server.addr, max_idle);
             if let Some(pooled) = pooled {
@@ -177,81 +178,6 @@ pub(super) async fn connect_scheduled(
         }
     }
     Err(unreachable)
-}
-
-/// How often a queued request looks for a server with room again: places
-/// freed on any core are seen so.
-const QUEUE_POLL: Duration = Duration::from_millis(2);
-
-/// Why the queue refused a request (HAProxy: 503 either way).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Refused {
-    /// `max_queue` requests wait already.
-    Full,
-    /// It waited `queue_timeout`.
-    TimedOut,
-}
-
-impl fmt::Display for Refused {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Refused::Full => "the queue is full (max_queue)",
-            Refused::TimedOut => "waited in the queue for queue_timeout",
-        })
-    }
-}
-
-/// A request's place in its service's queue, while every server it may go
-/// to is at its `max_conns` (HAProxy's backend queue).
-#[derive(Default)]
-struct Queue {
-    /// Its place, held while it waits.
-    place: Option<Slot>,
-    /// When it stops waiting.
-    until: Option<Instant>,
-}
-
-impl Queue {
-    /// Waits a moment for a place on a server to free: `Ok` to look again,
-    /// or why the request is refused (the queue is full, or the wait is
-    /// over).
-    async fn wait(&mut self, service: &Service, settings: &Settings) -> Result<(), Refused> {
-        let limits = &service.conn_limits;
-        if self.place.is_none() {
-            let Some(place) = service.state.queued.try_take(limits.max_queue) else {
-                warn_refused(service, Refused::Full);
-                return Err(Refused::Full);
-            };
-            self.place = Some(place);
-            let timeout = limits.queue_timeout.unwrap_or(settings.timeouts.connect);
-            self.until = Some(Instant::now() + timeout);
-        }
-        if self.until.is_some_and(|until| Instant::now() >= until) {
-            warn_refused(service, Refused::TimedOut);
-            return Err(Refused::TimedOut);
-        }
-        crate::net::sleep(QUEUE_POLL).await;
-        Ok(())
-    }
-
-    /// Leaves the queue (the request has its server).
-    fn leave(&mut self) -> Option<Slot> {
-        self.place.take()
-    }
-}
-
-/// Says once a second per kind, with a count, that a service's queue
-/// refuses requests.
-fn warn_refused(service: &Service, refused: Refused) {
-    static FULL: Throttled = Throttled::new();
-    static TIMED_OUT: Throttled = Throttled::new();
-    let throttled = match refused {
-        Refused::Full => &FULL,
-        Refused::TimedOut => &TIMED_OUT,
-    };
-    if let Some(times) = throttled.occurred() {
-        tracing::warn!(service = %service.ident, times, "503: {refused}");
-    }
 }
 
 /// Connects to `server` itself, with no failover: the owner of an RTSP
