@@ -14,6 +14,7 @@
 // of the crate may not.
 #![deny(unsafe_code)]
 
+pub mod admission;
 pub mod config;
 pub mod control;
 pub mod daemon;
