@@ -229,13 +229,17 @@ fn build_service(
     spec: &ServiceSpec,
     old: Option<&Service>,
 ) -> Result<Service, (Site, TableError)> {
+    let state: Arc<ServiceState> = old.map_or_else(Default::default, |old| old.state.clone());
     let servers: Vec<Arc<RealServer>> = spec
         .servers
         .iter()
         .map(|server| {
             let state = old
                 .and_then(|old| old.servers.iter().find(|s| s.addr == server.addr))
-                .map_or_else(Default::default, |s| s.state.clone());
+                .map_or_else(
+                    || Arc::new(ServerState::of_service(state.freed.clone())),
+                    |s| s.state.clone(),
+                );
             let real = RealServer::new(server.addr, server.weight, state)
                 .with_admin(server.state)
                 .with_max_conns(server.max_conns);
@@ -337,7 +341,7 @@ fn build_service(
         rule_set,
         default_set,
         health: spec.health.clone(),
-        state: old.map_or_else(Default::default, |old| old.state.clone()),
+        state,
         conn_limits: spec.conn_limits,
         sources: spec.conn_limits.per_source().then(|| {
             old.and_then(|o| o.sources.clone())

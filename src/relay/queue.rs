@@ -11,9 +11,9 @@ use crate::slots::Slot;
 use crate::table::{Service, Settings};
 use crate::throttled::Throttled;
 
-/// How often a queued request looks for a server with room again: places
-/// freed on any core are seen so.
-const QUEUE_POLL: Duration = Duration::from_millis(2);
+/// The longest a queued request waits before it looks for a server with
+/// room again, if no wake-up came (one sent just before it began to wait).
+const RECHECK: Duration = Duration::from_millis(20);
 
 /// Why the queue refused a request (HAProxy: 503 either way).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,11 +58,15 @@ impl Queue {
             let timeout = limits.queue_timeout.unwrap_or(settings.timeouts.connect);
             self.until = Some(Instant::now() + timeout);
         }
-        if self.until.is_some_and(|until| Instant::now() >= until) {
+        let left = self.until.map_or(Duration::ZERO, |until| {
+            until.saturating_duration_since(Instant::now())
+        });
+        if left.is_zero() {
             warn_refused(service, Refused::TimedOut);
             return Err(Refused::TimedOut);
         }
-        crate::net::sleep(QUEUE_POLL).await;
+        // Woken by a request of the service's servers that ends, on any core.
+        service.state.freed.wait(left.min(RECHECK)).await;
         Ok(())
     }
 
