@@ -338,7 +338,7 @@ impl Drop for ActiveGuard {
     fn drop(&mut self) {
         self.state
             .in_flight
-            .fetch_sub(one_request(self.cost), Ordering::Release);
+            .fetch_sub(one_request(self.cost), Ordering::Relaxed);
         self.state.freed.place_freed();
     }
 }
