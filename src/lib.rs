@@ -14,10 +14,12 @@
 // of the crate may not.
 #![deny(unsafe_code)]
 
+pub mod admission;
 pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod demo;
+pub mod descriptors;
 pub mod health;
 pub mod net;
 pub mod pool;
@@ -26,6 +28,8 @@ pub mod relay;
 pub mod schedulers;
 pub mod server;
 pub mod sim;
+pub mod slots;
+pub mod sources;
 pub mod state_file;
 pub mod table;
 pub mod throttled;

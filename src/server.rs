@@ -11,6 +11,41 @@ use std::time::Instant;
 
 use tcpvs_command::PassiveSpec;
 
+use crate::net::Notify;
+use crate::slots::Slots;
+
+/// Places freed on a service's servers, for the requests waiting in its
+/// queue: shared by the service and each of its servers' states.
+#[derive(Debug, Default)]
+pub struct Freed {
+    /// Requests waiting: a request that ends wakes them only if some do,
+    /// so that no request pays for the queue when it is empty.
+    waiting: AtomicU32,
+    notify: Notify,
+}
+
+impl Freed {
+    /// A place freed: the request waiting longest looks again (one place,
+    /// one request: the others are not woken for nothing).
+    fn place_freed(&self) {
+        if self.waiting.load(Ordering::Acquire) > 0 {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Waits until a place is freed, or `at_most` passes (a wake-up sent
+    /// between the caller's look and this wait is caught by the next look).
+    pub async fn wait(&self, at_most: std::time::Duration) {
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        let notified = self.notify.notified();
+        crate::net::select! {
+            _ = notified => {},
+            _ = crate::net::sleep(at_most) => {},
+        }
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// What the agent (dynamic feedback) asks of a server, beyond its weight.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[repr(u8)]
@@ -56,6 +91,8 @@ pub struct ServerState {
     ramp: AtomicU32,
     /// The last check's result as `tcpvsadm -L` shows it.
     last_check: Mutex<Option<String>>,
+    /// Its service's queue, told when a request of this server ends.
+    freed: Arc<Freed>,
 }
 
 impl Default for ServerState {
@@ -72,6 +109,17 @@ impl Default for ServerState {
             weight_scale: AtomicU32::new(FULL_SCALE),
             ramp: AtomicU32::new(FULL_SCALE),
             last_check: Mutex::new(None),
+            freed: Arc::default(),
+        }
+    }
+}
+
+impl ServerState {
+    /// The state of a new server of the service whose queue is `freed`.
+    pub fn of_service(freed: Arc<Freed>) -> Self {
+        Self {
+            freed,
+            ..Self::default()
         }
     }
 }
@@ -216,6 +264,13 @@ impl ServerState {
 #[derive(Debug, Default)]
 pub struct ServiceState {
     retried: AtomicU64,
+    /// Client connections open, against the service's `max_conns`.
+    pub conns: Arc<Slots>,
+    /// Requests waiting for a server under its `max_conns`, against the
+    /// service's `max_queue`.
+    pub queued: Arc<Slots>,
+    /// Places freed on its servers, which wake the waiting requests.
+    pub freed: Arc<Freed>,
 }
 
 impl ServiceState {
@@ -248,6 +303,23 @@ impl ActiveGuard {
         Self::with_cost(state, 1)
     }
 
+    /// Counts a new request of `cost` unless `max` (0: no limit) are
+    /// active already: the check and the count are one atomic step, so
+    /// cores racing for a server's last place never pass its limit.
+    pub fn within(state: Arc<ServerState>, cost: u32, max: u32) -> Option<Self> {
+        if max == 0 {
+            return Some(Self::with_cost(state, cost));
+        }
+        state
+            .in_flight
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |packed| {
+                let active = (packed >> 32) as u32;
+                (active < max).then(|| packed + one_request(cost))
+            })
+            .ok()?;
+        Some(Self { state, cost })
+    }
+
     /// Counts a new request that weighs `cost` in the server's load.
     pub fn with_cost(state: Arc<ServerState>, cost: u32) -> Self {
         state
@@ -267,6 +339,7 @@ impl Drop for ActiveGuard {
         self.state
             .in_flight
             .fetch_sub(one_request(self.cost), Ordering::Relaxed);
+        self.state.freed.place_freed();
     }
 }
 
@@ -286,6 +359,44 @@ pub(crate) fn now_ms() -> u64 {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// A request that ends on another thread wakes a request waiting in its
+    /// service's queue at once, not at the end of its wait.
+    #[test]
+    fn a_place_freed_on_another_core_wakes_a_waiting_request() {
+        let freed = Arc::new(Freed::default());
+        let state = Arc::new(ServerState::of_service(freed.clone()));
+        let held = ActiveGuard::within(state.clone(), 1, 1).unwrap();
+        let waited = crate::net::start(async {
+            let started = std::time::Instant::now();
+            let ender = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                drop(held);
+            });
+            freed.wait(Duration::from_secs(5)).await;
+            ender.join().unwrap();
+            started.elapsed()
+        });
+        assert!(waited < Duration::from_secs(1), "woken after {waited:?}");
+        assert!(ActiveGuard::within(state, 1, 1).is_some());
+    }
+
+    #[test]
+    fn a_request_within_the_limit_is_counted_one_beyond_is_not() {
+        let state = Arc::new(ServerState::default());
+        let a = ActiveGuard::within(state.clone(), 1, 2).unwrap();
+        let b = ActiveGuard::within(state.clone(), 2, 2).unwrap();
+        assert!(ActiveGuard::within(state.clone(), 1, 2).is_none());
+        assert_eq!((state.active(), state.load()), (2, 3));
+        drop(a);
+        let c = ActiveGuard::within(state.clone(), 1, 2).unwrap();
+        assert!(
+            ActiveGuard::within(state.clone(), 1, 0).is_some(),
+            "0: no limit"
+        );
+        drop((b, c));
+        assert_eq!((state.active(), state.load()), (0, 0));
+    }
 
     #[test]
     fn guard_counts_active_for_its_lifetime() {

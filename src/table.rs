@@ -15,12 +15,13 @@ use regex::{Regex, RegexSet};
 use crate::protocols::rtsp::SessionTable;
 use crate::schedulers::{BuildScheduler, Persistence, Scheduler};
 use crate::server::{AgentAsks, ServerState, ServiceState, FULL_SCALE};
+use crate::sources::{PerSource, Sources};
 
 pub use tcpvs_command::spec::{
     Limits, Protocol, RuleSpec, SchedOptions, ServerAddr, ServerSpec, ServiceId, ServiceSpec,
     Settings, Site, TableError, TableSpec, Timeouts, Weight,
 };
-pub use tcpvs_command::{AdminState, HealthSpec};
+pub use tcpvs_command::{AdminState, HealthSpec, ServiceLimits};
 
 /// A real server in a built table.
 #[derive(Debug)]
@@ -34,6 +35,8 @@ pub struct RealServer {
     /// A stable hash of the address, computed once for the hashing
     /// schedulers (the same on every director).
     pub seed: u64,
+    /// Requests it serves at once; 0: no limit.
+    pub max_conns: u32,
 }
 
 impl RealServer {
@@ -44,7 +47,20 @@ impl RealServer {
             admin: AdminState::Ready,
             state,
             seed: crate::schedulers::server_seed(addr.0),
+            max_conns: 0,
         }
+    }
+
+    /// The same server serving at most `max_conns` requests at once.
+    pub fn with_max_conns(self, max_conns: u32) -> Self {
+        Self { max_conns, ..self }
+    }
+
+    /// Whether it serves fewer requests than its `max_conns` (always
+    /// without one): a full server is passed over, as one that takes no
+    /// new work, until a request of its own ends.
+    pub fn has_room(&self) -> bool {
+        self.max_conns == 0 || self.state.active() < self.max_conns
     }
 
     /// The same server in the operator's `admin` state.
@@ -110,6 +126,11 @@ pub struct Service {
     /// Live counters of the service, carried over by identity like its
     /// servers' state.
     pub state: Arc<ServiceState>,
+    /// Connections, queue and per-source limits.
+    pub conn_limits: ServiceLimits,
+    /// What each client address holds, when a per-source limit is set;
+    /// carried over by identity while one is.
+    pub sources: Option<Arc<Sources>>,
 }
 
 /// Where the content rules send a request.
@@ -123,6 +144,15 @@ pub struct Route<'s, 't> {
 }
 
 impl Service {
+    /// The per-source limits as the service has them now.
+    pub fn per_source(&self) -> PerSource {
+        PerSource {
+            max_conns: self.conn_limits.max_conns_per_source,
+            rate: self.conn_limits.rate_per_source,
+            burst: self.conn_limits.burst(),
+        }
+    }
+
     /// The servers allowed to serve `target`: those of the first matching
     /// rule, else the default set.
     pub fn candidates(&self, target: &str) -> &[Arc<RealServer>] {
@@ -201,14 +231,21 @@ fn build_service(
     spec: &ServiceSpec,
     old: Option<&Service>,
 ) -> Result<Service, (Site, TableError)> {
+    let state: Arc<ServiceState> = old.map_or_else(Default::default, |old| old.state.clone());
     let servers: Vec<Arc<RealServer>> = spec
         .servers
         .iter()
         .map(|server| {
             let state = old
                 .and_then(|old| old.servers.iter().find(|s| s.addr == server.addr))
-                .map_or_else(Default::default, |s| s.state.clone());
-            Arc::new(RealServer::new(server.addr, server.weight, state).with_admin(server.state))
+                .map_or_else(
+                    || Arc::new(ServerState::of_service(state.freed.clone())),
+                    |s| s.state.clone(),
+                );
+            let real = RealServer::new(server.addr, server.weight, state)
+                .with_admin(server.state)
+                .with_max_conns(server.max_conns);
+            Arc::new(real)
         })
         .collect();
     let by_addr: HashMap<ServerAddr, &Arc<RealServer>> =
@@ -307,7 +344,12 @@ fn build_service(
         rule_set,
         default_set,
         health: spec.health.clone(),
-        state: old.map_or_else(Default::default, |old| old.state.clone()),
+        state,
+        conn_limits: spec.conn_limits,
+        sources: spec.conn_limits.per_source().then(|| {
+            old.and_then(|o| o.sources.clone())
+                .unwrap_or_else(|| Arc::new(Sources::default()))
+        }),
     })
 }
 

@@ -25,21 +25,26 @@ use std::time::Duration;
 use crate::net::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use arc_swap::ArcSwap;
 
-use crate::net::{self, Listener};
+use crate::admission::{admit, admit_source, Admission};
+use crate::net::{self, Listener, Queue};
 use crate::relay::{self, Context};
+use crate::slots::Slots;
 use crate::table::{ServiceId, Table};
 use crate::throttled::Throttled;
 
-/// Accepts kept posted on each listening socket. With one, a worker takes a
-/// single new connection per turn of its ring: clients that connect for each
-/// request (`Connection: close`) then cost a ring turn each and lose the
-/// batching of everything else. The kernel wakes one accept per connection
-/// (io_uring arms accepts as exclusive waiters), so more cost nothing while idle.
-/// With Connection: close, 16 against 1 served 1.07x and 1.16x the requests
-/// (two runs of benches/ab.sh, either order) at 1.7-3.7 us less CPU each,
-/// once a closing client's last response no longer waited a turn of the
-/// ring (see `Conn::close_after_writes`).
+/// Accepts posted at once on a listening socket, at most: as many as
+/// connections wait in its queue, each with its slots taken first. Together
+/// they complete in one turn of the ring: clients that connect for each
+/// request (`Connection: close`) would otherwise cost a turn each.
 const ACCEPTS_IN_FLIGHT: usize = 16;
+
+/// How often a loop waiting for its socket's queue looks whether the socket
+/// was handed to a new tcpvsd.
+const RECHECK: Duration = Duration::from_millis(100);
+
+/// How often a loop whose connections wait for a slot (a `max_conns` is
+/// reached) looks again: slots freed by another worker are noticed so.
+const SLOT_POLL: Duration = Duration::from_millis(5);
 
 /// A socket handed to a worker, with the flags that tell its accept loop a
 /// failed accept means "closed on purpose", and that it should post no more
@@ -143,6 +148,9 @@ pub struct Workers {
     inherited: Mutex<Vec<Inherited>>,
     /// Accepts posted, all workers together.
     accepting: Arc<AtomicUsize>,
+    /// Client connections open, all services together, against the
+    /// daemon-wide `max_conns`.
+    conns: Arc<Slots>,
     /// Where the sockets handed to a new tcpvsd listen.
     released: Mutex<Vec<SocketAddr>>,
     /// Set once the sockets were handed over: only then may this one retire.
@@ -166,6 +174,7 @@ impl Workers {
         let mut senders = Vec::with_capacity(count);
         let mut threads = Vec::with_capacity(count);
         let accepting = Arc::new(AtomicUsize::new(0));
+        let conns = Arc::new(Slots::default());
         let mut open = Vec::with_capacity(count);
         for i in 0..count {
             let (tx, rx) = unbounded_channel();
@@ -175,8 +184,12 @@ impl Workers {
             let thread = std::thread::Builder::new()
                 .name(format!("tcpvs-worker-{i}"))
                 .spawn({
-                    let accepting = accepting.clone();
-                    move || net::start(run(table, rx, worker_open, accepting))
+                    let shared = Shared {
+                        open: worker_open,
+                        accepting: accepting.clone(),
+                        conns: conns.clone(),
+                    };
+                    move || net::start(run(table, rx, shared))
                 })?;
             senders.push(tx);
             threads.push(thread);
@@ -190,6 +203,7 @@ impl Workers {
             draining: AtomicBool::new(false),
             inherited: Mutex::new(inherited),
             accepting,
+            conns,
             released: Mutex::new(Vec::new()),
             handed_over: AtomicBool::new(false),
         };
@@ -368,6 +382,12 @@ impl Workers {
         self.accepting.load(Ordering::Relaxed)
     }
 
+    /// Client connections open, counted against the daemon-wide limit
+    /// (from their slot's taking, just before the accept).
+    pub fn conns(&self) -> u32 {
+        self.conns.held()
+    }
+
     fn take_inherited(&self, ident: &ServiceId, listen: SocketAddr) -> Option<Inherited> {
         let mut inherited = lock(&self.inherited);
         let at = inherited
@@ -445,12 +465,18 @@ fn bind_group(addr: SocketAddr, count: usize) -> io::Result<(SocketAddr, Vec<Std
     }
 }
 
-async fn run(
-    table: Arc<ArcSwap<Table>>,
-    mut orders: UnboundedReceiver<Order>,
+/// What a worker's accept loops count into, shared with the others.
+#[derive(Clone)]
+struct Shared {
+    /// This worker's open client connections.
     open: Arc<OpenCount>,
+    /// Accepts posted, all workers together.
     accepting: Arc<AtomicUsize>,
-) {
+    /// Client connections, all workers together (the daemon-wide limit).
+    conns: Arc<Slots>,
+}
+
+async fn run(table: Arc<ArcSwap<Table>>, mut orders: UnboundedReceiver<Order>, shared: Shared) {
     let ctx = Rc::new(Context::new(table));
     let sweeper = ctx.clone();
     net::spawn(async move {
@@ -464,21 +490,17 @@ async fn run(
     while let Some(order) = orders.recv().await {
         match order {
             Order::Listen(handover) => {
-                let listener = Rc::new(Listener::from_std(handover.socket));
-                for _ in 0..ACCEPTS_IN_FLIGHT {
-                    let accepts = Accepts {
-                        listener: listener.clone(),
-                        closed: handover.closed.clone(),
-                        released: handover.released.clone(),
-                        posted: Posted::count(&accepting),
-                    };
-                    net::spawn(accept_loop(
-                        ctx.clone(),
-                        handover.service.clone(),
-                        accepts,
-                        open.clone(),
-                    ));
-                }
+                let accepts = Accepts {
+                    listener: Rc::new(Listener::from_std(handover.socket)),
+                    closed: handover.closed,
+                    released: handover.released,
+                };
+                net::spawn(accept_loop(
+                    ctx.clone(),
+                    handover.service,
+                    accepts,
+                    shared.clone(),
+                ));
             }
             Order::Drain => ctx.drain(),
             Order::Cut => return,
@@ -486,17 +508,16 @@ async fn run(
     }
 }
 
-/// One accept kept posted on a listening socket, and what ends it.
+/// A listening socket of a worker, and what ends its accepts.
 struct Accepts {
     listener: Rc<Listener>,
     /// The socket was shut down on purpose: a failed accept ends the loop.
     closed: Arc<AtomicBool>,
     /// The socket was handed to a new tcpvsd: post no more accepts.
     released: Arc<AtomicBool>,
-    posted: Posted,
 }
 
-/// Counts an accept loop in [`Workers::accepting`] while it runs.
+/// Counts an accept in [`Workers::accepting`] while it is posted.
 struct Posted(Arc<AtomicUsize>);
 
 impl Posted {
@@ -512,36 +533,104 @@ impl Drop for Posted {
     }
 }
 
-/// One of the accepts kept posted on a listening socket. They all end when
-/// the socket is shut down (its service deleted or moved), which completes
-/// every accept posted on it.
-async fn accept_loop(ctx: Rc<Context>, service: ServiceId, accepts: Accepts, open: Arc<OpenCount>) {
-    let _posted = &accepts.posted;
+/// Accepts the connections of one listening socket on one worker, until the
+/// socket is shut down (its service deleted or moved) or handed over.
+///
+/// An accept is posted only for a connection already waiting in the
+/// socket's queue, and only once the slots it will hold are taken: an
+/// accept posted on io_uring cannot be withdrawn, so one left waiting for a
+/// client would hold a slot that a connection queued on another worker's
+/// socket needs. Past a limit, connections wait in the kernel's backlog;
+/// clients already connected are served as before.
+async fn accept_loop(ctx: Rc<Context>, service: ServiceId, accepts: Accepts, shared: Shared) {
     loop {
-        match accepts.listener.accept().await {
-            Ok((client, _peer)) => {
-                let open = Open::count(&open);
-                let serve = relay::serve(ctx.clone(), client, service.clone());
-                net::spawn(async move {
-                    serve.await;
-                    drop(open);
-                });
-                if accepts.released.load(Ordering::Acquire) {
-                    // The new tcpvsd accepts from now on; this one served
-                    // the connection its posted accept had taken.
-                    return;
-                }
-            }
+        if accepts.released.load(Ordering::Acquire) {
+            // The new tcpvsd accepts from now on.
+            return;
+        }
+        let queued = net::select! {
+            queued = accepts.listener.queued() => queued,
+            _ = net::sleep(RECHECK) => continue,
+        };
+        let waiting = match queued {
+            Ok(Queue::Waiting(n)) => n,
+            Ok(Queue::Closed) => return,
             Err(_) if accepts.closed.load(Ordering::Acquire) => return,
             Err(e) => {
-                // Out of descriptors or memory: back off instead of spinning,
-                // and say so once a second, not once per try.
-                static ACCEPT_FAILED: Throttled = Throttled::new();
-                if let Some(times) = ACCEPT_FAILED.occurred() {
-                    tracing::warn!(%service, times, "accept failed: {e}; backing off");
-                }
-                net::sleep(Duration::from_millis(50)).await;
+                backing_off(&service, &e).await;
+                continue;
             }
+        };
+        let table = ctx.table.load();
+        let admitted: Vec<Admission> = (0..waiting.min(ACCEPTS_IN_FLIGHT))
+            .map_while(|_| admit(&table, &service, &shared.conns))
+            .collect();
+        drop(table);
+        if admitted.is_empty() {
+            net::sleep(SLOT_POLL).await;
+            continue;
+        }
+        // Posted together, they complete in one turn of the ring; the loop
+        // looks at the queue again once they all have.
+        let (done, mut all_done) = net::unbounded_channel::<Result<(), io::Error>>();
+        for admission in admitted {
+            let accept = accept_one(
+                ctx.clone(),
+                service.clone(),
+                accepts.listener.clone(),
+                admission,
+                shared.clone(),
+            );
+            let done = done.clone();
+            net::spawn(async move {
+                let _ = done.send(accept.await);
+            });
+        }
+        drop(done);
+        let mut failed = None;
+        while let Some(result) = all_done.recv().await {
+            failed = result.err().or(failed);
+        }
+        match failed {
+            Some(_) if accepts.closed.load(Ordering::Acquire) => return,
+            Some(e) => backing_off(&service, &e).await,
+            None => {}
         }
     }
+}
+
+/// Accepts one connection waiting in the queue of `listener`, and serves it
+/// holding `admission` until it ends.
+async fn accept_one(
+    ctx: Rc<Context>,
+    service: ServiceId,
+    listener: Rc<Listener>,
+    admission: Admission,
+    shared: Shared,
+) -> io::Result<()> {
+    let posted = Posted::count(&shared.accepting);
+    let (client, peer) = listener.accept().await?;
+    drop(posted);
+    let Ok(source) = admit_source(&ctx.table.load(), &service, peer) else {
+        // Closed before a byte is read: the cheapest refusal there is.
+        drop(client);
+        return Ok(());
+    };
+    let open = Open::count(&shared.open);
+    let serve = relay::serve(ctx, client, service);
+    net::spawn(async move {
+        serve.await;
+        drop((open, admission, source));
+    });
+    Ok(())
+}
+
+/// Out of descriptors or memory: backs off instead of spinning, and says so
+/// once a second, not once per try.
+async fn backing_off(service: &ServiceId, e: &io::Error) {
+    static ACCEPT_FAILED: Throttled = Throttled::new();
+    if let Some(times) = ACCEPT_FAILED.occurred() {
+        tracing::warn!(%service, times, "accept failed: {e}; backing off");
+    }
+    net::sleep(Duration::from_millis(50)).await;
 }

@@ -154,6 +154,13 @@ enum Field {
     Agent,
     Passive,
     State,
+    /// A service's connection limits, and a server's.
+    MaxConns,
+    MaxQueue,
+    QueueTimeout,
+    RatePerSource,
+    BurstPerSource,
+    ServerMaxConns,
 }
 
 use Field::*;
@@ -330,6 +337,21 @@ const VALUES: &[(Field, &[&str], &[&str])] = &[
         ],
     ),
     (State, &["ready", "drain", "maint"], &["up", "DRAIN", ""]),
+    (
+        MaxConns,
+        &["0", "1", "10000000"],
+        &["-1", "10000001", "x", "1.5"],
+    ),
+    (MaxQueue, &["0", "100"], &["-1", "lots"]),
+    (
+        QueueTimeout,
+        &["0", "0s", "250ms", "1h"],
+        &["61m", "soon", "-1s"],
+    ),
+    (RatePerSource, &["0", "20"], &["-5", "10000001"]),
+    // Without a rate, a burst means nothing.
+    (BurstPerSource, &["0"], &["10", "x"]),
+    (ServerMaxConns, &["0", "5"], &["-1", "10000001"]),
 ];
 
 /// The fields tcpvsadm reads entirely itself, so it refuses their bad
@@ -386,6 +408,26 @@ impl Field {
                 server: format!("state = {}\n", quote(value)),
                 ..File::default()
             },
+            MaxConns | MaxQueue | QueueTimeout | RatePerSource | BurstPerSource => File {
+                service: table_lines(&format!("{}={value}", self.limit())),
+                ..File::default()
+            },
+            ServerMaxConns => File {
+                server: format!("max_conns = {value}\n"),
+                ..File::default()
+            },
+        }
+    }
+
+    /// The name of a service limit in the file (tcpvsadm: `-` for `_`).
+    fn limit(self) -> &'static str {
+        match self {
+            MaxConns => "max_conns",
+            MaxQueue => "max_queue",
+            QueueTimeout => "queue_timeout",
+            RatePerSource => "rate_per_source",
+            BurstPerSource => "burst_per_source",
+            _ => unreachable!("{self:?} is not a service limit"),
         }
     }
 
@@ -427,6 +469,10 @@ impl Field {
                 words(&["-E", "-i", "web", &option, &value.replace(';', ",")])
             }
             State => words(&["-e", "-i", "web", "-r", SERVER, "--state", value]),
+            MaxConns | MaxQueue | QueueTimeout | RatePerSource | BurstPerSource => {
+                edit(&format!("--{}", self.limit().replace('_', "-")))
+            }
+            ServerMaxConns => words(&["-e", "-i", "web", "-r", SERVER, "--max-conns", value]),
         }
     }
 }

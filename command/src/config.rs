@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::conn_limits::{self, ServiceLimits};
 use crate::health::{duration_text, AdminState, AgentSpec, CheckSpec, HealthSpec, PassiveSpec};
 use crate::health_opts;
 use crate::options::{OptionError, Options};
@@ -173,6 +174,10 @@ fn convert(raw: RawConfig) -> Result<Config, Located> {
             settings.pool_per_server = count(&n, "pool.per_server", 0..=100_000)?;
         }
     }
+    if let Some(n) = &raw.max_conns {
+        settings.max_conns = conn_limits::max_conns(&n.get_ref().to_string())
+            .map_err(|e| invalid(n, "max_conns", e))?;
+    }
     let workers = raw
         .workers
         .map(|n| count(&n, "workers", 1..=1024))
@@ -274,8 +279,14 @@ fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
                 Some(state) => validate::admin_state(state.get_ref())
                     .map_err(|e| invalid(state, &format!("{at}.state"), e))?,
             };
+            let max_conns = match &s.max_conns {
+                None => 0,
+                Some(n) => conn_limits::max_conns(&n.get_ref().to_string())
+                    .map_err(|e| invalid(n, &format!("{at}.max_conns"), e))?,
+            };
             Ok(ServerSpec {
                 state,
+                max_conns,
                 ..ServerSpec::new(addr, weight)
             })
         })
@@ -336,6 +347,7 @@ fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
             validate::max_body(&text).map_err(|e| invalid(size, &key("max_body"), e))?
         }
     };
+    let conn_limits = convert_conn_limits(&raw, &key)?;
     Ok(ServiceSpec {
         ident,
         listen,
@@ -350,7 +362,40 @@ fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
         rules,
         default,
         health,
+        conn_limits,
     })
+}
+
+/// A service's `max_conns`, `max_queue`, `queue_timeout` and per-source
+/// limits, each refused at its line.
+fn convert_conn_limits(
+    raw: &RawService,
+    key: &dyn Fn(&str) -> String,
+) -> Result<ServiceLimits, Located> {
+    let given = [
+        ("max_conns", &raw.max_conns),
+        ("max_queue", &raw.max_queue),
+        ("queue_timeout", &raw.queue_timeout),
+        ("max_conns_per_source", &raw.max_conns_per_source),
+        ("rate_per_source", &raw.rate_per_source),
+        ("burst_per_source", &raw.burst_per_source),
+    ];
+    let mut limits = ServiceLimits::default();
+    for (name, value) in given {
+        if let Some(value) = value {
+            let text = match value.get_ref() {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            limits
+                .set(name, &text)
+                .map_err(|e| invalid(value, &key(name), e))?;
+        }
+    }
+    limits
+        .check()
+        .map_err(|e| invalid(&raw.ident, &key("burst_per_source"), e))?;
+    Ok(limits)
 }
 
 /// `[service.check]`, `[service.agent]`, `[service.passive]`, `retries`
@@ -523,6 +568,9 @@ pub fn services_to_toml(services: &[ServiceSpec]) -> String {
         if let Some(default) = &service.default {
             let _ = writeln!(out, "default = {}", list(default));
         }
+        for (name, value) in service.conn_limits.pairs() {
+            let _ = writeln!(out, "{name} = {}", scalar(&value));
+        }
         let health = &service.health;
         if health.retries != HealthSpec::DEFAULT_RETRIES {
             let _ = writeln!(out, "retries = {}", health.retries);
@@ -557,6 +605,9 @@ pub fn services_to_toml(services: &[ServiceSpec]) -> String {
             let _ = writeln!(out, "weight = {}", server.weight.0);
             if server.state != AdminState::Ready {
                 let _ = writeln!(out, "state = {}", quote(server.state.name()));
+            }
+            if server.max_conns != 0 {
+                let _ = writeln!(out, "max_conns = {}", server.max_conns);
             }
         }
         for rule in &service.rules {
@@ -599,6 +650,7 @@ struct RawConfig {
     allow_empty: Option<bool>,
     access_log: Option<bool>,
     merge_slashes: Option<bool>,
+    max_conns: Option<Spanned<i64>>,
     limits: Option<RawLimits>,
     timeouts: Option<RawTimeouts>,
     pool: Option<RawPool>,
@@ -654,6 +706,12 @@ struct RawService {
     check: Option<RawOptions>,
     agent: Option<RawOptions>,
     passive: Option<RawOptions>,
+    max_conns: Option<Spanned<toml::Value>>,
+    max_queue: Option<Spanned<toml::Value>>,
+    queue_timeout: Option<Spanned<toml::Value>>,
+    max_conns_per_source: Option<Spanned<toml::Value>>,
+    rate_per_source: Option<Spanned<toml::Value>>,
+    burst_per_source: Option<Spanned<toml::Value>>,
     #[serde(default)]
     server: Vec<RawServer>,
     #[serde(default)]
@@ -666,6 +724,7 @@ struct RawServer {
     address: Spanned<String>,
     weight: Option<Spanned<i64>>,
     state: Option<Spanned<String>>,
+    max_conns: Option<Spanned<i64>>,
 }
 
 /// A table of options, each value any scalar (read as its text).
@@ -815,6 +874,15 @@ servers = ["127.0.0.1:9002"]
         web.rules[0].match_group = Some(1);
         web.rules[0].pattern = "^/images/(\"quoted\")".into();
         web.servers[1].state = AdminState::Drain;
+        web.servers[1].max_conns = 20;
+        web.conn_limits = ServiceLimits {
+            max_conns: 100,
+            max_queue: 10,
+            queue_timeout: Some(Duration::from_millis(2500)),
+            max_conns_per_source: 4,
+            rate_per_source: 50,
+            burst_per_source: 80,
+        };
         web.health = HealthSpec {
             check: Some(CheckSpec {
                 interval: Duration::from_millis(1500),
@@ -888,6 +956,8 @@ servers = ["127.0.0.1:9002"]
             "passive",
             "state",
             "max_body",
+            "max_",
+            "_source",
         ] {
             assert!(!text.contains(key), "{key}: {text}");
         }
@@ -1024,6 +1094,38 @@ servers = ["127.0.0.1:9002"]
         assert_eq!(
             (options["low"].as_str(), options["high"].as_str()),
             ("10", "40")
+        );
+    }
+
+    #[test]
+    fn limit_keys_load_and_are_refused_at_their_line() {
+        let text = format!("max_conns = 5000\n{GOOD}")
+            .replace(
+                "default = [\"127.0.0.1:9001\"]\n",
+                "default = [\"127.0.0.1:9001\"]\nmax_conns = 100\nqueue_timeout = \"2s\"\n\
+                 rate_per_source = 10\n",
+            )
+            .replace("weight = 3\n", "weight = 3\nmax_conns = 2\n");
+        let config = parse(&text, Path::new("t.toml")).unwrap();
+        assert_eq!(config.table.settings.max_conns, 5000);
+        let web = &config.table.services[0];
+        assert_eq!(web.conn_limits.max_conns, 100);
+        assert_eq!(web.conn_limits.queue_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(web.conn_limits.burst(), 10);
+        assert_eq!((web.servers[0].max_conns, web.servers[1].max_conns), (0, 2));
+        assert_eq!(
+            error_of(&text.replace("max_conns = 100", "max_conns = -3")),
+            "t.toml:15: service[0].max_conns: `-3` is not a number of connections (0: no limit)"
+        );
+        assert_eq!(
+            error_of(&text.replace("rate_per_source = 10", "burst_per_source = 10")),
+            "t.toml:11: service[0].burst_per_source: burst_per_source needs rate_per_source"
+        );
+        let message = error_of(&text.replace("max_conns = 2\n", "max_conns = \"x\"\n"));
+        assert!(message.contains("expected i64"), "{message}");
+        refused_at(
+            &text.replace("max_conns = 5000", "max_conns = 20000000"),
+            "t.toml:1: max_conns: `20000000` is not a number of connections",
         );
     }
 

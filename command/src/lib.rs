@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod conn_limits;
 pub mod health;
 pub mod health_opts;
 pub mod options;
@@ -17,6 +18,7 @@ pub mod validate;
 pub mod verb;
 pub mod view;
 
+pub use conn_limits::{LimitOptions, ServiceLimits};
 pub use health::{
     AdminState, AgentSpec, CheckKind, CheckSpec, HealthSpec, HttpCheck, PassiveSpec, StatusRange,
 };

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::conn_limits::ServiceLimits;
 use crate::health::{AdminState, HealthSpec};
 use crate::options::OptionError;
 use crate::validate;
@@ -270,6 +271,10 @@ pub struct Settings {
     /// Merge repeated slashes in request paths before rules see them and
     /// servers are sent them (nginx's `merge_slashes`).
     pub merge_slashes: bool,
+    /// Client connections open at once, all services together (HAProxy's
+    /// global `maxconn`); 0: as many as the descriptors allow, each with
+    /// one kept for its server connection.
+    pub max_conns: u32,
 }
 
 impl Default for Settings {
@@ -280,6 +285,7 @@ impl Default for Settings {
             pool_per_server: 64,
             access_log: true,
             merge_slashes: true,
+            max_conns: 0,
         }
     }
 }
@@ -291,6 +297,8 @@ pub struct ServerSpec {
     pub weight: Weight,
     /// What the operator allows it (`--state`).
     pub state: AdminState,
+    /// Requests it serves at once (HAProxy's server `maxconn`); 0: no limit.
+    pub max_conns: u32,
 }
 
 impl ServerSpec {
@@ -300,6 +308,7 @@ impl ServerSpec {
             addr,
             weight,
             state: AdminState::Ready,
+            max_conns: 0,
         }
     }
 }
@@ -347,6 +356,8 @@ pub struct ServiceSpec {
     pub default: Option<Vec<ServerAddr>>,
     /// Checks, agent, passive marks, retries and slow start.
     pub health: HealthSpec,
+    /// Connections, queue and per-source limits.
+    pub conn_limits: ServiceLimits,
 }
 
 impl ServiceSpec {
@@ -369,6 +380,7 @@ impl ServiceSpec {
             rules: Vec::new(),
             default: None,
             health: HealthSpec::default(),
+            conn_limits: ServiceLimits::default(),
         }
     }
 }
@@ -523,6 +535,9 @@ impl TableSpec {
 
 impl ServiceSpec {
     fn check(&self, index: usize) -> Result<(), (Site, TableError)> {
+        self.conn_limits
+            .check()
+            .map_err(|error| (Site::Service(index), error))?;
         if let Err(refused) = validate::sched_opts(self.scheduler, &self.sched_opts) {
             let error = refused.of_service(&self.ident, self.scheduler);
             return Err((Site::Service(index), error));

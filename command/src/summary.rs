@@ -69,12 +69,16 @@ fn service(line: &mut String, args: &ServiceArgs) {
     for (key, value) in numbers {
         option(line, key, value);
     }
+    for (key, value) in args.limits.iter().flatten() {
+        option(line, key, Some(value));
+    }
 }
 
 fn server(line: &mut String, args: &ServerArgs) {
     words(line, [&args.ident, &args.server]);
     option(line, "weight", args.weight);
     option(line, "state", args.state);
+    option(line, "max_conns", args.max_conns);
 }
 
 fn rule(line: &mut String, args: &RuleArgs) {
@@ -137,6 +141,7 @@ mod tests {
             server: "10.0.0.1:80".into(),
             weight,
             state,
+            max_conns: None,
         }
     }
 

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::conn_limits::{self, LimitOptions};
 use crate::health::{AdminState, HealthSpec};
 use crate::health_opts;
 use crate::options::OptionError;
@@ -128,6 +129,9 @@ pub struct ServiceArgs {
     pub slowstart: Option<String>,
     /// Largest request body (`10m`; `0` for no limit).
     pub max_body: Option<String>,
+    /// Connection, queue and per-source limits by name (`max_conns`:
+    /// `"100"`): those given change, the others stay.
+    pub limits: Option<LimitOptions>,
 }
 
 /// Arguments of `-a` and `-e`.
@@ -140,6 +144,9 @@ pub struct ServerArgs {
     /// `--state ready|drain|maint`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<AdminState>,
+    /// `--max-conns`: requests it serves at once; 0: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_conns: Option<u32>,
 }
 
 /// Arguments of `--add-rule` and `--del-rule`.
@@ -304,8 +311,10 @@ impl Verb {
                     return Err(CommandError::DuplicateServer(args.ident.clone(), addr));
                 }
                 let weight = args.weight.map_or(Ok(Weight::DEFAULT), weight)?;
+                let max_conns = args.max_conns.map_or(Ok(0), server_max_conns)?;
                 service.servers.push(ServerSpec {
                     state: args.state.unwrap_or_default(),
+                    max_conns,
                     ..ServerSpec::new(addr, weight)
                 });
                 Ok(())
@@ -323,6 +332,9 @@ impl Verb {
                 }
                 if let Some(state) = args.state {
                     server.state = state;
+                }
+                if let Some(n) = args.max_conns {
+                    server.max_conns = server_max_conns(n)?;
                 }
                 Ok(())
             }
@@ -438,7 +450,15 @@ fn apply_service_args(service: &mut ServiceSpec, args: &ServiceArgs) -> Result<(
     if let Some(slowstart) = &args.slowstart {
         service.health.slowstart = validate::slowstart(slowstart)?;
     }
+    if let Some(limits) = &args.limits {
+        service.conn_limits.apply(limits)?;
+    }
     Ok(())
+}
+
+/// A server's `max_conns`, through the validator the file uses.
+fn server_max_conns(n: u32) -> Result<u32, CommandError> {
+    Ok(conn_limits::max_conns(&n.to_string())?)
 }
 
 /// `--check` and `--agent` replace (or remove), `--passive` changes the
@@ -597,6 +617,7 @@ mod tests {
             server: addr.into(),
             weight,
             state: None,
+            max_conns: None,
         }
     }
 

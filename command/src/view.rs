@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::conn_limits::LimitOptions;
 use crate::health::{duration_text, AdminState, HealthSpec};
 use crate::spec::{SchedOptions, ServerAddr, ServerSpec, ServiceSpec};
 
@@ -56,6 +57,16 @@ pub struct ServiceView {
     /// Requests retried on another server since start or `-Z` (live).
     #[serde(default)]
     pub retried: u64,
+    /// Connection, queue and per-source limits away from their defaults,
+    /// by name, as tcpvsadm's options take them.
+    #[serde(default, skip_serializing_if = "LimitOptions::is_empty")]
+    pub limits: LimitOptions,
+    /// Client connections open (live).
+    #[serde(default)]
+    pub conns: u64,
+    /// Requests waiting for a server under its `max_conns` (live).
+    #[serde(default)]
+    pub queued: u64,
 }
 
 /// A service's health configuration in the operator's words: each field
@@ -136,6 +147,13 @@ pub struct ServerView {
     /// agent, slow start and the state leave it.
     #[serde(default)]
     pub effective_weight: u32,
+    /// Requests it serves at once; 0: no limit.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_conns: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn ready() -> String {
@@ -160,6 +178,7 @@ impl ServerView {
             health,
             last_check: None,
             effective_weight,
+            max_conns: spec.max_conns,
         }
     }
 }
@@ -214,6 +233,14 @@ impl ServiceView {
             default: spec.default.as_deref().map(addrs),
             health: HealthView::of(&spec.health),
             retried: 0,
+            limits: spec
+                .conn_limits
+                .pairs()
+                .into_iter()
+                .map(|(name, value)| (name.to_string(), value))
+                .collect(),
+            conns: 0,
+            queued: 0,
         }
     }
 }
@@ -291,6 +318,7 @@ mod tests {
                 health: "drain".into(),
                 last_check: None,
                 effective_weight: 0,
+                max_conns: 0,
             }]
         );
         assert_eq!(

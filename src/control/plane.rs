@@ -116,8 +116,13 @@ impl ControlPlane {
             generation = next.generation,
             "table edited"
         );
+        let max_conns = next.settings().max_conns;
+        let max_conns_changed = max_conns != current.settings().max_conns;
         self.table.store(Arc::new(next));
         self.workers.commit(pending);
+        if max_conns_changed {
+            crate::descriptors::log_limit(max_conns);
+        }
         if let (Verb::Load { source, text }, Some(reload)) = (verb, &self.reload) {
             reload.after_load(source, text);
         }
@@ -185,6 +190,8 @@ fn live_counters(view: &mut ServiceView, service: &Service) {
         .as_ref()
         .map(|t| t.len(std::time::Instant::now()) as u64);
     view.retried = service.state.retried();
+    view.conns = u64::from(service.state.conns.held());
+    view.queued = u64::from(service.state.queued.held());
     for (server, live) in view.servers.iter_mut().zip(&service.servers) {
         server.active = live.state.active();
         server.requests = live.state.requests();

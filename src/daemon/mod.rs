@@ -24,7 +24,7 @@ use crate::control::plane::ControlPlane;
 use crate::control::reload::{Reload, SetLogLevel};
 use crate::control::{socket, DEFAULT_SOCKET};
 use crate::table::{Table, TableSpec};
-use crate::{demo, health, worker};
+use crate::{demo, descriptors, health, worker};
 use flags::USAGE;
 use signals::Signal;
 use std::sync::mpsc::{Receiver, Sender};
@@ -124,6 +124,9 @@ fn serve(
         .control_socket
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
+    let nofile = descriptors::raise_nofile();
+    tracing::info!(nofile, "descriptors");
+    descriptors::log_limit(spec.settings.max_conns);
     let table = Table::build(spec, None).map_err(|(_, e)| anyhow::anyhow!(e))?;
     let table = Arc::new(ArcSwap::from_pointee(table));
     let inherited = match started.upgrade {

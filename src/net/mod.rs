@@ -15,8 +15,8 @@ mod runtime;
 
 pub use conn::{Conn, IoFailure};
 pub use idle::{IdleClients, Waiting};
-pub use listener::{bind_group, Listener};
+pub use listener::{bind_group, Listener, Queue};
 pub use runtime::{
-    select, sleep, spawn, start, unbounded_channel, AsyncMutex, Instant, UnboundedReceiver,
+    select, sleep, spawn, start, unbounded_channel, AsyncMutex, Instant, Notify, UnboundedReceiver,
     UnboundedSender,
 };

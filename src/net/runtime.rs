@@ -9,6 +9,8 @@ pub use tokio::select;
 pub use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 /// A lock held across awaits by tasks of one worker.
 pub use tokio::sync::Mutex as AsyncMutex;
+/// A wake-up any thread may send to tasks waiting on any worker.
+pub use tokio::sync::Notify;
 /// Waits until a time passes, on the worker's runtime.
 pub use tokio::time::sleep;
 /// Instants of the runtime's clock: deadlines of reads and writes, idle times.

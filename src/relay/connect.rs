@@ -3,7 +3,8 @@
 //! and the operator let take work), a pooled connection is reused when the
 //! caller allows it, else a new one is connected; a server whose connect
 //! fails counts a passive failure and the next one is tried, within the
-//! service's retry budget ([`Tries`]).
+//! service's retry budget ([`Tries`]). When every server a request may go
+//! to is at its `max_conns`, it waits in the service's queue.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -14,9 +15,10 @@ use crate::net::Instant;
 
 use super::choose_server;
 use super::error::ProxyError;
+use super::queue::{Queue, Refused};
 use crate::net::{Conn, IoFailure};
 use crate::pool::Pool;
-use crate::schedulers::{Pick, RequestInfo};
+use crate::schedulers::{any_server_full, Pick, RequestInfo};
 use crate::table::{RealServer, Route, ServerAddr, Service, Settings};
 use crate::throttled::Throttled;
 
@@ -76,10 +78,11 @@ pub(super) struct Failed {
 }
 
 /// No server could take the request: the failed connects, in order (empty
-/// when no server was usable at all).
+/// when no server was usable at all), or the queue that refused it.
 #[derive(Default)]
 pub(super) struct Unreachable {
     pub failed: Vec<Failed>,
+    pub queue: Option<Refused>,
 }
 
 impl Unreachable {
@@ -101,6 +104,9 @@ impl Unreachable {
 
 impl fmt::Display for Unreachable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(refused) = self.queue {
+            return write!(f, "every server at its max_conns: {refused}");
+        }
         if self.failed.is_empty() {
             return f.write_str("no usable server");
         }
@@ -125,7 +131,21 @@ pub(super) async fn connect_scheduled(
     reuse: Reuse<'_>,
 ) -> Result<Connected, Unreachable> {
     let mut unreachable = Unreachable::default();
-    while let Some(pick) = choose_server(service, route, request, &tries.exclude) {
+    let mut queue = Queue::default();
+    loop {
+        let Some(pick) = choose_server(service, route, request, &tries.exclude) else {
+            if !any_server_full(route.candidates, &tries.exclude) {
+                break;
+            }
+            match queue.wait(service, settings).await {
+                Ok(()) => continue,
+                Err(refused) => {
+                    unreachable.queue = Some(refused);
+                    break;
+                }
+            }
+        };
+        queue.leave();
         if let Reuse::Pooled { pool, max_idle } = reuse {
             let pooled = pool.borrow_mut().take(pick.server.addr, max_idle);
             if let Some(pooled) = pooled {
@@ -177,6 +197,7 @@ pub(super) async fn connect_pinned(
         }),
         Err(failed) => Err(Unreachable {
             failed: vec![failed],
+            queue: None,
         }),
     }
 }

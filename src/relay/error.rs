@@ -58,6 +58,8 @@ pub enum ProxyError {
     BodyNotSent,
     #[error("the server switched protocols unasked")]
     UnaskedUpgrade,
+    #[error("over the service's rate_per_source")]
+    TooManyRequests { retry_after_secs: u64 },
 }
 
 impl ProxyError {
@@ -65,8 +67,16 @@ impl ProxyError {
     pub fn side(&self) -> Side {
         use ProxyError::*;
         match self {
-            BadRequest(_) | BadMessage(_) | UnexpectedResponse | HeadTimeout | BadRequestBody
-            | BodyTooLarge | BodyTimeout | UnknownSession | UnsupportedTransport => Side::Client,
+            BadRequest(_)
+            | BadMessage(_)
+            | UnexpectedResponse
+            | HeadTimeout
+            | BadRequestBody
+            | BodyTooLarge
+            | BodyTimeout
+            | UnknownSession
+            | UnsupportedTransport
+            | TooManyRequests { .. } => Side::Client,
             ServiceGone | SessionServerGone | Unreachable { .. } => Side::Proxy,
             StaleConnection
             | EmptyResponse
@@ -105,6 +115,7 @@ impl ProxyError {
             BadMessage(_) | UnexpectedResponse | BadRequestBody => 400,
             HeadTimeout | BodyTimeout => 408,
             BodyTooLarge => 413,
+            TooManyRequests { .. } => 429,
             UnknownSession => 454,
             UnsupportedTransport => 461,
             SessionServerGone => 454,
@@ -116,6 +127,16 @@ impl ProxyError {
             | SendFailed { timed_out: false }
             | BodyNotSent
             | UnaskedUpgrade => 502,
+        }
+    }
+}
+
+impl ProxyError {
+    /// The `Retry-After` of the answer, in seconds, when it has one.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            ProxyError::TooManyRequests { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
         }
     }
 }
@@ -199,6 +220,14 @@ mod tests {
         assert_eq!(ProxyError::BodyTimeout.status(), 408);
         assert!(!ProxyError::BodyTimeout.counts_against_server());
         assert_eq!(ProxyError::BodyTooLarge.side(), Side::Client);
+        let over_rate = ProxyError::TooManyRequests {
+            retry_after_secs: 2,
+        };
+        assert_eq!(
+            (over_rate.status(), over_rate.retry_after_secs()),
+            (429, Some(2))
+        );
+        assert_eq!(over_rate.side(), Side::Client);
     }
 
     #[test]

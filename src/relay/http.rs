@@ -29,6 +29,7 @@ use crate::protocols::http::{
 };
 use crate::schedulers::{HeaderLookup, Pick, RequestInfo};
 use crate::table::{Service, ServiceId, Settings, Table};
+use crate::throttled::Throttled;
 
 /// The buffer an idle keep-alive client waits in: room for a typical request
 /// head, so that thousands of idle clients do not each pin a body-sized one.
@@ -94,6 +95,29 @@ pub async fn serve(ctx: Rc<Context>, client: Conn, service: ServiceId) {
             }
         }
     }
+}
+
+/// A 429 for a request over its address's `rate_per_source`, said in the
+/// log once a second with the count and the last address refused.
+fn over_rate(service: &Service, peer: SocketAddr) -> Option<ProxyError> {
+    let refusal = service
+        .sources
+        .as_ref()?
+        .request(peer.ip(), service.per_source())
+        .err()?;
+    static OVER_RATE: Throttled = Throttled::new();
+    if let Some(times) = OVER_RATE.occurred() {
+        tracing::warn!(
+            service = %service.ident,
+            client = %peer.ip(),
+            times,
+            "429: {}",
+            refusal
+        );
+    }
+    Some(ProxyError::TooManyRequests {
+        retry_after_secs: refusal.retry_after().as_secs(),
+    })
 }
 
 /// Why one attempt at forwarding a request failed.
@@ -256,6 +280,12 @@ impl Session {
             return self.respond_error(&error, Flow::Linger, settings).await;
         };
         let mut record = Record::start(self.peer, service.ident.as_str(), method, target);
+        if let Some(error) = over_rate(&service, self.peer) {
+            record.answered(error.status());
+            record.ended(Termination::of(&error));
+            record.finish(settings);
+            return self.respond_error(&error, Flow::Linger, settings).await;
+        }
         let flow = self.attempts(settings, &service, head, &mut record).await;
         record.finish(settings);
         flow
@@ -327,8 +357,7 @@ impl Session {
                             (error, flow, termination)
                         }
                         _ => {
-                            let last = unreachable.failed.last().map(|f| &f.failure);
-                            let termination = Termination::unreachable(last);
+                            let termination = Termination::unreachable(&unreachable);
                             let flow = decide::flow_after_no_server(head);
                             (unreachable.error(), flow, termination)
                         }
@@ -626,7 +655,8 @@ impl Session {
 
     /// Answers a request with an error of ours.
     async fn respond_error(&mut self, error: &ProxyError, flow: Flow, settings: &Settings) -> Flow {
-        let answer = self.own_answer(error.status(), flow != Flow::KeepAlive);
+        let close = flow != Flow::KeepAlive;
+        let answer = self.own_answer(error.status(), close, error.retry_after_secs());
         let sent = self
             .client
             .write_all(answer, deadline(settings.timeouts.client))
@@ -657,7 +687,7 @@ impl Session {
         record.answered(error.status());
         record.ended(Termination::of(&error));
         record.finish(settings);
-        let answer = self.own_answer(error.status(), true);
+        let answer = self.own_answer(error.status(), true, None);
         if self
             .client
             .write_all(answer, deadline(settings.timeouts.client))
@@ -671,12 +701,12 @@ impl Session {
 
     /// An answer of the proxy's own with `status`, dated, written in the
     /// worker's head block (no allocation per answer).
-    fn own_answer(&self, status: u16, close: bool) -> Bytes {
+    fn own_answer(&self, status: u16, close: bool, retry_after_secs: Option<u64>) -> Bytes {
         let date = date::now();
         let (answer, ()) = self
             .ctx
             .memory
-            .write_head(|out| write_error_response(status, close, &date, out));
+            .write_head(|out| write_error_response(status, close, &date, retry_after_secs, out));
         answer
     }
 

@@ -8,6 +8,7 @@ mod decide;
 mod error;
 mod http;
 mod memory;
+mod queue;
 mod record;
 mod rtsp;
 mod rtsp_policy;

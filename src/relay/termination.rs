@@ -10,13 +10,15 @@
 //!
 //! Second letter, when: `R` receiving the request from the client (its
 //! head, or its body, whether read before a server is chosen or streamed
-//! to one), `C` connecting to a server, `H` waiting for the response head,
+//! to one), `Q` waiting in the service's queue, `C` connecting to a server, `H` waiting for the response head,
 //! `D` relaying the response body or a tunnel.
 
 use std::fmt;
 
 use super::body::BodyError;
+use super::connect::Unreachable;
 use super::error::ProxyError;
+use super::queue::Refused;
 use crate::net::IoFailure;
 
 /// Who ended an exchange.
@@ -34,6 +36,8 @@ pub enum Party {
 pub enum Phase {
     /// Receiving the request from the client: its head or its body.
     Request,
+    /// Waiting in the service's queue for a server below its `max_conns`.
+    Queue,
     /// Connecting to a server.
     Connect,
     /// Sending the request to the server and waiting for its response head.
@@ -91,13 +95,16 @@ impl Termination {
         }
     }
 
-    /// No server could be connected: `last` is how the last connect tried
-    /// failed (`None`: no server was usable, as HAProxy's `SC` to
+    /// No server could take the request: the queue refused it (its timeout
+    /// is HAProxy's `sQ`; a full queue the proxy's refusal), or the last
+    /// connect tried failed, or no server was usable (HAProxy's `SC` to
     /// `<NOSRV>`).
-    pub fn unreachable(last: Option<&IoFailure>) -> Self {
-        match last {
-            Some(failure) => Self::io(failure, Party::Server, Phase::Connect),
-            None => Self::new(Party::Server, Phase::Connect),
+    pub fn unreachable(unreachable: &Unreachable) -> Self {
+        match (unreachable.queue, unreachable.failed.last()) {
+            (Some(Refused::TimedOut), _) => Self::timeout(Party::Server, Phase::Queue),
+            (Some(Refused::Full), _) => Self::new(Party::Proxy, Phase::Queue),
+            (None, Some(last)) => Self::io(&last.failure, Party::Server, Phase::Connect),
+            (None, None) => Self::new(Party::Server, Phase::Connect),
         }
     }
 
@@ -110,7 +117,7 @@ impl Termination {
             BadRequest(_) | BadMessage(_) | UnexpectedResponse | UnknownSession
             | UnsupportedTransport => Self::new(Proxy, Request),
             HeadTimeout | BodyTimeout => Self::timeout(Client, Request),
-            BodyTooLarge => Self::new(Proxy, Request),
+            BodyTooLarge | TooManyRequests { .. } => Self::new(Proxy, Request),
             BadRequestBody => Self::new(Proxy, Headers),
             ServiceGone | SessionServerGone => Self::new(Proxy, Connect),
             Unreachable { timed_out: false } => Self::new(Server, Connect),
@@ -140,6 +147,7 @@ impl fmt::Display for Termination {
         };
         let phase = match self.phase {
             Phase::Request => 'R',
+            Phase::Queue => 'Q',
             Phase::Connect => 'C',
             Phase::Headers => 'H',
             Phase::Data => 'D',

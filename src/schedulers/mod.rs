@@ -214,13 +214,30 @@ fn pick_with(
     let healthy =
         |server: &RealServer| takes_work(server, exclude) && !server.state.is_marked_failed();
     let any = |server: &RealServer| takes_work(server, exclude);
-    let index = choose(&healthy).or_else(|| choose(&any))?;
-    let server = candidates.get(index)?.clone();
-    let active = ActiveGuard::with_cost(server.state.clone(), cost);
-    Some(Pick {
-        server,
-        _active: active,
-        _template: None,
+    // A server that filled up between the choice and the count (another
+    // core took its last place) is full now, and passed over by the next
+    // choice: at most one more try per candidate.
+    for _ in 0..=candidates.len() {
+        let index = choose(&healthy).or_else(|| choose(&any))?;
+        let server = candidates.get(index)?.clone();
+        let Some(active) = ActiveGuard::within(server.state.clone(), cost, server.max_conns) else {
+            continue;
+        };
+        return Some(Pick {
+            server,
+            _active: active,
+            _template: None,
+        });
+    }
+    None
+}
+
+/// Whether a server of `candidates` would take the request but for its
+/// `max_conns`: when no server could be picked, the request then waits in
+/// the service's queue (else no server takes work at all).
+pub fn any_server_full(candidates: &[Arc<RealServer>], exclude: &[ServerAddr]) -> bool {
+    candidates.iter().any(|server| {
+        server.takes_new_work() && !server.has_room() && !exclude.contains(&server.addr)
     })
 }
 
@@ -278,10 +295,10 @@ fn least_by(
 }
 
 /// Whether `server` may get this request at all: the operator, the agent
-/// and the active check let it take new work, and it did not fail this
-/// request already.
+/// and the active check let it take new work, it is under its `max_conns`,
+/// and it did not fail this request already.
 fn takes_work(server: &RealServer, exclude: &[ServerAddr]) -> bool {
-    server.takes_new_work() && !exclude.contains(&server.addr)
+    server.takes_new_work() && server.has_room() && !exclude.contains(&server.addr)
 }
 
 #[cfg(test)]
@@ -340,6 +357,36 @@ mod tests {
     use super::testing::*;
     use super::*;
     use proptest::prelude::*;
+
+    /// Every scheduler passes over a server at its `max_conns`; with only
+    /// full servers left none is picked, and the request is to wait.
+    #[test]
+    fn a_full_server_is_passed_over_by_every_scheduler() {
+        for &kind in SchedulerKind::ALL {
+            let scheduler = kind.build(&SchedOptions::new()).unwrap();
+            let capped: Vec<Arc<RealServer>> = servers(&[1, 1])
+                .into_iter()
+                .map(|s| {
+                    let s = Arc::into_inner(s).unwrap();
+                    Arc::new(s.with_max_conns(2))
+                })
+                .collect();
+            let _full = hold(&capped[0], 2);
+            for _ in 0..4 {
+                let pick = pick_server(&*scheduler, &request(), &capped, &[]).unwrap();
+                assert_eq!(pick.server.addr, capped[1].addr, "{kind}");
+                drop(pick);
+            }
+            let _also_full = hold(&capped[1], 2);
+            assert!(
+                pick_server(&*scheduler, &request(), &capped, &[]).is_none(),
+                "{kind}"
+            );
+            assert!(any_server_full(&capped, &[]), "{kind}");
+            let excluded = [capped[0].addr, capped[1].addr];
+            assert!(!any_server_full(&capped, &excluded), "{kind}");
+        }
+    }
 
     #[test]
     fn names_round_trip() {

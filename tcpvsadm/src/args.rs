@@ -7,7 +7,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 use tcpvs_command::options::{self, OptionError, Options};
-use tcpvs_command::{health_opts, validate};
+use tcpvs_command::{conn_limits, health_opts, validate, LimitOptions, ServiceLimits};
 use tcpvs_command::{
     PassiveSpec, Protocol, RuleArgs, ServerArgs, ServiceArgs, ServiceSpec, TableError, Verb,
 };
@@ -18,8 +18,11 @@ usage:
                 [--persistent seconds] [--forwarded-proto http|https] [--protocol http|rtsp]
                 [--check type=tcp|http|rtsp,k=v,...|none] [--agent port=N,k=v,...|none]
                 [--passive k=v,...] [--retries N] [--slowstart duration] [--max-body size]
+                [--max-conns N] [--max-queue N] [--queue-timeout duration]
+                [--max-conns-per-source N] [--rate-per-source N] [--burst-per-source N]
   tcpvsadm -D -i ident
   tcpvsadm -a|-e -i ident -r server-address [-w weight] [--state ready|drain|maint]
+                [--max-conns N]
   tcpvsadm -d -i ident -r server-address
   tcpvsadm --add-rule -i ident -p pattern -r server-address [-m match-num]
   tcpvsadm --del-rule -i ident -p pattern -r server-address
@@ -37,7 +40,8 @@ persistence: seconds (0 turns it off) or a duration such as 5m
 check: type, interval (2s), timeout (1s), rise (2), fall (3); http also method (GET),
   path (/), host, status (200-399), body
 agent: port, interval (2s), timeout (1s)
-passive: max_fails (1; 0 off), fail_timeout (10s), on_5xx (no)";
+passive: max_fails (1; 0 off), fail_timeout (10s), on_5xx (no)
+limits: 0 is no limit; --queue-timeout 0 is the connect timeout";
 
 /// What the user asked for.
 #[derive(Debug, PartialEq, Eq)]
@@ -96,7 +100,7 @@ enum Op {
 }
 
 /// Options that take a value, by their long name.
-const VALUED: [&str; 20] = [
+const VALUED: [&str; 26] = [
     "ident",
     "scheduler",
     "port",
@@ -117,6 +121,12 @@ const VALUED: [&str; 20] = [
     "slowstart",
     "max-body",
     "state",
+    "max-conns",
+    "max-queue",
+    "queue-timeout",
+    "max-conns-per-source",
+    "rate-per-source",
+    "burst-per-source",
 ];
 
 fn long_name(short: char) -> Option<&'static str> {
@@ -323,6 +333,7 @@ fn build(
                 max_body: take("max-body")
                     .map(|size| checked(&size, validate::max_body))
                     .transpose()?,
+                limits: limit_options(&mut take)?,
             };
             health_args(&args, op)?;
             if op == Op::AddService {
@@ -341,6 +352,9 @@ fn build(
                 weight: take("weight").map(|w| weight(&w)).transpose()?,
                 state: take("state")
                     .map(|s| validate::admin_state(&s).map_err(invalid))
+                    .transpose()?,
+                max_conns: take("max-conns")
+                    .map(|n| conn_limits::max_conns(&n).map_err(invalid))
                     .transpose()?,
             };
             if op == Op::AddServer {
@@ -379,6 +393,22 @@ fn build(
         }
     };
     Ok(Command::Verb(Box::new(verb)))
+}
+
+/// `--max-conns`, `--max-queue`, ... of `-A`/`-E`, each checked here as
+/// tcpvsd reads it; `None` when none is given.
+fn limit_options(
+    take: &mut impl FnMut(&str) -> Option<String>,
+) -> Result<Option<LimitOptions>, UsageError> {
+    let mut given = LimitOptions::new();
+    let mut probe = ServiceLimits::default();
+    for name in ServiceLimits::NAMES {
+        if let Some(text) = take(&name.replace('_', "-")) {
+            probe.set(name, &text).map_err(invalid)?;
+            given.insert(name.to_string(), text);
+        }
+    }
+    Ok((!given.is_empty()).then_some(given))
 }
 
 fn ident(value: Option<String>) -> Result<String, UsageError> {
@@ -600,6 +630,7 @@ mod tests {
                 server: "192.168.10.1:80".into(),
                 weight: None,
                 state: None,
+                max_conns: None,
             })
         );
         assert_eq!(
@@ -622,6 +653,7 @@ mod tests {
                 server: "127.0.0.1:80".into(),
                 weight: Some(0),
                 state: None,
+                max_conns: None,
             })
         );
         let Verb::AddService(args) = verb("-A -i web -l 127.0.0.1:8080") else {
@@ -730,6 +762,43 @@ mod tests {
             panic!()
         };
         assert_eq!(args.state, Some(tcpvs_command::AdminState::Drain));
+    }
+
+    #[test]
+    fn limit_options_pass_through_once_checked_here() {
+        let Verb::EditService(args) =
+            verb("-E -i web --max-conns 100 --queue-timeout 2s --rate-per-source 5")
+        else {
+            panic!()
+        };
+        let limits = args.limits.unwrap();
+        assert_eq!(
+            limits
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                ("max_conns", "100"),
+                ("queue_timeout", "2s"),
+                ("rate_per_source", "5")
+            ]
+        );
+        let Verb::EditServer(args) = verb("-e -i web -r 127.0.0.1:80 --max-conns 2") else {
+            panic!()
+        };
+        assert_eq!(args.max_conns, Some(2));
+        assert_eq!(
+            error("-E -i web --max-queue x"),
+            "`x` is not a number of queued requests (0: no limit)"
+        );
+        assert_eq!(
+            error("-a -i web -r 127.0.0.1:80 --max-conns -1"),
+            "`-1` is not a number of connections (0: no limit)"
+        );
+        assert_eq!(
+            error("-e -i web -r 127.0.0.1:80 --max-queue 3"),
+            "--max-queue does not apply to this command"
+        );
     }
 
     #[test]

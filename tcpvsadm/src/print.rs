@@ -62,6 +62,9 @@ pub fn listing(view: &TableView, stats: bool) -> String {
             let _ = writeln!(out, "  max-body {size}");
         }
         let _ = writeln!(out, "  {}", health_summary(service));
+        if let Some(limits) = limits_summary(service) {
+            let _ = writeln!(out, "  limits: {limits}");
+        }
         for server in &service.servers {
             let _ = write!(
                 out,
@@ -80,6 +83,9 @@ pub fn listing(view: &TableView, stats: bool) -> String {
                 health(server),
                 server.last_check.as_deref().unwrap_or("")
             );
+            if server.max_conns != 0 {
+                let _ = write!(out, " max-conns {}", server.max_conns);
+            }
             out.truncate(out.trim_end().len());
             out.push('\n');
         }
@@ -125,6 +131,24 @@ fn health_summary(service: &ServiceView) -> String {
         health.retries, service.retried
     ));
     parts.join("; ")
+}
+
+/// A service's connection limits as tcpvsadm's options give them, with its
+/// open connections and queued requests; `None` when it has no limit.
+fn limits_summary(service: &ServiceView) -> Option<String> {
+    if service.limits.is_empty() && service.queued == 0 {
+        return None;
+    }
+    let mut parts: Vec<String> = service
+        .limits
+        .iter()
+        .map(|(name, value)| format!("{} {value}", name.replace('_', "-")))
+        .collect();
+    parts.push(format!(
+        "conns {}, queued {}",
+        service.conns, service.queued
+    ));
+    Some(parts.join("; "))
 }
 
 /// The weight, `effective/configured` when they differ.
@@ -194,6 +218,9 @@ fn save_service(service: &ServiceView, out: &mut String) {
     if health.retries != HealthSpec::DEFAULT_RETRIES {
         let _ = write!(out, " --retries {}", health.retries);
     }
+    for (name, value) in &service.limits {
+        let _ = write!(out, " --{} {}", name.replace('_', "-"), quote(value));
+    }
     out.push('\n');
     for server in &service.servers {
         let _ = write!(
@@ -204,6 +231,9 @@ fn save_service(service: &ServiceView, out: &mut String) {
         );
         if server.state != AdminState::Ready.name() {
             let _ = write!(out, " --state {}", quote(&server.state));
+        }
+        if server.max_conns != 0 {
+            let _ = write!(out, " --max-conns {}", server.max_conns);
         }
         out.push('\n');
     }
@@ -244,6 +274,12 @@ ident = "web"
 listen = "127.0.0.1:8080"
 retries = 0
 slowstart = "45s"
+max_conns = 300
+max_queue = 20
+queue_timeout = "1500ms"
+max_conns_per_source = 8
+rate_per_source = 30
+burst_per_source = 60
 [service.check]
 type = "http"
 path = "/health"
@@ -258,6 +294,7 @@ on_5xx = true
 [[service.server]]
 address = "127.0.0.1:9001"
 state = "drain"
+max_conns = 12
 [[service.server]]
 address = "127.0.0.1:9002"
 weight = 0
@@ -295,7 +332,7 @@ type = "rtsp"
         let table = health_table();
         let saved = saved(&TableView::of(1, &table.services));
         assert_eq!(replayed(&saved).services, table.services, "{saved}");
-        assert!(saved.contains(" --state drain\n"), "{saved}");
+        assert!(saved.contains(" --state drain --max-conns 12\n"), "{saved}");
         assert!(saved.contains("--retries 0"), "{saved}");
         // Defaults are not written.
         let plain = saved.lines().nth(3).unwrap();
@@ -343,7 +380,12 @@ type = "rtsp"
                 .collect::<Vec<_>>()
         };
         assert_eq!(
-            words(lines[5]),
+            lines[5],
+            "  limits: burst-per-source 60; max-conns 300; max-conns-per-source 8; max-queue 20; \
+             queue-timeout 1500ms; rate-per-source 30; conns 0, queued 0"
+        );
+        assert_eq!(
+            words(lines[6]),
             [
                 "->",
                 "127.0.0.1:9001",
@@ -352,14 +394,16 @@ type = "rtsp"
                 "0",
                 "down",
                 "(drain)",
-                "L4TOUT"
+                "L4TOUT",
+                "max-conns",
+                "12"
             ]
         );
         assert_eq!(
-            words(lines[6]),
+            words(lines[7]),
             ["->", "127.0.0.1:9002", "0", "0", "0", "maint"]
         );
-        assert_eq!(lines[8], "  check type=rtsp; retries 2, retried 0");
+        assert_eq!(lines[9], "  check type=rtsp; retries 2, retried 0");
     }
 
     #[test]

@@ -409,7 +409,24 @@ pub struct Client {
 
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).unwrap();
+        Client::of(TcpStream::connect(addr).unwrap())
+    }
+
+    /// A client whose connection comes from `source` (a loopback address
+    /// such as 127.0.0.2: per-source limits tell clients apart by it).
+    pub fn connect_from(source: std::net::IpAddr, addr: SocketAddr) -> Client {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )
+        .unwrap();
+        socket.bind(&SocketAddr::new(source, 0).into()).unwrap();
+        socket.connect(&addr.into()).unwrap();
+        Client::of(socket.into())
+    }
+
+    fn of(stream: TcpStream) -> Client {
         stream.set_read_timeout(Some(TIMEOUT)).unwrap();
         Client {
             writer: stream.try_clone().unwrap(),
