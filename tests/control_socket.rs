@@ -135,15 +135,28 @@ fn a_stale_socket_is_replaced_and_served() {
 #[test]
 fn silent_clients_do_not_lock_tcpvsadm_out() {
     let daemon = Daemon::with_config("silent", EMPTY);
-    // More silent clients than the daemon serves at once (32).
-    let silent: Vec<UnixStream> = (0..40)
-        .map(|_| UnixStream::connect(&daemon.socket).unwrap())
-        .collect();
+    // More silent clients than the daemon serves at once (32), until one
+    // tcpvsadm is turned away: right after the daemon starts, tcpvsadm was
+    // sometimes let in at once after 40 or even 64 of them (a few places
+    // were free; why is not understood yet, see the note of issue 17).
+    let mut silent: Vec<UnixStream> = Vec::new();
+    let crowd_fills = |silent: &mut Vec<UnixStream>| {
+        for _ in 0..3 {
+            silent.extend((0..40).map(|_| UnixStream::connect(&daemon.socket).unwrap()));
+            if !daemon.adm("-L").status.success() {
+                return true;
+            }
+        }
+        false
+    };
     let crowded = Instant::now();
+    assert!(
+        crowd_fills(&mut silent),
+        "120 silent clients never filled the places"
+    );
     // A client that sends its request in pieces, within the time allowed,
     // is served once a place is free.
     let mut trickling = UnixStream::connect(&daemon.socket).unwrap();
-    let mut turned_away = 0;
     loop {
         let output = daemon.adm("-L");
         if output.status.success() {
@@ -151,7 +164,6 @@ fn silent_clients_do_not_lock_tcpvsadm_out() {
         }
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains("too many control clients"), "{stderr}");
-        turned_away += 1;
         assert!(
             crowded.elapsed() < FIRST_REQUEST + SLACK,
             "tcpvsadm still turned away after {:?}",
@@ -160,7 +172,6 @@ fn silent_clients_do_not_lock_tcpvsadm_out() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let waited = crowded.elapsed();
-    assert!(turned_away > 0, "the crowd never filled the places");
     // A silent client is told why it is let go, then closed.
     let mut reader = BufReader::new(&silent[0]);
     let mut line = String::new();
@@ -168,7 +179,8 @@ fn silent_clients_do_not_lock_tcpvsadm_out() {
     assert!(line.contains("no request line within 3s"), "{line}");
     line.clear();
     assert_eq!(reader.read_line(&mut line).unwrap(), 0, "closed: {line}");
-    eprintln!("tcpvsadm -L served {waited:?} after 40 silent clients connected");
+    let crowd = silent.len();
+    eprintln!("tcpvsadm -L served {waited:?} after {crowd} silent clients connected");
 
     let started = Instant::now();
     let mut trickling = loop {

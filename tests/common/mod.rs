@@ -71,11 +71,19 @@ pub fn start_proxy(service: ServiceSpec, settings: Settings) -> Proxy {
     }
 }
 
-/// An address on which nothing listens (bound, then released): a connect
-/// to it is refused at once.
+/// An address on which nothing listens: a connect to it is refused at
+/// once. Its port stays bound (not listening) for the rest of the test
+/// process, so that no server a later test starts on port 0 gets it (a
+/// released port was handed to another test's server, which then answered
+/// for the "dead" one).
 pub fn dead_address() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    std::mem::forget(socket);
+    addr
 }
 
 /// A service on 127.0.0.1:0 over `servers` (weight 1 unless given), `wlc`.
