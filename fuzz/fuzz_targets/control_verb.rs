@@ -16,38 +16,15 @@ use tcpvs::table::Table;
 use tcpvs_command::config::{parse, services_to_toml};
 use tcpvs_command::Request;
 
-/// The table the verbs edit: services, servers, rules and a default set for
-/// them to find, add to and remove.
-const TABLE: &str = r#"
-[[service]]
-ident = "web"
-listen = "127.0.0.1:8080"
-scheduler = "wlc"
-default = ["127.0.0.1:9001"]
-  [[service.server]]
-  address = "127.0.0.1:9001"
-  [[service.server]]
-  address = "127.0.0.1:9002"
-  weight = 3
-  state = "drain"
-  [[service.rule]]
-  pattern = "^/images/"
-  servers = ["127.0.0.1:9002"]
-
-[[service]]
-ident = "cam"
-listen = "127.0.0.1:8554"
-protocol = "rtsp"
-scheduler = "lard"
-  [[service.server]]
-  address = "[::1]:554"
-"#;
+/// The table the verbs edit: the example configuration, with services,
+/// servers, rules and a default set for them to find, add to and remove.
+const TABLE: &str = include_str!("../../examples/tcpvsd.toml");
 
 fn current() -> &'static Table {
     static CURRENT: OnceLock<Table> = OnceLock::new();
     CURRENT.get_or_init(|| {
-        let config = parse(TABLE, Path::new("fuzz.toml")).expect("the sample table parses");
-        Table::build(config.table, None).expect("the sample table builds")
+        let config = parse(TABLE, Path::new("tcpvsd.toml")).expect("the example parses");
+        Table::build(config.table, None).expect("the example builds")
     })
 }
 
