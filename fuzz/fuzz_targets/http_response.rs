@@ -11,10 +11,10 @@ use libfuzzer_sys::fuzz_target;
 use tcpvs::protocols::http::{
     parse_response, write_response_head, Framing, Method, ResponseHead, Version,
 };
-use tcpvs_fuzz::{check_head_parser, split_first, LIMITS, PEER_LIMITS};
+use tcpvs_fuzz::{check_head_parser, LIMITS, PEER_LIMITS};
 
 fuzz_target!(|data: &[u8]| {
-    let Some((exchange, wire)) = split_first(data) else {
+    let Some((&exchange, wire)) = data.split_first() else {
         return;
     };
     let method = if exchange & 1 == 1 {

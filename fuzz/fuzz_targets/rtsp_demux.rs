@@ -2,7 +2,7 @@
 //! heads and opaque bytes (bodies and `$`-interleaved frames), as the relay
 //! feeds it after every read.
 //!
-//! Input: a first byte choosing the read sizes (`tcpvs_fuzz::reads`), then
+//! Input: a first byte choosing the read sizes (`same_in_any_reads`), then
 //! the bytes of the direction. Whatever the reads, the same heads, opaque
 //! bytes and error come out as when everything is there at once; and every
 //! head, written as the relay writes it, parses back to itself.
@@ -11,15 +11,12 @@
 use libfuzzer_sys::fuzz_target;
 use tcpvs::protocols::http::Header;
 use tcpvs::protocols::rtsp::{parse_message, salvage_cseq, Demux, Message, MessageError, Step};
-use tcpvs_fuzz::{at_once, check_head_parser, reads, split_first, LIMITS, PEER_LIMITS};
+use tcpvs_fuzz::{check_head_parser, same_in_any_reads, Reads, LIMITS, PEER_LIMITS};
 
 fuzz_target!(|data: &[u8]| {
-    let Some((seed, wire)) = split_first(data) else {
+    let Some((wire, whole)) = same_in_any_reads(data, demux) else {
         return;
     };
-    let whole = demux(wire, at_once());
-    let in_reads = demux(wire, reads(seed));
-    assert_eq!(in_reads, whole, "read sizes changed the split");
     for unit in &whole.units {
         if let Unit::Head(message) = unit {
             written_reads_the_same(message);
@@ -48,7 +45,7 @@ struct Split {
 }
 
 /// Splits `wire` arriving in reads of the given sizes.
-fn demux(wire: &[u8], mut sizes: impl Iterator<Item = usize>) -> Split {
+fn demux(wire: &[u8], mut sizes: Reads) -> Split {
     let mut demux = Demux::new();
     let mut split = Split {
         units: Vec::new(),

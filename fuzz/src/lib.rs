@@ -20,17 +20,9 @@ pub const PEER_LIMITS: Limits = Limits {
     max_headers: 1 << 10,
 };
 
-/// Splits off an input's first byte, which says how the rest is read (the
-/// read sizes of `reads`, or the exchange a response answers). The fuzzer
-/// mutates it like any other byte, so it explores both together, while a
-/// seed file stays readable text after its first byte.
-pub fn split_first(data: &[u8]) -> Option<(u8, &[u8])> {
-    data.split_first().map(|(&seed, rest)| (seed, rest))
-}
-
 /// Read sizes for `seed`: an endless, deterministic sequence of 1 to 64
 /// bytes, mostly small (where boundaries fall inside lines and CRLFs).
-pub fn reads(seed: u8) -> impl Iterator<Item = usize> {
+fn reads(seed: u8) -> impl Iterator<Item = usize> {
     // xorshift32: enough to scatter the cuts, and the same on every run.
     let mut state = u32::from(seed) | 0x9e37_0000;
     std::iter::repeat_with(move || {
@@ -46,9 +38,23 @@ pub fn reads(seed: u8) -> impl Iterator<Item = usize> {
     })
 }
 
-/// One read of everything: what `reads` is compared with.
-pub fn at_once() -> impl Iterator<Item = usize> {
-    std::iter::repeat(usize::MAX)
+/// The sizes of the reads in which a connection's bytes arrive.
+pub type Reads = Box<dyn Iterator<Item = usize>>;
+
+/// For an input whose first byte picks read sizes: feeds the rest to `feed`
+/// in one read, then in the reads that byte picks, checks that both give
+/// the same, and returns the rest and what it gave. The fuzzer mutates that
+/// byte like any other, so it explores read patterns and contents together,
+/// while a seed file stays readable text after its first byte.
+pub fn same_in_any_reads<T>(data: &[u8], feed: impl Fn(&[u8], Reads) -> T) -> Option<(&[u8], T)>
+where
+    T: PartialEq + std::fmt::Debug,
+{
+    let (&seed, wire) = data.split_first()?;
+    let whole = feed(wire, Box::new(std::iter::repeat(usize::MAX)));
+    let in_reads = feed(wire, Box::new(reads(seed)));
+    assert_eq!(in_reads, whole, "the read sizes changed the outcome");
+    Some((wire, whole))
 }
 
 /// Checks `parse` on `buf` against the contract of the head parsers (as
