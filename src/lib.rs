@@ -34,3 +34,10 @@ pub mod state_file;
 pub mod table;
 pub mod throttled;
 pub mod worker;
+
+/// For the fuzz targets in fuzz/: the contract every incremental head parser
+/// keeps, checked by the unit tests and the fuzzer alike.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing {
+    pub use crate::protocols::http::head::check_incremental_contract;
+}

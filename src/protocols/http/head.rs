@@ -245,8 +245,8 @@ pub(crate) fn version(token: &[u8]) -> VersionToken {
 ///   or incomplete one (the relay answers at the first error);
 /// - "incomplete" means no empty line has arrived yet (after the empty lines
 ///   a request may start with).
-#[cfg(test)]
-pub(crate) fn check_incremental_contract<T, E>(
+#[cfg(any(test, feature = "fuzzing"))]
+pub fn check_incremental_contract<T, E>(
     buf: &[u8],
     parse: impl Fn(&[u8]) -> Result<Option<(T, usize)>, E>,
 ) where
