@@ -32,6 +32,17 @@ fn wait_for_lines(daemon: &Daemon, count: usize) -> Vec<String> {
     access_lines(daemon)
 }
 
+/// Each of `expected` is said by exactly one of `lines`.
+fn assert_each_once(lines: &[String], expected: &[String]) {
+    for expected in expected {
+        let matching = lines
+            .iter()
+            .filter(|l| l.contains(expected.as_str()))
+            .count();
+        assert_eq!(matching, 1, "one line saying {expected}: {lines:#?}");
+    }
+}
+
 #[test]
 fn every_exchange_is_logged_once() {
     let live = TestServer::start(|req| {
@@ -84,14 +95,8 @@ fn every_exchange_is_logged_once() {
     // A line is written once its answer went out: two connections' lines
     // may come in either order.
     assert_eq!(lines.len(), expected.len(), "{lines:#?}");
-    for expected in &expected {
-        let matching: Vec<&String> = lines
-            .iter()
-            .filter(|l| l.contains(expected.as_str()))
-            .collect();
-        assert_eq!(matching.len(), 1, "one line saying {expected}: {lines:#?}");
-        assert!(matching[0].contains(" web "), "{}", matching[0]);
-    }
+    assert_each_once(&lines, &expected);
+    assert!(lines.iter().all(|l| l.contains(" web ")), "{lines:#?}");
 }
 
 /// An RTSP origin that answers OPTIONS and leaves every other request
@@ -170,13 +175,7 @@ fn every_rtsp_request_is_logged_once_answered_or_not() {
         format!("\"DESCRIBE rtsp://h/b\" 0 CH {origin}"),
     ];
     assert_eq!(lines.len(), expected.len(), "{lines:#?}");
-    for expected in &expected {
-        let matching = lines
-            .iter()
-            .filter(|l| l.contains(expected.as_str()))
-            .count();
-        assert_eq!(matching, 1, "one line saying {expected}: {lines:#?}");
-    }
+    assert_each_once(&lines, &expected);
 }
 
 /// One line per refusal class, with the status sent and the termination
@@ -252,13 +251,7 @@ fn every_refusal_and_cut_answer_leaves_a_line() {
         format!("\"GET /cut\" 200 SD {}", live.addr),
     ];
     assert_eq!(lines.len(), expected.len(), "{lines:#?}");
-    for expected in &expected {
-        let matching = lines
-            .iter()
-            .filter(|l| l.contains(expected.as_str()))
-            .count();
-        assert_eq!(matching, 1, "one line saying {expected}: {lines:#?}");
-    }
+    assert_each_once(&lines, &expected);
     let longest = lines.iter().map(String::len).max().unwrap_or(0);
     assert!(
         longest < 1500,
