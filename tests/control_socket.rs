@@ -136,9 +136,10 @@ fn a_stale_socket_is_replaced_and_served() {
 fn silent_clients_do_not_lock_tcpvsadm_out() {
     let daemon = Daemon::with_config("silent", EMPTY);
     // More silent clients than the daemon serves at once (32), until one
-    // tcpvsadm is turned away: right after the daemon starts, tcpvsadm was
-    // sometimes let in at once after 40 or even 64 of them (a few places
-    // were free; why is not understood yet, see the note of issue 17).
+    // tcpvsadm is turned away. One round may not do: the connection that
+    // found the daemon ready holds a place until its thread reads its EOF,
+    // which can come after the crowd took the other places; tcpvsadm then
+    // gets the place it frees.
     let mut silent: Vec<UnixStream> = Vec::new();
     let crowd_fills = |silent: &mut Vec<UnixStream>| {
         for _ in 0..3 {
