@@ -189,7 +189,7 @@ fn serve(
             started.workers
         );
         if !pools.is_empty() {
-            print_demo_help(addr, pools);
+            print_demo_help(addr, pools, &socket_path);
         }
     }
     let sockets = loop {
@@ -232,7 +232,7 @@ fn reload_file(plane: &ControlPlane, path: Option<&Path>) {
     }
 }
 
-fn print_demo_help(addr: SocketAddr, pools: &[demo::BackendPool]) {
+fn print_demo_help(addr: SocketAddr, pools: &[demo::BackendPool], socket: &Path) {
     for pool in pools {
         let servers: Vec<String> = pool.servers.iter().map(ToString::to_string).collect();
         println!("  pool {:<7} {}", pool.name, servers.join(" "));
@@ -242,4 +242,8 @@ fn print_demo_help(addr: SocketAddr, pools: &[demo::BackendPool]) {
         println!("  curl http://{addr}{path}");
     }
     println!("  curl -d 'hello' http://{addr}/cgi-bin/form.cgi");
+    // From the source tree, whether or not tcpvsadm was installed.
+    let socket = socket.display();
+    println!("the table, live (or `tcpvsadm` once installed, see README):");
+    println!("  cargo run --release -p tcpvsadm -- --socket {socket} -L --stats");
 }
