@@ -70,6 +70,10 @@ pub fn restart_only(started: &DaemonOptions, loaded: &DaemonOptions) -> Vec<&'st
     );
     compare("state_file", started.state_file == loaded.state_file);
     compare("log_file", started.log_file == loaded.log_file);
+    compare(
+        "access_log (its file)",
+        started.access_log.file() == loaded.access_log.file(),
+    );
     compare("user", started.user == loaded.user);
     compare("group", started.group == loaded.group);
     changed

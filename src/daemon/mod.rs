@@ -65,9 +65,17 @@ fn run() -> anyhow::Result<()> {
     } else {
         bail!("give --config FILE or --demo\n{USAGE}");
     };
+    if let Some(access_log) = flags.access_log {
+        spec.settings.access_log = access_log.is_on();
+        daemon.access_log = access_log;
+    }
+    if let Some(format) = flags.log_format {
+        spec.settings.log_format = format;
+    }
     let _log = logging::init(
         flags.log_level.as_deref().or(daemon.log_level.as_deref()),
         flags.log_file.as_deref().or(daemon.log_file.as_deref()),
+        daemon.access_log.file().map(PathBuf::as_path),
     )?;
     if let Some(path) = flags.control_socket {
         daemon.control_socket = Some(path);
