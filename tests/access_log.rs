@@ -419,3 +419,26 @@ fn access_log_off_writes_nothing_anywhere() {
     let stderr = daemon.stderr();
     assert!(!stderr.contains("GET /"), "{stderr}");
 }
+
+#[test]
+fn sigusr1_reopens_the_access_log_file_after_logrotate_moved_it() {
+    let (daemon, path, _live) = daemon_with_access_file("access-reopen", "combined", &[]);
+    let web = daemon.bound("web");
+    assert_eq!(get(web, "/before").status, 200);
+    assert_eq!(wait_for_file_lines(&path, 1).len(), 1);
+    let rotated = path.with_extension("log.1");
+    std::fs::rename(&path, &rotated).unwrap();
+    daemon.signal("USR1");
+    // The reopen happens on the daemon's signal thread: requests until one
+    // lands in the new file.
+    let reopened = eventually(Duration::from_secs(5), || {
+        assert_eq!(get(web, "/after").status, 200);
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::read_to_string(&path).is_ok_and(|text| text.contains("GET /after"))
+    });
+    assert!(reopened, "no line in a new {}", path.display());
+    let fresh = std::fs::read_to_string(&path).unwrap();
+    assert!(!fresh.contains("GET /before"), "{fresh}");
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert!(old.contains("GET /before"), "{old}");
+}
