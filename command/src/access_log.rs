@@ -40,7 +40,7 @@ impl FromStr for AccessLog {
     /// boolean, are read as `-` and `off`.
     fn from_str(text: &str) -> Result<Self, String> {
         match text {
-            "" => Err("access_log: give \"-\", \"off\" or a file path".into()),
+            "" => Err("give \"-\", \"off\" or a file path".into()),
             "off" | "false" => Ok(AccessLog::Off),
             "-" | "true" => Ok(AccessLog::DaemonLog),
             path => Ok(AccessLog::File(path.into())),
@@ -68,9 +68,7 @@ impl FromStr for LogFormat {
             "combined" => Ok(LogFormat::Combined),
             "json" => Ok(LogFormat::Json),
             "text" => Ok(LogFormat::Text),
-            other => Err(format!(
-                "log_format: `{other}` is not one of combined, json, text"
-            )),
+            other => Err(format!("`{other}` is not one of combined, json, text")),
         }
     }
 }

@@ -509,7 +509,7 @@ fn access_log(value: &Spanned<toml::Value>) -> Result<crate::AccessLog, Located>
         toml::Value::Boolean(false) => Ok(crate::AccessLog::Off),
         toml::Value::String(text) => text.parse().map_err(refused),
         other => Err(refused(format!(
-            "access_log: `{other}` is not \"-\", \"off\" or a file path"
+            "`{other}` is not \"-\", \"off\" or a file path"
         ))),
     }
 }

@@ -77,11 +77,11 @@ pub fn parse_flags(mut args: impl Iterator<Item = String>) -> anyhow::Result<Fla
             "--log-file" => flags.log_file = Some(value("--log-file")?.into()),
             "--access-log" => {
                 let text = value("--access-log")?;
-                flags.access_log = Some(text.parse().map_err(|e| anyhow!("--{e}"))?);
+                flags.access_log = Some(text.parse().map_err(|e| anyhow!("--access-log: {e}"))?);
             }
             "--log-format" => {
                 let text = value("--log-format")?;
-                flags.log_format = Some(text.parse().map_err(|e| anyhow!("--{e}"))?);
+                flags.log_format = Some(text.parse().map_err(|e| anyhow!("--log-format: {e}"))?);
             }
             "--control-socket" | "--socket" => {
                 flags.control_socket = Some(value("--control-socket")?.into())
