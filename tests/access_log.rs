@@ -442,3 +442,18 @@ fn sigusr1_reopens_the_access_log_file_after_logrotate_moved_it() {
     let old = std::fs::read_to_string(&rotated).unwrap();
     assert!(old.contains("GET /before"), "{old}");
 }
+
+#[test]
+fn the_format_flag_wins_over_a_reloaded_file() {
+    let (daemon, path, _live) =
+        daemon_with_access_file("access-flag-reload", "combined", &["--log-format", "json"]);
+    let web = daemon.bound("web");
+    // The file says combined; `tcpvsadm -f` loads it as SIGHUP does.
+    daemon.ok(&format!("-f {}", daemon.config_path().display()));
+    assert_eq!(get(web, "/after-reload").status, 200);
+    let lines = wait_for_file_lines(&path, 1);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    let line: serde_json::Value = serde_json::from_str(&lines[0])
+        .unwrap_or_else(|e| panic!("not json after the reload ({e}): {lines:#?}"));
+    assert_eq!(line["target"], "/after-reload");
+}
