@@ -21,7 +21,7 @@ pub use tcpvs_command::spec::{
     Limits, Protocol, RuleSpec, SchedOptions, ServerAddr, ServerSpec, ServiceId, ServiceSpec,
     Settings, Site, TableError, TableSpec, Timeouts, Weight,
 };
-pub use tcpvs_command::{AdminState, HealthSpec, ServiceLimits};
+pub use tcpvs_command::{AdminState, HealthSpec, LogFormat, ServiceLimits};
 
 /// A real server in a built table.
 #[derive(Debug)]

@@ -5,9 +5,10 @@
 mod common;
 
 use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::daemon::Daemon;
+use common::daemon::{Daemon, Scratch};
 use common::*;
 
 /// The access lines tcpvsd wrote so far (target `tcpvs::access`).
@@ -277,4 +278,182 @@ fn no_access_lines_when_access_log_is_off() {
     // Nothing to wait for: give a line the time it would take to appear.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(access_lines(&daemon), Vec::<String>::new());
+}
+
+/// A daemon at `log_level = "warn"` whose access lines go to `access.log`
+/// in its directory, as `format`, in front of one server answering `live`;
+/// the daemon, the access log's path and the server.
+fn daemon_with_access_file(
+    name: &str,
+    format: &str,
+    args: &[&str],
+) -> (Daemon, PathBuf, TestServer) {
+    let live = TestServer::start(|_| Reply::Send(ok("live")));
+    let dir = Scratch::new(name);
+    let path = dir.path().join("access.log");
+    let config = format!(
+        "log_level = \"warn\"\naccess_log = \"{path}\"\nlog_format = \"{format}\"\n\
+         [[service]]\nident = \"web\"\nlisten = \"127.0.0.1:0\"\n\
+         [[service.server]]\naddress = \"{live}\"\n",
+        path = path.display(),
+        live = live.addr
+    );
+    (Daemon::with_config_in(dir, &config, args), path, live)
+}
+
+/// The lines of the access log once it holds `count` (at most 10 s), and a
+/// little more for any line too many.
+fn wait_for_file_lines(path: &Path, count: usize) -> Vec<String> {
+    let read = || {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    eventually(Duration::from_secs(10), || read().len() >= count);
+    std::thread::sleep(Duration::from_millis(300));
+    read()
+}
+
+#[test]
+fn a_combined_access_log_replays_in_the_simulator_with_no_malformed_line() {
+    let (daemon, path, _live) = daemon_with_access_file("access-combined", "combined", &[]);
+    let web = daemon.bound("web");
+    let mut sent = 0;
+    let mut client = Client::connect(web);
+    for i in 0..30 {
+        let request = format!(
+            "GET /page/{} HTTP/1.1\r\nHost: t\r\nUser-Agent: bot \"{i}\" \\o/\r\n\
+             Referer: http://t/from?{i}\r\n\r\n",
+            i % 7
+        );
+        let response = client.exchange(&request);
+        assert_eq!((response.status, response.text().as_str()), (200, "live"));
+        sent += 1;
+    }
+    let odd = client.exchange("GET /odd/%22caf%C3%A9%22?q=%5C HTTP/1.0\r\nHost: t\r\n\r\n");
+    assert_eq!(odd.status, 200);
+    sent += 1;
+    let mut refused = Client::connect(web);
+    refused.send(b"GET /dup HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n");
+    assert_eq!(refused.read_response(false).status, 400);
+    sent += 1;
+    let mut garbage = Client::connect(web);
+    garbage.send(b"GET /a\"b\\c\x01\xff HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(garbage.read_response(false).status, 400);
+    sent += 1;
+
+    let lines = wait_for_file_lines(&path, sent);
+    assert_eq!(lines.len(), sent, "{lines:#?}");
+    let (workload, report) = tcpvs::sim::trace::parse_file(&path).unwrap();
+    assert_eq!(report.malformed, 0, "{report:?}\n{lines:#?}");
+    assert_eq!(report.requests, sent, "{report:?}");
+    assert_eq!(workload.requests.len(), sent);
+    assert!(
+        lines.iter().any(|l| l.contains(
+            "\"GET /page/3 HTTP/1.1\" 200 4 \"http://t/from?3\" \"bot \\x223\\x22 \\x5Co/\""
+        )),
+        "status, body bytes, referer and agent as nginx writes them: {lines:#?}"
+    );
+    assert!(
+        lines.iter().all(|l| l.starts_with("127.0.0.1 - - [")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("\"GET /a\\x22b\\x5Cc\\x01\\xEF\\xBF\\xBD HTTP/1.1\" 400 ")),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        access_lines(&daemon),
+        Vec::<String>::new(),
+        "none on stderr"
+    );
+}
+
+#[test]
+fn json_access_lines_parse_and_hold_every_field() {
+    let (daemon, path, _live) = daemon_with_access_file("access-json", "json", &[]);
+    let web = daemon.bound("web");
+    let mut client = Client::connect(web);
+    let response = client
+        .exchange("GET /j?x=\"1\" HTTP/1.1\r\nHost: t\r\nUser-Agent: a\\b\r\nReferer: r\r\n\r\n");
+    assert_eq!(response.status, 200);
+    let lines = wait_for_file_lines(&path, 1);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    let line: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(
+        line["client"].as_str().map(|c| c.starts_with("127.0.0.1:")),
+        Some(true)
+    );
+    assert_eq!(line["service"], "web");
+    assert_eq!(line["method"], "GET");
+    assert_eq!(line["target"], "/j?x=\"1\"");
+    assert_eq!(line["version"], "HTTP/1.1");
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["termination"], "--");
+    assert!(line["server"].as_str().is_some(), "{line}");
+    assert_eq!(line["bytes_sent"], 4);
+    assert!(line["duration_ms"].as_u64().is_some(), "{line}");
+    assert_eq!(line["referer"], "r");
+    assert_eq!(line["user_agent"], "a\\b");
+    let time = line["time"].as_str().unwrap_or_default();
+    assert!(time.len() == 27 && time.ends_with('Z'), "RFC 3339: {time}");
+}
+
+#[test]
+fn access_log_off_writes_nothing_anywhere() {
+    // The flag wins over the file's destination.
+    let (daemon, path, _live) =
+        daemon_with_access_file("access-flag-off", "combined", &["--access-log", "off"]);
+    let web = daemon.bound("web");
+    assert_eq!(get(web, "/").status, 200);
+    let mut bad = Client::connect(web);
+    bad.send(b"GET / HTTP/1.1\r\n\r\n");
+    assert_eq!(bad.read_response(false).status, 400);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!path.exists(), "no access log file is even opened");
+    // Not in the daemon's log either, in any format.
+    let stderr = daemon.stderr();
+    assert!(!stderr.contains("GET /"), "{stderr}");
+}
+
+#[test]
+fn sigusr1_reopens_the_access_log_file_after_logrotate_moved_it() {
+    let (daemon, path, _live) = daemon_with_access_file("access-reopen", "combined", &[]);
+    let web = daemon.bound("web");
+    assert_eq!(get(web, "/before").status, 200);
+    assert_eq!(wait_for_file_lines(&path, 1).len(), 1);
+    let rotated = path.with_extension("log.1");
+    std::fs::rename(&path, &rotated).unwrap();
+    daemon.signal("USR1");
+    // The reopen happens on the daemon's signal thread: requests until one
+    // lands in the new file.
+    let reopened = eventually(Duration::from_secs(5), || {
+        assert_eq!(get(web, "/after").status, 200);
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::read_to_string(&path).is_ok_and(|text| text.contains("GET /after"))
+    });
+    assert!(reopened, "no line in a new {}", path.display());
+    let fresh = std::fs::read_to_string(&path).unwrap();
+    assert!(!fresh.contains("GET /before"), "{fresh}");
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert!(old.contains("GET /before"), "{old}");
+}
+
+#[test]
+fn the_format_flag_wins_over_a_reloaded_file() {
+    let (daemon, path, _live) =
+        daemon_with_access_file("access-flag-reload", "combined", &["--log-format", "json"]);
+    let web = daemon.bound("web");
+    // The file says combined; `tcpvsadm -f` loads it as SIGHUP does.
+    daemon.ok(&format!("-f {}", daemon.config_path().display()));
+    assert_eq!(get(web, "/after-reload").status, 200);
+    let lines = wait_for_file_lines(&path, 1);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    let line: serde_json::Value = serde_json::from_str(&lines[0])
+        .unwrap_or_else(|e| panic!("not json after the reload ({e}): {lines:#?}"));
+    assert_eq!(line["target"], "/after-reload");
 }

@@ -87,7 +87,8 @@ fn sighup_applies_the_changed_file_under_load_without_a_failed_request() {
     assert_eq!(failed, 0, "{failed} of {done} requests failed");
 
     // The last version (round 19) has the 200 ms server timeout and warn:
-    // a slow answer is 504, and requests write no access line.
+    // a slow answer is 504, info events are no longer written, and access
+    // lines still are (they are not an event level).
     assert_eq!(get(listen, "/slow").status, 504);
     // The log is written by a thread of its own: let it catch up first.
     let access_lines = || daemon.stderr().matches("tcpvs::access").count();
@@ -96,8 +97,16 @@ fn sighup_applies_the_changed_file_under_load_without_a_failed_request() {
     for _ in 0..5 {
         assert_eq!(get(listen, "/marker").status, 200);
     }
+    wait_for(Duration::from_secs(3), "the access lines at warn", || {
+        access_lines() == lines + 5
+    });
+    daemon.signal("USR2");
     thread::sleep(Duration::from_millis(300));
-    assert_eq!(access_lines(), lines, "access lines at warn");
+    let stderr = daemon.stderr();
+    assert!(
+        !stderr.contains("SIGUSR2 ignored"),
+        "an info event at warn: {stderr}"
+    );
 
     // A broken file: refused with its line, the last version keeps serving.
     std::fs::write(

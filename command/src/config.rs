@@ -39,6 +39,9 @@ pub struct DaemonOptions {
     pub state_file: Option<PathBuf>,
     /// Where log lines go; `None`: standard error. Reopened on SIGUSR1.
     pub log_file: Option<PathBuf>,
+    /// Where access lines go (on or off is the table's `access_log`
+    /// setting, which a reload may change; the file only a restart).
+    pub access_log: crate::AccessLog,
     /// The user and group tcpvsd runs as once its sockets are bound
     /// (started as root); `None`: as started.
     pub user: Option<String>,
@@ -163,8 +166,16 @@ fn convert(raw: RawConfig) -> Result<Config, Located> {
     if let Some(timeouts) = raw.timeouts {
         settings.timeouts = convert_timeouts(timeouts)?;
     }
-    if let Some(access_log) = raw.access_log {
-        settings.access_log = access_log;
+    let access_log = match &raw.access_log {
+        Some(value) => access_log(value)?,
+        None => crate::AccessLog::default(),
+    };
+    settings.access_log = access_log.is_on();
+    if let Some(format) = &raw.log_format {
+        settings.log_format = format
+            .get_ref()
+            .parse()
+            .map_err(|e: String| (format.span(), "log_format".to_string(), e))?;
     }
     if let Some(merge_slashes) = raw.merge_slashes {
         settings.merge_slashes = merge_slashes;
@@ -196,6 +207,7 @@ fn convert(raw: RawConfig) -> Result<Config, Located> {
             control_group: raw.control_group,
             state_file: raw.state_file,
             log_file: raw.log_file,
+            access_log,
             user: raw.user,
             group: raw.group,
             allow_empty: raw.allow_empty.unwrap_or(false),
@@ -489,6 +501,19 @@ fn option_span(
 }
 
 /// A validator's error, at `value`'s place in the file.
+/// `access_log`: `"-"`, `"off"`, a path, or the old `true` / `false`.
+fn access_log(value: &Spanned<toml::Value>) -> Result<crate::AccessLog, Located> {
+    let refused = |e: String| (value.span(), "access_log".to_string(), e);
+    match value.get_ref() {
+        toml::Value::Boolean(true) => Ok(crate::AccessLog::DaemonLog),
+        toml::Value::Boolean(false) => Ok(crate::AccessLog::Off),
+        toml::Value::String(text) => text.parse().map_err(refused),
+        other => Err(refused(format!(
+            "`{other}` is not \"-\", \"off\" or a file path"
+        ))),
+    }
+}
+
 fn invalid<T>(value: &Spanned<T>, key: &str, error: TableError) -> Located {
     (value.span(), key.to_string(), error.to_string())
 }
@@ -648,7 +673,8 @@ struct RawConfig {
     user: Option<String>,
     group: Option<String>,
     allow_empty: Option<bool>,
-    access_log: Option<bool>,
+    access_log: Option<Spanned<toml::Value>>,
+    log_format: Option<Spanned<String>>,
     merge_slashes: Option<bool>,
     max_conns: Option<Spanned<i64>>,
     limits: Option<RawLimits>,
@@ -769,6 +795,38 @@ weight = 3
 pattern = "^/images/"
 servers = ["127.0.0.1:9002"]
 "#;
+
+    #[test]
+    fn access_log_takes_a_destination_or_the_old_boolean_and_a_format() {
+        let load = |head: &str| parse(&format!("{head}\n{GOOD}"), Path::new("t.toml"));
+        let config = load("access_log = \"/var/log/a.log\"\nlog_format = \"combined\"").unwrap();
+        assert_eq!(
+            config.daemon.access_log,
+            crate::AccessLog::File("/var/log/a.log".into())
+        );
+        assert!(config.table.settings.access_log);
+        assert_eq!(config.table.settings.log_format, crate::LogFormat::Combined);
+        for (text, on) in [
+            ("false", false),
+            ("\"off\"", false),
+            ("true", true),
+            ("\"-\"", true),
+        ] {
+            let config = load(&format!("access_log = {text}")).unwrap();
+            assert_eq!(config.table.settings.access_log, on, "{text}");
+            assert_eq!(config.daemon.access_log.file(), None, "{text}");
+        }
+        let default = load("").unwrap();
+        assert_eq!(default.daemon.access_log, crate::AccessLog::DaemonLog);
+        assert_eq!(default.table.settings.log_format, crate::LogFormat::Text);
+        let bad = error_of(&format!("log_format = \"clf\"\n{GOOD}"));
+        assert!(
+            bad.contains("t.toml:1") && bad.contains("log_format"),
+            "{bad}"
+        );
+        let bad = error_of(&format!("access_log = 3\n{GOOD}"));
+        assert!(bad.contains("access_log"), "{bad}");
+    }
 
     fn error_of(text: &str) -> String {
         parse(text, Path::new("t.toml")).unwrap_err().to_string()

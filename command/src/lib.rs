@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access_log;
 pub mod config;
 pub mod conn_limits;
 pub mod health;
@@ -18,6 +19,7 @@ pub mod validate;
 pub mod verb;
 pub mod view;
 
+pub use access_log::{AccessLog, LogFormat};
 pub use conn_limits::{LimitOptions, ServiceLimits};
 pub use health::{
     AdminState, AgentSpec, CheckKind, CheckSpec, HealthSpec, HttpCheck, PassiveSpec, StatusRange,

@@ -266,8 +266,10 @@ pub struct Settings {
     pub timeouts: Timeouts,
     /// Idle connections kept per real server and worker.
     pub pool_per_server: usize,
-    /// Write an access line per request (at info level).
+    /// Write an access line per exchange (whatever the log level).
     pub access_log: bool,
+    /// The access lines' format.
+    pub log_format: crate::LogFormat,
     /// Merge repeated slashes in request paths before rules see them and
     /// servers are sent them (nginx's `merge_slashes`).
     pub merge_slashes: bool,
@@ -284,6 +286,7 @@ impl Default for Settings {
             timeouts: Timeouts::default(),
             pool_per_server: 64,
             access_log: true,
+            log_format: crate::LogFormat::Text,
             merge_slashes: true,
             max_conns: 0,
         }

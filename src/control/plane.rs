@@ -14,7 +14,7 @@ use tcpvs_command::{ServiceView, TableView, Verb};
 use super::reload::Reload;
 use crate::health::verdict;
 use crate::state_file;
-use crate::table::{Service, Table};
+use crate::table::{Service, Table, TableSpec};
 use crate::worker::Workers;
 
 /// The running daemon as the control socket sees it.
@@ -99,7 +99,13 @@ impl ControlPlane {
     fn edit(&self, verb: &Verb) -> Result<(), String> {
         let _one_at_a_time = self.edits.lock().unwrap_or_else(PoisonError::into_inner);
         let current = self.table.load_full();
-        let next = next_table(&current, verb)?;
+        let next = match (verb, &self.reload) {
+            // A file loaded does not undo tcpvsd's flags.
+            (Verb::Load { .. }, Some(reload)) => {
+                next_table_with(&current, verb, |spec| reload.pin(spec))?
+            }
+            _ => next_table(&current, verb)?,
+        };
         let pending = self.workers.prepare(&next).map_err(|e| e.to_string())?;
         if let Some(path) = &self.state_file {
             // `pending` is dropped on error, closing what it bound.
@@ -177,8 +183,19 @@ impl ControlPlane {
 /// The table an editing verb makes of `current`, built but not yet bound or
 /// swapped in: the whole of an edit that is decided without I/O.
 pub fn next_table(current: &Table, verb: &Verb) -> Result<Table, String> {
+    next_table_with(current, verb, |_| {})
+}
+
+/// [`next_table`], with `adjust` applied to the edited spec before it is
+/// built.
+fn next_table_with(
+    current: &Table,
+    verb: &Verb,
+    adjust: impl FnOnce(&mut TableSpec),
+) -> Result<Table, String> {
     let mut spec = current.spec.clone();
     verb.apply(&mut spec).map_err(|e| e.to_string())?;
+    adjust(&mut spec);
     Table::build(spec, Some(current)).map_err(|(_, e)| e.to_string())
 }
 

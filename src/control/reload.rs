@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use tcpvs_command::config::{self, DaemonOptions};
+use tcpvs_command::{LogFormat, TableSpec};
 
 /// Changes the daemon's log filter; an error leaves the old one.
 pub type SetLogLevel = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
@@ -15,6 +16,28 @@ pub struct Reload {
     /// `--log-level` given at start: it wins over every file's level.
     level_from_flag: bool,
     set_log_level: SetLogLevel,
+    pinned: PinnedSettings,
+}
+
+/// Table settings given by tcpvsd's flags: they win over every file's.
+#[derive(Debug, Clone, Default)]
+pub struct PinnedSettings {
+    /// `--access-log`: on or off (its file is a restart's).
+    pub access_log: Option<bool>,
+    /// `--log-format`.
+    pub log_format: Option<LogFormat>,
+}
+
+impl PinnedSettings {
+    /// Puts the flags' values over `spec`'s.
+    pub fn apply(&self, spec: &mut TableSpec) {
+        if let Some(on) = self.access_log {
+            spec.settings.access_log = on;
+        }
+        if let Some(format) = self.log_format {
+            spec.settings.log_format = format;
+        }
+    }
 }
 
 impl Reload {
@@ -23,7 +46,18 @@ impl Reload {
             started,
             level_from_flag,
             set_log_level,
+            pinned: PinnedSettings::default(),
         }
+    }
+
+    /// The table settings the flags gave, kept over every loaded file's.
+    pub fn with_pinned(self, pinned: PinnedSettings) -> Self {
+        Self { pinned, ..self }
+    }
+
+    /// Puts the flags' settings over a loaded file's table.
+    pub fn pin(&self, spec: &mut TableSpec) {
+        self.pinned.apply(spec);
     }
 
     /// After the table of the file `source` (holding `text`) was applied.
@@ -70,6 +104,10 @@ pub fn restart_only(started: &DaemonOptions, loaded: &DaemonOptions) -> Vec<&'st
     );
     compare("state_file", started.state_file == loaded.state_file);
     compare("log_file", started.log_file == loaded.log_file);
+    compare(
+        "access_log (its file)",
+        started.access_log.file() == loaded.access_log.file(),
+    );
     compare("user", started.user == loaded.user);
     compare("group", started.group == loaded.group);
     changed

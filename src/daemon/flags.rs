@@ -3,7 +3,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
+use tcpvs_command::{AccessLog, LogFormat};
 
 pub const USAGE: &str = "\
 usage: tcpvsd --config FILE [OPTIONS] [--check]
@@ -20,6 +21,10 @@ options:
                          tracing filter such as tcpvs=debug (default: info)
   --log-file PATH        write the log there (appended; reopened on SIGUSR1)
                          instead of standard error
+  --access-log DEST      access lines: - (with the log), off, or a file of their
+                         own (appended; reopened on SIGUSR1) (default: -)
+  --log-format FORMAT    access lines as combined (nginx's), json or text
+                         (default: text)
   --control-socket PATH  where tcpvsadm talks to tcpvsd (default /run/tcpvsd.sock)
   --state-file PATH      save the table there after each edit, load it at start
   --upgrade              take the listening sockets of the tcpvsd running on the
@@ -35,6 +40,8 @@ pub struct Flags {
     pub workers: Option<usize>,
     pub log_level: Option<String>,
     pub log_file: Option<PathBuf>,
+    pub access_log: Option<AccessLog>,
+    pub log_format: Option<LogFormat>,
     pub control_socket: Option<PathBuf>,
     pub state_file: Option<PathBuf>,
 }
@@ -68,6 +75,14 @@ pub fn parse_flags(mut args: impl Iterator<Item = String>) -> anyhow::Result<Fla
             }
             "--log-level" => flags.log_level = Some(value("--log-level")?),
             "--log-file" => flags.log_file = Some(value("--log-file")?.into()),
+            "--access-log" => {
+                let text = value("--access-log")?;
+                flags.access_log = Some(text.parse().map_err(|e| anyhow!("--access-log: {e}"))?);
+            }
+            "--log-format" => {
+                let text = value("--log-format")?;
+                flags.log_format = Some(text.parse().map_err(|e| anyhow!("--log-format: {e}"))?);
+            }
             "--control-socket" | "--socket" => {
                 flags.control_socket = Some(value("--control-socket")?.into())
             }

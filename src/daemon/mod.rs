@@ -21,7 +21,7 @@ use arc_swap::ArcSwap;
 
 use crate::config::{self, DaemonOptions};
 use crate::control::plane::ControlPlane;
-use crate::control::reload::{Reload, SetLogLevel};
+use crate::control::reload::{PinnedSettings, Reload, SetLogLevel};
 use crate::control::{socket, DEFAULT_SOCKET};
 use crate::table::{Table, TableSpec};
 use crate::{demo, descriptors, health, worker};
@@ -29,7 +29,7 @@ use flags::USAGE;
 use signals::Signal;
 use std::sync::mpsc::{Receiver, Sender};
 use stop::Sockets;
-use tcpvs_command::Verb;
+use tcpvs_command::{AccessLog, Verb};
 
 /// tcpvsd's `main`: runs the daemon; an error is printed and exits 1.
 pub fn main() -> ExitCode {
@@ -65,9 +65,18 @@ fn run() -> anyhow::Result<()> {
     } else {
         bail!("give --config FILE or --demo\n{USAGE}");
     };
+    let pinned = PinnedSettings {
+        access_log: flags.access_log.as_ref().map(AccessLog::is_on),
+        log_format: flags.log_format,
+    };
+    pinned.apply(&mut spec);
+    if let Some(access_log) = flags.access_log {
+        daemon.access_log = access_log;
+    }
     let _log = logging::init(
         flags.log_level.as_deref().or(daemon.log_level.as_deref()),
         flags.log_file.as_deref().or(daemon.log_file.as_deref()),
+        daemon.access_log.file().map(PathBuf::as_path),
     )?;
     if let Some(path) = flags.control_socket {
         daemon.control_socket = Some(path);
@@ -97,6 +106,7 @@ fn run() -> anyhow::Result<()> {
     let started = Started {
         config: flags.config.as_deref(),
         level_from_flag: flags.log_level.is_some(),
+        pinned,
         workers,
         upgrade: flags.upgrade,
     };
@@ -107,6 +117,8 @@ fn run() -> anyhow::Result<()> {
 struct Started<'a> {
     config: Option<&'a Path>,
     level_from_flag: bool,
+    /// `--access-log` and `--log-format`: kept over a reloaded file's.
+    pinned: PinnedSettings,
     workers: usize,
     /// `--upgrade`: take over the tcpvsd running on the control socket.
     upgrade: bool,
@@ -148,11 +160,10 @@ fn serve(
     });
     let plane = Arc::new(
         ControlPlane::new(table.clone(), running.clone(), daemon.state_file.clone())
-            .with_reload(Reload::new(
-                daemon.clone(),
-                started.level_from_flag,
-                set_log_level,
-            ))
+            .with_reload(
+                Reload::new(daemon.clone(), started.level_from_flag, set_log_level)
+                    .with_pinned(started.pinned.clone()),
+            )
             .with_retire(retire),
     );
     if started.upgrade {

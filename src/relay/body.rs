@@ -67,24 +67,52 @@ pub enum BodyError {
 /// `ahead` (a head) goes out first, in the same write as the first body
 /// bytes. `buf` holds what was already read from `from`, and keeps whatever
 /// follows the body. A chunked body whose data grows past `max` is cut
-/// (a Content-Length one is checked before it is relayed).
+/// (a Content-Length one is checked before it is relayed). `sent` is set
+/// to the body bytes written out (chunk framing included, `ahead` not),
+/// also when the relay stops early: the access log's `$body_bytes_sent`.
 pub async fn relay(
     from: End<'_>,
     buf: &mut BytesMut,
     to: End<'_>,
     (framing, written): (Framing, Framing),
-    ahead: Option<Bytes>,
-    max: Option<u64>,
+    (ahead, max): (Option<Bytes>, Option<u64>),
+    sent: &mut u64,
 ) -> Result<(), BodyError> {
-    match (framing, written) {
-        (Framing::None, _) | (_, Framing::None) => send(to, ahead.into_iter().collect()).await,
-        (Framing::Length(length), _) => copy_length(from, buf, to, length, ahead).await,
+    let head = ahead.as_ref().map_or(0, |head| head.len() as u64);
+    let mut out = Written { to, bytes: 0 };
+    let relayed = match (framing, written) {
+        (Framing::None, _) | (_, Framing::None) => out.send(ahead.into_iter().collect()).await,
+        (Framing::Length(length), _) => copy_length(from, buf, &mut out, length, ahead).await,
         (Framing::Chunked, written) => {
             let rechunk = written == Framing::Chunked;
             let max = max.unwrap_or(u64::MAX);
-            copy_chunked(from, buf, to, rechunk, ahead, max).await
+            copy_chunked(from, buf, &mut out, rechunk, ahead, max).await
         }
-        (Framing::UntilClose, _) => copy_until_close(from, buf, to, ahead).await,
+        (Framing::UntilClose, _) => copy_until_close(from, buf, &mut out, ahead).await,
+    };
+    *sent = out.bytes.saturating_sub(head);
+    relayed
+}
+
+/// The writing end of a relay, counting what it wrote.
+struct Written<'a> {
+    to: End<'a>,
+    bytes: u64,
+}
+
+impl Written<'_> {
+    async fn send(&mut self, parts: Vec<Bytes>) -> Result<(), BodyError> {
+        if parts.is_empty() {
+            return Ok(());
+        }
+        let bytes: u64 = parts.iter().map(|part| part.len() as u64).sum();
+        self.to
+            .conn
+            .write_all_vectored(parts, self.to.deadline())
+            .await
+            .map_err(BodyError::Write)?;
+        self.bytes += bytes;
+        Ok(())
     }
 }
 
@@ -95,7 +123,7 @@ pub async fn relay(
 async fn copy_length(
     from: End<'_>,
     buf: &mut BytesMut,
-    to: End<'_>,
+    to: &mut Written<'_>,
     mut length: u64,
     mut ahead: Option<Bytes>,
 ) -> Result<(), BodyError> {
@@ -107,7 +135,7 @@ async fn copy_length(
             parts.push(buf.split_to(take).freeze());
             length -= take as u64;
         }
-        send(to, parts).await?;
+        to.send(parts).await?;
         if length == 0 {
             return Ok(());
         }
@@ -119,7 +147,7 @@ async fn copy_length(
 async fn copy_until_close(
     from: End<'_>,
     buf: &mut BytesMut,
-    to: End<'_>,
+    to: &mut Written<'_>,
     mut ahead: Option<Bytes>,
 ) -> Result<(), BodyError> {
     loop {
@@ -128,7 +156,7 @@ async fn copy_until_close(
         if !buf.is_empty() {
             parts.push(buf.split().freeze());
         }
-        send(to, parts).await?;
+        to.send(parts).await?;
         match fill(from, buf).await {
             Ok(()) => {}
             Err(BodyError::Truncated) => return Ok(()),
@@ -137,22 +165,12 @@ async fn copy_until_close(
     }
 }
 
-async fn send(to: End<'_>, parts: Vec<Bytes>) -> Result<(), BodyError> {
-    if parts.is_empty() {
-        return Ok(());
-    }
-    to.conn
-        .write_all_vectored(parts, to.deadline())
-        .await
-        .map_err(BodyError::Write)
-}
-
 /// Decodes a chunked body from `from` and writes it to `to` re-chunked, or as
 /// plain bytes (for an HTTP/1.0 client) when not `rechunk`, `ahead` first.
 async fn copy_chunked(
     from: End<'_>,
     buf: &mut BytesMut,
-    to: End<'_>,
+    to: &mut Written<'_>,
     rechunk: bool,
     mut ahead: Option<Bytes>,
     max: u64,
@@ -200,7 +218,7 @@ async fn copy_chunked(
         // Stopped by MAX_PARTS with input left: write it out, then decode the
         // rest before reading more.
         let capped = parts.len() >= MAX_PARTS && !buf.is_empty();
-        send(to, parts).await?;
+        to.send(parts).await?;
         if done {
             return Ok(());
         }
@@ -272,24 +290,32 @@ mod tests {
                     .unwrap();
                 buf = filled;
             }
+            let mut sent = 0;
             relay(
                 end(&from),
                 &mut buf,
                 end(&to),
                 (Framing::Chunked, Framing::Chunked),
-                None,
-                None,
+                (Some(Bytes::from_static(b"HEAD")), None),
+                &mut sent,
             )
             .await
             .unwrap();
             drop(to);
             writer.join().unwrap();
-            buf
+            (buf, sent)
         });
+        let (rest, sent) = rest;
         assert_eq!(&rest[..], b"next");
         let out = received.join().unwrap();
-        let mut expected = "1\r\nx\r\n".repeat(3000).into_bytes();
+        let mut expected = b"HEAD".to_vec();
+        expected.extend_from_slice("1\r\nx\r\n".repeat(3000).as_bytes());
         expected.extend_from_slice(b"0\r\n\r\n");
         assert!(out == expected, "{} bytes relayed", out.len());
+        assert_eq!(
+            sent,
+            expected.len() as u64 - 4,
+            "the body's bytes, not the head's"
+        );
     }
 }

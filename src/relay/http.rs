@@ -269,17 +269,16 @@ impl Session {
     /// here, once, whichever way the exchange ended.
     async fn exchange(&mut self, table: &Table, head: &RequestHead) -> Flow {
         let settings = table.settings();
-        let (method, target) = (head.method.as_str(), &head.target);
         let Some(service) = table.service(&self.service).cloned() else {
             // The service was deleted while this client was connected.
             let error = ProxyError::ServiceGone;
-            let mut record = Record::start(self.peer, self.service.as_str(), method, target);
+            let mut record = Record::of_request(self.peer, self.service.as_str(), head);
             record.answered(error.status());
             record.ended(Termination::of(&error));
             record.finish(settings);
             return self.respond_error(&error, Flow::Linger, settings).await;
         };
-        let mut record = Record::start(self.peer, service.ident.as_str(), method, target);
+        let mut record = Record::of_request(self.peer, service.ident.as_str(), head);
         if let Some(error) = over_rate(&service, self.peer) {
             record.answered(error.status());
             record.ended(Termination::of(&error));
@@ -373,7 +372,14 @@ impl Session {
             }
             record.sent_to(pick.server.addr);
             let outcome = self
-                .forward(settings, service, head, &pick, (conn, reused), body_until)
+                .forward(
+                    settings,
+                    service,
+                    head,
+                    &pick,
+                    (conn, reused),
+                    (body_until, record),
+                )
                 .await;
             let state = &pick.server.state;
             let (error, flow) = match outcome {
@@ -512,7 +518,7 @@ impl Session {
         head: &RequestHead,
         pick: &Pick,
         (server, reused): (Conn, bool),
-        body_until: Instant,
+        (body_until, record): (Instant, &mut Record<'_>),
     ) -> Result<(u16, Flow), AttemptError> {
         let timeouts = &settings.timeouts;
         let limits = response_limits(settings);
@@ -619,15 +625,17 @@ impl Session {
         if !client_keeps {
             self.client.close_after_writes();
         }
+        let mut body_sent = 0;
         let relayed = body::relay(
             upstream,
             &mut from_server,
             client,
             (response.framing, client_body),
-            Some(response_head),
-            None,
+            (Some(response_head), None),
+            &mut body_sent,
         )
         .await;
+        record.sent_body(body_sent);
         if let Err(e) = relayed {
             tracing::debug!(server = %pick.server.addr, client = %self.peer, "response cut: {e}");
             let termination = Termination::body(&e, Party::Server, Party::Client, Phase::Data);
@@ -755,7 +763,7 @@ async fn relay_request_body(
     server: End<'_>,
     (framing, max): (Framing, Option<u64>),
 ) -> Result<(), AttemptError> {
-    let result = body::relay(client, buf, server, (framing, framing), None, max).await;
+    let result = body::relay(client, buf, server, (framing, framing), (None, max), &mut 0).await;
     result.map_err(|e| {
         tracing::debug!(client = %client.conn.peer(), "request body: {e}");
         match e {

@@ -2,6 +2,7 @@
 //! request-response loop, each request scheduled on its own) or `rtsp` (a
 //! two-way stream pinned to one server, sessions routed to their owner).
 
+mod access_line;
 mod body;
 mod connect;
 mod decide;

@@ -6,25 +6,35 @@
 use std::borrow::Cow;
 use std::net::SocketAddr;
 
-use super::termination::{letters, Termination};
+use super::access_line;
+use super::termination::Termination;
 use crate::net::Instant;
+use crate::protocols::http::RequestHead;
 use crate::table::{ServerAddr, Settings};
 
 /// What is known of one exchange so far.
 #[must_use = "an exchange record is finished exactly once"]
 pub(super) struct Record<'a> {
-    client: SocketAddr,
-    service: &'a str,
-    method: Cow<'a, str>,
-    target: Cow<'a, str>,
-    started: Instant,
+    pub(super) client: SocketAddr,
+    pub(super) service: &'a str,
+    pub(super) method: Cow<'a, str>,
+    pub(super) target: Cow<'a, str>,
+    /// `HTTP/1.1` and the like; `None` when the request did not say.
+    pub(super) version: Option<Cow<'a, str>>,
+    /// The Referer and User-Agent fields, as received.
+    pub(super) referer: Option<&'a [u8]>,
+    pub(super) user_agent: Option<&'a [u8]>,
+    pub(super) started: Instant,
     /// The server that got the request, if one did.
-    server: Option<ServerAddr>,
+    pub(super) server: Option<ServerAddr>,
     /// The status the client was sent (or, for an answer cut short, was
     /// being sent); `None` when no answer was started.
-    status: Option<u16>,
+    pub(super) status: Option<u16>,
     /// Why the exchange ended early; `None` when it completed.
-    termination: Option<Termination>,
+    pub(super) termination: Option<Termination>,
+    /// Bytes of the response body written to the client (its head not
+    /// counted; chunk framing counted, as nginx's `$body_bytes_sent`).
+    pub(super) body_bytes: u64,
 }
 
 impl<'a> Record<'a> {
@@ -45,11 +55,29 @@ impl<'a> Record<'a> {
             service,
             method: Cow::Borrowed(method),
             target: Cow::Borrowed(target),
+            version: None,
+            referer: None,
+            user_agent: None,
             started,
             server: None,
             status: None,
             termination: None,
+            body_bytes: 0,
         }
+    }
+
+    /// The record of a parsed HTTP request that starts now: its fields
+    /// borrowed from its head.
+    pub fn of_request(client: SocketAddr, service: &'a str, head: &'a RequestHead) -> Self {
+        let field = |name: &str| {
+            let found = head.headers.iter().find(|header| header.is(name));
+            found.map(|header| header.value.as_slice())
+        };
+        let mut record = Self::start(client, service, head.method.as_str(), &head.target);
+        record.version = Some(Cow::Borrowed(head.version.as_str()));
+        record.referer = field("referer");
+        record.user_agent = field("user-agent");
+        record
     }
 
     /// The record of a request refused before its head was parsed: its
@@ -72,8 +100,9 @@ impl<'a> Record<'a> {
             None => Cow::Borrowed("-"),
         };
         let (method, target) = (word(MAX_LOGGED_METHOD), word(MAX_LOGGED_TARGET));
+        let version = Some(word(MAX_LOGGED_VERSION)).filter(|version| version != "-");
         let mut record = Self::started_at(client, service, "", "", started);
-        (record.method, record.target) = (method, target);
+        (record.method, record.target, record.version) = (method, target, version);
         record
     }
 
@@ -87,38 +116,22 @@ impl<'a> Record<'a> {
         self.status = Some(status);
     }
 
+    /// `bytes` of the response body were written to the client.
+    pub fn sent_body(&mut self, bytes: u64) {
+        self.body_bytes = bytes;
+    }
+
     /// The exchange ended before it completed, as `termination` says.
     pub fn ended(&mut self, termination: Termination) {
         self.termination = Some(termination);
     }
 
-    /// Ends the record: writes its access line when access logging is on.
+    /// Ends the record: writes its access line when access logging is on
+    /// (off, nothing is formatted).
     pub fn finish(self, settings: &Settings) {
-        // Formatting costs: the line is made only when it will be written.
-        if settings.access_log && tracing::enabled!(target: "tcpvs::access", tracing::Level::INFO) {
-            tracing::info!(target: "tcpvs::access", "{}", self.access_line());
+        if settings.access_log {
+            access_line::write(&self, settings.log_format);
         }
-    }
-
-    /// `client service "METHOD target" status termination server elapsed`;
-    /// `0` for the status when no answer was started, `-` for the server when
-    /// none got the request, and the termination's two letters (`--` for an
-    /// exchange that completed).
-    fn access_line(&self) -> String {
-        let server = self
-            .server
-            .map_or_else(|| "-".to_string(), |server| server.to_string());
-        format!(
-            "{} {} \"{} {}\" {} {} {} {}ms",
-            self.client,
-            self.service,
-            escaped(&self.method),
-            escaped(&self.target),
-            self.status.unwrap_or(0),
-            letters(self.termination),
-            server,
-            self.started.elapsed().as_millis()
-        )
     }
 }
 
@@ -126,34 +139,32 @@ impl<'a> Record<'a> {
 /// garbage line must not become a 16 KiB access line.
 const MAX_LOGGED_METHOD: usize = 32;
 const MAX_LOGGED_TARGET: usize = 1024;
-
-/// A field as it goes between the quotes of an access line: `"` and `\\`
-/// escaped with a backslash, control bytes and DEL as `\xNN`, so that no
-/// field can end the quotes early or start a line of its own. (Heads are
-/// refused before any such byte reaches here; the line does not rely on it.)
-fn escaped(field: &str) -> Cow<'_, str> {
-    let clean = |c: char| c != '"' && c != '\\' && !c.is_control();
-    if field.chars().all(clean) {
-        return Cow::Borrowed(field);
-    }
-    let mut out = String::with_capacity(field.len() + 8);
-    for c in field.chars() {
-        match c {
-            '"' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if c.is_control() => out.push_str(&format!("\\x{:02x}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    Cow::Owned(out)
-}
+const MAX_LOGGED_VERSION: usize = 16;
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
     use super::*;
+    use crate::relay::access_line::{escaped, line, Stream};
     use crate::relay::termination::{Party, Phase};
+    use crate::table::LogFormat;
+
+    impl Record<'_> {
+        /// The text line without its date, for a request that took no time.
+        fn access_line(&self) -> String {
+            let line = line(
+                self,
+                LogFormat::Text,
+                Stream::OwnFile,
+                UNIX_EPOCH,
+                Duration::ZERO,
+            );
+            let line = String::from_utf8(line).unwrap();
+            let undated = line.strip_prefix("1970-01-01T00:00:00.000000Z ").unwrap();
+            undated.trim_end().to_string()
+        }
+    }
 
     fn record() -> Record<'static> {
         Record::start("192.0.2.7:4321".parse().unwrap(), "web", "GET", "/a?b")
@@ -166,7 +177,7 @@ mod tests {
         record.answered(200);
         assert_eq!(
             record.access_line(),
-            "192.0.2.7:4321 web \"GET /a?b\" 200 -- 127.0.0.1:9001 0ms"
+            "192.0.2.7:4321 web \"GET /a?b\" 200 -- 127.0.0.1:9001 0 0ms"
         );
     }
 
@@ -176,7 +187,7 @@ mod tests {
         record.answered(503);
         assert_eq!(
             record.access_line(),
-            "192.0.2.7:4321 web \"GET /a?b\" 503 -- - 0ms"
+            "192.0.2.7:4321 web \"GET /a?b\" 503 -- - 0 0ms"
         );
     }
 
@@ -190,7 +201,7 @@ mod tests {
         );
         assert_eq!(
             record.access_line(),
-            "192.0.2.7:4321 web \"GET /a\\\"b\\\\c\\x0d\\x0afake 200\\x7f\" 0 -- - 0ms"
+            "192.0.2.7:4321 web \"GET /a\\\"b\\\\c\\x0d\\x0afake 200\\x7f\" 0 -- - 0 0ms"
         );
         assert!(matches!(escaped("/plain?x=1"), Cow::Borrowed(_)));
     }
@@ -203,7 +214,7 @@ mod tests {
         record.ended(Termination::new(Party::Server, Phase::Data));
         assert_eq!(
             record.access_line(),
-            "192.0.2.7:4321 web \"GET /a?b\" 200 SD 127.0.0.1:9001 0ms"
+            "192.0.2.7:4321 web \"GET /a?b\" 200 SD 127.0.0.1:9001 0 0ms"
         );
     }
 
@@ -214,7 +225,7 @@ mod tests {
         record.ended(Termination::new(Party::Client, Phase::Headers));
         assert_eq!(
             record.access_line(),
-            "192.0.2.7:4321 web \"GET /a?b\" 0 CH 127.0.0.1:9001 0ms"
+            "192.0.2.7:4321 web \"GET /a?b\" 0 CH 127.0.0.1:9001 0 0ms"
         );
     }
 
@@ -230,18 +241,18 @@ mod tests {
         };
         assert_eq!(
             line(b"GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
-            "192.0.2.7:4321 web \"GET /x\" 400 PR - 0ms"
+            "192.0.2.7:4321 web \"GET /x\" 400 PR - 0 0ms"
         );
-        assert_eq!(line(b""), "192.0.2.7:4321 web \"- -\" 400 PR - 0ms");
+        assert_eq!(line(b""), "192.0.2.7:4321 web \"- -\" 400 PR - 0 0ms");
         assert_eq!(
             line(b"PRI * HTTP/2.0\r\n"),
-            "192.0.2.7:4321 web \"PRI *\" 400 PR - 0ms"
+            "192.0.2.7:4321 web \"PRI *\" 400 PR - 0 0ms"
         );
         let long = [b'a'; 5000];
         assert!(line(&long).len() < 200, "a garbage line is cut");
         assert_eq!(
             line(b"G\x01T /\xff\r\n"),
-            "192.0.2.7:4321 web \"G\\x01T /\u{fffd}\" 400 PR - 0ms"
+            "192.0.2.7:4321 web \"G\\x01T /\u{fffd}\" 400 PR - 0 0ms"
         );
     }
 }

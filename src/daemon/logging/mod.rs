@@ -2,8 +2,11 @@
 //! standard error or a log file through a bounded queue and one writer
 //! thread, so that a reader that stalls (a full pipe, a slow journald)
 //! costs lines, counted, and never a worker's time. The level can change
-//! while it runs; the file is reopened on SIGUSR1.
+//! while it runs; the file is reopened on SIGUSR1. Access lines come
+//! formatted and skip the level filter: they go into the same queue, or to
+//! an access log file of their own (`access`).
 
+mod access;
 mod queue;
 mod writer;
 
@@ -17,6 +20,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, EnvFilter, Registry};
 
+pub use access::AccessLog;
 use queue::LineQueue;
 use writer::{Output, Target};
 
@@ -29,18 +33,24 @@ pub struct Logging {
     level: reload::Handle<EnvFilter, Registry>,
     output: Arc<Output>,
     queue: LineQueue,
+    access: AccessLog,
 }
 
 /// The process's log, once [`init`] installed it.
 static INSTALLED: OnceLock<Logging> = OnceLock::new();
 
 /// Starts logging at `level` (a level or a tracing filter; `info` if none)
-/// to `file` (standard error if none) for the rest of the process. Keep
-/// what it returns until the daemon exits: dropping it waits (a little) for
-/// the queued lines to be written.
-pub fn init(level: Option<&str>, file: Option<&Path>) -> anyhow::Result<FlushAtExit> {
+/// to `file` (standard error if none), access lines to `access_file` (with
+/// the rest if none), for the rest of the process. Keep what it returns
+/// until the daemon exits: dropping it waits (a little) for the queued
+/// lines to be written.
+pub fn init(
+    level: Option<&str>,
+    file: Option<&Path>,
+    access_file: Option<&Path>,
+) -> anyhow::Result<FlushAtExit> {
     let target = file.map_or(Target::Stderr, |path| Target::File(path.to_path_buf()));
-    let (logging, subscriber) = Logging::start(level, target)?;
+    let (logging, subscriber) = Logging::start(level, target, access_file)?;
     subscriber.try_init().context("installing the log")?;
     if INSTALLED.set(logging).is_err() {
         anyhow::bail!("the log is installed already");
@@ -51,6 +61,11 @@ pub fn init(level: Option<&str>, file: Option<&Path>) -> anyhow::Result<FlushAtE
 /// The process's log, if [`init`] installed one.
 pub fn installed() -> Option<&'static Logging> {
     INSTALLED.get()
+}
+
+/// Where access lines go, if [`init`] installed the log.
+pub fn access_log() -> Option<&'static AccessLog> {
+    installed().map(|logging| &logging.access)
 }
 
 /// Lines dropped since the start because the log's queue was full.
@@ -67,6 +82,12 @@ pub fn reopen() {
         (Ok(()), Target::Stderr) => tracing::info!("SIGUSR1: the log is standard error, kept"),
         (Err(e), _) => tracing::error!("SIGUSR1: reopening the log file: {e}"),
     }
+    if let Some(access) = logging.access.own_output() {
+        match (access.reopen(), access.target()) {
+            (Ok(()), target) => tracing::info!("SIGUSR1: access log {target:?} reopened"),
+            (Err(e), _) => tracing::error!("SIGUSR1: reopening the access log: {e}"),
+        }
+    }
 }
 
 impl Logging {
@@ -74,6 +95,7 @@ impl Logging {
     fn start(
         level: Option<&str>,
         target: Target,
+        access_file: Option<&Path>,
     ) -> anyhow::Result<(Logging, impl tracing::Subscriber + Send + Sync)> {
         let filter = EnvFilter::try_new(level.unwrap_or("info"))
             .with_context(|| format!("bad log level `{}`", level.unwrap_or_default()))?;
@@ -87,11 +109,17 @@ impl Logging {
         let fmt = tracing_subscriber::fmt::layer()
             .with_writer(queue.clone())
             .with_ansi(ansi);
+        let access = match access_file {
+            Some(path) => AccessLog::to_file(path)
+                .with_context(|| format!("opening the access log {}", path.display()))?,
+            None => AccessLog::with_daemon_log(queue.clone()),
+        };
         let subscriber = Registry::default().with(filter).with(fmt);
         let logging = Logging {
             level,
             output,
             queue,
+            access,
         };
         Ok((logging, subscriber))
     }
@@ -112,9 +140,15 @@ impl Logging {
         self.output.reopen()
     }
 
-    /// Lines dropped since the start because the queue was full.
+    /// Lines dropped since the start because a queue was full.
     pub fn dropped(&self) -> u64 {
-        self.queue.counts().dropped()
+        let own_access = self.access.has_own_file();
+        let access = if own_access {
+            self.access.queue().counts().dropped()
+        } else {
+            0
+        };
+        self.queue.counts().dropped() + access
     }
 }
 
@@ -128,6 +162,11 @@ impl Drop for FlushAtExit {
     fn drop(&mut self) {
         if let Some(logging) = installed() {
             logging.queue.counts().wait_written(EXIT_FLUSH_LIMIT);
+            logging
+                .access
+                .queue()
+                .counts()
+                .wait_written(EXIT_FLUSH_LIMIT);
         }
     }
 }
@@ -141,7 +180,7 @@ mod tests {
         let log = writer::tests::TempLog::new("level");
         let path = &log.path;
         let (logging, subscriber) =
-            Logging::start(Some("warn"), Target::File(path.to_path_buf())).unwrap();
+            Logging::start(Some("warn"), Target::File(path.to_path_buf()), None).unwrap();
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!("hidden at warn");
             logging.set_level("info").unwrap();
