@@ -24,7 +24,7 @@ use crate::control::plane::ControlPlane;
 use crate::control::reload::{Reload, SetLogLevel};
 use crate::control::{socket, DEFAULT_SOCKET};
 use crate::table::{Table, TableSpec};
-use crate::{demo, descriptors, health, worker};
+use crate::{admin, demo, descriptors, health, worker};
 use flags::USAGE;
 use signals::Signal;
 use std::sync::mpsc::{Receiver, Sender};
@@ -54,7 +54,11 @@ fn run() -> anyhow::Result<()> {
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
         let pools = demo::start_backends().context("starting the demo backends")?;
         let spec = demo::table(listen, &pools).context("the demo's table")?;
-        (DaemonOptions::default(), spec, pools)
+        let daemon = DaemonOptions {
+            admin: Some(demo::ADMIN),
+            ..DaemonOptions::default()
+        };
+        (daemon, spec, pools)
     } else if let Some(path) = &flags.config {
         let config = config::load(path)?;
         if flags.check {
@@ -74,6 +78,9 @@ fn run() -> anyhow::Result<()> {
     }
     if let Some(path) = flags.state_file {
         daemon.state_file = Some(path);
+    }
+    if let Some(addr) = flags.admin {
+        daemon.admin = Some(addr);
     }
     if let Some(path) = daemon.state_file.as_deref().filter(|p| p.exists()) {
         let saved = config::load(path)
@@ -139,6 +146,17 @@ fn serve(
         inherited,
     )?);
     let _checker = health::Checker::start(table.clone()).context("starting the health checker")?;
+    let mut admin_bound = None;
+    if let Some(addr) = daemon.admin {
+        let pages = admin::Admin {
+            table: table.clone(),
+            workers: running.clone(),
+        };
+        let bound = admin::serve(addr, pages)
+            .with_context(|| format!("admin listener on {addr} (admin, --admin)"))?;
+        println!("tcpvsd: admin listener http://{bound}/ (/metrics, /healthz)");
+        admin_bound = Some(bound);
+    }
     let set_log_level: SetLogLevel = Box::new(|level| match logging::installed() {
         Some(log) => log.set_level(level),
         None => Err("no log installed".into()),
@@ -189,7 +207,7 @@ fn serve(
             started.workers
         );
         if !pools.is_empty() {
-            print_demo_help(addr, pools);
+            print_demo_help(addr, pools, admin_bound);
         }
     }
     let sockets = loop {
@@ -232,7 +250,7 @@ fn reload_file(plane: &ControlPlane, path: Option<&Path>) {
     }
 }
 
-fn print_demo_help(addr: SocketAddr, pools: &[demo::BackendPool]) {
+fn print_demo_help(addr: SocketAddr, pools: &[demo::BackendPool], admin: Option<SocketAddr>) {
     for pool in pools {
         let servers: Vec<String> = pool.servers.iter().map(ToString::to_string).collect();
         println!("  pool {:<7} {}", pool.name, servers.join(" "));
@@ -242,4 +260,7 @@ fn print_demo_help(addr: SocketAddr, pools: &[demo::BackendPool]) {
         println!("  curl http://{addr}{path}");
     }
     println!("  curl -d 'hello' http://{addr}/cgi-bin/form.cgi");
+    if let Some(admin) = admin {
+        println!("  curl http://{admin}/metrics");
+    }
 }
