@@ -180,3 +180,46 @@ fn a_busy_admin_address_is_a_clear_startup_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_upgrade_hands_the_admin_address_to_the_new_tcpvsd() {
+    // A request in flight keeps the old tcpvsd draining past the time the
+    // new one waits for the address.
+    let backend = TestServer::start(|_| {
+        std::thread::sleep(Duration::from_secs(4));
+        Reply::Send(ok("slow"))
+    });
+    // A fixed port: the new tcpvsd must get the very address the old one had.
+    let admin: SocketAddr = {
+        let free = TcpListener::bind("127.0.0.1:0").unwrap();
+        free.local_addr().unwrap()
+    };
+    let config = format!(
+        "admin = \"{admin}\"\nlog_level = \"info\"\n[[service]]\nident = \"web\"\n\
+         listen = \"127.0.0.1:0\"\n[[service.server]]\naddress = \"{}\"\n",
+        backend.addr
+    );
+    let mut old = Daemon::with_config_in(Scratch::new("admin-upgrade"), &config, &[]);
+    let web = old.bound("web");
+    assert_eq!(get(admin, "/healthz").status, 200);
+    let in_flight = std::thread::spawn(move || get(web, "/slow").status);
+    wait_for(
+        Duration::from_secs(5),
+        "the request reached the server",
+        || !backend.heads().is_empty(),
+    );
+    let mut new = old.upgrade();
+    let line = new.stdout_line("admin listener");
+    assert!(
+        line.contains(&admin.to_string()),
+        "{line}\n{}",
+        new.stderr()
+    );
+    assert!(old.alive(), "the old tcpvsd still drains");
+    assert_eq!(get(admin, "/healthz").status, 200, "the new tcpvsd answers");
+    assert_eq!(in_flight.join().unwrap(), 200);
+    assert!(old
+        .wait_exit(Duration::from_secs(10))
+        .is_some_and(|s| s.success()));
+    assert!(new.alive());
+}

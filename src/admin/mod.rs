@@ -3,13 +3,16 @@
 //! their own, never by the io_uring workers. A tiny HTTP/1.1 server: GET and
 //! HEAD only, one request per connection, a bounded head and a read timeout
 //! so that a silent or slow client cannot hold it.
+//!
+//! Its socket does not set SO_REUSEPORT (an address in use must stop the
+//! start); an upgrade's new tcpvsd binds it once the old one has closed it.
 
 pub mod counters;
 mod metrics;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,35 +35,74 @@ pub struct Admin {
     pub workers: Arc<Workers>,
 }
 
-/// Binds `addr` and serves the admin pages from a thread of their own;
-/// returns the address bound (port 0 gets one).
-///
-/// The socket sets SO_REUSEPORT so that the tcpvsd of an upgrade can bind
-/// it while the old one still serves; an address held by any other program
-/// is refused.
-pub fn serve(addr: SocketAddr, admin: Admin) -> io::Result<SocketAddr> {
-    let listener = bind(addr)?;
+/// The admin listener, serving from a thread of its own.
+pub struct AdminListener {
+    /// Where it listens (port 0 gets one).
+    pub bound: SocketAddr,
+    /// A duplicate of its socket, kept to close it.
+    socket: TcpListener,
+    closed: Arc<AtomicBool>,
+}
+
+impl AdminListener {
+    /// Stops listening (for an upgrade: the new tcpvsd binds the address
+    /// next). Clients being answered are answered.
+    pub fn close(self) {
+        self.closed.store(true, Ordering::Release);
+        // Completes the accept the thread waits in.
+        let _ = socket2::SockRef::from(&self.socket).shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// Binds `addr` (an address in use is an error, whoever holds it) and
+/// serves the admin pages from a thread of their own.
+pub fn serve(addr: SocketAddr, admin: Admin) -> io::Result<AdminListener> {
+    let listener = TcpListener::bind(addr)?;
+    start(listener, admin)
+}
+
+/// [`serve`], trying for up to `patience` while `addr` is in use: the
+/// tcpvsd an upgrade replaces gives it up once told to retire.
+pub fn serve_when_free(
+    addr: SocketAddr,
+    admin: Admin,
+    patience: Duration,
+) -> io::Result<AdminListener> {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        match TcpListener::bind(addr) {
+            Err(e)
+                if e.kind() == io::ErrorKind::AddrInUse && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e),
+            Ok(listener) => return start(listener, admin),
+        }
+    }
+}
+
+fn start(listener: TcpListener, admin: Admin) -> io::Result<AdminListener> {
     let bound = listener.local_addr()?;
-    let admin = Arc::new(admin);
+    let socket = listener.try_clone()?;
+    let closed = Arc::new(AtomicBool::new(false));
+    let (admin, ends) = (Arc::new(admin), closed.clone());
     std::thread::Builder::new()
         .name("tcpvs-admin".into())
-        .spawn(move || accept_loop(&listener, &admin))?;
-    Ok(bound)
+        .spawn(move || accept_loop(&listener, &admin, &ends))?;
+    Ok(AdminListener {
+        bound,
+        socket,
+        closed,
+    })
 }
 
-fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(64)?;
-    Ok(socket.into())
-}
-
-fn accept_loop(listener: &TcpListener, admin: &Arc<Admin>) {
+fn accept_loop(listener: &TcpListener, admin: &Arc<Admin>, closed: &AtomicBool) {
     let clients = Arc::new(AtomicUsize::new(0));
     for client in listener.incoming() {
+        if closed.load(Ordering::Acquire) {
+            return;
+        }
         let Ok(client) = client else {
             // Out of descriptors: wait rather than spin.
             std::thread::sleep(Duration::from_millis(50));
@@ -201,13 +243,13 @@ fn page(path: &str, admin: &Admin) -> Response {
 enum Health {
     Serving,
     /// A graceful stop has begun: a Layer-4 tier should send new clients
-    /// elsewhere. (Sockets handed to the tcpvsd of an upgrade are still
-    /// served, by it: that is not a stop.)
+    /// elsewhere. (An upgrade's old tcpvsd closes its admin listener
+    /// instead: the new one answers for the address.)
     Draining,
 }
 
 fn health(workers: &Workers) -> Health {
-    match workers.draining() && !workers.handed_over() {
+    match workers.draining() {
         true => Health::Draining,
         false => Health::Serving,
     }

@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use arc_swap::ArcSwap;
@@ -146,17 +147,6 @@ fn serve(
         inherited,
     )?);
     let _checker = health::Checker::start(table.clone()).context("starting the health checker")?;
-    let mut admin_bound = None;
-    if let Some(addr) = daemon.admin {
-        let pages = admin::Admin {
-            table: table.clone(),
-            workers: running.clone(),
-        };
-        let bound = admin::serve(addr, pages)
-            .with_context(|| format!("admin listener on {addr} (admin, --admin)"))?;
-        println!("tcpvsd: admin listener http://{bound}/ (/metrics, /healthz)");
-        admin_bound = Some(bound);
-    }
     let set_log_level: SetLogLevel = Box::new(|level| match logging::installed() {
         Some(log) => log.set_level(level),
         None => Err("no log installed".into()),
@@ -178,6 +168,7 @@ fn serve(
         upgrade::retire_old(&socket_path)?;
         tracing::info!(socket = %socket_path.display(), "took over from the running tcpvsd");
     }
+    let admin = start_admin(daemon.admin, &table, &running, started.upgrade)?;
     let mut access =
         socket::Access::for_daemon(daemon.control_group.as_deref()).context("control_group")?;
     if let Some(run_as) = &run_as {
@@ -207,7 +198,7 @@ fn serve(
             started.workers
         );
         if !pools.is_empty() {
-            print_demo_help(addr, pools, admin_bound);
+            print_demo_help(addr, pools, admin.as_ref().map(|a| a.bound));
         }
     }
     let sockets = loop {
@@ -218,6 +209,10 @@ fn serve(
             Ok(Signal::ReopenLogs) => logging::reopen(),
         }
     };
+    if let (Some(admin), Sockets::HandedOver) = (admin, sockets) {
+        // The new tcpvsd binds the address and answers for it.
+        admin.close();
+    }
     let drain = table.load().settings().timeouts.drain;
     tracing::info!(?drain, "stopping: requests in flight may finish");
     stop::graceful(&running, signals, drain, sockets);
@@ -227,6 +222,44 @@ fn serve(
         let _ = std::fs::remove_file(&socket_path);
     }
     Ok(())
+}
+
+/// How long an upgrade's new tcpvsd waits for the old one to give up the
+/// admin address (it does as soon as it is told to retire).
+const ADMIN_HANDOVER: Duration = Duration::from_secs(3);
+
+/// Opens the admin listener at `addr`, if one is configured. An address in
+/// use stops the start; after an upgrade's retire (the old tcpvsd is going
+/// away) it only costs the admin pages, said in the log.
+fn start_admin(
+    addr: Option<SocketAddr>,
+    table: &Arc<ArcSwap<Table>>,
+    workers: &Arc<worker::Workers>,
+    upgrade: bool,
+) -> anyhow::Result<Option<admin::AdminListener>> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let pages = admin::Admin {
+        table: table.clone(),
+        workers: workers.clone(),
+    };
+    let listener = match upgrade {
+        false => admin::serve(addr, pages)
+            .with_context(|| format!("admin listener on {addr} (admin, --admin)"))?,
+        true => match admin::serve_when_free(addr, pages, ADMIN_HANDOVER) {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::error!("admin listener on {addr}: {e}; serving without it");
+                return Ok(None);
+            }
+        },
+    };
+    println!(
+        "tcpvsd: admin listener http://{}/ (/metrics, /healthz)",
+        listener.bound
+    );
+    Ok(Some(listener))
 }
 
 /// SIGHUP: the configuration file again, applied as `tcpvsadm -f` applies
