@@ -137,6 +137,18 @@ fn services(page: &mut Page, table: &Table) {
         let labels = format!("service=\"{}\"", escaped(service.ident.as_str()));
         page.sample(name, &labels, service.state.retried());
     }
+    let name = "tcpvs_service_lard_targets";
+    page.family(
+        name,
+        "gauge",
+        "Targets the LARD map of the service holds (lard and lardr schedulers).",
+    );
+    for service in &table.services {
+        if let Some(targets) = service.scheduler.targets_mapped() {
+            let labels = format!("service=\"{}\"", escaped(service.ident.as_str()));
+            page.sample(name, &labels, targets);
+        }
+    }
     let name = "tcpvs_service_rtsp_sessions";
     page.family(name, "gauge", "Live RTSP sessions of the service.");
     let now = std::time::Instant::now();
@@ -209,9 +221,15 @@ mod tests {
     use tcpvs_command::config;
 
     fn table() -> Table {
-        let text = "[[service]]\nident = \"web\"\nlisten = \"127.0.0.1:0\"\nscheduler = \"wlc\"\n\
-                    [[service.server]]\naddress = \"127.0.0.1:9001\"\nweight = 3\n";
-        let spec = config::parse(text, std::path::Path::new("t.toml"))
+        table_with("wlc")
+    }
+
+    fn table_with(scheduler: &str) -> Table {
+        let text = format!(
+            "[[service]]\nident = \"web\"\nlisten = \"127.0.0.1:0\"\nscheduler = \"{scheduler}\"\n\
+                    [[service.server]]\naddress = \"127.0.0.1:9001\"\nweight = 3\n"
+        );
+        let spec = config::parse(&text, std::path::Path::new("t.toml"))
             .unwrap()
             .table;
         Table::build(spec, None).unwrap()
@@ -248,6 +266,31 @@ mod tests {
         has(r#"tcpvs_server_up{service="web",server="127.0.0.1:9001"} 1"#);
         has(r#"tcpvs_worker_connections_accepted_total{worker="1"} 2"#);
         has("# TYPE tcpvs_requests_total counter");
+    }
+
+    #[test]
+    fn a_lard_service_shows_the_size_of_its_map() {
+        use crate::schedulers::RequestInfo;
+        let table = table_with("lard");
+        let service = &table.services[0];
+        let client = "192.0.2.1".parse().unwrap();
+        for path in ["/a", "/b", "/c", "/a"] {
+            let request = RequestInfo::new(path, client);
+            service
+                .scheduler
+                .pick(&request, &service.servers, &|_| true);
+        }
+        let page = render(&table, &[]);
+        assert!(
+            page.lines()
+                .any(|l| l == r#"tcpvs_service_lard_targets{service="web"} 3"#),
+            "{page}"
+        );
+        let page = render(&table(), &[]);
+        assert!(
+            !page.contains("tcpvs_service_lard_targets{"),
+            "wlc has no map"
+        );
     }
 
     #[test]
