@@ -271,8 +271,8 @@ mod tests {
     #[test]
     fn a_lard_service_shows_the_size_of_its_map() {
         use crate::schedulers::RequestInfo;
-        let table = table_with("lard");
-        let service = &table.services[0];
+        let lard = table_with("lard");
+        let service = &lard.services[0];
         let client = "192.0.2.1".parse().unwrap();
         for path in ["/a", "/b", "/c", "/a"] {
             let request = RequestInfo::new(path, client);
@@ -280,7 +280,7 @@ mod tests {
                 .scheduler
                 .pick(&request, &service.servers, &|_| true);
         }
-        let page = render(&table, &[]);
+        let page = render(&lard, &[]);
         assert!(
             page.lines()
                 .any(|l| l == r#"tcpvs_service_lard_targets{service="web"} 3"#),
