@@ -19,6 +19,10 @@ use crate::table::{
     RuleSpec, ServerAddr, ServerSpec, ServiceSpec, Settings, TableError, TableSpec, Weight,
 };
 
+/// Where the demo serves /metrics and /healthz (`--admin` moves it).
+pub const ADMIN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9180);
+
 /// The demo's pools: name, number of servers, and the rule that routes to it
 /// (`None`: the default set).
 pub const POOLS: [(&str, usize, Option<&str>); 3] = [

@@ -14,6 +14,7 @@
 // of the crate may not.
 #![deny(unsafe_code)]
 
+pub mod admin;
 pub mod admission;
 pub mod config;
 pub mod control;

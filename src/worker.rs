@@ -25,6 +25,7 @@ use std::time::Duration;
 use crate::net::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use arc_swap::ArcSwap;
 
+use crate::admin::counters::{self, WorkerCounters};
 use crate::admission::{admit, admit_source, Admission};
 use crate::net::{self, Listener, Queue};
 use crate::relay::{self, Context};
@@ -102,29 +103,21 @@ enum Order {
     Cut,
 }
 
-/// How many client connections one worker has open. Aligned to a cache
-/// line of its own: the workers' counts change with every connection, and
-/// must not share one.
-#[derive(Default)]
-#[repr(align(128))]
-struct OpenCount {
-    connections: AtomicUsize,
-}
-
-/// One open client connection, counted from its accept to the end of the
-/// task that serves it.
-struct Open(Arc<OpenCount>);
+/// One open client connection, counted in its worker's counters from its
+/// accept to the end of the task that serves it.
+struct Open(Arc<WorkerCounters>);
 
 impl Open {
-    fn count(open: &Arc<OpenCount>) -> Open {
-        open.connections.fetch_add(1, Ordering::Relaxed);
-        Open(open.clone())
+    fn count(counters: &Arc<WorkerCounters>) -> Open {
+        counters.accepted.fetch_add(1, Ordering::Relaxed);
+        counters.open.fetch_add(1, Ordering::Relaxed);
+        Open(counters.clone())
     }
 }
 
 impl Drop for Open {
     fn drop(&mut self) {
-        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -139,8 +132,8 @@ pub struct Workers {
     senders: Vec<UnboundedSender<Order>>,
     groups: Mutex<HashMap<ServiceId, Group>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    /// Client connections open, per worker.
-    open: Vec<Arc<OpenCount>>,
+    /// What each worker counted (connections, exchanges), for /metrics.
+    counters: Vec<Arc<WorkerCounters>>,
     /// Set by [`Workers::drain`]: no socket opens again.
     draining: AtomicBool,
     /// Sockets handed over by the tcpvsd this one replaces, until a service
@@ -175,17 +168,16 @@ impl Workers {
         let mut threads = Vec::with_capacity(count);
         let accepting = Arc::new(AtomicUsize::new(0));
         let conns = Arc::new(Slots::default());
-        let mut open = Vec::with_capacity(count);
+        let mut counters = Vec::with_capacity(count);
         for i in 0..count {
             let (tx, rx) = unbounded_channel();
             let table = table.clone();
-            let counter = Arc::new(OpenCount::default());
-            let worker_open = counter.clone();
+            let worker_counters = Arc::new(WorkerCounters::default());
             let thread = std::thread::Builder::new()
                 .name(format!("tcpvs-worker-{i}"))
                 .spawn({
                     let shared = Shared {
-                        open: worker_open,
+                        counters: worker_counters.clone(),
                         accepting: accepting.clone(),
                         conns: conns.clone(),
                     };
@@ -193,13 +185,13 @@ impl Workers {
                 })?;
             senders.push(tx);
             threads.push(thread);
-            open.push(counter);
+            counters.push(worker_counters);
         }
         let workers = Workers {
             senders,
             groups: Mutex::new(HashMap::new()),
             threads: Mutex::new(threads),
-            open,
+            counters,
             draining: AtomicBool::new(false),
             inherited: Mutex::new(inherited),
             accepting,
@@ -398,10 +390,20 @@ impl Workers {
 
     /// Client connections still open, all workers together.
     pub fn open_clients(&self) -> usize {
-        self.open
+        self.counters
             .iter()
-            .map(|n| n.connections.load(Ordering::Relaxed))
+            .map(|n| n.open.load(Ordering::Relaxed))
             .sum()
+    }
+
+    /// Whether a graceful stop has begun.
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// What each worker counted, in worker order.
+    pub fn counters(&self) -> &[Arc<WorkerCounters>] {
+        &self.counters
     }
 
     /// Ends the workers at once: each closes every connection it still has
@@ -468,8 +470,8 @@ fn bind_group(addr: SocketAddr, count: usize) -> io::Result<(SocketAddr, Vec<Std
 /// What a worker's accept loops count into, shared with the others.
 #[derive(Clone)]
 struct Shared {
-    /// This worker's open client connections.
-    open: Arc<OpenCount>,
+    /// This worker's counters.
+    counters: Arc<WorkerCounters>,
     /// Accepts posted, all workers together.
     accepting: Arc<AtomicUsize>,
     /// Client connections, all workers together (the daemon-wide limit).
@@ -477,6 +479,7 @@ struct Shared {
 }
 
 async fn run(table: Arc<ArcSwap<Table>>, mut orders: UnboundedReceiver<Order>, shared: Shared) {
+    counters::install(shared.counters.clone());
     let ctx = Rc::new(Context::new(table));
     let sweeper = ctx.clone();
     net::spawn(async move {
@@ -616,7 +619,7 @@ async fn accept_one(
         drop(client);
         return Ok(());
     };
-    let open = Open::count(&shared.open);
+    let open = Open::count(&shared.counters);
     let serve = relay::serve(ctx, client, service);
     net::spawn(async move {
         serve.await;

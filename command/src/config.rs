@@ -46,6 +46,8 @@ pub struct DaemonOptions {
     /// (started as root); `None`: as started.
     pub user: Option<String>,
     pub group: Option<String>,
+    /// The admin listener (/metrics, /healthz); `None`: none.
+    pub admin: Option<SocketAddr>,
     /// Whether a configuration with no service may start (tcpvsadm adds
     /// them later); refused otherwise, as a mistake.
     pub allow_empty: bool,
@@ -211,6 +213,10 @@ fn convert(raw: RawConfig) -> Result<Config, Located> {
             user: raw.user,
             group: raw.group,
             allow_empty: raw.allow_empty.unwrap_or(false),
+            admin: raw
+                .admin
+                .map(|addr| socket_addr(&addr, "admin"))
+                .transpose()?,
         },
         table: TableSpec { settings, services },
     })
@@ -673,6 +679,7 @@ struct RawConfig {
     user: Option<String>,
     group: Option<String>,
     allow_empty: Option<bool>,
+    admin: Option<Spanned<String>>,
     access_log: Option<Spanned<toml::Value>>,
     log_format: Option<Spanned<String>>,
     merge_slashes: Option<bool>,

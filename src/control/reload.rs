@@ -103,6 +103,7 @@ pub fn restart_only(started: &DaemonOptions, loaded: &DaemonOptions) -> Vec<&'st
         started.control_group == loaded.control_group,
     );
     compare("state_file", started.state_file == loaded.state_file);
+    compare("admin", started.admin == loaded.admin);
     compare("log_file", started.log_file == loaded.log_file);
     compare(
         "access_log (its file)",

@@ -27,6 +27,8 @@ options:
                          (default: text)
   --control-socket PATH  where tcpvsadm talks to tcpvsd (default /run/tcpvsd.sock)
   --state-file PATH      save the table there after each edit, load it at start
+  --admin ADDR           serve /metrics and /healthz on ADDR (the demo's default:
+                         127.0.0.1:9180)
   --upgrade              take the listening sockets of the tcpvsd running on the
                          control socket, serve them, then make it drain and exit";
 
@@ -44,6 +46,13 @@ pub struct Flags {
     pub log_format: Option<LogFormat>,
     pub control_socket: Option<PathBuf>,
     pub state_file: Option<PathBuf>,
+    pub admin: Option<SocketAddr>,
+}
+
+/// The value of the flag `name`, an `IP:PORT`.
+fn address(name: &str, addr: String) -> anyhow::Result<SocketAddr> {
+    addr.parse()
+        .with_context(|| format!("{name}: `{addr}` is not IP:PORT"))
 }
 
 /// Reads the command line (without the program name).
@@ -59,13 +68,8 @@ pub fn parse_flags(mut args: impl Iterator<Item = String>) -> anyhow::Result<Fla
             "--check" => flags.check = true,
             "--upgrade" => flags.upgrade = true,
             "--demo" => flags.demo = true,
-            "--listen" => {
-                let addr = value("--listen")?;
-                flags.listen = Some(
-                    addr.parse()
-                        .with_context(|| format!("--listen: `{addr}` is not IP:PORT"))?,
-                );
-            }
+            "--listen" => flags.listen = Some(address("--listen", value("--listen")?)?),
+            "--admin" => flags.admin = Some(address("--admin", value("--admin")?)?),
             "--workers" => {
                 let n = value("--workers")?;
                 match n.parse::<usize>() {

@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use arc_swap::ArcSwap;
@@ -24,7 +25,7 @@ use crate::control::plane::ControlPlane;
 use crate::control::reload::{PinnedSettings, Reload, SetLogLevel};
 use crate::control::{socket, DEFAULT_SOCKET};
 use crate::table::{Table, TableSpec};
-use crate::{demo, descriptors, health, worker};
+use crate::{admin, demo, descriptors, health, worker};
 use flags::USAGE;
 use signals::Signal;
 use std::sync::mpsc::{Receiver, Sender};
@@ -54,7 +55,11 @@ fn run() -> anyhow::Result<()> {
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
         let pools = demo::start_backends().context("starting the demo backends")?;
         let spec = demo::table(listen, &pools).context("the demo's table")?;
-        (DaemonOptions::default(), spec, pools)
+        let daemon = DaemonOptions {
+            admin: Some(demo::ADMIN),
+            ..DaemonOptions::default()
+        };
+        (daemon, spec, pools)
     } else if let Some(path) = &flags.config {
         let config = config::load(path)?;
         if flags.check {
@@ -83,6 +88,9 @@ fn run() -> anyhow::Result<()> {
     }
     if let Some(path) = flags.state_file {
         daemon.state_file = Some(path);
+    }
+    if let Some(addr) = flags.admin {
+        daemon.admin = Some(addr);
     }
     if let Some(path) = daemon.state_file.as_deref().filter(|p| p.exists()) {
         let saved = config::load(path)
@@ -171,6 +179,7 @@ fn serve(
         upgrade::retire_old(&socket_path)?;
         tracing::info!(socket = %socket_path.display(), "took over from the running tcpvsd");
     }
+    let admin = start_admin(daemon.admin, &table, &running, started.upgrade)?;
     let mut access =
         socket::Access::for_daemon(daemon.control_group.as_deref()).context("control_group")?;
     if let Some(run_as) = &run_as {
@@ -200,7 +209,7 @@ fn serve(
             started.workers
         );
         if !pools.is_empty() {
-            print_demo_help(addr, pools, &socket_path);
+            print_demo_help(addr, pools, &socket_path, admin.as_ref().map(|a| a.bound));
         }
     }
     let sockets = loop {
@@ -211,6 +220,10 @@ fn serve(
             Ok(Signal::ReopenLogs) => logging::reopen(),
         }
     };
+    if let (Some(admin), Sockets::HandedOver) = (admin, sockets) {
+        // The new tcpvsd binds the address and answers for it.
+        admin.close();
+    }
     let drain = table.load().settings().timeouts.drain;
     tracing::info!(?drain, "stopping: requests in flight may finish");
     stop::graceful(&running, signals, drain, sockets);
@@ -220,6 +233,44 @@ fn serve(
         let _ = std::fs::remove_file(&socket_path);
     }
     Ok(())
+}
+
+/// How long an upgrade's new tcpvsd waits for the old one to give up the
+/// admin address (it does as soon as it is told to retire).
+const ADMIN_HANDOVER: Duration = Duration::from_secs(3);
+
+/// Opens the admin listener at `addr`, if one is configured. An address in
+/// use stops the start; after an upgrade's retire (the old tcpvsd is going
+/// away) it only costs the admin pages, said in the log.
+fn start_admin(
+    addr: Option<SocketAddr>,
+    table: &Arc<ArcSwap<Table>>,
+    workers: &Arc<worker::Workers>,
+    upgrade: bool,
+) -> anyhow::Result<Option<admin::AdminListener>> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let pages = admin::Admin {
+        table: table.clone(),
+        workers: workers.clone(),
+    };
+    let listener = match upgrade {
+        false => admin::serve(addr, pages)
+            .with_context(|| format!("admin listener on {addr} (admin, --admin)"))?,
+        true => match admin::serve_when_free(addr, pages, ADMIN_HANDOVER) {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::error!("admin listener on {addr}: {e}; serving without it");
+                return Ok(None);
+            }
+        },
+    };
+    println!(
+        "tcpvsd: admin listener http://{}/ (/metrics, /healthz)",
+        listener.bound
+    );
+    Ok(Some(listener))
 }
 
 /// SIGHUP: the configuration file again, applied as `tcpvsadm -f` applies
@@ -243,7 +294,12 @@ fn reload_file(plane: &ControlPlane, path: Option<&Path>) {
     }
 }
 
-fn print_demo_help(addr: SocketAddr, pools: &[demo::BackendPool], socket: &Path) {
+fn print_demo_help(
+    addr: SocketAddr,
+    pools: &[demo::BackendPool],
+    socket: &Path,
+    admin: Option<SocketAddr>,
+) {
     for pool in pools {
         let servers: Vec<String> = pool.servers.iter().map(ToString::to_string).collect();
         println!("  pool {:<7} {}", pool.name, servers.join(" "));
@@ -253,6 +309,9 @@ fn print_demo_help(addr: SocketAddr, pools: &[demo::BackendPool], socket: &Path)
         println!("  curl http://{addr}{path}");
     }
     println!("  curl -d 'hello' http://{addr}/cgi-bin/form.cgi");
+    if let Some(admin) = admin {
+        println!("  curl http://{admin}/metrics");
+    }
     // From the source tree, whether or not tcpvsadm was installed.
     let socket = socket.display();
     println!("the table, live (or `tcpvsadm` once installed, see README):");

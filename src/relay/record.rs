@@ -1,7 +1,7 @@
 //! The record of one exchange (an HTTP request and its response, or an RTSP
 //! request and its answer), filled in as the exchange goes and finished
 //! exactly once at its end, whichever way it ended: the one place where the
-//! access line is written, and where per-exchange metrics will be counted.
+//! access line is written, and where per-exchange metrics are counted.
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -129,6 +129,13 @@ impl<'a> Record<'a> {
     /// Ends the record: writes its access line when access logging is on
     /// (off, nothing is formatted).
     pub fn finish(self, settings: &Settings) {
+        // Metrics (issue 18): counted into this worker's own counters.
+        crate::admin::counters::count_exchange(
+            self.service,
+            self.server,
+            self.status,
+            self.started.elapsed(),
+        );
         if settings.access_log {
             access_line::write(&self, settings.log_format);
         }

@@ -144,6 +144,10 @@ impl Scheduler for Lard {
         SchedulerKind::Lard
     }
 
+    fn targets_mapped(&self) -> Option<usize> {
+        Some(self.servers.len())
+    }
+
     fn pick(
         &self,
         request: &RequestInfo<'_>,

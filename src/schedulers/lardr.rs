@@ -123,6 +123,10 @@ impl Scheduler for LardReplicated {
         SchedulerKind::Lardr
     }
 
+    fn targets_mapped(&self) -> Option<usize> {
+        Some(self.sets.len())
+    }
+
     fn pick(
         &self,
         request: &RequestInfo<'_>,

@@ -114,6 +114,12 @@ pub trait Scheduler: Send + Sync + fmt::Debug {
     fn cost(&self, _request: &RequestInfo<'_>) -> u32 {
         1
     }
+
+    /// Targets its map holds now, for a scheduler that maps targets to
+    /// servers (LARD); `None` for the others.
+    fn targets_mapped(&self) -> Option<usize> {
+        None
+    }
 }
 
 pub use tcpvs_command::spec::{SchedulerKind, UnknownScheduler};

@@ -1,0 +1,256 @@
+//! The admin listener: `/metrics` (Prometheus) and `/healthz` (for
+//! keepalived track scripts and Layer-4 checks), served by plain threads of
+//! their own, never by the io_uring workers. A tiny HTTP/1.1 server: GET and
+//! HEAD only, one request per connection, a bounded head and a read timeout
+//! so that a silent or slow client cannot hold it.
+//!
+//! Its socket does not set SO_REUSEPORT (an address in use must stop the
+//! start); an upgrade's new tcpvsd binds it once the old one has closed it.
+
+pub mod counters;
+mod metrics;
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use crate::table::Table;
+use crate::worker::Workers;
+
+/// The largest request head read; a longer one is answered 431.
+const MAX_HEAD: usize = 8 * 1024;
+/// How long a client may take to send its head, and to take the answer.
+const IO_TIMEOUT: Duration = Duration::from_secs(2);
+/// Clients served at once; more are closed at once (a scraper and a track
+/// script need one each).
+const MAX_CLIENTS: usize = 16;
+
+/// What the pages are made of.
+pub struct Admin {
+    pub table: Arc<ArcSwap<Table>>,
+    pub workers: Arc<Workers>,
+}
+
+/// The admin listener, serving from a thread of its own.
+pub struct AdminListener {
+    /// Where it listens (port 0 gets one).
+    pub bound: SocketAddr,
+    /// A duplicate of its socket, kept to close it.
+    socket: TcpListener,
+    closed: Arc<AtomicBool>,
+}
+
+impl AdminListener {
+    /// Stops listening (for an upgrade: the new tcpvsd binds the address
+    /// next). Clients being answered are answered.
+    pub fn close(self) {
+        self.closed.store(true, Ordering::Release);
+        // Completes the accept the thread waits in.
+        let _ = socket2::SockRef::from(&self.socket).shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// Binds `addr` (an address in use is an error, whoever holds it) and
+/// serves the admin pages from a thread of their own.
+pub fn serve(addr: SocketAddr, admin: Admin) -> io::Result<AdminListener> {
+    let listener = TcpListener::bind(addr)?;
+    start(listener, admin)
+}
+
+/// [`serve`], trying for up to `patience` while `addr` is in use: the
+/// tcpvsd an upgrade replaces gives it up once told to retire.
+pub fn serve_when_free(
+    addr: SocketAddr,
+    admin: Admin,
+    patience: Duration,
+) -> io::Result<AdminListener> {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        match TcpListener::bind(addr) {
+            Err(e)
+                if e.kind() == io::ErrorKind::AddrInUse && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e),
+            Ok(listener) => return start(listener, admin),
+        }
+    }
+}
+
+fn start(listener: TcpListener, admin: Admin) -> io::Result<AdminListener> {
+    let bound = listener.local_addr()?;
+    let socket = listener.try_clone()?;
+    let closed = Arc::new(AtomicBool::new(false));
+    let (admin, ends) = (Arc::new(admin), closed.clone());
+    std::thread::Builder::new()
+        .name("tcpvs-admin".into())
+        .spawn(move || accept_loop(&listener, &admin, &ends))?;
+    Ok(AdminListener {
+        bound,
+        socket,
+        closed,
+    })
+}
+
+fn accept_loop(listener: &TcpListener, admin: &Arc<Admin>, closed: &AtomicBool) {
+    let clients = Arc::new(AtomicUsize::new(0));
+    for client in listener.incoming() {
+        if closed.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(client) = client else {
+            // Out of descriptors: wait rather than spin.
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        };
+        if clients.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
+            clients.fetch_sub(1, Ordering::AcqRel);
+            continue;
+        }
+        let (admin, clients_done) = (admin.clone(), clients.clone());
+        let spawned = std::thread::Builder::new()
+            .name("tcpvs-admin-client".into())
+            .spawn(move || {
+                let _ = answer_client(client, &admin);
+                clients_done.fetch_sub(1, Ordering::AcqRel);
+            });
+        if spawned.is_err() {
+            clients.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+fn answer_client(mut client: TcpStream, admin: &Admin) -> io::Result<()> {
+    client.set_read_timeout(Some(IO_TIMEOUT))?;
+    client.set_write_timeout(Some(IO_TIMEOUT))?;
+    let response = match read_head(&mut client)? {
+        Some(head) => respond(&head, admin),
+        None => Response::text(431, "Request Header Fields Too Large", "head too large\n"),
+    };
+    client.write_all(&response.bytes())?;
+    let _ = client.shutdown(std::net::Shutdown::Write);
+    Ok(())
+}
+
+/// The request head, up to its blank line; `None` past [`MAX_HEAD`].
+fn read_head(client: &mut TcpStream) -> io::Result<Option<Vec<u8>>> {
+    let mut head = Vec::with_capacity(512);
+    let mut chunk = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
+        if head.len() > MAX_HEAD {
+            return Ok(None);
+        }
+        let n = client.read(&mut chunk)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        head.extend_from_slice(&chunk[..n]);
+    }
+    Ok(Some(head))
+}
+
+/// An answer of the admin listener.
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    reason: &'static str,
+    content_type: &'static str,
+    body: String,
+    extra: &'static str,
+    /// A HEAD request: the head alone is sent.
+    head_only: bool,
+}
+
+impl Response {
+    fn text(status: u16, reason: &'static str, body: &str) -> Self {
+        Self {
+            status,
+            reason,
+            content_type: "text/plain; charset=utf-8",
+            body: body.to_string(),
+            extra: "",
+            head_only: false,
+        }
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\
+             Cache-Control: no-store\r\nConnection: close\r\n{}\r\n",
+            self.status,
+            self.reason,
+            self.content_type,
+            self.body.len(),
+            self.extra
+        )
+        .into_bytes();
+        if !self.head_only {
+            out.extend_from_slice(self.body.as_bytes());
+        }
+        out
+    }
+}
+
+/// The answer to a request head.
+fn respond(head: &[u8], admin: &Admin) -> Response {
+    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut words = line.split_whitespace();
+    let (Some(method), Some(target)) = (words.next(), words.next()) else {
+        return Response::text(400, "Bad Request", "bad request line\n");
+    };
+    let head_only = match method {
+        "GET" => false,
+        "HEAD" => true,
+        _ => {
+            let mut refused = Response::text(405, "Method Not Allowed", "GET or HEAD only\n");
+            refused.extra = "Allow: GET, HEAD\r\n";
+            return refused;
+        }
+    };
+    let path = target.split('?').next().unwrap_or_default();
+    let mut response = page(path, admin);
+    response.head_only = head_only;
+    response
+}
+
+fn page(path: &str, admin: &Admin) -> Response {
+    match path {
+        "/metrics" => {
+            let mut response = Response::text(
+                200,
+                "OK",
+                &metrics::render(&admin.table.load(), admin.workers.counters()),
+            );
+            response.content_type = metrics::CONTENT_TYPE;
+            response
+        }
+        "/healthz" => match health(&admin.workers) {
+            Health::Serving => Response::text(200, "OK", "ok\n"),
+            Health::Draining => Response::text(503, "Service Unavailable", "draining\n"),
+        },
+        _ => Response::text(404, "Not Found", "not found: try /metrics or /healthz\n"),
+    }
+}
+
+/// What /healthz says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Health {
+    Serving,
+    /// A graceful stop has begun: a Layer-4 tier should send new clients
+    /// elsewhere. (An upgrade's old tcpvsd closes its admin listener
+    /// instead: the new one answers for the address.)
+    Draining,
+}
+
+fn health(workers: &Workers) -> Health {
+    match workers.draining() {
+        true => Health::Draining,
+        false => Health::Serving,
+    }
+}

@@ -1,0 +1,225 @@
+//! The admin listener as a scraper and a keepalived track script use it:
+//! /metrics counts every request once and passes `promtool check metrics`,
+//! /healthz says 200 while serving and 503 once a graceful stop has begun,
+//! and neither a silent client nor a busy address goes unnoticed.
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use common::daemon::{tcpvsd_exit, Daemon, Scratch};
+use common::{get, ok, require_tool, wait_for, Client, Ending, Reply, TestServer};
+
+/// tcpvsd with one HTTP service `web` to `backend`, its admin listener on a
+/// port of its own: the daemon, the service's and the admin's addresses.
+fn start(name: &str, backend: SocketAddr) -> (Daemon, SocketAddr, SocketAddr) {
+    let config = format!(
+        "admin = \"127.0.0.1:0\"\nlog_level = \"warn\"\n[[service]]\nident = \"web\"\n\
+         listen = \"127.0.0.1:0\"\n[[service.server]]\naddress = \"{backend}\"\n"
+    );
+    let mut daemon = Daemon::with_config_in(Scratch::new(name), &config, &["--workers", "2"]);
+    let line = daemon.stdout_line("admin listener");
+    let admin = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("no admin address in {line:?}"));
+    let web = daemon.bound("web");
+    (daemon, web, admin)
+}
+
+/// The value of the sample `name{labels}` on `page`.
+fn sample(page: &str, name_and_labels: &str) -> f64 {
+    page.lines()
+        .find_map(|line| line.strip_prefix(name_and_labels)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name_and_labels} in\n{page}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn metrics_count_every_request_and_pass_promtool() {
+    const N: usize = 40;
+    let backend = TestServer::named("a");
+    let (_daemon, web, admin) = start("admin-metrics", backend.addr);
+    for _ in 0..N {
+        assert_eq!(get(web, "/x").status, 200);
+    }
+    let metrics = get(admin, "/metrics");
+    assert_eq!(metrics.status, 200);
+    assert!(metrics.header("content-type")[0].starts_with("text/plain; version=0.0.4"));
+    let page = metrics.text();
+    let server = backend.addr;
+    let labels = format!("{{service=\"web\",server=\"{server}\"");
+    let served = sample(
+        &page,
+        &format!("tcpvs_requests_total{labels},code_class=\"2xx\"}}"),
+    );
+    assert_eq!(served, N as f64, "each request counted once");
+    let counted = sample(
+        &page,
+        &format!("tcpvs_request_duration_seconds_count{labels}}}"),
+    );
+    assert_eq!(counted, N as f64);
+    let inf = format!("tcpvs_request_duration_seconds_bucket{labels},le=\"+Inf\"}}");
+    assert_eq!(sample(&page, &inf), N as f64);
+    assert_eq!(sample(&page, &format!("tcpvs_server_up{labels}}}")), 1.0);
+    assert_eq!(
+        sample(&page, &format!("tcpvs_server_weight{labels}}}")),
+        1.0
+    );
+    let accepted: f64 = (0..2)
+        .map(|i| {
+            let name = format!("tcpvs_worker_connections_accepted_total{{worker=\"{i}\"}}");
+            sample(&page, &name)
+        })
+        .sum();
+    assert_eq!(accepted, N as f64, "one connection per request");
+    if require_tool("promtool") {
+        let (passed, said) = promtool_check_metrics(&page);
+        assert!(passed, "promtool check metrics:\n{said}\n{page}");
+    }
+}
+
+/// `promtool check metrics` with `page` on its standard input: whether it
+/// passed, and what it said.
+fn promtool_check_metrics(page: &str) -> (bool, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = promtool.stdin.take().unwrap();
+    stdin.write_all(page.as_bytes()).unwrap();
+    drop(stdin);
+    let output = promtool.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), said)
+}
+
+#[test]
+fn healthz_is_ok_while_serving_and_503_while_draining() {
+    // A request in flight keeps the stop draining for a while.
+    let backend = TestServer::start(|_| {
+        std::thread::sleep(Duration::from_secs(2));
+        Reply::Send(ok("slow"))
+    });
+    let (daemon, web, admin) = start("admin-healthz", backend.addr);
+    let health = get(admin, "/healthz");
+    assert_eq!((health.status, health.text().as_str()), (200, "ok\n"));
+    let in_flight = std::thread::spawn(move || get(web, "/slow").status);
+    wait_for(
+        Duration::from_secs(5),
+        "the request reached the server",
+        || !backend.heads().is_empty(),
+    );
+    daemon.signal("TERM");
+    wait_for(Duration::from_secs(2), "/healthz answers 503", || {
+        get(admin, "/healthz").status == 503
+    });
+    assert_eq!(
+        in_flight.join().unwrap(),
+        200,
+        "the request in flight finished"
+    );
+}
+
+#[test]
+fn other_paths_and_methods_are_refused() {
+    let backend = TestServer::named("a");
+    let (_daemon, _web, admin) = start("admin-refused", backend.addr);
+    assert_eq!(get(admin, "/nothing").status, 404);
+    let post = Client::connect(admin).exchange("POST /metrics HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(post.status, 405);
+    assert_eq!(post.header("allow"), ["GET, HEAD"]);
+}
+
+#[test]
+fn a_silent_client_holds_nothing() {
+    let backend = TestServer::named("a");
+    let (_daemon, _web, admin) = start("admin-silent", backend.addr);
+    let mut silent = Client::connect(admin);
+    // Served beside it, at once.
+    let started = std::time::Instant::now();
+    assert_eq!(get(admin, "/healthz").status, 200);
+    assert!(started.elapsed() < Duration::from_secs(1));
+    // And it is closed after the read timeout (2 s).
+    assert_eq!(silent.ending(Duration::from_secs(5)), Ending::Closed);
+}
+
+#[test]
+fn a_busy_admin_address_is_a_clear_startup_error() {
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap();
+    let dir = Scratch::new("admin-busy");
+    let config = dir.write(
+        "tcpvsd.toml",
+        "[[service]]\nident = \"web\"\nlisten = \"127.0.0.1:0\"\n\
+         [[service.server]]\naddress = \"127.0.0.1:9\"\n",
+    );
+    let socket = dir.path().join("control.sock");
+    let output = tcpvsd_exit(&[
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--control-socket".as_ref(),
+        socket.as_os_str(),
+        "--admin".as_ref(),
+        addr.to_string().as_ref(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("admin listener on {addr}")) && stderr.contains("in use"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_upgrade_hands_the_admin_address_to_the_new_tcpvsd() {
+    // A request in flight keeps the old tcpvsd draining past the time the
+    // new one waits for the address.
+    let backend = TestServer::start(|_| {
+        std::thread::sleep(Duration::from_secs(4));
+        Reply::Send(ok("slow"))
+    });
+    // A fixed port: the new tcpvsd must get the very address the old one had.
+    let admin: SocketAddr = {
+        let free = TcpListener::bind("127.0.0.1:0").unwrap();
+        free.local_addr().unwrap()
+    };
+    let config = format!(
+        "admin = \"{admin}\"\nlog_level = \"info\"\n[[service]]\nident = \"web\"\n\
+         listen = \"127.0.0.1:0\"\n[[service.server]]\naddress = \"{}\"\n",
+        backend.addr
+    );
+    let mut old = Daemon::with_config_in(Scratch::new("admin-upgrade"), &config, &[]);
+    let web = old.bound("web");
+    assert_eq!(get(admin, "/healthz").status, 200);
+    let in_flight = std::thread::spawn(move || get(web, "/slow").status);
+    wait_for(
+        Duration::from_secs(5),
+        "the request reached the server",
+        || !backend.heads().is_empty(),
+    );
+    let mut new = old.upgrade();
+    let line = new.stdout_line("admin listener");
+    assert!(
+        line.contains(&admin.to_string()),
+        "{line}\n{}",
+        new.stderr()
+    );
+    assert!(old.alive(), "the old tcpvsd still drains");
+    assert_eq!(get(admin, "/healthz").status, 200, "the new tcpvsd answers");
+    assert_eq!(in_flight.join().unwrap(), 200);
+    assert!(old
+        .wait_exit(Duration::from_secs(10))
+        .is_some_and(|s| s.success()));
+    assert!(new.alive());
+}
