@@ -44,8 +44,11 @@ fn metrics_count_every_request_and_pass_promtool() {
     const N: usize = 40;
     let backend = TestServer::named("a");
     let (_daemon, web, admin) = start("admin-metrics", backend.addr);
+    let mut body_bytes = 0;
     for _ in 0..N {
-        assert_eq!(get(web, "/x").status, 200);
+        let response = get(web, "/x");
+        assert_eq!(response.status, 200);
+        body_bytes += response.text().len();
     }
     let metrics = get(admin, "/metrics");
     assert_eq!(metrics.status, 200);
@@ -63,6 +66,8 @@ fn metrics_count_every_request_and_pass_promtool() {
         &format!("tcpvs_request_duration_seconds_count{labels}}}"),
     );
     assert_eq!(counted, N as f64);
+    let bytes = sample(&page, &format!("tcpvs_response_body_bytes_total{labels}}}"));
+    assert_eq!(bytes, body_bytes as f64, "every body byte counted");
     let inf = format!("tcpvs_request_duration_seconds_bucket{labels},le=\"+Inf\"}}");
     assert_eq!(sample(&page, &inf), N as f64);
     assert_eq!(sample(&page, &format!("tcpvs_server_up{labels}}}")), 1.0);

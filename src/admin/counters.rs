@@ -48,6 +48,9 @@ pub struct ExchangeCounts {
     pub by_duration: [u64; DURATION_BUCKETS.len()],
     /// Seconds, all exchanges together.
     pub seconds: f64,
+    /// Response body bytes sent to clients (as the access log's, nginx's
+    /// `$body_bytes_sent`).
+    pub body_bytes: u64,
 }
 
 impl ExchangeCounts {
@@ -56,8 +59,9 @@ impl ExchangeCounts {
         self.by_class.iter().sum()
     }
 
-    fn count(&mut self, status: Option<u16>, took: Duration) {
+    fn count(&mut self, status: Option<u16>, took: Duration, body_bytes: u64) {
         self.by_class[class_index(status)] += 1;
+        self.body_bytes += body_bytes;
         let seconds = took.as_secs_f64();
         if let Some(bucket) = DURATION_BUCKETS.iter().position(|&le| seconds <= le) {
             self.by_duration[bucket] += 1;
@@ -74,6 +78,7 @@ impl ExchangeCounts {
             *sum += n;
         }
         self.seconds += other.seconds;
+        self.body_bytes += other.body_bytes;
     }
 }
 
@@ -93,6 +98,7 @@ impl WorkerCounters {
         server: Option<ServerAddr>,
         status: Option<u16>,
         took: Duration,
+        body_bytes: u64,
     ) {
         let mut exchanges = self
             .exchanges
@@ -103,7 +109,10 @@ impl WorkerCounters {
             Some(servers) => servers,
             None => exchanges.entry(service.to_string()).or_default(),
         };
-        servers.entry(server).or_default().count(status, took);
+        servers
+            .entry(server)
+            .or_default()
+            .count(status, took, body_bytes);
     }
 
     /// A copy of the exchange counts so far.
@@ -132,10 +141,11 @@ pub fn count_exchange(
     server: Option<ServerAddr>,
     status: Option<u16>,
     took: Duration,
+    body_bytes: u64,
 ) {
     THIS_WORKER.with(|this| {
         if let Some(counters) = &*this.borrow() {
-            counters.count_exchange(service, server, status, took);
+            counters.count_exchange(service, server, status, took, body_bytes);
         }
     });
 }
@@ -148,9 +158,9 @@ mod tests {
     fn statuses_fall_in_their_class_and_durations_in_their_bucket() {
         let counters = WorkerCounters::default();
         let server = Some(ServerAddr("127.0.0.1:9001".parse().unwrap()));
-        counters.count_exchange("web", server, Some(200), Duration::from_millis(3));
-        counters.count_exchange("web", server, Some(503), Duration::from_millis(30));
-        counters.count_exchange("web", None, None, Duration::from_secs(60));
+        counters.count_exchange("web", server, Some(200), Duration::from_millis(3), 100);
+        counters.count_exchange("web", server, Some(503), Duration::from_millis(30), 20);
+        counters.count_exchange("web", None, None, Duration::from_secs(60), 100);
         let exchanges = counters.exchanges();
         let by_server = &exchanges["web"];
         let served = &by_server[&server];
@@ -158,6 +168,7 @@ mod tests {
         assert_eq!(served.by_duration[0], 1, "3 ms is within 5 ms");
         assert_eq!(served.by_duration[3], 1, "30 ms is within 50 ms");
         assert_eq!(served.total(), 2);
+        assert_eq!(served.body_bytes, 120);
         let unserved = &by_server[&None];
         assert_eq!(unserved.by_class, [0, 0, 0, 0, 0, 1]);
         assert_eq!(
@@ -171,12 +182,12 @@ mod tests {
     #[test]
     fn nothing_is_counted_off_the_workers() {
         // No panic, no counters: a thread with none installed.
-        count_exchange("web", None, Some(200), Duration::ZERO);
+        count_exchange("web", None, Some(200), Duration::ZERO, 0);
         let counters = Arc::new(WorkerCounters::default());
         std::thread::scope(|s| {
             s.spawn(|| {
                 install(counters.clone());
-                count_exchange("web", None, Some(404), Duration::ZERO);
+                count_exchange("web", None, Some(404), Duration::ZERO, 0);
             });
         });
         assert_eq!(counters.exchanges()["web"][&None].by_class[3], 1);

@@ -62,6 +62,21 @@ fn exchanges(page: &mut Page, sum: &Summed) {
             }
         }
     }
+    page.family(
+        "tcpvs_response_body_bytes_total",
+        "counter",
+        "Response body bytes sent to clients (as the access log's bytes).",
+    );
+    for (service, servers) in sum {
+        for (server, counts) in servers {
+            let labels = labels(service, *server, &[]);
+            page.sample(
+                "tcpvs_response_body_bytes_total",
+                &labels,
+                counts.body_bytes,
+            );
+        }
+    }
     let name = "tcpvs_request_duration_seconds";
     page.family(
         name,
@@ -240,9 +255,9 @@ mod tests {
         let table = table();
         let server = Some(ServerAddr("127.0.0.1:9001".parse().unwrap()));
         let workers = [Arc::<WorkerCounters>::default(), Arc::default()];
-        workers[0].count_exchange("web", server, Some(200), Duration::from_millis(2));
-        workers[1].count_exchange("web", server, Some(200), Duration::from_millis(200));
-        workers[1].count_exchange("web", None, Some(503), Duration::ZERO);
+        workers[0].count_exchange("web", server, Some(200), Duration::from_millis(2), 10);
+        workers[1].count_exchange("web", server, Some(200), Duration::from_millis(200), 20);
+        workers[1].count_exchange("web", None, Some(503), Duration::ZERO, 0);
         workers[1].accepted.fetch_add(2, Ordering::Relaxed);
         let page = render(&table, &workers);
         let has = |line: &str| assert!(page.lines().any(|l| l == line), "{line}\n{page}");
@@ -262,6 +277,7 @@ mod tests {
             r#"tcpvs_request_duration_seconds_bucket{service="web",server="127.0.0.1:9001",le="+Inf"} 2"#,
         );
         has(r#"tcpvs_request_duration_seconds_count{service="web",server="127.0.0.1:9001"} 2"#);
+        has(r#"tcpvs_response_body_bytes_total{service="web",server="127.0.0.1:9001"} 30"#);
         has(r#"tcpvs_server_weight{service="web",server="127.0.0.1:9001"} 3"#);
         has(r#"tcpvs_server_up{service="web",server="127.0.0.1:9001"} 1"#);
         has(r#"tcpvs_worker_connections_accepted_total{worker="1"} 2"#);

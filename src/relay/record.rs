@@ -135,6 +135,7 @@ impl<'a> Record<'a> {
             self.server,
             self.status,
             self.started.elapsed(),
+            self.body_bytes,
         );
         if settings.access_log {
             access_line::write(&self, settings.log_format);
