@@ -28,7 +28,7 @@ usage:
   tcpvsadm --del-rule -i ident -p pattern -r server-address
   tcpvsadm --add-default|--del-default -i ident -r server-address
   tcpvsadm -L|--list [-n] [-i ident] [--stats]
-  tcpvsadm -F|--flush
+  tcpvsadm -F|-C|--flush|--clear
   tcpvsadm -f|--load config-file     (TOML configuration or saved commands; replaces the table)
   tcpvsadm -S|--save                 (print the table as tcpvsadm commands)
   tcpvsadm -R|--restore              (apply saved commands from standard input)
@@ -158,7 +158,8 @@ fn op_of(name: &str) -> Option<Op> {
         "add-default" => Op::AddDefault,
         "del-default" | "delete-default" => Op::DelDefault,
         "L" | "list" => Op::List,
-        "F" | "flush" => Op::Flush,
+        // ipvsadm clears its table with -C.
+        "F" | "C" | "flush" | "clear" => Op::Flush,
         "S" | "save" => Op::Save,
         "R" | "restore" => Op::Restore,
         "Z" | "zero" => Op::Zero,
@@ -170,13 +171,39 @@ fn op_of(name: &str) -> Option<Op> {
     })
 }
 
+/// Short options that take no value: the commands, and `-n`.
+fn is_switch(short: char) -> bool {
+    op_of(&short.to_string()).is_some() || short == 'n'
+}
+
+/// `-Ln` as `-L -n`, as ipvsadm reads it: a word of switches only is split
+/// into one option each. Anything else (`-l127.0.0.1`, a value glued to its
+/// option) is left whole.
+fn split_switches(arg: String) -> Vec<String> {
+    match arg.strip_prefix('-') {
+        Some(shorts)
+            if shorts.chars().count() > 1
+                && !shorts.starts_with('-')
+                && shorts.chars().all(is_switch) =>
+        {
+            shorts.chars().map(|c| format!("-{c}")).collect()
+        }
+        _ => vec![arg],
+    }
+}
+
 /// Parses tcpvsadm's arguments (without the program name).
 pub fn parse<I, S>(args: I) -> Result<Invocation, UsageError>
 where
     I: IntoIterator<Item = S>,
     S: Into<String>,
 {
-    let mut args = args.into_iter().map(Into::into);
+    let mut args = args
+        .into_iter()
+        .map(Into::into)
+        .flat_map(split_switches)
+        .collect::<Vec<String>>()
+        .into_iter();
     let mut op: Option<Op> = None;
     let mut load: Option<PathBuf> = None;
     let mut values: BTreeMap<&'static str, String> = BTreeMap::new();
@@ -642,6 +669,31 @@ mod tests {
                 match_group: None,
             })
         );
+    }
+
+    #[test]
+    fn switches_combine_as_ipvsadm_reads_them() {
+        let list = |line: &str| parse(split_words(line).unwrap()).unwrap().command;
+        let listing = Command::List {
+            ident: None,
+            stats: false,
+        };
+        assert_eq!(list("-Ln"), listing);
+        assert_eq!(list("-nL"), listing);
+        assert_eq!(list("-L -n"), listing);
+        assert_eq!(verb("-C"), Verb::Flush);
+        assert_eq!(verb("--clear"), Verb::Flush);
+        // A value glued to its option is not a bundle of switches.
+        assert_eq!(
+            verb("-A -i web -l127.0.0.1 -P 81"),
+            verb("-A -i web -l 127.0.0.1 -P 81")
+        );
+        assert!(
+            error("-LF").contains("only one command"),
+            "{}",
+            error("-LF")
+        );
+        assert!(error("-Lx").contains("-L"), "{}", error("-Lx"));
     }
 
     #[test]
