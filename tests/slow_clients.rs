@@ -9,86 +9,24 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::daemon::Daemon;
 use common::*;
 
-/// A real server that counts the connections open on it (the most at once,
-/// too), reads each request with its Content-Length body and answers with
-/// `body_bytes` bytes, keeping the connection.
-struct CountingServer {
-    addr: SocketAddr,
-    open: Arc<AtomicUsize>,
-    most_open: Arc<AtomicUsize>,
-}
-
-impl CountingServer {
-    fn start(body_bytes: usize) -> CountingServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let open = Arc::new(AtomicUsize::new(0));
-        let most_open = Arc::new(AtomicUsize::new(0));
-        let (count, most) = (open.clone(), most_open.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let now = count.fetch_add(1, Ordering::SeqCst) + 1;
-                most.fetch_max(now, Ordering::SeqCst);
-                let count = count.clone();
-                std::thread::spawn(move || {
-                    let _ = answer_requests(stream, body_bytes);
-                    count.fetch_sub(1, Ordering::SeqCst);
-                });
-            }
-        });
-        CountingServer {
-            addr,
-            open,
-            most_open,
-        }
-    }
-
-    fn most_open(&self) -> usize {
-        self.most_open.load(Ordering::SeqCst)
-    }
-
-    fn open(&self) -> usize {
-        self.open.load(Ordering::SeqCst)
-    }
-}
-
-fn answer_requests(stream: TcpStream, body_bytes: usize) -> std::io::Result<()> {
-    let mut writer = stream.try_clone()?;
-    let mut reader = BufReader::new(stream);
-    // Head and body in one write: two would wait out the proxy's delayed
-    // ACK (Nagle), 40 ms that are the test's, not the proxy's.
+/// A real server answering every request with `body_bytes` bytes, in one
+/// write (two would wait out the proxy's delayed ACK: 40 ms that are the
+/// test's, not the proxy's).
+fn server(body_bytes: usize) -> TestServer {
     let mut answer =
         format!("HTTP/1.1 200 OK\r\nContent-Length: {body_bytes}\r\n\r\n").into_bytes();
     answer.resize(answer.len() + body_bytes, b'x');
-    loop {
-        let mut length = 0usize;
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if reader.read_line(&mut line)? == 0 {
-                return Ok(());
-            }
-            if line == "\r\n" {
-                break;
-            }
-            let lower = line.to_ascii_lowercase();
-            if let Some(value) = lower.strip_prefix("content-length:") {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-        std::io::copy(&mut (&mut reader).take(length as u64), &mut std::io::sink())?;
-        writer.write_all(&answer)?;
-    }
+    TestServer::start(move |_| Reply::Send(answer.clone()))
 }
 
 /// A normal client: a fresh connection and one GET every 20 ms until
@@ -201,7 +139,7 @@ fn slowloris_heads_are_cut_and_normal_clients_served() {
     if !require_tool("slowhttptest") {
         return;
     }
-    let server = CountingServer::start(64);
+    let server = server(64);
     let daemon = daemon_for("slowloris", server.addr, "head = \"3s\"");
     let web = daemon.bound("web");
     let prober = Prober::start(web);
@@ -228,9 +166,9 @@ fn slowloris_heads_are_cut_and_normal_clients_served() {
     assert!(cut >= 900, "{cut} slowloris heads cut with 408\n{output}");
     // Slow heads never reach a server.
     assert!(
-        server.most_open() <= 4,
+        server.most_open_connections() <= 4,
         "server held {}",
-        server.most_open()
+        server.most_open_connections()
     );
 }
 
@@ -239,7 +177,7 @@ fn slow_bodies_are_cut_at_their_deadline_and_hold_no_server() {
     if !require_tool("slowhttptest") {
         return;
     }
-    let server = CountingServer::start(64);
+    let server = server(64);
     let daemon = daemon_for("slow-body", server.addr, "body = \"3s\"");
     let web = daemon.bound("web");
     let prober = Prober::start(web);
@@ -254,7 +192,7 @@ fn slow_bodies_are_cut_at_their_deadline_and_hold_no_server() {
     let mut held = 0;
     let until = Instant::now() + Duration::from_secs(6);
     while Instant::now() < until {
-        held = held.max(server.open());
+        held = held.max(server.open_connections());
         std::thread::sleep(Duration::from_millis(50));
     }
     let output = finished(attack);
@@ -289,7 +227,7 @@ fn slow_readers_memory_comes_back_when_they_leave() {
         return;
     }
     const READERS: usize = 1000;
-    let server = CountingServer::start(1024 * 1024);
+    let server = server(1024 * 1024);
     let daemon = daemon_for("slow-read", server.addr, "client = \"60s\"");
     let web = daemon.bound("web");
     assert_eq!(probe(web).unwrap(), 200);
@@ -316,7 +254,7 @@ fn slow_readers_memory_comes_back_when_they_leave() {
     wait_for(
         Duration::from_secs(20),
         "readers gone from the server",
-        || server.open() <= 2,
+        || server.open_connections() <= 2,
     );
     std::thread::sleep(Duration::from_millis(500));
     let after = rss_kib(daemon.pid());

@@ -7,6 +7,7 @@
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -171,6 +172,8 @@ pub struct TestServer {
     /// a request whose body never came whole is here and not in `received`.
     pub heads: Arc<Mutex<Vec<String>>>,
     pub connections: Arc<Mutex<usize>>,
+    /// Connections open now, and the most ever open at once.
+    open: Arc<[AtomicUsize; 2]>,
 }
 
 impl TestServer {
@@ -184,12 +187,20 @@ impl TestServer {
         let heads = Arc::new(Mutex::new(Vec::new()));
         let connections = Arc::new(Mutex::new(0));
         let reply = Arc::new(reply);
+        let open: Arc<[AtomicUsize; 2]> = Arc::default();
         let (log, head_log, count) = (received.clone(), heads.clone(), connections.clone());
+        let opened = open.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 *count.lock().unwrap() += 1;
+                let now = opened[0].fetch_add(1, Ordering::SeqCst) + 1;
+                opened[1].fetch_max(now, Ordering::SeqCst);
                 let (log, head_log, reply) = (log.clone(), head_log.clone(), reply.clone());
-                std::thread::spawn(move || serve_scripted(stream, &*reply, &log, &head_log));
+                let opened = opened.clone();
+                std::thread::spawn(move || {
+                    serve_scripted(stream, &*reply, &log, &head_log);
+                    opened[0].fetch_sub(1, Ordering::SeqCst);
+                });
             }
         });
         TestServer {
@@ -197,7 +208,18 @@ impl TestServer {
             received,
             heads,
             connections,
+            open,
         }
+    }
+
+    /// Connections open on it now.
+    pub fn open_connections(&self) -> usize {
+        self.open[0].load(Ordering::SeqCst)
+    }
+
+    /// The most connections ever open on it at once.
+    pub fn most_open_connections(&self) -> usize {
+        self.open[1].load(Ordering::SeqCst)
     }
 
     /// A server that answers 200 with a body naming `name`.
