@@ -6,12 +6,12 @@
 //! exchange: uncontended but for the instant a scrape copies them out.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::table::ServerAddr;
+use crate::table::{ServerAddr, Table};
 
 /// Upper bounds of the request duration histogram, in seconds (Prometheus'
 /// default buckets: from a cached answer to a slow backend).
@@ -51,6 +51,18 @@ pub struct ExchangeCounts {
     /// Response body bytes sent to clients (as the access log's, nginx's
     /// `$body_bytes_sent`).
     pub body_bytes: u64,
+    /// Request bytes received from clients: heads and bodies (nginx's
+    /// `$request_length`).
+    pub request_bytes: u64,
+}
+
+/// What one finished exchange adds to the counts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Exchange {
+    pub status: Option<u16>,
+    pub took: Duration,
+    pub request_bytes: u64,
+    pub body_bytes: u64,
 }
 
 impl ExchangeCounts {
@@ -59,10 +71,11 @@ impl ExchangeCounts {
         self.by_class.iter().sum()
     }
 
-    fn count(&mut self, status: Option<u16>, took: Duration, body_bytes: u64) {
-        self.by_class[class_index(status)] += 1;
-        self.body_bytes += body_bytes;
-        let seconds = took.as_secs_f64();
+    fn count(&mut self, exchange: Exchange) {
+        self.by_class[class_index(exchange.status)] += 1;
+        self.body_bytes += exchange.body_bytes;
+        self.request_bytes += exchange.request_bytes;
+        let seconds = exchange.took.as_secs_f64();
         if let Some(bucket) = DURATION_BUCKETS.iter().position(|&le| seconds <= le) {
             self.by_duration[bucket] += 1;
         }
@@ -79,6 +92,7 @@ impl ExchangeCounts {
         }
         self.seconds += other.seconds;
         self.body_bytes += other.body_bytes;
+        self.request_bytes += other.request_bytes;
     }
 }
 
@@ -92,14 +106,7 @@ fn class_index(status: Option<u16>) -> usize {
 
 impl WorkerCounters {
     /// Counts one finished exchange of `service`.
-    pub fn count_exchange(
-        &self,
-        service: &str,
-        server: Option<ServerAddr>,
-        status: Option<u16>,
-        took: Duration,
-        body_bytes: u64,
-    ) {
+    pub fn count_exchange(&self, service: &str, server: Option<ServerAddr>, exchange: Exchange) {
         let mut exchanges = self
             .exchanges
             .lock()
@@ -109,10 +116,7 @@ impl WorkerCounters {
             Some(servers) => servers,
             None => exchanges.entry(service.to_string()).or_default(),
         };
-        servers
-            .entry(server)
-            .or_default()
-            .count(status, took, body_bytes);
+        servers.entry(server).or_default().count(exchange);
     }
 
     /// A copy of the exchange counts so far.
@@ -122,6 +126,30 @@ impl WorkerCounters {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
+}
+
+/// Exchange counts by service and server, all workers together.
+pub type Summed = BTreeMap<String, BTreeMap<Option<ServerAddr>, ExchangeCounts>>;
+
+/// The workers' `counters` summed; every server of `table` is there, counted
+/// or not, so that its series exist (at 0) from the first read.
+pub fn sum(table: &Table, counters: &[Arc<WorkerCounters>]) -> Summed {
+    let mut sum = Summed::new();
+    for service in &table.services {
+        let servers = sum.entry(service.ident.to_string()).or_default();
+        for server in &service.servers {
+            servers.entry(Some(server.addr)).or_default();
+        }
+    }
+    for worker in counters {
+        for (service, servers) in worker.exchanges() {
+            let into = sum.entry(service).or_default();
+            for (server, counts) in servers {
+                into.entry(server).or_default().add(&counts);
+            }
+        }
+    }
+    sum
 }
 
 thread_local! {
@@ -136,16 +164,10 @@ pub fn install(counters: Arc<WorkerCounters>) {
 }
 
 /// Counts a finished exchange into the counters of this thread's worker.
-pub fn count_exchange(
-    service: &str,
-    server: Option<ServerAddr>,
-    status: Option<u16>,
-    took: Duration,
-    body_bytes: u64,
-) {
+pub fn count_exchange(service: &str, server: Option<ServerAddr>, exchange: Exchange) {
     THIS_WORKER.with(|this| {
         if let Some(counters) = &*this.borrow() {
-            counters.count_exchange(service, server, status, took, body_bytes);
+            counters.count_exchange(service, server, exchange);
         }
     });
 }
@@ -154,13 +176,30 @@ pub fn count_exchange(
 mod tests {
     use super::*;
 
+    fn exchange(status: Option<u16>, took: Duration, body_bytes: u64) -> Exchange {
+        Exchange {
+            status,
+            took,
+            request_bytes: 0,
+            body_bytes,
+        }
+    }
+
     #[test]
     fn statuses_fall_in_their_class_and_durations_in_their_bucket() {
         let counters = WorkerCounters::default();
         let server = Some(ServerAddr("127.0.0.1:9001".parse().unwrap()));
-        counters.count_exchange("web", server, Some(200), Duration::from_millis(3), 100);
-        counters.count_exchange("web", server, Some(503), Duration::from_millis(30), 20);
-        counters.count_exchange("web", None, None, Duration::from_secs(60), 100);
+        counters.count_exchange(
+            "web",
+            server,
+            exchange(Some(200), Duration::from_millis(3), 100),
+        );
+        counters.count_exchange(
+            "web",
+            server,
+            exchange(Some(503), Duration::from_millis(30), 20),
+        );
+        counters.count_exchange("web", None, exchange(None, Duration::from_secs(60), 100));
         let exchanges = counters.exchanges();
         let by_server = &exchanges["web"];
         let served = &by_server[&server];
@@ -182,12 +221,12 @@ mod tests {
     #[test]
     fn nothing_is_counted_off_the_workers() {
         // No panic, no counters: a thread with none installed.
-        count_exchange("web", None, Some(200), Duration::ZERO, 0);
+        count_exchange("web", None, exchange(Some(200), Duration::ZERO, 0));
         let counters = Arc::new(WorkerCounters::default());
         std::thread::scope(|s| {
             s.spawn(|| {
                 install(counters.clone());
-                count_exchange("web", None, Some(404), Duration::ZERO, 0);
+                count_exchange("web", None, exchange(Some(404), Duration::ZERO, 0));
             });
         });
         assert_eq!(counters.exchanges()["web"][&None].by_class[3], 1);

@@ -2,11 +2,10 @@
 //! from the table's live server state and the sum of the workers' counters.
 //! Names follow Prometheus conventions (base units, `_total` for counters).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use super::counters::{ExchangeCounts, WorkerCounters, CODE_CLASSES, DURATION_BUCKETS};
+use super::counters::{sum, Summed, WorkerCounters, CODE_CLASSES, DURATION_BUCKETS};
 use crate::table::{ServerAddr, Table};
 use std::sync::atomic::Ordering;
 
@@ -16,35 +15,11 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// The page for the table `table` and the workers' `counters`.
 pub fn render(table: &Table, counters: &[Arc<WorkerCounters>]) -> String {
     let mut page = Page::default();
-    exchanges(&mut page, &summed(table, counters));
+    exchanges(&mut page, &sum(table, counters));
     servers(&mut page, table);
     services(&mut page, table);
     workers(&mut page, counters);
     page.text
-}
-
-/// Exchange counts by service and server, all workers together; every
-/// server of the table is there, counted or not, so that its series exist
-/// (at 0) from the first scrape.
-type Summed = BTreeMap<String, BTreeMap<Option<ServerAddr>, ExchangeCounts>>;
-
-fn summed(table: &Table, counters: &[Arc<WorkerCounters>]) -> Summed {
-    let mut sum = Summed::new();
-    for service in &table.services {
-        let servers = sum.entry(service.ident.to_string()).or_default();
-        for server in &service.servers {
-            servers.entry(Some(server.addr)).or_default();
-        }
-    }
-    for worker in counters {
-        for (service, servers) in worker.exchanges() {
-            let into = sum.entry(service).or_default();
-            for (server, counts) in servers {
-                into.entry(server).or_default().add(&counts);
-            }
-        }
-    }
-    sum
 }
 
 fn exchanges(page: &mut Page, sum: &Summed) {
@@ -232,6 +207,7 @@ impl Page {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::admin::counters::Exchange;
     use std::time::Duration;
     use tcpvs_command::config;
 
@@ -255,9 +231,36 @@ mod tests {
         let table = table();
         let server = Some(ServerAddr("127.0.0.1:9001".parse().unwrap()));
         let workers = [Arc::<WorkerCounters>::default(), Arc::default()];
-        workers[0].count_exchange("web", server, Some(200), Duration::from_millis(2), 10);
-        workers[1].count_exchange("web", server, Some(200), Duration::from_millis(200), 20);
-        workers[1].count_exchange("web", None, Some(503), Duration::ZERO, 0);
+        workers[0].count_exchange(
+            "web",
+            server,
+            Exchange {
+                status: Some(200),
+                took: Duration::from_millis(2),
+                request_bytes: 0,
+                body_bytes: 10,
+            },
+        );
+        workers[1].count_exchange(
+            "web",
+            server,
+            Exchange {
+                status: Some(200),
+                took: Duration::from_millis(200),
+                request_bytes: 0,
+                body_bytes: 20,
+            },
+        );
+        workers[1].count_exchange(
+            "web",
+            None,
+            Exchange {
+                status: Some(503),
+                took: Duration::ZERO,
+                request_bytes: 0,
+                body_bytes: 0,
+            },
+        );
         workers[1].accepted.fetch_add(2, Ordering::Relaxed);
         let page = render(&table, &workers);
         let has = |line: &str| assert!(page.lines().any(|l| l == line), "{line}\n{page}");

@@ -50,6 +50,7 @@ pub async fn serve(ctx: Rc<Context>, client: Conn, service: ServiceId) {
         buf: BytesMut::with_capacity(IDLE_BUFFER),
         head_began: None,
         partial_head: Vec::new(),
+        head_len: 0,
     };
     let mut head_started = Some(Instant::now());
     loop {
@@ -156,6 +157,8 @@ struct Session {
     /// read: a read that times out keeps its buffer, and the 408's access
     /// line should still say what the client was sending.
     partial_head: Vec<u8>,
+    /// The length of the last head read, for the request bytes counted.
+    head_len: usize,
 }
 
 impl Session {
@@ -201,6 +204,7 @@ impl Session {
                 match parse_request_with(&self.buf, &limits, slashes(settings)) {
                     Ok(Some((head, len))) => {
                         self.buf.advance(len);
+                        self.head_len = len;
                         return Ok(Some(self.ctx.memory.box_head(head)));
                     }
                     // The parser enforces the limit; this only guards the buffer.
@@ -279,6 +283,8 @@ impl Session {
             return self.respond_error(&error, Flow::Linger, settings).await;
         };
         let mut record = Record::of_request(self.peer, service.ident.as_str(), head);
+        // The head; the body's bytes are not counted yet.
+        record.received(self.head_len as u64);
         if let Some(error) = over_rate(&service, self.peer) {
             record.answered(error.status());
             record.ended(Termination::of(&error));

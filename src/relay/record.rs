@@ -35,6 +35,8 @@ pub(super) struct Record<'a> {
     /// Bytes of the response body written to the client (its head not
     /// counted; chunk framing counted, as nginx's `$body_bytes_sent`).
     pub(super) body_bytes: u64,
+    /// Bytes of the request (head and body) received from the client.
+    pub(super) request_bytes: u64,
 }
 
 impl<'a> Record<'a> {
@@ -63,6 +65,7 @@ impl<'a> Record<'a> {
             status: None,
             termination: None,
             body_bytes: 0,
+            request_bytes: 0,
         }
     }
 
@@ -121,6 +124,11 @@ impl<'a> Record<'a> {
         self.body_bytes = bytes;
     }
 
+    /// `bytes` of the request (head and body) were received from the client.
+    pub fn received(&mut self, bytes: u64) {
+        self.request_bytes = bytes;
+    }
+
     /// The exchange ended before it completed, as `termination` says.
     pub fn ended(&mut self, termination: Termination) {
         self.termination = Some(termination);
@@ -130,13 +138,13 @@ impl<'a> Record<'a> {
     /// (off, nothing is formatted).
     pub fn finish(self, settings: &Settings) {
         // Metrics (issue 18): counted into this worker's own counters.
-        crate::admin::counters::count_exchange(
-            self.service,
-            self.server,
-            self.status,
-            self.started.elapsed(),
-            self.body_bytes,
-        );
+        let exchange = crate::admin::counters::Exchange {
+            status: self.status,
+            took: self.started.elapsed(),
+            request_bytes: self.request_bytes,
+            body_bytes: self.body_bytes,
+        };
+        crate::admin::counters::count_exchange(self.service, self.server, exchange);
         if settings.access_log {
             access_line::write(&self, settings.log_format);
         }
