@@ -1,0 +1,280 @@
+//! Several directors (examples/two-directors/): two tcpvsd started from one
+//! configuration file, the `chash` scheduler over three real servers, behind
+//! HAProxy in TCP mode (roundrobin, so consecutive connections alternate
+//! between the directors). Each target, asked several times on new
+//! connections, reaches both directors and always lands on the same real
+//! server: the directors agree without talking to each other.
+//!
+//! The files are the example's own, with its addresses swapped for loopback
+//! ones: the directors listen on port 0 (both from the same file; only the
+//! control socket and the access log, given on the command line, differ).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::daemon::{run_within, Daemon, Scratch, START_TIMEOUT};
+use common::{eventually, get, require_tool, TestServer};
+
+/// Distinct targets, and how many times each is asked (each time on a new
+/// connection, so HAProxy alternates directors within a target's requests).
+const TARGETS: usize = 40;
+const ROUNDS: usize = 4;
+
+/// The example's folder.
+fn example(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/two-directors")
+        .join(file)
+}
+
+/// `text` with its only `from` replaced by `to`: a change to the example
+/// that removes or repeats `from` fails here rather than going untested.
+fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(text.matches(from).count(), 1, "one {from:?} in\n{text}");
+    text.replacen(from, to, 1)
+}
+
+/// examples/two-directors/tcpvsd.toml on loopback: its three real servers
+/// are `servers`, and the service and admin listeners take ports of their
+/// own (port 0), so both directors can run it as it is on one machine.
+fn shared_config(servers: &[SocketAddr; 3]) -> String {
+    let mut config = std::fs::read_to_string(example("tcpvsd.toml")).unwrap();
+    config = replace_once(&config, "\"0.0.0.0:80\"", "\"127.0.0.1:0\"");
+    config = replace_once(&config, "\"0.0.0.0:9180\"", "\"127.0.0.1:0\"");
+    let example_servers = ["10.0.1.11:80", "10.0.1.12:80", "10.0.1.13:80"];
+    for (from, to) in example_servers.iter().zip(servers) {
+        config = replace_once(&config, &format!("\"{from}\""), &format!("\"{to}\""));
+    }
+    config
+}
+
+/// One director: tcpvsd with the shared file, its access lines as JSON in a
+/// file of its own.
+struct Director {
+    daemon: Daemon,
+    web: SocketAddr,
+    admin: SocketAddr,
+    access_log: PathBuf,
+}
+
+impl Director {
+    fn start(name: &str, config: &Path) -> Director {
+        let dir = Scratch::new(name);
+        let access_log = dir.path().join("access.log");
+        let args = [
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--access-log".as_ref(),
+            access_log.as_os_str(),
+            "--log-format".as_ref(),
+            "json".as_ref(),
+            "--workers".as_ref(),
+            "2".as_ref(),
+        ];
+        let mut daemon = Daemon::start_in(dir, &args);
+        let line = daemon.stdout_line("admin listener");
+        let admin = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("no admin address in {line:?}"));
+        let web = daemon.bound("web");
+        Director {
+            daemon,
+            web,
+            admin,
+            access_log,
+        }
+    }
+
+    /// (target, server) of each access line written so far.
+    fn served(&self) -> Vec<(String, String)> {
+        let text = std::fs::read_to_string(&self.access_log).unwrap_or_default();
+        text.lines()
+            .map(|line| {
+                let value: serde_json::Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("access line {line:?}: {e}"));
+                let field = |name: &str| value[name].as_str().unwrap_or("-").to_string();
+                (field("target"), field("server"))
+            })
+            .collect()
+    }
+}
+
+/// HAProxy in the foreground, killed by its pid when dropped.
+struct Haproxy {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The haproxy binary: Debian installs it in /usr/sbin, which a user's PATH
+/// may lack. `None` when it is missing outside CI (the test is then marked
+/// ignored by the build and reached only with `--ignored`).
+fn haproxy_binary() -> Option<PathBuf> {
+    let sbin = Path::new("/usr/sbin/haproxy");
+    if sbin.exists() {
+        return Some(sbin.to_path_buf());
+    }
+    require_tool("haproxy").then(|| PathBuf::from("haproxy"))
+}
+
+/// examples/two-directors/haproxy.cfg on loopback, in front of `directors`,
+/// each checked on its own admin port.
+fn haproxy_config(listen: SocketAddr, directors: &[Director; 2]) -> String {
+    let mut config = std::fs::read_to_string(example("haproxy.cfg")).unwrap();
+    config = replace_once(&config, "bind :80", &format!("bind {listen}"));
+    for (i, director) in directors.iter().enumerate() {
+        let example = ["10.0.0.21:80", "10.0.0.22:80"][i];
+        let (web, admin) = (director.web, director.admin.port());
+        config = replace_once(&config, example, &format!("{web} port {admin}"));
+    }
+    config
+}
+
+impl Haproxy {
+    fn start(binary: &Path, dir: &Scratch, directors: &[Director; 2]) -> Haproxy {
+        // An address no other test uses (they bind 127.0.0.1), so the port
+        // found free here stays free until HAProxy binds it.
+        let probe = TcpListener::bind("127.0.0.73:0").unwrap();
+        let addr = probe.local_addr().unwrap();
+        drop(probe);
+        let config = dir.write("haproxy.cfg", &haproxy_config(addr, directors));
+        let mut check = Command::new(binary);
+        check.arg("-c").arg("-f").arg(&config);
+        let check = run_within(check, START_TIMEOUT);
+        assert!(
+            check.status.success(),
+            "haproxy -c: {}",
+            String::from_utf8_lossy(&check.stdout)
+        );
+        let log = std::fs::File::create(dir.path().join("haproxy.log")).unwrap();
+        let child = Command::new(binary)
+            .arg("-db")
+            .arg("-f")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start haproxy");
+        let mut haproxy = Haproxy { child, addr };
+        let log = dir.path().join("haproxy.log");
+        let said = || std::fs::read_to_string(&log).unwrap_or_default();
+        let deadline = Instant::now() + START_TIMEOUT;
+        while TcpStream::connect(addr).is_err() {
+            let exited = haproxy.child.try_wait().ok().flatten();
+            assert!(
+                exited.is_none() && Instant::now() < deadline,
+                "haproxy not listening on {addr} ({exited:?}):\n{}",
+                said()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        haproxy
+    }
+}
+
+#[test]
+#[cfg_attr(
+    missing_haproxy,
+    ignore = "needs haproxy (apt install haproxy); .ci/run installs it"
+)]
+fn both_directors_send_each_target_to_the_same_server() {
+    let Some(binary) = haproxy_binary() else {
+        return;
+    };
+    let servers = [
+        TestServer::named("a"),
+        TestServer::named("b"),
+        TestServer::named("c"),
+    ];
+    let name_of: BTreeMap<String, &str> = servers
+        .iter()
+        .zip(["a", "b", "c"])
+        .map(|(server, name)| (server.addr.to_string(), name))
+        .collect();
+    let shared = Scratch::new("two-directors");
+    let config = shared.write(
+        "tcpvsd.toml",
+        &shared_config(&[servers[0].addr, servers[1].addr, servers[2].addr]),
+    );
+    let directors = [
+        Director::start("director1", &config),
+        Director::start("director2", &config),
+    ];
+    let haproxy = Haproxy::start(&binary, &shared, &directors);
+
+    // The real server that answered each target, as the client saw it.
+    let mut answered: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for target in (0..TARGETS).map(|i| format!("/objects/{i}.jpg")) {
+        for _ in 0..ROUNDS {
+            let response = get(haproxy.addr, &target);
+            assert_eq!(response.status, 200, "{target}: {response:?}");
+            answered
+                .entry(target.clone())
+                .or_default()
+                .insert(response.text());
+        }
+    }
+    for (target, names) in &answered {
+        assert_eq!(names.len(), 1, "{target} was served by {names:?}");
+    }
+
+    // What each director did, from its access log (written off the workers:
+    // wait for every line).
+    let total = || directors.iter().map(|d| d.served().len()).sum::<usize>();
+    let all_logged = eventually(Duration::from_secs(10), || total() >= TARGETS * ROUNDS);
+    assert!(
+        all_logged,
+        "{} access lines of {}",
+        total(),
+        TARGETS * ROUNDS
+    );
+    let mut seen: BTreeMap<String, BTreeMap<usize, BTreeSet<&str>>> = BTreeMap::new();
+    let logs: Vec<_> = directors.iter().map(Director::served).collect();
+    for (i, lines) in logs.iter().enumerate() {
+        assert!(!lines.is_empty(), "director {} served nothing", i + 1);
+        for (target, server) in lines {
+            let name = name_of.get(server).copied().unwrap_or("none");
+            let servers = seen.entry(target.clone()).or_default().entry(i);
+            servers.or_default().insert(name);
+        }
+    }
+    for (target, by_director) in &seen {
+        assert_eq!(
+            by_director.len(),
+            2,
+            "{target} reached only director(s) {:?}: HAProxy should alternate",
+            by_director.keys().map(|i| i + 1).collect::<Vec<_>>()
+        );
+        let servers: BTreeSet<&str> = by_director.values().flatten().copied().collect();
+        assert_eq!(
+            servers.len(),
+            1,
+            "{target}: the directors chose {by_director:?}"
+        );
+        let answer = answered[target].first().unwrap();
+        assert!(
+            servers.contains(answer.as_str()),
+            "{target}: {answer} answered, logged {servers:?}"
+        );
+    }
+
+    // And the targets spread over the servers (40 targets all on one of
+    // three equal servers would mean the key is not hashed at all).
+    let used: BTreeSet<&String> = answered.values().flatten().collect();
+    assert_eq!(used.len(), 3, "targets all went to {used:?}");
+}
