@@ -51,6 +51,10 @@ const TOOLS: &[Tool] = &[
         present: || on_path("haproxy") || is_executable(Path::new("/usr/sbin/haproxy")),
     },
     Tool {
+        name: "keepalived",
+        present: || on_path("keepalived") || is_executable(Path::new("/usr/sbin/keepalived")),
+    },
+    Tool {
         name: "chromium",
         present: || on_path("chromium") || on_path("chromium-browser"),
     },

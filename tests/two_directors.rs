@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::daemon::{run_within, Daemon, Scratch, START_TIMEOUT};
-use common::{eventually, get, require_tool, TestServer};
+use common::daemon::{run_within, tcpvsd_exit, Daemon, Scratch, START_TIMEOUT};
+use common::{eventually, get, require_tool, wait_for, TestServer};
 
 /// Distinct targets, and how many times each is asked (each time on a new
 /// connection, so HAProxy alternates directors within a target's requests).
@@ -120,15 +120,15 @@ impl Drop for Haproxy {
     }
 }
 
-/// The haproxy binary: Debian installs it in /usr/sbin, which a user's PATH
-/// may lack. `None` when it is missing outside CI (the test is then marked
-/// ignored by the build and reached only with `--ignored`).
-fn haproxy_binary() -> Option<PathBuf> {
-    let sbin = Path::new("/usr/sbin/haproxy");
+/// The path of `program`, which Debian installs in /usr/sbin (a user's PATH
+/// may lack it). `None` when it is missing outside CI (the test is then
+/// marked ignored by the build and reached only with `--ignored`).
+fn sbin_program(program: &str) -> Option<PathBuf> {
+    let sbin = Path::new("/usr/sbin").join(program);
     if sbin.exists() {
-        return Some(sbin.to_path_buf());
+        return Some(sbin);
     }
-    require_tool("haproxy").then(|| PathBuf::from("haproxy"))
+    require_tool(program).then(|| PathBuf::from(program))
 }
 
 /// examples/two-directors/haproxy.cfg on loopback, in front of `directors`,
@@ -193,7 +193,7 @@ impl Haproxy {
     ignore = "needs haproxy (apt install haproxy); .ci/run installs it"
 )]
 fn both_directors_send_each_target_to_the_same_server() {
-    let Some(binary) = haproxy_binary() else {
+    let Some(binary) = sbin_program("haproxy") else {
         return;
     };
     let servers = [
@@ -277,4 +277,59 @@ fn both_directors_send_each_target_to_the_same_server() {
     // three equal servers would mean the key is not hashed at all).
     let used: BTreeSet<&String> = answered.values().flatten().collect();
     assert_eq!(used.len(), 3, "targets all went to {used:?}");
+
+    // A director stops (it stops listening at once): HAProxy passes its
+    // connections to the other one, and every target keeps its server.
+    let [stopping, staying] = directors;
+    let before = staying.served().len();
+    stopping.daemon.signal("TERM");
+    wait_for(START_TIMEOUT, "director 1 stops listening", || {
+        TcpStream::connect(stopping.web).is_err()
+    });
+    for (target, names) in &answered {
+        let response = get(haproxy.addr, target);
+        assert_eq!(response.status, 200, "{target} after a stop: {response:?}");
+        assert!(
+            names.contains(&response.text()),
+            "{target} moved after a stop"
+        );
+    }
+    let rest = || staying.served().len() - before;
+    let logged = eventually(Duration::from_secs(10), || rest() >= TARGETS);
+    assert!(logged, "director 2 logged {} of {TARGETS}", rest());
+}
+
+#[test]
+fn the_example_configuration_passes_tcpvsd_check() {
+    let output = tcpvsd_exit(&[
+        "--config".as_ref(),
+        example("tcpvsd.toml").as_os_str(),
+        "--check".as_ref(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+#[cfg_attr(
+    missing_keepalived,
+    ignore = "needs keepalived (apt install keepalived); .ci/run installs it"
+)]
+fn the_example_keepalived_conf_passes_its_config_test() {
+    let Some(binary) = sbin_program("keepalived") else {
+        return;
+    };
+    let mut check = Command::new(binary);
+    check
+        .arg("--config-test")
+        .arg("--use-file")
+        .arg(example("keepalived.conf"));
+    let output = run_within(check, START_TIMEOUT);
+    // It names unknown keywords and values it set by default on standard
+    // error, and exits non-zero only for some of them: both must be quiet.
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && said.trim().is_empty(), "{said}");
 }
