@@ -6,8 +6,9 @@
 //! server: the directors agree without talking to each other.
 //!
 //! The files are the example's own, with its addresses swapped for loopback
-//! ones: the directors listen on port 0 (both from the same file; only the
-//! control socket and the access log, given on the command line, differ).
+//! ones: the directors' service listens on port 0 (both from the same file);
+//! only the admin address, the control socket and the access log, given on
+//! the command line, differ.
 
 mod common;
 
@@ -40,8 +41,9 @@ fn replace_once(text: &str, from: &str, to: &str) -> String {
 }
 
 /// examples/two-directors/tcpvsd.toml on loopback: its three real servers
-/// are `servers`, and the service and admin listeners take ports of their
-/// own (port 0), so both directors can run it as it is on one machine.
+/// are `servers`, and the service listener takes a port of its own (port
+/// 0), so both directors can run the one file on one machine. (The admin
+/// address is given per director on the command line.)
 fn shared_config(servers: &[SocketAddr; 3]) -> String {
     let mut config = std::fs::read_to_string(example("tcpvsd.toml")).unwrap();
     config = replace_once(&config, "\"0.0.0.0:80\"", "\"127.0.0.1:0\"");
@@ -51,6 +53,15 @@ fn shared_config(servers: &[SocketAddr; 3]) -> String {
         config = replace_once(&config, &format!("\"{from}\""), &format!("\"{to}\""));
     }
     config
+}
+
+/// `N` distinct free ports on 127.0.0.73, for the listeners whose address
+/// must be known before they start (HAProxy's, the directors' admin). No
+/// other test binds that address, so the ports stay free until used.
+fn unused_addresses<const N: usize>() -> [SocketAddr; N] {
+    let held: [TcpListener; N] =
+        std::array::from_fn(|_| TcpListener::bind("127.0.0.73:0").unwrap());
+    held.map(|listener| listener.local_addr().unwrap())
 }
 
 /// One director: tcpvsd with the shared file, its access lines as JSON in a
@@ -63,12 +74,18 @@ struct Director {
 }
 
 impl Director {
-    fn start(name: &str, config: &Path) -> Director {
+    /// `tcpvsd --config CONFIG --admin ADMIN ...`: the one per-instance
+    /// setting an operator gives on the command line when two directors
+    /// share a machine (the harness adds the control socket).
+    fn start(name: &str, config: &Path, admin: SocketAddr) -> Director {
         let dir = Scratch::new(name);
         let access_log = dir.path().join("access.log");
+        let admin_flag = admin.to_string();
         let args = [
             "--config".as_ref(),
             config.as_os_str(),
+            "--admin".as_ref(),
+            admin_flag.as_ref(),
             "--access-log".as_ref(),
             access_log.as_os_str(),
             "--log-format".as_ref(),
@@ -76,14 +93,7 @@ impl Director {
             "--workers".as_ref(),
             "2".as_ref(),
         ];
-        let mut daemon = Daemon::start_in(dir, &args);
-        let line = daemon.stdout_line("admin listener");
-        let admin = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| panic!("no admin address in {line:?}"));
+        let daemon = Daemon::start_in(dir, &args);
         let web = daemon.bound("web");
         Director {
             daemon,
@@ -138,19 +148,15 @@ fn haproxy_config(listen: SocketAddr, directors: &[Director; 2]) -> String {
     config = replace_once(&config, "bind :80", &format!("bind {listen}"));
     for (i, director) in directors.iter().enumerate() {
         let example = ["10.0.0.21:80", "10.0.0.22:80"][i];
-        let (web, admin) = (director.web, director.admin.port());
-        config = replace_once(&config, example, &format!("{web} port {admin}"));
+        let (web, admin) = (director.web, director.admin);
+        let (ip, port) = (admin.ip(), admin.port());
+        config = replace_once(&config, example, &format!("{web} addr {ip} port {port}"));
     }
     config
 }
 
 impl Haproxy {
-    fn start(binary: &Path, dir: &Scratch, directors: &[Director; 2]) -> Haproxy {
-        // An address no other test uses (they bind 127.0.0.1), so the port
-        // found free here stays free until HAProxy binds it.
-        let probe = TcpListener::bind("127.0.0.73:0").unwrap();
-        let addr = probe.local_addr().unwrap();
-        drop(probe);
+    fn start(binary: &Path, dir: &Scratch, addr: SocketAddr, directors: &[Director; 2]) -> Haproxy {
         let config = dir.write("haproxy.cfg", &haproxy_config(addr, directors));
         let mut check = Command::new(binary);
         check.arg("-c").arg("-f").arg(&config);
@@ -211,11 +217,12 @@ fn both_directors_send_each_target_to_the_same_server() {
         "tcpvsd.toml",
         &shared_config(&[servers[0].addr, servers[1].addr, servers[2].addr]),
     );
+    let [front, admin1, admin2] = unused_addresses();
     let directors = [
-        Director::start("director1", &config),
-        Director::start("director2", &config),
+        Director::start("director1", &config, admin1),
+        Director::start("director2", &config, admin2),
     ];
-    let haproxy = Haproxy::start(&binary, &shared, &directors);
+    let haproxy = Haproxy::start(&binary, &shared, front, &directors);
 
     // The real server that answered each target, as the client saw it.
     let mut answered: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
