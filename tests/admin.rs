@@ -40,6 +40,10 @@ fn sample(page: &str, name_and_labels: &str) -> f64 {
 }
 
 #[test]
+#[cfg_attr(
+    missing_promtool,
+    ignore = "needs promtool (apt install prometheus); .ci/run installs it"
+)]
 fn metrics_count_every_request_and_pass_promtool() {
     const N: usize = 40;
     let backend = TestServer::named("a");

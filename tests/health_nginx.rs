@@ -240,6 +240,10 @@ fn from(answers: &[String], name: &str) -> usize {
 }
 
 #[test]
+#[cfg_attr(
+    missing_nginx,
+    ignore = "needs nginx (apt install nginx-light); .ci/run installs it"
+)]
 fn an_nginx_stopped_or_failing_its_health_page_leaves_and_comes_back() {
     if !(Path::new("/usr/sbin/nginx").exists() || require_tool("nginx")) {
         return;

@@ -18,6 +18,10 @@ use common::{Client, Reply, TestServer};
 /// server is not blamed (no failure counted, still up), the log says it
 /// once a second at most, and service resumes when the flood leaves.
 #[test]
+#[cfg_attr(
+    missing_prlimit,
+    ignore = "needs prlimit (apt install util-linux); .ci/run has it"
+)]
 fn a_descriptor_flood_leaves_room_for_server_connections() {
     if !common::require_tool("prlimit") {
         return;

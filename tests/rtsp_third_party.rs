@@ -229,6 +229,10 @@ fn ffmpeg(transport: &[&str], url: &str, seconds: u32) -> Command {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_ffmpeg, missing_gst_rtsp_server),
+    ignore = "needs ffmpeg, ffprobe and the GStreamer RTSP server (apt install ffmpeg python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good); .ci/run installs them"
+)]
 fn ffprobe_and_ffmpeg_reach_each_mount_on_its_own_origin() {
     if !tools_ready() {
         return;
@@ -294,6 +298,10 @@ fn ffprobe_and_ffmpeg_reach_each_mount_on_its_own_origin() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_ffmpeg, missing_gst_rtsp_server),
+    ignore = "needs ffmpeg, ffprobe and the GStreamer RTSP server (apt install ffmpeg python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good); .ci/run installs them"
+)]
 fn ffmpeg_offering_udp_first_falls_back_to_tcp_after_461() {
     if !tools_ready() {
         return;
@@ -340,6 +348,10 @@ fn ffmpeg_offering_udp_first_falls_back_to_tcp_after_461() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_ffmpeg, missing_gst_rtsp_server),
+    ignore = "needs ffmpeg, ffprobe and the GStreamer RTSP server (apt install ffmpeg python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good); .ci/run installs them"
+)]
 fn killing_the_origin_mid_stream_ends_the_client_and_its_session() {
     if !tools_ready() {
         return;
@@ -403,6 +415,10 @@ fn killing_the_origin_mid_stream_ends_the_client_and_its_session() {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_ffmpeg, missing_gst_rtsp_server),
+    ignore = "needs ffmpeg, ffprobe and the GStreamer RTSP server (apt install ffmpeg python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good); .ci/run installs them"
+)]
 fn a_rule_edited_while_a_client_waits_applies_to_its_first_request() {
     if !tools_ready() {
         return;

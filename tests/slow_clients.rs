@@ -135,6 +135,10 @@ fn report(what: &str, times: &[Duration], failed: usize) {
 }
 
 #[test]
+#[cfg_attr(
+    missing_slowhttptest,
+    ignore = "needs slowhttptest (apt install slowhttptest); .ci/run installs it"
+)]
 fn slowloris_heads_are_cut_and_normal_clients_served() {
     if !require_tool("slowhttptest") {
         return;
@@ -173,6 +177,10 @@ fn slowloris_heads_are_cut_and_normal_clients_served() {
 }
 
 #[test]
+#[cfg_attr(
+    missing_slowhttptest,
+    ignore = "needs slowhttptest (apt install slowhttptest); .ci/run installs it"
+)]
 fn slow_bodies_are_cut_at_their_deadline_and_hold_no_server() {
     if !require_tool("slowhttptest") {
         return;
@@ -222,6 +230,10 @@ fn rss_kib(pid: u32) -> usize {
 }
 
 #[test]
+#[cfg_attr(
+    missing_slowhttptest,
+    ignore = "needs slowhttptest (apt install slowhttptest); .ci/run installs it"
+)]
 fn slow_readers_memory_comes_back_when_they_leave() {
     if !require_tool("slowhttptest") {
         return;

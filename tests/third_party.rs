@@ -125,6 +125,10 @@ fn curl(args: &[&str]) -> (String, Vec<u8>) {
 }
 
 #[test]
+#[cfg_attr(
+    any(missing_nginx, missing_curl),
+    ignore = "needs nginx and curl (apt install nginx-light curl); .ci/run installs them"
+)]
 fn nginx_behind_tcpvsd_with_curl_in_front() {
     if !(Path::new("/usr/sbin/nginx").exists() || require_tool("nginx")) || !require_tool("curl") {
         return;

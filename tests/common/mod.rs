@@ -636,7 +636,10 @@ pub fn get(addr: SocketAddr, path: &str) -> Response {
 }
 
 /// Fails the test when CI is set and `tool` is missing; returns whether the
-/// tool is there (so a developer without it can still run the rest).
+/// tool is there. Without CI a test needing a missing tool is normally not
+/// run at all: build.rs (build/third_party_tools.rs) marks it ignored, with
+/// the reason, in the test summary; this is reached without the tool only
+/// when it is run with `--ignored`.
 pub fn require_tool(tool: &str) -> bool {
     let found = std::process::Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
