@@ -7,7 +7,7 @@
 //!
 //! The tools come from .ci/run (ffmpeg, python3-gi, gir1.2-gst-rtsp-server-1.0,
 //! gstreamer1.0-plugins-base/-good). Without them a test fails when `CI` is set
-//! and is skipped with a note otherwise.
+//! and shows as ignored, with the reason, otherwise (build/third_party_tools.rs).
 
 mod common;
 
