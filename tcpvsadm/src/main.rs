@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use tcpvs_command::{TableView, Verb, DEFAULT_SOCKET};
-use tcpvsadm::args::{self, Command, Invocation, UsageError, USAGE};
+use tcpvsadm::args::{self, Command, Invocation, Listing, Show, UsageError};
 use tcpvsadm::client::{Client, ClientError};
+use tcpvsadm::names::Names;
 use tcpvsadm::print;
 
 /// Why tcpvsadm failed, and so its exit status.
@@ -33,7 +34,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(message)) => {
-            eprintln!("tcpvsadm: {message}");
+            eprint!("{}", UsageError(message).rendered());
             ExitCode::from(2)
         }
         Err(Failure::Daemon(e)) => {
@@ -47,14 +48,24 @@ fn run() -> Result<(), Failure> {
     let Invocation { command, socket } = args::parse(std::env::args().skip(1))?;
     let socket = socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
     match command {
-        Command::Help => println!("{USAGE}"),
+        Command::Help(text) => print!("{text}"),
         Command::Version => println!("tcpvsadm {}", env!("CARGO_PKG_VERSION")),
         Command::Verb(verb) => {
             Client::connect(&socket)?.call(*verb)?;
         }
-        Command::List { ident, stats } => {
+        Command::List(Listing {
+            ident,
+            show,
+            numeric,
+        }) => {
             let view = list(&socket, ident)?;
-            print!("{}", print::listing(&view, stats));
+            if show == Show::Json {
+                let json = serde_json::to_string_pretty(&view)
+                    .map_err(|e| Failure::Daemon(ClientError::BadReply(e.to_string())))?;
+                println!("{json}");
+            } else {
+                print!("{}", print::listing(&view, show, &mut Names::new(numeric)));
+            }
         }
         Command::Save => print!("{}", print::saved(&list(&socket, None)?)),
         Command::Restore => {

@@ -1,120 +1,204 @@
-//! What tcpvsadm prints: the `-L` listing and the `-S` saved commands.
+//! What tcpvsadm prints: the `-L` listing (with `--stats` or `--rate`) and
+//! the `-S` saved commands.
 
 use std::fmt::Write;
 
+use tcpvs_command::view::{RateView, TrafficView};
 use tcpvs_command::{AdminState, HealthSpec, ServerView, ServiceView, TableView};
 
-use crate::args::quote;
+use crate::args::{quote, Show};
+use crate::grid::{Align, Grid};
+use crate::names::Names;
 
-/// `-L`: services with how they watch their servers, their real servers
-/// with weight (effective/configured when they differ), active requests,
-/// requests sent, health and last check, and the content rules; with
-/// `stats`, each server's failures and the log lines the daemon dropped.
-pub fn listing(view: &TableView, stats: bool) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
+/// The column of a server row's address, under its service.
+const SERVER: &str = "  -> ";
+
+/// `-L`: the table as `show` asks, addresses by `names`. The table shows
+/// services with how they watch their servers, their real servers with
+/// weight (effective/configured when they differ), active requests,
+/// requests sent, health and last check, and the content rules. `--stats`
+/// and `--rate` show each service's totals and its servers' numbers, as
+/// ipvsadm's do.
+pub fn listing(view: &TableView, show: Show, names: &mut Names) -> String {
+    let mut grid = Grid::default();
+    grid.free(format!(
         "tcpvs {} (table generation {})",
         env!("CARGO_PKG_VERSION"),
         view.generation
-    );
-    let _ = writeln!(
-        out,
-        "Ident            Listen                  Scheduler  Protocol  State"
-    );
-    let _ = write!(
-        out,
-        "  -> RealServer                  Weight  ActiveReq  Requests"
-    );
-    out.push_str(if stats { "  Failures" } else { "" });
-    out.push_str("  Health  LastCheck\n");
+    ));
+    match show {
+        Show::Stats | Show::Rate => numbers(&mut grid, view, show, names),
+        Show::Table | Show::Json => table(&mut grid, view, names),
+    }
+    if show == Show::Stats {
+        grid.free(format!("log lines dropped: {}", view.log_dropped));
+    }
+    grid.render()
+}
+
+/// The services and servers with their configuration and live state.
+fn table(grid: &mut Grid, view: &TableView, names: &mut Names) {
+    let services = grid.table(&[]);
+    let servers = grid.table(&[Align::Left, Align::Left, Align::Right, Align::Right]);
+    let header = ["Ident", "Listen", "Scheduler", "Protocol", "State"];
+    grid.row(services, header.map(String::from).to_vec());
+    let header = [
+        "RealServer",
+        "Weight",
+        "ActiveReq",
+        "Requests",
+        "Health",
+        "LastCheck",
+    ];
+    grid.row(servers, server_cells(header.map(String::from)));
     for service in &view.services {
-        let listen = match &service.bound {
-            Some(bound) if *bound != service.listen => format!("{} ({bound})", service.listen),
-            _ => service.listen.clone(),
-        };
-        let mut scheduler = service.scheduler.clone();
-        if !service.sched_opts.is_empty() {
-            let opts: Vec<String> = service
-                .sched_opts
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            scheduler = format!("{scheduler} {}", opts.join(","));
-        }
-        if let Some(seconds) = service.persistent {
-            scheduler = format!("{scheduler} persistent {seconds}s");
-        }
         let state = if service.enabled {
             "started"
         } else {
             "stopped"
         };
-        let _ = writeln!(
-            out,
-            "{:<16} {:<23} {:<10} {:<9} {state}",
-            service.ident, listen, scheduler, service.protocol
+        grid.row(
+            services,
+            vec![
+                service.ident.clone(),
+                listen(service, names),
+                scheduler(service),
+                service.protocol.clone(),
+                state.to_string(),
+            ],
         );
         if let Some(sessions) = service.sessions {
-            let _ = writeln!(out, "  sessions {sessions}");
+            grid.free(format!("  sessions {sessions}"));
         }
         if let Some(size) = &service.max_body {
-            let _ = writeln!(out, "  max-body {size}");
+            grid.free(format!("  max-body {size}"));
         }
-        let _ = writeln!(out, "  {}", health_summary(service));
+        grid.free(format!("  {}", health_summary(service)));
         if let Some(limits) = limits_summary(service) {
-            let _ = writeln!(out, "  limits: {limits}");
+            grid.free(format!("  limits: {limits}"));
         }
         for server in &service.servers {
-            let _ = write!(
-                out,
-                "  -> {:<26} {:<7} {:<10} {:<9}",
-                server.address,
-                weight(server),
-                server.active,
-                server.requests
-            );
-            if stats {
-                let _ = write!(out, " {:<9}", server.failures);
-            }
-            let _ = write!(
-                out,
-                " {:<7} {}",
-                health(server),
-                server.last_check.as_deref().unwrap_or("")
-            );
+            let mut last = server.last_check.clone().unwrap_or_default();
             if server.max_conns != 0 {
-                let _ = write!(out, " max-conns {}", server.max_conns);
+                last = format!("{last} max-conns {}", server.max_conns);
             }
-            out.truncate(out.trim_end().len());
-            out.push('\n');
+            grid.row(
+                servers,
+                server_cells([
+                    server_address(server, names),
+                    weight(server),
+                    server.active.to_string(),
+                    server.requests.to_string(),
+                    health(server),
+                    last.trim_start().to_string(),
+                ]),
+            );
         }
         for rule in &service.rules {
             let group = rule
                 .match_group
                 .map(|g| format!(" (hash of group {g})"))
                 .unwrap_or_default();
-            let _ = writeln!(
-                out,
+            let servers: Vec<String> = rule
+                .servers
+                .iter()
+                .map(|s| names.address(s, None))
+                .collect();
+            grid.free(format!(
                 "  rule {} -> {}{group}",
                 rule.pattern,
-                rule.servers.join(" ")
-            );
+                servers.join(" ")
+            ));
         }
         match &service.default {
             Some(set) => {
-                let _ = writeln!(out, "  default -> {}", set.join(" "));
+                let set: Vec<String> = set.iter().map(|s| names.address(s, None)).collect();
+                grid.free(format!("  default -> {}", set.join(" ")));
             }
-            None if !service.rules.is_empty() => {
-                let _ = writeln!(out, "  default -> every server");
-            }
+            None if !service.rules.is_empty() => grid.free("  default -> every server"),
             None => {}
         }
     }
-    if stats {
-        let _ = writeln!(out, "log lines dropped: {}", view.log_dropped);
+}
+
+/// `--stats` or `--rate`: a row of numbers per service (its totals) and per
+/// server, in one table so the numbers line up.
+fn numbers(grid: &mut Grid, view: &TableView, show: Show, names: &mut Names) {
+    let (header, cells): (&[&str], fn(&TrafficView, &RateView) -> Vec<u64>) = match show {
+        Show::Rate => (&["Req/s", "InBytes/s", "OutBytes/s", "Err/s"], |_, rate| {
+            vec![rate.requests, rate.in_bytes, rate.out_bytes, rate.errors]
+        }),
+        _ => (
+            &[
+                "Requests", "1xx", "2xx", "3xx", "4xx", "5xx", "None", "InBytes", "OutBytes",
+                "Failures",
+            ],
+            |stats, _| {
+                let mut row = vec![stats.requests];
+                row.extend(stats.responses.by_class());
+                row.extend([stats.in_bytes, stats.out_bytes, stats.failures]);
+                row
+            },
+        ),
+    };
+    let mut aligns = vec![Align::Left];
+    aligns.extend(header.iter().map(|_| Align::Right));
+    let rows = grid.table(&aligns);
+    let row = |first: String, numbers: Vec<u64>| {
+        let mut cells = vec![first];
+        cells.extend(numbers.iter().map(u64::to_string));
+        cells
+    };
+    let mut head = vec!["Ident Listen".to_string()];
+    head.extend(header.iter().map(|h| h.to_string()));
+    grid.row(rows, head);
+    grid.row(rows, vec![format!("{SERVER}RealServer")]);
+    for service in &view.services {
+        let first = format!("{} {}", service.ident, listen(service, names));
+        grid.row(rows, row(first, cells(&service.stats, &service.rate)));
+        for server in &service.servers {
+            let first = format!("{SERVER}{}", server_address(server, names));
+            grid.row(rows, row(first, cells(&server.stats, &server.rate)));
+        }
     }
-    out
+}
+
+/// A server row: the address under its service's, then the rest.
+fn server_cells<const N: usize>(mut cells: [String; N]) -> Vec<String> {
+    cells[0] = format!("{SERVER}{}", cells[0]);
+    cells.to_vec()
+}
+
+fn server_address(server: &ServerView, names: &mut Names) -> String {
+    names.address(&server.address, server.host.as_deref())
+}
+
+/// Where the service listens, with where it is bound when that differs.
+fn listen(service: &ServiceView, names: &mut Names) -> String {
+    let listen = names.address(&service.listen, None);
+    match &service.bound {
+        Some(bound) if *bound != service.listen => {
+            format!("{listen} ({})", names.address(bound, None))
+        }
+        _ => listen,
+    }
+}
+
+/// The scheduler with its options and persistence.
+fn scheduler(service: &ServiceView) -> String {
+    let mut scheduler = service.scheduler.clone();
+    if !service.sched_opts.is_empty() {
+        let opts: Vec<String> = service
+            .sched_opts
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        scheduler = format!("{scheduler} {}", opts.join(","));
+    }
+    if let Some(seconds) = service.persistent {
+        scheduler = format!("{scheduler} persistent {seconds}s");
+    }
+    scheduler
 }
 
 /// A service's check, agent, passive counting, slow start and retries, as
@@ -352,10 +436,15 @@ type = "rtsp"
         let saved = saved(&view);
         assert!(saved.contains(" --max-body 10m"), "{saved}");
         assert_eq!(replayed(&saved).services, table.services, "{saved}");
-        let listed = listing(&view, false);
+        let listed = listing(&view, Show::Table, &mut Names::new(true));
         assert!(listed.contains("\n  max-body 10m\n"), "{listed}");
         // Not shown when unlimited.
-        assert!(!listing(&TableView::of(1, &health_table().services), false).contains("max-body"));
+        assert!(!listing(
+            &TableView::of(1, &health_table().services),
+            Show::Table,
+            &mut Names::new(true)
+        )
+        .contains("max-body"));
     }
 
     #[test]
@@ -366,7 +455,7 @@ type = "rtsp"
         web.retried = 7;
         web.servers[0].health = "down".into();
         web.servers[0].last_check = Some("L4TOUT".into());
-        let listing = listing(&view, false);
+        let listing = listing(&view, Show::Table, &mut Names::new(true));
         let lines: Vec<&str> = listing.lines().collect();
         assert_eq!(
             lines[4],
@@ -411,9 +500,11 @@ type = "rtsp"
         let mut view = TableView::of(1, &health_table().services);
         view.log_dropped = 42;
         assert_eq!(
-            listing(&view, true).lines().last(),
+            listing(&view, Show::Stats, &mut Names::new(true))
+                .lines()
+                .last(),
             Some("log lines dropped: 42")
         );
-        assert!(!listing(&view, false).contains("log lines dropped"));
+        assert!(!listing(&view, Show::Table, &mut Names::new(true)).contains("log lines dropped"));
     }
 }
