@@ -14,7 +14,11 @@ use tcpvsadm::print;
 
 /// Why tcpvsadm failed, and so its exit status.
 enum Failure {
+    /// The command line: clap's message and usage, exit 2.
     Usage(String),
+    /// A file or standard input (`-f`, `-R`): where and why, exit 2.
+    Input(String),
+    /// tcpvsd refused or could not be reached: exit 1.
     Daemon(ClientError),
 }
 
@@ -35,6 +39,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(message)) => {
             eprint!("{}", UsageError(message).rendered());
+            ExitCode::from(2)
+        }
+        Err(Failure::Input(message)) => {
+            eprintln!("tcpvsadm: {message}");
             ExitCode::from(2)
         }
         Err(Failure::Daemon(e)) => {
@@ -72,7 +80,7 @@ fn run() -> Result<(), Failure> {
             let mut text = String::new();
             std::io::stdin()
                 .read_to_string(&mut text)
-                .map_err(|e| Failure::Usage(format!("reading standard input: {e}")))?;
+                .map_err(|e| Failure::Input(format!("reading standard input: {e}")))?;
             let verbs = saved_verbs(&text, "standard input")?;
             Client::connect(&socket)?.call(Verb::Batch { verbs })?;
         }
@@ -98,7 +106,7 @@ fn saved_verbs(text: &str, source: &str) -> Result<Vec<Verb>, Failure> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let at = |e: UsageError| Failure::Usage(format!("{source}, line {}: {}", number + 1, e.0));
+        let at = |e: UsageError| Failure::Input(format!("{source}, line {}: {}", number + 1, e.0));
         let words = args::split_words(line).map_err(at)?;
         match args::parse(words).map_err(at)?.command {
             Command::Verb(verb) if verb.edits() => verbs.push(*verb),
@@ -107,7 +115,7 @@ fn saved_verbs(text: &str, source: &str) -> Result<Vec<Verb>, Failure> {
                     "{source}, line {}: only table edits can be restored",
                     number + 1
                 );
-                return Err(Failure::Usage(message));
+                return Err(Failure::Input(message));
             }
         }
     }
@@ -121,7 +129,7 @@ fn saved_verbs(text: &str, source: &str) -> Result<Vec<Verb>, Failure> {
 /// line before any daemon sees it.
 fn file_verb(path: &Path) -> Result<Verb, Failure> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
+        .map_err(|e| Failure::Input(format!("{}: {e}", path.display())))?;
     let looks_like_commands = text
         .lines()
         .map(str::trim)
@@ -136,6 +144,6 @@ fn file_verb(path: &Path) -> Result<Verb, Failure> {
     let load = Verb::Load { source, text };
     // The same check tcpvsd makes: every line read, every value validated.
     load.apply(&mut tcpvs_command::TableSpec::default())
-        .map_err(|e| Failure::Usage(e.to_string()))?;
+        .map_err(|e| Failure::Input(e.to_string()))?;
     Ok(load)
 }
