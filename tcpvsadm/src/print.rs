@@ -124,22 +124,9 @@ fn table(grid: &mut Grid, view: &TableView, names: &mut Names) {
 /// `--stats` or `--rate`: a row of numbers per service (its totals) and per
 /// server, in one table so the numbers line up.
 fn numbers(grid: &mut Grid, view: &TableView, show: Show, names: &mut Names) {
-    let (header, cells): (&[&str], fn(&TrafficView, &RateView) -> Vec<u64>) = match show {
-        Show::Rate => (&["Req/s", "InBytes/s", "OutBytes/s", "Err/s"], |_, rate| {
-            vec![rate.requests, rate.in_bytes, rate.out_bytes, rate.errors]
-        }),
-        _ => (
-            &[
-                "Requests", "1xx", "2xx", "3xx", "4xx", "5xx", "None", "InBytes", "OutBytes",
-                "Failures",
-            ],
-            |stats, _| {
-                let mut row = vec![stats.requests];
-                row.extend(stats.responses.by_class());
-                row.extend([stats.in_bytes, stats.out_bytes, stats.failures]);
-                row
-            },
-        ),
+    let header: &[&str] = match show {
+        Show::Rate => &RATE_HEADER,
+        _ => &STATS_HEADER,
     };
     let mut aligns = vec![Align::Left];
     aligns.extend(header.iter().map(|_| Align::Right));
@@ -155,10 +142,37 @@ fn numbers(grid: &mut Grid, view: &TableView, show: Show, names: &mut Names) {
     grid.row(rows, vec![format!("{SERVER}RealServer")]);
     for service in &view.services {
         let first = format!("{} {}", service.ident, listen(service, names));
-        grid.row(rows, row(first, cells(&service.stats, &service.rate)));
+        grid.row(
+            rows,
+            row(first, numbers_of(show, &service.stats, &service.rate)),
+        );
         for server in &service.servers {
             let first = format!("{SERVER}{}", server_address(server, names));
-            grid.row(rows, row(first, cells(&server.stats, &server.rate)));
+            grid.row(
+                rows,
+                row(first, numbers_of(show, &server.stats, &server.rate)),
+            );
+        }
+    }
+}
+
+/// `--stats`' columns, as ipvsadm's: totals since start or `-Z`.
+const STATS_HEADER: [&str; 10] = [
+    "Requests", "1xx", "2xx", "3xx", "4xx", "5xx", "None", "InBytes", "OutBytes", "Failures",
+];
+
+/// `--rate`'s columns: per second over the daemon's last interval.
+const RATE_HEADER: [&str; 4] = ["Req/s", "InBytes/s", "OutBytes/s", "Err/s"];
+
+/// The numbers under [`STATS_HEADER`] or [`RATE_HEADER`].
+fn numbers_of(show: Show, stats: &TrafficView, rate: &RateView) -> Vec<u64> {
+    match show {
+        Show::Rate => vec![rate.requests, rate.in_bytes, rate.out_bytes, rate.errors],
+        _ => {
+            let mut row = vec![stats.requests];
+            row.extend(stats.responses.by_class());
+            row.extend([stats.in_bytes, stats.out_bytes, stats.failures]);
+            row
         }
     }
 }
@@ -346,6 +360,7 @@ fn save_service(service: &ServiceView, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use tcpvs_command::config;
+    use tcpvs_command::view::Responses;
     use tcpvs_command::TableSpec;
 
     use super::*;
@@ -506,5 +521,112 @@ type = "rtsp"
             Some("log lines dropped: 42")
         );
         assert!(!listing(&view, Show::Table, &mut Names::new(true)).contains("log lines dropped"));
+    }
+
+    /// Long IPv6 addresses and a scheduler's options.
+    const WIDE: &str = r#"
+[[service]]
+ident = "web"
+listen = "[2001:db8::1]:8080"
+scheduler = "lard"
+persistent = "300"
+[service.sched_opts]
+low = "10"
+high = "40"
+[[service.server]]
+address = "[2001:db8:ffff:ffff::10]:8080"
+weight = 100
+[[service.server]]
+address = "10.0.0.1:80"
+[[service]]
+ident = "api"
+listen = "10.0.0.2:80"
+[[service.server]]
+address = "10.0.0.3:80"
+"#;
+
+    fn wide_view() -> TableView {
+        let table = config::parse(WIDE, std::path::Path::new("t.toml"))
+            .unwrap()
+            .table;
+        let mut view = TableView::of(3, &table.services);
+        let web = &mut view.services[0];
+        web.servers[0].active = 12345;
+        web.servers[0].requests = 7;
+        web.servers[1].last_check = Some("L7OK 200 in 3ms".into());
+        view
+    }
+
+    #[test]
+    fn columns_hold_long_addresses_and_options() {
+        let listed = listing(&wide_view(), Show::Table, &mut Names::new(true));
+        let lines: Vec<&str> = listed.lines().collect();
+        let expected = [
+            "tcpvs 0.1.0 (table generation 3)",
+            "Ident  Listen              Scheduler                            Protocol  State",
+            "  -> RealServer                     Weight  ActiveReq  Requests  Health  LastCheck",
+            "web    [2001:db8::1]:8080  lard high=40,low=10 persistent 300s  http      started",
+            "  retries 2, retried 0",
+            "  -> [2001:db8:ffff:ffff::10]:8080  100         12345         7  up",
+            "  -> 10.0.0.1:80                    1               0         0  up      L7OK 200 in 3ms",
+            "api    10.0.0.2:80         wlc                                  http      started",
+            "  retries 2, retried 0",
+            "  -> 10.0.0.3:80                    1               0         0  up",
+        ];
+        assert_eq!(lines, expected, "\n{listed}");
+    }
+
+    #[test]
+    fn stats_line_up_service_totals_and_servers() {
+        let mut view = wide_view();
+        let web = &mut view.services[0];
+        web.stats = TrafficView {
+            requests: 1_000_123,
+            responses: Responses::from_classes([0, 1_000_000, 20, 3, 100, 0]),
+            in_bytes: 80_000_000,
+            out_bytes: 9_000_000_000,
+            failures: 2,
+        };
+        web.servers[0].stats = web.stats;
+        let listed = listing(&view, Show::Stats, &mut Names::new(true));
+        let lines: Vec<&str> = listed.lines().collect();
+        let expected = [
+                        "tcpvs 0.1.0 (table generation 3)",
+            "Ident Listen                        Requests  1xx      2xx  3xx  4xx  5xx  None   InBytes    OutBytes  Failures",
+                        "  -> RealServer",
+            "web [2001:db8::1]:8080               1000123    0  1000000   20    3  100     0  80000000  9000000000         2",
+            "  -> [2001:db8:ffff:ffff::10]:8080   1000123    0  1000000   20    3  100     0  80000000  9000000000         2",
+            "  -> 10.0.0.1:80                           0    0        0    0    0    0     0         0           0         0",
+            "api 10.0.0.2:80                            0    0        0    0    0    0     0         0           0         0",
+            "  -> 10.0.0.3:80                           0    0        0    0    0    0     0         0           0         0",
+                        "log lines dropped: 0",
+        ];
+        assert_eq!(lines, expected, "\n{listed}");
+    }
+
+    #[test]
+    fn rates_line_up_too() {
+        let mut view = wide_view();
+        let rate = RateView {
+            requests: 2500,
+            in_bytes: 200_000,
+            out_bytes: 31_000_000,
+            errors: 1,
+        };
+        view.services[0].rate = rate;
+        view.services[0].servers[1].rate = rate;
+        let listed = listing(&view, Show::Rate, &mut Names::new(true));
+        let lines: Vec<&str> = listed.lines().collect();
+        let expected = [
+            "tcpvs 0.1.0 (table generation 3)",
+            "Ident Listen                        Req/s  InBytes/s  OutBytes/s  Err/s",
+            "  -> RealServer",
+            "web [2001:db8::1]:8080               2500     200000    31000000      1",
+            "  -> [2001:db8:ffff:ffff::10]:8080      0          0           0      0",
+            "  -> 10.0.0.1:80                     2500     200000    31000000      1",
+            "api 10.0.0.2:80                         0          0           0      0",
+            "  -> 10.0.0.3:80                        0          0           0      0",
+        ];
+        assert_eq!(lines, expected, "\n{listed}");
     }
 }
