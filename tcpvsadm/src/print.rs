@@ -39,7 +39,7 @@ pub fn listing(view: &TableView, show: Show, names: &mut Names) -> String {
 /// The services and servers with their configuration and live state.
 fn table(grid: &mut Grid, view: &TableView, names: &mut Names) {
     let services = grid.table(&[]);
-    let servers = grid.table(&[Align::Left, Align::Left, Align::Right, Align::Right]);
+    let servers = grid.table(&[]);
     let header = ["Ident", "Listen", "Scheduler", "Protocol", "State"];
     grid.row(services, header.map(String::from).to_vec());
     let header = [
@@ -567,11 +567,11 @@ address = "10.0.0.3:80"
             "  -> RealServer                     Weight  ActiveReq  Requests  Health  LastCheck",
             "web    [2001:db8::1]:8080  lard high=40,low=10 persistent 300s  http      started",
             "  retries 2, retried 0",
-            "  -> [2001:db8:ffff:ffff::10]:8080  100         12345         7  up",
-            "  -> 10.0.0.1:80                    1               0         0  up      L7OK 200 in 3ms",
+            "  -> [2001:db8:ffff:ffff::10]:8080  100     12345      7         up",
+            "  -> 10.0.0.1:80                    1       0          0         up      L7OK 200 in 3ms",
             "api    10.0.0.2:80         wlc                                  http      started",
             "  retries 2, retried 0",
-            "  -> 10.0.0.3:80                    1               0         0  up",
+            "  -> 10.0.0.3:80                    1       0          0         up",
         ];
         assert_eq!(lines, expected, "\n{listed}");
     }
