@@ -674,7 +674,8 @@ fn distinct(answers: &[String]) -> std::collections::BTreeSet<&str> {
 
 #[test]
 fn zero_clears_the_counters_of_one_service_or_all() {
-    let daemon = empty_daemon("zero");
+    let mut daemon = Daemon::with_config("zero", &format!("admin = \"127.0.0.1:0\"\n{EMPTY}"));
+    let admin = admin_address(&mut daemon);
     let a = TestServer::named("a");
     let b = TestServer::named("b");
     let dead = dead_address();
@@ -693,6 +694,8 @@ fn zero_clears_the_counters_of_one_service_or_all() {
     let dead_counts = stats_of(&stats, dead);
     assert!(dead_counts[FAILURES] >= 1, "no failure counted:\n{stats}");
     stats_when(&daemon, b.addr, |n| n[REQUESTS] == 2);
+    let failures = format!("tcpvs_server_failures_total{{service=\"web\",server=\"{dead}\"}}");
+    assert_eq!(metric(admin, &failures), dead_counts[FAILURES]);
 
     daemon.ok("-Z -i web");
     let stats = daemon.ok("-L -n --stats");
@@ -711,6 +714,11 @@ fn zero_clears_the_counters_of_one_service_or_all() {
     for server in [a.addr, b.addr, dead] {
         assert!(stats_of(&stats, server).iter().all(|&n| n == 0), "{stats}");
     }
+    assert_eq!(
+        metric(admin, &failures),
+        dead_counts[FAILURES],
+        "-Z reset /metrics"
+    );
     let plain = daemon.ok("-L -n");
     assert_counters(&plain, a.addr, &[1, 0, 0]);
     // Zeroing is no edit of the table.
@@ -855,15 +863,10 @@ fn list_stats_counts_requests_and_bytes_and_zero_spares_the_metrics() {
     assert_eq!(stats_of(&stats, backend.addr), expected(N), "{stats}");
     assert_eq!(service_stats(&stats, "web"), expected(N), "{stats}");
     let served = format!(
-        "tcpvs_requests_total{{service=\"web\",server=\"{}\",code_class=\"2xx\"}} ",
+        "tcpvs_requests_total{{service=\"web\",server=\"{}\",code_class=\"2xx\"}}",
         backend.addr
     );
-    let metric = || {
-        let page = get(admin, "/metrics").text();
-        page.lines()
-            .find_map(|l| l.strip_prefix(&served)?.parse::<u64>().ok())
-            .unwrap_or_else(|| panic!("no {served}in\n{page}"))
-    };
+    let metric = || metric(admin, &served);
     assert_eq!(metric(), N);
 
     daemon.ok("-Z");
@@ -885,6 +888,16 @@ fn list_stats_counts_requests_and_bytes_and_zero_spares_the_metrics() {
     assert_eq!(server["stats"]["responses"]["2xx"], 3, "{json}");
     assert_eq!(server["stats"]["out_bytes"], 15, "{json}");
     assert_eq!(json["services"][0]["stats"]["requests"], 3, "{json}");
+}
+
+/// The sample `name_and_labels` of the admin listener's /metrics.
+#[track_caller]
+fn metric(admin: std::net::SocketAddr, name_and_labels: &str) -> u64 {
+    let page = get(admin, "/metrics").text();
+    page.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' '))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {name_and_labels} in\n{page}"))
 }
 
 /// The admin listener's address, from the line tcpvsd prints at start.
