@@ -557,10 +557,14 @@ address = "10.0.0.3:80"
         view
     }
 
+    #[track_caller]
+    fn assert_lines(listed: &str, expected: &[&str]) {
+        assert_eq!(listed.lines().collect::<Vec<_>>(), expected, "\n{listed}");
+    }
+
     #[test]
     fn columns_hold_long_addresses_and_options() {
         let listed = listing(&wide_view(), Show::Table, &mut Names::new(true));
-        let lines: Vec<&str> = listed.lines().collect();
         let expected = [
             "tcpvs 0.1.0 (table generation 3)",
             "Ident  Listen              Scheduler                            Protocol  State",
@@ -573,7 +577,7 @@ address = "10.0.0.3:80"
             "  retries 2, retried 0",
             "  -> 10.0.0.3:80                    1       0          0         up",
         ];
-        assert_eq!(lines, expected, "\n{listed}");
+        assert_lines(&listed, &expected);
     }
 
     #[test]
@@ -589,19 +593,18 @@ address = "10.0.0.3:80"
         };
         web.servers[0].stats = web.stats;
         let listed = listing(&view, Show::Stats, &mut Names::new(true));
-        let lines: Vec<&str> = listed.lines().collect();
         let expected = [
-                        "tcpvs 0.1.0 (table generation 3)",
+            "tcpvs 0.1.0 (table generation 3)",
             "Ident Listen                        Requests  1xx      2xx  3xx  4xx  5xx  None   InBytes    OutBytes  Failures",
-                        "  -> RealServer",
+            "  -> RealServer",
             "web [2001:db8::1]:8080               1000123    0  1000000   20    3  100     0  80000000  9000000000         2",
             "  -> [2001:db8:ffff:ffff::10]:8080   1000123    0  1000000   20    3  100     0  80000000  9000000000         2",
             "  -> 10.0.0.1:80                           0    0        0    0    0    0     0         0           0         0",
             "api 10.0.0.2:80                            0    0        0    0    0    0     0         0           0         0",
             "  -> 10.0.0.3:80                           0    0        0    0    0    0     0         0           0         0",
-                        "log lines dropped: 0",
+            "log lines dropped: 0",
         ];
-        assert_eq!(lines, expected, "\n{listed}");
+        assert_lines(&listed, &expected);
     }
 
     #[test]
@@ -616,7 +619,6 @@ address = "10.0.0.3:80"
         view.services[0].rate = rate;
         view.services[0].servers[1].rate = rate;
         let listed = listing(&view, Show::Rate, &mut Names::new(true));
-        let lines: Vec<&str> = listed.lines().collect();
         let expected = [
             "tcpvs 0.1.0 (table generation 3)",
             "Ident Listen                        Req/s  InBytes/s  OutBytes/s  Err/s",
@@ -627,6 +629,6 @@ address = "10.0.0.3:80"
             "api 10.0.0.2:80                         0          0           0      0",
             "  -> 10.0.0.3:80                        0          0           0      0",
         ];
-        assert_eq!(lines, expected, "\n{listed}");
+        assert_lines(&listed, &expected);
     }
 }
