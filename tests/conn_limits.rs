@@ -251,7 +251,7 @@ fn limits_are_set_listed_saved_and_kept_across_a_restart() {
          --max-conns-per-source 4 --rate-per-source 10 --burst-per-source 20",
     );
     first.ok(&format!("-a -i web -r {} --max-conns 3", server.addr));
-    let listing = first.ok("-L");
+    let listing = first.ok("-L -n");
     assert!(
         listing.contains(
             "  limits: burst-per-source 20; max-conns 50; max-conns-per-source 4; \

@@ -152,13 +152,16 @@ fn bad_state_file_and_flags_are_errors() {
     for (args, message) in [
         (
             &["--demo", "--workers", "0"][..],
-            "--workers: `0` is not a number from 1 to 1024",
+            "invalid value '0' for '--workers <N>': `0` is not a number from 1 to 1024",
         ),
         (
             &["--demo", "--listen", "localhost"][..],
-            "--listen: `localhost` is not IP:PORT",
+            "invalid value 'localhost' for '--listen <ADDR>': `localhost` is not IP:PORT",
         ),
-        (&["--frobnicate"][..], "unknown argument `--frobnicate`"),
+        (
+            &["--frobnicate"][..],
+            "unexpected argument '--frobnicate' found",
+        ),
         (&[][..], "give --config FILE or --demo"),
     ] {
         assert_exit_1(&tcpvsd_exit(args), &format!("{args:?}"), message);

@@ -495,7 +495,7 @@ fn tcpvsadm_drains_a_server_and_lists_its_health() {
     let daemon = Daemon::with_config("health-adm", &config);
     let listen = daemon.bound("web");
     let line_of = |addr: SocketAddr| {
-        let listing = daemon.ok("-L");
+        let listing = daemon.ok("-L -n");
         let found = listing.lines().find(|l| l.contains(&addr.to_string()));
         found
             .unwrap_or_else(|| panic!("{addr} not in {listing}"))

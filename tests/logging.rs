@@ -148,7 +148,7 @@ fn a_stalled_log_reader_costs_lines_not_traffic() {
         assert!(started.elapsed() < START_TIMEOUT, "no control socket");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let listing = adm(&socket, &["-L", "-i", "web"]);
+    let listing = adm(&socket, &["-L", "-n", "-i", "web"]);
     let web: std::net::SocketAddr = listing
         .lines()
         .find(|line| line.starts_with("web "))

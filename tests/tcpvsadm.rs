@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::daemon::{Daemon, Scratch};
+use common::load::Load;
 use common::*;
 
 const EMPTY: &str = "log_level = \"warn\"\nallow_empty = true\n";
@@ -360,17 +361,20 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
         ("-E -i web --persistent soon".into(), 2, "give seconds"),
         (format!("-A -i dup -l {web}"), 1, "cannot listen on"),
         ("-d -i web -r 127.0.0.1:1".into(), 1, "has no real server"),
-        ("--bogus".into(), 2, "unknown option"),
+        ("--bogus".into(), 2, "unexpected argument '--bogus'"),
     ];
     for (line, code, message) in cases {
         let output = daemon.adm(&line);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(code), "{line}: {stderr}");
-        assert!(stderr.contains(message), "{line}: {stderr}");
-        assert_eq!(
-            stderr.trim().lines().count(),
-            1,
-            "{line}: one line: {stderr}"
+        // The reason on the first line; a usage error adds clap's usage.
+        let first = stderr.lines().next().unwrap_or_default();
+        assert!(first.contains(message), "{line}: {stderr}");
+        let lines = stderr.trim().lines().count();
+        let usage = stderr.contains("\nUsage: tcpvsadm");
+        assert!(
+            (code == 1 && lines == 1) || (code == 2 && usage),
+            "{line}: {stderr}"
         );
     }
     // Garbage and half requests on the socket itself.
@@ -545,7 +549,7 @@ fn deleting_a_busy_server_lets_its_request_finish() {
     let active = daemon.ok("-L -n");
     assert_counters(&active, slow.addr, &[1, 1, 1]);
     daemon.ok(&format!("-d -i web -r {}", slow.addr));
-    assert!(!daemon.ok("-L").contains(&slow.addr.to_string()));
+    assert!(!daemon.ok("-L -n").contains(&slow.addr.to_string()));
     release.send(()).unwrap();
     let response = in_flight.join().unwrap();
     assert_eq!(
@@ -670,7 +674,8 @@ fn distinct(answers: &[String]) -> std::collections::BTreeSet<&str> {
 
 #[test]
 fn zero_clears_the_counters_of_one_service_or_all() {
-    let daemon = empty_daemon("zero");
+    let mut daemon = Daemon::with_config("zero", &format!("admin = \"127.0.0.1:0\"\n{EMPTY}"));
+    let admin = admin_address(&mut daemon);
     let a = TestServer::named("a");
     let b = TestServer::named("b");
     let dead = dead_address();
@@ -684,36 +689,76 @@ fn zero_clears_the_counters_of_one_service_or_all() {
     assert_eq!(distinct(&answers(web, "/", 3)), ["a"].into());
     assert_eq!(distinct(&answers(api, "/", 2)), ["b"].into());
     let table = daemon.ok("-S");
-    let stats = daemon.ok("-L -n --stats");
-    // weight, active, requests, failures
-    assert_counters(&stats, a.addr, &[1, 0, 3, 0]);
-    assert_counters(&stats, b.addr, &[1, 0, 2, 0]);
-    let dead_counts = counters(&stats, &dead.to_string());
-    assert!(dead_counts[3] >= 1, "no failure counted:\n{stats}");
+    let stats = stats_when(&daemon, a.addr, |n| n[REQUESTS] == 3);
+    assert_eq!(stats_of(&stats, a.addr)[FAILURES], 0, "{stats}");
+    let dead_counts = stats_of(&stats, dead);
+    assert!(dead_counts[FAILURES] >= 1, "no failure counted:\n{stats}");
+    stats_when(&daemon, b.addr, |n| n[REQUESTS] == 2);
+    let failures = format!("tcpvs_server_failures_total{{service=\"web\",server=\"{dead}\"}}");
+    assert_eq!(metric(admin, &failures), dead_counts[FAILURES]);
 
     daemon.ok("-Z -i web");
     let stats = daemon.ok("-L -n --stats");
-    assert_counters(&stats, a.addr, &[1, 0, 0, 0]);
-    assert_counters(&stats, dead, &[1, 0, 0, 0]);
+    assert!(stats_of(&stats, a.addr).iter().all(|&n| n == 0), "{stats}");
+    assert!(stats_of(&stats, dead).iter().all(|&n| n == 0), "{stats}");
     assert_eq!(
-        counters(&stats, &b.addr.to_string()),
-        [1, 0, 2, 0],
+        stats_of(&stats, b.addr)[REQUESTS],
+        2,
         "-Z -i web zeroed api:\n{stats}"
     );
     // Counting goes on from zero.
     assert_eq!(distinct(&answers(web, "/", 1)), ["a"].into());
-    let stats = daemon.ok("-L -n --stats");
-    assert_counters(&stats, a.addr, &[1, 0, 1, 0]);
+    stats_when(&daemon, a.addr, |n| n[REQUESTS] == 1);
     daemon.ok("-Z");
     let stats = daemon.ok("-L -n --stats");
     for server in [a.addr, b.addr, dead] {
-        assert_counters(&stats, server, &[1, 0, 0, 0]);
+        assert!(stats_of(&stats, server).iter().all(|&n| n == 0), "{stats}");
     }
+    assert_eq!(
+        metric(admin, &failures),
+        dead_counts[FAILURES],
+        "-Z reset /metrics"
+    );
+    let plain = daemon.ok("-L -n");
+    assert_counters(&plain, a.addr, &[1, 0, 0]);
     // Zeroing is no edit of the table.
     assert_eq!(daemon.ok("-S"), table);
     let output = daemon.adm("-Z -i nope");
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stderr).contains("no service `nope`"));
+}
+
+/// `--stats`' columns after the address, as [`stats_of`] reads them.
+const REQUESTS: usize = 0;
+const CLASS_2XX: usize = 2;
+const IN_BYTES: usize = 7;
+const OUT_BYTES: usize = 8;
+const FAILURES: usize = 9;
+
+/// The numbers of `-L --stats` on the line of server `addr`: requests,
+/// 1xx to 5xx, none, in bytes, out bytes, failures.
+#[track_caller]
+fn stats_of(stats: &str, addr: impl ToString) -> Vec<u64> {
+    let numbers = counters(stats, &addr.to_string());
+    assert_eq!(numbers.len(), 10, "{stats}");
+    numbers
+}
+
+/// `-L -n --stats` once server `addr`'s numbers are as `holds` wants (an
+/// exchange is counted once it has ended, after its client got the answer).
+#[track_caller]
+fn stats_when(daemon: &Daemon, addr: impl ToString, holds: impl Fn(&[u64]) -> bool) -> String {
+    let addr = addr.to_string();
+    let seen = Mutex::new(String::new());
+    let counted = eventually(Duration::from_secs(5), || {
+        let stats = daemon.ok("-L -n --stats");
+        let ok = holds(&stats_of(&stats, &addr));
+        *seen.lock().unwrap() = stats;
+        ok
+    });
+    let stats = seen.into_inner().unwrap();
+    assert!(counted, "{addr} not as expected:\n{stats}");
+    stats
 }
 
 /// Service `web`, `rr` over a server that refuses connections and one that
@@ -731,7 +776,7 @@ fn dead_then_live(daemon: &Daemon) -> (TestServer, std::net::SocketAddr) {
 }
 
 #[test]
-fn list_stats_adds_the_failures_column() {
+fn list_stats_shows_failures_beside_the_answers() {
     let daemon = empty_daemon("stats");
     let (live, dead) = dead_then_live(&daemon);
 
@@ -740,27 +785,193 @@ fn list_stats_adds_the_failures_column() {
     assert_counters(&plain, live.addr, &[1, 0, 4]);
     assert_eq!(counters(&plain, &dead.to_string()).len(), 3, "{plain}");
 
-    let stats = daemon.ok("-L -n --stats");
-    let header = stats.lines().nth(2).unwrap();
+    let stats = stats_when(&daemon, live.addr, |n| n[REQUESTS] == 4);
+    let header: Vec<&str> = stats.lines().nth(1).unwrap().split_whitespace().collect();
     assert_eq!(
-        header.split_whitespace().collect::<Vec<_>>(),
+        header,
         [
-            "->",
-            "RealServer",
-            "Weight",
-            "ActiveReq",
-            "Requests",
-            "Failures",
-            "Health",
-            "LastCheck"
+            "Ident", "Listen", "Requests", "1xx", "2xx", "3xx", "4xx", "5xx", "None", "InBytes",
+            "OutBytes", "Failures"
         ],
         "{stats}"
     );
-    assert_counters(&stats, live.addr, &[1, 0, 4, 0]);
-    let dead_counts = counters(&stats, &dead.to_string());
+    assert_eq!(stats.lines().nth(2), Some("  -> RealServer"), "{stats}");
+    let live_counts = stats_of(&stats, live.addr);
+    assert_eq!(
+        (live_counts[CLASS_2XX], live_counts[FAILURES]),
+        (4, 0),
+        "{stats}"
+    );
+    let dead_counts = stats_of(&stats, dead);
     assert!(
-        dead_counts[3] >= 1 && dead_counts[2] == 0,
-        "the dead server failed its connects and got no request:\n{stats}"
+        dead_counts[FAILURES] >= 1 && dead_counts[REQUESTS] == 0,
+        "the dead server failed its connects and answered nothing:\n{stats}"
+    );
+    // The service's row sums its servers'.
+    let web = service_stats(&stats, "web");
+    assert_eq!(web[REQUESTS], 4, "{stats}");
+    assert_eq!(web[FAILURES], dead_counts[FAILURES], "{stats}");
+}
+
+/// The numbers of `-L --stats` (or `--rate`) on service `ident`'s row.
+#[track_caller]
+fn service_stats(stats: &str, ident: &str) -> Vec<u64> {
+    let line = stats
+        .lines()
+        .find(|l| l.starts_with(&format!("{ident} ")))
+        .unwrap_or_else(|| panic!("no row for {ident}:\n{stats}"));
+    let mut numbers: Vec<u64> = line
+        .split_whitespace()
+        .rev()
+        .map_while(|n| n.parse().ok())
+        .collect();
+    numbers.reverse();
+    numbers
+}
+
+/// The request `get` sends, whose bytes tcpvsd counts in.
+const GET_ROOT: &str = "GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n";
+
+/// N requests through tcpvsd: `-L -n --stats` shows N, the bytes in and
+/// out, per server and service; `-Z` zeroes the listing, never /metrics.
+#[test]
+fn list_stats_counts_requests_and_bytes_and_zero_spares_the_metrics() {
+    const N: u64 = 12;
+    let backend = TestServer::named("hello");
+    let mut daemon = Daemon::with_config(
+        "stats-bytes",
+        &format!(
+            "admin = \"127.0.0.1:0\"\nlog_level = \"warn\"\n[[service]]\nident = \"web\"\n\
+             listen = \"127.0.0.1:0\"\n[[service.server]]\naddress = \"{}\"\n",
+            backend.addr
+        ),
+    );
+    let admin = admin_address(&mut daemon);
+    let web = daemon.bound("web");
+    for _ in 0..N {
+        assert_eq!(get(web, "/").text(), "hello");
+    }
+    let expected = |n: u64| {
+        let mut row = vec![0; 10];
+        row[REQUESTS] = n;
+        row[CLASS_2XX] = n;
+        row[IN_BYTES] = n * GET_ROOT.len() as u64;
+        row[OUT_BYTES] = n * "hello".len() as u64;
+        row
+    };
+    let stats = stats_when(&daemon, backend.addr, |n| n[REQUESTS] == N);
+    assert_eq!(stats_of(&stats, backend.addr), expected(N), "{stats}");
+    assert_eq!(service_stats(&stats, "web"), expected(N), "{stats}");
+    let served = format!(
+        "tcpvs_requests_total{{service=\"web\",server=\"{}\",code_class=\"2xx\"}}",
+        backend.addr
+    );
+    let metric = || metric(admin, &served);
+    assert_eq!(metric(), N);
+
+    daemon.ok("-Z");
+    let stats = daemon.ok("-L -n --stats");
+    assert_eq!(stats_of(&stats, backend.addr), expected(0), "{stats}");
+    assert_eq!(service_stats(&stats, "web"), expected(0), "{stats}");
+    assert_eq!(metric(), N, "-Z reset /metrics");
+
+    for _ in 0..3 {
+        assert_eq!(get(web, "/").text(), "hello");
+    }
+    let stats = stats_when(&daemon, backend.addr, |n| n[REQUESTS] == 3);
+    assert_eq!(stats_of(&stats, backend.addr), expected(3), "{stats}");
+    assert_eq!(metric(), N + 3);
+    // The JSON view holds the same numbers, for scripts.
+    let json: serde_json::Value = serde_json::from_str(&daemon.ok("-L --json")).unwrap();
+    let server = &json["services"][0]["servers"][0];
+    assert_eq!(server["stats"]["requests"], 3, "{json}");
+    assert_eq!(server["stats"]["responses"]["2xx"], 3, "{json}");
+    assert_eq!(server["stats"]["out_bytes"], 15, "{json}");
+    assert_eq!(json["services"][0]["stats"]["requests"], 3, "{json}");
+}
+
+/// The sample `name_and_labels` of the admin listener's /metrics.
+#[track_caller]
+fn metric(admin: std::net::SocketAddr, name_and_labels: &str) -> u64 {
+    let page = get(admin, "/metrics").text();
+    page.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' '))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {name_and_labels} in\n{page}"))
+}
+
+/// The admin listener's address, from the line tcpvsd prints at start.
+fn admin_address(daemon: &mut Daemon) -> std::net::SocketAddr {
+    let line = daemon.stdout_line("admin listener");
+    line.split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("no admin address in {line:?}"))
+}
+
+/// `-L --rate`: requests and bytes per second while a bounded load runs,
+/// 0 again within a sampling interval or two once it stops.
+#[test]
+fn list_rate_follows_the_load() {
+    let daemon = empty_daemon("rate");
+    let backend = TestServer::named("r");
+    let web = web_over(&daemon, "", &[backend.addr]);
+    let rate = || daemon.ok("-L -n --rate -i web");
+    let header: Vec<String> = rate()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "Ident",
+            "Listen",
+            "Req/s",
+            "InBytes/s",
+            "OutBytes/s",
+            "Err/s"
+        ]
+    );
+    let load = Load::new_connections(web, 2, "/");
+    let seen = Mutex::new(String::new());
+    let busy = eventually(Duration::from_secs(10), || {
+        let listing = rate();
+        let numbers = counters(&listing, &backend.addr.to_string());
+        *seen.lock().unwrap() = listing;
+        numbers[0] > 0 && numbers[1] > 0 && numbers[2] > 0
+    });
+    let (sent, failed) = load.finish();
+    let listing = seen.into_inner().unwrap();
+    assert!(busy, "no rate after {sent} requests:\n{listing}");
+    assert_eq!(failed, 0);
+    assert!(service_stats(&listing, "web")[0] > 0, "{listing}");
+    // Two samples after the last request: nothing happened between them.
+    wait_for(Duration::from_secs(7), "the rate back to 0", || {
+        counters(&rate(), &backend.addr.to_string()) == [0, 0, 0, 0]
+    });
+}
+
+/// Without -n, addresses are shown by name, as ipvsadm shows them.
+#[test]
+fn list_without_n_shows_names() {
+    let daemon = empty_daemon("names");
+    let backend = TestServer::named("n");
+    web_over(&daemon, "", &[backend.addr]);
+    let port = backend.addr.port();
+    let named = daemon.ok("-L");
+    assert!(
+        named.contains(&format!("  -> localhost:{port} ")),
+        "{named}"
+    );
+    assert!(!named.contains("127.0.0.1"), "{named}");
+    let numeric = daemon.ok("-Ln");
+    assert!(
+        numeric.contains(&format!("  -> {} ", backend.addr)),
+        "{numeric}"
     );
 }
 

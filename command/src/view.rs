@@ -67,6 +67,96 @@ pub struct ServiceView {
     /// Requests waiting for a server under its `max_conns` (live).
     #[serde(default)]
     pub queued: u64,
+    /// Its traffic since start or `-Z`, all servers together and the
+    /// requests no server got (live).
+    #[serde(default)]
+    pub stats: TrafficView,
+    /// Its traffic per second over the last interval (live).
+    #[serde(default)]
+    pub rate: RateView,
+}
+
+/// Traffic counted since start or the last `tcpvsadm -Z` (`-L --stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrafficView {
+    /// Exchanges finished (each counted once, in `responses`).
+    pub requests: u64,
+    pub responses: Responses,
+    /// Request bytes received from clients, heads and bodies.
+    pub in_bytes: u64,
+    /// Response body bytes sent to clients.
+    pub out_bytes: u64,
+    /// Failed connects and exchanges broken by the server.
+    pub failures: u64,
+}
+
+/// Exchanges by the class of the status sent to the client.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Responses {
+    #[serde(rename = "1xx")]
+    pub informational: u64,
+    #[serde(rename = "2xx")]
+    pub success: u64,
+    #[serde(rename = "3xx")]
+    pub redirection: u64,
+    #[serde(rename = "4xx")]
+    pub client_error: u64,
+    #[serde(rename = "5xx")]
+    pub server_error: u64,
+    /// Ended before any status was sent.
+    pub none: u64,
+}
+
+impl Responses {
+    /// The classes' names, in the order of [`Responses::by_class`].
+    pub const CLASSES: [&'static str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
+
+    /// The counts of 1xx to 5xx, then of none.
+    pub fn from_classes(counts: [u64; 6]) -> Self {
+        let [informational, success, redirection, client_error, server_error, none] = counts;
+        Self {
+            informational,
+            success,
+            redirection,
+            client_error,
+            server_error,
+            none,
+        }
+    }
+
+    /// The counts in the order of [`Responses::CLASSES`].
+    pub fn by_class(&self) -> [u64; 6] {
+        [
+            self.informational,
+            self.success,
+            self.redirection,
+            self.client_error,
+            self.server_error,
+            self.none,
+        ]
+    }
+}
+
+/// Traffic per second over the daemon's last sampling interval
+/// (`-L --rate`, ipvsadm's estimator).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateView {
+    /// Exchanges finished per second.
+    pub requests: u64,
+    pub in_bytes: u64,
+    pub out_bytes: u64,
+    /// Failures (as [`TrafficView::failures`]) per second.
+    pub errors: u64,
+}
+
+impl std::ops::AddAssign for RateView {
+    /// A service's rates are the sum of its servers' and its own.
+    fn add_assign(&mut self, other: RateView) {
+        self.requests += other.requests;
+        self.in_bytes += other.in_bytes;
+        self.out_bytes += other.out_bytes;
+        self.errors += other.errors;
+    }
 }
 
 /// A service's health configuration in the operator's words: each field
@@ -150,6 +240,15 @@ pub struct ServerView {
     /// Requests it serves at once; 0: no limit.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub max_conns: u32,
+    /// The host name it was configured with, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Its traffic since start or `-Z` (live).
+    #[serde(default)]
+    pub stats: TrafficView,
+    /// Its traffic per second over the last interval (live).
+    #[serde(default)]
+    pub rate: RateView,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -179,6 +278,9 @@ impl ServerView {
             last_check: None,
             effective_weight,
             max_conns: spec.max_conns,
+            host: None,
+            stats: TrafficView::default(),
+            rate: RateView::default(),
         }
     }
 }
@@ -241,6 +343,8 @@ impl ServiceView {
                 .collect(),
             conns: 0,
             queued: 0,
+            stats: TrafficView::default(),
+            rate: RateView::default(),
         }
     }
 }
@@ -319,6 +423,9 @@ mod tests {
                 last_check: None,
                 effective_weight: 0,
                 max_conns: 0,
+                host: None,
+                stats: TrafficView::default(),
+                rate: RateView::default(),
             }]
         );
         assert_eq!(

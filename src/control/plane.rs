@@ -4,17 +4,20 @@
 //! state file, and only then swaps the table in. Any failure leaves the
 //! running table exactly as it was.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
 
+use tcpvs_command::view::RateView;
 use tcpvs_command::{ServiceView, TableView, Verb};
 
 use super::reload::Reload;
+use super::traffic::{self, Snapshot, Traffic};
 use crate::health::verdict;
 use crate::state_file;
-use crate::table::{Service, Table, TableSpec};
+use crate::table::{ServerAddr, Service, Table, TableSpec};
 use crate::worker::Workers;
 
 /// The running daemon as the control socket sees it.
@@ -27,6 +30,8 @@ pub struct ControlPlane {
     reload: Option<Reload>,
     /// Tells the daemon a new tcpvsd took over (`None`: it cannot be).
     retire: Option<Box<dyn Fn() + Send + Sync>>,
+    /// What `-L --stats` counts from (`-Z`) and the rates of `-L --rate`.
+    traffic: Arc<Traffic>,
 }
 
 impl ControlPlane {
@@ -35,6 +40,7 @@ impl ControlPlane {
         workers: Arc<Workers>,
         state_file: Option<PathBuf>,
     ) -> Self {
+        let traffic = Traffic::start(table.clone(), workers.clone());
         Self {
             table,
             workers,
@@ -42,6 +48,7 @@ impl ControlPlane {
             edits: Mutex::new(()),
             reload: None,
             retire: None,
+            traffic,
         }
     }
 
@@ -135,18 +142,16 @@ impl ControlPlane {
         Ok(())
     }
 
+    /// `-Z`: listings count from now on; the counters themselves (and so
+    /// /metrics) go on growing.
     fn zero(&self, ident: Option<&str>) -> Result<(), String> {
         let table = self.table.load();
-        let services: Vec<_> = match ident {
-            Some(ident) => vec![find(&table, ident)?],
-            None => table.services.iter().collect(),
-        };
-        for service in &services {
-            service.state.zero();
+        if let Some(ident) = ident {
+            find(&table, ident)?;
         }
-        for server in services.iter().flat_map(|s| &s.servers) {
-            server.state.zero();
-        }
+        let now = traffic::snapshot(&table, &self.workers);
+        self.traffic
+            .zero(now, |(service, _)| ident.is_none_or(|i| i == service));
         Ok(())
     }
 
@@ -158,6 +163,10 @@ impl ControlPlane {
             Some(ident) => vec![find(&table, ident)?],
             None => table.services.iter().collect(),
         };
+        let counted = self
+            .traffic
+            .since_zero(&traffic::snapshot(&table, &self.workers));
+        let rates = self.traffic.rates();
         let services = services
             .into_iter()
             .filter_map(|service| {
@@ -169,6 +178,7 @@ impl ControlPlane {
                 let mut view = ServiceView::of(spec);
                 view.bound = listening.get(&service.ident).map(ToString::to_string);
                 live_counters(&mut view, service);
+                traffic_counters(&mut view, &counted, &rates);
                 Some(view)
             })
             .collect();
@@ -199,20 +209,18 @@ fn next_table_with(
     Table::build(spec, Some(current)).map_err(|(_, e)| e.to_string())
 }
 
-/// Adds what the running `service` knows to its view: RTSP sessions, the
-/// retries, and each server's counters and health (the view lists the servers in the service's order).
+/// Adds what the running `service` knows to its view: RTSP sessions,
+/// connections, and each server's active requests and health (the view
+/// lists the servers in the service's order).
 fn live_counters(view: &mut ServiceView, service: &Service) {
     view.sessions = service
         .sessions
         .as_ref()
         .map(|t| t.len(std::time::Instant::now()) as u64);
-    view.retried = service.state.retried();
     view.conns = u64::from(service.state.conns.held());
     view.queued = u64::from(service.state.queued.held());
     for (server, live) in view.servers.iter_mut().zip(&service.servers) {
         server.active = live.state.active();
-        server.requests = live.state.requests();
-        server.failures = live.state.failures();
         server.health = verdict::health_label(live);
         server.last_check = live.state.last_check();
         server.effective_weight = if live.takes_new_work() {
@@ -221,6 +229,39 @@ fn live_counters(view: &mut ServiceView, service: &Service) {
             0
         };
     }
+}
+
+/// Adds the traffic since `-Z` and its rates to the view of a service and
+/// its servers: the service's totals are its servers' and its own (the
+/// requests no server got).
+fn traffic_counters(
+    view: &mut ServiceView,
+    counted: &Snapshot,
+    rates: &BTreeMap<traffic::Key, RateView>,
+) {
+    let mut total = traffic::Counts::default();
+    let mut total_rate = RateView::default();
+    let mut add = |key: &traffic::Key| {
+        let counts = counted.get(key).copied().unwrap_or_default();
+        let rate = rates.get(key).copied().unwrap_or_default();
+        total.add(&counts);
+        total_rate += rate;
+        (counts, rate)
+    };
+    for server in &mut view.servers {
+        let Ok(addr) = server.address.parse() else {
+            continue;
+        };
+        let (counts, rate) = add(&(view.ident.clone(), Some(ServerAddr(addr))));
+        server.requests = counts.sent;
+        server.failures = counts.failures;
+        server.stats = counts.view();
+        server.rate = rate;
+    }
+    add(&(view.ident.clone(), None));
+    view.retried = total.retried;
+    view.stats = total.view();
+    view.rate = total_rate;
 }
 
 fn find<'a>(table: &'a Table, ident: &str) -> Result<&'a Arc<Service>, String> {

@@ -1,36 +1,15 @@
-//! tcpvsd's command line.
+//! tcpvsd's command line: clap reads it (`cli.rs`), and it becomes the
+//! [`Flags`] the daemon starts with.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::anyhow;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
 use tcpvs_command::{AccessLog, LogFormat};
 
-pub const USAGE: &str = "\
-usage: tcpvsd --config FILE [OPTIONS] [--check]
-       tcpvsd --demo [--listen ADDR] [OPTIONS]
-
-  --config FILE          load services, real servers and rules from a TOML file
-  --check                only check the configuration file, then exit
-  --demo                 start three built-in backend pools and a service routing
-                         /images/ and /cgi-bin/ to their own pools (no config needed)
-  --listen ADDR          the demo service's address (default 127.0.0.1:8080)
-options:
-  --workers N            worker threads, one io_uring runtime each (default: cores)
-  --log-level LEVEL      error, warn, info (access lines), debug, trace, or a
-                         tracing filter such as tcpvs=debug (default: info)
-  --log-file PATH        write the log there (appended; reopened on SIGUSR1)
-                         instead of standard error
-  --access-log DEST      access lines: - (with the log), off, or a file of their
-                         own (appended; reopened on SIGUSR1) (default: -)
-  --log-format FORMAT    access lines as combined (nginx's), json or text
-                         (default: text)
-  --control-socket PATH  where tcpvsadm talks to tcpvsd (default /run/tcpvsd.sock)
-  --state-file PATH      save the table there after each edit, load it at start
-  --admin ADDR           serve /metrics and /healthz on ADDR (the demo's default:
-                         127.0.0.1:9180)
-  --upgrade              take the listening sockets of the tcpvsd running on the
-                         control socket, serve them, then make it drain and exit";
+use super::cli::Cli;
 
 #[derive(Default)]
 pub struct Flags {
@@ -49,61 +28,88 @@ pub struct Flags {
     pub admin: Option<SocketAddr>,
 }
 
-/// The value of the flag `name`, an `IP:PORT`.
-fn address(name: &str, addr: String) -> anyhow::Result<SocketAddr> {
-    addr.parse()
-        .with_context(|| format!("{name}: `{addr}` is not IP:PORT"))
+/// The usage line, for the errors that clap cannot see (no --config or --demo).
+pub fn usage() -> String {
+    Cli::command().render_usage().to_string()
 }
 
-/// Reads the command line (without the program name).
-pub fn parse_flags(mut args: impl Iterator<Item = String>) -> anyhow::Result<Flags> {
-    let mut flags = Flags::default();
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| {
-            args.next()
-                .with_context(|| format!("{name} needs a value\n{USAGE}"))
-        };
-        match arg.as_str() {
-            "--config" | "-c" => flags.config = Some(value("--config")?.into()),
-            "--check" => flags.check = true,
-            "--upgrade" => flags.upgrade = true,
-            "--demo" => flags.demo = true,
-            "--listen" => flags.listen = Some(address("--listen", value("--listen")?)?),
-            "--admin" => flags.admin = Some(address("--admin", value("--admin")?)?),
-            "--workers" => {
-                let n = value("--workers")?;
-                match n.parse::<usize>() {
-                    Ok(n) if (1..=1024).contains(&n) => flags.workers = Some(n),
-                    _ => bail!("--workers: `{n}` is not a number from 1 to 1024"),
-                }
-            }
-            "--log-level" => flags.log_level = Some(value("--log-level")?),
-            "--log-file" => flags.log_file = Some(value("--log-file")?.into()),
-            "--access-log" => {
-                let text = value("--access-log")?;
-                flags.access_log = Some(text.parse().map_err(|e| anyhow!("--access-log: {e}"))?);
-            }
-            "--log-format" => {
-                let text = value("--log-format")?;
-                flags.log_format = Some(text.parse().map_err(|e| anyhow!("--log-format: {e}"))?);
-            }
-            "--control-socket" | "--socket" => {
-                flags.control_socket = Some(value("--control-socket")?.into())
-            }
-            "--state-file" => flags.state_file = Some(value("--state-file")?.into()),
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            "-V" | "--version" => {
-                println!("tcpvsd {}", env!("CARGO_PKG_VERSION"));
-                std::process::exit(0);
-            }
-            other => bail!("unknown argument `{other}`\n{USAGE}"),
+/// Reads the command line (without the program name); `--help` and
+/// `--version` print and exit.
+pub fn parse_flags(args: impl Iterator<Item = String>) -> anyhow::Result<Flags> {
+    let words = std::iter::once("tcpvsd".to_string()).chain(args);
+    let cli = match Cli::try_parse_from(words) {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            e.exit()
         }
+        // tcpvsd's errors all exit 1 with one `tcpvsd: ` prefix.
+        Err(e) => {
+            let text = e.render().to_string();
+            return Err(anyhow!("{}", text.trim_start_matches("error: ").trim_end()));
+        }
+    };
+    let access_log = cli
+        .access_log
+        .map(|text| text.parse().map_err(|e| anyhow!("--access-log: {e}")))
+        .transpose()?;
+    let log_format = cli
+        .log_format
+        .map(|text| text.parse().map_err(|e| anyhow!("--log-format: {e}")))
+        .transpose()?;
+    Ok(Flags {
+        config: cli.config,
+        check: cli.check,
+        upgrade: cli.upgrade,
+        demo: cli.demo,
+        listen: cli.listen,
+        workers: cli.workers,
+        log_level: cli.log_level,
+        log_file: cli.log_file,
+        access_log,
+        log_format,
+        control_socket: cli.control_socket,
+        state_file: cli.state_file,
+        admin: cli.admin,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(line: &str) -> anyhow::Result<Flags> {
+        parse_flags(line.split_whitespace().map(String::from))
     }
-    if flags.demo && flags.config.is_some() {
-        bail!("--demo and --config exclude each other");
+
+    fn error(line: &str) -> String {
+        flags(line).err().map(|e| e.to_string()).unwrap_or_default()
     }
-    Ok(flags)
+
+    #[test]
+    fn flags_read_as_before() {
+        let f = flags(
+            "-c /etc/tcpvsd.toml --check --workers 3 --log-format combined --access-log off \
+             --socket /tmp/t.sock --admin 127.0.0.1:9180",
+        )
+        .unwrap();
+        assert_eq!(f.config, Some(PathBuf::from("/etc/tcpvsd.toml")));
+        assert!(f.check && !f.demo);
+        assert_eq!(f.workers, Some(3));
+        assert_eq!(f.log_format, Some(LogFormat::Combined));
+        assert_eq!(f.access_log, Some("off".parse().unwrap()));
+        assert_eq!(f.control_socket, Some(PathBuf::from("/tmp/t.sock")));
+        assert_eq!(f.admin, Some("127.0.0.1:9180".parse().unwrap()));
+        let demo = flags("--demo --listen [::1]:8080").unwrap();
+        assert_eq!(demo.listen, Some("[::1]:8080".parse().unwrap()));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        assert!(error("--demo --workers 0").contains("`0` is not a number from 1 to 1024"));
+        assert!(error("--demo --listen localhost").contains("`localhost` is not IP:PORT"));
+        assert!(error("--demo --config x.toml").contains("cannot be used with"));
+        assert!(error("--log-format apache").contains("[possible values: combined, json, text]"));
+        assert!(error("--frobnicate").contains("unexpected argument '--frobnicate'"));
+        assert!(error("--demo --workers").contains("a value is required for '--workers <N>'"));
+    }
 }

@@ -2,6 +2,7 @@
 //! the demo), then serves the table on one io_uring worker per core, with
 //! the health checker and the control socket beside them.
 
+mod cli;
 mod flags;
 pub mod logging;
 mod malloc;
@@ -26,7 +27,6 @@ use crate::control::reload::{PinnedSettings, Reload, SetLogLevel};
 use crate::control::{socket, DEFAULT_SOCKET};
 use crate::table::{Table, TableSpec};
 use crate::{admin, demo, descriptors, health, worker};
-use flags::USAGE;
 use signals::Signal;
 use std::sync::mpsc::{Receiver, Sender};
 use stop::Sockets;
@@ -68,7 +68,7 @@ fn run() -> anyhow::Result<()> {
         }
         (config.daemon, config.table, Vec::new())
     } else {
-        bail!("give --config FILE or --demo\n{USAGE}");
+        bail!("give --config FILE or --demo\n{}", flags::usage());
     };
     let pinned = PinnedSettings {
         access_log: flags.access_log.as_ref().map(AccessLog::is_on),

@@ -1,62 +1,56 @@
 //! tcpvsadm's command line, in KTCPVS's syntax (short and long options, with
 //! the original's bugs fixed: `-w` works, `-l` takes its argument), plus
-//! ipvsadm's `-S`, `-R`, `-Z` and a few extensions.
+//! ipvsadm's `-S`, `-R`, `-Z`, `-C`, `-n` and a few extensions. clap reads
+//! the words (`cli.rs`); here the command is built from them, each value
+//! checked by the validator the TOML file uses.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
 use tcpvs_command::options::{self, OptionError, Options};
 use tcpvs_command::{conn_limits, health_opts, validate, LimitOptions, ServiceLimits};
 use tcpvs_command::{
     PassiveSpec, Protocol, RuleArgs, ServerArgs, ServiceArgs, ServiceSpec, TableError, Verb,
 };
 
-pub const USAGE: &str = "\
-usage:
-  tcpvsadm -A|-E -i ident [-s scheduler] [-l address[:port]] [-P port] [--sched-opt k=v,...]
-                [--persistent seconds] [--forwarded-proto http|https] [--protocol http|rtsp]
-                [--check type=tcp|http|rtsp,k=v,...|none] [--agent port=N,k=v,...|none]
-                [--passive k=v,...] [--retries N] [--slowstart duration] [--max-body size]
-                [--max-conns N] [--max-queue N] [--queue-timeout duration]
-                [--max-conns-per-source N] [--rate-per-source N] [--burst-per-source N]
-  tcpvsadm -D -i ident
-  tcpvsadm -a|-e -i ident -r server-address [-w weight] [--state ready|drain|maint]
-                [--max-conns N]
-  tcpvsadm -d -i ident -r server-address
-  tcpvsadm --add-rule -i ident -p pattern -r server-address [-m match-num]
-  tcpvsadm --del-rule -i ident -p pattern -r server-address
-  tcpvsadm --add-default|--del-default -i ident -r server-address
-  tcpvsadm -L|--list [-n] [-i ident] [--stats]
-  tcpvsadm -F|-C|--flush|--clear
-  tcpvsadm -f|--load config-file     (TOML configuration or saved commands; replaces the table)
-  tcpvsadm -S|--save                 (print the table as tcpvsadm commands)
-  tcpvsadm -R|--restore              (apply saved commands from standard input)
-  tcpvsadm -Z|--zero [-i ident]
-  tcpvsadm --start|--stop [-i ident]
-options: --socket PATH (default /run/tcpvsd.sock), -h|--help, -V|--version
-schedulers: wlc (default; KTCPVS's http and phttp mean the same), rr, wrr, lc, sed, nq, sh, chash, lard, lardr
-persistence: seconds (0 turns it off) or a duration such as 5m
-check: type, interval (2s), timeout (1s), rise (2), fall (3); http also method (GET),
-  path (/), host, status (200-399), body
-agent: port, interval (2s), timeout (1s)
-passive: max_fails (1; 0 off), fail_timeout (10s), on_5xx (no)
-limits: 0 is no limit; --queue-timeout 0 is the connect timeout";
+use crate::cli::{Cli, Switches};
 
 /// What the user asked for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
     /// Send this verb (boxed: a service's arguments are large).
     Verb(Box<Verb>),
-    List {
-        ident: Option<String>,
-        stats: bool,
-    },
+    List(Listing),
     Save,
     Restore,
     Load(PathBuf),
-    Help,
+    /// Print this help text.
+    Help(String),
     Version,
+}
+
+/// What `-L` shows and how.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Listing {
+    /// One service only.
+    pub ident: Option<String>,
+    pub show: Show,
+    /// `-n`: addresses and ports as numbers, not names.
+    pub numeric: bool,
+}
+
+/// The listing's columns: ipvsadm's `-L`, `-L --stats`, `-L --rate`, or
+/// the JSON view for scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Show {
+    #[default]
+    Table,
+    Stats,
+    Rate,
+    Json,
 }
 
 /// A parsed command line.
@@ -70,6 +64,27 @@ pub struct Invocation {
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
+
+impl UsageError {
+    /// The error as clap shows its own: the message, the usage line and
+    /// where to find more.
+    pub fn rendered(&self) -> String {
+        Cli::command()
+            .error(ErrorKind::InvalidValue, &self.0)
+            .render()
+            .to_string()
+    }
+}
+
+impl From<clap::Error> for UsageError {
+    /// clap's message and tips, without its usage (added when shown), so a
+    /// restored line can say where it was.
+    fn from(e: clap::Error) -> Self {
+        let text = e.render().to_string();
+        let message = text.split("\n\nUsage:").next().unwrap_or(&text);
+        UsageError(message.trim_start_matches("error: ").trim_end().to_string())
+    }
+}
 
 fn usage(message: impl Into<String>) -> UsageError {
     UsageError(message.into())
@@ -95,100 +110,36 @@ enum Op {
     Zero,
     Start,
     Stop,
-    Help,
     Version,
 }
 
-/// Options that take a value, by their long name.
-const VALUED: [&str; 26] = [
-    "ident",
-    "scheduler",
-    "port",
-    "listen",
-    "real-server",
-    "weight",
-    "pattern",
-    "match",
-    "socket",
-    "sched-opt",
-    "persistent",
-    "forwarded-proto",
-    "protocol",
-    "check",
-    "agent",
-    "passive",
-    "retries",
-    "slowstart",
-    "max-body",
-    "state",
-    "max-conns",
-    "max-queue",
-    "queue-timeout",
-    "max-conns-per-source",
-    "rate-per-source",
-    "burst-per-source",
-];
-
-fn long_name(short: char) -> Option<&'static str> {
-    Some(match short {
-        'i' => "ident",
-        's' => "scheduler",
-        'P' => "port",
-        'l' => "listen",
-        'r' => "real-server",
-        'w' => "weight",
-        'p' => "pattern",
-        'm' => "match",
-        'f' => "load",
-        'n' => "numeric",
-        _ => return None,
-    })
-}
-
-fn op_of(name: &str) -> Option<Op> {
-    Some(match name {
-        "A" | "add-service" => Op::AddService,
-        "E" | "edit-service" => Op::EditService,
-        "D" | "delete-service" => Op::DelService,
-        "a" | "add-server" => Op::AddServer,
-        "e" | "edit-server" => Op::EditServer,
-        "d" | "delete-server" => Op::DelServer,
-        "add-rule" => Op::AddRule,
-        "del-rule" | "delete-rule" => Op::DelRule,
-        "add-default" => Op::AddDefault,
-        "del-default" | "delete-default" => Op::DelDefault,
-        "L" | "list" => Op::List,
-        // ipvsadm clears its table with -C.
-        "F" | "C" | "flush" | "clear" => Op::Flush,
-        "S" | "save" => Op::Save,
-        "R" | "restore" => Op::Restore,
-        "Z" | "zero" => Op::Zero,
-        "start" => Op::Start,
-        "stop" => Op::Stop,
-        "h" | "help" => Op::Help,
-        "V" | "v" | "version" => Op::Version,
-        _ => return None,
-    })
-}
-
-/// Short options that take no value: the commands, and `-n`.
-fn is_switch(short: char) -> bool {
-    op_of(&short.to_string()).is_some() || short == 'n'
-}
-
-/// `-Ln` as `-L -n`, as ipvsadm reads it: a word of switches only is split
-/// into one option each. Anything else (`-l127.0.0.1`, a value glued to its
-/// option) is left whole.
-fn split_switches(arg: String) -> Vec<String> {
-    match arg.strip_prefix('-') {
-        Some(shorts)
-            if shorts.chars().count() > 1
-                && !shorts.starts_with('-')
-                && shorts.chars().all(is_switch) =>
-        {
-            shorts.chars().map(|c| format!("-{c}")).collect()
-        }
-        _ => vec![arg],
+impl Switches {
+    /// The command switch given (clap lets one through at most).
+    fn op(&self) -> Option<Op> {
+        let switches = [
+            (self.add_service, Op::AddService),
+            (self.edit_service, Op::EditService),
+            (self.delete_service, Op::DelService),
+            (self.add_server, Op::AddServer),
+            (self.edit_server, Op::EditServer),
+            (self.delete_server, Op::DelServer),
+            (self.add_rule, Op::AddRule),
+            (self.del_rule, Op::DelRule),
+            (self.add_default, Op::AddDefault),
+            (self.del_default, Op::DelDefault),
+            (self.list, Op::List),
+            (self.flush, Op::Flush),
+            (self.load.is_some(), Op::Load),
+            (self.save, Op::Save),
+            (self.restore, Op::Restore),
+            (self.zero, Op::Zero),
+            (self.start, Op::Start),
+            (self.stop, Op::Stop),
+            (self.version, Op::Version),
+        ];
+        switches
+            .into_iter()
+            .find_map(|(given, op)| given.then_some(op))
     }
 }
 
@@ -198,108 +149,57 @@ where
     I: IntoIterator<Item = S>,
     S: Into<String>,
 {
-    let mut args = args
-        .into_iter()
-        .map(Into::into)
-        .flat_map(split_switches)
-        .collect::<Vec<String>>()
-        .into_iter();
-    let mut op: Option<Op> = None;
-    let mut load: Option<PathBuf> = None;
-    let mut values: BTreeMap<&'static str, String> = BTreeMap::new();
-    let mut stats = false;
-    let set_op = |new: Op, op: &mut Option<Op>| match op {
-        Some(old) if *old != new => Err(usage("give only one command (-A, -a, -L, ...)")),
-        _ => {
-            *op = Some(new);
-            Ok(())
+    let words = std::iter::once("tcpvsadm".to_string()).chain(args.into_iter().map(Into::into));
+    let cli = match Cli::try_parse_from(words) {
+        Ok(cli) => cli,
+        Err(e) if e.kind() == ErrorKind::DisplayHelp => {
+            return Ok(Invocation {
+                command: Command::Help(e.render().to_string()),
+                socket: None,
+            })
         }
+        Err(e) => return Err(e.into()),
     };
-    while let Some(arg) = args.next() {
-        // Normalize to (name, inline value): `--x=v`, `--x`, `-x v`, `-xv`.
-        let (name, inline): (String, Option<String>) = if let Some(long) = arg.strip_prefix("--") {
-            match long.split_once('=') {
-                Some((n, v)) => (n.to_string(), Some(v.to_string())),
-                None => (long.to_string(), None),
-            }
-        } else if let Some(short) = arg.strip_prefix('-').filter(|s| !s.is_empty()) {
-            let mut chars = short.chars();
-            let flag = chars.next().unwrap_or('-');
-            let rest: String = chars.collect();
-            let name = match (op_of(&flag.to_string()), long_name(flag)) {
-                // `-l` is the listen address, `-L` the listing.
-                (_, Some(long)) => long.to_string(),
-                (Some(_), None) => flag.to_string(),
-                (None, None) => {
-                    return Err(usage(format!("unknown option -{flag} (see tcpvsadm -h)")))
-                }
-            };
-            (name, (!rest.is_empty()).then_some(rest))
-        } else {
-            return Err(usage(format!(
-                "unexpected argument `{arg}` (see tcpvsadm -h)"
-            )));
-        };
-        if let Some(new) = op_of(&name) {
-            if inline.is_some() {
-                return Err(usage(format!("{arg}: this command takes no value")));
-            }
-            set_op(new, &mut op)?;
-            continue;
-        }
-        match name.as_str() {
-            "load" => {
-                set_op(Op::Load, &mut op)?;
-                let file = match inline {
-                    Some(v) => v,
-                    None => args.next().ok_or_else(|| usage("-f needs a file"))?,
-                };
-                load = Some(PathBuf::from(file));
-            }
-            "numeric" => {}
-            "stats" => stats = true,
-            _ => {
-                let key = VALUED
-                    .iter()
-                    .find(|k| **k == name || (name == "server" && **k == "real-server"))
-                    .ok_or_else(|| usage(format!("unknown option --{name} (see tcpvsadm -h)")))?;
-                let value = match inline {
-                    Some(v) => v,
-                    None => args
-                        .next()
-                        .ok_or_else(|| usage(format!("--{key} needs a value")))?,
-                };
-                if values.insert(key, value).is_some() {
-                    return Err(usage(format!("--{key} given twice")));
-                }
-            }
-        }
+    let op = cli.command.op().ok_or_else(|| {
+        usage("no command given: give one of -A, -E, -D, -a, -e, -d, --add-rule, -L, -S, ...")
+    })?;
+    let show = match (cli.stats, cli.rate, cli.json) {
+        (true, _, _) => Show::Stats,
+        (_, true, _) => Show::Rate,
+        (_, _, true) => Show::Json,
+        _ => Show::Table,
+    };
+    let mut values: BTreeMap<&'static str, String> = cli.values.given().into_iter().collect();
+    let mut command = build(op, &mut values, cli.command.load)?;
+    if let Command::List(listing) = &mut command {
+        listing.show = show;
+        listing.numeric = cli.numeric;
     }
-    let socket = values.remove("socket").map(PathBuf::from);
-    let op = op.ok_or_else(|| usage("no command given (see tcpvsadm -h)"))?;
-    let command = build(op, &mut values, stats, load)?;
     if let Some(extra) = values.keys().next() {
         return Err(usage(format!("--{extra} does not apply to this command")));
     }
-    Ok(Invocation { command, socket })
+    Ok(Invocation {
+        command,
+        socket: cli.socket,
+    })
 }
 
 fn build(
     op: Op,
     values: &mut BTreeMap<&'static str, String>,
-    stats: bool,
     load: Option<PathBuf>,
 ) -> Result<Command, UsageError> {
     let mut take = |key: &str| values.remove(key);
     let verb = match op {
-        Op::Help => return Ok(Command::Help),
         Op::Version => return Ok(Command::Version),
         Op::Save => return Ok(Command::Save),
         Op::Restore => return Ok(Command::Restore),
         Op::Load => return Ok(Command::Load(load.unwrap_or_default())),
         Op::List => {
-            let ident = take("ident");
-            return Ok(Command::List { ident, stats });
+            return Ok(Command::List(Listing {
+                ident: take("ident"),
+                ..Listing::default()
+            }))
         }
         Op::Flush => Verb::Flush,
         Op::Zero => Verb::Zero {
@@ -674,10 +574,10 @@ mod tests {
     #[test]
     fn switches_combine_as_ipvsadm_reads_them() {
         let list = |line: &str| parse(split_words(line).unwrap()).unwrap().command;
-        let listing = Command::List {
-            ident: None,
-            stats: false,
-        };
+        let listing = Command::List(Listing {
+            numeric: true,
+            ..Listing::default()
+        });
         assert_eq!(list("-Ln"), listing);
         assert_eq!(list("-nL"), listing);
         assert_eq!(list("-L -n"), listing);
@@ -688,12 +588,11 @@ mod tests {
             verb("-A -i web -l127.0.0.1 -P 81"),
             verb("-A -i web -l 127.0.0.1 -P 81")
         );
-        assert!(
-            error("-LF").contains("only one command"),
-            "{}",
-            error("-LF")
+        assert_eq!(
+            error("-LF"),
+            "the argument '--list' cannot be used with '--flush'"
         );
-        assert!(error("-Lx").contains("-L"), "{}", error("-Lx"));
+        assert!(error("-Lx").contains("'-x'"), "{}", error("-Lx"));
     }
 
     #[test]
@@ -765,9 +664,9 @@ mod tests {
         assert!(error("-a -i web -r 127.0.0.1:80 -w -1").contains("0 to 65535"));
         assert!(error("-a -i web -r nonsense").contains("needs a port"));
         assert!(error("-A -i web").contains("-l address"));
-        assert!(error("-A -a -i web").contains("only one command"));
+        assert!(error("-A -a -i web").contains("cannot be used with"));
         assert!(error("-i web").contains("no command"));
-        assert!(error("-L -q").contains("unknown option"));
+        assert!(error("-L -q").contains("unexpected argument '-q' found"));
         assert!(error("-A -i this-ident-is-too-long -P 80").contains("invalid service ident"));
         assert!(error("-F -i web").contains("--ident does not apply"));
     }

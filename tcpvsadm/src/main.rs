@@ -7,13 +7,18 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use tcpvs_command::{TableView, Verb, DEFAULT_SOCKET};
-use tcpvsadm::args::{self, Command, Invocation, UsageError, USAGE};
+use tcpvsadm::args::{self, Command, Invocation, Listing, Show, UsageError};
 use tcpvsadm::client::{Client, ClientError};
+use tcpvsadm::names::Names;
 use tcpvsadm::print;
 
 /// Why tcpvsadm failed, and so its exit status.
 enum Failure {
+    /// The command line: clap's message and usage, exit 2.
     Usage(String),
+    /// A file or standard input (`-f`, `-R`): where and why, exit 2.
+    Input(String),
+    /// tcpvsd refused or could not be reached: exit 1.
     Daemon(ClientError),
 }
 
@@ -33,6 +38,10 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(message)) => {
+            eprint!("{}", UsageError(message).rendered());
+            ExitCode::from(2)
+        }
+        Err(Failure::Input(message)) => {
             eprintln!("tcpvsadm: {message}");
             ExitCode::from(2)
         }
@@ -47,21 +56,31 @@ fn run() -> Result<(), Failure> {
     let Invocation { command, socket } = args::parse(std::env::args().skip(1))?;
     let socket = socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
     match command {
-        Command::Help => println!("{USAGE}"),
+        Command::Help(text) => print!("{text}"),
         Command::Version => println!("tcpvsadm {}", env!("CARGO_PKG_VERSION")),
         Command::Verb(verb) => {
             Client::connect(&socket)?.call(*verb)?;
         }
-        Command::List { ident, stats } => {
+        Command::List(Listing {
+            ident,
+            show,
+            numeric,
+        }) => {
             let view = list(&socket, ident)?;
-            print!("{}", print::listing(&view, stats));
+            if show == Show::Json {
+                let json = serde_json::to_string_pretty(&view)
+                    .map_err(|e| Failure::Daemon(ClientError::BadReply(e.to_string())))?;
+                println!("{json}");
+            } else {
+                print!("{}", print::listing(&view, show, &mut Names::new(numeric)));
+            }
         }
         Command::Save => print!("{}", print::saved(&list(&socket, None)?)),
         Command::Restore => {
             let mut text = String::new();
             std::io::stdin()
                 .read_to_string(&mut text)
-                .map_err(|e| Failure::Usage(format!("reading standard input: {e}")))?;
+                .map_err(|e| Failure::Input(format!("reading standard input: {e}")))?;
             let verbs = saved_verbs(&text, "standard input")?;
             Client::connect(&socket)?.call(Verb::Batch { verbs })?;
         }
@@ -87,7 +106,7 @@ fn saved_verbs(text: &str, source: &str) -> Result<Vec<Verb>, Failure> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let at = |e: UsageError| Failure::Usage(format!("{source}, line {}: {}", number + 1, e.0));
+        let at = |e: UsageError| Failure::Input(format!("{source}, line {}: {}", number + 1, e.0));
         let words = args::split_words(line).map_err(at)?;
         match args::parse(words).map_err(at)?.command {
             Command::Verb(verb) if verb.edits() => verbs.push(*verb),
@@ -96,7 +115,7 @@ fn saved_verbs(text: &str, source: &str) -> Result<Vec<Verb>, Failure> {
                     "{source}, line {}: only table edits can be restored",
                     number + 1
                 );
-                return Err(Failure::Usage(message));
+                return Err(Failure::Input(message));
             }
         }
     }
@@ -110,7 +129,7 @@ fn saved_verbs(text: &str, source: &str) -> Result<Vec<Verb>, Failure> {
 /// line before any daemon sees it.
 fn file_verb(path: &Path) -> Result<Verb, Failure> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
+        .map_err(|e| Failure::Input(format!("{}: {e}", path.display())))?;
     let looks_like_commands = text
         .lines()
         .map(str::trim)
@@ -125,6 +144,6 @@ fn file_verb(path: &Path) -> Result<Verb, Failure> {
     let load = Verb::Load { source, text };
     // The same check tcpvsd makes: every line read, every value validated.
     load.apply(&mut tcpvs_command::TableSpec::default())
-        .map_err(|e| Failure::Usage(e.to_string()))?;
+        .map_err(|e| Failure::Input(e.to_string()))?;
     Ok(load)
 }

@@ -1,120 +1,218 @@
-//! What tcpvsadm prints: the `-L` listing and the `-S` saved commands.
+//! What tcpvsadm prints: the `-L` listing (with `--stats` or `--rate`) and
+//! the `-S` saved commands.
 
 use std::fmt::Write;
 
+use tcpvs_command::view::{RateView, TrafficView};
 use tcpvs_command::{AdminState, HealthSpec, ServerView, ServiceView, TableView};
 
-use crate::args::quote;
+use crate::args::{quote, Show};
+use crate::grid::{Align, Grid};
+use crate::names::Names;
 
-/// `-L`: services with how they watch their servers, their real servers
-/// with weight (effective/configured when they differ), active requests,
-/// requests sent, health and last check, and the content rules; with
-/// `stats`, each server's failures and the log lines the daemon dropped.
-pub fn listing(view: &TableView, stats: bool) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
+/// The column of a server row's address, under its service.
+const SERVER: &str = "  -> ";
+
+/// `-L`: the table as `show` asks, addresses by `names`. The table shows
+/// services with how they watch their servers, their real servers with
+/// weight (effective/configured when they differ), active requests,
+/// requests sent, health and last check, and the content rules. `--stats`
+/// and `--rate` show each service's totals and its servers' numbers, as
+/// ipvsadm's do.
+pub fn listing(view: &TableView, show: Show, names: &mut Names) -> String {
+    let mut grid = Grid::default();
+    grid.free(format!(
         "tcpvs {} (table generation {})",
         env!("CARGO_PKG_VERSION"),
         view.generation
-    );
-    let _ = writeln!(
-        out,
-        "Ident            Listen                  Scheduler  Protocol  State"
-    );
-    let _ = write!(
-        out,
-        "  -> RealServer                  Weight  ActiveReq  Requests"
-    );
-    out.push_str(if stats { "  Failures" } else { "" });
-    out.push_str("  Health  LastCheck\n");
+    ));
+    match show {
+        Show::Stats | Show::Rate => numbers(&mut grid, view, show, names),
+        Show::Table | Show::Json => table(&mut grid, view, names),
+    }
+    if show == Show::Stats {
+        grid.free(format!("log lines dropped: {}", view.log_dropped));
+    }
+    grid.render()
+}
+
+/// The services and servers with their configuration and live state.
+fn table(grid: &mut Grid, view: &TableView, names: &mut Names) {
+    let services = grid.table(&[]);
+    let servers = grid.table(&[]);
+    let header = ["Ident", "Listen", "Scheduler", "Protocol", "State"];
+    grid.row(services, header.map(String::from).to_vec());
+    let header = [
+        "RealServer",
+        "Weight",
+        "ActiveReq",
+        "Requests",
+        "Health",
+        "LastCheck",
+    ];
+    grid.row(servers, server_cells(header.map(String::from)));
     for service in &view.services {
-        let listen = match &service.bound {
-            Some(bound) if *bound != service.listen => format!("{} ({bound})", service.listen),
-            _ => service.listen.clone(),
-        };
-        let mut scheduler = service.scheduler.clone();
-        if !service.sched_opts.is_empty() {
-            let opts: Vec<String> = service
-                .sched_opts
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            scheduler = format!("{scheduler} {}", opts.join(","));
-        }
-        if let Some(seconds) = service.persistent {
-            scheduler = format!("{scheduler} persistent {seconds}s");
-        }
         let state = if service.enabled {
             "started"
         } else {
             "stopped"
         };
-        let _ = writeln!(
-            out,
-            "{:<16} {:<23} {:<10} {:<9} {state}",
-            service.ident, listen, scheduler, service.protocol
+        grid.row(
+            services,
+            vec![
+                service.ident.clone(),
+                listen(service, names),
+                scheduler(service),
+                service.protocol.clone(),
+                state.to_string(),
+            ],
         );
         if let Some(sessions) = service.sessions {
-            let _ = writeln!(out, "  sessions {sessions}");
+            grid.free(format!("  sessions {sessions}"));
         }
         if let Some(size) = &service.max_body {
-            let _ = writeln!(out, "  max-body {size}");
+            grid.free(format!("  max-body {size}"));
         }
-        let _ = writeln!(out, "  {}", health_summary(service));
+        grid.free(format!("  {}", health_summary(service)));
         if let Some(limits) = limits_summary(service) {
-            let _ = writeln!(out, "  limits: {limits}");
+            grid.free(format!("  limits: {limits}"));
         }
         for server in &service.servers {
-            let _ = write!(
-                out,
-                "  -> {:<26} {:<7} {:<10} {:<9}",
-                server.address,
-                weight(server),
-                server.active,
-                server.requests
-            );
-            if stats {
-                let _ = write!(out, " {:<9}", server.failures);
-            }
-            let _ = write!(
-                out,
-                " {:<7} {}",
-                health(server),
-                server.last_check.as_deref().unwrap_or("")
-            );
+            let mut last = server.last_check.clone().unwrap_or_default();
             if server.max_conns != 0 {
-                let _ = write!(out, " max-conns {}", server.max_conns);
+                last = format!("{last} max-conns {}", server.max_conns);
             }
-            out.truncate(out.trim_end().len());
-            out.push('\n');
+            grid.row(
+                servers,
+                server_cells([
+                    server_address(server, names),
+                    weight(server),
+                    server.active.to_string(),
+                    server.requests.to_string(),
+                    health(server),
+                    last.trim_start().to_string(),
+                ]),
+            );
         }
         for rule in &service.rules {
             let group = rule
                 .match_group
                 .map(|g| format!(" (hash of group {g})"))
                 .unwrap_or_default();
-            let _ = writeln!(
-                out,
+            let servers: Vec<String> = rule
+                .servers
+                .iter()
+                .map(|s| names.address(s, None))
+                .collect();
+            grid.free(format!(
                 "  rule {} -> {}{group}",
                 rule.pattern,
-                rule.servers.join(" ")
-            );
+                servers.join(" ")
+            ));
         }
         match &service.default {
             Some(set) => {
-                let _ = writeln!(out, "  default -> {}", set.join(" "));
+                let set: Vec<String> = set.iter().map(|s| names.address(s, None)).collect();
+                grid.free(format!("  default -> {}", set.join(" ")));
             }
-            None if !service.rules.is_empty() => {
-                let _ = writeln!(out, "  default -> every server");
-            }
+            None if !service.rules.is_empty() => grid.free("  default -> every server"),
             None => {}
         }
     }
-    if stats {
-        let _ = writeln!(out, "log lines dropped: {}", view.log_dropped);
+}
+
+/// `--stats` or `--rate`: a row of numbers per service (its totals) and per
+/// server, in one table so the numbers line up.
+fn numbers(grid: &mut Grid, view: &TableView, show: Show, names: &mut Names) {
+    let header: &[&str] = match show {
+        Show::Rate => &RATE_HEADER,
+        _ => &STATS_HEADER,
+    };
+    let mut aligns = vec![Align::Left];
+    aligns.extend(header.iter().map(|_| Align::Right));
+    let rows = grid.table(&aligns);
+    let row = |first: String, numbers: Vec<u64>| {
+        let mut cells = vec![first];
+        cells.extend(numbers.iter().map(u64::to_string));
+        cells
+    };
+    let mut head = vec!["Ident Listen".to_string()];
+    head.extend(header.iter().map(|h| h.to_string()));
+    grid.row(rows, head);
+    grid.row(rows, vec![format!("{SERVER}RealServer")]);
+    for service in &view.services {
+        let first = format!("{} {}", service.ident, listen(service, names));
+        grid.row(
+            rows,
+            row(first, numbers_of(show, &service.stats, &service.rate)),
+        );
+        for server in &service.servers {
+            let first = format!("{SERVER}{}", server_address(server, names));
+            grid.row(
+                rows,
+                row(first, numbers_of(show, &server.stats, &server.rate)),
+            );
+        }
     }
-    out
+}
+
+/// `--stats`' columns, as ipvsadm's: totals since start or `-Z`.
+const STATS_HEADER: [&str; 10] = [
+    "Requests", "1xx", "2xx", "3xx", "4xx", "5xx", "None", "InBytes", "OutBytes", "Failures",
+];
+
+/// `--rate`'s columns: per second over the daemon's last interval.
+const RATE_HEADER: [&str; 4] = ["Req/s", "InBytes/s", "OutBytes/s", "Err/s"];
+
+/// The numbers under [`STATS_HEADER`] or [`RATE_HEADER`].
+fn numbers_of(show: Show, stats: &TrafficView, rate: &RateView) -> Vec<u64> {
+    match show {
+        Show::Rate => vec![rate.requests, rate.in_bytes, rate.out_bytes, rate.errors],
+        _ => {
+            let mut row = vec![stats.requests];
+            row.extend(stats.responses.by_class());
+            row.extend([stats.in_bytes, stats.out_bytes, stats.failures]);
+            row
+        }
+    }
+}
+
+/// A server row: the address under its service's, then the rest.
+fn server_cells<const N: usize>(mut cells: [String; N]) -> Vec<String> {
+    cells[0] = format!("{SERVER}{}", cells[0]);
+    cells.to_vec()
+}
+
+fn server_address(server: &ServerView, names: &mut Names) -> String {
+    names.address(&server.address, server.host.as_deref())
+}
+
+/// Where the service listens, with where it is bound when that differs.
+fn listen(service: &ServiceView, names: &mut Names) -> String {
+    let listen = names.address(&service.listen, None);
+    match &service.bound {
+        Some(bound) if *bound != service.listen => {
+            format!("{listen} ({})", names.address(bound, None))
+        }
+        _ => listen,
+    }
+}
+
+/// The scheduler with its options and persistence.
+fn scheduler(service: &ServiceView) -> String {
+    let mut scheduler = service.scheduler.clone();
+    if !service.sched_opts.is_empty() {
+        let opts: Vec<String> = service
+            .sched_opts
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        scheduler = format!("{scheduler} {}", opts.join(","));
+    }
+    if let Some(seconds) = service.persistent {
+        scheduler = format!("{scheduler} persistent {seconds}s");
+    }
+    scheduler
 }
 
 /// A service's check, agent, passive counting, slow start and retries, as
@@ -262,6 +360,7 @@ fn save_service(service: &ServiceView, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use tcpvs_command::config;
+    use tcpvs_command::view::Responses;
     use tcpvs_command::TableSpec;
 
     use super::*;
@@ -352,10 +451,15 @@ type = "rtsp"
         let saved = saved(&view);
         assert!(saved.contains(" --max-body 10m"), "{saved}");
         assert_eq!(replayed(&saved).services, table.services, "{saved}");
-        let listed = listing(&view, false);
+        let listed = listing(&view, Show::Table, &mut Names::new(true));
         assert!(listed.contains("\n  max-body 10m\n"), "{listed}");
         // Not shown when unlimited.
-        assert!(!listing(&TableView::of(1, &health_table().services), false).contains("max-body"));
+        assert!(!listing(
+            &TableView::of(1, &health_table().services),
+            Show::Table,
+            &mut Names::new(true)
+        )
+        .contains("max-body"));
     }
 
     #[test]
@@ -366,7 +470,7 @@ type = "rtsp"
         web.retried = 7;
         web.servers[0].health = "down".into();
         web.servers[0].last_check = Some("L4TOUT".into());
-        let listing = listing(&view, false);
+        let listing = listing(&view, Show::Table, &mut Names::new(true));
         let lines: Vec<&str> = listing.lines().collect();
         assert_eq!(
             lines[4],
@@ -411,9 +515,120 @@ type = "rtsp"
         let mut view = TableView::of(1, &health_table().services);
         view.log_dropped = 42;
         assert_eq!(
-            listing(&view, true).lines().last(),
+            listing(&view, Show::Stats, &mut Names::new(true))
+                .lines()
+                .last(),
             Some("log lines dropped: 42")
         );
-        assert!(!listing(&view, false).contains("log lines dropped"));
+        assert!(!listing(&view, Show::Table, &mut Names::new(true)).contains("log lines dropped"));
+    }
+
+    /// Long IPv6 addresses and a scheduler's options.
+    const WIDE: &str = r#"
+[[service]]
+ident = "web"
+listen = "[2001:db8::1]:8080"
+scheduler = "lard"
+persistent = "300"
+[service.sched_opts]
+low = "10"
+high = "40"
+[[service.server]]
+address = "[2001:db8:ffff:ffff::10]:8080"
+weight = 100
+[[service.server]]
+address = "10.0.0.1:80"
+[[service]]
+ident = "api"
+listen = "10.0.0.2:80"
+[[service.server]]
+address = "10.0.0.3:80"
+"#;
+
+    fn wide_view() -> TableView {
+        let table = config::parse(WIDE, std::path::Path::new("t.toml"))
+            .unwrap()
+            .table;
+        let mut view = TableView::of(3, &table.services);
+        let web = &mut view.services[0];
+        web.servers[0].active = 12345;
+        web.servers[0].requests = 7;
+        web.servers[1].last_check = Some("L7OK 200 in 3ms".into());
+        view
+    }
+
+    #[track_caller]
+    fn assert_lines(listed: &str, expected: &[&str]) {
+        assert_eq!(listed.lines().collect::<Vec<_>>(), expected, "\n{listed}");
+    }
+
+    #[test]
+    fn columns_hold_long_addresses_and_options() {
+        let listed = listing(&wide_view(), Show::Table, &mut Names::new(true));
+        let expected = [
+            "tcpvs 0.1.0 (table generation 3)",
+            "Ident  Listen              Scheduler                            Protocol  State",
+            "  -> RealServer                     Weight  ActiveReq  Requests  Health  LastCheck",
+            "web    [2001:db8::1]:8080  lard high=40,low=10 persistent 300s  http      started",
+            "  retries 2, retried 0",
+            "  -> [2001:db8:ffff:ffff::10]:8080  100     12345      7         up",
+            "  -> 10.0.0.1:80                    1       0          0         up      L7OK 200 in 3ms",
+            "api    10.0.0.2:80         wlc                                  http      started",
+            "  retries 2, retried 0",
+            "  -> 10.0.0.3:80                    1       0          0         up",
+        ];
+        assert_lines(&listed, &expected);
+    }
+
+    #[test]
+    fn stats_line_up_service_totals_and_servers() {
+        let mut view = wide_view();
+        let web = &mut view.services[0];
+        web.stats = TrafficView {
+            requests: 1_000_123,
+            responses: Responses::from_classes([0, 1_000_000, 20, 3, 100, 0]),
+            in_bytes: 80_000_000,
+            out_bytes: 9_000_000_000,
+            failures: 2,
+        };
+        web.servers[0].stats = web.stats;
+        let listed = listing(&view, Show::Stats, &mut Names::new(true));
+        let expected = [
+            "tcpvs 0.1.0 (table generation 3)",
+            "Ident Listen                        Requests  1xx      2xx  3xx  4xx  5xx  None   InBytes    OutBytes  Failures",
+            "  -> RealServer",
+            "web [2001:db8::1]:8080               1000123    0  1000000   20    3  100     0  80000000  9000000000         2",
+            "  -> [2001:db8:ffff:ffff::10]:8080   1000123    0  1000000   20    3  100     0  80000000  9000000000         2",
+            "  -> 10.0.0.1:80                           0    0        0    0    0    0     0         0           0         0",
+            "api 10.0.0.2:80                            0    0        0    0    0    0     0         0           0         0",
+            "  -> 10.0.0.3:80                           0    0        0    0    0    0     0         0           0         0",
+            "log lines dropped: 0",
+        ];
+        assert_lines(&listed, &expected);
+    }
+
+    #[test]
+    fn rates_line_up_too() {
+        let mut view = wide_view();
+        let rate = RateView {
+            requests: 2500,
+            in_bytes: 200_000,
+            out_bytes: 31_000_000,
+            errors: 1,
+        };
+        view.services[0].rate = rate;
+        view.services[0].servers[1].rate = rate;
+        let listed = listing(&view, Show::Rate, &mut Names::new(true));
+        let expected = [
+            "tcpvs 0.1.0 (table generation 3)",
+            "Ident Listen                        Req/s  InBytes/s  OutBytes/s  Err/s",
+            "  -> RealServer",
+            "web [2001:db8::1]:8080               2500     200000    31000000      1",
+            "  -> [2001:db8:ffff:ffff::10]:8080      0          0           0      0",
+            "  -> 10.0.0.1:80                     2500     200000    31000000      1",
+            "api 10.0.0.2:80                         0          0           0      0",
+            "  -> 10.0.0.3:80                        0          0           0      0",
+        ];
+        assert_lines(&listed, &expected);
     }
 }

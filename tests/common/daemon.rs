@@ -300,10 +300,10 @@ impl Daemon {
         String::from_utf8(output.stdout).unwrap()
     }
 
-    /// The address service `ident` is bound to, from `-L -i ident`: the
+    /// The address service `ident` is bound to, from `-L -n -i ident`: the
     /// `(bound)` beside a port-0 listen address, or the listen address.
     pub fn bound(&self, ident: &str) -> SocketAddr {
-        let listing = self.ok(&format!("-L -i {ident}"));
+        let listing = self.ok(&format!("-L -n -i {ident}"));
         let line = listing
             .lines()
             .find(|l| l.split_whitespace().next() == Some(ident))
