@@ -3,40 +3,26 @@
 //! /healthz says 200 while serving and 503 once a graceful stop has begun,
 //! and neither a silent client nor a busy address goes unnoticed.
 
+mod admin_support;
 mod common;
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
+use admin_support::{sample, start_with_admin};
 use common::daemon::{tcpvsd_exit, Daemon, Scratch};
 use common::{get, ok, require_tool, wait_for, Client, Ending, Reply, TestServer};
 
 /// tcpvsd with one HTTP service `web` to `backend`, its admin listener on a
 /// port of its own: the daemon, the service's and the admin's addresses.
 fn start(name: &str, backend: SocketAddr) -> (Daemon, SocketAddr, SocketAddr) {
-    let config = format!(
-        "admin = \"127.0.0.1:0\"\nlog_level = \"warn\"\n[[service]]\nident = \"web\"\n\
-         listen = \"127.0.0.1:0\"\n[[service.server]]\naddress = \"{backend}\"\n"
+    let service = format!(
+        "[[service]]\nident = \"web\"\nlisten = \"127.0.0.1:0\"\n\
+         [[service.server]]\naddress = \"{backend}\"\n"
     );
-    let mut daemon = Daemon::with_config_in(Scratch::new(name), &config, &["--workers", "2"]);
-    let line = daemon.stdout_line("admin listener");
-    let admin = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|addr| addr.parse().ok())
-        .unwrap_or_else(|| panic!("no admin address in {line:?}"));
+    let (daemon, admin) = start_with_admin(name, &service);
     let web = daemon.bound("web");
     (daemon, web, admin)
-}
-
-/// The value of the sample `name{labels}` on `page`.
-fn sample(page: &str, name_and_labels: &str) -> f64 {
-    page.lines()
-        .find_map(|line| line.strip_prefix(name_and_labels)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no {name_and_labels} in\n{page}"))
-        .parse()
-        .unwrap()
 }
 
 #[test]

@@ -252,7 +252,15 @@ fn respond(head: &[u8], pages: &Pages) -> Response {
 
 fn page(path: &str, pages: &Pages) -> Response {
     let admin = &pages.admin;
-    let snapshot = || Snapshot::of(&admin.table.load(), admin.workers.counters(), &pages.rates);
+    let snapshot = || {
+        let (table, workers) = (admin.table.load(), &admin.workers);
+        Snapshot::of(
+            &table,
+            workers.counters(),
+            &workers.listening(),
+            &pages.rates,
+        )
+    };
     match path {
         "/metrics" => {
             let mut response = Response::text(

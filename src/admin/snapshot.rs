@@ -3,6 +3,8 @@
 //! state, weights, active and total requests, request rate and load. The
 //! page renders it as HTML; `/stats.json` serves it as it is, for scripts.
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,7 +14,7 @@ use serde::Serialize;
 use super::counters::WorkerCounters;
 use super::rates::RequestRates;
 use crate::server::AgentAsks;
-use crate::table::{AdminState, RealServer, Service, Table};
+use crate::table::{AdminState, RealServer, Service, ServiceId, Table};
 
 /// The whole table as the page shows it.
 #[derive(Debug, Serialize)]
@@ -29,6 +31,7 @@ pub struct Snapshot {
 #[derive(Debug, Serialize)]
 pub struct ServiceView {
     pub ident: String,
+    /// Where it listens: the bound address (a configured port 0 gets one).
     pub listen: String,
     pub protocol: &'static str,
     /// The scheduler's name, and its options as `name=value`.
@@ -133,8 +136,14 @@ impl ServerStatus {
 }
 
 impl Snapshot {
-    /// The table as it is now, with rates from `rates`.
-    pub fn of(table: &Table, counters: &[Arc<WorkerCounters>], rates: &RequestRates) -> Self {
+    /// The table as it is now, its services `listening` where the workers
+    /// bound them, with rates from `rates`.
+    pub fn of(
+        table: &Table,
+        counters: &[Arc<WorkerCounters>],
+        listening: &HashMap<ServiceId, SocketAddr>,
+        rates: &RequestRates,
+    ) -> Self {
         let now = Instant::now();
         Snapshot {
             generation: table.generation,
@@ -149,14 +158,17 @@ impl Snapshot {
             services: table
                 .services
                 .iter()
-                .map(|service| ServiceView::of(service, rates, now))
+                .map(|service| {
+                    let listen = listening.get(&service.ident).unwrap_or(&service.listen);
+                    ServiceView::of(service, *listen, rates, now)
+                })
                 .collect(),
         }
     }
 }
 
 impl ServiceView {
-    fn of(service: &Service, rates: &RequestRates, now: Instant) -> Self {
+    fn of(service: &Service, listen: SocketAddr, rates: &RequestRates, now: Instant) -> Self {
         let busiest = service
             .servers
             .iter()
@@ -193,7 +205,7 @@ impl ServiceView {
         let rates: Option<Vec<f64>> = servers.iter().map(|s| s.rate).collect();
         ServiceView {
             ident: service.ident.to_string(),
-            listen: service.listen.to_string(),
+            listen: listen.to_string(),
             protocol: service.protocol.name(),
             scheduler: service.scheduler.kind().name(),
             options: service
@@ -246,7 +258,7 @@ mod tests {
             .into_iter()
             .flat_map(|(i, n)| (0..n).map(move |_| ActiveGuard::new(servers[i].state.clone())))
             .collect();
-        let snapshot = Snapshot::of(&table, &[], &RequestRates::default());
+        let snapshot = Snapshot::of(&table, &[], &HashMap::new(), &RequestRates::default());
         let web = &snapshot.services[0];
         let loads: Vec<f64> = web.servers.iter().map(|s| s.load).collect();
         assert_eq!(loads, [1.0, 0.25, 0.25]);

@@ -40,13 +40,16 @@ tr.down,tr.failed,tr.maint{background:#fdf2f1}\
 .rules{margin:6px 0 2px;color:#596175;font-size:13px}\
 code{background:#f0f1f4;padding:0 3px;border-radius:3px}";
 
-/// The script: fetches the page and swaps in its summary and services;
-/// a failed fetch marks the page stale rather than blanking it.
+/// The script: fetches the page and swaps in its summary and services,
+/// counting the refreshes in the body's `data-refreshes` (for tests); a
+/// failed fetch marks the page stale rather than blanking it.
 const SCRIPT: &str = "\
 (function(){\
-function swap(doc){['summary','stats'].forEach(function(id){\
+var refreshes=0;\
+function swap(doc){var swapped=0;['summary','stats'].forEach(function(id){\
 var fresh=doc.getElementById(id),old=document.getElementById(id);\
-if(fresh&&old){old.replaceWith(fresh);}});}\
+if(fresh&&old){old.replaceWith(fresh);swapped++;}});\
+if(swapped===2){refreshes++;document.body.setAttribute('data-refreshes',refreshes);}}\
 function stale(){var s=document.getElementById('summary');\
 if(s&&!s.querySelector('.stale')){var b=document.createElement('span');\
 b.className='stale';b.textContent=' \\u00b7 tcpvsd not answering';s.appendChild(b);}}\
@@ -108,11 +111,11 @@ fn write_service(service: &ServiceView, page: &mut String) {
     for server in &service.servers {
         write_server(server, page);
     }
-    let _ = write!(
+    let _ = writeln!(
         page,
         "</tbody><tfoot><tr><td>total</td><td></td><td></td><td></td>\
          <td class=\"active\">{}</td><td></td><td class=\"requests\">{}</td>\
-         <td class=\"rate\">{}</td><td></td></tr></tfoot></table>\n",
+         <td class=\"rate\">{}</td><td></td></tr></tfoot></table>",
         service.active,
         service.requests,
         rate(service.rate)
@@ -135,12 +138,12 @@ fn write_server(server: &ServerView, page: &mut String) {
     let state = server.state;
     let class = state.name();
     let address = escaped(&server.address);
-    let _ = write!(
+    let _ = writeln!(
         page,
         "<tr class=\"server {class}\" data-server=\"{address}\"><td>{address}</td>\
          <td class=\"state\">{}</td><td>{}</td><td>{}</td><td class=\"active\">{}{}</td>\
          <td class=\"load\"><div class=\"bar\" title=\"{:.0}%\"><div style=\"width:{:.1}%\"></div></div></td>\
-         <td class=\"requests\">{}</td><td class=\"rate\">{}</td><td>{}</td></tr>\n",
+         <td class=\"requests\">{}</td><td class=\"rate\">{}</td><td>{}</td></tr>",
         state.label(),
         server.weight,
         server.effective_weight,
@@ -216,7 +219,7 @@ mod tests {
     }
 
     fn page(table: &Table) -> String {
-        let snapshot = Snapshot::of(table, &[], &RequestRates::default());
+        let snapshot = Snapshot::of(table, &[], &Default::default(), &RequestRates::default());
         render(&snapshot, UNIX_EPOCH + Duration::from_secs(1_796_662_633))
     }
 
