@@ -1,5 +1,6 @@
 //! The admin listener as a scraper and a keepalived track script use it:
-//! /metrics counts every request once and passes `promtool check metrics`,
+//! /metrics counts every request and its bytes once and passes `promtool
+//! check metrics`,
 //! /healthz says 200 while serving and 503 once a graceful stop has begun,
 //! and neither a silent client nor a busy address goes unnoticed.
 
@@ -30,11 +31,22 @@ fn metrics_count_every_request_and_pass_promtool() {
     const N: usize = 40;
     let backend = TestServer::named("a");
     let (_daemon, web, admin) = start("admin-metrics", backend.addr);
-    let mut body_bytes = 0;
-    for _ in 0..N {
-        let response = get(web, "/x");
+    // Requests without a body, with a small one (read whole before a
+    // server is picked) and with one past the 64 KiB buffer (streamed).
+    let (mut body_bytes, mut request_bytes) = (0, 0);
+    for i in 0..N {
+        let body = "b".repeat([0, 100, 100_000][i % 3]);
+        let request = match body.len() {
+            0 => "GET /x HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n".to_string(),
+            n => format!(
+                "POST /x HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\
+                 Content-Length: {n}\r\n\r\n{body}"
+            ),
+        };
+        let response = Client::connect(web).exchange(&request);
         assert_eq!(response.status, 200);
         body_bytes += response.text().len();
+        request_bytes += request.len();
     }
     let metrics = get(admin, "/metrics");
     assert_eq!(metrics.status, 200);
@@ -54,6 +66,8 @@ fn metrics_count_every_request_and_pass_promtool() {
     assert_eq!(counted, N as f64);
     let bytes = sample(&page, &format!("tcpvs_response_body_bytes_total{labels}}}"));
     assert_eq!(bytes, body_bytes as f64, "every body byte counted");
+    let received = sample(&page, &format!("tcpvs_request_bytes_total{labels}}}"));
+    assert_eq!(received, request_bytes as f64, "every request byte counted");
     let inf = format!("tcpvs_request_duration_seconds_bucket{labels},le=\"+Inf\"}}");
     assert_eq!(sample(&page, &inf), N as f64);
     assert_eq!(sample(&page, &format!("tcpvs_server_up{labels}}}")), 1.0);

@@ -5,7 +5,9 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use super::counters::{sum, Summed, WorkerCounters, CODE_CLASSES, DURATION_BUCKETS};
+use super::counters::{
+    sum, ExchangeCounts, Summed, WorkerCounters, CODE_CLASSES, DURATION_BUCKETS,
+};
 use crate::table::{ServerAddr, Table};
 use std::sync::atomic::Ordering;
 
@@ -37,19 +39,26 @@ fn exchanges(page: &mut Page, sum: &Summed) {
             }
         }
     }
-    page.family(
-        "tcpvs_response_body_bytes_total",
-        "counter",
-        "Response body bytes sent to clients (as the access log's bytes).",
-    );
-    for (service, servers) in sum {
-        for (server, counts) in servers {
-            let labels = labels(service, *server, &[]);
-            page.sample(
-                "tcpvs_response_body_bytes_total",
-                &labels,
-                counts.body_bytes,
-            );
+    type Bytes = fn(&ExchangeCounts) -> u64;
+    let byte_families: [(&str, &str, Bytes); 2] = [
+        (
+            "tcpvs_request_bytes_total",
+            "Request bytes received from clients and sent on to servers: heads as received, \
+             bodies as sent (chunk framing re-encoded).",
+            |counts| counts.request_bytes,
+        ),
+        (
+            "tcpvs_response_body_bytes_total",
+            "Response body bytes sent to clients (as the access log's bytes).",
+            |counts| counts.body_bytes,
+        ),
+    ];
+    for (name, help, bytes) in byte_families {
+        page.family(name, "counter", help);
+        for (service, servers) in sum {
+            for (server, counts) in servers {
+                page.sample(name, &labels(service, *server, &[]), bytes(counts));
+            }
         }
     }
     let name = "tcpvs_request_duration_seconds";
@@ -237,7 +246,7 @@ mod tests {
             Exchange {
                 status: Some(200),
                 took: Duration::from_millis(2),
-                request_bytes: 0,
+                request_bytes: 75,
                 body_bytes: 10,
             },
         );
@@ -247,7 +256,7 @@ mod tests {
             Exchange {
                 status: Some(200),
                 took: Duration::from_millis(200),
-                request_bytes: 0,
+                request_bytes: 1025,
                 body_bytes: 20,
             },
         );
@@ -281,6 +290,7 @@ mod tests {
         );
         has(r#"tcpvs_request_duration_seconds_count{service="web",server="127.0.0.1:9001"} 2"#);
         has(r#"tcpvs_response_body_bytes_total{service="web",server="127.0.0.1:9001"} 30"#);
+        has(r#"tcpvs_request_bytes_total{service="web",server="127.0.0.1:9001"} 1100"#);
         has(r#"tcpvs_server_weight{service="web",server="127.0.0.1:9001"} 3"#);
         has(r#"tcpvs_server_up{service="web",server="127.0.0.1:9001"} 1"#);
         has(r#"tcpvs_worker_connections_accepted_total{worker="1"} 2"#);
