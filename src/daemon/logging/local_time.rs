@@ -20,13 +20,14 @@ impl LocalZone {
     /// `/etc/localtime`. `Err`: why it could not be read (UTC is then the
     /// caller's fallback).
     pub fn system() -> Result<Self, String> {
-        match tz::TimeZone::local() {
-            Ok(zone) => Ok(Self(Some(zone))),
-            Err(e) => {
-                let named = std::env::var("TZ")
-                    .map_or_else(|_| "/etc/localtime".to_string(), |tz| format!("TZ={tz}"));
-                Err(format!("{named}: {e}"))
-            }
+        // As the C library reads it: `TZ` when set and not empty.
+        match std::env::var("TZ") {
+            Ok(tz) if !tz.is_empty() => tz::TimeZone::from_posix_tz(&tz)
+                .map(|zone| Self(Some(zone)))
+                .map_err(|e| format!("TZ={tz}: {e}")),
+            _ => tz::TimeZone::local()
+                .map(|zone| Self(Some(zone)))
+                .map_err(|e| format!("/etc/localtime: {e}")),
         }
     }
 
