@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::counters::{
     sum, ExchangeCounts, Summed, WorkerCounters, CODE_CLASSES, DURATION_BUCKETS,
 };
+use crate::schedulers::SchedulerKind;
 use crate::table::{ServerAddr, Table};
 use std::sync::atomic::Ordering;
 
@@ -146,6 +147,33 @@ fn services(page: &mut Page, table: &Table) {
         if let Some(targets) = service.scheduler.targets_mapped() {
             let labels = format!("service=\"{}\"", escaped(service.ident.as_str()));
             page.sample(name, &labels, targets);
+        }
+    }
+    let moves = [
+        (
+            "tcpvs_service_lard_moves_total",
+            "Targets the LARD map sent to another server than the one serving them \
+             (lardr: servers that joined a target's set).",
+            [SchedulerKind::Lard, SchedulerKind::Lardr].as_slice(),
+        ),
+        (
+            "tcpvs_service_chash_moves_total",
+            "Requests chash sent past the ring's first choice for their key \
+             (down, full or over its load bound).",
+            [SchedulerKind::Chash].as_slice(),
+        ),
+    ];
+    for (name, help, kinds) in moves {
+        page.family(name, "counter", help);
+        for service in &table.services {
+            let scheduler = &service.scheduler;
+            let moved = scheduler
+                .target_moves()
+                .filter(|_| kinds.contains(&scheduler.kind()));
+            if let Some(moved) = moved {
+                let labels = format!("service=\"{}\"", escaped(service.ident.as_str()));
+                page.sample(name, &labels, moved);
+            }
         }
     }
     let name = "tcpvs_service_rtsp_sessions";
@@ -313,6 +341,18 @@ mod tests {
         assert!(
             page.lines()
                 .any(|l| l == r#"tcpvs_service_lard_targets{service="web"} 3"#),
+            "{page}"
+        );
+        assert!(
+            page.lines()
+                .any(|l| l == r#"tcpvs_service_lard_moves_total{service="web"} 0"#),
+            "{page}"
+        );
+        assert!(!page.contains("tcpvs_service_chash_moves_total{"), "{page}");
+        let page = render(&table_with("chash"), &[]);
+        assert!(
+            page.lines()
+                .any(|l| l == r#"tcpvs_service_chash_moves_total{service="web"} 0"#),
             "{page}"
         );
         let page = render(&table(), &[]);
