@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use admin_support::{sample, start_with_admin};
 use common::daemon::{tcpvsd_exit, Daemon, Scratch};
-use common::{get, ok, require_tool, wait_for, Client, Ending, Reply, TestServer};
+use common::{dead_address, get, ok, require_tool, wait_for, Client, Ending, Reply, TestServer};
 
 /// tcpvsd with one HTTP service `web` to `backend`, its admin listener on a
 /// port of its own: the daemon, the service's and the admin's addresses.
@@ -86,6 +86,37 @@ fn metrics_count_every_request_and_pass_promtool() {
         let (passed, said) = promtool_check_metrics(&page);
         assert!(passed, "promtool check metrics:\n{said}\n{page}");
     }
+}
+
+#[test]
+fn connect_errors_are_counted_apart_for_the_server_that_refused() {
+    let live = TestServer::named("live");
+    let dead = dead_address();
+    let services = format!(
+        "[[service]]\nident = \"web\"\nlisten = \"127.0.0.1:0\"\nscheduler = \"rr\"\n\
+         [[service.server]]\naddress = \"{}\"\n[[service.server]]\naddress = \"{dead}\"\n",
+        live.addr
+    );
+    let (daemon, admin) = start_with_admin("admin-connect-errors", &services);
+    let web = daemon.bound("web");
+    for _ in 0..6 {
+        assert_eq!(get(web, "/x").status, 200, "retried on the live server");
+    }
+    let page = get(admin, "/metrics").text();
+    let of = |name: &str, server: SocketAddr| {
+        sample(
+            &page,
+            &format!("{name}{{service=\"web\",server=\"{server}\"}}"),
+        )
+    };
+    let refused = of("tcpvs_server_connect_errors_total", dead);
+    assert!(refused >= 1.0, "{page}");
+    assert_eq!(
+        refused,
+        of("tcpvs_server_failures_total", dead),
+        "all of its failures"
+    );
+    assert_eq!(of("tcpvs_server_connect_errors_total", live.addr), 0.0);
 }
 
 /// `promtool check metrics` with `page` on its standard input: whether it

@@ -88,7 +88,7 @@ fn exchanges(page: &mut Page, sum: &Summed) {
 /// The live state of each server of the table.
 fn servers(page: &mut Page, table: &Table) {
     type Value = fn(&crate::table::RealServer) -> f64;
-    let families: [(&str, &str, &str, Value); 4] = [
+    let families: [(&str, &str, &str, Value); 5] = [
         (
             "tcpvs_server_active_requests",
             "gauge",
@@ -100,6 +100,12 @@ fn servers(page: &mut Page, table: &Table) {
             "counter",
             "Failed connects and broken exchanges with the server since start.",
             |s| s.state.failures() as f64,
+        ),
+        (
+            "tcpvs_server_connect_errors_total",
+            "counter",
+            "Connects to the server that failed or timed out since start (among its failures).",
+            |s| s.state.connect_failures() as f64,
         ),
         (
             "tcpvs_server_up",
