@@ -2,12 +2,14 @@
 //! a server, after a failover, by the proxy itself, or refused as malformed),
 //! written from the exchange's one record.
 
+mod admin_support;
 mod common;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use admin_support::{sample, start_with_admin};
 use common::daemon::{Daemon, Scratch};
 use common::*;
 
@@ -459,26 +461,27 @@ fn the_format_flag_wins_over_a_reloaded_file() {
 }
 
 #[test]
-fn rtsp_lines_in_combined_name_their_version() {
+fn rtsp_lines_in_combined_name_their_version_and_their_bytes_are_counted() {
     use std::io::{BufRead, BufReader, Write};
     let origin = options_only_origin();
-    let dir = Scratch::new("access-rtsp-combined");
-    let path = dir.path().join("access.log");
+    let path = std::env::temp_dir().join(format!("tcpvs-rtsp-access-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&path);
     let config = format!(
-        "log_level = \"warn\"\naccess_log = \"{}\"\nlog_format = \"combined\"\n\
+        "access_log = \"{}\"\nlog_format = \"combined\"\n\
          [[service]]\nident = \"tv\"\nlisten = \"127.0.0.1:0\"\nprotocol = \"rtsp\"\n\
          [[service.server]]\naddress = \"{origin}\"\n",
         path.display()
     );
-    let daemon = Daemon::with_config_in(dir, &config, &[]);
+    let (daemon, admin) = start_with_admin("access-rtsp-combined", &config);
     let stream = std::net::TcpStream::connect(daemon.bound("tv")).unwrap();
     stream.set_read_timeout(Some(TIMEOUT)).unwrap();
     let mut writer = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
-    for request in [
+    let requests = [
         "OPTIONS rtsp://h/a RTSP/1.0\r\nCSeq: 1\r\n\r\n",
         "PLAY rtsp://h/a RTSP/1.0\r\nCSeq: 2\r\nSession: nope\r\n\r\n",
-    ] {
+    ];
+    for request in requests {
         writer.write_all(request.as_bytes()).unwrap();
         let mut line = String::new();
         while reader.read_line(&mut line).unwrap() > 2 {
@@ -486,6 +489,7 @@ fn rtsp_lines_in_combined_name_their_version() {
         }
     }
     let lines = wait_for_file_lines(&path, 2);
+    let _ = std::fs::remove_file(&path);
     assert_eq!(lines.len(), 2, "{lines:#?}");
     assert_each_once(
         &lines,
@@ -494,6 +498,18 @@ fn rtsp_lines_in_combined_name_their_version() {
             "\"PLAY rtsp://h/a RTSP/1.0\" 454 0 \"-\" \"-\"".to_string(),
         ],
     );
+    // Both requests' bytes: the one the origin answered, the one refused.
+    let metrics = get(admin, "/metrics").text();
+    let forwarded = sample(
+        &metrics,
+        &format!("tcpvs_request_bytes_total{{service=\"tv\",server=\"{origin}\"}}"),
+    );
+    let refused = sample(
+        &metrics,
+        "tcpvs_request_bytes_total{service=\"tv\",server=\"\"}",
+    );
+    let sent = requests.map(|request| request.len() as f64);
+    assert_eq!([forwarded, refused], sent, "{metrics}");
 }
 
 /// tcpvsd run by hand with `TZ` set in its environment (the harness passes

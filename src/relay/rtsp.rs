@@ -535,6 +535,7 @@ fn log_refused(
     let target = request.uri().unwrap_or_default();
     let mut record = Record::start(peer, service.ident.as_str(), method, target);
     record.spoken_in(VERSION);
+    record.received(serialize(request).len() as u64 + request.body_len);
     record.answered(error.status());
     record.ended(Termination::of(error));
     record.finish(settings);
