@@ -251,22 +251,18 @@ impl Page {
 mod tests {
     use super::*;
     use crate::admin::counters::Exchange;
+    use crate::admin::tests::table_from;
     use std::time::Duration;
-    use tcpvs_command::config;
 
     fn table() -> Table {
         table_with("wlc")
     }
 
     fn table_with(scheduler: &str) -> Table {
-        let text = format!(
+        table_from(&format!(
             "[[service]]\nident = \"web\"\nlisten = \"127.0.0.1:0\"\nscheduler = \"{scheduler}\"\n\
                     [[service.server]]\naddress = \"127.0.0.1:9001\"\nweight = 3\n"
-        );
-        let spec = config::parse(&text, std::path::Path::new("t.toml"))
-            .unwrap()
-            .table;
-        Table::build(spec, None).unwrap()
+        ))
     }
 
     #[test]

@@ -313,3 +313,16 @@ fn health(workers: &Workers) -> Health {
         false => Health::Serving,
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use crate::table::Table;
+
+    /// The table a configuration file `toml` describes.
+    pub fn table_from(toml: &str) -> Table {
+        let spec = tcpvs_command::config::parse(toml, std::path::Path::new("t.toml"))
+            .unwrap()
+            .table;
+        Table::build(spec, None).unwrap()
+    }
+}

@@ -86,34 +86,34 @@ impl RequestRates {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tcpvs_command::config;
+    use crate::admin::tests::table_from;
+    use crate::table::RealServer;
+    use std::sync::Arc;
 
-    fn table() -> Table {
-        let text = "[[service]]\nident = \"web\"\nlisten = \"127.0.0.1:0\"\n\
-                    [[service.server]]\naddress = \"127.0.0.1:9001\"\n";
-        let spec = config::parse(text, std::path::Path::new("t.toml"))
-            .unwrap()
-            .table;
-        Table::build(spec, None).unwrap()
+    /// A table of one service `web` with one server, and the two.
+    fn web() -> (Table, ServiceId, Arc<RealServer>) {
+        let table = table_from(
+            "[[service]]\nident = \"web\"\nlisten = \"127.0.0.1:0\"\n\
+             [[service.server]]\naddress = \"127.0.0.1:9001\"\n",
+        );
+        let service = &table.services[0];
+        let (ident, server) = (service.ident.clone(), service.servers[0].clone());
+        (table, ident, server)
     }
 
     #[test]
     fn a_rate_is_what_the_counter_gained_per_second_over_the_window() {
-        let table = table();
-        let (web, server) = (
-            &table.services[0].ident,
-            table.services[0].servers[0].clone(),
-        );
+        let (table, web, server) = web();
         let rates = RequestRates::default();
         let t0 = Instant::now();
-        assert_eq!(rates.rate(web, server.addr, 0, t0), None, "no sample yet");
+        assert_eq!(rates.rate(&web, server.addr, 0, t0), None, "no sample yet");
         rates.sample(&table, t0);
-        assert_eq!(rates.rate(web, server.addr, 5, t0), None, "too recent");
+        assert_eq!(rates.rate(&web, server.addr, 5, t0), None, "too recent");
         for _ in 0..200 {
             server.state.count_request();
         }
         let t2 = t0 + Duration::from_secs(2);
-        let rate = rates.rate(web, server.addr, server.state.requests(), t2);
+        let rate = rates.rate(&web, server.addr, server.state.requests(), t2);
         assert_eq!(rate, Some(100.0));
         // Samples older than the window stop counting: the rate follows
         // the load down.
@@ -121,17 +121,13 @@ mod tests {
             rates.sample(&table, t0 + Duration::from_secs(second));
         }
         let t8 = t0 + Duration::from_secs(8);
-        let rate = rates.rate(web, server.addr, server.state.requests(), t8);
+        let rate = rates.rate(&web, server.addr, server.state.requests(), t8);
         assert_eq!(rate, Some(0.0), "idle for the whole window");
     }
 
     #[test]
     fn a_zeroed_counter_counts_from_zero() {
-        let table = table();
-        let (web, server) = (
-            &table.services[0].ident,
-            table.services[0].servers[0].clone(),
-        );
+        let (table, web, server) = web();
         let rates = RequestRates::default();
         for _ in 0..50 {
             server.state.count_request();
@@ -139,7 +135,7 @@ mod tests {
         let t0 = Instant::now();
         rates.sample(&table, t0);
         server.state.zero();
-        let rate = rates.rate(web, server.addr, 10, t0 + Duration::from_secs(1));
+        let rate = rates.rate(&web, server.addr, 10, t0 + Duration::from_secs(1));
         assert_eq!(rate, Some(10.0));
     }
 }

@@ -125,12 +125,8 @@ impl ServerStatus {
     /// As the page writes it.
     pub fn label(self) -> &'static str {
         match self {
-            ServerStatus::Up => "up",
-            ServerStatus::Down => "down",
-            ServerStatus::Failed => "failed",
-            ServerStatus::Draining => "draining",
-            ServerStatus::Maint => "maint",
             ServerStatus::WeightZero => "weight 0",
+            other => other.name(),
         }
     }
 }
@@ -233,17 +229,13 @@ impl ServiceView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::admin::tests::table_from;
     use crate::server::ActiveGuard;
-    use tcpvs_command::config;
 
     fn table(servers: &str) -> Table {
-        let text = format!(
+        table_from(&format!(
             "[[service]]\nident = \"web\"\nlisten = \"127.0.0.1:8080\"\nscheduler = \"wlc\"\n{servers}"
-        );
-        let spec = config::parse(&text, std::path::Path::new("t.toml"))
-            .unwrap()
-            .table;
-        Table::build(spec, None).unwrap()
+        ))
     }
 
     #[test]

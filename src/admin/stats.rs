@@ -206,17 +206,10 @@ pub fn escaped(text: &str) -> Cow<'_, str> {
 mod tests {
     use super::super::rates::RequestRates;
     use super::*;
+    use crate::admin::tests::table_from as table;
     use crate::server::ActiveGuard;
     use crate::table::Table;
     use std::time::Duration;
-    use tcpvs_command::config;
-
-    fn table(text: &str) -> Table {
-        let spec = config::parse(text, std::path::Path::new("t.toml"))
-            .unwrap()
-            .table;
-        Table::build(spec, None).unwrap()
-    }
 
     fn page(table: &Table) -> String {
         let snapshot = Snapshot::of(table, &[], &Default::default(), &RequestRates::default());
