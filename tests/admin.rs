@@ -48,17 +48,22 @@ fn metrics_count_every_request_and_pass_promtool() {
         body_bytes += response.text().len();
         request_bytes += request.len();
     }
+    let server = backend.addr;
+    let labels = format!("{{service=\"web\",server=\"{server}\"");
+    let served = |page: &str| {
+        let name = format!("tcpvs_requests_total{labels},code_class=\"2xx\"}}");
+        sample(page, &name)
+    };
+    // An exchange is counted as it ends, which may be just after its
+    // client has read the whole response.
+    wait_for(Duration::from_secs(5), "every request counted", || {
+        served(&get(admin, "/metrics").text()) >= N as f64
+    });
     let metrics = get(admin, "/metrics");
     assert_eq!(metrics.status, 200);
     assert!(metrics.header("content-type")[0].starts_with("text/plain; version=0.0.4"));
     let page = metrics.text();
-    let server = backend.addr;
-    let labels = format!("{{service=\"web\",server=\"{server}\"");
-    let served = sample(
-        &page,
-        &format!("tcpvs_requests_total{labels},code_class=\"2xx\"}}"),
-    );
-    assert_eq!(served, N as f64, "each request counted once");
+    assert_eq!(served(&page), N as f64, "each request counted once");
     let counted = sample(
         &page,
         &format!("tcpvs_request_duration_seconds_count{labels}}}"),
