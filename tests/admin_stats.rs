@@ -13,12 +13,13 @@ mod common;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use admin_support::start_with_admin;
 use common::daemon::{wait_within, Scratch};
-use common::{get, require_tool, TestServer};
+use common::{get, ok, require_tool, wait_for, Reply, TestServer};
 
 /// How long Chromium may take to render one page (a cold start on a
 /// loaded 2-core machine takes a few seconds).
@@ -105,17 +106,38 @@ fn chromium_renders_every_server_of_the_table_with_its_counts() {
     let Some(browser) = browser() else { return };
     let (a, b) = (TestServer::named("a"), TestServer::named("b"));
     let (c, d) = (TestServer::named("c"), TestServer::named("d"));
+    // Holds its requests until released: active requests and a load bar.
+    let released = Arc::new(AtomicBool::new(false));
+    let holding = {
+        let released = released.clone();
+        TestServer::start(move |_| {
+            let held = Instant::now();
+            while !released.load(Ordering::Relaxed) && held.elapsed() < BROWSER_LIMIT {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Reply::Send(ok("held"))
+        })
+    };
     let services = format!(
         "[[service]]\nident = \"web\"\nlisten = \"127.0.0.1:0\"\nscheduler = \"rr\"\n\
          [[service.server]]\naddress = \"{}\"\n[[service.server]]\naddress = \"{}\"\n\
          [[service]]\nident = \"img\"\nlisten = \"127.0.0.1:0\"\nscheduler = \"wlc\"\n\
          [[service.server]]\naddress = \"{}\"\nweight = 3\n\
          [[service.server]]\naddress = \"{}\"\n\
-         [[service.rule]]\npattern = \"^/thumbs/<b>\"\nservers = [\"{}\"]\n",
-        a.addr, b.addr, c.addr, d.addr, c.addr
+         [[service.rule]]\npattern = \"^/thumbs/<b>\"\nservers = [\"{}\"]\n\
+         [[service]]\nident = \"hold\"\nlisten = \"127.0.0.1:0\"\n\
+         [[service.server]]\naddress = \"{}\"\nmax_conns = 4\n",
+        a.addr, b.addr, c.addr, d.addr, c.addr, holding.addr
     );
     let (daemon, admin) = start_with_admin("admin-stats-chromium", &services);
     let (web, img) = (daemon.bound("web"), daemon.bound("img"));
+    let hold = daemon.bound("hold");
+    let in_flight: Vec<_> = (0..2)
+        .map(|_| std::thread::spawn(move || get(hold, "/held").status))
+        .collect();
+    wait_for(Duration::from_secs(10), "2 requests held", || {
+        holding.requests().len() == 2
+    });
     for _ in 0..9 {
         assert_eq!(get(web, "/page").status, 200);
     }
@@ -152,6 +174,10 @@ fn chromium_renders_every_server_of_the_table_with_its_counts() {
         dom.contains("data-refreshes=\""),
         "the page's script did not refresh it:\n{dom}"
     );
+    // Two of its max_conns 4: half a bar.
+    let held = holding.addr.to_string();
+    assert_eq!(cell(&dom, &held, "active"), "2 / 4");
+    assert!(cell(&dom, &held, "load").contains("width:50.0%"), "{dom}");
 
     let screenshot = artifacts().join("stats.png");
     let _ = std::fs::remove_file(&screenshot);
@@ -175,6 +201,10 @@ fn chromium_renders_every_server_of_the_table_with_its_counts() {
     );
     let png = std::fs::read(&screenshot).unwrap();
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    released.store(true, Ordering::Relaxed);
+    for request in in_flight {
+        assert_eq!(request.join().unwrap(), 200);
+    }
 }
 
 #[test]
@@ -194,8 +224,8 @@ fn the_rate_shown_under_load_is_the_rate_the_clients_made() {
     // enough connections that the machine's other tests keep their ports.
     let started = Instant::now();
     let (stop, client) = (
-        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
-        std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
     );
     let paced = {
         let (stop, sent) = (stop.clone(), client.clone());
