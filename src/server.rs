@@ -73,6 +73,8 @@ pub struct ServerState {
     in_flight: AtomicU64,
     requests: AtomicU64,
     failures: AtomicU64,
+    /// The connects among `failures`.
+    connect_failures: AtomicU64,
     /// Milliseconds since [`epoch`] until which the server is skipped after
     /// `max_fails` failures of real traffic (0: not marked).
     failed_until_ms: AtomicU64,
@@ -101,6 +103,7 @@ impl Default for ServerState {
             in_flight: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            connect_failures: AtomicU64::new(0),
             failed_until_ms: AtomicU64::new(0),
             window_start_ms: AtomicU64::new(0),
             window_fails: AtomicU32::new(0),
@@ -149,6 +152,18 @@ impl ServerState {
     /// Failed connects and broken exchanges since start.
     pub fn failures(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Failed connects since start (among [`ServerState::failures`]).
+    pub fn connect_failures(&self) -> u64 {
+        self.connect_failures.load(Ordering::Relaxed)
+    }
+
+    /// Counts a connect that failed: a failure of real traffic, told
+    /// apart for /metrics from the exchanges that broke.
+    pub fn record_connect_failure(&self, passive: &PassiveSpec) {
+        self.connect_failures.fetch_add(1, Ordering::Relaxed);
+        self.record_failure(passive);
     }
 
     /// Counts a failure of real traffic (a failed connect, a reset or
@@ -246,6 +261,7 @@ impl ServerState {
     pub fn zero(&self) {
         self.requests.store(0, Ordering::Relaxed);
         self.failures.store(0, Ordering::Relaxed);
+        self.connect_failures.store(0, Ordering::Relaxed);
     }
 
     /// Clears a failure mark and the passive window after a success: the

@@ -2,12 +2,14 @@
 //! a server, after a failover, by the proxy itself, or refused as malformed),
 //! written from the exchange's one record.
 
+mod admin_support;
 mod common;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use admin_support::{sample, start_with_admin};
 use common::daemon::{Daemon, Scratch};
 use common::*;
 
@@ -456,4 +458,170 @@ fn the_format_flag_wins_over_a_reloaded_file() {
     let line: serde_json::Value = serde_json::from_str(&lines[0])
         .unwrap_or_else(|e| panic!("not json after the reload ({e}): {lines:#?}"));
     assert_eq!(line["target"], "/after-reload");
+}
+
+#[test]
+fn rtsp_lines_in_combined_name_their_version_and_their_bytes_are_counted() {
+    use std::io::{BufRead, BufReader, Write};
+    let origin = options_only_origin();
+    let path = std::env::temp_dir().join(format!("tcpvs-rtsp-access-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let config = format!(
+        "access_log = \"{}\"\nlog_format = \"combined\"\n\
+         [[service]]\nident = \"tv\"\nlisten = \"127.0.0.1:0\"\nprotocol = \"rtsp\"\n\
+         [[service.server]]\naddress = \"{origin}\"\n",
+        path.display()
+    );
+    let (daemon, admin) = start_with_admin("access-rtsp-combined", &config);
+    let stream = std::net::TcpStream::connect(daemon.bound("tv")).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    let requests = [
+        "OPTIONS rtsp://h/a RTSP/1.0\r\nCSeq: 1\r\n\r\n",
+        "PLAY rtsp://h/a RTSP/1.0\r\nCSeq: 2\r\nSession: nope\r\n\r\n",
+    ];
+    for request in requests {
+        writer.write_all(request.as_bytes()).unwrap();
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap() > 2 {
+            line.clear();
+        }
+    }
+    let lines = wait_for_file_lines(&path, 2);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert_each_once(
+        &lines,
+        &[
+            "\"OPTIONS rtsp://h/a RTSP/1.0\" 200 0 \"-\" \"-\"".to_string(),
+            "\"PLAY rtsp://h/a RTSP/1.0\" 454 0 \"-\" \"-\"".to_string(),
+        ],
+    );
+    // Both requests' bytes: the one the origin answered, the one refused.
+    let metrics = get(admin, "/metrics").text();
+    let forwarded = sample(
+        &metrics,
+        &format!("tcpvs_request_bytes_total{{service=\"tv\",server=\"{origin}\"}}"),
+    );
+    let refused = sample(
+        &metrics,
+        "tcpvs_request_bytes_total{service=\"tv\",server=\"\"}",
+    );
+    let sent = requests.map(|request| request.len() as f64);
+    assert_eq!([forwarded, refused], sent, "{metrics}");
+}
+
+/// tcpvsd run by hand with `TZ` set in its environment (the harness passes
+/// its own on), killed by its pid and reaped when dropped.
+struct ZonedDaemon {
+    child: std::process::Child,
+    /// Where its one service listens.
+    bound: SocketAddr,
+}
+
+impl ZonedDaemon {
+    /// tcpvsd on `config` in `dir` with `TZ={tz}`, once it says where its
+    /// service listens.
+    fn start(dir: &Scratch, config: &str, tz: &str) -> ZonedDaemon {
+        use common::daemon::{tcpvsd_command, START_TIMEOUT};
+        let config = dir.write("tcpvsd.toml", config);
+        let stdout = dir.path().join("tcpvsd.out");
+        let child = tcpvsd_command(&config, &dir.path().join("control.sock"))
+            .env("TZ", tz)
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("tcpvsd.err")).unwrap())
+            .spawn()
+            .expect("start tcpvsd");
+        let mut zoned = ZonedDaemon {
+            child,
+            bound: SocketAddr::from(([0, 0, 0, 0], 0)),
+        };
+        let listening = || {
+            let out = std::fs::read_to_string(&stdout).unwrap_or_default();
+            let addr = out.lines().find_map(|l| l.split("listening on ").nth(1))?;
+            addr.split_whitespace().next()?.parse().ok()
+        };
+        let started = Instant::now();
+        zoned.bound = loop {
+            if let Some(addr) = listening() {
+                break addr;
+            }
+            let exited = zoned.child.try_wait().ok().flatten();
+            assert!(
+                exited.is_none() && started.elapsed() < START_TIMEOUT,
+                "tcpvsd did not start ({exited:?}): {}",
+                std::fs::read_to_string(dir.path().join("tcpvsd.err")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        zoned
+    }
+}
+
+impl Drop for ZonedDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn combined_time_is_local_time_with_its_offset_as_nginx_writes_it() {
+    let live = TestServer::start(|_| Reply::Send(ok("live")));
+    let dir = Scratch::new("access-local-time");
+    let path = dir.path().join("access.log");
+    let config = format!(
+        "log_level = \"warn\"\naccess_log = \"{}\"\nlog_format = \"combined\"\n\
+         [[service]]\nident = \"web\"\nlisten = \"127.0.0.1:0\"\n\
+         [[service.server]]\naddress = \"{}\"\n",
+        path.display(),
+        live.addr
+    );
+    // A zone without daylight saving: the offset is the same all year.
+    let daemon = ZonedDaemon::start(&dir, &config, "IST-5:30");
+    let before = std::time::SystemTime::now();
+    assert_eq!(get(daemon.bound, "/zoned").status, 200);
+    let lines = wait_for_file_lines(&path, 1);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    // The line's clock, read back as UTC, is the request's time.
+    let time = lines[0]
+        .split(['[', ']'])
+        .nth(1)
+        .unwrap_or_else(|| panic!("no time in {lines:?}"));
+    assert!(time.ends_with(" +0530"), "{time}");
+    let local = time.trim_end_matches(" +0530");
+    let since = before
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let utc = seconds_of_clf(local) - (5 * 3600 + 30 * 60);
+    assert!(
+        (since..since + 3).contains(&utc),
+        "{local} is {} s from the request",
+        utc as i64 - since as i64
+    );
+    let (_, report) = tcpvs::sim::trace::parse_file(&path).unwrap();
+    assert_eq!((report.requests, report.malformed), (1, 0), "{lines:#?}");
+}
+
+/// Seconds since the epoch of a `DD/Mon/YYYY:HH:MM:SS` clock, read as UTC.
+fn seconds_of_clf(clock: &str) -> u64 {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let parts: Vec<&str> = clock.split(['/', ':']).collect();
+    let [day, month, year, hour, minute, second] = parts[..] else {
+        panic!("not a CLF time: {clock}");
+    };
+    let number = |text: &str| text.parse::<i64>().unwrap();
+    let month = MONTHS.iter().position(|m| *m == month).unwrap() as i64 + 1;
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let year = number(year) - i64::from(month <= 2);
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + number(day) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    (days * 86_400 + number(hour) * 3600 + number(minute) * 60 + number(second)) as u64
 }

@@ -1,42 +1,29 @@
 //! The admin listener as a scraper and a keepalived track script use it:
-//! /metrics counts every request once and passes `promtool check metrics`,
+//! /metrics counts every request and its bytes once and passes `promtool
+//! check metrics`,
 //! /healthz says 200 while serving and 503 once a graceful stop has begun,
 //! and neither a silent client nor a busy address goes unnoticed.
 
+mod admin_support;
 mod common;
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
+use admin_support::{sample, start_with_admin};
 use common::daemon::{tcpvsd_exit, Daemon, Scratch};
-use common::{get, ok, require_tool, wait_for, Client, Ending, Reply, TestServer};
+use common::{dead_address, get, ok, require_tool, wait_for, Client, Ending, Reply, TestServer};
 
 /// tcpvsd with one HTTP service `web` to `backend`, its admin listener on a
 /// port of its own: the daemon, the service's and the admin's addresses.
 fn start(name: &str, backend: SocketAddr) -> (Daemon, SocketAddr, SocketAddr) {
-    let config = format!(
-        "admin = \"127.0.0.1:0\"\nlog_level = \"warn\"\n[[service]]\nident = \"web\"\n\
-         listen = \"127.0.0.1:0\"\n[[service.server]]\naddress = \"{backend}\"\n"
+    let service = format!(
+        "[[service]]\nident = \"web\"\nlisten = \"127.0.0.1:0\"\n\
+         [[service.server]]\naddress = \"{backend}\"\n"
     );
-    let mut daemon = Daemon::with_config_in(Scratch::new(name), &config, &["--workers", "2"]);
-    let line = daemon.stdout_line("admin listener");
-    let admin = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|addr| addr.parse().ok())
-        .unwrap_or_else(|| panic!("no admin address in {line:?}"));
+    let (daemon, admin) = start_with_admin(name, &service);
     let web = daemon.bound("web");
     (daemon, web, admin)
-}
-
-/// The value of the sample `name{labels}` on `page`.
-fn sample(page: &str, name_and_labels: &str) -> f64 {
-    page.lines()
-        .find_map(|line| line.strip_prefix(name_and_labels)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no {name_and_labels} in\n{page}"))
-        .parse()
-        .unwrap()
 }
 
 #[test]
@@ -48,23 +35,39 @@ fn metrics_count_every_request_and_pass_promtool() {
     const N: usize = 40;
     let backend = TestServer::named("a");
     let (_daemon, web, admin) = start("admin-metrics", backend.addr);
-    let mut body_bytes = 0;
-    for _ in 0..N {
-        let response = get(web, "/x");
+    // Requests without a body, with a small one (read whole before a
+    // server is picked) and with one past the 64 KiB buffer (streamed).
+    let (mut body_bytes, mut request_bytes) = (0, 0);
+    for i in 0..N {
+        let body = "b".repeat([0, 100, 100_000][i % 3]);
+        let request = match body.len() {
+            0 => "GET /x HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n".to_string(),
+            n => format!(
+                "POST /x HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\
+                 Content-Length: {n}\r\n\r\n{body}"
+            ),
+        };
+        let response = Client::connect(web).exchange(&request);
         assert_eq!(response.status, 200);
         body_bytes += response.text().len();
+        request_bytes += request.len();
     }
+    let server = backend.addr;
+    let labels = format!("{{service=\"web\",server=\"{server}\"");
+    let served = |page: &str| {
+        let name = format!("tcpvs_requests_total{labels},code_class=\"2xx\"}}");
+        sample(page, &name)
+    };
+    // An exchange is counted as it ends, which may be just after its
+    // client has read the whole response.
+    wait_for(Duration::from_secs(5), "every request counted", || {
+        served(&get(admin, "/metrics").text()) >= N as f64
+    });
     let metrics = get(admin, "/metrics");
     assert_eq!(metrics.status, 200);
     assert!(metrics.header("content-type")[0].starts_with("text/plain; version=0.0.4"));
     let page = metrics.text();
-    let server = backend.addr;
-    let labels = format!("{{service=\"web\",server=\"{server}\"");
-    let served = sample(
-        &page,
-        &format!("tcpvs_requests_total{labels},code_class=\"2xx\"}}"),
-    );
-    assert_eq!(served, N as f64, "each request counted once");
+    assert_eq!(served(&page), N as f64, "each request counted once");
     let counted = sample(
         &page,
         &format!("tcpvs_request_duration_seconds_count{labels}}}"),
@@ -72,6 +75,8 @@ fn metrics_count_every_request_and_pass_promtool() {
     assert_eq!(counted, N as f64);
     let bytes = sample(&page, &format!("tcpvs_response_body_bytes_total{labels}}}"));
     assert_eq!(bytes, body_bytes as f64, "every body byte counted");
+    let received = sample(&page, &format!("tcpvs_request_bytes_total{labels}}}"));
+    assert_eq!(received, request_bytes as f64, "every request byte counted");
     let inf = format!("tcpvs_request_duration_seconds_bucket{labels},le=\"+Inf\"}}");
     assert_eq!(sample(&page, &inf), N as f64);
     assert_eq!(sample(&page, &format!("tcpvs_server_up{labels}}}")), 1.0);
@@ -90,6 +95,37 @@ fn metrics_count_every_request_and_pass_promtool() {
         let (passed, said) = promtool_check_metrics(&page);
         assert!(passed, "promtool check metrics:\n{said}\n{page}");
     }
+}
+
+#[test]
+fn connect_errors_are_counted_apart_for_the_server_that_refused() {
+    let live = TestServer::named("live");
+    let dead = dead_address();
+    let services = format!(
+        "[[service]]\nident = \"web\"\nlisten = \"127.0.0.1:0\"\nscheduler = \"rr\"\n\
+         [[service.server]]\naddress = \"{}\"\n[[service.server]]\naddress = \"{dead}\"\n",
+        live.addr
+    );
+    let (daemon, admin) = start_with_admin("admin-connect-errors", &services);
+    let web = daemon.bound("web");
+    for _ in 0..6 {
+        assert_eq!(get(web, "/x").status, 200, "retried on the live server");
+    }
+    let page = get(admin, "/metrics").text();
+    let of = |name: &str, server: SocketAddr| {
+        sample(
+            &page,
+            &format!("{name}{{service=\"web\",server=\"{server}\"}}"),
+        )
+    };
+    let refused = of("tcpvs_server_connect_errors_total", dead);
+    assert!(refused >= 1.0, "{page}");
+    assert_eq!(
+        refused,
+        of("tcpvs_server_failures_total", dead),
+        "all of its failures"
+    );
+    assert_eq!(of("tcpvs_server_connect_errors_total", live.addr), 0.0);
 }
 
 /// `promtool check metrics` with `page` on its standard input: whether it

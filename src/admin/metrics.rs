@@ -5,7 +5,10 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use super::counters::{sum, Summed, WorkerCounters, CODE_CLASSES, DURATION_BUCKETS};
+use super::counters::{
+    sum, ExchangeCounts, Summed, WorkerCounters, CODE_CLASSES, DURATION_BUCKETS,
+};
+use crate::schedulers::SchedulerKind;
 use crate::table::{ServerAddr, Table};
 use std::sync::atomic::Ordering;
 
@@ -37,19 +40,26 @@ fn exchanges(page: &mut Page, sum: &Summed) {
             }
         }
     }
-    page.family(
-        "tcpvs_response_body_bytes_total",
-        "counter",
-        "Response body bytes sent to clients (as the access log's bytes).",
-    );
-    for (service, servers) in sum {
-        for (server, counts) in servers {
-            let labels = labels(service, *server, &[]);
-            page.sample(
-                "tcpvs_response_body_bytes_total",
-                &labels,
-                counts.body_bytes,
-            );
+    type Bytes = fn(&ExchangeCounts) -> u64;
+    let byte_families: [(&str, &str, Bytes); 2] = [
+        (
+            "tcpvs_request_bytes_total",
+            "Request bytes received from clients and sent on to servers: heads as received, \
+             bodies as sent (chunk framing re-encoded).",
+            |counts| counts.request_bytes,
+        ),
+        (
+            "tcpvs_response_body_bytes_total",
+            "Response body bytes sent to clients (as the access log's bytes).",
+            |counts| counts.body_bytes,
+        ),
+    ];
+    for (name, help, bytes) in byte_families {
+        page.family(name, "counter", help);
+        for (service, servers) in sum {
+            for (server, counts) in servers {
+                page.sample(name, &labels(service, *server, &[]), bytes(counts));
+            }
         }
     }
     let name = "tcpvs_request_duration_seconds";
@@ -78,7 +88,7 @@ fn exchanges(page: &mut Page, sum: &Summed) {
 /// The live state of each server of the table.
 fn servers(page: &mut Page, table: &Table) {
     type Value = fn(&crate::table::RealServer) -> f64;
-    let families: [(&str, &str, &str, Value); 4] = [
+    let families: [(&str, &str, &str, Value); 5] = [
         (
             "tcpvs_server_active_requests",
             "gauge",
@@ -90,6 +100,12 @@ fn servers(page: &mut Page, table: &Table) {
             "counter",
             "Failed connects and broken exchanges with the server since start.",
             |s| s.state.failures() as f64,
+        ),
+        (
+            "tcpvs_server_connect_errors_total",
+            "counter",
+            "Connects to the server that failed or timed out since start (among its failures).",
+            |s| s.state.connect_failures() as f64,
         ),
         (
             "tcpvs_server_up",
@@ -137,6 +153,33 @@ fn services(page: &mut Page, table: &Table) {
         if let Some(targets) = service.scheduler.targets_mapped() {
             let labels = format!("service=\"{}\"", escaped(service.ident.as_str()));
             page.sample(name, &labels, targets);
+        }
+    }
+    let moves = [
+        (
+            "tcpvs_service_lard_moves_total",
+            "Targets the LARD map sent to another server than the one serving them \
+             (lardr: servers that joined a target's set).",
+            [SchedulerKind::Lard, SchedulerKind::Lardr].as_slice(),
+        ),
+        (
+            "tcpvs_service_chash_moves_total",
+            "Requests chash sent past the ring's first choice for their key \
+             (down, full or over its load bound).",
+            [SchedulerKind::Chash].as_slice(),
+        ),
+    ];
+    for (name, help, kinds) in moves {
+        page.family(name, "counter", help);
+        for service in &table.services {
+            let scheduler = &service.scheduler;
+            let moved = scheduler
+                .target_moves()
+                .filter(|_| kinds.contains(&scheduler.kind()));
+            if let Some(moved) = moved {
+                let labels = format!("service=\"{}\"", escaped(service.ident.as_str()));
+                page.sample(name, &labels, moved);
+            }
         }
     }
     let name = "tcpvs_service_rtsp_sessions";
@@ -208,22 +251,18 @@ impl Page {
 mod tests {
     use super::*;
     use crate::admin::counters::Exchange;
+    use crate::admin::tests::table_from;
     use std::time::Duration;
-    use tcpvs_command::config;
 
     fn table() -> Table {
         table_with("wlc")
     }
 
     fn table_with(scheduler: &str) -> Table {
-        let text = format!(
+        table_from(&format!(
             "[[service]]\nident = \"web\"\nlisten = \"127.0.0.1:0\"\nscheduler = \"{scheduler}\"\n\
                     [[service.server]]\naddress = \"127.0.0.1:9001\"\nweight = 3\n"
-        );
-        let spec = config::parse(&text, std::path::Path::new("t.toml"))
-            .unwrap()
-            .table;
-        Table::build(spec, None).unwrap()
+        ))
     }
 
     #[test]
@@ -237,7 +276,7 @@ mod tests {
             Exchange {
                 status: Some(200),
                 took: Duration::from_millis(2),
-                request_bytes: 0,
+                request_bytes: 75,
                 body_bytes: 10,
             },
         );
@@ -247,7 +286,7 @@ mod tests {
             Exchange {
                 status: Some(200),
                 took: Duration::from_millis(200),
-                request_bytes: 0,
+                request_bytes: 1025,
                 body_bytes: 20,
             },
         );
@@ -281,6 +320,7 @@ mod tests {
         );
         has(r#"tcpvs_request_duration_seconds_count{service="web",server="127.0.0.1:9001"} 2"#);
         has(r#"tcpvs_response_body_bytes_total{service="web",server="127.0.0.1:9001"} 30"#);
+        has(r#"tcpvs_request_bytes_total{service="web",server="127.0.0.1:9001"} 1100"#);
         has(r#"tcpvs_server_weight{service="web",server="127.0.0.1:9001"} 3"#);
         has(r#"tcpvs_server_up{service="web",server="127.0.0.1:9001"} 1"#);
         has(r#"tcpvs_worker_connections_accepted_total{worker="1"} 2"#);
@@ -303,6 +343,18 @@ mod tests {
         assert!(
             page.lines()
                 .any(|l| l == r#"tcpvs_service_lard_targets{service="web"} 3"#),
+            "{page}"
+        );
+        assert!(
+            page.lines()
+                .any(|l| l == r#"tcpvs_service_lard_moves_total{service="web"} 0"#),
+            "{page}"
+        );
+        assert!(!page.contains("tcpvs_service_chash_moves_total{"), "{page}");
+        let page = render(&table_with("chash"), &[]);
+        assert!(
+            page.lines()
+                .any(|l| l == r#"tcpvs_service_chash_moves_total{service="web"} 0"#),
             "{page}"
         );
         let page = render(&table(), &[]);

@@ -1,6 +1,7 @@
-//! The admin listener: `/metrics` (Prometheus) and `/healthz` (for
-//! keepalived track scripts and Layer-4 checks), served by plain threads of
-//! their own, never by the io_uring workers. A tiny HTTP/1.1 server: GET and
+//! The admin listener: `/metrics` (Prometheus), `/healthz` (for keepalived
+//! track scripts and Layer-4 checks) and `/stats` (a status page for people,
+//! and `/stats.json` for scripts), served by plain threads of their own,
+//! never by the io_uring workers. A tiny HTTP/1.1 server: GET and
 //! HEAD only, one request per connection, a bounded head and a read timeout
 //! so that a silent or slow client cannot hold it.
 //!
@@ -9,6 +10,9 @@
 
 pub mod counters;
 mod metrics;
+mod rates;
+mod snapshot;
+mod stats;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -18,6 +22,8 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
+use self::rates::RequestRates;
+use self::snapshot::Snapshot;
 use crate::table::Table;
 use crate::worker::Workers;
 
@@ -33,6 +39,13 @@ const MAX_CLIENTS: usize = 16;
 pub struct Admin {
     pub table: Arc<ArcSwap<Table>>,
     pub workers: Arc<Workers>,
+}
+
+/// What the client threads answer from: the pages' sources and the rates
+/// the sampling thread keeps.
+struct Pages {
+    admin: Admin,
+    rates: RequestRates,
 }
 
 /// The admin listener, serving from a thread of its own.
@@ -86,10 +99,18 @@ fn start(listener: TcpListener, admin: Admin) -> io::Result<AdminListener> {
     let bound = listener.local_addr()?;
     let socket = listener.try_clone()?;
     let closed = Arc::new(AtomicBool::new(false));
-    let (admin, ends) = (Arc::new(admin), closed.clone());
+    let pages = Arc::new(Pages {
+        admin,
+        rates: RequestRates::default(),
+    });
+    let (sampled, sampling_ends) = (pages.clone(), closed.clone());
+    std::thread::Builder::new()
+        .name("tcpvs-admin-rates".into())
+        .spawn(move || sample_rates(&sampled, &sampling_ends))?;
+    let ends = closed.clone();
     std::thread::Builder::new()
         .name("tcpvs-admin".into())
-        .spawn(move || accept_loop(&listener, &admin, &ends))?;
+        .spawn(move || accept_loop(&listener, &pages, &ends))?;
     Ok(AdminListener {
         bound,
         socket,
@@ -97,7 +118,17 @@ fn start(listener: TcpListener, admin: Admin) -> io::Result<AdminListener> {
     })
 }
 
-fn accept_loop(listener: &TcpListener, admin: &Arc<Admin>, closed: &AtomicBool) {
+/// Samples the request counters for the rates until the listener closes.
+fn sample_rates(pages: &Pages, closed: &AtomicBool) {
+    while !closed.load(Ordering::Acquire) {
+        pages
+            .rates
+            .sample(&pages.admin.table.load(), std::time::Instant::now());
+        std::thread::sleep(rates::SAMPLE_EVERY);
+    }
+}
+
+fn accept_loop(listener: &TcpListener, pages: &Arc<Pages>, closed: &AtomicBool) {
     let clients = Arc::new(AtomicUsize::new(0));
     for client in listener.incoming() {
         if closed.load(Ordering::Acquire) {
@@ -112,11 +143,11 @@ fn accept_loop(listener: &TcpListener, admin: &Arc<Admin>, closed: &AtomicBool) 
             clients.fetch_sub(1, Ordering::AcqRel);
             continue;
         }
-        let (admin, clients_done) = (admin.clone(), clients.clone());
+        let (pages, clients_done) = (pages.clone(), clients.clone());
         let spawned = std::thread::Builder::new()
             .name("tcpvs-admin-client".into())
             .spawn(move || {
-                let _ = answer_client(client, &admin);
+                let _ = answer_client(client, &pages);
                 clients_done.fetch_sub(1, Ordering::AcqRel);
             });
         if spawned.is_err() {
@@ -125,11 +156,11 @@ fn accept_loop(listener: &TcpListener, admin: &Arc<Admin>, closed: &AtomicBool) 
     }
 }
 
-fn answer_client(mut client: TcpStream, admin: &Admin) -> io::Result<()> {
+fn answer_client(mut client: TcpStream, pages: &Pages) -> io::Result<()> {
     client.set_read_timeout(Some(IO_TIMEOUT))?;
     client.set_write_timeout(Some(IO_TIMEOUT))?;
     let response = match read_head(&mut client)? {
-        Some(head) => respond(&head, admin),
+        Some(head) => respond(&head, pages),
         None => Response::text(431, "Request Header Fields Too Large", "head too large\n"),
     };
     client.write_all(&response.bytes())?;
@@ -197,7 +228,7 @@ impl Response {
 }
 
 /// The answer to a request head.
-fn respond(head: &[u8], admin: &Admin) -> Response {
+fn respond(head: &[u8], pages: &Pages) -> Response {
     let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
     let line = String::from_utf8_lossy(line);
     let mut words = line.split_whitespace();
@@ -214,12 +245,22 @@ fn respond(head: &[u8], admin: &Admin) -> Response {
         }
     };
     let path = target.split('?').next().unwrap_or_default();
-    let mut response = page(path, admin);
+    let mut response = page(path, pages);
     response.head_only = head_only;
     response
 }
 
-fn page(path: &str, admin: &Admin) -> Response {
+fn page(path: &str, pages: &Pages) -> Response {
+    let admin = &pages.admin;
+    let snapshot = || {
+        let (table, workers) = (admin.table.load(), &admin.workers);
+        Snapshot::of(
+            &table,
+            workers.counters(),
+            &workers.listening(),
+            &pages.rates,
+        )
+    };
     match path {
         "/metrics" => {
             let mut response = Response::text(
@@ -234,7 +275,25 @@ fn page(path: &str, admin: &Admin) -> Response {
             Health::Serving => Response::text(200, "OK", "ok\n"),
             Health::Draining => Response::text(503, "Service Unavailable", "draining\n"),
         },
-        _ => Response::text(404, "Not Found", "not found: try /metrics or /healthz\n"),
+        "/stats" => {
+            let page = stats::render(&snapshot(), std::time::SystemTime::now());
+            let mut response = Response::text(200, "OK", &page);
+            response.content_type = stats::CONTENT_TYPE;
+            response
+        }
+        "/stats.json" => match serde_json::to_string_pretty(&snapshot()) {
+            Ok(json) => {
+                let mut response = Response::text(200, "OK", &(json + "\n"));
+                response.content_type = "application/json";
+                response
+            }
+            Err(e) => Response::text(500, "Internal Server Error", &format!("{e}\n")),
+        },
+        _ => Response::text(
+            404,
+            "Not Found",
+            "not found: try /metrics, /healthz, /stats or /stats.json\n",
+        ),
     }
 }
 
@@ -252,5 +311,18 @@ fn health(workers: &Workers) -> Health {
     match workers.draining() {
         true => Health::Draining,
         false => Health::Serving,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use crate::table::Table;
+
+    /// The table a configuration file `toml` describes.
+    pub fn table_from(toml: &str) -> Table {
+        let spec = tcpvs_command::config::parse(toml, std::path::Path::new("t.toml"))
+            .unwrap()
+            .table;
+        Table::build(spec, None).unwrap()
     }
 }

@@ -26,19 +26,36 @@ pub(super) enum Stream {
     OwnFile,
 }
 
+/// When a line is written: the time, and the offset east of UTC of the
+/// access log's local time then (for `$time_local`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Stamp {
+    pub at: SystemTime,
+    pub utc_offset: i32,
+}
+
+impl Stamp {
+    /// `at`, in UTC.
+    #[cfg(test)]
+    pub fn utc(at: SystemTime) -> Self {
+        Self { at, utc_offset: 0 }
+    }
+}
+
 /// Writes `record`'s line to the access log. Without the daemon's log
 /// (tcpvs used as a library, tests), the line is a tracing event at info,
 /// target `tcpvs::access`, as the subscriber in place decides.
 pub(super) fn write(record: &Record<'_>, format: LogFormat) {
     let elapsed = record.started.elapsed();
     match logging::access_log() {
-        Some(log) => log.offer(line(
-            record,
-            format,
-            log_stream(log),
-            SystemTime::now(),
-            elapsed,
-        )),
+        Some(log) => {
+            let at = SystemTime::now();
+            let stamp = Stamp {
+                at,
+                utc_offset: log.utc_offset(at),
+            };
+            log.offer(line(record, format, log_stream(log), stamp, elapsed));
+        }
         None => {
             if tracing::enabled!(target: "tcpvs::access", tracing::Level::INFO) {
                 let mut text = String::with_capacity(160);
@@ -62,15 +79,15 @@ pub(super) fn line(
     record: &Record<'_>,
     format: LogFormat,
     stream: Stream,
-    now: SystemTime,
+    stamp: Stamp,
     elapsed: Duration,
 ) -> Vec<u8> {
     let mut out = String::with_capacity(256);
     match format {
-        LogFormat::Combined => write_combined(record, now, &mut out),
-        LogFormat::Json => write_json(record, now, elapsed, &mut out),
+        LogFormat::Combined => write_combined(record, stamp, &mut out),
+        LogFormat::Json => write_json(record, stamp.at, elapsed, &mut out),
         LogFormat::Text => {
-            write_rfc3339(now, &mut out);
+            write_rfc3339(stamp.at, &mut out);
             out.push_str(match stream {
                 Stream::DaemonLog => "  INFO tcpvs::access: ",
                 Stream::OwnFile => " ",
@@ -107,12 +124,12 @@ fn write_text(record: &Record<'_>, elapsed: Duration, out: &mut String) {
 }
 
 /// nginx's `combined`: `$remote_addr - - [$time_local] "$request" $status
-/// $body_bytes_sent "$http_referer" "$http_user_agent"`. The time is UTC
-/// (`+0000`); a status never sent is `000` and a missing field `-`, as
-/// nginx writes them.
-fn write_combined(record: &Record<'_>, now: SystemTime, out: &mut String) {
+/// $body_bytes_sent "$http_referer" "$http_user_agent"`. The time is local,
+/// with its offset (`+0100`); a status never sent is `000` and a missing
+/// field `-`, as nginx writes them.
+fn write_combined(record: &Record<'_>, stamp: Stamp, out: &mut String) {
     let _ = write!(out, "{} - - [", record.client.ip());
-    write_clf_time(now, out);
+    write_clf_time(stamp, out);
     out.push_str("] \"");
     if record.method == "-" {
         // Nothing was received: nginx's request is `-` too.
@@ -227,16 +244,25 @@ fn civil(now: SystemTime) -> (Duration, (u64, u64, u64), u64) {
     (since, civil_from_days(seconds / 86_400), seconds % 86_400)
 }
 
-/// `$time_local` in UTC: `07/Dec/2026:16:57:13 +0000`.
-fn write_clf_time(now: SystemTime, out: &mut String) {
-    let (_, (year, month, day), second) = civil(now);
+/// `$time_local`: the local time and its offset, `07/Dec/2026:17:57:13 +0100`.
+fn write_clf_time(stamp: Stamp, out: &mut String) {
+    let offset = Duration::from_secs(u64::from(stamp.utc_offset.unsigned_abs()));
+    let local = match stamp.utc_offset {
+        east if east >= 0 => stamp.at.checked_add(offset),
+        _ => stamp.at.checked_sub(offset),
+    };
+    let (_, (year, month, day), second) = civil(local.unwrap_or(stamp.at));
     let month = MONTHS[usize::try_from(month - 1).unwrap_or(0) % 12];
+    let sign = if stamp.utc_offset < 0 { '-' } else { '+' };
+    let minutes = stamp.utc_offset.unsigned_abs() / 60;
     let _ = write!(
         out,
-        "{day:02}/{month}/{year}:{:02}:{:02}:{:02} +0000",
+        "{day:02}/{month}/{year}:{:02}:{:02}:{:02} {sign}{:02}{:02}",
         second / 3600,
         second / 60 % 60,
-        second % 60
+        second % 60,
+        minutes / 60,
+        minutes % 60
     );
 }
 
@@ -278,7 +304,13 @@ mod tests {
     }
 
     fn text_of(record: &Record<'_>, format: LogFormat, stream: Stream) -> String {
-        let line = line(record, format, stream, at(), Duration::from_millis(7));
+        let line = line(
+            record,
+            format,
+            stream,
+            Stamp::utc(at()),
+            Duration::from_millis(7),
+        );
         String::from_utf8(line).unwrap()
     }
 
@@ -289,6 +321,32 @@ mod tests {
             "192.0.2.7 - - [07/Dec/2026:16:57:13 +0000] \"GET /a?b HTTP/1.1\" 200 1234 \
              \"http://example.com/\" \"curl/8.5.0\"\n"
         );
+    }
+
+    #[test]
+    fn combined_writes_local_time_with_its_offset() {
+        let line_at = |utc_offset: i32| {
+            let stamp = Stamp {
+                at: at(),
+                utc_offset,
+            };
+            let line = line(
+                &served(),
+                LogFormat::Combined,
+                Stream::OwnFile,
+                stamp,
+                Duration::ZERO,
+            );
+            String::from_utf8(line).unwrap()
+        };
+        assert!(line_at(3600).contains(" - - [07/Dec/2026:17:57:13 +0100] "));
+        assert!(line_at(19_800).contains(" - - [07/Dec/2026:22:27:13 +0530] "));
+        // Across midnight, backwards.
+        assert!(line_at(-18 * 3600).contains(" - - [06/Dec/2026:22:57:13 -1800] "));
+        let line = line_at(-9000);
+        assert!(line.contains("[07/Dec/2026:14:27:13 -0230] "), "{line}");
+        let (_, report) = crate::sim::trace::parse(&line).unwrap();
+        assert_eq!((report.requests, report.malformed), (1, 0), "{line}");
     }
 
     #[test]

@@ -229,7 +229,7 @@ async fn connect(
         }
         Err(failure) => {
             tracing::debug!(server = %server.addr, "connect failed: {failure}");
-            server.state.record_failure(&service.health.passive);
+            server.state.record_connect_failure(&service.health.passive);
             Err(Failed {
                 server: server.addr,
                 failure,

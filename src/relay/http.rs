@@ -283,7 +283,7 @@ impl Session {
             return self.respond_error(&error, Flow::Linger, settings).await;
         };
         let mut record = Record::of_request(self.peer, service.ident.as_str(), head);
-        // The head; the body's bytes are not counted yet.
+        // The head; `forward` adds the body's bytes as it sends them.
         record.received(self.head_len as u64);
         if let Some(error) = over_rate(&service, self.peer) {
             record.answered(error.status());
@@ -549,6 +549,9 @@ impl Session {
             .memory
             .write_head(|out| write_request_head(head, &options, out));
         let mut body_left = head.framing;
+        // Request bytes sent on: the head as received, and the body.
+        let head_bytes = self.head_len as u64;
+        let mut body_sent = 0;
         let sent = match head.framing {
             Framing::Length(length) if !self.buf.is_empty() => {
                 let first = usize::try_from(length)
@@ -556,6 +559,7 @@ impl Session {
                     .min(self.buf.len());
                 let body = self.buf.split_to(first).freeze();
                 body_left = Framing::Length(length - first as u64);
+                body_sent = first as u64;
                 server
                     .write_all_vectored(vec![request_head, body], deadline(timeouts.server))
                     .await
@@ -569,6 +573,7 @@ impl Session {
         if let Err(e) = sent {
             return Err(send_failure(reused, e));
         }
+        record.received(head_bytes + body_sent);
 
         let mut from_server = self.ctx.memory.take_buffer();
         let (response, body_complete) = if matches!(body_left, Framing::None | Framing::Length(0)) {
@@ -585,14 +590,17 @@ impl Session {
                 until: Some(body_until),
                 ..client
             };
+            let mut relayed = 0;
             let both = Box::pin(body_and_response(
                 body_from,
                 &mut self.buf,
                 upstream,
-                (body_left, service.max_body),
+                (body_left, service.max_body, &mut relayed),
                 response,
             ));
-            both.await?
+            let both = both.await;
+            record.received(head_bytes + body_sent + relayed);
+            both?
         };
         let response = response.map_err(|e| match e {
             AttemptError::Respond(error, _) if !body_complete => {
@@ -732,15 +740,23 @@ impl Session {
 
 /// Relays the request body while `response` reads the response head.
 /// Returns the response (or why it failed) and whether the whole body went;
-/// the client's connection cannot be read again when it did not.
+/// the client's connection cannot be read again when it did not. The body
+/// bytes written to the server are counted into `sent` when its relay
+/// ends (not when an early answer cuts it).
 async fn body_and_response(
     client: End<'_>,
     from_client: &mut BytesMut,
     server: End<'_>,
-    body: (Framing, Option<u64>),
+    (framing, max, sent): (Framing, Option<u64>, &mut u64),
     response: impl Future<Output = Result<ResponseHead, AttemptError>>,
 ) -> Result<(Result<ResponseHead, AttemptError>, bool), AttemptError> {
-    let mut body = pin!(relay_request_body(client, from_client, server, body));
+    let mut body = pin!(relay_request_body(
+        client,
+        from_client,
+        server,
+        (framing, max),
+        sent
+    ));
     let mut response = pin!(response);
     crate::net::select! {
         // The body first: its last write completes before the server
@@ -761,15 +777,18 @@ async fn body_and_response(
 }
 
 /// Relays the request body from the client to the server, a chunked one
-/// cut past `max` bytes. A body cut short, too large or too slow, closes
-/// the server connection (its request is incomplete) and the client's.
+/// cut past `max` bytes; `sent` is set to the bytes written (chunk framing
+/// included, as re-encoded). A body cut short, too large or too slow,
+/// closes the server connection (its request is incomplete) and the
+/// client's.
 async fn relay_request_body(
     client: End<'_>,
     buf: &mut BytesMut,
     server: End<'_>,
     (framing, max): (Framing, Option<u64>),
+    sent: &mut u64,
 ) -> Result<(), AttemptError> {
-    let result = body::relay(client, buf, server, (framing, framing), (None, max), &mut 0).await;
+    let result = body::relay(client, buf, server, (framing, framing), (None, max), sent).await;
     result.map_err(|e| {
         tracing::debug!(client = %client.conn.peer(), "request body: {e}");
         match e {

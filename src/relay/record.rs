@@ -109,6 +109,12 @@ impl<'a> Record<'a> {
         record
     }
 
+    /// The protocol version the request was sent in (`RTSP/1.0`), for a
+    /// request whose head is not an HTTP one.
+    pub fn spoken_in(&mut self, version: &'a str) {
+        self.version = Some(Cow::Borrowed(version));
+    }
+
     /// The server the request was sent to (the last one, after a retry).
     pub fn sent_to(&mut self, server: ServerAddr) {
         self.server = Some(server);
@@ -162,7 +168,7 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
-    use crate::relay::access_line::{escaped, line, Stream};
+    use crate::relay::access_line::{escaped, line, Stamp, Stream};
     use crate::relay::termination::{Party, Phase};
     use crate::table::LogFormat;
 
@@ -173,7 +179,7 @@ mod tests {
                 self,
                 LogFormat::Text,
                 Stream::OwnFile,
-                UNIX_EPOCH,
+                Stamp::utc(UNIX_EPOCH),
                 Duration::ZERO,
             );
             let line = String::from_utf8(line).unwrap();

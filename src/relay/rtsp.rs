@@ -32,6 +32,7 @@ use super::Context;
 use super::{head_limits, head_may_end, linger};
 use crate::net::{Conn, IoFailure};
 use crate::protocols::http::{date, Limits};
+use crate::protocols::rtsp::message::VERSION;
 use crate::protocols::rtsp::{
     salvage_cseq, session, write_reply, Demux, Message, MessageError, SessionTable, Step,
 };
@@ -247,6 +248,8 @@ struct Pending {
     /// The Session the request carried.
     session: Option<String>,
     sent: Instant,
+    /// Its bytes sent on: the head as re-serialized, and its body.
+    bytes: u64,
 }
 
 /// The two directions of a pinned connection, and what they share.
@@ -391,16 +394,18 @@ impl Conversation<'_> {
 
     fn forward_request(&self, admitted: Admitted, out: &mut Vec<Bytes>) {
         let message = admitted.request;
+        let head = serialize(&message);
         let pending = Pending {
             method: message.method().unwrap_or_default().to_string(),
             uri: message.uri().unwrap_or_default().to_string(),
             session: admitted.session.map(|(id, _)| id),
             sent: Instant::now(),
+            bytes: head.len() as u64 + message.body_len,
         };
         self.pending
             .borrow_mut()
             .insert(message.cseq.clone(), pending);
-        out.push(serialize(&message));
+        out.push(head);
     }
 
     /// Carries out what a response does to the sessions (`rtsp_policy::settle`)
@@ -451,6 +456,8 @@ impl Conversation<'_> {
             &request.uri,
             request.sent,
         );
+        record.spoken_in(VERSION);
+        record.received(request.bytes);
         record.sent_to(self.server_addr);
         if let Some(status) = status {
             record.answered(status);
@@ -527,6 +534,8 @@ fn log_refused(
     let method = request.method().unwrap_or_default();
     let target = request.uri().unwrap_or_default();
     let mut record = Record::start(peer, service.ident.as_str(), method, target);
+    record.spoken_in(VERSION);
+    record.received(serialize(request).len() as u64 + request.body_len);
     record.answered(error.status());
     record.ended(Termination::of(error));
     record.finish(settings);

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use super::candidate_sets::CandidateSets;
 use super::hash::StableHasher;
-use super::{RequestInfo, Scheduler, SchedulerKind};
+use super::{RareCount, RequestInfo, Scheduler, SchedulerKind};
 use crate::table::{RealServer, ServerAddr, Weight};
 
 pub use tcpvs_command::sched_opts::HashKey;
@@ -42,6 +42,8 @@ pub struct ConsistentHash {
     rings: Mutex<CandidateSets<Arc<Ring>>>,
     /// Where the next request without a key lands.
     spread: AtomicU64,
+    /// Requests sent past the ring's first choice for their key.
+    moves: RareCount,
 }
 
 /// The stable hash of `key` in `request`; `None` when the request lacks it
@@ -129,6 +131,7 @@ impl ConsistentHash {
             factor,
             rings: Mutex::default(),
             spread: AtomicU64::new(0),
+            moves: RareCount::default(),
         }
     }
 
@@ -175,7 +178,19 @@ impl Scheduler for ConsistentHash {
         });
         let ring = self.ring(candidates);
         let mut walk = ring.walk(hash);
-        walk.find(|&i| usable(&candidates[i]) && within(&candidates[i]))
+        let first = walk.next()?;
+        let chosen = std::iter::once(first)
+            .chain(walk)
+            .find(|&i| usable(&candidates[i]) && within(&candidates[i]))?;
+        // Down, full or over its bound: the key left its server's cache.
+        if chosen != first {
+            self.moves.add_one();
+        }
+        Some(chosen)
+    }
+
+    fn target_moves(&self) -> Option<u64> {
+        Some(self.moves.get())
     }
 }
 
@@ -294,6 +309,7 @@ mod tests {
         let servers = servers(&[1, 1, 1, 1]);
         let chash = ConsistentHash::new(HashKey::Path, 125);
         let gone = servers[2].addr;
+        let mut passed_on = 0;
         for i in 0..2000 {
             let request = RequestInfo::new("/", IpAddr::from([10, 0, 0, 1]));
             let request = RequestInfo {
@@ -304,7 +320,11 @@ mod tests {
             let after = chash.pick(&request, &servers, &|s| s.addr != gone).unwrap();
             assert!(servers[before].addr == gone || before == after);
             assert_ne!(servers[after].addr, gone);
+            passed_on += u64::from(before != after);
         }
+        // Each key passed on is a request sent past its first choice.
+        assert!(passed_on > 300, "{passed_on}");
+        assert_eq!(chash.target_moves(), Some(passed_on));
     }
 
     #[test]
@@ -333,6 +353,12 @@ mod tests {
             .collect();
         // ceil(1.25 * 40 / 4) = 13 at most on the key's own server.
         assert!(servers.iter().all(|s| s.state.active() <= 13));
+        let spilled = held.len() - 13;
+        assert_eq!(
+            chash.target_moves(),
+            Some(spilled as u64),
+            "the rest spilled"
+        );
         drop(held);
     }
 

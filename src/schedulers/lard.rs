@@ -20,7 +20,7 @@ use regex::Regex;
 use tcpvs_command::sched_opts::{self, LardOptions};
 
 use super::lard_map::TargetMap;
-use super::{least_by, RequestInfo, Rotation, Scheduler, SchedulerKind};
+use super::{least_by, RareCount, RequestInfo, Rotation, Scheduler, SchedulerKind};
 use crate::table::{RealServer, ServerAddr};
 
 /// The parameters shared by LARD and LARD/R.
@@ -121,6 +121,8 @@ pub struct Lard {
     servers: TargetMap<Assigned>,
     hasher: TargetHasher,
     ties: Rotation,
+    /// Targets sent to another server than the one serving them.
+    moves: RareCount,
 }
 
 impl Lard {
@@ -130,6 +132,7 @@ impl Lard {
             thresholds,
             hasher: TargetHasher::default(),
             ties: Rotation::default(),
+            moves: RareCount::default(),
         }
     }
 
@@ -146,6 +149,10 @@ impl Scheduler for Lard {
 
     fn targets_mapped(&self) -> Option<usize> {
         Some(self.servers.len())
+    }
+
+    fn target_moves(&self) -> Option<u64> {
+        Some(self.moves.get())
     }
 
     fn pick(
@@ -184,6 +191,11 @@ impl Scheduler for Lard {
                 _ => least_loaded(candidates, usable, &self.ties)?,
             };
             let addr = candidates[chosen].addr;
+            // Where the target was served: its stand-in while it has one.
+            let serving = assigned.map(|a| a.stand_in.unwrap_or(a.home));
+            if serving.is_some_and(|serving| serving != addr) {
+                self.moves.add_one();
+            }
             *assigned = Some(match (*assigned, home_away) {
                 (Some(Assigned { home, .. }), true) => Assigned {
                     home,
@@ -256,12 +268,15 @@ mod tests {
         let _home_load = hold(&servers[h], 5);
         let _other_load = hold(&servers[other], 2);
         assert_eq!(pick(&lard, &servers, "/hot").server.addr, home);
+        assert_eq!(lard.target_moves(), Some(0));
         // load > high and someone under low: moves.
         drop(_other_load);
         let moved = pick(&lard, &servers, "/hot").server.addr;
         assert_eq!(moved, servers[other].addr);
+        assert_eq!(lard.target_moves(), Some(1), "one move counted");
         // and the move is remembered.
         assert_eq!(pick(&lard, &servers, "/hot").server.addr, moved);
+        assert_eq!(lard.target_moves(), Some(1));
     }
 
     #[test]

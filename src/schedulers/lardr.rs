@@ -12,7 +12,7 @@ use tcpvs_command::sched_opts::LardrOptions;
 
 use super::lard::{least_loaded, TargetHasher, Thresholds};
 use super::lard_map::TargetMap;
-use super::{RequestInfo, Rotation, Scheduler, SchedulerKind};
+use super::{RareCount, RequestInfo, Rotation, Scheduler, SchedulerKind};
 use crate::table::{RealServer, ServerAddr};
 
 /// The servers of one target, and when the set last changed.
@@ -29,6 +29,8 @@ pub struct LardReplicated {
     sets: TargetMap<Replicas>,
     hasher: TargetHasher,
     ties: Rotation,
+    /// Servers that joined a target's set.
+    moves: RareCount,
 }
 
 impl LardReplicated {
@@ -41,6 +43,7 @@ impl LardReplicated {
             hold: options.hold,
             hasher: TargetHasher::default(),
             ties: Rotation::default(),
+            moves: RareCount::default(),
         })
     }
 
@@ -75,6 +78,7 @@ impl LardReplicated {
                 if !set.members.contains(&candidates[extra].addr) {
                     set.members.push(candidates[extra].addr);
                     set.changed = now;
+                    self.moves.add_one();
                 }
                 chosen = Some(extra);
             } else if set.members.len() > 1 && now.duration_since(set.changed) >= self.hold {
@@ -127,6 +131,10 @@ impl Scheduler for LardReplicated {
         Some(self.sets.len())
     }
 
+    fn target_moves(&self) -> Option<u64> {
+        Some(self.moves.get())
+    }
+
     fn pick(
         &self,
         request: &RequestInfo<'_>,
@@ -170,9 +178,11 @@ mod tests {
 
         // The only member is overloaded and others are idle: a replica joins.
         let _hot = hold(&servers[first], 5);
+        assert_eq!(lardr.target_moves(), Some(0));
         let second = lardr.pick_at(t0, &request, &servers, &all).unwrap();
         assert_ne!(second, first);
         assert_eq!(lardr.members("/").len(), 2);
+        assert_eq!(lardr.target_moves(), Some(1), "a server joined the set");
 
         // Not overloaded any more: requests go to the least loaded member,
         // and the set keeps its size until it has been stable for `hold`.

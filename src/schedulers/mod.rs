@@ -27,7 +27,7 @@ mod wrr;
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::server::ActiveGuard;
@@ -119,6 +119,30 @@ pub trait Scheduler: Send + Sync + fmt::Debug {
     /// servers (LARD); `None` for the others.
     fn targets_mapped(&self) -> Option<usize> {
         None
+    }
+
+    /// Times a target left the server that had it, since start: LARD's
+    /// targets reassigned (LARD/R's sets grown by a server), chash's
+    /// requests sent past the ring's first choice; `None` for schedulers
+    /// that place no target.
+    fn target_moves(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// A count of rare events (target moves), on a cache line of its own: its
+/// rare writes must not evict the scheduler's hot fields from other cores.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct RareCount(AtomicU64);
+
+impl RareCount {
+    fn add_one(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
     }
 }
 

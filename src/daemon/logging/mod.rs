@@ -7,6 +7,7 @@
 //! an access log file of their own (`access`).
 
 mod access;
+mod local_time;
 mod queue;
 mod writer;
 
@@ -21,8 +22,9 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, EnvFilter, Registry};
 
 pub use access::AccessLog;
+use local_time::LocalZone;
 use queue::LineQueue;
-use writer::{Output, Target};
+use writer::{DropNotice, Output, Target};
 
 /// How long the daemon's exit waits for the queued lines to be written (the
 /// reader may be stalled for good).
@@ -50,10 +52,18 @@ pub fn init(
     access_file: Option<&Path>,
 ) -> anyhow::Result<FlushAtExit> {
     let target = file.map_or(Target::Stderr, |path| Target::File(path.to_path_buf()));
-    let (logging, subscriber) = Logging::start(level, target, access_file)?;
+    // Read once, here: never by a worker, never per line.
+    let (zone, zone_error) = match LocalZone::system() {
+        Ok(zone) => (zone, None),
+        Err(e) => (LocalZone::utc(), Some(e)),
+    };
+    let (logging, subscriber) = Logging::start(level, target, access_file, zone)?;
     subscriber.try_init().context("installing the log")?;
     if INSTALLED.set(logging).is_err() {
         anyhow::bail!("the log is installed already");
+    }
+    if let Some(e) = zone_error {
+        tracing::warn!("local time zone unknown ({e}): access lines are in UTC");
     }
     Ok(FlushAtExit)
 }
@@ -96,6 +106,7 @@ impl Logging {
         level: Option<&str>,
         target: Target,
         access_file: Option<&Path>,
+        zone: LocalZone,
     ) -> anyhow::Result<(Logging, impl tracing::Subscriber + Send + Sync)> {
         let filter = EnvFilter::try_new(level.unwrap_or("info"))
             .with_context(|| format!("bad log level `{}`", level.unwrap_or_default()))?;
@@ -104,15 +115,20 @@ impl Logging {
         let ansi = target == Target::Stderr && io::IsTerminal::is_terminal(&io::stderr());
         let output = Arc::new(Output::new(target));
         let (queue, lines) = LineQueue::new(queue::CAPACITY);
-        writer::start(lines, output.clone(), queue.counts().clone())
-            .with_context(|| format!("opening the log: {:?}", output.target()))?;
+        writer::start(
+            lines,
+            output.clone(),
+            queue.counts().clone(),
+            DropNotice::Inline,
+        )
+        .with_context(|| format!("opening the log: {:?}", output.target()))?;
         let fmt = tracing_subscriber::fmt::layer()
             .with_writer(queue.clone())
             .with_ansi(ansi);
         let access = match access_file {
-            Some(path) => AccessLog::to_file(path)
+            Some(path) => AccessLog::to_file(path, zone)
                 .with_context(|| format!("opening the access log {}", path.display()))?,
-            None => AccessLog::with_daemon_log(queue.clone()),
+            None => AccessLog::with_daemon_log(queue.clone(), zone),
         };
         let subscriber = Registry::default().with(filter).with(fmt);
         let logging = Logging {
@@ -179,8 +195,13 @@ mod tests {
     fn the_level_changes_at_run_time_and_a_bad_one_is_refused() {
         let log = writer::tests::TempLog::new("level");
         let path = &log.path;
-        let (logging, subscriber) =
-            Logging::start(Some("warn"), Target::File(path.to_path_buf()), None).unwrap();
+        let (logging, subscriber) = Logging::start(
+            Some("warn"),
+            Target::File(path.to_path_buf()),
+            None,
+            LocalZone::utc(),
+        )
+        .unwrap();
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!("hidden at warn");
             logging.set_level("info").unwrap();

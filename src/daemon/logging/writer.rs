@@ -1,7 +1,7 @@
 //! The log's one writer thread: takes the queued lines and writes them to
 //! standard error or the log file. It alone may block on its output (a pipe
 //! nobody reads); the workers never wait for it. Before the first line
-//! after some were dropped it writes how many.
+//! after some were dropped it says how many, as its [`DropNotice`] asks.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -80,20 +80,41 @@ fn open_append(path: &Path) -> io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
 }
 
+/// How a writer tells of the lines dropped before its next one.
+#[derive(Debug, Clone, Copy)]
+pub enum DropNotice {
+    /// A line of its own in the output, dated and leveled as the daemon's
+    /// lines: for the daemon's log, where such notices are read.
+    Inline,
+    /// The count handed to this function: for an output whose every line
+    /// must be of one format (an access log file, read by log tools).
+    Report(fn(u64)),
+}
+
 /// Opens `output` (so a bad path is an error at start) and starts the
 /// writer thread on `lines`.
-pub fn start(lines: Receiver<Line>, output: Arc<Output>, counts: Arc<Counts>) -> io::Result<()> {
+pub fn start(
+    lines: Receiver<Line>,
+    output: Arc<Output>,
+    counts: Arc<Counts>,
+    notice: DropNotice,
+) -> io::Result<()> {
     let sink = output.open()?;
     thread::Builder::new()
         .name("tcpvs-log".into())
-        .spawn(move || write_lines(&lines, &output, sink, &counts))?;
+        .spawn(move || write_lines(&lines, &output, sink, (&counts, notice)))?;
     Ok(())
 }
 
 /// Writes each line as it comes, flushing whenever the queue runs empty (or
 /// every `BATCH` lines); returns when every sender is gone. A failed write
 /// is not reported: the log is the one place it could be reported to.
-fn write_lines(lines: &Receiver<Line>, output: &Output, sink: Sink, counts: &Counts) {
+fn write_lines(
+    lines: &Receiver<Line>,
+    output: &Output,
+    sink: Sink,
+    (counts, notice): (&Counts, DropNotice),
+) {
     let mut sink = BufWriter::new(sink);
     let mut reported = 0;
     while let Ok(first) = lines.recv() {
@@ -105,7 +126,12 @@ fn write_lines(lines: &Receiver<Line>, output: &Output, sink: Sink, counts: &Cou
         for line in std::iter::once(first).chain(lines.try_iter().take(BATCH)) {
             let dropped = counts.dropped();
             if dropped > reported {
-                let _ = sink.write_all(dropped_line(dropped - reported).as_bytes());
+                match notice {
+                    DropNotice::Inline => {
+                        let _ = sink.write_all(dropped_line(dropped - reported).as_bytes());
+                    }
+                    DropNotice::Report(report) => report(dropped - reported),
+                }
                 reported = dropped;
             }
             let _ = sink.write_all(&line);
@@ -186,7 +212,7 @@ pub(super) mod tests {
         assert_eq!(queue.counts().dropped(), 3);
         // The writer starts only now: space returns.
         let output = Arc::new(Output::new(Target::File(path.to_path_buf())));
-        start(lines, output, queue.counts().clone()).unwrap();
+        start(lines, output, queue.counts().clone(), DropNotice::Inline).unwrap();
         written(&queue);
         let got = lines_of(path);
         assert_eq!(got.len(), 3, "{got:?}");
@@ -202,12 +228,43 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn a_reporting_writer_keeps_the_notice_out_of_its_output() {
+        static REPORTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        fn report(count: u64) {
+            REPORTED.fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+        }
+        let log = TempLog::new("report");
+        let path = &log.path;
+        let (queue, lines) = LineQueue::new(2);
+        for text in ["a", "b", "c", "d"] {
+            offer(&queue, text);
+        }
+        let output = Arc::new(Output::new(Target::File(path.to_path_buf())));
+        start(
+            lines,
+            output,
+            queue.counts().clone(),
+            DropNotice::Report(report),
+        )
+        .unwrap();
+        written(&queue);
+        assert_eq!(lines_of(path), ["a", "b"], "the lines alone");
+        assert_eq!(REPORTED.load(std::sync::atomic::Ordering::Relaxed), 2);
+    }
+
+    #[test]
     fn a_reopen_after_a_rename_writes_to_a_new_file() {
         let log = TempLog::new("reopen");
         let path = &log.path;
         let (queue, lines) = LineQueue::new(16);
         let output = Arc::new(Output::new(Target::File(path.to_path_buf())));
-        start(lines, output.clone(), queue.counts().clone()).unwrap();
+        start(
+            lines,
+            output.clone(),
+            queue.counts().clone(),
+            DropNotice::Inline,
+        )
+        .unwrap();
         offer(&queue, "before");
         written(&queue);
         let rotated = path.with_extension("log.1");
@@ -227,7 +284,7 @@ pub(super) mod tests {
         std::fs::write(path, "earlier\n").unwrap();
         let (queue, lines) = LineQueue::new(16);
         let output = Arc::new(Output::new(Target::File(path.to_path_buf())));
-        start(lines, output, queue.counts().clone()).unwrap();
+        start(lines, output, queue.counts().clone(), DropNotice::Inline).unwrap();
         offer(&queue, "later");
         written(&queue);
         assert_eq!(lines_of(path), ["earlier", "later"]);
