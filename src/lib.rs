@@ -34,6 +34,7 @@ pub mod sources;
 pub mod state_file;
 pub mod table;
 pub mod throttled;
+pub mod traffic;
 pub mod worker;
 
 /// For the fuzz targets in fuzz/: the contract every incremental head parser

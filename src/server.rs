@@ -256,14 +256,6 @@ impl ServerState {
             .unwrap_or_else(PoisonError::into_inner) = Some(result);
     }
 
-    /// Zeroes the request and failure counters (`tcpvsadm -Z`); the active
-    /// count is live and stays.
-    pub fn zero(&self) {
-        self.requests.store(0, Ordering::Relaxed);
-        self.failures.store(0, Ordering::Relaxed);
-        self.connect_failures.store(0, Ordering::Relaxed);
-    }
-
     /// Clears a failure mark and the passive window after a success: the
     /// server answered, so it is alive.
     pub fn mark_ok(&self) {
@@ -297,11 +289,6 @@ impl ServiceState {
 
     pub fn count_retry(&self) {
         self.retried.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// `tcpvsadm -Z`.
-    pub fn zero(&self) {
-        self.retried.store(0, Ordering::Relaxed);
     }
 }
 

@@ -10,7 +10,6 @@
 
 pub mod counters;
 mod metrics;
-mod rates;
 mod snapshot;
 mod stats;
 
@@ -22,9 +21,9 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use self::rates::RequestRates;
 use self::snapshot::Snapshot;
 use crate::table::Table;
+use crate::traffic::Traffic;
 use crate::worker::Workers;
 
 /// The largest request head read; a longer one is answered 431.
@@ -39,13 +38,8 @@ const MAX_CLIENTS: usize = 16;
 pub struct Admin {
     pub table: Arc<ArcSwap<Table>>,
     pub workers: Arc<Workers>,
-}
-
-/// What the client threads answer from: the pages' sources and the rates
-/// the sampling thread keeps.
-struct Pages {
-    admin: Admin,
-    rates: RequestRates,
+    /// The rates /stats shows (sampled by the traffic's own thread).
+    pub traffic: Arc<Traffic>,
 }
 
 /// The admin listener, serving from a thread of its own.
@@ -99,14 +93,7 @@ fn start(listener: TcpListener, admin: Admin) -> io::Result<AdminListener> {
     let bound = listener.local_addr()?;
     let socket = listener.try_clone()?;
     let closed = Arc::new(AtomicBool::new(false));
-    let pages = Arc::new(Pages {
-        admin,
-        rates: RequestRates::default(),
-    });
-    let (sampled, sampling_ends) = (pages.clone(), closed.clone());
-    std::thread::Builder::new()
-        .name("tcpvs-admin-rates".into())
-        .spawn(move || sample_rates(&sampled, &sampling_ends))?;
+    let pages = Arc::new(admin);
     let ends = closed.clone();
     std::thread::Builder::new()
         .name("tcpvs-admin".into())
@@ -118,17 +105,7 @@ fn start(listener: TcpListener, admin: Admin) -> io::Result<AdminListener> {
     })
 }
 
-/// Samples the request counters for the rates until the listener closes.
-fn sample_rates(pages: &Pages, closed: &AtomicBool) {
-    while !closed.load(Ordering::Acquire) {
-        pages
-            .rates
-            .sample(&pages.admin.table.load(), std::time::Instant::now());
-        std::thread::sleep(rates::SAMPLE_EVERY);
-    }
-}
-
-fn accept_loop(listener: &TcpListener, pages: &Arc<Pages>, closed: &AtomicBool) {
+fn accept_loop(listener: &TcpListener, pages: &Arc<Admin>, closed: &AtomicBool) {
     let clients = Arc::new(AtomicUsize::new(0));
     for client in listener.incoming() {
         if closed.load(Ordering::Acquire) {
@@ -156,7 +133,7 @@ fn accept_loop(listener: &TcpListener, pages: &Arc<Pages>, closed: &AtomicBool) 
     }
 }
 
-fn answer_client(mut client: TcpStream, pages: &Pages) -> io::Result<()> {
+fn answer_client(mut client: TcpStream, pages: &Admin) -> io::Result<()> {
     client.set_read_timeout(Some(IO_TIMEOUT))?;
     client.set_write_timeout(Some(IO_TIMEOUT))?;
     let response = match read_head(&mut client)? {
@@ -228,7 +205,7 @@ impl Response {
 }
 
 /// The answer to a request head.
-fn respond(head: &[u8], pages: &Pages) -> Response {
+fn respond(head: &[u8], pages: &Admin) -> Response {
     let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
     let line = String::from_utf8_lossy(line);
     let mut words = line.split_whitespace();
@@ -250,15 +227,15 @@ fn respond(head: &[u8], pages: &Pages) -> Response {
     response
 }
 
-fn page(path: &str, pages: &Pages) -> Response {
-    let admin = &pages.admin;
+fn page(path: &str, pages: &Admin) -> Response {
+    let admin = pages;
     let snapshot = || {
         let (table, workers) = (admin.table.load(), &admin.workers);
         Snapshot::of(
             &table,
             workers.counters(),
             &workers.listening(),
-            &pages.rates,
+            &admin.traffic.rates(),
         )
     };
     match path {

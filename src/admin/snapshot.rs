@@ -7,14 +7,13 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
 
 use serde::Serialize;
 
 use super::counters::WorkerCounters;
-use super::rates::RequestRates;
 use crate::server::AgentAsks;
 use crate::table::{AdminState, RealServer, Service, ServiceId, Table};
+use crate::traffic::Rates;
 
 /// The whole table as the page shows it.
 #[derive(Debug, Serialize)]
@@ -133,14 +132,13 @@ impl ServerStatus {
 
 impl Snapshot {
     /// The table as it is now, its services `listening` where the workers
-    /// bound them, with rates from `rates`.
+    /// bound them, with the latest `rates` sampled.
     pub fn of(
         table: &Table,
         counters: &[Arc<WorkerCounters>],
         listening: &HashMap<ServiceId, SocketAddr>,
-        rates: &RequestRates,
+        rates: &Rates,
     ) -> Self {
-        let now = Instant::now();
         Snapshot {
             generation: table.generation,
             connections_open: counters
@@ -156,7 +154,7 @@ impl Snapshot {
                 .iter()
                 .map(|service| {
                     let listen = listening.get(&service.ident).unwrap_or(&service.listen);
-                    ServiceView::of(service, *listen, rates, now)
+                    ServiceView::of(service, *listen, rates)
                 })
                 .collect(),
         }
@@ -164,7 +162,7 @@ impl Snapshot {
 }
 
 impl ServiceView {
-    fn of(service: &Service, listen: SocketAddr, rates: &RequestRates, now: Instant) -> Self {
+    fn of(service: &Service, listen: SocketAddr, rates: &Rates) -> Self {
         let busiest = service
             .servers
             .iter()
@@ -189,7 +187,11 @@ impl ServiceView {
                     max_conns: server.max_conns,
                     active,
                     requests,
-                    rate: rates.rate(&service.ident, server.addr, requests, now),
+                    // Exchanges finished per second over the last interval
+                    // sampled; none before two samples.
+                    rate: rates
+                        .get(&(service.ident.to_string(), Some(server.addr)))
+                        .map(|rate| rate.requests as f64),
                     failures: server.state.failures(),
                     load: match scale {
                         0 => 0.0,
@@ -250,7 +252,7 @@ mod tests {
             .into_iter()
             .flat_map(|(i, n)| (0..n).map(move |_| ActiveGuard::new(servers[i].state.clone())))
             .collect();
-        let snapshot = Snapshot::of(&table, &[], &HashMap::new(), &RequestRates::default());
+        let snapshot = Snapshot::of(&table, &[], &HashMap::new(), &Default::default());
         let web = &snapshot.services[0];
         let loads: Vec<f64> = web.servers.iter().map(|s| s.load).collect();
         assert_eq!(loads, [1.0, 0.25, 0.25]);

@@ -2,8 +2,8 @@
 //! server so that it shows without JavaScript. A small inline script
 //! fetches the page again every 2 s and swaps in its fresh parts; without
 //! scripts a `<meta refresh>` reloads it every 5 s. Rates come from the
-//! server's own samples (see `rates.rs`), so every refresh shows the load
-//! of the last seconds. Every string an operator wrote (service names,
+//! samples of `crate::traffic` (those of `tcpvsadm -L --rate`), so every
+//! refresh shows the load of the last seconds. Every string an operator wrote (service names,
 //! rule patterns, scheduler options) is escaped.
 
 use std::borrow::Cow;
@@ -204,7 +204,6 @@ pub fn escaped(text: &str) -> Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::rates::RequestRates;
     use super::*;
     use crate::admin::tests::table_from as table;
     use crate::server::ActiveGuard;
@@ -212,7 +211,7 @@ mod tests {
     use std::time::Duration;
 
     fn page(table: &Table) -> String {
-        let snapshot = Snapshot::of(table, &[], &Default::default(), &RequestRates::default());
+        let snapshot = Snapshot::of(table, &[], &Default::default(), &Default::default());
         render(&snapshot, UNIX_EPOCH + Duration::from_secs(1_796_662_633))
     }
 

@@ -14,10 +14,10 @@ use tcpvs_command::view::RateView;
 use tcpvs_command::{ServiceView, TableView, Verb};
 
 use super::reload::Reload;
-use super::traffic::{self, Snapshot, Traffic};
 use crate::health::verdict;
 use crate::state_file;
 use crate::table::{ServerAddr, Service, Table, TableSpec};
+use crate::traffic::{self, Snapshot, Traffic};
 use crate::worker::Workers;
 
 /// The running daemon as the control socket sees it.
@@ -39,8 +39,8 @@ impl ControlPlane {
         table: Arc<ArcSwap<Table>>,
         workers: Arc<Workers>,
         state_file: Option<PathBuf>,
+        traffic: Arc<Traffic>,
     ) -> Self {
-        let traffic = Traffic::start(table.clone(), workers.clone());
         Self {
             table,
             workers,

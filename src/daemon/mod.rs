@@ -26,6 +26,7 @@ use crate::control::plane::ControlPlane;
 use crate::control::reload::{PinnedSettings, Reload, SetLogLevel};
 use crate::control::{socket, DEFAULT_SOCKET};
 use crate::table::{Table, TableSpec};
+use crate::traffic::Traffic;
 use crate::{admin, demo, descriptors, health, worker};
 use signals::Signal;
 use std::sync::mpsc::{Receiver, Sender};
@@ -166,20 +167,33 @@ fn serve(
     let retire: Box<dyn Fn() + Send + Sync> = Box::new(move || {
         let _ = events.send(Signal::Retire);
     });
+    // What tcpvsadm's listings and the /stats page count from, sampled for
+    // their rates by a thread of its own.
+    let traffic = Traffic::start(table.clone(), running.clone());
     let plane = Arc::new(
-        ControlPlane::new(table.clone(), running.clone(), daemon.state_file.clone())
-            .with_reload(
-                Reload::new(daemon.clone(), started.level_from_flag, set_log_level)
-                    .with_pinned(started.pinned.clone()),
-            )
-            .with_retire(retire),
+        ControlPlane::new(
+            table.clone(),
+            running.clone(),
+            daemon.state_file.clone(),
+            traffic.clone(),
+        )
+        .with_reload(
+            Reload::new(daemon.clone(), started.level_from_flag, set_log_level)
+                .with_pinned(started.pinned.clone()),
+        )
+        .with_retire(retire),
     );
     if started.upgrade {
         // Serving the sockets already: the old tcpvsd may go.
         upgrade::retire_old(&socket_path)?;
         tracing::info!(socket = %socket_path.display(), "took over from the running tcpvsd");
     }
-    let admin = start_admin(daemon.admin, &table, &running, started.upgrade)?;
+    let pages = admin::Admin {
+        table: table.clone(),
+        workers: running.clone(),
+        traffic,
+    };
+    let admin = start_admin(daemon.admin, pages, started.upgrade)?;
     let mut access =
         socket::Access::for_daemon(daemon.control_group.as_deref()).context("control_group")?;
     if let Some(run_as) = &run_as {
@@ -244,16 +258,11 @@ const ADMIN_HANDOVER: Duration = Duration::from_secs(3);
 /// away) it only costs the admin pages, said in the log.
 fn start_admin(
     addr: Option<SocketAddr>,
-    table: &Arc<ArcSwap<Table>>,
-    workers: &Arc<worker::Workers>,
+    pages: admin::Admin,
     upgrade: bool,
 ) -> anyhow::Result<Option<admin::AdminListener>> {
     let Some(addr) = addr else {
         return Ok(None);
-    };
-    let pages = admin::Admin {
-        table: table.clone(),
-        workers: workers.clone(),
     };
     let listener = match upgrade {
         false => admin::serve(addr, pages)
@@ -267,7 +276,7 @@ fn start_admin(
         },
     };
     println!(
-        "tcpvsd: admin listener http://{}/ (/metrics, /healthz)",
+        "tcpvsd: admin listener http://{}/ (/stats, /metrics, /healthz)",
         listener.bound
     );
     Ok(Some(listener))

@@ -1,6 +1,6 @@
-//! The traffic `tcpvsadm -L --stats` and `-L --rate` show, worked out on the
-//! control plane from counters that only ever grow: the workers' exchange
-//! counts (`admin::counters`) and each server's live state.
+//! The traffic `tcpvsadm -L --stats` and `-L --rate` and the /stats page
+//! show, worked out off the workers from counters that only ever grow: the
+//! workers' exchange counts (`admin::counters`) and each server's live state.
 //!
 //! `-Z` does not reset those counters (/metrics must stay monotonic, as
 //! Prometheus expects): it records them as a baseline that listings
@@ -87,6 +87,9 @@ impl Counts {
     }
 }
 
+/// Each key's rates over the last interval sampled.
+pub type Rates = BTreeMap<Key, RateView>;
+
 /// Every key's counters at one moment.
 pub type Snapshot = BTreeMap<Key, Counts>;
 
@@ -144,7 +147,9 @@ impl Traffic {
             .spawn(sampler)
         {
             // Listings still work; only their rates stay at 0.
-            tracing::warn!("no rates for tcpvsadm -L --rate: cannot start a thread: {e}");
+            tracing::warn!(
+                "no rates for tcpvsadm -L --rate and /stats: cannot start a thread: {e}"
+            );
         }
         traffic
     }
@@ -169,7 +174,7 @@ impl Traffic {
 
     /// Each key's rates over the last interval sampled (none before two
     /// samples).
-    pub fn rates(&self) -> BTreeMap<Key, RateView> {
+    pub fn rates(&self) -> Rates {
         let samples = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
         let (Some((then, earlier)), Some((now, latest))) = (&samples.previous, &samples.latest)
         else {
