@@ -223,8 +223,10 @@ fn request_target(request: &str) -> Result<&str, Why> {
     {
         return Err("request method is not a token");
     }
-    if !proto.starts_with("HTTP/") {
-        return Err("request protocol is not HTTP/x");
+    // tcpvsd's own log holds its RTSP services' requests too: their
+    // control URLs name content as HTTP targets do.
+    if !proto.starts_with("HTTP/") && !proto.starts_with("RTSP/") {
+        return Err("request protocol is not HTTP/x or RTSP/x");
     }
     let path = match target.split_once("://") {
         Some((scheme, after)) if !scheme.is_empty() && !scheme.contains('/') => {
@@ -322,6 +324,7 @@ mod tests {
                    127.0.0.1 - - [10/Oct/2000:13:55:40 -0700] \"HEAD /apache_pb.gif HTTP/1.0\" 200 -\r\n\
                    ::1 - - [10/Oct/2000:13:56:00 -0700] \"GET http://www.example.com/a/b?c=d HTTP/1.1\" 301 -\r\n\
                    ::1 - - [10/Oct/2000:13:56:01 -0700] \"GET https://www.example.com HTTP/1.1\" 500 17\r\n\
+                   ::1 - - [10/Oct/2000:13:56:02 -0700] \"DESCRIBE rtsp://cam.example:554/live/cam RTSP/1.0\" 200 -\r\n\
                    ::1 - - [10/Oct/2000:13:56:02 -0700] \"OPTIONS * HTTP/1.1\" 200 -\r\n";
         let (w, report) = parse(log).unwrap();
         assert_eq!(
@@ -331,11 +334,12 @@ mod tests {
                 ("/apache_pb.gif", 0),
                 ("/a/b?c=d", 0),
                 ("/", 17),
+                ("/live/cam", 0),
                 ("*", 0)
             ]
         );
         assert_eq!(report.malformed, 0);
-        assert_eq!(report.lines, 5);
+        assert_eq!(report.lines, 6);
     }
 
     #[test]
@@ -417,7 +421,7 @@ mod tests {
             ),
             (
                 "1.2.3.4 - - [d] \"GET / SPDY/3\" 200 1",
-                "request protocol is not HTTP/x",
+                "request protocol is not HTTP/x or RTSP/x",
             ),
             (
                 "1.2.3.4 - - [d] \"CONNECT host:443 HTTP/1.1\" 200 1",
