@@ -18,8 +18,8 @@ use crate::health::{duration_text, AdminState, AgentSpec, CheckSpec, HealthSpec,
 use crate::health_opts;
 use crate::options::{OptionError, Options};
 use crate::spec::{
-    Limits, Protocol, RuleSpec, ServerAddr, ServerSpec, ServiceSpec, Settings, Site, TableError,
-    TableSpec, Timeouts, Weight,
+    Limits, Protocol, RuleMatch, RuleSpec, ServerAddr, ServerSpec, ServiceSpec, Settings, Site,
+    TableError, TableSpec, Timeouts, Weight,
 };
 use crate::validate;
 
@@ -145,9 +145,7 @@ fn site_span(text: &str, site: Site) -> (Range<usize>, String) {
             }),
         Site::Rule(i, j) => service(i)
             .and_then(|s| s.rule.get(j))
-            .map_or(fallback, |r| {
-                (r.pattern.span(), format!("service[{i}].rule[{j}]"))
-            }),
+            .map_or(fallback, |r| (r.span(), format!("service[{i}].rule[{j}]"))),
         Site::Default(i) => service(i)
             .and_then(|s| s.default.as_ref())
             .map_or(fallback, |d| (d.span(), format!("service[{i}].default"))),
@@ -324,7 +322,7 @@ fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
                 })
                 .transpose()?;
             Ok(RuleSpec {
-                pattern: r.pattern.get_ref().clone(),
+                when: rule_match(r, &key(&format!("rule[{j}]")))?,
                 servers: server_list(&r.servers, &at)?,
                 match_group,
             })
@@ -414,6 +412,48 @@ fn convert_conn_limits(
         .check()
         .map_err(|e| invalid(&raw.ident, &key("burst_per_source"), e))?;
     Ok(limits)
+}
+
+/// A rule's `pattern`, `host` and `header` (one condition, or a list of
+/// them), each refused at its line.
+fn rule_match(raw: &RawRule, key: &str) -> Result<RuleMatch, Located> {
+    let host = raw
+        .host
+        .as_ref()
+        .map(|h| {
+            validate::host_pattern(h.get_ref()).map_err(|e| invalid(h, &format!("{key}.host"), e))
+        })
+        .transpose()?;
+    let header_key = format!("{key}.header");
+    let header = |value: &Spanned<toml::Value>, text: &toml::Value| match text {
+        toml::Value::String(text) => {
+            validate::header_match(text).map_err(|e| invalid(value, &header_key, e))
+        }
+        other => Err((
+            value.span(),
+            header_key.clone(),
+            format!(
+                "`{other}` is not a header condition: write \"NAME: PATTERN\" or a list of them"
+            ),
+        )),
+    };
+    let mut headers = match raw.header.as_ref() {
+        None => Vec::new(),
+        Some(value) => match value.get_ref() {
+            toml::Value::Array(list) => list
+                .iter()
+                .map(|item| header(value, item))
+                .collect::<Result<_, _>>()?,
+            single => vec![header(value, single)?],
+        },
+    };
+    headers.sort();
+    let when = RuleMatch {
+        pattern: raw.pattern.as_ref().map(|p| p.get_ref().clone()),
+        host,
+        headers,
+    };
+    Ok(when)
 }
 
 /// `[service.check]`, `[service.agent]`, `[service.passive]`, `retries`
@@ -643,7 +683,18 @@ pub fn services_to_toml(services: &[ServiceSpec]) -> String {
         }
         for rule in &service.rules {
             let _ = writeln!(out, "[[service.rule]]");
-            let _ = writeln!(out, "pattern = {}", quote(&rule.pattern));
+            let when = &rule.when;
+            if let Some(pattern) = &when.pattern {
+                let _ = writeln!(out, "pattern = {}", quote(pattern));
+            }
+            if let Some(host) = &when.host {
+                let _ = writeln!(out, "host = {}", quote(host));
+            }
+            if !when.headers.is_empty() {
+                let headers: Vec<String> =
+                    when.headers.iter().map(|h| quote(&h.to_string())).collect();
+                let _ = writeln!(out, "header = [{}]", headers.join(", "));
+            }
             let _ = writeln!(out, "servers = {}", list(&rule.servers));
             if let Some(group) = rule.match_group {
                 let _ = writeln!(out, "match_group = {group}");
@@ -766,9 +817,23 @@ type RawOptions = std::collections::BTreeMap<Spanned<String>, Spanned<toml::Valu
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRule {
-    pattern: Spanned<String>,
+    pattern: Option<Spanned<String>>,
+    host: Option<Spanned<String>>,
+    /// One `NAME: PATTERN` or a list of them.
+    header: Option<Spanned<toml::Value>>,
     servers: Vec<Spanned<String>>,
     match_group: Option<Spanned<i64>>,
+}
+
+impl RawRule {
+    /// Where the rule is: at its first condition.
+    fn span(&self) -> Range<usize> {
+        let pattern = self.pattern.as_ref().map(Spanned::span);
+        let host = self.host.as_ref().map(Spanned::span);
+        let header = self.header.as_ref().map(Spanned::span);
+        let first = self.servers.first().map(Spanned::span);
+        pattern.or(host).or(header).or(first).unwrap_or(0..0)
+    }
 }
 
 #[cfg(test)]
@@ -855,7 +920,7 @@ servers = ["127.0.0.1:9002"]
         let web = &config.table.services[0];
         assert_eq!(web.scheduler, SchedulerKind::Rr);
         assert_eq!(web.servers[1].weight, Weight(3));
-        assert_eq!(web.rules[0].pattern, "^/images/");
+        assert_eq!(web.rules[0].when, RuleMatch::target("^/images/"));
     }
 
     #[test]
@@ -937,7 +1002,7 @@ servers = ["127.0.0.1:9002"]
         web.persistent = Some(Duration::from_secs(300));
         web.max_body = Some(10 << 20);
         web.rules[0].match_group = Some(1);
-        web.rules[0].pattern = "^/images/(\"quoted\")".into();
+        web.rules[0].when.pattern = Some("^/images/(\"quoted\")".into());
         web.servers[1].state = AdminState::Drain;
         web.servers[1].max_conns = 20;
         web.conn_limits = ServiceLimits {
@@ -1115,6 +1180,112 @@ servers = ["127.0.0.1:9002"]
         );
         let last = format!("{GOOD}{}", rule(".*"));
         assert!(parse(&last, Path::new("t.toml")).is_ok());
+    }
+
+    /// `host` and `header` (one or a list) load beside the pattern, are
+    /// written back to the state file, and are refused at their line.
+    #[test]
+    fn rules_on_host_and_headers() {
+        let with =
+            |rule: &str| format!("{GOOD}[[service.rule]]\n{rule}servers = [\"127.0.0.1:9001\"]\n");
+        let text = with("host = \"^img\\\\.\"\nheader = [\"X-Tenant: ^a\", \"Accept:json\"]\n");
+        let config = parse(&text, Path::new("t.toml")).unwrap();
+        let rule = &config.table.services[0].rules[1];
+        assert_eq!(rule.when.pattern, None);
+        assert_eq!(rule.when.host.as_deref(), Some(r"^img\."));
+        let headers: Vec<String> = rule.when.headers.iter().map(ToString::to_string).collect();
+        assert_eq!(headers, ["accept: json", "x-tenant: ^a"]);
+        let one = with("pattern = \"^/a\"\nheader = \"X-Tenant: ^a\"\n");
+        let config = parse(&one, Path::new("t.toml")).unwrap();
+        assert_eq!(config.table.services[0].rules[1].when.headers.len(), 1);
+        let written = services_to_toml(&config.table.services);
+        let back = parse(&written, Path::new("state.toml")).unwrap();
+        assert_eq!(back.table.services, config.table.services, "{written}");
+        // Line 26 is the new rule's first line.
+        let cases = [
+            (
+                with("header = \"X-Tenant ^a\"\n"),
+                "t.toml:26: service[0].rule[1].header: `X-Tenant ^a` is not a header condition: \
+                 write NAME: PATTERN, e.g. `X-Tenant: ^a`",
+            ),
+            (
+                with("header = \": ^a\"\n"),
+                "t.toml:26: service[0].rule[1].header: `: ^a` is not a header condition: \
+                 write NAME: PATTERN, e.g. `X-Tenant: ^a`",
+            ),
+            (
+                with("header = \"X Tenant: ^a\"\n"),
+                "t.toml:26: service[0].rule[1].header: `X Tenant` is not a header field name \
+                 (letters, digits and !#$%&'*+-.^_`|~)",
+            ),
+            (
+                with("header = \"X-Tenant: (\"\n"),
+                "t.toml:26: service[0].rule[1].header: invalid pattern `(`: unclosed group",
+            ),
+            (
+                with("header = [3]\n"),
+                "t.toml:26: service[0].rule[1].header: `3` is not a header condition: \
+                 write \"NAME: PATTERN\" or a list of them",
+            ),
+            (
+                with("host = \"img[\"\n"),
+                "t.toml:26: service[0].rule[1].host: invalid pattern `img[`: unclosed character class",
+            ),
+            (
+                with("host = \"\"\n"),
+                "t.toml:26: service[0].rule[1].host: an empty host pattern matches every request: \
+                 leave `host` out",
+            ),
+            (
+                with(""),
+                "t.toml:26: service[0].rule[1]: an empty pattern matches everything; \
+                 use `.*` for the default rule",
+            ),
+            (
+                with("host = \"^a\"\nmatch_group = 1\n"),
+                "t.toml:26: service[0].rule[1]: rule `host ^a` has no target pattern: \
+                 match_group names a capture group of the target pattern",
+            ),
+            (
+                with("host = \"^a\"\n").replace("scheduler = \"rr\"", "protocol = \"rtsp\""),
+                "t.toml:26: service[0].rule[1]: service `web` speaks rtsp, whose requests carry \
+                 no Host header: `host` is for http services (header conditions work on both)",
+            ),
+        ];
+        for (text, message) in cases {
+            assert_eq!(error_of(&text), message, "{text}");
+        }
+    }
+
+    /// The same pattern with another host is another rule; the same
+    /// conditions twice, in any order, are one rule given twice.
+    #[test]
+    fn a_rule_is_named_by_all_its_conditions() {
+        let rule = |conditions: &str| {
+            format!("[[service.rule]]\n{conditions}servers = [\"127.0.0.1:9002\"]\n")
+        };
+        let two_sites = format!(
+            "{GOOD}{}{}",
+            rule("pattern = \"^/x/\"\nhost = \"^a\\\\.\"\n"),
+            rule("pattern = \"^/x/\"\nhost = \"^b\\\\.\"\n")
+        );
+        assert!(parse(&two_sites, Path::new("t.toml")).is_ok());
+        let twice = format!(
+            "{GOOD}{}{}",
+            rule("header = [\"a: 1\", \"b: 2\"]\n"),
+            rule("header = [\"B: 2\", \"A:1\"]\n")
+        );
+        assert_eq!(
+            error_of(&twice),
+            "t.toml:29: service[0].rule[2]: rule `header a: 1 header b: 2` appears twice in \
+             service `web`: give all its servers in one rule"
+        );
+        // `.*` with a host is not the default rule: rules may follow it.
+        let hosted = GOOD.replace("^/images/", ".*").replace(
+            "servers = [\"127.0.0.1:9002\"]",
+            "host = \"^a\"\nservers = [\"127.0.0.1:9002\"]",
+        ) + &rule("pattern = \"^/x/\"\n");
+        assert!(parse(&hosted, Path::new("t.toml")).is_ok());
     }
 
     #[test]

@@ -26,8 +26,9 @@ pub use health::{
 };
 pub use options::{OptionError, Options};
 pub use spec::{
-    Limits, Protocol, RuleSpec, SchedOptions, SchedulerKind, ServerAddr, ServerSpec, ServiceId,
-    ServiceSpec, Settings, Site, TableError, TableSpec, Timeouts, UnknownScheduler, Weight,
+    HeaderMatch, Limits, Protocol, RuleMatch, RuleSpec, SchedOptions, SchedulerKind, ServerAddr,
+    ServerSpec, ServiceId, ServiceSpec, Settings, Site, TableError, TableSpec, Timeouts,
+    UnknownScheduler, Weight,
 };
 pub use verb::{
     CommandError, HandOver, HandedService, Request, Response, RuleArgs, ServerArgs, ServiceArgs,

@@ -316,15 +316,92 @@ impl ServerSpec {
     }
 }
 
-/// A content rule as described: requests whose target matches `pattern` go to
-/// one of `servers`.
+/// A content rule as described: requests that meet `when` go to one of
+/// `servers`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleSpec {
-    pub pattern: String,
+    pub when: RuleMatch,
     pub servers: Vec<ServerAddr>,
     /// KTCPVS `-m N`: the regex capture group whose hash picks the server
     /// (stickiness by user, as `hhttp`); `None`: the scheduler picks.
     pub match_group: Option<u32>,
+}
+
+impl RuleSpec {
+    /// A rule on the request target alone, as KTCPVS has them.
+    pub fn on_target(pattern: &str, servers: Vec<ServerAddr>) -> Self {
+        Self {
+            when: RuleMatch::target(pattern),
+            servers,
+            match_group: None,
+        }
+    }
+}
+
+/// What a request must show for a rule to take it: every condition given
+/// holds. Two rules are the same rule when all their conditions are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct RuleMatch {
+    /// On the request target (path and query); `None`: any target, for a
+    /// rule that has a host or header condition.
+    pub pattern: Option<String>,
+    /// On the host the request names (Host, or an absolute target's
+    /// authority), without its port and in any case.
+    pub host: Option<String>,
+    /// On header fields, all of them; kept sorted, as their order changes
+    /// nothing of what the rule takes.
+    pub headers: Vec<HeaderMatch>,
+}
+
+impl RuleMatch {
+    /// A condition on the target alone.
+    pub fn target(pattern: &str) -> Self {
+        Self {
+            pattern: Some(pattern.to_string()),
+            ..Self::default()
+        }
+    }
+
+    /// KTCPVS's default rule (`.*` and nothing else): it stays last.
+    pub fn is_catch_all(&self) -> bool {
+        self.pattern.as_deref() == Some(CATCH_ALL) && self.host.is_none() && self.headers.is_empty()
+    }
+}
+
+impl fmt::Display for RuleMatch {
+    /// The pattern as KTCPVS shows a rule, then the other conditions.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts: Vec<String> = self.pattern.iter().cloned().collect();
+        parts.extend(self.host.iter().map(|host| format!("host {host}")));
+        parts.extend(self.headers.iter().map(|h| format!("header {h}")));
+        f.write_str(&parts.join(" "))
+    }
+}
+
+/// A rule's condition on one header field, written `X-Tenant: ^a`: some
+/// field of that name has a value the pattern matches.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HeaderMatch {
+    /// The field's name in lower case: names are case-insensitive.
+    pub name: String,
+    pub pattern: String,
+}
+
+impl fmt::Display for HeaderMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.pattern.as_str() {
+            "" => write!(f, "{}:", self.name),
+            pattern => write!(f, "{}: {pattern}", self.name),
+        }
+    }
+}
+
+impl FromStr for HeaderMatch {
+    type Err = TableError;
+
+    fn from_str(text: &str) -> Result<Self, TableError> {
+        validate::header_match(text)
+    }
 }
 
 /// The pattern KTCPVS treats as the default rule: it stays last.
@@ -447,6 +524,22 @@ pub enum TableError {
     EmptyDefault,
     #[error("invalid pattern `{pattern}`: {reason}")]
     BadPattern { pattern: String, reason: String },
+    #[error("an empty host pattern matches every request: leave `host` out")]
+    EmptyHostPattern,
+    #[error("`{0}` is not a header condition: write NAME: PATTERN, e.g. `X-Tenant: ^a`")]
+    BadHeaderMatch(String),
+    #[error("`{0}` is not a header field name (letters, digits and !#$%&'*+-.^_`|~)")]
+    BadHeaderName(String),
+    #[error(
+        "service `{0}` speaks rtsp, whose requests carry no Host header: \
+         `host` is for http services (header conditions work on both)"
+    )]
+    HostOnRtsp(ServiceId),
+    #[error(
+        "rule `{0}` has no target pattern: match_group names a capture group \
+         of the target pattern"
+    )]
+    MatchGroupWithoutPattern(String),
     #[error("`{0}` is not a capture group number: give a number from 0 to 99")]
     BadMatchGroupNumber(String),
     #[error("rule `{pattern}` uses capture group {group}, but the pattern has only {groups}")]
@@ -558,28 +651,31 @@ impl ServiceSpec {
         let known = |addr: &ServerAddr| self.servers.iter().any(|s| s.addr == *addr);
         for (i, rule) in self.rules.iter().enumerate() {
             let at = |error| (Site::Rule(index, i), error);
-            let groups = validate::pattern(&rule.pattern).map_err(at)?;
-            // tcpvsadm merges a pattern given again into its rule and keeps
+            let groups = validate::rule_match(&rule.when).map_err(at)?;
+            if rule.when.host.is_some() && self.protocol == Protocol::Rtsp {
+                return Err(at(TableError::HostOnRtsp(self.ident.clone())));
+            }
+            // tcpvsadm merges a rule given again into its rule and keeps
             // `.*` last: a file must already be so, or `-f` and `-S` would
             // change what it means.
-            if self.rules[..i].iter().any(|r| r.pattern == rule.pattern) {
+            if self.rules[..i].iter().any(|r| r.when == rule.when) {
                 return Err(at(TableError::DuplicatePattern {
                     service: self.ident.clone(),
-                    pattern: rule.pattern.clone(),
+                    pattern: rule.when.to_string(),
                 }));
             }
-            if rule.pattern == CATCH_ALL && i + 1 < self.rules.len() {
+            if rule.when.is_catch_all() && i + 1 < self.rules.len() {
                 return Err(at(TableError::CatchAllNotLast(self.ident.clone())));
             }
             if let Some(server) = rule.servers.iter().find(|a| !known(a)) {
                 return Err(at(TableError::UnknownRuleServer {
                     service: self.ident.clone(),
-                    pattern: rule.pattern.clone(),
+                    pattern: rule.when.to_string(),
                     server: *server,
                 }));
             }
             if let Some(group) = rule.match_group {
-                validate::group_in_pattern(group, &rule.pattern, groups).map_err(at)?;
+                validate::rule_group(group, &rule.when, groups).map_err(at)?;
             }
         }
         if let Some(server) = self.default.iter().flatten().find(|a| !known(a)) {

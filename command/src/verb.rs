@@ -17,8 +17,8 @@ use crate::health::{AdminState, HealthSpec};
 use crate::health_opts;
 use crate::options::OptionError;
 use crate::spec::{
-    RuleSpec, SchedOptions, ServerAddr, ServerSpec, ServiceId, ServiceSpec, TableError, TableSpec,
-    Weight,
+    RuleMatch, RuleSpec, SchedOptions, ServerAddr, ServerSpec, ServiceId, ServiceSpec, TableError,
+    TableSpec, Weight,
 };
 use crate::validate;
 use crate::view::TableView;
@@ -149,14 +149,47 @@ pub struct ServerArgs {
     pub max_conns: Option<u32>,
 }
 
-/// Arguments of `--add-rule` and `--del-rule`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Arguments of `--add-rule` and `--del-rule`. A rule is named by all its
+/// conditions: the same pattern with another host is another rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleArgs {
     pub ident: String,
+    /// On the target; empty: any target (a rule with `host` or `headers`).
+    #[serde(default)]
     pub pattern: String,
     pub server: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub match_group: Option<u32>,
+    /// `--host PATTERN`: on the host the request names, in any case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// `--header 'NAME: PATTERN'`, repeatable: all must match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<String>,
+}
+
+impl RuleArgs {
+    /// The rule's conditions, host and headers through their validators
+    /// (the whole is checked by [`validate::rule_match`] when added).
+    fn when(&self) -> Result<RuleMatch, TableError> {
+        let pattern = Some(self.pattern.clone()).filter(|p| !p.is_empty());
+        let host = self
+            .host
+            .as_deref()
+            .map(validate::host_pattern)
+            .transpose()?;
+        let mut headers = self
+            .headers
+            .iter()
+            .map(|h| validate::header_match(h))
+            .collect::<Result<Vec<_>, _>>()?;
+        headers.sort();
+        Ok(RuleMatch {
+            pattern,
+            host,
+            headers,
+        })
+    }
 }
 
 impl Request {
@@ -502,15 +535,16 @@ fn del_server(spec: &mut TableSpec, ident: &str, server: &str) -> Result<(), Com
 fn add_rule(spec: &mut TableSpec, args: &RuleArgs) -> Result<(), CommandError> {
     let service = service_mut(spec, &args.ident)?;
     let addr = member(service, &args.server)?;
-    let groups = validate::pattern(&args.pattern)?;
+    let when = args.when()?;
+    let groups = validate::rule_match(&when)?;
     if let Some(group) = args.match_group {
-        validate::group_in_pattern(group, &args.pattern, groups)?;
+        validate::rule_group(group, &when, groups)?;
     }
-    if let Some(rule) = service.rules.iter_mut().find(|r| r.pattern == args.pattern) {
+    if let Some(rule) = service.rules.iter_mut().find(|r| r.when == when) {
         if rule.servers.contains(&addr) {
             return Err(CommandError::DuplicateRuleServer(
                 args.ident.clone(),
-                args.pattern.clone(),
+                when.to_string(),
                 addr,
             ));
         }
@@ -521,7 +555,7 @@ fn add_rule(spec: &mut TableSpec, args: &RuleArgs) -> Result<(), CommandError> {
         return Ok(());
     }
     let rule = RuleSpec {
-        pattern: args.pattern.clone(),
+        when,
         servers: vec![addr],
         match_group: args.match_group,
     };
@@ -530,7 +564,7 @@ fn add_rule(spec: &mut TableSpec, args: &RuleArgs) -> Result<(), CommandError> {
     let at = service
         .rules
         .iter()
-        .position(|r| r.pattern == CATCH_ALL)
+        .position(|r| r.when.is_catch_all())
         .unwrap_or(service.rules.len());
     service.rules.insert(at, rule);
     Ok(())
@@ -539,11 +573,12 @@ fn add_rule(spec: &mut TableSpec, args: &RuleArgs) -> Result<(), CommandError> {
 fn del_rule(spec: &mut TableSpec, args: &RuleArgs) -> Result<(), CommandError> {
     let service = service_mut(spec, &args.ident)?;
     let addr = server_addr(&args.server)?;
-    let missing = || CommandError::NoRule(args.ident.clone(), args.pattern.clone(), addr);
+    let when = args.when()?;
+    let missing = || CommandError::NoRule(args.ident.clone(), when.to_string(), addr);
     let index = service
         .rules
         .iter()
-        .position(|r| r.pattern == args.pattern && r.servers.contains(&addr))
+        .position(|r| r.when == when && r.servers.contains(&addr))
         .ok_or_else(missing)?;
     let rule = &mut service.rules[index];
     rule.servers.retain(|a| *a != addr);
@@ -634,7 +669,7 @@ mod tests {
             ident: ident.into(),
             pattern: pattern.into(),
             server: addr.into(),
-            match_group: None,
+            ..RuleArgs::default()
         })
     }
 
@@ -662,7 +697,7 @@ mod tests {
         let spec = manual();
         let web = &spec.services[0];
         assert_eq!(web.scheduler, SchedulerKind::Wlc);
-        let patterns: Vec<&str> = web.rules.iter().map(|r| r.pattern.as_str()).collect();
+        let patterns: Vec<String> = web.rules.iter().map(|r| r.when.to_string()).collect();
         assert_eq!(patterns, ["^/cgi-bin/", "^/images/", ".*"]);
         assert_eq!(
             web.servers.iter().map(|s| s.weight).collect::<Vec<_>>(),
@@ -679,6 +714,83 @@ mod tests {
         assert_eq!(spec.services[0].rules[1].servers.len(), 2);
         let again = rule("web", "^/images/", "192.168.10.3:80").apply(&mut spec);
         assert!(matches!(again, Err(CommandError::DuplicateRuleServer(..))));
+    }
+
+    /// Two rules with the same pattern but other hosts are two rules; a
+    /// rule is added to and deleted from by all its conditions.
+    #[test]
+    fn rules_are_named_by_pattern_host_and_headers() {
+        let mut spec = manual();
+        let on = |host: Option<&str>, headers: &[&str], addr: &str| RuleArgs {
+            ident: "web".into(),
+            pattern: "^/images/".into(),
+            server: addr.into(),
+            host: host.map(str::to_string),
+            headers: headers.iter().map(|h| h.to_string()).collect(),
+            ..RuleArgs::default()
+        };
+        let add = |spec: &mut TableSpec, args: RuleArgs| Verb::AddRule(args).apply(spec);
+        add(&mut spec, on(Some("^img\\."), &[], "192.168.10.1:80")).unwrap();
+        add(&mut spec, on(Some("^static\\."), &[], "192.168.10.1:80")).unwrap();
+        add(
+            &mut spec,
+            on(None, &["X-B: 2", "x-a: 1"], "192.168.10.1:80"),
+        )
+        .unwrap();
+        // The same conditions, headers in another order: the same rule.
+        add(&mut spec, on(None, &["x-a:1", "X-B: 2"], "192.168.10.3:80")).unwrap();
+        let rules: Vec<String> = spec.services[0]
+            .rules
+            .iter()
+            .map(|r| r.when.to_string())
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                "^/cgi-bin/",
+                "^/images/",
+                "^/images/ host ^img\\.",
+                "^/images/ host ^static\\.",
+                "^/images/ header x-a: 1 header x-b: 2",
+                ".*",
+            ]
+        );
+        assert_eq!(spec.services[0].rules[4].servers.len(), 2);
+        let host_only = RuleArgs {
+            pattern: String::new(),
+            ..on(Some("^img\\."), &[], "192.168.10.2:80")
+        };
+        add(&mut spec, host_only.clone()).unwrap();
+        assert_eq!(spec.services[0].rules[5].when.pattern, None);
+        Verb::DelRule(on(Some("^img\\."), &[], "192.168.10.1:80"))
+            .apply(&mut spec)
+            .unwrap();
+        let gone = Verb::DelRule(on(Some("^img\\."), &[], "192.168.10.1:80")).apply(&mut spec);
+        assert_eq!(
+            gone.unwrap_err().to_string(),
+            "service `web` has no rule `^/images/ host ^img\\.` with server 192.168.10.1:80"
+        );
+        let nothing = RuleArgs {
+            pattern: String::new(),
+            ..on(None, &[], "192.168.10.2:80")
+        };
+        assert_eq!(
+            add(&mut spec, nothing).unwrap_err().to_string(),
+            "an empty pattern matches everything; use `.*` for the default rule"
+        );
+        let no_colon = on(None, &["X-Tenant"], "192.168.10.2:80");
+        assert!(add(&mut spec, no_colon).is_err());
+        let line = serde_json::to_string(&Verb::AddRule(host_only)).unwrap();
+        assert_eq!(
+            line,
+            r#"{"verb":"add-rule","ident":"web","pattern":"","server":"192.168.10.2:80","host":"^img\\."}"#
+        );
+        // An old client's line, without the new fields, still reads.
+        let old: Verb = serde_json::from_str(
+            r#"{"verb":"add-rule","ident":"web","pattern":"^/a","server":"192.168.10.2:80"}"#,
+        )
+        .unwrap();
+        assert!(matches!(old, Verb::AddRule(RuleArgs { host: None, .. })));
     }
 
     #[test]
@@ -707,10 +819,10 @@ mod tests {
         }
         .apply(&mut spec)
         .unwrap();
-        let patterns: Vec<&str> = spec.services[0]
+        let patterns: Vec<String> = spec.services[0]
             .rules
             .iter()
-            .map(|r| r.pattern.as_str())
+            .map(|r| r.when.to_string())
             .collect();
         assert_eq!(patterns, ["^/images/", ".*"]);
     }

@@ -186,10 +186,17 @@ impl ServerView {
 /// One content rule as listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleView {
+    /// On the target; empty: any target.
     pub pattern: String,
     pub servers: Vec<String>,
     #[serde(default)]
     pub match_group: Option<u32>,
+    /// On the host the request names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// On header fields, as `name: pattern`; all must match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<String>,
 }
 
 impl TableView {
@@ -225,9 +232,11 @@ impl ServiceView {
                 .rules
                 .iter()
                 .map(|r| RuleView {
-                    pattern: r.pattern.clone(),
+                    pattern: r.when.pattern.clone().unwrap_or_default(),
                     servers: addrs(&r.servers),
                     match_group: r.match_group,
+                    host: r.when.host.clone(),
+                    headers: r.when.headers.iter().map(ToString::to_string).collect(),
                 })
                 .collect(),
             default: spec.default.as_deref().map(addrs),
@@ -280,9 +289,8 @@ mod tests {
                 ..HealthSpec::default()
             },
             rules: vec![RuleSpec {
-                pattern: "^/home/([a-z]+)/".into(),
-                servers: vec![addr(9001)],
                 match_group: Some(1),
+                ..RuleSpec::on_target("^/home/([a-z]+)/", vec![addr(9001)])
             }],
             default: Some(vec![addr(9001)]),
             ..ServiceSpec::new("web".parse().unwrap(), "127.0.0.1:80".parse().unwrap())
@@ -327,6 +335,8 @@ mod tests {
                 pattern: "^/home/([a-z]+)/".into(),
                 servers: vec!["127.0.0.1:9001".into()],
                 match_group: Some(1),
+                host: None,
+                headers: Vec::new(),
             }]
         );
         assert_eq!(web.default, Some(vec!["127.0.0.1:9001".to_string()]));
