@@ -219,8 +219,16 @@ impl Table {
         spec.check()?;
         let mut services: Vec<Arc<Service>> = Vec::with_capacity(spec.services.len());
         for (index, service) in spec.services.iter().enumerate() {
-            let old = previous.and_then(|table| table.service(&service.ident));
-            services.push(Arc::new(build_service(index, service, old.map(|s| &**s))?));
+            let old = previous.and_then(|table| {
+                let built = table.service(&service.ident)?;
+                let spec = table
+                    .spec
+                    .services
+                    .iter()
+                    .find(|s| s.ident == service.ident)?;
+                Some(Previous { built, spec })
+            });
+            services.push(Arc::new(build_service(index, service, old)?));
         }
         Ok(Table {
             generation: previous.map_or(1, |table| table.generation + 1),
@@ -239,21 +247,50 @@ impl Table {
     }
 }
 
+/// A service of the table being replaced: built, and as described.
+#[derive(Clone, Copy)]
+struct Previous<'a> {
+    built: &'a Service,
+    spec: &'a ServiceSpec,
+}
+
+impl Previous<'_> {
+    /// The address `server` had: its own, or, for a server given by name
+    /// whose name now resolves elsewhere, the one the name had (so its live
+    /// state follows it), unless that address is some server's now.
+    fn address_of(&self, server: &ServerSpec, now: &ServiceSpec) -> ServerAddr {
+        let kept = self.spec.servers.iter().any(|s| s.addr == server.addr);
+        let renamed = server.host.as_deref().and_then(|host| {
+            let before = self.spec.servers.iter().find(|s| s.is_named(host))?;
+            let taken = now.servers.iter().any(|s| s.addr == before.addr);
+            (!taken).then_some(before.addr)
+        });
+        match renamed {
+            Some(before) if !kept => before,
+            _ => server.addr,
+        }
+    }
+}
+
 /// Builds one service of a spec that passed [`TableSpec::check`]; what can
 /// still fail here is the compiled size of its patterns and its scheduler's
 /// options.
 fn build_service(
     index: usize,
     spec: &ServiceSpec,
-    old: Option<&Service>,
+    previous: Option<Previous<'_>>,
 ) -> Result<Service, (Site, TableError)> {
+    let old = previous.map(|p| p.built);
     let state: Arc<ServiceState> = old.map_or_else(Default::default, |old| old.state.clone());
     let servers: Vec<Arc<RealServer>> = spec
         .servers
         .iter()
         .map(|server| {
-            let state = old
-                .and_then(|old| old.servers.iter().find(|s| s.addr == server.addr))
+            let state = previous
+                .and_then(|p| {
+                    let before = p.address_of(server, spec);
+                    p.built.servers.iter().find(|s| s.addr == before)
+                })
                 .map_or_else(
                     || Arc::new(ServerState::of_service(state.freed.clone())),
                     |s| s.state.clone(),

@@ -17,6 +17,8 @@ use crate::conn_limits::{self, ServiceLimits};
 use crate::health::{duration_text, AdminState, AgentSpec, CheckSpec, HealthSpec, PassiveSpec};
 use crate::health_opts;
 use crate::options::{OptionError, Options};
+use crate::resolve::{self, Resolve};
+use crate::spec;
 use crate::spec::{
     Limits, Protocol, RuleMatch, RuleSpec, ServerAddr, ServerSpec, ServiceSpec, Settings, Site,
     TableError, TableSpec, Timeouts, Weight,
@@ -78,7 +80,13 @@ pub enum ConfigError {
 }
 
 /// Parses and checks configuration text; `path` is only used in messages.
+/// Servers given by name are resolved by the C library (this blocks).
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    parse_with(text, path, &resolve::System)
+}
+
+/// [`parse`], server names resolved by `resolver`.
+pub fn parse_with(text: &str, path: &Path, resolver: &dyn Resolve) -> Result<Config, ConfigError> {
     let located = |span: Option<Range<usize>>, key: &str, message: String| {
         let line = span.map_or(1, |span| line_of(text, span.start));
         ConfigError::Invalid {
@@ -93,7 +101,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let key = key_in_message(&e).unwrap_or_else(|| "(syntax)".to_string());
         located(e.span(), &key, message)
     })?;
-    let config = convert(raw).map_err(|(span, key, message)| located(Some(span), &key, message))?;
+    let config = convert(raw, resolver)
+        .map_err(|(span, key, message)| located(Some(span), &key, message))?;
     // What only the whole can tell (duplicates, patterns, rules naming
     // unknown servers); its site is mapped back to a line.
     if let Err((site, error)) = config.table.check() {
@@ -158,7 +167,7 @@ fn site_span(text: &str, site: Site) -> (Range<usize>, String) {
 
 type Located = (Range<usize>, String, String);
 
-fn convert(raw: RawConfig) -> Result<Config, Located> {
+fn convert(raw: RawConfig, resolver: &dyn Resolve) -> Result<Config, Located> {
     let mut settings = Settings::default();
     if let Some(limits) = raw.limits {
         settings.limits = convert_limits(limits)?;
@@ -185,6 +194,11 @@ fn convert(raw: RawConfig) -> Result<Config, Located> {
             settings.pool_per_server = count(&n, "pool.per_server", 0..=100_000)?;
         }
     }
+    if let Some(interval) = &raw.resolve_interval {
+        let text = scalar_text(interval.get_ref());
+        settings.resolve_interval = validate::resolve_interval(&text)
+            .map_err(|e| invalid(interval, "resolve_interval", e))?;
+    }
     if let Some(n) = &raw.max_conns {
         settings.max_conns = conn_limits::max_conns(&n.get_ref().to_string())
             .map_err(|e| invalid(n, "max_conns", e))?;
@@ -197,7 +211,7 @@ fn convert(raw: RawConfig) -> Result<Config, Located> {
         .service
         .into_iter()
         .enumerate()
-        .map(|(i, s)| convert_service(i, s))
+        .map(|(i, s)| convert_service(i, s, resolver))
         .collect::<Result<_, _>>()?;
     Ok(Config {
         daemon: DaemonOptions {
@@ -263,7 +277,11 @@ fn convert_timeouts(raw: RawTimeouts) -> Result<Timeouts, Located> {
     Ok(t)
 }
 
-fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
+fn convert_service(
+    i: usize,
+    raw: RawService,
+    resolver: &dyn Resolve,
+) -> Result<ServiceSpec, Located> {
     let key = |name: &str| format!("service[{i}].{name}");
     let ident =
         validate::ident(raw.ident.get_ref()).map_err(|e| invalid(&raw.ident, &key("ident"), e))?;
@@ -278,13 +296,12 @@ fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
             validate::scheduler(s.get_ref()).map_err(|e| invalid(s, &key("scheduler"), e))?
         }
     };
-    let servers = raw
+    let servers: Vec<ServerSpec> = raw
         .server
         .iter()
         .enumerate()
         .map(|(j, s)| {
             let at = key(&format!("server[{j}]"));
-            let addr = server_addr(&s.address, &format!("{at}.address"))?;
             let weight = match &s.weight {
                 None => Weight::DEFAULT,
                 Some(w) => validate::weight(&w.get_ref().to_string())
@@ -300,13 +317,18 @@ fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
                 Some(n) => conn_limits::max_conns(&n.get_ref().to_string())
                     .map_err(|e| invalid(n, &format!("{at}.max_conns"), e))?,
             };
+            let server = resolve::server(resolver, s.address.get_ref(), weight)
+                .map_err(|e| invalid(&s.address, &format!("{at}.address"), e))?;
             Ok(ServerSpec {
                 state,
                 max_conns,
-                ..ServerSpec::new(addr, weight)
+                ..server
             })
         })
         .collect::<Result<_, Located>>()?;
+    // Rules and the default set name servers of the service, by address
+    // or by the name a server was given.
+    let named = &|text: &str| spec::server_named(&ident, &servers, text);
     let rules = raw
         .rule
         .iter()
@@ -323,7 +345,7 @@ fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
                 .transpose()?;
             Ok(RuleSpec {
                 when: rule_match(r, &key(&format!("rule[{j}]")))?,
-                servers: server_list(&r.servers, &at)?,
+                servers: server_list(&r.servers, &at, named)?,
                 match_group,
             })
         })
@@ -334,7 +356,7 @@ fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
         Some(d) if d.get_ref().is_empty() => {
             return Err(invalid(d, &key("default"), TableError::EmptyDefault))
         }
-        Some(d) => Some(server_list(d.get_ref(), &key("default"))?),
+        Some(d) => Some(server_list(d.get_ref(), &key("default"), named)?),
         None => None,
     };
     let sched_opts = options_of(raw.sched_opts.as_ref());
@@ -564,12 +586,15 @@ fn invalid<T>(value: &Spanned<T>, key: &str, error: TableError) -> Located {
     (value.span(), key.to_string(), error.to_string())
 }
 
-fn server_list(list: &[Spanned<String>], key: &str) -> Result<Vec<ServerAddr>, Located> {
-    list.iter().map(|a| server_addr(a, key)).collect()
-}
-
-fn server_addr(value: &Spanned<String>, key: &str) -> Result<ServerAddr, Located> {
-    validate::server(value.get_ref()).map_err(|e| invalid(value, key, e))
+/// The servers a list names, each through `named`.
+fn server_list(
+    list: &[Spanned<String>],
+    key: &str,
+    named: &dyn Fn(&str) -> Result<ServerAddr, TableError>,
+) -> Result<Vec<ServerAddr>, Located> {
+    list.iter()
+        .map(|a| named(a.get_ref()).map_err(|e| invalid(a, key, e)))
+        .collect()
 }
 
 /// A scalar's text: a string as it is, a number or boolean as written.
@@ -611,12 +636,20 @@ where
 pub fn services_to_toml(services: &[ServiceSpec]) -> String {
     use std::fmt::Write;
     let quote = |text: &str| toml::Value::String(text.to_string()).to_string();
-    let list = |addrs: &[ServerAddr]| {
-        let items: Vec<String> = addrs.iter().map(|a| quote(&a.to_string())).collect();
-        format!("[{}]", items.join(", "))
-    };
     let mut out = String::new();
     for service in services {
+        // A server given by name is written by its name, in lists too, so
+        // that the file loads again wherever the name then resolves.
+        let list = |addrs: &[ServerAddr]| {
+            let items: Vec<String> = addrs
+                .iter()
+                .map(|a| {
+                    let server = service.servers.iter().find(|s| s.addr == *a);
+                    quote(&server.map_or_else(|| a.to_string(), ServerSpec::as_configured))
+                })
+                .collect();
+            format!("[{}]", items.join(", "))
+        };
         let _ = writeln!(out, "[[service]]");
         let _ = writeln!(out, "ident = {}", quote(service.ident.as_str()));
         let _ = writeln!(out, "listen = {}", quote(&service.listen.to_string()));
@@ -672,7 +705,7 @@ pub fn services_to_toml(services: &[ServiceSpec]) -> String {
         }
         for server in &service.servers {
             let _ = writeln!(out, "[[service.server]]");
-            let _ = writeln!(out, "address = {}", quote(&server.addr.to_string()));
+            let _ = writeln!(out, "address = {}", quote(&server.as_configured()));
             let _ = writeln!(out, "weight = {}", server.weight.0);
             if server.state != AdminState::Ready {
                 let _ = writeln!(out, "state = {}", quote(server.state.name()));
@@ -735,6 +768,7 @@ struct RawConfig {
     log_format: Option<Spanned<String>>,
     merge_slashes: Option<bool>,
     max_conns: Option<Spanned<i64>>,
+    resolve_interval: Option<Spanned<toml::Value>>,
     limits: Option<RawLimits>,
     timeouts: Option<RawTimeouts>,
     pool: Option<RawPool>,
@@ -1286,6 +1320,72 @@ servers = ["127.0.0.1:9002"]
             "host = \"^a\"\nservers = [\"127.0.0.1:9002\"]",
         ) + &rule("pattern = \"^/x/\"\n");
         assert!(parse(&hosted, Path::new("t.toml")).is_ok());
+    }
+
+    /// Servers given by name are resolved at load, named by that name in
+    /// rules and the default set, and written back by name.
+    #[test]
+    fn servers_by_name_load_and_are_written_by_name() {
+        use crate::resolve::tests::Names;
+        let names = Names::with(&[("app.example", &["10.0.0.7"])]);
+        let text = GOOD
+            .replace(
+                "address = \"127.0.0.1:9002\"",
+                "address = \"app.example:9002\"",
+            )
+            .replace(
+                "servers = [\"127.0.0.1:9002\"]",
+                "servers = [\"app.example:9002\"]",
+            )
+            .replace(
+                "default = [\"127.0.0.1:9001\"]",
+                "default = [\"app.example:9002\"]",
+            );
+        let text = format!("resolve_interval = \"5m\"\n{text}");
+        let config = parse_with(&text, Path::new("t.toml"), &names).unwrap();
+        assert_eq!(
+            config.table.settings.resolve_interval,
+            Duration::from_secs(300)
+        );
+        let web = &config.table.services[0];
+        let app = &web.servers[1];
+        assert_eq!(app.addr.to_string(), "10.0.0.7:9002");
+        assert_eq!(app.host.as_deref(), Some("app.example:9002"));
+        assert_eq!(web.rules[0].servers, [app.addr]);
+        assert_eq!(web.default, Some(vec![app.addr]));
+        let written = services_to_toml(&config.table.services);
+        assert!(!written.contains("10.0.0.7"), "{written}");
+        let back = parse_with(&written, Path::new("state.toml"), &names).unwrap();
+        assert_eq!(back.table.services, config.table.services, "{written}");
+        let refused = |text: &str| match parse_with(text, Path::new("t.toml"), &names) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("loaded: {text}"),
+        };
+        assert_eq!(
+            refused(&text.replace("app.example:9002\"\nweight", "x.invalid:9002\"\nweight")),
+            "t.toml:20: service[0].server[1].address: cannot resolve server `x.invalid:9002`: \
+             Name or service not known"
+        );
+        assert_eq!(
+            refused(&text.replace(
+                "servers = [\"app.example:9002\"]",
+                "servers = [\"b.example:1\"]"
+            )),
+            "t.toml:25: service[0].rule[0].servers: `b.example:1` is not a real server of \
+             service `web`"
+        );
+        assert_eq!(
+            refused(&text.replace("\"5m\"", "\"2d\"")),
+            "t.toml:1: resolve_interval: `2d` is not a resolve interval: write 0 (only at load \
+             and reload) or 1s to 24h"
+        );
+        for off in ["0", "\"0s\""] {
+            let config = parse_with(&text.replace("\"5m\"", off), Path::new("t.toml"), &names);
+            assert_eq!(
+                config.unwrap().table.settings.resolve_interval,
+                Duration::ZERO
+            );
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod conn_limits;
 pub mod health;
 pub mod health_opts;
 pub mod options;
+pub mod resolve;
 pub mod sched_opts;
 pub mod spec;
 mod summary;

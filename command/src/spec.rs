@@ -277,6 +277,14 @@ pub struct Settings {
     /// global `maxconn`); 0: as many as the descriptors allow, each with
     /// one kept for its server connection.
     pub max_conns: u32,
+    /// How often the names of real servers given by name are looked up
+    /// again (HAProxy's `hold valid`); zero: only at load and reload.
+    pub resolve_interval: Duration,
+}
+
+impl Settings {
+    /// The interval of a configuration that names none.
+    pub const DEFAULT_RESOLVE_INTERVAL: Duration = Duration::from_secs(30);
 }
 
 impl Default for Settings {
@@ -289,6 +297,7 @@ impl Default for Settings {
             log_format: crate::LogFormat::Text,
             merge_slashes: true,
             max_conns: 0,
+            resolve_interval: Self::DEFAULT_RESOLVE_INTERVAL,
         }
     }
 }
@@ -296,7 +305,12 @@ impl Default for Settings {
 /// A real server as described by configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerSpec {
+    /// Where tcpvsd connects: the address given, or the one its name
+    /// resolved to.
     pub addr: ServerAddr,
+    /// The name as configured (`app1.example.com:80`), looked up again at
+    /// reload and every `resolve_interval`; `None`: given as an address.
+    pub host: Option<String>,
     pub weight: Weight,
     /// What the operator allows it (`--state`).
     pub state: AdminState,
@@ -309,10 +323,33 @@ impl ServerSpec {
     pub fn new(addr: ServerAddr, weight: Weight) -> Self {
         Self {
             addr,
+            host: None,
             weight,
             state: AdminState::Ready,
             max_conns: 0,
         }
+    }
+
+    /// The same server, given by `name` (as configured) that resolved to
+    /// its address.
+    pub fn named(self, name: &str) -> Self {
+        Self {
+            host: Some(name.to_string()),
+            ..self
+        }
+    }
+
+    /// Whether `text` is the name this server was given (names are
+    /// case-insensitive).
+    pub fn is_named(&self, text: &str) -> bool {
+        self.host
+            .as_deref()
+            .is_some_and(|host| host.eq_ignore_ascii_case(text))
+    }
+
+    /// How the operator wrote it: its name, or its address.
+    pub fn as_configured(&self) -> String {
+        self.host.clone().unwrap_or_else(|| self.addr.to_string())
     }
 }
 
@@ -404,6 +441,26 @@ impl FromStr for HeaderMatch {
     }
 }
 
+/// The address of the real server of `servers` (of service `ident`) that
+/// `text` names: an address as it is, a name by the server given it.
+pub fn server_named(
+    ident: &ServiceId,
+    servers: &[ServerSpec],
+    text: &str,
+) -> Result<ServerAddr, TableError> {
+    match validate::server_text(text)? {
+        validate::ServerText::Addr(addr) => Ok(addr),
+        validate::ServerText::Name { .. } => servers
+            .iter()
+            .find(|s| s.is_named(text))
+            .map(|s| s.addr)
+            .ok_or_else(|| TableError::UnknownServerName {
+                service: ident.clone(),
+                server: text.to_string(),
+            }),
+    }
+}
+
 /// The pattern KTCPVS treats as the default rule: it stays last.
 pub const CATCH_ALL: &str = ".*";
 
@@ -441,6 +498,13 @@ pub struct ServiceSpec {
 }
 
 impl ServiceSpec {
+    /// The address of the real server `text` names, by its address or by
+    /// the name it was given (never looked up again: a rule names the
+    /// server the service has).
+    pub fn server_named(&self, text: &str) -> Result<ServerAddr, TableError> {
+        server_named(&self.ident, &self.servers, text)
+    }
+
     /// The scheduler of a service that names none.
     pub const DEFAULT_SCHEDULER: SchedulerKind = SchedulerKind::Wlc;
 
@@ -507,6 +571,17 @@ pub enum TableError {
          0 turns it off) or a duration in whole seconds such as 90s, 5m, 1h"
     )]
     BadPersistence(String),
+    #[error(
+        "`{0}` is not a real server: write IP:PORT or NAME:PORT, \
+         e.g. 192.168.10.1:80 or app1.example.com:80"
+    )]
+    BadServer(String),
+    #[error("cannot resolve server `{server}`: {reason}")]
+    Unresolved { server: String, reason: String },
+    #[error("`{server}` is not a real server of service `{service}`")]
+    UnknownServerName { service: ServiceId, server: String },
+    #[error("`{0}` is not a resolve interval: write 0 (only at load and reload) or 1s to 24h")]
+    BadResolveInterval(String),
     #[error("a real server needs a port other than 0: `{0}`")]
     ServerPortZero(String),
     #[error("`{0}` is not a duration: write e.g. 500ms, 10s, 2m")]

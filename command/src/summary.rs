@@ -30,6 +30,15 @@ impl Verb {
                 None => line.push_str(" (all services)"),
             },
             Verb::List { ident } => words(&mut line, ident),
+            Verb::Readdress {
+                ident,
+                server,
+                address,
+            } => {
+                words(&mut line, [ident, server]);
+                line.push_str(" ->");
+                words(&mut line, [address]);
+            }
             Verb::Flush | Verb::HandOver | Verb::Retire => {}
             Verb::Batch { verbs } => batch(&mut line, verbs),
             Verb::Load { source, text } => {

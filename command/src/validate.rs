@@ -49,6 +49,69 @@ pub fn server(text: &str) -> Result<ServerAddr, TableError> {
     }
 }
 
+/// What an operator writes for a real server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerText {
+    /// `IP:PORT`.
+    Addr(ServerAddr),
+    /// `NAME:PORT`, for tcpvsd to resolve.
+    Name { name: String, port: u16 },
+}
+
+/// A real server as `IP:PORT` or `NAME:PORT` (a DNS host name, RFC 1123);
+/// the name is not looked up here.
+pub fn server_text(text: &str) -> Result<ServerText, TableError> {
+    if address(text).is_ok() {
+        return server(text).map(ServerText::Addr);
+    }
+    let Some((name, port)) = text.rsplit_once(':') else {
+        return Err(TableError::NoPort(text.to_string()));
+    };
+    // A mistyped address, not a name: said as `address` says it.
+    if name.starts_with('[') || name.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(TableError::BadAddress(text.to_string()));
+    }
+    let port: u16 = port
+        .parse()
+        .map_err(|_| TableError::BadServer(text.to_string()))?;
+    if !host_name(name) {
+        return Err(TableError::BadServer(text.to_string()));
+    }
+    if port == 0 {
+        return Err(TableError::ServerPortZero(text.to_string()));
+    }
+    Ok(ServerText::Name {
+        name: name.to_string(),
+        port,
+    })
+}
+
+/// A DNS host name: dot-separated labels of letters, digits and inner
+/// hyphens, 63 bytes at most each, 253 in all, a final dot allowed.
+fn host_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    !name.is_empty() && name.len() <= 253 && name.split('.').all(label)
+}
+
+/// How often server names are looked up again: `0` (or `0s`: only at load
+/// and reload), else 1s to 24h.
+pub fn resolve_interval(text: &str) -> Result<Duration, TableError> {
+    let bad = || TableError::BadResolveInterval(text.to_string());
+    match duration(text) {
+        Err(TableError::ZeroDuration) => Ok(Duration::ZERO),
+        Err(_) if text.trim() == "0" => Ok(Duration::ZERO),
+        Ok(d) if (ms(1000)..=ms(86_400_000)).contains(&d) => Ok(d),
+        _ => Err(bad()),
+    }
+}
+
 /// A service's largest request body, nginx's `client_max_body_size`
 /// notation: bytes, or a number with `k`, `m` or `g` (binary multiples);
 /// `0` for no limit (`None`).

@@ -16,6 +16,7 @@ use crate::conn_limits::{self, LimitOptions};
 use crate::health::{AdminState, HealthSpec};
 use crate::health_opts;
 use crate::options::OptionError;
+use crate::resolve::{self, Resolve};
 use crate::spec::{
     RuleMatch, RuleSpec, SchedOptions, ServerAddr, ServerSpec, ServiceId, ServiceSpec, TableError,
     TableSpec, Weight,
@@ -64,6 +65,14 @@ pub enum Verb {
     Stop { ident: Option<String> },
     /// `-F`: delete every service.
     Flush,
+    /// From tcpvsd's resolver: the real server given by name `server` (as
+    /// configured) now resolves to `address`. It keeps its weight, options,
+    /// rules and counters; requests in flight finish on the old address.
+    Readdress {
+        ident: String,
+        server: String,
+        address: String,
+    },
     /// `-Z`: zero the request and failure counters.
     Zero { ident: Option<String> },
     /// `-L`: the table with live counters.
@@ -308,6 +317,7 @@ impl Verb {
             Verb::Start { .. } => "start",
             Verb::Stop { .. } => "stop",
             Verb::Flush => "flush",
+            Verb::Readdress { .. } => "readdress",
             Verb::Zero { .. } => "zero",
             Verb::List { .. } => "list",
             Verb::Batch { .. } => "batch",
@@ -327,8 +337,18 @@ impl Verb {
     }
 
     /// Applies an editing verb to `spec`. On error `spec` may be half edited:
-    /// callers apply to a copy and keep it only on success.
+    /// callers apply to a copy and keep it only on success. Servers given by
+    /// name are resolved by the C library (this blocks).
     pub fn apply(&self, spec: &mut TableSpec) -> Result<(), CommandError> {
+        self.apply_with(spec, &resolve::System)
+    }
+
+    /// [`Verb::apply`], server names resolved by `resolver`.
+    pub fn apply_with(
+        &self,
+        spec: &mut TableSpec,
+        resolver: &dyn Resolve,
+    ) -> Result<(), CommandError> {
         match self {
             Verb::AddService(args) => add_service(spec, args),
             Verb::EditService(args) => edit_service(spec, args),
@@ -339,22 +359,23 @@ impl Verb {
             }
             Verb::AddServer(args) => {
                 let service = service_mut(spec, &args.ident)?;
-                let addr = server_addr(&args.server)?;
-                if service.servers.iter().any(|s| s.addr == addr) {
+                let weight = args.weight.map_or(Ok(Weight::DEFAULT), weight)?;
+                let server = resolve::server(resolver, &args.server, weight)?;
+                if service.servers.iter().any(|s| s.addr == server.addr) {
+                    let addr = server.addr;
                     return Err(CommandError::DuplicateServer(args.ident.clone(), addr));
                 }
-                let weight = args.weight.map_or(Ok(Weight::DEFAULT), weight)?;
                 let max_conns = args.max_conns.map_or(Ok(0), server_max_conns)?;
                 service.servers.push(ServerSpec {
                     state: args.state.unwrap_or_default(),
                     max_conns,
-                    ..ServerSpec::new(addr, weight)
+                    ..server
                 });
                 Ok(())
             }
             Verb::EditServer(args) => {
                 let service = service_mut(spec, &args.ident)?;
-                let addr = server_addr(&args.server)?;
+                let addr = service.server_named(&args.server)?;
                 let server = service
                     .servers
                     .iter_mut()
@@ -386,7 +407,7 @@ impl Verb {
             }
             Verb::DelDefault { ident, server } => {
                 let service = service_mut(spec, ident)?;
-                let addr = server_addr(server)?;
+                let addr = service.server_named(server)?;
                 let set = service.default.as_mut();
                 let Some(set) = set.filter(|set| set.contains(&addr)) else {
                     return Err(CommandError::NoDefault(addr, ident.clone()));
@@ -403,20 +424,38 @@ impl Verb {
                 spec.services.clear();
                 Ok(())
             }
+            Verb::Readdress {
+                ident,
+                server,
+                address,
+            } => readdress(spec, ident, server, address),
             Verb::Batch { verbs } => {
                 for (index, verb) in verbs.iter().enumerate() {
                     if !verb.edits() || matches!(verb, Verb::Batch { .. } | Verb::Load { .. }) {
                         return Err(CommandError::NotBatchable { verb: verb.name() });
                     }
-                    verb.apply(spec).map_err(|error| CommandError::InBatch {
-                        index: index + 1,
-                        error: Box::new(error),
-                    })?;
+                    verb.apply_with(spec, resolver)
+                        .map_err(|error| CommandError::InBatch {
+                            index: index + 1,
+                            error: Box::new(error),
+                        })?;
                 }
                 Ok(())
             }
             Verb::Load { source, text } => {
-                let config = crate::config::parse(text, std::path::Path::new(source))
+                // A name that does not resolve for the moment keeps the
+                // address it has in the running table.
+                let known: Vec<ServerSpec> = spec
+                    .services
+                    .iter()
+                    .flat_map(|s| s.servers.clone())
+                    .collect();
+                let resolver = resolve::KeepKnown {
+                    inner: resolver,
+                    known: &known,
+                };
+                let path = std::path::Path::new(source);
+                let config = crate::config::parse_with(text, path, &resolver)
                     .map_err(|e| CommandError::Config(e.to_string()))?;
                 if config.table.services.is_empty() && !config.daemon.allow_empty {
                     return Err(CommandError::Empty {
@@ -512,7 +551,7 @@ fn apply_health_args(health: &mut HealthSpec, args: &ServiceArgs) -> Result<(), 
 
 fn del_server(spec: &mut TableSpec, ident: &str, server: &str) -> Result<(), CommandError> {
     let service = service_mut(spec, ident)?;
-    let addr = server_addr(server)?;
+    let addr = service.server_named(server)?;
     let before = service.servers.len();
     service.servers.retain(|s| s.addr != addr);
     if service.servers.len() == before {
@@ -572,7 +611,7 @@ fn add_rule(spec: &mut TableSpec, args: &RuleArgs) -> Result<(), CommandError> {
 
 fn del_rule(spec: &mut TableSpec, args: &RuleArgs) -> Result<(), CommandError> {
     let service = service_mut(spec, &args.ident)?;
-    let addr = server_addr(&args.server)?;
+    let addr = service.server_named(&args.server)?;
     let when = args.when()?;
     let missing = || CommandError::NoRule(args.ident.clone(), when.to_string(), addr);
     let index = service
@@ -584,6 +623,41 @@ fn del_rule(spec: &mut TableSpec, args: &RuleArgs) -> Result<(), CommandError> {
     rule.servers.retain(|a| *a != addr);
     if rule.servers.is_empty() {
         service.rules.remove(index);
+    }
+    Ok(())
+}
+
+/// The server of service `ident` named `server` moves to `address`, in
+/// the rules and default set that name it too.
+fn readdress(
+    spec: &mut TableSpec,
+    ident: &str,
+    server: &str,
+    address: &str,
+) -> Result<(), CommandError> {
+    let service = service_mut(spec, ident)?;
+    let new = validate::server(address)?;
+    let named = service
+        .servers
+        .iter()
+        .position(|s| s.is_named(server))
+        .ok_or_else(|| TableError::UnknownServerName {
+            service: service.ident.clone(),
+            server: server.to_string(),
+        })?;
+    let old = service.servers[named].addr;
+    if old == new {
+        return Ok(());
+    }
+    if service.servers.iter().any(|s| s.addr == new) {
+        return Err(CommandError::DuplicateServer(ident.to_string(), new));
+    }
+    service.servers[named].addr = new;
+    let rules = service.rules.iter_mut().flat_map(|r| &mut r.servers);
+    for addr in rules.chain(service.default.iter_mut().flatten()) {
+        if *addr == old {
+            *addr = new;
+        }
     }
     Ok(())
 }
@@ -617,16 +691,12 @@ fn service_mut<'a>(
 
 /// `server` as an address that must already be a real server of `service`.
 fn member(service: &ServiceSpec, server: &str) -> Result<ServerAddr, CommandError> {
-    let addr = server_addr(server)?;
+    let addr = service.server_named(server)?;
     if service.servers.iter().any(|s| s.addr == addr) {
         Ok(addr)
     } else {
         Err(CommandError::NoServer(service.ident.to_string(), addr))
     }
-}
-
-fn server_addr(text: &str) -> Result<ServerAddr, CommandError> {
-    Ok(validate::server(text)?)
 }
 
 fn socket_addr(text: &str) -> Result<SocketAddr, CommandError> {
@@ -793,6 +863,109 @@ mod tests {
         assert!(matches!(old, Verb::AddRule(RuleArgs { host: None, .. })));
     }
 
+    /// A server added by name is resolved once; rules, the default set and
+    /// the other verbs name it by that name; a new address moves it, in its
+    /// rules too, and keeps its weight.
+    #[test]
+    fn servers_by_name() {
+        use crate::resolve::tests::Names;
+        let names = Names::with(&[("app.example", &["::1", "10.0.0.7"])]);
+        let mut spec = manual();
+        let apply = |spec: &mut TableSpec, verb: Verb| verb.apply_with(spec, &names);
+        apply(
+            &mut spec,
+            Verb::AddServer(server("web", "app.example:8080", Some(3))),
+        )
+        .unwrap();
+        let added = spec.services[0].servers.last().unwrap().clone();
+        assert_eq!(added.addr.to_string(), "10.0.0.7:8080", "IPv4 first");
+        assert_eq!(added.host.as_deref(), Some("app.example:8080"));
+        apply(&mut spec, rule("web", "^/app/", "APP.example:8080")).unwrap();
+        let default = Verb::AddDefault {
+            ident: "web".into(),
+            server: "app.example:8080".into(),
+        };
+        apply(&mut spec, default).unwrap();
+        let unknown = apply(&mut spec, rule("web", "^/x/", "other.example:8080"));
+        assert_eq!(
+            unknown.unwrap_err().to_string(),
+            "`other.example:8080` is not a real server of service `web`"
+        );
+        let twice = apply(
+            &mut spec,
+            Verb::AddServer(server("web", "app.example:8080", None)),
+        );
+        assert!(matches!(twice, Err(CommandError::DuplicateServer(..))));
+        let unresolved = apply(
+            &mut spec,
+            Verb::AddServer(server("web", "x.invalid:80", None)),
+        );
+        assert_eq!(
+            unresolved.unwrap_err().to_string(),
+            "cannot resolve server `x.invalid:80`: Name or service not known"
+        );
+        let moved = Verb::Readdress {
+            ident: "web".into(),
+            server: "app.example:8080".into(),
+            address: "10.0.0.8:8080".into(),
+        };
+        apply(&mut spec, moved).unwrap();
+        let web = &spec.services[0];
+        let new: ServerAddr = validate::server("10.0.0.8:8080").unwrap();
+        let server = web.servers.last().unwrap();
+        assert_eq!((server.addr, server.weight), (new, Weight(3)));
+        assert_eq!(web.rules[2].servers, [new]);
+        assert_eq!(web.default, Some(vec![new]));
+        let onto_another = Verb::Readdress {
+            ident: "web".into(),
+            server: "app.example:8080".into(),
+            address: "192.168.10.1:80".into(),
+        };
+        assert!(matches!(
+            apply(&mut spec, onto_another),
+            Err(CommandError::DuplicateServer(..))
+        ));
+        apply(
+            &mut spec,
+            Verb::DelServer {
+                ident: "web".into(),
+                server: "app.example:8080".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(spec.services[0].rules.len(), 3);
+        assert_eq!(spec.services[0].default, None);
+    }
+
+    /// A reloaded file whose server name does not resolve for the moment
+    /// keeps the address the running table has for it; a new name that
+    /// does not resolve is refused.
+    #[test]
+    fn a_reload_keeps_the_address_of_a_name_that_fails() {
+        use crate::resolve::tests::Names;
+        let file = |name: &str| Verb::Load {
+            source: "t.toml".into(),
+            text: format!(
+                "[[service]]\nident = \"web\"\nlisten = \"127.0.0.1:80\"\n\
+                 [[service.server]]\naddress = \"{name}:80\"\n"
+            ),
+        };
+        let mut spec = TableSpec::default();
+        let up = Names::with(&[("app.example", &["10.0.0.7"])]);
+        file("app.example").apply_with(&mut spec, &up).unwrap();
+        let down = Names::default();
+        file("app.example").apply_with(&mut spec, &down).unwrap();
+        assert_eq!(spec.services[0].servers[0].addr.to_string(), "10.0.0.7:80");
+        let refused = file("new.example")
+            .apply_with(&mut spec, &down)
+            .unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "t.toml:5: service[0].server[0].address: cannot resolve server `new.example:80`: \
+             Name or service not known"
+        );
+    }
+
     #[test]
     fn weight_edit_and_bounds() {
         let mut spec = manual();
@@ -845,8 +1018,9 @@ mod tests {
                 "service `web` already exists",
             ),
             (
-                Verb::AddServer(server("web", "not.an.address:80", None)),
-                "`not.an.address:80` is not an address: write IP:PORT, e.g. 192.168.10.1:80",
+                Verb::AddServer(server("web", "not an address:80", None)),
+                "`not an address:80` is not a real server: write IP:PORT or NAME:PORT, \
+                 e.g. 192.168.10.1:80 or app1.example.com:80",
             ),
             (
                 Verb::AddServer(server("web", "192.168.10.1:80", None)),

@@ -129,7 +129,11 @@ impl Default for HealthView {
 /// One real server as listed, with its live counters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerView {
+    /// Where tcpvsd connects (the address its name resolved to, when it has one).
     pub address: String,
+    /// The name as configured (`app1.example.com:80`), for a server given by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     pub weight: u16,
     pub active: u32,
     pub requests: u64,
@@ -170,6 +174,7 @@ impl ServerView {
         };
         Self {
             address: spec.addr.to_string(),
+            host: spec.host.clone(),
             weight: spec.weight.0,
             active: 0,
             requests: 0,
@@ -318,6 +323,7 @@ mod tests {
             web.servers,
             [ServerView {
                 address: "127.0.0.1:9001".into(),
+                host: None,
                 weight: 3,
                 active: 0,
                 requests: 0,
