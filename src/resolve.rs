@@ -20,9 +20,23 @@ use crate::control::plane::ControlPlane;
 use crate::table::{Table, TableSpec};
 
 /// The C library's resolver, saying what it found: the addresses a name
-/// has besides the one taken at debug, a failure as a warning.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Logged;
+/// has besides the one taken at debug, and (for a load or a reload, where
+/// a failure is a one-off) a failure as a warning.
+#[derive(Debug, Clone, Copy)]
+pub struct Logged {
+    warn_on_failure: bool,
+}
+
+impl Logged {
+    /// For a file loaded or a verb: a name that fails is said at once.
+    pub const ONCE: Logged = Logged {
+        warn_on_failure: true,
+    };
+    /// For the periodic lookups, which warn once per change themselves.
+    const PERIODIC: Logged = Logged {
+        warn_on_failure: false,
+    };
+}
 
 impl Resolve for Logged {
     fn lookup(&self, name: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
@@ -32,8 +46,10 @@ impl Resolve for Logged {
                 let taken = resolve::preferred(addrs).map(|a| a.to_string());
                 tracing::debug!(name, ?addrs, taken, "server name has several addresses");
             }
-            Ok(_) => {}
-            Err(reason) => tracing::warn!(name, port, "server name does not resolve: {reason}"),
+            Err(reason) if self.warn_on_failure => {
+                tracing::warn!(name, port, "server name does not resolve: {reason}");
+            }
+            _ => {}
         }
         found
     }
@@ -124,7 +140,7 @@ pub fn start(
                 }
                 std::thread::sleep(interval);
                 let spec = table.load().spec.clone();
-                for verb in moves(&spec, &Logged, &mut outcomes) {
+                for verb in moves(&spec, &Logged::PERIODIC, &mut outcomes) {
                     match plane.handle(&verb) {
                         Ok(_) => tracing::info!("{}", verb.summary()),
                         // The table changed meanwhile, or the name now

@@ -5,9 +5,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
-
 use common::daemon::Daemon;
 use common::{Client, TestServer};
 
@@ -94,15 +91,6 @@ fn requests_go_by_host_then_header_then_target() {
     }
 }
 
-/// One request line on the control socket, its reply line.
-fn control(daemon: &Daemon, request: &str) -> String {
-    let mut socket = UnixStream::connect(&daemon.socket).expect("the control socket");
-    socket.write_all(format!("{request}\n").as_bytes()).unwrap();
-    let mut reply = String::new();
-    BufReader::new(socket).read_line(&mut reply).unwrap();
-    reply
-}
-
 /// The verbs name a rule by all its conditions: a rule with the pattern of
 /// another but a host of its own is added beside it, routes, is listed with
 /// its conditions, and is deleted alone. (It goes before `.*`, KTCPVS's
@@ -117,11 +105,11 @@ fn verbs_add_list_and_delete_a_rule_by_its_conditions() {
             img.addr
         )
     };
-    assert!(control(&daemon, &rule("add-rule")).contains(r#""ok":true"#));
+    assert!(daemon.control(&rule("add-rule")).contains(r#""ok":true"#));
     let mut client = Client::connect(daemon.bound("web"));
     let new_host = "GET /x HTTP/1.1\r\nHost: new.example\r\n";
     assert_eq!(pool_of(&mut client, new_host), "img");
-    let listing = control(&daemon, r#"{"id":2,"verb":"list"}"#);
+    let listing = daemon.control(r#"{"id":2,"verb":"list"}"#);
     for shown in [
         r#""pattern":"","servers":[""#,
         r#""host":"^img\\.example\\.com$""#,
@@ -132,8 +120,8 @@ fn verbs_add_list_and_delete_a_rule_by_its_conditions() {
     ] {
         assert!(listing.contains(shown), "{shown} not in {listing}");
     }
-    assert!(control(&daemon, &rule("del-rule")).contains(r#""ok":true"#));
+    assert!(daemon.control(&rule("del-rule")).contains(r#""ok":true"#));
     assert_eq!(pool_of(&mut client, new_host), "rest");
-    let listing = control(&daemon, r#"{"id":3,"verb":"list"}"#);
+    let listing = daemon.control(r#"{"id":3,"verb":"list"}"#);
     assert!(!listing.contains("new"), "{listing}");
 }

@@ -5,20 +5,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
-
 use common::daemon::{tcpvsd_exit, Daemon, Scratch};
 use common::{get, TestServer};
-
-/// One request line on the control socket, its reply line.
-fn control(daemon: &Daemon, request: &str) -> String {
-    let mut socket = UnixStream::connect(&daemon.socket).expect("the control socket");
-    socket.write_all(format!("{request}\n").as_bytes()).unwrap();
-    let mut reply = String::new();
-    BufReader::new(socket).read_line(&mut reply).unwrap();
-    reply
-}
 
 #[test]
 fn a_server_named_localhost_serves_and_is_listed_and_saved_by_name() {
@@ -41,13 +29,13 @@ fn a_server_named_localhost_serves_and_is_listed_and_saved_by_name() {
         assert_eq!(get(web, path).text(), "app", "{path}");
     }
     // The JSON listing has both: where tcpvsd connects and the name.
-    let listing = control(&daemon, r#"{"id":1,"verb":"list"}"#);
+    let listing = daemon.control(r#"{"id":1,"verb":"list"}"#);
     let shown = format!(r#""address":"{}","host":"{named}","#, app.addr);
     assert!(listing.contains(&shown), "{shown} not in {listing}");
     // Edits name it by its name too; the state file keeps the name.
     let edit =
         format!(r#"{{"id":2,"verb":"edit-server","ident":"web","server":"{named}","weight":5}}"#);
-    assert!(control(&daemon, &edit).contains(r#""ok":true"#));
+    assert!(daemon.control(&edit).contains(r#""ok":true"#));
     let saved = std::fs::read_to_string(&state).unwrap();
     assert!(
         saved.contains(&format!("address = \"{named}\"\nweight = 5\n")),
