@@ -5,8 +5,12 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
 use common::daemon::Daemon;
-use common::{Client, TestServer};
+use common::{Client, Reply, TestServer};
 
 /// Five pools, each naming itself; `img` and `site-b` by host, `tenant` by
 /// a header, `api-b` by host and path, `rest` for the rest (`.*`).
@@ -124,4 +128,52 @@ fn verbs_add_list_and_delete_a_rule_by_its_conditions() {
     assert_eq!(pool_of(&mut client, new_host), "rest");
     let listing = daemon.control(r#"{"id":3,"verb":"list"}"#);
     assert!(!listing.contains("new"), "{listing}");
+}
+
+/// An RTSP origin that answers every request 200 with its name in a field.
+fn rtsp_origin(name: &'static str) -> TestServer {
+    TestServer::start(move |request| {
+        let cseq = request.header("cseq").pop().unwrap_or_default();
+        let answer = format!("RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nX-Origin: {name}\r\n\r\n");
+        Reply::Send(answer.into_bytes())
+    })
+}
+
+/// On an RTSP service, header conditions place the requests the rules
+/// place (here OPTIONS on a new connection): a player by its User-Agent.
+#[test]
+fn rtsp_requests_go_by_header_too() {
+    let (vlc, other) = (rtsp_origin("vlc"), rtsp_origin("other"));
+    let config = format!(
+        "[[service]]\nident = \"tv\"\nlisten = \"127.0.0.1:0\"\nprotocol = \"rtsp\"\n\
+         [[service.server]]\naddress = \"{vlc}\"\n\
+         [[service.server]]\naddress = \"{other}\"\n\
+         [[service.rule]]\nheader = \"User-Agent: ^VLC/\"\nservers = [\"{vlc}\"]\n\
+         [[service.rule]]\npattern = \".*\"\nservers = [\"{other}\"]\n",
+        vlc = vlc.addr,
+        other = other.addr,
+    );
+    let daemon = Daemon::with_config("header-rules-rtsp", &config);
+    let tv = daemon.bound("tv");
+    for (agent, origin) in [("VLC/3.0.18 LibVLC/3.0.18", "vlc"), ("mpv 0.35", "other")] {
+        let mut stream = TcpStream::connect(tv).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let request = format!(
+            "OPTIONS rtsp://{tv}/live/1 RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: {agent}\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut head = String::new();
+        while !head.ends_with("\r\n\r\n") {
+            let read = reader.read_line(&mut head).expect("an answer");
+            assert!(read > 0, "closed after {head:?}");
+        }
+        assert!(head.starts_with("RTSP/1.0 200"), "{head}");
+        assert!(
+            head.contains(&format!("X-Origin: {origin}\r\n")),
+            "{agent}: {head}"
+        );
+    }
 }
