@@ -2,7 +2,9 @@
 //! (`spec`), one validator per field (`validate`; a scheduler's options in
 //! `sched_opts`), the verbs tcpvsadm sends and the daemon applies (`verb`),
 //! the TOML file format (`config`) and what a listing shows (`view`). No I/O and no runtime: tcpvsadm links this and its
-//! socket, nothing of the data plane.
+//! socket, nothing of the data plane. The one exception is a real server's
+//! host name, looked up where a file or a verb gives one (`resolve`, behind
+//! a trait that tests and tcpvsd replace).
 
 #![forbid(unsafe_code)]
 
