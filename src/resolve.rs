@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -123,16 +123,19 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 
 /// Starts the thread that looks server names up every `resolve_interval`
 /// of the running table (none while it is zero) and applies the moves
-/// through `plane`.
+/// through `plane`. It holds the plane weakly and ends with it: the daemon's
+/// stop drops the plane and with it the workers, whose drop ends their
+/// runtimes in order (an extra owner here would leave that to the exit).
 pub fn start(
     table: Arc<ArcSwap<Table>>,
-    plane: Arc<ControlPlane>,
+    plane: &Arc<ControlPlane>,
 ) -> std::io::Result<JoinHandle<()>> {
+    let plane: Weak<ControlPlane> = Arc::downgrade(plane);
     std::thread::Builder::new()
         .name("tcpvs-resolver".into())
         .spawn(move || {
             let mut outcomes = Outcomes::default();
-            loop {
+            while plane.strong_count() > 0 {
                 let interval = table.load().settings().resolve_interval;
                 if interval.is_zero() {
                     std::thread::sleep(IDLE_POLL);
@@ -141,6 +144,7 @@ pub fn start(
                 std::thread::sleep(interval);
                 let spec = table.load().spec.clone();
                 for verb in moves(&spec, &Logged::PERIODIC, &mut outcomes) {
+                    let Some(plane) = plane.upgrade() else { return };
                     match plane.handle(&verb) {
                         Ok(_) => tracing::info!("{}", verb.summary()),
                         // The table changed meanwhile, or the name now

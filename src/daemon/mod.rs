@@ -188,7 +188,7 @@ fn serve(
     }
     socket::serve(&socket_path, plane.clone(), access)?;
     let _resolver =
-        crate::resolve::start(table.clone(), plane.clone()).context("starting the resolver")?;
+        crate::resolve::start(table.clone(), &plane).context("starting the resolver")?;
     println!("tcpvsd: control socket {}", socket_path.display());
     if let Some(run_as) = &run_as {
         // So that it can remove its socket at exit (its directory allowing).
