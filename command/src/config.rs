@@ -459,7 +459,7 @@ fn rule_match(raw: &RawRule, key: &str) -> Result<RuleMatch, Located> {
             ),
         )),
     };
-    let mut headers = match raw.header.as_ref() {
+    let headers = match raw.header.as_ref() {
         None => Vec::new(),
         Some(value) => match value.get_ref() {
             toml::Value::Array(list) => list
@@ -469,13 +469,8 @@ fn rule_match(raw: &RawRule, key: &str) -> Result<RuleMatch, Located> {
             single => vec![header(value, single)?],
         },
     };
-    headers.sort();
-    let when = RuleMatch {
-        pattern: raw.pattern.as_ref().map(|p| p.get_ref().clone()),
-        host,
-        headers,
-    };
-    Ok(when)
+    let pattern = raw.pattern.as_ref().map(|p| p.get_ref().clone());
+    Ok(RuleMatch::new(pattern, host, headers))
 }
 
 /// `[service.check]`, `[service.agent]`, `[service.passive]`, `retries`

@@ -391,6 +391,20 @@ pub struct RuleMatch {
 }
 
 impl RuleMatch {
+    /// The conditions given, header conditions in their canonical order.
+    pub fn new(
+        pattern: Option<String>,
+        host: Option<String>,
+        mut headers: Vec<HeaderMatch>,
+    ) -> Self {
+        headers.sort();
+        Self {
+            pattern,
+            host,
+            headers,
+        }
+    }
+
     /// A condition on the target alone.
     pub fn target(pattern: &str) -> Self {
         Self {

@@ -187,17 +187,12 @@ impl RuleArgs {
             .as_deref()
             .map(validate::host_pattern)
             .transpose()?;
-        let mut headers = self
+        let headers = self
             .headers
             .iter()
             .map(|h| validate::header_match(h))
             .collect::<Result<Vec<_>, _>>()?;
-        headers.sort();
-        Ok(RuleMatch {
-            pattern,
-            host,
-            headers,
-        })
+        Ok(RuleMatch::new(pattern, host, headers))
     }
 }
 
