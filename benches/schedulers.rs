@@ -34,11 +34,7 @@ fn table(servers: u16) -> Table {
                 .enumerate()
                 .map(|(i, &addr)| ServerSpec::new(addr, Weight(1 + i as u16 % 3)))
                 .collect(),
-            rules: vec![RuleSpec {
-                pattern: "^/cgi-bin/".into(),
-                servers: addrs[..1].to_vec(),
-                match_group: None,
-            }],
+            rules: vec![RuleSpec::on_target("^/cgi-bin/", addrs[..1].to_vec())],
             ..ServiceSpec::new("web".parse().unwrap(), "127.0.0.1:0".parse().unwrap())
         }],
     };
@@ -151,11 +147,7 @@ fn routing(c: &mut Criterion) {
             services: vec![ServiceSpec {
                 servers: vec![ServerSpec::new(addr, Weight(1))],
                 rules: (0..rules)
-                    .map(|i| RuleSpec {
-                        pattern: format!("^/section{i}/|\\.ext{i}$"),
-                        servers: vec![addr],
-                        match_group: None,
-                    })
+                    .map(|i| RuleSpec::on_target(&format!("^/section{i}/|\\.ext{i}$"), vec![addr]))
                     .collect(),
                 ..ServiceSpec::new("web".parse().unwrap(), "127.0.0.1:0".parse().unwrap())
             }],
@@ -165,10 +157,9 @@ fn routing(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("no_match", rules), &rules, |b, _| {
             b.iter(|| {
                 service
-                    .route(black_box(
+                    .candidates(black_box(
                         "/static/products/summer/shoe-1234.jpg?size=large",
                     ))
-                    .candidates
                     .len()
             })
         });

@@ -21,7 +21,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// Parses and checks configuration text; `path` is only used in messages.
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-    let config = tcpvs_command::config::parse(text, path)?;
+    let config = tcpvs_command::config::parse_with(text, path, &crate::resolve::Logged::ONCE)?;
     if let Err((site, error)) = Table::build(config.table.clone(), None) {
         return Err(tcpvs_command::config::at_site(text, path, site, &error));
     }

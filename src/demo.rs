@@ -92,11 +92,7 @@ pub fn table(listen: SocketAddr, pools: &[BackendPool]) -> Result<TableSpec, Tab
     let rules = POOLS
         .iter()
         .filter_map(|(name, _, pattern)| {
-            pattern.map(|pattern| RuleSpec {
-                pattern: pattern.to_string(),
-                servers: addrs(name),
-                match_group: None,
-            })
+            pattern.map(|pattern| RuleSpec::on_target(pattern, addrs(name)))
         })
         .collect();
     Ok(TableSpec {

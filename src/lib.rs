@@ -26,6 +26,8 @@ pub mod net;
 pub mod pool;
 pub mod protocols;
 pub mod relay;
+pub mod resolve;
+pub mod rule_conditions;
 pub mod schedulers;
 pub mod server;
 pub mod sim;

@@ -13,13 +13,14 @@ use std::sync::Arc;
 use regex::{Regex, RegexSet};
 
 use crate::protocols::rtsp::SessionTable;
-use crate::schedulers::{BuildScheduler, Persistence, Scheduler};
+use crate::rule_conditions::Conditions;
+use crate::schedulers::{BuildScheduler, Persistence, RequestInfo, Scheduler};
 use crate::server::{AgentAsks, ServerState, ServiceState, FULL_SCALE};
 use crate::sources::{PerSource, Sources};
 
 pub use tcpvs_command::spec::{
-    Limits, Protocol, RuleSpec, SchedOptions, ServerAddr, ServerSpec, ServiceId, ServiceSpec,
-    Settings, Site, TableError, TableSpec, Timeouts, Weight,
+    HeaderMatch, Limits, Protocol, RuleMatch, RuleSpec, SchedOptions, ServerAddr, ServerSpec,
+    ServiceId, ServiceSpec, Settings, Site, TableError, TableSpec, Timeouts, Weight,
 };
 pub use tcpvs_command::{AdminState, HealthSpec, LogFormat, ServiceLimits};
 
@@ -95,7 +96,11 @@ impl RealServer {
 /// A compiled content rule.
 #[derive(Debug)]
 pub struct ContentRule {
+    /// On the target; a rule without one has the empty pattern, which
+    /// matches every target.
     pub pattern: Regex,
+    /// On the host and header fields.
+    pub conditions: Conditions,
     pub servers: Vec<Arc<RealServer>>,
     pub match_group: Option<u32>,
 }
@@ -153,20 +158,31 @@ impl Service {
         }
     }
 
-    /// The servers allowed to serve `target`: those of the first matching
-    /// rule, else the default set.
+    /// The servers allowed to serve `target` when a request shows nothing
+    /// else (no host, no header field): those of the first matching rule,
+    /// else the default set.
     pub fn candidates(&self, target: &str) -> &[Arc<RealServer>] {
-        self.route(target).candidates
+        let request = RequestInfo::new(target, std::net::Ipv4Addr::UNSPECIFIED.into());
+        self.route(&request).candidates
     }
 
-    /// The route of `target`: the first matching rule's servers (and capture
-    /// group, when it has one), else the default set.
-    pub fn route<'s, 't>(&'s self, target: &'t str) -> Route<'s, 't> {
+    /// The route of `request`: the servers (and capture group, when it has
+    /// one) of the first rule whose target pattern matches its path and
+    /// whose host and header conditions it meets, else the default set.
+    pub fn route<'s, 't>(&'s self, request: &RequestInfo<'t>) -> Route<'s, 't> {
+        let target = request.path;
+        let admits = |i: &usize| self.rules[*i].conditions.admit(request);
         let first = match self.rules.len() {
             0 => None,
             // One pattern: the set would only add its own overhead.
-            1 => self.rules[0].pattern.is_match(target).then_some(0),
-            _ => self.rule_set.matches(target).iter().next(),
+            1 => self.rules[0]
+                .pattern
+                .is_match(target)
+                .then_some(0)
+                .filter(admits),
+            // The set gives the rules whose target pattern matches in rule
+            // order; the first of them that the rest admits wins.
+            _ => self.rule_set.matches(target).into_iter().find(admits),
         };
         let Some(rule) = first.map(|i| &self.rules[i]) else {
             return Route {
@@ -203,8 +219,16 @@ impl Table {
         spec.check()?;
         let mut services: Vec<Arc<Service>> = Vec::with_capacity(spec.services.len());
         for (index, service) in spec.services.iter().enumerate() {
-            let old = previous.and_then(|table| table.service(&service.ident));
-            services.push(Arc::new(build_service(index, service, old.map(|s| &**s))?));
+            let old = previous.and_then(|table| {
+                let built = table.service(&service.ident)?;
+                let spec = table
+                    .spec
+                    .services
+                    .iter()
+                    .find(|s| s.ident == service.ident)?;
+                Some(Previous { built, spec })
+            });
+            services.push(Arc::new(build_service(index, service, old)?));
         }
         Ok(Table {
             generation: previous.map_or(1, |table| table.generation + 1),
@@ -223,21 +247,50 @@ impl Table {
     }
 }
 
+/// A service of the table being replaced: built, and as described.
+#[derive(Clone, Copy)]
+struct Previous<'a> {
+    built: &'a Service,
+    spec: &'a ServiceSpec,
+}
+
+impl Previous<'_> {
+    /// The address `server` had: its own, or, for a server given by name
+    /// whose name now resolves elsewhere, the one the name had (so its live
+    /// state follows it), unless that address is some server's now.
+    fn address_of(&self, server: &ServerSpec, now: &ServiceSpec) -> ServerAddr {
+        let kept = self.spec.servers.iter().any(|s| s.addr == server.addr);
+        let renamed = server.host.as_deref().and_then(|host| {
+            let before = self.spec.servers.iter().find(|s| s.is_named(host))?;
+            let taken = now.servers.iter().any(|s| s.addr == before.addr);
+            (!taken).then_some(before.addr)
+        });
+        match renamed {
+            Some(before) if !kept => before,
+            _ => server.addr,
+        }
+    }
+}
+
 /// Builds one service of a spec that passed [`TableSpec::check`]; what can
 /// still fail here is the compiled size of its patterns and its scheduler's
 /// options.
 fn build_service(
     index: usize,
     spec: &ServiceSpec,
-    old: Option<&Service>,
+    previous: Option<Previous<'_>>,
 ) -> Result<Service, (Site, TableError)> {
+    let old = previous.map(|p| p.built);
     let state: Arc<ServiceState> = old.map_or_else(Default::default, |old| old.state.clone());
     let servers: Vec<Arc<RealServer>> = spec
         .servers
         .iter()
         .map(|server| {
-            let state = old
-                .and_then(|old| old.servers.iter().find(|s| s.addr == server.addr))
+            let state = previous
+                .and_then(|p| {
+                    let before = p.address_of(server, spec);
+                    p.built.servers.iter().find(|s| s.addr == before)
+                })
                 .map_or_else(
                     || Arc::new(ServerState::of_service(state.freed.clone())),
                     |s| s.state.clone(),
@@ -268,15 +321,20 @@ fn build_service(
 
     let mut rules = Vec::with_capacity(spec.rules.len());
     for (i, rule) in spec.rules.iter().enumerate() {
-        let pattern = Regex::new(&rule.pattern).map_err(|e| {
+        let refused = |pattern: &str, e: regex::Error| {
             let error = TableError::BadPattern {
-                pattern: rule.pattern.clone(),
+                pattern: pattern.to_string(),
                 reason: last_line(&e.to_string()),
             };
             (Site::Rule(index, i), error)
-        })?;
+        };
+        let target = target_pattern(rule);
+        let pattern = Regex::new(target).map_err(|e| refused(target, e))?;
+        let conditions =
+            Conditions::compile(&rule.when).map_err(|r| refused(&r.pattern, r.error))?;
         rules.push(ContentRule {
             pattern,
+            conditions,
             servers: members(&rule.servers, Site::Rule(index, i))?,
             match_group: rule.match_group,
         });
@@ -320,7 +378,7 @@ fn build_service(
     });
 
     // Each pattern compiled alone above, so the set cannot fail but on size.
-    let rule_set = RegexSet::new(spec.rules.iter().map(|r| &r.pattern)).map_err(|e| {
+    let rule_set = RegexSet::new(spec.rules.iter().map(target_pattern)).map_err(|e| {
         let error = TableError::BadPattern {
             pattern: "(all rules together)".into(),
             reason: last_line(&e.to_string()),
@@ -353,6 +411,12 @@ fn build_service(
     })
 }
 
+/// A rule's pattern on the target: the empty pattern, matching every
+/// target, for a rule on host or header fields only.
+fn target_pattern(rule: &RuleSpec) -> &str {
+    rule.when.pattern.as_deref().unwrap_or("")
+}
+
 /// The regex crate's messages span lines; the last one says what is wrong.
 fn last_line(message: &str) -> String {
     message
@@ -381,16 +445,8 @@ mod tests {
                     .map(|p| ServerSpec::new(addr(p), Weight::DEFAULT))
                     .to_vec(),
                 rules: vec![
-                    RuleSpec {
-                        pattern: "^/images/".into(),
-                        servers: vec![addr(2)],
-                        match_group: None,
-                    },
-                    RuleSpec {
-                        pattern: "^/cgi-bin/".into(),
-                        servers: vec![addr(3)],
-                        match_group: None,
-                    },
+                    RuleSpec::on_target("^/images/", vec![addr(2)]),
+                    RuleSpec::on_target("^/cgi-bin/", vec![addr(3)]),
                 ],
                 default: Some(vec![addr(1)]),
                 health: Default::default(),
@@ -418,20 +474,72 @@ mod tests {
     fn match_group_gives_a_sticky_key() {
         let mut spec = spec();
         spec.services[0].rules[1] = RuleSpec {
-            pattern: "^/home/([a-z]+)/".into(),
-            servers: vec![addr(2), addr(3)],
             match_group: Some(1),
+            ..RuleSpec::on_target("^/home/([a-z]+)/", vec![addr(2), addr(3)])
         };
         let table = Table::build(spec.clone(), None).unwrap();
-        let route = table.services[0].route("/home/alice/mail");
-        assert_eq!(route.sticky_key, Some("alice"));
-        assert_eq!(route.candidates.len(), 2);
-        assert_eq!(table.services[0].route("/images/x").sticky_key, None);
+        let route = |path| table.services[0].route(&RequestInfo::new(path, [0; 4].into()));
+        let home = route("/home/alice/mail");
+        assert_eq!(home.sticky_key, Some("alice"));
+        assert_eq!(home.candidates.len(), 2);
+        assert_eq!(route("/images/x").sticky_key, None);
         spec.services[0].rules[1].match_group = Some(2);
         assert!(matches!(
             Table::build(spec, None),
             Err((Site::Rule(0, 1), TableError::BadMatchGroup { .. }))
         ));
+    }
+
+    /// A rule takes a request when its target pattern, host and header
+    /// conditions all hold; the first such rule wins; a request meeting no
+    /// condition falls to the later rules.
+    #[test]
+    fn rules_on_host_and_headers_take_requests_in_order() {
+        let mut spec = spec();
+        let when = |pattern: Option<&str>, host: Option<&str>, headers: &[&str]| RuleMatch {
+            pattern: pattern.map(str::to_string),
+            host: host.map(str::to_string),
+            headers: headers.iter().map(|h| h.parse().unwrap()).collect(),
+        };
+        let rule = |when, port| RuleSpec {
+            when,
+            servers: vec![addr(port)],
+            match_group: None,
+        };
+        spec.services[0].rules = vec![
+            rule(when(Some("^/images/"), Some(r"^img\."), &[]), 2),
+            rule(when(None, None, &["X-Tenant: ^a"]), 3),
+            rule(when(Some("^/images/"), None, &[]), 1),
+        ];
+        spec.services[0].default = Some(vec![addr(2), addr(3)]);
+        let table = Table::build(spec, None).unwrap();
+        let web = &table.services[0];
+        struct Tenant(&'static str);
+        impl crate::schedulers::HeaderLookup for Tenant {
+            fn header(&self, name: &str) -> Option<&str> {
+                name.eq_ignore_ascii_case("x-tenant").then_some(self.0)
+            }
+        }
+        let route = |path, host, tenant: &Tenant| {
+            let request = RequestInfo {
+                path,
+                host,
+                client: [127, 0, 0, 1].into(),
+                headers: tenant,
+            };
+            addrs(web.route(&request).candidates)
+        };
+        let nobody = Tenant("zz");
+        assert_eq!(route("/images/a", Some("IMG.x:80"), &nobody), [addr(2)]);
+        assert_eq!(route("/images/a", Some("www.x"), &nobody), [addr(1)]);
+        assert_eq!(route("/images/a", None, &nobody), [addr(1)]);
+        assert_eq!(route("/images/a", None, &Tenant("acme")), [addr(3)]);
+        assert_eq!(
+            route("/images/a", Some("img.x"), &Tenant("acme")),
+            [addr(2)]
+        );
+        assert_eq!(route("/other", None, &Tenant("acme")), [addr(3)]);
+        assert_eq!(route("/other", Some("img.x"), &nobody), [addr(2), addr(3)]);
     }
 
     #[test]
@@ -461,7 +569,7 @@ mod tests {
     #[test]
     fn errors_name_their_site() {
         let mut bad = spec();
-        bad.services[0].rules[1].pattern = "(".into();
+        bad.services[0].rules[1].when.pattern = Some("(".into());
         assert!(matches!(
             Table::build(bad, None),
             Err((Site::Rule(0, 1), TableError::BadPattern { .. }))

@@ -17,9 +17,11 @@ use crate::conn_limits::{self, ServiceLimits};
 use crate::health::{duration_text, AdminState, AgentSpec, CheckSpec, HealthSpec, PassiveSpec};
 use crate::health_opts;
 use crate::options::{OptionError, Options};
+use crate::resolve::{self, Resolve};
+use crate::spec;
 use crate::spec::{
-    Limits, Protocol, RuleSpec, ServerAddr, ServerSpec, ServiceSpec, Settings, Site, TableError,
-    TableSpec, Timeouts, Weight,
+    Limits, Protocol, RuleMatch, RuleSpec, ServerAddr, ServerSpec, ServiceSpec, Settings, Site,
+    TableError, TableSpec, Timeouts, Weight,
 };
 use crate::validate;
 
@@ -78,7 +80,13 @@ pub enum ConfigError {
 }
 
 /// Parses and checks configuration text; `path` is only used in messages.
+/// Servers given by name are resolved by the C library (this blocks).
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    parse_with(text, path, &resolve::System)
+}
+
+/// [`parse`], server names resolved by `resolver`.
+pub fn parse_with(text: &str, path: &Path, resolver: &dyn Resolve) -> Result<Config, ConfigError> {
     let located = |span: Option<Range<usize>>, key: &str, message: String| {
         let line = span.map_or(1, |span| line_of(text, span.start));
         ConfigError::Invalid {
@@ -93,7 +101,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let key = key_in_message(&e).unwrap_or_else(|| "(syntax)".to_string());
         located(e.span(), &key, message)
     })?;
-    let config = convert(raw).map_err(|(span, key, message)| located(Some(span), &key, message))?;
+    let config = convert(raw, resolver)
+        .map_err(|(span, key, message)| located(Some(span), &key, message))?;
     // What only the whole can tell (duplicates, patterns, rules naming
     // unknown servers); its site is mapped back to a line.
     if let Err((site, error)) = config.table.check() {
@@ -145,9 +154,7 @@ fn site_span(text: &str, site: Site) -> (Range<usize>, String) {
             }),
         Site::Rule(i, j) => service(i)
             .and_then(|s| s.rule.get(j))
-            .map_or(fallback, |r| {
-                (r.pattern.span(), format!("service[{i}].rule[{j}]"))
-            }),
+            .map_or(fallback, |r| (r.span(), format!("service[{i}].rule[{j}]"))),
         Site::Default(i) => service(i)
             .and_then(|s| s.default.as_ref())
             .map_or(fallback, |d| (d.span(), format!("service[{i}].default"))),
@@ -160,7 +167,7 @@ fn site_span(text: &str, site: Site) -> (Range<usize>, String) {
 
 type Located = (Range<usize>, String, String);
 
-fn convert(raw: RawConfig) -> Result<Config, Located> {
+fn convert(raw: RawConfig, resolver: &dyn Resolve) -> Result<Config, Located> {
     let mut settings = Settings::default();
     if let Some(limits) = raw.limits {
         settings.limits = convert_limits(limits)?;
@@ -187,6 +194,11 @@ fn convert(raw: RawConfig) -> Result<Config, Located> {
             settings.pool_per_server = count(&n, "pool.per_server", 0..=100_000)?;
         }
     }
+    if let Some(interval) = &raw.resolve_interval {
+        let text = scalar_text(interval.get_ref());
+        settings.resolve_interval = validate::resolve_interval(&text)
+            .map_err(|e| invalid(interval, "resolve_interval", e))?;
+    }
     if let Some(n) = &raw.max_conns {
         settings.max_conns = conn_limits::max_conns(&n.get_ref().to_string())
             .map_err(|e| invalid(n, "max_conns", e))?;
@@ -199,7 +211,7 @@ fn convert(raw: RawConfig) -> Result<Config, Located> {
         .service
         .into_iter()
         .enumerate()
-        .map(|(i, s)| convert_service(i, s))
+        .map(|(i, s)| convert_service(i, s, resolver))
         .collect::<Result<_, _>>()?;
     Ok(Config {
         daemon: DaemonOptions {
@@ -265,7 +277,11 @@ fn convert_timeouts(raw: RawTimeouts) -> Result<Timeouts, Located> {
     Ok(t)
 }
 
-fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
+fn convert_service(
+    i: usize,
+    raw: RawService,
+    resolver: &dyn Resolve,
+) -> Result<ServiceSpec, Located> {
     let key = |name: &str| format!("service[{i}].{name}");
     let ident =
         validate::ident(raw.ident.get_ref()).map_err(|e| invalid(&raw.ident, &key("ident"), e))?;
@@ -280,13 +296,12 @@ fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
             validate::scheduler(s.get_ref()).map_err(|e| invalid(s, &key("scheduler"), e))?
         }
     };
-    let servers = raw
+    let servers: Vec<ServerSpec> = raw
         .server
         .iter()
         .enumerate()
         .map(|(j, s)| {
             let at = key(&format!("server[{j}]"));
-            let addr = server_addr(&s.address, &format!("{at}.address"))?;
             let weight = match &s.weight {
                 None => Weight::DEFAULT,
                 Some(w) => validate::weight(&w.get_ref().to_string())
@@ -302,13 +317,18 @@ fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
                 Some(n) => conn_limits::max_conns(&n.get_ref().to_string())
                     .map_err(|e| invalid(n, &format!("{at}.max_conns"), e))?,
             };
+            let server = resolve::server(resolver, s.address.get_ref(), weight)
+                .map_err(|e| invalid(&s.address, &format!("{at}.address"), e))?;
             Ok(ServerSpec {
                 state,
                 max_conns,
-                ..ServerSpec::new(addr, weight)
+                ..server
             })
         })
         .collect::<Result<_, Located>>()?;
+    // Rules and the default set name servers of the service, by address
+    // or by the name a server was given.
+    let named = &|text: &str| spec::server_named(&ident, &servers, text);
     let rules = raw
         .rule
         .iter()
@@ -324,8 +344,8 @@ fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
                 })
                 .transpose()?;
             Ok(RuleSpec {
-                pattern: r.pattern.get_ref().clone(),
-                servers: server_list(&r.servers, &at)?,
+                when: rule_match(r, &key(&format!("rule[{j}]")))?,
+                servers: server_list(&r.servers, &at, named)?,
                 match_group,
             })
         })
@@ -336,7 +356,7 @@ fn convert_service(i: usize, raw: RawService) -> Result<ServiceSpec, Located> {
         Some(d) if d.get_ref().is_empty() => {
             return Err(invalid(d, &key("default"), TableError::EmptyDefault))
         }
-        Some(d) => Some(server_list(d.get_ref(), &key("default"))?),
+        Some(d) => Some(server_list(d.get_ref(), &key("default"), named)?),
         None => None,
     };
     let sched_opts = options_of(raw.sched_opts.as_ref());
@@ -414,6 +434,43 @@ fn convert_conn_limits(
         .check()
         .map_err(|e| invalid(&raw.ident, &key("burst_per_source"), e))?;
     Ok(limits)
+}
+
+/// A rule's `pattern`, `host` and `header` (one condition, or a list of
+/// them), each refused at its line.
+fn rule_match(raw: &RawRule, key: &str) -> Result<RuleMatch, Located> {
+    let host = raw
+        .host
+        .as_ref()
+        .map(|h| {
+            validate::host_pattern(h.get_ref()).map_err(|e| invalid(h, &format!("{key}.host"), e))
+        })
+        .transpose()?;
+    let header_key = format!("{key}.header");
+    let header = |value: &Spanned<toml::Value>, text: &toml::Value| match text {
+        toml::Value::String(text) => {
+            validate::header_match(text).map_err(|e| invalid(value, &header_key, e))
+        }
+        other => Err((
+            value.span(),
+            header_key.clone(),
+            format!(
+                "`{other}` is not a header condition: write \"NAME: PATTERN\" or a list of them"
+            ),
+        )),
+    };
+    let headers = match raw.header.as_ref() {
+        None => Vec::new(),
+        Some(value) => match value.get_ref() {
+            toml::Value::Array(list) => list
+                .iter()
+                .map(|item| header(value, item))
+                .collect::<Result<_, _>>()?,
+            single => vec![header(value, single)?],
+        },
+    };
+    let pattern = raw.pattern.as_ref().map(|p| p.get_ref().clone());
+    Ok(RuleMatch::new(pattern, host, headers))
 }
 
 /// `[service.check]`, `[service.agent]`, `[service.passive]`, `retries`
@@ -524,12 +581,15 @@ fn invalid<T>(value: &Spanned<T>, key: &str, error: TableError) -> Located {
     (value.span(), key.to_string(), error.to_string())
 }
 
-fn server_list(list: &[Spanned<String>], key: &str) -> Result<Vec<ServerAddr>, Located> {
-    list.iter().map(|a| server_addr(a, key)).collect()
-}
-
-fn server_addr(value: &Spanned<String>, key: &str) -> Result<ServerAddr, Located> {
-    validate::server(value.get_ref()).map_err(|e| invalid(value, key, e))
+/// The servers a list names, each through `named`.
+fn server_list(
+    list: &[Spanned<String>],
+    key: &str,
+    named: &dyn Fn(&str) -> Result<ServerAddr, TableError>,
+) -> Result<Vec<ServerAddr>, Located> {
+    list.iter()
+        .map(|a| named(a.get_ref()).map_err(|e| invalid(a, key, e)))
+        .collect()
 }
 
 /// A scalar's text: a string as it is, a number or boolean as written.
@@ -571,12 +631,20 @@ where
 pub fn services_to_toml(services: &[ServiceSpec]) -> String {
     use std::fmt::Write;
     let quote = |text: &str| toml::Value::String(text.to_string()).to_string();
-    let list = |addrs: &[ServerAddr]| {
-        let items: Vec<String> = addrs.iter().map(|a| quote(&a.to_string())).collect();
-        format!("[{}]", items.join(", "))
-    };
     let mut out = String::new();
     for service in services {
+        // A server given by name is written by its name, in lists too, so
+        // that the file loads again wherever the name then resolves.
+        let list = |addrs: &[ServerAddr]| {
+            let items: Vec<String> = addrs
+                .iter()
+                .map(|a| {
+                    let server = service.servers.iter().find(|s| s.addr == *a);
+                    quote(&server.map_or_else(|| a.to_string(), ServerSpec::as_configured))
+                })
+                .collect();
+            format!("[{}]", items.join(", "))
+        };
         let _ = writeln!(out, "[[service]]");
         let _ = writeln!(out, "ident = {}", quote(service.ident.as_str()));
         let _ = writeln!(out, "listen = {}", quote(&service.listen.to_string()));
@@ -632,7 +700,7 @@ pub fn services_to_toml(services: &[ServiceSpec]) -> String {
         }
         for server in &service.servers {
             let _ = writeln!(out, "[[service.server]]");
-            let _ = writeln!(out, "address = {}", quote(&server.addr.to_string()));
+            let _ = writeln!(out, "address = {}", quote(&server.as_configured()));
             let _ = writeln!(out, "weight = {}", server.weight.0);
             if server.state != AdminState::Ready {
                 let _ = writeln!(out, "state = {}", quote(server.state.name()));
@@ -643,7 +711,18 @@ pub fn services_to_toml(services: &[ServiceSpec]) -> String {
         }
         for rule in &service.rules {
             let _ = writeln!(out, "[[service.rule]]");
-            let _ = writeln!(out, "pattern = {}", quote(&rule.pattern));
+            let when = &rule.when;
+            if let Some(pattern) = &when.pattern {
+                let _ = writeln!(out, "pattern = {}", quote(pattern));
+            }
+            if let Some(host) = &when.host {
+                let _ = writeln!(out, "host = {}", quote(host));
+            }
+            if !when.headers.is_empty() {
+                let headers: Vec<String> =
+                    when.headers.iter().map(|h| quote(&h.to_string())).collect();
+                let _ = writeln!(out, "header = [{}]", headers.join(", "));
+            }
             let _ = writeln!(out, "servers = {}", list(&rule.servers));
             if let Some(group) = rule.match_group {
                 let _ = writeln!(out, "match_group = {group}");
@@ -684,6 +763,7 @@ struct RawConfig {
     log_format: Option<Spanned<String>>,
     merge_slashes: Option<bool>,
     max_conns: Option<Spanned<i64>>,
+    resolve_interval: Option<Spanned<toml::Value>>,
     limits: Option<RawLimits>,
     timeouts: Option<RawTimeouts>,
     pool: Option<RawPool>,
@@ -766,9 +846,23 @@ type RawOptions = std::collections::BTreeMap<Spanned<String>, Spanned<toml::Valu
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRule {
-    pattern: Spanned<String>,
+    pattern: Option<Spanned<String>>,
+    host: Option<Spanned<String>>,
+    /// One `NAME: PATTERN` or a list of them.
+    header: Option<Spanned<toml::Value>>,
     servers: Vec<Spanned<String>>,
     match_group: Option<Spanned<i64>>,
+}
+
+impl RawRule {
+    /// Where the rule is: at its first condition.
+    fn span(&self) -> Range<usize> {
+        let pattern = self.pattern.as_ref().map(Spanned::span);
+        let host = self.host.as_ref().map(Spanned::span);
+        let header = self.header.as_ref().map(Spanned::span);
+        let first = self.servers.first().map(Spanned::span);
+        pattern.or(host).or(header).or(first).unwrap_or(0..0)
+    }
 }
 
 #[cfg(test)]
@@ -855,7 +949,7 @@ servers = ["127.0.0.1:9002"]
         let web = &config.table.services[0];
         assert_eq!(web.scheduler, SchedulerKind::Rr);
         assert_eq!(web.servers[1].weight, Weight(3));
-        assert_eq!(web.rules[0].pattern, "^/images/");
+        assert_eq!(web.rules[0].when, RuleMatch::target("^/images/"));
     }
 
     #[test]
@@ -937,7 +1031,7 @@ servers = ["127.0.0.1:9002"]
         web.persistent = Some(Duration::from_secs(300));
         web.max_body = Some(10 << 20);
         web.rules[0].match_group = Some(1);
-        web.rules[0].pattern = "^/images/(\"quoted\")".into();
+        web.rules[0].when.pattern = Some("^/images/(\"quoted\")".into());
         web.servers[1].state = AdminState::Drain;
         web.servers[1].max_conns = 20;
         web.conn_limits = ServiceLimits {
@@ -1115,6 +1209,178 @@ servers = ["127.0.0.1:9002"]
         );
         let last = format!("{GOOD}{}", rule(".*"));
         assert!(parse(&last, Path::new("t.toml")).is_ok());
+    }
+
+    /// `host` and `header` (one or a list) load beside the pattern, are
+    /// written back to the state file, and are refused at their line.
+    #[test]
+    fn rules_on_host_and_headers() {
+        let with =
+            |rule: &str| format!("{GOOD}[[service.rule]]\n{rule}servers = [\"127.0.0.1:9001\"]\n");
+        let text = with("host = \"^img\\\\.\"\nheader = [\"X-Tenant: ^a\", \"Accept:json\"]\n");
+        let config = parse(&text, Path::new("t.toml")).unwrap();
+        let rule = &config.table.services[0].rules[1];
+        assert_eq!(rule.when.pattern, None);
+        assert_eq!(rule.when.host.as_deref(), Some(r"^img\."));
+        let headers: Vec<String> = rule.when.headers.iter().map(ToString::to_string).collect();
+        assert_eq!(headers, ["accept: json", "x-tenant: ^a"]);
+        let one = with("pattern = \"^/a\"\nheader = \"X-Tenant: ^a\"\n");
+        let config = parse(&one, Path::new("t.toml")).unwrap();
+        assert_eq!(config.table.services[0].rules[1].when.headers.len(), 1);
+        let written = services_to_toml(&config.table.services);
+        let back = parse(&written, Path::new("state.toml")).unwrap();
+        assert_eq!(back.table.services, config.table.services, "{written}");
+        // Line 26 is the new rule's first line.
+        let cases = [
+            (
+                with("header = \"X-Tenant ^a\"\n"),
+                "t.toml:26: service[0].rule[1].header: `X-Tenant ^a` is not a header condition: \
+                 write NAME: PATTERN, e.g. `X-Tenant: ^a`",
+            ),
+            (
+                with("header = \": ^a\"\n"),
+                "t.toml:26: service[0].rule[1].header: `: ^a` is not a header condition: \
+                 write NAME: PATTERN, e.g. `X-Tenant: ^a`",
+            ),
+            (
+                with("header = \"X Tenant: ^a\"\n"),
+                "t.toml:26: service[0].rule[1].header: `X Tenant` is not a header field name \
+                 (letters, digits and !#$%&'*+-.^_`|~)",
+            ),
+            (
+                with("header = \"X-Tenant: (\"\n"),
+                "t.toml:26: service[0].rule[1].header: invalid pattern `(`: unclosed group",
+            ),
+            (
+                with("header = [3]\n"),
+                "t.toml:26: service[0].rule[1].header: `3` is not a header condition: \
+                 write \"NAME: PATTERN\" or a list of them",
+            ),
+            (
+                with("host = \"img[\"\n"),
+                "t.toml:26: service[0].rule[1].host: invalid pattern `img[`: unclosed character class",
+            ),
+            (
+                with("host = \"\"\n"),
+                "t.toml:26: service[0].rule[1].host: an empty host pattern matches every request: \
+                 leave `host` out",
+            ),
+            (
+                with(""),
+                "t.toml:26: service[0].rule[1]: an empty pattern matches everything; \
+                 use `.*` for the default rule",
+            ),
+            (
+                with("host = \"^a\"\nmatch_group = 1\n"),
+                "t.toml:26: service[0].rule[1]: rule `host ^a` has no target pattern: \
+                 match_group names a capture group of the target pattern",
+            ),
+            (
+                with("host = \"^a\"\n").replace("scheduler = \"rr\"", "protocol = \"rtsp\""),
+                "t.toml:26: service[0].rule[1]: service `web` speaks rtsp, whose requests carry \
+                 no Host header: `host` is for http services (header conditions work on both)",
+            ),
+        ];
+        for (text, message) in cases {
+            assert_eq!(error_of(&text), message, "{text}");
+        }
+    }
+
+    /// The same pattern with another host is another rule; the same
+    /// conditions twice, in any order, are one rule given twice.
+    #[test]
+    fn a_rule_is_named_by_all_its_conditions() {
+        let rule = |conditions: &str| {
+            format!("[[service.rule]]\n{conditions}servers = [\"127.0.0.1:9002\"]\n")
+        };
+        let two_sites = format!(
+            "{GOOD}{}{}",
+            rule("pattern = \"^/x/\"\nhost = \"^a\\\\.\"\n"),
+            rule("pattern = \"^/x/\"\nhost = \"^b\\\\.\"\n")
+        );
+        assert!(parse(&two_sites, Path::new("t.toml")).is_ok());
+        let twice = format!(
+            "{GOOD}{}{}",
+            rule("header = [\"a: 1\", \"b: 2\"]\n"),
+            rule("header = [\"B: 2\", \"A:1\"]\n")
+        );
+        assert_eq!(
+            error_of(&twice),
+            "t.toml:29: service[0].rule[2]: rule `header a: 1 header b: 2` appears twice in \
+             service `web`: give all its servers in one rule"
+        );
+        // `.*` with a host is not the default rule: rules may follow it.
+        let hosted = GOOD.replace("^/images/", ".*").replace(
+            "servers = [\"127.0.0.1:9002\"]",
+            "host = \"^a\"\nservers = [\"127.0.0.1:9002\"]",
+        ) + &rule("pattern = \"^/x/\"\n");
+        assert!(parse(&hosted, Path::new("t.toml")).is_ok());
+    }
+
+    /// Servers given by name are resolved at load, named by that name in
+    /// rules and the default set, and written back by name.
+    #[test]
+    fn servers_by_name_load_and_are_written_by_name() {
+        use crate::resolve::tests::Names;
+        let names = Names::with(&[("app.example", &["10.0.0.7"])]);
+        let text = GOOD
+            .replace(
+                "address = \"127.0.0.1:9002\"",
+                "address = \"app.example:9002\"",
+            )
+            .replace(
+                "servers = [\"127.0.0.1:9002\"]",
+                "servers = [\"app.example:9002\"]",
+            )
+            .replace(
+                "default = [\"127.0.0.1:9001\"]",
+                "default = [\"app.example:9002\"]",
+            );
+        let text = format!("resolve_interval = \"5m\"\n{text}");
+        let config = parse_with(&text, Path::new("t.toml"), &names).unwrap();
+        assert_eq!(
+            config.table.settings.resolve_interval,
+            Duration::from_secs(300)
+        );
+        let web = &config.table.services[0];
+        let app = &web.servers[1];
+        assert_eq!(app.addr.to_string(), "10.0.0.7:9002");
+        assert_eq!(app.host.as_deref(), Some("app.example:9002"));
+        assert_eq!(web.rules[0].servers, [app.addr]);
+        assert_eq!(web.default, Some(vec![app.addr]));
+        let written = services_to_toml(&config.table.services);
+        assert!(!written.contains("10.0.0.7"), "{written}");
+        let back = parse_with(&written, Path::new("state.toml"), &names).unwrap();
+        assert_eq!(back.table.services, config.table.services, "{written}");
+        let refused = |text: &str| match parse_with(text, Path::new("t.toml"), &names) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("loaded: {text}"),
+        };
+        assert_eq!(
+            refused(&text.replace("app.example:9002\"\nweight", "x.invalid:9002\"\nweight")),
+            "t.toml:20: service[0].server[1].address: cannot resolve server `x.invalid:9002`: \
+             Name or service not known"
+        );
+        assert_eq!(
+            refused(&text.replace(
+                "servers = [\"app.example:9002\"]",
+                "servers = [\"b.example:1\"]"
+            )),
+            "t.toml:25: service[0].rule[0].servers: `b.example:1` is not a real server of \
+             service `web`"
+        );
+        assert_eq!(
+            refused(&text.replace("\"5m\"", "\"2d\"")),
+            "t.toml:1: resolve_interval: `2d` is not a resolve interval: write 0 (only at load \
+             and reload) or 1s to 24h"
+        );
+        for off in ["0", "\"0s\""] {
+            let config = parse_with(&text.replace("\"5m\"", off), Path::new("t.toml"), &names);
+            assert_eq!(
+                config.unwrap().table.settings.resolve_interval,
+                Duration::ZERO
+            );
+        }
     }
 
     #[test]

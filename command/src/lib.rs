@@ -2,7 +2,9 @@
 //! (`spec`), one validator per field (`validate`; a scheduler's options in
 //! `sched_opts`), the verbs tcpvsadm sends and the daemon applies (`verb`),
 //! the TOML file format (`config`) and what a listing shows (`view`). No I/O and no runtime: tcpvsadm links this and its
-//! socket, nothing of the data plane.
+//! socket, nothing of the data plane. The one exception is a real server's
+//! host name, looked up where a file or a verb gives one (`resolve`, behind
+//! a trait that tests and tcpvsd replace).
 
 #![forbid(unsafe_code)]
 
@@ -12,6 +14,7 @@ pub mod conn_limits;
 pub mod health;
 pub mod health_opts;
 pub mod options;
+pub mod resolve;
 pub mod sched_opts;
 pub mod spec;
 mod summary;
@@ -26,8 +29,9 @@ pub use health::{
 };
 pub use options::{OptionError, Options};
 pub use spec::{
-    Limits, Protocol, RuleSpec, SchedOptions, SchedulerKind, ServerAddr, ServerSpec, ServiceId,
-    ServiceSpec, Settings, Site, TableError, TableSpec, Timeouts, UnknownScheduler, Weight,
+    HeaderMatch, Limits, Protocol, RuleMatch, RuleSpec, SchedOptions, SchedulerKind, ServerAddr,
+    ServerSpec, ServiceId, ServiceSpec, Settings, Site, TableError, TableSpec, Timeouts,
+    UnknownScheduler, Weight,
 };
 pub use verb::{
     CommandError, HandOver, HandedService, Request, Response, RuleArgs, ServerArgs, ServiceArgs,

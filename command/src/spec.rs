@@ -277,6 +277,14 @@ pub struct Settings {
     /// global `maxconn`); 0: as many as the descriptors allow, each with
     /// one kept for its server connection.
     pub max_conns: u32,
+    /// How often the names of real servers given by name are looked up
+    /// again (HAProxy's `hold valid`); zero: only at load and reload.
+    pub resolve_interval: Duration,
+}
+
+impl Settings {
+    /// The interval of a configuration that names none.
+    pub const DEFAULT_RESOLVE_INTERVAL: Duration = Duration::from_secs(30);
 }
 
 impl Default for Settings {
@@ -289,6 +297,7 @@ impl Default for Settings {
             log_format: crate::LogFormat::Text,
             merge_slashes: true,
             max_conns: 0,
+            resolve_interval: Self::DEFAULT_RESOLVE_INTERVAL,
         }
     }
 }
@@ -296,7 +305,12 @@ impl Default for Settings {
 /// A real server as described by configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerSpec {
+    /// Where tcpvsd connects: the address given, or the one its name
+    /// resolved to.
     pub addr: ServerAddr,
+    /// The name as configured (`app1.example.com:80`), looked up again at
+    /// reload and every `resolve_interval`; `None`: given as an address.
+    pub host: Option<String>,
     pub weight: Weight,
     /// What the operator allows it (`--state`).
     pub state: AdminState,
@@ -309,22 +323,156 @@ impl ServerSpec {
     pub fn new(addr: ServerAddr, weight: Weight) -> Self {
         Self {
             addr,
+            host: None,
             weight,
             state: AdminState::Ready,
             max_conns: 0,
         }
     }
+
+    /// The same server, given by `name` (as configured) that resolved to
+    /// its address.
+    pub fn named(self, name: &str) -> Self {
+        Self {
+            host: Some(name.to_string()),
+            ..self
+        }
+    }
+
+    /// Whether `text` is the name this server was given (names are
+    /// case-insensitive).
+    pub fn is_named(&self, text: &str) -> bool {
+        self.host
+            .as_deref()
+            .is_some_and(|host| host.eq_ignore_ascii_case(text))
+    }
+
+    /// How the operator wrote it: its name, or its address.
+    pub fn as_configured(&self) -> String {
+        self.host.clone().unwrap_or_else(|| self.addr.to_string())
+    }
 }
 
-/// A content rule as described: requests whose target matches `pattern` go to
-/// one of `servers`.
+/// A content rule as described: requests that meet `when` go to one of
+/// `servers`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleSpec {
-    pub pattern: String,
+    pub when: RuleMatch,
     pub servers: Vec<ServerAddr>,
     /// KTCPVS `-m N`: the regex capture group whose hash picks the server
     /// (stickiness by user, as `hhttp`); `None`: the scheduler picks.
     pub match_group: Option<u32>,
+}
+
+impl RuleSpec {
+    /// A rule on the request target alone, as KTCPVS has them.
+    pub fn on_target(pattern: &str, servers: Vec<ServerAddr>) -> Self {
+        Self {
+            when: RuleMatch::target(pattern),
+            servers,
+            match_group: None,
+        }
+    }
+}
+
+/// What a request must show for a rule to take it: every condition given
+/// holds. Two rules are the same rule when all their conditions are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct RuleMatch {
+    /// On the request target (path and query); `None`: any target, for a
+    /// rule that has a host or header condition.
+    pub pattern: Option<String>,
+    /// On the host the request names (Host, or an absolute target's
+    /// authority), without its port and in any case.
+    pub host: Option<String>,
+    /// On header fields, all of them; kept sorted, as their order changes
+    /// nothing of what the rule takes.
+    pub headers: Vec<HeaderMatch>,
+}
+
+impl RuleMatch {
+    /// The conditions given, header conditions in their canonical order.
+    pub fn new(
+        pattern: Option<String>,
+        host: Option<String>,
+        mut headers: Vec<HeaderMatch>,
+    ) -> Self {
+        headers.sort();
+        Self {
+            pattern,
+            host,
+            headers,
+        }
+    }
+
+    /// A condition on the target alone.
+    pub fn target(pattern: &str) -> Self {
+        Self {
+            pattern: Some(pattern.to_string()),
+            ..Self::default()
+        }
+    }
+
+    /// KTCPVS's default rule (`.*` and nothing else): it stays last.
+    pub fn is_catch_all(&self) -> bool {
+        self.pattern.as_deref() == Some(CATCH_ALL) && self.host.is_none() && self.headers.is_empty()
+    }
+}
+
+impl fmt::Display for RuleMatch {
+    /// The pattern as KTCPVS shows a rule, then the other conditions.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts: Vec<String> = self.pattern.iter().cloned().collect();
+        parts.extend(self.host.iter().map(|host| format!("host {host}")));
+        parts.extend(self.headers.iter().map(|h| format!("header {h}")));
+        f.write_str(&parts.join(" "))
+    }
+}
+
+/// A rule's condition on one header field, written `X-Tenant: ^a`: some
+/// field of that name has a value the pattern matches.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HeaderMatch {
+    /// The field's name in lower case: names are case-insensitive.
+    pub name: String,
+    pub pattern: String,
+}
+
+impl fmt::Display for HeaderMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.pattern.as_str() {
+            "" => write!(f, "{}:", self.name),
+            pattern => write!(f, "{}: {pattern}", self.name),
+        }
+    }
+}
+
+impl FromStr for HeaderMatch {
+    type Err = TableError;
+
+    fn from_str(text: &str) -> Result<Self, TableError> {
+        validate::header_match(text)
+    }
+}
+
+/// The address of the real server of `servers` (of service `ident`) that
+/// `text` names: an address as it is, a name by the server given it.
+pub fn server_named(
+    ident: &ServiceId,
+    servers: &[ServerSpec],
+    text: &str,
+) -> Result<ServerAddr, TableError> {
+    match validate::server_text(text)? {
+        validate::ServerText::Addr(addr) => Ok(addr),
+        validate::ServerText::Name { .. } => servers
+            .iter()
+            .find(|s| s.is_named(text))
+            .map(|s| s.addr)
+            .ok_or_else(|| TableError::UnknownServerName {
+                service: ident.clone(),
+                server: text.to_string(),
+            }),
+    }
 }
 
 /// The pattern KTCPVS treats as the default rule: it stays last.
@@ -364,6 +512,13 @@ pub struct ServiceSpec {
 }
 
 impl ServiceSpec {
+    /// The address of the real server `text` names, by its address or by
+    /// the name it was given (never looked up again: a rule names the
+    /// server the service has).
+    pub fn server_named(&self, text: &str) -> Result<ServerAddr, TableError> {
+        server_named(&self.ident, &self.servers, text)
+    }
+
     /// The scheduler of a service that names none.
     pub const DEFAULT_SCHEDULER: SchedulerKind = SchedulerKind::Wlc;
 
@@ -430,6 +585,17 @@ pub enum TableError {
          0 turns it off) or a duration in whole seconds such as 90s, 5m, 1h"
     )]
     BadPersistence(String),
+    #[error(
+        "`{0}` is not a real server: write IP:PORT or NAME:PORT, \
+         e.g. 192.168.10.1:80 or app1.example.com:80"
+    )]
+    BadServer(String),
+    #[error("cannot resolve server `{server}`: {reason}")]
+    Unresolved { server: String, reason: String },
+    #[error("`{server}` is not a real server of service `{service}`")]
+    UnknownServerName { service: ServiceId, server: String },
+    #[error("`{0}` is not a resolve interval: write 0 (only at load and reload) or 1s to 24h")]
+    BadResolveInterval(String),
     #[error("a real server needs a port other than 0: `{0}`")]
     ServerPortZero(String),
     #[error("`{0}` is not a duration: write e.g. 500ms, 10s, 2m")]
@@ -447,6 +613,22 @@ pub enum TableError {
     EmptyDefault,
     #[error("invalid pattern `{pattern}`: {reason}")]
     BadPattern { pattern: String, reason: String },
+    #[error("an empty host pattern matches every request: leave `host` out")]
+    EmptyHostPattern,
+    #[error("`{0}` is not a header condition: write NAME: PATTERN, e.g. `X-Tenant: ^a`")]
+    BadHeaderMatch(String),
+    #[error("`{0}` is not a header field name (letters, digits and !#$%&'*+-.^_`|~)")]
+    BadHeaderName(String),
+    #[error(
+        "service `{0}` speaks rtsp, whose requests carry no Host header: \
+         `host` is for http services (header conditions work on both)"
+    )]
+    HostOnRtsp(ServiceId),
+    #[error(
+        "rule `{0}` has no target pattern: match_group names a capture group \
+         of the target pattern"
+    )]
+    MatchGroupWithoutPattern(String),
     #[error("`{0}` is not a capture group number: give a number from 0 to 99")]
     BadMatchGroupNumber(String),
     #[error("rule `{pattern}` uses capture group {group}, but the pattern has only {groups}")]
@@ -558,28 +740,31 @@ impl ServiceSpec {
         let known = |addr: &ServerAddr| self.servers.iter().any(|s| s.addr == *addr);
         for (i, rule) in self.rules.iter().enumerate() {
             let at = |error| (Site::Rule(index, i), error);
-            let groups = validate::pattern(&rule.pattern).map_err(at)?;
-            // tcpvsadm merges a pattern given again into its rule and keeps
+            let groups = validate::rule_match(&rule.when).map_err(at)?;
+            if rule.when.host.is_some() && self.protocol == Protocol::Rtsp {
+                return Err(at(TableError::HostOnRtsp(self.ident.clone())));
+            }
+            // tcpvsadm merges a rule given again into its rule and keeps
             // `.*` last: a file must already be so, or `-f` and `-S` would
             // change what it means.
-            if self.rules[..i].iter().any(|r| r.pattern == rule.pattern) {
+            if self.rules[..i].iter().any(|r| r.when == rule.when) {
                 return Err(at(TableError::DuplicatePattern {
                     service: self.ident.clone(),
-                    pattern: rule.pattern.clone(),
+                    pattern: rule.when.to_string(),
                 }));
             }
-            if rule.pattern == CATCH_ALL && i + 1 < self.rules.len() {
+            if rule.when.is_catch_all() && i + 1 < self.rules.len() {
                 return Err(at(TableError::CatchAllNotLast(self.ident.clone())));
             }
             if let Some(server) = rule.servers.iter().find(|a| !known(a)) {
                 return Err(at(TableError::UnknownRuleServer {
                     service: self.ident.clone(),
-                    pattern: rule.pattern.clone(),
+                    pattern: rule.when.to_string(),
                     server: *server,
                 }));
             }
             if let Some(group) = rule.match_group {
-                validate::group_in_pattern(group, &rule.pattern, groups).map_err(at)?;
+                validate::rule_group(group, &rule.when, groups).map_err(at)?;
             }
         }
         if let Some(server) = self.default.iter().flatten().find(|a| !known(a)) {

@@ -30,6 +30,15 @@ impl Verb {
                 None => line.push_str(" (all services)"),
             },
             Verb::List { ident } => words(&mut line, ident),
+            Verb::Readdress {
+                ident,
+                server,
+                address,
+            } => {
+                words(&mut line, [ident, server]);
+                line.push_str(" ->");
+                words(&mut line, [address]);
+            }
             Verb::Flush | Verb::HandOver | Verb::Retire => {}
             Verb::Batch { verbs } => batch(&mut line, verbs),
             Verb::Load { source, text } => {
@@ -86,6 +95,10 @@ fn rule(line: &mut String, args: &RuleArgs) {
     line.push_str(" ->");
     words(line, [&args.server]);
     option(line, "match_group", args.match_group);
+    option(line, "host", args.host.as_ref());
+    for header in &args.headers {
+        option(line, "header", Some(header));
+    }
 }
 
 fn batch(line: &mut String, verbs: &[Verb]) {
@@ -170,8 +183,11 @@ mod tests {
                     pattern: "^/images/".into(),
                     server: "10.0.0.2:80".into(),
                     match_group: Some(1),
+                    host: Some("^img\\.".into()),
+                    headers: vec!["x-tenant: ^a".into()],
                 }),
-                "add-rule web ^/images/ -> 10.0.0.2:80 match_group=1",
+                "add-rule web ^/images/ -> 10.0.0.2:80 match_group=1 host=^img\\. \
+                 header=\"x-tenant: ^a\"",
             ),
             (
                 Verb::DelDefault {

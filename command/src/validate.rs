@@ -11,7 +11,8 @@ use std::time::Duration;
 use crate::health::{duration_text, AdminState, CheckKind, CheckSpec, HttpCheck, StatusRange};
 use crate::sched_opts::{self, SchedOptionError, SchedParams};
 use crate::spec::{
-    Protocol, SchedOptions, SchedulerKind, ServerAddr, ServiceId, TableError, Weight,
+    HeaderMatch, Protocol, RuleMatch, SchedOptions, SchedulerKind, ServerAddr, ServiceId,
+    TableError, Weight,
 };
 
 /// A service ident: 1 to 16 letters, digits, `-`, `_` or `.`.
@@ -45,6 +46,69 @@ pub fn server(text: &str) -> Result<ServerAddr, TableError> {
     match address(text)? {
         addr if addr.port() == 0 => Err(TableError::ServerPortZero(text.to_string())),
         addr => Ok(ServerAddr(addr)),
+    }
+}
+
+/// What an operator writes for a real server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerText {
+    /// `IP:PORT`.
+    Addr(ServerAddr),
+    /// `NAME:PORT`, for tcpvsd to resolve.
+    Name { name: String, port: u16 },
+}
+
+/// A real server as `IP:PORT` or `NAME:PORT` (a DNS host name, RFC 1123);
+/// the name is not looked up here.
+pub fn server_text(text: &str) -> Result<ServerText, TableError> {
+    if address(text).is_ok() {
+        return server(text).map(ServerText::Addr);
+    }
+    let Some((name, port)) = text.rsplit_once(':') else {
+        return Err(TableError::NoPort(text.to_string()));
+    };
+    // A mistyped address, not a name: said as `address` says it.
+    if name.starts_with('[') || name.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(TableError::BadAddress(text.to_string()));
+    }
+    let port: u16 = port
+        .parse()
+        .map_err(|_| TableError::BadServer(text.to_string()))?;
+    if !host_name(name) {
+        return Err(TableError::BadServer(text.to_string()));
+    }
+    if port == 0 {
+        return Err(TableError::ServerPortZero(text.to_string()));
+    }
+    Ok(ServerText::Name {
+        name: name.to_string(),
+        port,
+    })
+}
+
+/// A DNS host name: dot-separated labels of letters, digits and inner
+/// hyphens, 63 bytes at most each, 253 in all, a final dot allowed.
+fn host_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    !name.is_empty() && name.len() <= 253 && name.split('.').all(label)
+}
+
+/// How often server names are looked up again: `0` (or `0s`: only at load
+/// and reload), else 1s to 24h.
+pub fn resolve_interval(text: &str) -> Result<Duration, TableError> {
+    let bad = || TableError::BadResolveInterval(text.to_string());
+    match duration(text) {
+        Err(TableError::ZeroDuration) => Ok(Duration::ZERO),
+        Err(_) if text.trim() == "0" => Ok(Duration::ZERO),
+        Ok(d) if (ms(1000)..=ms(86_400_000)).contains(&d) => Ok(d),
+        _ => Err(bad()),
     }
 }
 
@@ -176,11 +240,7 @@ pub fn pattern(text: &str) -> Result<usize, TableError> {
     if text.is_empty() {
         return Err(TableError::EmptyPattern);
     }
-    let hir = pattern_syntax(text).map_err(|reason| TableError::BadPattern {
-        pattern: text.to_string(),
-        reason: reason.trim_start_matches("error: ").to_string(),
-    })?;
-    Ok(hir.properties().explicit_captures_len())
+    Ok(parsed(text)?.properties().explicit_captures_len())
 }
 
 /// A regular expression parsed as the daemon's regex engine parses it; when
@@ -195,6 +255,84 @@ pub fn pattern_syntax(text: &str) -> Result<regex_syntax::hir::Hir, String> {
             .unwrap_or("invalid regex")
             .trim()
             .to_string()
+    })
+}
+
+/// A rule's conditions: its target pattern (giving its number of capture
+/// groups, 0 without one), its host pattern and its header conditions. A
+/// rule with none of them is refused: it would be a default rule in
+/// disguise.
+pub fn rule_match(when: &RuleMatch) -> Result<usize, TableError> {
+    let groups = match &when.pattern {
+        Some(target) => pattern(target)?,
+        None if when.host.is_none() && when.headers.is_empty() => {
+            return Err(TableError::EmptyPattern)
+        }
+        None => 0,
+    };
+    if let Some(host) = &when.host {
+        host_pattern(host)?;
+    }
+    for header in &when.headers {
+        header_name(&header.name)?;
+        any_pattern(&header.pattern)?;
+    }
+    Ok(groups)
+}
+
+/// A rule's pattern on the request's host, matched in any case.
+pub fn host_pattern(text: &str) -> Result<String, TableError> {
+    if text.is_empty() {
+        return Err(TableError::EmptyHostPattern);
+    }
+    any_pattern(text)?;
+    Ok(text.to_string())
+}
+
+/// A rule's condition on a header field, `NAME: PATTERN`: the name is a
+/// token, kept in lower case; blanks around the pattern are dropped (as
+/// around a field value). An empty pattern asks only that the field be
+/// there.
+pub fn header_match(text: &str) -> Result<HeaderMatch, TableError> {
+    let (name, pattern) = text
+        .split_once(':')
+        .ok_or_else(|| TableError::BadHeaderMatch(text.to_string()))?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(TableError::BadHeaderMatch(text.to_string()));
+    }
+    header_name(name)?;
+    let pattern = pattern.trim();
+    any_pattern(pattern)?;
+    Ok(HeaderMatch {
+        name: name.to_ascii_lowercase(),
+        pattern: pattern.to_string(),
+    })
+}
+
+/// A header field name: a token (RFC 9110 5.1).
+fn header_name(name: &str) -> Result<(), TableError> {
+    let token = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if token {
+        Ok(())
+    } else {
+        Err(TableError::BadHeaderName(name.to_string()))
+    }
+}
+
+/// A regular expression the daemon's engine compiles, empty allowed.
+fn any_pattern(text: &str) -> Result<(), TableError> {
+    parsed(text).map(drop)
+}
+
+/// `text` parsed as a regular expression, or refused as a pattern.
+fn parsed(text: &str) -> Result<regex_syntax::hir::Hir, TableError> {
+    pattern_syntax(text).map_err(|reason| TableError::BadPattern {
+        pattern: text.to_string(),
+        reason: reason.trim_start_matches("error: ").to_string(),
     })
 }
 
@@ -225,6 +363,15 @@ pub fn group_in_pattern(group: u32, pattern: &str, groups: usize) -> Result<(), 
         });
     }
     Ok(())
+}
+
+/// `group` must be a capture group of the rule's target pattern, which has
+/// `groups` of them; a rule without one has none to hash.
+pub fn rule_group(group: u32, when: &RuleMatch, groups: usize) -> Result<(), TableError> {
+    match &when.pattern {
+        Some(pattern) => group_in_pattern(group, pattern, groups),
+        None => Err(TableError::MatchGroupWithoutPattern(when.to_string())),
+    }
 }
 
 /// `text` as a duration within `range`, or refused as not `expected`.

@@ -16,9 +16,10 @@ use crate::conn_limits::{self, LimitOptions};
 use crate::health::{AdminState, HealthSpec};
 use crate::health_opts;
 use crate::options::OptionError;
+use crate::resolve::{self, Resolve};
 use crate::spec::{
-    RuleSpec, SchedOptions, ServerAddr, ServerSpec, ServiceId, ServiceSpec, TableError, TableSpec,
-    Weight,
+    RuleMatch, RuleSpec, SchedOptions, ServerAddr, ServerSpec, ServiceId, ServiceSpec, TableError,
+    TableSpec, Weight,
 };
 use crate::validate;
 use crate::view::TableView;
@@ -64,6 +65,14 @@ pub enum Verb {
     Stop { ident: Option<String> },
     /// `-F`: delete every service.
     Flush,
+    /// From tcpvsd's resolver: the real server given by name `server` (as
+    /// configured) now resolves to `address`. It keeps its weight, options,
+    /// rules and counters; requests in flight finish on the old address.
+    Readdress {
+        ident: String,
+        server: String,
+        address: String,
+    },
     /// `-Z`: zero the request and failure counters.
     Zero { ident: Option<String> },
     /// `-L`: the table with live counters.
@@ -149,14 +158,42 @@ pub struct ServerArgs {
     pub max_conns: Option<u32>,
 }
 
-/// Arguments of `--add-rule` and `--del-rule`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Arguments of `--add-rule` and `--del-rule`. A rule is named by all its
+/// conditions: the same pattern with another host is another rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleArgs {
     pub ident: String,
+    /// On the target; empty: any target (a rule with `host` or `headers`).
+    #[serde(default)]
     pub pattern: String,
     pub server: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub match_group: Option<u32>,
+    /// `--host PATTERN`: on the host the request names, in any case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// `--header 'NAME: PATTERN'`, repeatable: all must match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<String>,
+}
+
+impl RuleArgs {
+    /// The rule's conditions, host and headers through their validators
+    /// (the whole is checked by [`validate::rule_match`] when added).
+    fn when(&self) -> Result<RuleMatch, TableError> {
+        let pattern = Some(self.pattern.clone()).filter(|p| !p.is_empty());
+        let host = self
+            .host
+            .as_deref()
+            .map(validate::host_pattern)
+            .transpose()?;
+        let headers = self
+            .headers
+            .iter()
+            .map(|h| validate::header_match(h))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RuleMatch::new(pattern, host, headers))
+    }
 }
 
 impl Request {
@@ -275,6 +312,7 @@ impl Verb {
             Verb::Start { .. } => "start",
             Verb::Stop { .. } => "stop",
             Verb::Flush => "flush",
+            Verb::Readdress { .. } => "readdress",
             Verb::Zero { .. } => "zero",
             Verb::List { .. } => "list",
             Verb::Batch { .. } => "batch",
@@ -294,8 +332,18 @@ impl Verb {
     }
 
     /// Applies an editing verb to `spec`. On error `spec` may be half edited:
-    /// callers apply to a copy and keep it only on success.
+    /// callers apply to a copy and keep it only on success. Servers given by
+    /// name are resolved by the C library (this blocks).
     pub fn apply(&self, spec: &mut TableSpec) -> Result<(), CommandError> {
+        self.apply_with(spec, &resolve::System)
+    }
+
+    /// [`Verb::apply`], server names resolved by `resolver`.
+    pub fn apply_with(
+        &self,
+        spec: &mut TableSpec,
+        resolver: &dyn Resolve,
+    ) -> Result<(), CommandError> {
         match self {
             Verb::AddService(args) => add_service(spec, args),
             Verb::EditService(args) => edit_service(spec, args),
@@ -306,22 +354,23 @@ impl Verb {
             }
             Verb::AddServer(args) => {
                 let service = service_mut(spec, &args.ident)?;
-                let addr = server_addr(&args.server)?;
-                if service.servers.iter().any(|s| s.addr == addr) {
+                let weight = args.weight.map_or(Ok(Weight::DEFAULT), weight)?;
+                let server = resolve::server(resolver, &args.server, weight)?;
+                if service.servers.iter().any(|s| s.addr == server.addr) {
+                    let addr = server.addr;
                     return Err(CommandError::DuplicateServer(args.ident.clone(), addr));
                 }
-                let weight = args.weight.map_or(Ok(Weight::DEFAULT), weight)?;
                 let max_conns = args.max_conns.map_or(Ok(0), server_max_conns)?;
                 service.servers.push(ServerSpec {
                     state: args.state.unwrap_or_default(),
                     max_conns,
-                    ..ServerSpec::new(addr, weight)
+                    ..server
                 });
                 Ok(())
             }
             Verb::EditServer(args) => {
                 let service = service_mut(spec, &args.ident)?;
-                let addr = server_addr(&args.server)?;
+                let addr = service.server_named(&args.server)?;
                 let server = service
                     .servers
                     .iter_mut()
@@ -353,7 +402,7 @@ impl Verb {
             }
             Verb::DelDefault { ident, server } => {
                 let service = service_mut(spec, ident)?;
-                let addr = server_addr(server)?;
+                let addr = service.server_named(server)?;
                 let set = service.default.as_mut();
                 let Some(set) = set.filter(|set| set.contains(&addr)) else {
                     return Err(CommandError::NoDefault(addr, ident.clone()));
@@ -370,20 +419,38 @@ impl Verb {
                 spec.services.clear();
                 Ok(())
             }
+            Verb::Readdress {
+                ident,
+                server,
+                address,
+            } => readdress(spec, ident, server, address),
             Verb::Batch { verbs } => {
                 for (index, verb) in verbs.iter().enumerate() {
                     if !verb.edits() || matches!(verb, Verb::Batch { .. } | Verb::Load { .. }) {
                         return Err(CommandError::NotBatchable { verb: verb.name() });
                     }
-                    verb.apply(spec).map_err(|error| CommandError::InBatch {
-                        index: index + 1,
-                        error: Box::new(error),
-                    })?;
+                    verb.apply_with(spec, resolver)
+                        .map_err(|error| CommandError::InBatch {
+                            index: index + 1,
+                            error: Box::new(error),
+                        })?;
                 }
                 Ok(())
             }
             Verb::Load { source, text } => {
-                let config = crate::config::parse(text, std::path::Path::new(source))
+                // A name that does not resolve for the moment keeps the
+                // address it has in the running table.
+                let known: Vec<ServerSpec> = spec
+                    .services
+                    .iter()
+                    .flat_map(|s| s.servers.clone())
+                    .collect();
+                let resolver = resolve::KeepKnown {
+                    inner: resolver,
+                    known: &known,
+                };
+                let path = std::path::Path::new(source);
+                let config = crate::config::parse_with(text, path, &resolver)
                     .map_err(|e| CommandError::Config(e.to_string()))?;
                 if config.table.services.is_empty() && !config.daemon.allow_empty {
                     return Err(CommandError::Empty {
@@ -479,7 +546,7 @@ fn apply_health_args(health: &mut HealthSpec, args: &ServiceArgs) -> Result<(), 
 
 fn del_server(spec: &mut TableSpec, ident: &str, server: &str) -> Result<(), CommandError> {
     let service = service_mut(spec, ident)?;
-    let addr = server_addr(server)?;
+    let addr = service.server_named(server)?;
     let before = service.servers.len();
     service.servers.retain(|s| s.addr != addr);
     if service.servers.len() == before {
@@ -502,15 +569,16 @@ fn del_server(spec: &mut TableSpec, ident: &str, server: &str) -> Result<(), Com
 fn add_rule(spec: &mut TableSpec, args: &RuleArgs) -> Result<(), CommandError> {
     let service = service_mut(spec, &args.ident)?;
     let addr = member(service, &args.server)?;
-    let groups = validate::pattern(&args.pattern)?;
+    let when = args.when()?;
+    let groups = validate::rule_match(&when)?;
     if let Some(group) = args.match_group {
-        validate::group_in_pattern(group, &args.pattern, groups)?;
+        validate::rule_group(group, &when, groups)?;
     }
-    if let Some(rule) = service.rules.iter_mut().find(|r| r.pattern == args.pattern) {
+    if let Some(rule) = service.rules.iter_mut().find(|r| r.when == when) {
         if rule.servers.contains(&addr) {
             return Err(CommandError::DuplicateRuleServer(
                 args.ident.clone(),
-                args.pattern.clone(),
+                when.to_string(),
                 addr,
             ));
         }
@@ -521,7 +589,7 @@ fn add_rule(spec: &mut TableSpec, args: &RuleArgs) -> Result<(), CommandError> {
         return Ok(());
     }
     let rule = RuleSpec {
-        pattern: args.pattern.clone(),
+        when,
         servers: vec![addr],
         match_group: args.match_group,
     };
@@ -530,7 +598,7 @@ fn add_rule(spec: &mut TableSpec, args: &RuleArgs) -> Result<(), CommandError> {
     let at = service
         .rules
         .iter()
-        .position(|r| r.pattern == CATCH_ALL)
+        .position(|r| r.when.is_catch_all())
         .unwrap_or(service.rules.len());
     service.rules.insert(at, rule);
     Ok(())
@@ -538,17 +606,53 @@ fn add_rule(spec: &mut TableSpec, args: &RuleArgs) -> Result<(), CommandError> {
 
 fn del_rule(spec: &mut TableSpec, args: &RuleArgs) -> Result<(), CommandError> {
     let service = service_mut(spec, &args.ident)?;
-    let addr = server_addr(&args.server)?;
-    let missing = || CommandError::NoRule(args.ident.clone(), args.pattern.clone(), addr);
+    let addr = service.server_named(&args.server)?;
+    let when = args.when()?;
+    let missing = || CommandError::NoRule(args.ident.clone(), when.to_string(), addr);
     let index = service
         .rules
         .iter()
-        .position(|r| r.pattern == args.pattern && r.servers.contains(&addr))
+        .position(|r| r.when == when && r.servers.contains(&addr))
         .ok_or_else(missing)?;
     let rule = &mut service.rules[index];
     rule.servers.retain(|a| *a != addr);
     if rule.servers.is_empty() {
         service.rules.remove(index);
+    }
+    Ok(())
+}
+
+/// The server of service `ident` named `server` moves to `address`, in
+/// the rules and default set that name it too.
+fn readdress(
+    spec: &mut TableSpec,
+    ident: &str,
+    server: &str,
+    address: &str,
+) -> Result<(), CommandError> {
+    let service = service_mut(spec, ident)?;
+    let new = validate::server(address)?;
+    let named = service
+        .servers
+        .iter()
+        .position(|s| s.is_named(server))
+        .ok_or_else(|| TableError::UnknownServerName {
+            service: service.ident.clone(),
+            server: server.to_string(),
+        })?;
+    let old = service.servers[named].addr;
+    if old == new {
+        return Ok(());
+    }
+    if service.servers.iter().any(|s| s.addr == new) {
+        return Err(CommandError::DuplicateServer(ident.to_string(), new));
+    }
+    service.servers[named].addr = new;
+    let rules = service.rules.iter_mut().flat_map(|r| &mut r.servers);
+    for addr in rules.chain(service.default.iter_mut().flatten()) {
+        if *addr == old {
+            *addr = new;
+        }
     }
     Ok(())
 }
@@ -582,16 +686,12 @@ fn service_mut<'a>(
 
 /// `server` as an address that must already be a real server of `service`.
 fn member(service: &ServiceSpec, server: &str) -> Result<ServerAddr, CommandError> {
-    let addr = server_addr(server)?;
+    let addr = service.server_named(server)?;
     if service.servers.iter().any(|s| s.addr == addr) {
         Ok(addr)
     } else {
         Err(CommandError::NoServer(service.ident.to_string(), addr))
     }
-}
-
-fn server_addr(text: &str) -> Result<ServerAddr, CommandError> {
-    Ok(validate::server(text)?)
 }
 
 fn socket_addr(text: &str) -> Result<SocketAddr, CommandError> {
@@ -634,7 +734,7 @@ mod tests {
             ident: ident.into(),
             pattern: pattern.into(),
             server: addr.into(),
-            match_group: None,
+            ..RuleArgs::default()
         })
     }
 
@@ -662,7 +762,7 @@ mod tests {
         let spec = manual();
         let web = &spec.services[0];
         assert_eq!(web.scheduler, SchedulerKind::Wlc);
-        let patterns: Vec<&str> = web.rules.iter().map(|r| r.pattern.as_str()).collect();
+        let patterns: Vec<String> = web.rules.iter().map(|r| r.when.to_string()).collect();
         assert_eq!(patterns, ["^/cgi-bin/", "^/images/", ".*"]);
         assert_eq!(
             web.servers.iter().map(|s| s.weight).collect::<Vec<_>>(),
@@ -679,6 +779,186 @@ mod tests {
         assert_eq!(spec.services[0].rules[1].servers.len(), 2);
         let again = rule("web", "^/images/", "192.168.10.3:80").apply(&mut spec);
         assert!(matches!(again, Err(CommandError::DuplicateRuleServer(..))));
+    }
+
+    /// Two rules with the same pattern but other hosts are two rules; a
+    /// rule is added to and deleted from by all its conditions.
+    #[test]
+    fn rules_are_named_by_pattern_host_and_headers() {
+        let mut spec = manual();
+        let on = |host: Option<&str>, headers: &[&str], addr: &str| RuleArgs {
+            ident: "web".into(),
+            pattern: "^/images/".into(),
+            server: addr.into(),
+            host: host.map(str::to_string),
+            headers: headers.iter().map(|h| h.to_string()).collect(),
+            ..RuleArgs::default()
+        };
+        let add = |spec: &mut TableSpec, args: RuleArgs| Verb::AddRule(args).apply(spec);
+        add(&mut spec, on(Some("^img\\."), &[], "192.168.10.1:80")).unwrap();
+        add(&mut spec, on(Some("^static\\."), &[], "192.168.10.1:80")).unwrap();
+        add(
+            &mut spec,
+            on(None, &["X-B: 2", "x-a: 1"], "192.168.10.1:80"),
+        )
+        .unwrap();
+        // The same conditions, headers in another order: the same rule.
+        add(&mut spec, on(None, &["x-a:1", "X-B: 2"], "192.168.10.3:80")).unwrap();
+        let rules: Vec<String> = spec.services[0]
+            .rules
+            .iter()
+            .map(|r| r.when.to_string())
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                "^/cgi-bin/",
+                "^/images/",
+                "^/images/ host ^img\\.",
+                "^/images/ host ^static\\.",
+                "^/images/ header x-a: 1 header x-b: 2",
+                ".*",
+            ]
+        );
+        assert_eq!(spec.services[0].rules[4].servers.len(), 2);
+        let host_only = RuleArgs {
+            pattern: String::new(),
+            ..on(Some("^img\\."), &[], "192.168.10.2:80")
+        };
+        add(&mut spec, host_only.clone()).unwrap();
+        assert_eq!(spec.services[0].rules[5].when.pattern, None);
+        Verb::DelRule(on(Some("^img\\."), &[], "192.168.10.1:80"))
+            .apply(&mut spec)
+            .unwrap();
+        let gone = Verb::DelRule(on(Some("^img\\."), &[], "192.168.10.1:80")).apply(&mut spec);
+        assert_eq!(
+            gone.unwrap_err().to_string(),
+            "service `web` has no rule `^/images/ host ^img\\.` with server 192.168.10.1:80"
+        );
+        let nothing = RuleArgs {
+            pattern: String::new(),
+            ..on(None, &[], "192.168.10.2:80")
+        };
+        assert_eq!(
+            add(&mut spec, nothing).unwrap_err().to_string(),
+            "an empty pattern matches everything; use `.*` for the default rule"
+        );
+        let no_colon = on(None, &["X-Tenant"], "192.168.10.2:80");
+        assert!(add(&mut spec, no_colon).is_err());
+        let line = serde_json::to_string(&Verb::AddRule(host_only)).unwrap();
+        assert_eq!(
+            line,
+            r#"{"verb":"add-rule","ident":"web","pattern":"","server":"192.168.10.2:80","host":"^img\\."}"#
+        );
+        // An old client's line, without the new fields, still reads.
+        let old: Verb = serde_json::from_str(
+            r#"{"verb":"add-rule","ident":"web","pattern":"^/a","server":"192.168.10.2:80"}"#,
+        )
+        .unwrap();
+        assert!(matches!(old, Verb::AddRule(RuleArgs { host: None, .. })));
+    }
+
+    /// A server added by name is resolved once; rules, the default set and
+    /// the other verbs name it by that name; a new address moves it, in its
+    /// rules too, and keeps its weight.
+    #[test]
+    fn servers_by_name() {
+        use crate::resolve::tests::Names;
+        let names = Names::with(&[("app.example", &["::1", "10.0.0.7"])]);
+        let mut spec = manual();
+        let apply = |spec: &mut TableSpec, verb: Verb| verb.apply_with(spec, &names);
+        apply(
+            &mut spec,
+            Verb::AddServer(server("web", "app.example:8080", Some(3))),
+        )
+        .unwrap();
+        let added = spec.services[0].servers.last().unwrap().clone();
+        assert_eq!(added.addr.to_string(), "10.0.0.7:8080", "IPv4 first");
+        assert_eq!(added.host.as_deref(), Some("app.example:8080"));
+        apply(&mut spec, rule("web", "^/app/", "APP.example:8080")).unwrap();
+        let default = Verb::AddDefault {
+            ident: "web".into(),
+            server: "app.example:8080".into(),
+        };
+        apply(&mut spec, default).unwrap();
+        let unknown = apply(&mut spec, rule("web", "^/x/", "other.example:8080"));
+        assert_eq!(
+            unknown.unwrap_err().to_string(),
+            "`other.example:8080` is not a real server of service `web`"
+        );
+        let twice = apply(
+            &mut spec,
+            Verb::AddServer(server("web", "app.example:8080", None)),
+        );
+        assert!(matches!(twice, Err(CommandError::DuplicateServer(..))));
+        let unresolved = apply(
+            &mut spec,
+            Verb::AddServer(server("web", "x.invalid:80", None)),
+        );
+        assert_eq!(
+            unresolved.unwrap_err().to_string(),
+            "cannot resolve server `x.invalid:80`: Name or service not known"
+        );
+        let moved = Verb::Readdress {
+            ident: "web".into(),
+            server: "app.example:8080".into(),
+            address: "10.0.0.8:8080".into(),
+        };
+        apply(&mut spec, moved).unwrap();
+        let web = &spec.services[0];
+        let new: ServerAddr = validate::server("10.0.0.8:8080").unwrap();
+        let server = web.servers.last().unwrap();
+        assert_eq!((server.addr, server.weight), (new, Weight(3)));
+        assert_eq!(web.rules[2].servers, [new]);
+        assert_eq!(web.default, Some(vec![new]));
+        let onto_another = Verb::Readdress {
+            ident: "web".into(),
+            server: "app.example:8080".into(),
+            address: "192.168.10.1:80".into(),
+        };
+        assert!(matches!(
+            apply(&mut spec, onto_another),
+            Err(CommandError::DuplicateServer(..))
+        ));
+        apply(
+            &mut spec,
+            Verb::DelServer {
+                ident: "web".into(),
+                server: "app.example:8080".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(spec.services[0].rules.len(), 3);
+        assert_eq!(spec.services[0].default, None);
+    }
+
+    /// A reloaded file whose server name does not resolve for the moment
+    /// keeps the address the running table has for it; a new name that
+    /// does not resolve is refused.
+    #[test]
+    fn a_reload_keeps_the_address_of_a_name_that_fails() {
+        use crate::resolve::tests::Names;
+        let file = |name: &str| Verb::Load {
+            source: "t.toml".into(),
+            text: format!(
+                "[[service]]\nident = \"web\"\nlisten = \"127.0.0.1:80\"\n\
+                 [[service.server]]\naddress = \"{name}:80\"\n"
+            ),
+        };
+        let mut spec = TableSpec::default();
+        let up = Names::with(&[("app.example", &["10.0.0.7"])]);
+        file("app.example").apply_with(&mut spec, &up).unwrap();
+        let down = Names::default();
+        file("app.example").apply_with(&mut spec, &down).unwrap();
+        assert_eq!(spec.services[0].servers[0].addr.to_string(), "10.0.0.7:80");
+        let refused = file("new.example")
+            .apply_with(&mut spec, &down)
+            .unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "t.toml:5: service[0].server[0].address: cannot resolve server `new.example:80`: \
+             Name or service not known"
+        );
     }
 
     #[test]
@@ -707,10 +987,10 @@ mod tests {
         }
         .apply(&mut spec)
         .unwrap();
-        let patterns: Vec<&str> = spec.services[0]
+        let patterns: Vec<String> = spec.services[0]
             .rules
             .iter()
-            .map(|r| r.pattern.as_str())
+            .map(|r| r.when.to_string())
             .collect();
         assert_eq!(patterns, ["^/images/", ".*"]);
     }
@@ -733,8 +1013,9 @@ mod tests {
                 "service `web` already exists",
             ),
             (
-                Verb::AddServer(server("web", "not.an.address:80", None)),
-                "`not.an.address:80` is not an address: write IP:PORT, e.g. 192.168.10.1:80",
+                Verb::AddServer(server("web", "not an address:80", None)),
+                "`not an address:80` is not a real server: write IP:PORT or NAME:PORT, \
+                 e.g. 192.168.10.1:80 or app1.example.com:80",
             ),
             (
                 Verb::AddServer(server("web", "192.168.10.1:80", None)),

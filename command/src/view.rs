@@ -219,7 +219,11 @@ impl Default for HealthView {
 /// One real server as listed, with its live counters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerView {
+    /// Where tcpvsd connects (the address its name resolved to, when it has one).
     pub address: String,
+    /// The name as configured (`app1.example.com:80`), for a server given by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     pub weight: u16,
     pub active: u32,
     pub requests: u64,
@@ -240,9 +244,6 @@ pub struct ServerView {
     /// Requests it serves at once; 0: no limit.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub max_conns: u32,
-    /// The host name it was configured with, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host: Option<String>,
     /// Its traffic since start or `-Z` (live).
     #[serde(default)]
     pub stats: TrafficView,
@@ -269,6 +270,7 @@ impl ServerView {
         };
         Self {
             address: spec.addr.to_string(),
+            host: spec.host.clone(),
             weight: spec.weight.0,
             active: 0,
             requests: 0,
@@ -278,7 +280,6 @@ impl ServerView {
             last_check: None,
             effective_weight,
             max_conns: spec.max_conns,
-            host: None,
             stats: TrafficView::default(),
             rate: RateView::default(),
         }
@@ -288,10 +289,17 @@ impl ServerView {
 /// One content rule as listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleView {
+    /// On the target; empty: any target.
     pub pattern: String,
     pub servers: Vec<String>,
     #[serde(default)]
     pub match_group: Option<u32>,
+    /// On the host the request names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// On header fields, as `name: pattern`; all must match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<String>,
 }
 
 impl TableView {
@@ -327,9 +335,11 @@ impl ServiceView {
                 .rules
                 .iter()
                 .map(|r| RuleView {
-                    pattern: r.pattern.clone(),
+                    pattern: r.when.pattern.clone().unwrap_or_default(),
                     servers: addrs(&r.servers),
                     match_group: r.match_group,
+                    host: r.when.host.clone(),
+                    headers: r.when.headers.iter().map(ToString::to_string).collect(),
                 })
                 .collect(),
             default: spec.default.as_deref().map(addrs),
@@ -384,9 +394,8 @@ mod tests {
                 ..HealthSpec::default()
             },
             rules: vec![RuleSpec {
-                pattern: "^/home/([a-z]+)/".into(),
-                servers: vec![addr(9001)],
                 match_group: Some(1),
+                ..RuleSpec::on_target("^/home/([a-z]+)/", vec![addr(9001)])
             }],
             default: Some(vec![addr(9001)]),
             ..ServiceSpec::new("web".parse().unwrap(), "127.0.0.1:80".parse().unwrap())
@@ -414,6 +423,7 @@ mod tests {
             web.servers,
             [ServerView {
                 address: "127.0.0.1:9001".into(),
+                host: None,
                 weight: 3,
                 active: 0,
                 requests: 0,
@@ -434,6 +444,8 @@ mod tests {
                 pattern: "^/home/([a-z]+)/".into(),
                 servers: vec!["127.0.0.1:9001".into()],
                 match_group: Some(1),
+                host: None,
+                headers: Vec::new(),
             }]
         );
         assert_eq!(web.default, Some(vec!["127.0.0.1:9001".to_string()]));

@@ -204,7 +204,8 @@ fn next_table_with(
     adjust: impl FnOnce(&mut TableSpec),
 ) -> Result<Table, String> {
     let mut spec = current.spec.clone();
-    verb.apply(&mut spec).map_err(|e| e.to_string())?;
+    verb.apply_with(&mut spec, &crate::resolve::Logged::ONCE)
+        .map_err(|e| e.to_string())?;
     adjust(&mut spec);
     Table::build(spec, Some(current)).map_err(|(_, e)| e.to_string())
 }

@@ -201,6 +201,8 @@ fn serve(
         access.uid = run_as.uid.as_raw();
     }
     socket::serve(&socket_path, plane.clone(), access)?;
+    let _resolver =
+        crate::resolve::start(table.clone(), &plane).context("starting the resolver")?;
     println!("tcpvsd: control socket {}", socket_path.display());
     if let Some(run_as) = &run_as {
         // So that it can remove its socket at exit (its directory allowing).

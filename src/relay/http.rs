@@ -329,7 +329,7 @@ impl Session {
                 return Flow::Close;
             }
         }
-        let route = service.route(head.path());
+        let route = service.route(&request);
         let passive = &service.health.passive;
         let mut tries = Tries::new(service);
         let mut fresh_only = false;
@@ -953,6 +953,14 @@ impl HeaderLookup for RequestHead {
             .iter()
             .find(|h| h.name.eq_ignore_ascii_case(name))
             .and_then(|h| std::str::from_utf8(&h.value).ok())
+    }
+
+    fn any_value(&self, name: &str, accept: &mut dyn FnMut(&str) -> bool) -> bool {
+        self.headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .filter_map(|h| std::str::from_utf8(&h.value).ok())
+            .any(accept)
     }
 }
 

@@ -200,13 +200,13 @@ async fn connect_routed(
     let path = message
         .routing_path(super::slashes(settings))
         .map_err(ProxyError::BadMessage)?;
-    let route = service.route(&path);
     let request = RequestInfo {
         path: &path,
         host: None,
         client: client.peer().ip(),
         headers: message,
     };
+    let route = service.route(&request);
     let mut tries = Tries::new(service);
     match connect_scheduled(
         service,
@@ -550,6 +550,14 @@ fn serialize(message: &Message) -> Bytes {
 impl HeaderLookup for Message {
     fn header(&self, name: &str) -> Option<&str> {
         self.field(name)
+    }
+
+    fn any_value(&self, name: &str, accept: &mut dyn FnMut(&str) -> bool) -> bool {
+        self.headers
+            .iter()
+            .filter(|h| h.is(name))
+            .filter_map(|h| std::str::from_utf8(&h.value).ok())
+            .any(accept)
     }
 }
 

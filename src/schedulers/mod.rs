@@ -51,6 +51,14 @@ pub use wrr::WeightedRoundRobin;
 pub trait HeaderLookup {
     /// The value of the first field named `name`, if valid UTF-8.
     fn header(&self, name: &str) -> Option<&str>;
+
+    /// Whether a field named `name`, sent once or several times, has a
+    /// value `accept` takes (content rules' header conditions). Each field
+    /// line is tried whole, as sent, not split at commas: many fields
+    /// (User-Agent, Cookie, dates) hold commas that separate nothing.
+    fn any_value(&self, name: &str, accept: &mut dyn FnMut(&str) -> bool) -> bool {
+        self.header(name).is_some_and(accept)
+    }
 }
 
 /// A request without header fields (tests, benchmarks, protocols without any).

@@ -302,6 +302,7 @@ fn build(
                 match_group: take("match")
                     .map(|m| validate::match_group(&m).map_err(invalid))
                     .transpose()?,
+                ..RuleArgs::default()
             };
             if op == Op::AddRule {
                 Verb::AddRule(args)
@@ -566,7 +567,7 @@ mod tests {
                 ident: "web".into(),
                 pattern: "^/cgi-bin/".into(),
                 server: "192.168.10.1:80".into(),
-                match_group: None,
+                ..RuleArgs::default()
             })
         );
     }

@@ -288,6 +288,16 @@ impl Daemon {
             .unwrap_or_else(|out| panic!("tcpvsadm {line}: still running: {out:?}"))
     }
 
+    /// One JSON request line on the control socket (for verbs and fields
+    /// tcpvsadm does not send); its reply line.
+    pub fn control(&self, request: &str) -> String {
+        let mut socket = UnixStream::connect(&self.socket).expect("the control socket");
+        socket.write_all(format!("{request}\n").as_bytes()).unwrap();
+        let mut reply = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(socket), &mut reply).unwrap();
+        reply
+    }
+
     /// Runs a tcpvsadm line that must succeed; returns its standard output.
     pub fn ok(&self, line: &str) -> String {
         let output = self.adm(line);

@@ -96,10 +96,8 @@ pub fn service(servers: &[(SocketAddr, u16)], rules: &[(&str, &[SocketAddr])]) -
             .collect(),
         rules: rules
             .iter()
-            .map(|(pattern, servers)| RuleSpec {
-                pattern: pattern.to_string(),
-                servers: servers.iter().map(|&a| ServerAddr(a)).collect(),
-                match_group: None,
+            .map(|(pattern, servers)| {
+                RuleSpec::on_target(pattern, servers.iter().map(|&a| ServerAddr(a)).collect())
             })
             .collect(),
         ..ServiceSpec::new("web".parse().unwrap(), "127.0.0.1:0".parse().unwrap())
