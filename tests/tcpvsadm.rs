@@ -277,6 +277,77 @@ fn save_and_restore_give_the_same_table() {
     assert_eq!(get(daemon.bound("fromfile"), "/").text(), "a");
 }
 
+#[test]
+fn rules_on_host_and_headers_and_servers_by_name_through_tcpvsadm() {
+    let daemon = empty_daemon("sites");
+    let (img, tenant, www) = (
+        TestServer::named("img"),
+        TestServer::named("tenant"),
+        TestServer::named("www"),
+    );
+    web_over(&daemon, "-s rr", &[img.addr, tenant.addr]);
+    // A server by name: tcpvsd resolves it, keeps the name and shows it.
+    let www_named = format!("localhost:{}", www.addr.port());
+    daemon.ok(&format!("-a -i web -r {www_named}"));
+    daemon.ok(&format!(
+        "--add-rule -i web --host ^img\\. -r {}",
+        img.addr
+    ));
+    daemon.ok(&format!(
+        "--add-rule -i web -p ^/app/ --header X-Tenant:^a -r {}",
+        tenant.addr
+    ));
+    daemon.ok(&format!("--add-default -i web -r {www_named}"));
+    let ask = |path: &str, fields: &str| {
+        // Bound anew (port 0) when -R rebuilds the service.
+        Client::connect(daemon.bound("web"))
+            .exchange(&format!(
+                "GET {path} HTTP/1.1\r\n{fields}Connection: close\r\n\r\n"
+            ))
+            .text()
+    };
+    for _ in 0..3 {
+        assert_eq!(ask("/x.png", "Host: IMG.example.com:8080\r\n"), "img");
+        assert_eq!(
+            ask("/app/1", "Host: example.com\r\nX-Tenant: acme\r\n"),
+            "tenant"
+        );
+        assert_eq!(
+            ask("/app/1", "Host: example.com\r\nX-Tenant: zeta\r\n"),
+            "www"
+        );
+        assert_eq!(ask("/x.png", "Host: www.example.com\r\n"), "www");
+    }
+    let listing = daemon.ok("-L");
+    assert!(listing.contains("rule host ^img\\. -> "), "{listing}");
+    assert!(
+        listing.contains("rule ^/app/ header 'x-tenant: ^a' -> "),
+        "{listing}"
+    );
+    assert!(listing.contains(&www_named), "{listing}");
+    // (the test's tcpvsadm lines are split at spaces: no quotes)
+    // -S writes the conditions and the name; -R rebuilds the same table.
+    let saved = daemon.ok("-S");
+    assert!(
+        saved.contains(&format!("-a -i web -r {www_named} ")),
+        "{saved}"
+    );
+    daemon.ok("-F");
+    restore(&daemon, &saved);
+    assert_eq!(ask("/x.png", "Host: img.example.com\r\n"), "img");
+    // A rule is named by all its conditions: deleting needs them all.
+    let refused = daemon.adm(&format!("--del-rule -i web -p ^/app/ -r {}", tenant.addr));
+    assert!(!refused.status.success());
+    daemon.ok(&format!(
+        "--del-rule -i web -p ^/app/ --header X-Tenant:^a -r {}",
+        tenant.addr
+    ));
+    assert_eq!(
+        ask("/app/1", "Host: example.com\r\nX-Tenant: acme\r\n"),
+        "www"
+    );
+}
+
 /// `-R` with what `-S` printed: the same saved table again.
 fn restore(daemon: &Daemon, saved: &str) {
     let restored = daemon.adm_with("-R", Some(saved));

@@ -169,13 +169,21 @@ where
         (_, _, true) => Show::Json,
         _ => Show::Table,
     };
-    let mut values: BTreeMap<&'static str, String> = cli.values.given().into_iter().collect();
-    let mut command = build(op, &mut values, cli.command.load)?;
+    let mut values = cli.values;
+    // Repeatable, so not among the single values.
+    let mut headers = std::mem::take(&mut values.header);
+    let mut values: BTreeMap<&'static str, String> = values.given().into_iter().collect();
+    let mut command = build(op, &mut values, &mut headers, cli.command.load)?;
     if let Command::List(listing) = &mut command {
         listing.show = show;
         listing.numeric = cli.numeric;
     }
-    if let Some(extra) = values.keys().next() {
+    if let Some(extra) = values
+        .keys()
+        .next()
+        .copied()
+        .or_else(|| (!headers.is_empty()).then_some("header"))
+    {
         return Err(usage(format!("--{extra} does not apply to this command")));
     }
     Ok(Invocation {
@@ -187,6 +195,7 @@ where
 fn build(
     op: Op,
     values: &mut BTreeMap<&'static str, String>,
+    headers: &mut Vec<String>,
     load: Option<PathBuf>,
 ) -> Result<Command, UsageError> {
     let mut take = |key: &str| values.remove(key);
@@ -295,14 +304,27 @@ fn build(
             server: server(take("real-server"))?,
         },
         Op::AddRule | Op::DelRule => {
+            // Checked here as tcpvsd reads them, with the file's messages.
+            let host = take("host")
+                .map(|h| checked(&h, validate::host_pattern))
+                .transpose()?;
+            for header in headers.iter() {
+                checked(header, validate::header_match)?;
+            }
+            let pattern = take("pattern");
+            if pattern.is_none() && host.is_none() && headers.is_empty() {
+                return Err(usage("a rule needs -p pattern, --host or --header"));
+            }
             let args = RuleArgs {
                 ident: ident(take("ident"))?,
-                pattern: take("pattern").ok_or_else(|| usage("a rule needs -p pattern"))?,
+                // Empty: any target, the rule being on the host or headers.
+                pattern: pattern.unwrap_or_default(),
                 server: server(take("real-server"))?,
                 match_group: take("match")
                     .map(|m| validate::match_group(&m).map_err(invalid))
                     .transpose()?,
-                ..RuleArgs::default()
+                host,
+                headers: std::mem::take(headers),
             };
             if op == Op::AddRule {
                 Verb::AddRule(args)
@@ -364,12 +386,12 @@ fn checked<T>(
     validator(text).map(|_| text.to_string()).map_err(invalid)
 }
 
-/// A real server given as `host:port` (names are resolved here, by tcpvsadm).
+/// A real server given as `IP:PORT` or `NAME:PORT`. A name goes to tcpvsd
+/// as written: tcpvsd resolves it, keeps it (listings, the state file) and
+/// looks it up again as the file's names are.
 fn server(value: Option<String>) -> Result<String, UsageError> {
     let text = value.ok_or_else(|| usage("this command needs -r server-address:port"))?;
-    let addr = resolve(&text)?.to_string();
-    validate::server(&addr).map_err(invalid)?;
-    Ok(addr)
+    checked(&text, validate::server_text)
 }
 
 /// An address, `IP:PORT` as the file takes it, or `name:port` resolved here;
@@ -570,6 +592,45 @@ mod tests {
                 ..RuleArgs::default()
             })
         );
+    }
+
+    #[test]
+    fn rules_on_host_and_headers_and_servers_by_name() {
+        assert_eq!(
+            verb("--add-rule -i web --host '^img\\.' --header 'X-Tenant: ^a' --header 'X-Plan:' -r 10.0.0.1:80"),
+            Verb::AddRule(RuleArgs {
+                ident: "web".into(),
+                pattern: String::new(),
+                server: "10.0.0.1:80".into(),
+                host: Some("^img\\.".into()),
+                headers: vec!["X-Tenant: ^a".into(), "X-Plan:".into()],
+                ..RuleArgs::default()
+            })
+        );
+        // A name goes to tcpvsd as written, for it to resolve and keep.
+        assert_eq!(
+            verb("-d -i web -r app1.example:8080"),
+            Verb::DelServer {
+                ident: "web".into(),
+                server: "app1.example:8080".into(),
+            }
+        );
+        for (line, message) in [
+            (
+                "--add-rule -i web -r 10.0.0.1:80",
+                "a rule needs -p pattern, --host or --header",
+            ),
+            (
+                "--add-rule -i web --header X-Tenant -r 10.0.0.1:80",
+                "X-Tenant",
+            ),
+            ("--add-rule -i web --host '(' -r 10.0.0.1:80", "("),
+            ("-L --header 'X-Tenant: a'", "--header does not apply"),
+            ("-a -i web -r app_1:80", "app_1:80"),
+        ] {
+            let refused = parse(split_words(line).unwrap()).unwrap_err().0;
+            assert!(refused.contains(message), "{line}: {refused}");
+        }
     }
 
     #[test]

@@ -28,8 +28,10 @@ Usage: tcpvsadm -A|-E -i ident [-s scheduler] [-l address[:port]] [-P port] [--s
        tcpvsadm -a|-e -i ident -r server-address [-w weight] [--state ready|drain|maint]
                 [--max-conns N]
        tcpvsadm -d -i ident -r server-address
-       tcpvsadm --add-rule -i ident -p pattern -r server-address [-m match-num]
-       tcpvsadm --del-rule -i ident -p pattern -r server-address
+       tcpvsadm --add-rule -i ident [-p pattern] [--host regex] [--header 'name: regex']...
+                -r server-address [-m match-num]
+       tcpvsadm --del-rule -i ident [-p pattern] [--host regex] [--header 'name: regex']...
+                -r server-address
        tcpvsadm --add-default|--del-default -i ident -r server-address
        tcpvsadm -L|--list [-n] [-i ident] [--stats|--rate|--json]
        tcpvsadm -F|-C|--flush|--clear
@@ -186,6 +188,14 @@ pub struct Values {
     /// A rule's regular expression on the request target.
     #[arg(short = 'p', long, value_name = "REGEX", allow_hyphen_values = true)]
     pub pattern: Option<String>,
+    /// A rule's regular expression on the host the request names (Host
+    /// header or absolute target), matched in any case, without the port.
+    #[arg(long, value_name = "REGEX", allow_hyphen_values = true)]
+    pub host: Option<String>,
+    /// A rule's condition on a request header, 'NAME: REGEX'; repeatable,
+    /// all must match.
+    #[arg(long, value_name = "NAME: REGEX", allow_hyphen_values = true)]
+    pub header: Vec<String>,
     /// The group of the pattern whose hash picks the server.
     #[arg(
         short = 'm',
@@ -259,6 +269,7 @@ impl Values {
             ("real-server", self.real_server),
             ("weight", self.weight),
             ("pattern", self.pattern),
+            ("host", self.host),
             ("match", self.match_group),
             ("sched-opt", self.sched_opt),
             ("persistent", self.persistent),

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use tcpvs_command::view::{RateView, TrafficView};
+use tcpvs_command::view::{RateView, RuleView, TrafficView};
 use tcpvs_command::{AdminState, HealthSpec, ServerView, ServiceView, TableView};
 
 use crate::args::{quote, Show};
@@ -106,7 +106,7 @@ fn table(grid: &mut Grid, view: &TableView, names: &mut Names) {
                 .collect();
             grid.free(format!(
                 "  rule {} -> {}{group}",
-                rule.pattern,
+                conditions(rule),
                 servers.join(" ")
             ));
         }
@@ -119,6 +119,22 @@ fn table(grid: &mut Grid, view: &TableView, names: &mut Names) {
             None => {}
         }
     }
+}
+
+/// What a rule asks of a request, as `-L` shows it: its target pattern,
+/// then `host REGEX` and `header 'NAME: REGEX'` when it has them.
+fn conditions(rule: &RuleView) -> String {
+    let mut shown: Vec<String> = Vec::new();
+    if !rule.pattern.is_empty() {
+        shown.push(rule.pattern.clone());
+    }
+    if let Some(host) = &rule.host {
+        shown.push(format!("host {host}"));
+    }
+    for header in &rule.headers {
+        shown.push(format!("header {}", quote(header)));
+    }
+    shown.join(" ")
 }
 
 /// `--stats` or `--rate`: a row of numbers per service (its totals) and per
@@ -324,7 +340,8 @@ fn save_service(service: &ServiceView, out: &mut String) {
         let _ = write!(
             out,
             "-a -i {ident} -r {} -w {}",
-            quote(&server.address),
+            // A server given by name is saved by name, to be looked up again.
+            quote(server.host.as_deref().unwrap_or(&server.address)),
             server.weight
         );
         if server.state != AdminState::Ready.name() {
@@ -337,12 +354,17 @@ fn save_service(service: &ServiceView, out: &mut String) {
     }
     for rule in &service.rules {
         for server in &rule.servers {
-            let _ = write!(
-                out,
-                "--add-rule -i {ident} -p {} -r {}",
-                quote(&rule.pattern),
-                quote(server)
-            );
+            let _ = write!(out, "--add-rule -i {ident}");
+            if !rule.pattern.is_empty() {
+                let _ = write!(out, " -p {}", quote(&rule.pattern));
+            }
+            if let Some(host) = &rule.host {
+                let _ = write!(out, " --host {}", quote(host));
+            }
+            for header in &rule.headers {
+                let _ = write!(out, " --header {}", quote(header));
+            }
+            let _ = write!(out, " -r {}", quote(server));
             if let Some(group) = rule.match_group {
                 let _ = write!(out, " -m {group}");
             }
@@ -438,6 +460,50 @@ type = "rtsp"
         assert_eq!(
             plain,
             "-A -i rtsp -l 127.0.0.1:8554 -s wlc --protocol rtsp --check type=rtsp"
+        );
+    }
+
+    #[test]
+    fn rules_on_host_and_headers_and_named_servers_are_listed_and_saved() {
+        let text = r#"
+[[service]]
+ident = "sites"
+listen = "127.0.0.1:8080"
+[[service.server]]
+address = "localhost:9001"
+[[service.server]]
+address = "127.0.0.1:9002"
+[[service.rule]]
+host = "^img\\."
+servers = ["127.0.0.1:9001"]
+[[service.rule]]
+pattern = "^/api/"
+header = ["X-Tenant: ^a", "X-Plan: gold"]
+servers = ["127.0.0.1:9002"]
+"#;
+        let table = config::parse(text, std::path::Path::new("t.toml"))
+            .unwrap()
+            .table;
+        let view = TableView::of(1, &table.services);
+        let saved = saved(&view);
+        assert!(saved.contains("-a -i sites -r localhost:9001 "), "{saved}");
+        assert!(
+            saved.contains("--add-rule -i sites --host '^img\\.' -r 127.0.0.1:9001\n"),
+            "{saved}"
+        );
+        assert!(
+            saved.contains("-p '^/api/' --header 'x-plan: gold' --header 'x-tenant: ^a'"),
+            "{saved}"
+        );
+        assert_eq!(replayed(&saved).services, table.services, "{saved}");
+        let listed = listing(&view, Show::Table, &mut Names::new(true));
+        assert!(
+            listed.contains("  rule host ^img\\. -> 127.0.0.1:9001"),
+            "{listed}"
+        );
+        assert!(
+            listed.contains("  rule ^/api/ header 'x-plan: gold' header 'x-tenant: ^a' -> "),
+            "{listed}"
         );
     }
 

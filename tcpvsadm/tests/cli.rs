@@ -52,7 +52,7 @@ fn usage_errors_exit_2_with_the_usage() {
 fn help_and_unreachable_daemon() {
     let (code, stdout, _) = tcpvsadm(&["-h"]);
     assert_eq!(code, Some(0));
-    assert!(stdout.contains("--add-rule -i ident -p pattern -r server-address"));
+    assert!(stdout.contains("--add-rule -i ident [-p pattern] [--host regex]"));
     let (code, _, stderr) = tcpvsadm(&["--socket", "/nonexistent/x.sock", "-L"]);
     assert_eq!(code, Some(1));
     assert!(
