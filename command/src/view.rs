@@ -433,7 +433,6 @@ mod tests {
                 last_check: None,
                 effective_weight: 0,
                 max_conns: 0,
-                host: None,
                 stats: TrafficView::default(),
                 rate: RateView::default(),
             }]
