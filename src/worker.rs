@@ -345,7 +345,8 @@ impl Workers {
         self.draining.store(true, Ordering::Release);
         let mut released = lock(&self.released);
         for (_, group) in groups.drain() {
-            group.released.store(true, Ordering::Release);
+            // Before the stop counts posted accepts (see `accept_loop`).
+            group.released.store(true, Ordering::SeqCst);
             released.push(group.bound);
         }
         self.order(|| Order::Drain);
@@ -370,8 +371,11 @@ impl Workers {
     }
 
     /// Accepts still posted (each takes one more connection, if one comes).
+    /// Read it before [`Workers::open_clients`]: at 0, every connection an
+    /// accept took is counted there, and (after [`Workers::release`]) no
+    /// worker posts another (see `accept_loop`).
     pub fn accepting(&self) -> usize {
-        self.accepting.load(Ordering::Relaxed)
+        self.accepting.load(Ordering::SeqCst)
     }
 
     /// Client connections open, counted against the daemon-wide limit
@@ -525,14 +529,16 @@ struct Posted(Arc<AtomicUsize>);
 
 impl Posted {
     fn count(accepting: &Arc<AtomicUsize>) -> Posted {
-        accepting.fetch_add(1, Ordering::Relaxed);
+        accepting.fetch_add(1, Ordering::SeqCst);
         Posted(accepting.clone())
     }
 }
 
 impl Drop for Posted {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        // Whoever reads `accepting` at 0 then sees the connection this
+        // accept took counted as open (see `accept_one`).
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -573,15 +579,27 @@ async fn accept_loop(ctx: Rc<Context>, service: ServiceId, accepts: Accepts, sha
             net::sleep(SLOT_POLL).await;
             continue;
         }
+        // Counted as posted before `released` is read again, both in
+        // sequential consistency with `release` and the stop's count: either
+        // the stop sees these accepts (and waits for what they take), or this
+        // sees the sockets released and posts none. Otherwise a stop could
+        // end the process under an accept posted just after it counted.
+        let posted: Vec<Posted> = admitted
+            .iter()
+            .map(|_| Posted::count(&shared.accepting))
+            .collect();
+        if accepts.released.load(Ordering::SeqCst) {
+            return;
+        }
         // Posted together, they complete in one turn of the ring; the loop
         // looks at the queue again once they all have.
         let (done, mut all_done) = net::unbounded_channel::<Result<(), io::Error>>();
-        for admission in admitted {
+        for (admission, posted) in admitted.into_iter().zip(posted) {
             let accept = accept_one(
                 ctx.clone(),
                 service.clone(),
                 accepts.listener.clone(),
-                admission,
+                (admission, posted),
                 shared.clone(),
             );
             let done = done.clone();
@@ -602,24 +620,27 @@ async fn accept_loop(ctx: Rc<Context>, service: ServiceId, accepts: Accepts, sha
     }
 }
 
-/// Accepts one connection waiting in the queue of `listener`, and serves it
-/// holding `admission` until it ends.
+/// Accepts one connection waiting in the queue of `listener` (the accept
+/// counted as `posted` until it completes), and serves it holding
+/// `admission` until it ends.
 async fn accept_one(
     ctx: Rc<Context>,
     service: ServiceId,
     listener: Rc<Listener>,
-    admission: Admission,
+    (admission, posted): (Admission, Posted),
     shared: Shared,
 ) -> io::Result<()> {
-    let posted = Posted::count(&shared.accepting);
     let (client, peer) = listener.accept().await?;
+    // Open before the accept stops counting as posted: a stop that waits
+    // for both to be 0 must never see the connection as neither, or it ends
+    // the process under a client it has just accepted.
+    let open = Open::count(&shared.counters);
     drop(posted);
     let Ok(source) = admit_source(&ctx.table.load(), &service, peer) else {
         // Closed before a byte is read: the cheapest refusal there is.
-        drop(client);
+        drop((client, open));
         return Ok(());
     };
-    let open = Open::count(&shared.counters);
     let serve = relay::serve(ctx, client, service);
     net::spawn(async move {
         serve.await;

@@ -289,10 +289,7 @@ fn rules_on_host_and_headers_and_servers_by_name_through_tcpvsadm() {
     // A server by name: tcpvsd resolves it, keeps the name and shows it.
     let www_named = format!("localhost:{}", www.addr.port());
     daemon.ok(&format!("-a -i web -r {www_named}"));
-    daemon.ok(&format!(
-        "--add-rule -i web --host ^img\\. -r {}",
-        img.addr
-    ));
+    daemon.ok(&format!("--add-rule -i web --host ^img\\. -r {}", img.addr));
     daemon.ok(&format!(
         "--add-rule -i web -p ^/app/ --header X-Tenant:^a -r {}",
         tenant.addr

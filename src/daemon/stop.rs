@@ -65,8 +65,10 @@ fn wait_until_closed(
 ) -> Result<(), Cut> {
     loop {
         // An accept still posted may take one more connection: it is served.
+        // Posted accepts first: once they read 0, what they took is open.
+        let posted = workers.accepting();
         let open = workers.open_clients();
-        if open == 0 && workers.accepting() == 0 {
+        if open == 0 && posted == 0 {
             return Ok(());
         }
         if open == 0 && sockets == Sockets::HandedOver {
