@@ -101,6 +101,9 @@ pub struct ContentRule {
     pub pattern: Regex,
     /// On the host and header fields.
     pub conditions: Conditions,
+    /// All its conditions as written (`^/api/ host ^img\. header x-a: b`),
+    /// for the pages that show the table.
+    pub shown: String,
     pub servers: Vec<Arc<RealServer>>,
     pub match_group: Option<u32>,
 }
@@ -335,6 +338,7 @@ fn build_service(
         rules.push(ContentRule {
             pattern,
             conditions,
+            shown: rule.when.to_string(),
             servers: members(&rule.servers, Site::Rule(index, i))?,
             match_group: rule.match_group,
         });

@@ -46,10 +46,11 @@ pub struct ServiceView {
     pub servers: Vec<ServerView>,
 }
 
-/// A content rule: the pattern and the servers it sends to.
+/// A content rule: its conditions (target pattern, host, header fields) and
+/// the servers it sends to.
 #[derive(Debug, Serialize)]
 pub struct RuleView {
-    pub pattern: String,
+    pub conditions: String,
     pub servers: Vec<String>,
 }
 
@@ -216,7 +217,7 @@ impl ServiceView {
                 .rules
                 .iter()
                 .map(|rule| RuleView {
-                    pattern: rule.pattern.as_str().to_string(),
+                    conditions: rule.shown.clone(),
                     servers: rule.servers.iter().map(|s| s.addr.to_string()).collect(),
                 })
                 .collect(),

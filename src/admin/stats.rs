@@ -123,7 +123,7 @@ fn write_service(service: &ServiceView, page: &mut String) {
     if !service.rules.is_empty() {
         page.push_str("<div class=\"rules\">Rules, first match wins:");
         for rule in &service.rules {
-            let _ = write!(page, " <code>{}</code> \u{2192}", escaped(&rule.pattern));
+            let _ = write!(page, " <code>{}</code> \u{2192}", escaped(&rule.conditions));
             for server in &rule.servers {
                 let _ = write!(page, " {}", escaped(server));
             }
@@ -227,9 +227,18 @@ mod tests {
              scheduler = \"chash\"\n[service.sched_opts]\nkey = \"header:X-<b>\"\n\
              [[service.server]]\naddress = \"127.0.0.1:9001\"\n\
              [[service.rule]]\npattern = \"^/<img src=x onerror=alert(1)>\"\n\
+             servers = [\"127.0.0.1:9001\"]\n\
+             [[service.rule]]\nhost = \"^img<i>\"\nheader = \"X-Tenant: ^<a>\"\n\
              servers = [\"127.0.0.1:9001\"]\n",
         );
         let page = page(&table);
+        // A rule's other conditions are shown, escaped, too.
+        assert!(
+            page.contains(
+                "<code>host ^img&lt;i&gt; header x-tenant: ^&lt;a&gt;</code> \u{2192} 127.0.0.1:9001;"
+            ),
+            "{page}"
+        );
         assert!(!page.contains("<img"), "{page}");
         assert!(!page.contains("X-<b>"), "{page}");
         assert!(

@@ -322,9 +322,11 @@ fn print_demo_help(
     println!("  curl -d 'hello' http://{addr}/cgi-bin/form.cgi");
     if let Some(admin) = admin {
         println!("  curl http://{admin}/metrics");
+        println!("  http://{admin}/stats in a browser: servers, load and rates, live");
     }
     // From the source tree, whether or not tcpvsadm was installed.
     let socket = socket.display();
     println!("the table, live (or `tcpvsadm` once installed, see README):");
-    println!("  cargo run --release -p tcpvsadm -- --socket {socket} -L --stats");
+    println!("  cargo run --release -p tcpvsadm -- --socket {socket} -L -n --stats");
+    println!("  cargo run --release -p tcpvsadm -- --socket {socket} -L -n --rate");
 }
