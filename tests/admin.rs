@@ -1,6 +1,6 @@
 //! The admin listener as a scraper and a keepalived track script use it:
 //! /metrics counts every request and its bytes once and passes `promtool
-//! check metrics`,
+//! check metrics` (the demo's page too, its counts equal to the requests sent),
 //! /healthz says 200 while serving and 503 once a graceful stop has begun,
 //! and neither a silent client nor a busy address goes unnoticed.
 
@@ -10,7 +10,7 @@ mod common;
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
-use admin_support::{sample, start_with_admin};
+use admin_support::{admin_address, sample, start_with_admin};
 use common::daemon::{tcpvsd_exit, Daemon, Scratch};
 use common::{dead_address, get, ok, require_tool, wait_for, Client, Ending, Reply, TestServer};
 
@@ -98,6 +98,55 @@ fn metrics_count_every_request_and_pass_promtool() {
 }
 
 #[test]
+#[cfg_attr(
+    missing_promtool,
+    ignore = "needs promtool (apt install prometheus); .ci/run installs it"
+)]
+fn the_demo_metrics_pass_promtool_and_count_the_requests_sent() {
+    let mut daemon = Daemon::start_in(
+        Scratch::new("admin-demo"),
+        &[
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--workers",
+            "2",
+        ],
+    );
+    let admin = admin_address(&mut daemon);
+    let line = daemon.stdout_line("listening on ");
+    let web: SocketAddr = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    // The pools the demo's rules pick: 7 requests each.
+    let paths = ["/images/x.jpg", "/cgi-bin/a.cgi", "/index.html"];
+    let sent = 7 * paths.len();
+    for path in paths.iter().cycle().take(sent) {
+        assert_eq!(get(web, path).status, 200, "{path}");
+    }
+    let requests = |page: &str| summed(page, "tcpvs_requests_total", "");
+    wait_for(Duration::from_secs(5), "every request counted", || {
+        requests(&get(admin, "/metrics").text()) >= sent as f64
+    });
+    let page = get(admin, "/metrics").text();
+    assert_eq!(
+        requests(&page),
+        sent as f64,
+        "each request counted once:\n{page}"
+    );
+    let two_xx = summed(&page, "tcpvs_requests_total", "code_class=\"2xx\"");
+    assert_eq!(two_xx, sent as f64, "all answered 200");
+    assert!(require_tool("promtool"));
+    let (passed, said) = promtool_check_metrics(&page);
+    assert!(passed, "promtool check metrics:\n{said}\n{page}");
+}
+
+#[test]
 fn connect_errors_are_counted_apart_for_the_server_that_refused() {
     let live = TestServer::named("live");
     let dead = dead_address();
@@ -126,6 +175,16 @@ fn connect_errors_are_counted_apart_for_the_server_that_refused() {
         "all of its failures"
     );
     assert_eq!(of("tcpvs_server_connect_errors_total", live.addr), 0.0);
+}
+
+/// The sum of the samples of family `name` on a /metrics `page` whose labels
+/// hold `labels` (all of them for "").
+fn summed(page: &str, name: &str, labels: &str) -> f64 {
+    page.lines()
+        .filter_map(|line| line.strip_prefix(name)?.strip_prefix('{'))
+        .filter(|rest| rest.contains(labels))
+        .filter_map(|rest| rest.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// `promtool check metrics` with `page` on its standard input: whether it

@@ -12,14 +12,18 @@ use crate::common::daemon::{Daemon, Scratch};
 pub fn start_with_admin(name: &str, services: &str) -> (Daemon, SocketAddr) {
     let config = format!("admin = \"127.0.0.1:0\"\nlog_level = \"warn\"\n{services}");
     let mut daemon = Daemon::with_config_in(Scratch::new(name), &config, &["--workers", "2"]);
+    let admin = admin_address(&mut daemon);
+    (daemon, admin)
+}
+
+/// Where `daemon`'s admin listener is, as its start-up lines say.
+pub fn admin_address(daemon: &mut Daemon) -> SocketAddr {
     let line = daemon.stdout_line("admin listener");
-    let admin = line
-        .split("http://")
+    line.split("http://")
         .nth(1)
         .and_then(|rest| rest.split('/').next())
         .and_then(|addr| addr.parse().ok())
-        .unwrap_or_else(|| panic!("no admin address in {line:?}"));
-    (daemon, admin)
+        .unwrap_or_else(|| panic!("no admin address in {line:?}"))
 }
 
 /// The value of the sample `name{labels}` on a /metrics `page`.
