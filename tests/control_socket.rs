@@ -155,9 +155,6 @@ fn silent_clients_do_not_lock_tcpvsadm_out() {
         crowd_fills(&mut silent),
         "120 silent clients never filled the places"
     );
-    // A client that sends its request in pieces, within the time allowed,
-    // is served once a place is free.
-    let mut trickling = UnixStream::connect(&daemon.socket).unwrap();
     loop {
         let output = daemon.adm("-L");
         if output.status.success() {
@@ -183,7 +180,12 @@ fn silent_clients_do_not_lock_tcpvsadm_out() {
     let crowd = silent.len();
     eprintln!("tcpvsadm -L served {waited:?} after {crowd} silent clients connected");
 
+    // A client that sends its request in pieces, within the time allowed,
+    // is served once a place is free. Connected only now: one connected
+    // while tcpvsadm waited could have been given a place then, and its time
+    // for a first request would have run out before its first byte.
     let started = Instant::now();
+    let mut trickling = UnixStream::connect(&daemon.socket).unwrap();
     let mut trickling = loop {
         trickling
             .set_read_timeout(Some(Duration::from_secs(10)))
