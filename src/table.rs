@@ -146,6 +146,9 @@ pub struct Service {
 pub struct Route<'s, 't> {
     /// The servers allowed to serve it.
     pub candidates: &'s [Arc<RealServer>],
+    /// The rule that matched (its index in `Service::rules`); `None`: the
+    /// default set.
+    pub rule: Option<usize>,
     /// The text of the matching rule's capture group (`-m N`), whose hash
     /// picks the server instead of the scheduler; `None` for the scheduler.
     pub sticky_key: Option<&'t str>,
@@ -169,6 +172,12 @@ impl Service {
         self.route(&request).candidates
     }
 
+    /// The conditions of rule `rule` of [`Route::rule`], as the access log
+    /// and the pages show them.
+    pub fn rule_shown(&self, rule: usize) -> Option<&str> {
+        self.rules.get(rule).map(|r| r.shown.as_str())
+    }
+
     /// The route of `request`: the servers (and capture group, when it has
     /// one) of the first rule whose target pattern matches its path and
     /// whose host and header conditions it meets, else the default set.
@@ -190,6 +199,7 @@ impl Service {
         let Some(rule) = first.map(|i| &self.rules[i]) else {
             return Route {
                 candidates: &self.default_set,
+                rule: None,
                 sticky_key: None,
             };
         };
@@ -202,6 +212,7 @@ impl Service {
         });
         Route {
             candidates: &rule.servers,
+            rule: first,
             sticky_key,
         }
     }

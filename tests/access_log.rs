@@ -296,7 +296,8 @@ fn daemon_with_access_file(
     let config = format!(
         "log_level = \"warn\"\naccess_log = \"{path}\"\nlog_format = \"{format}\"\n\
          [[service]]\nident = \"web\"\nlisten = \"127.0.0.1:0\"\n\
-         [[service.server]]\naddress = \"{live}\"\n",
+         [[service.server]]\naddress = \"{live}\"\n\
+         [[service.rule]]\npattern = \"^/j\"\nhost = \"^t$\"\nservers = [\"{live}\"]\n",
         path = path.display(),
         live = live.addr
     );
@@ -383,9 +384,17 @@ fn json_access_lines_parse_and_hold_every_field() {
     let response = client
         .exchange("GET /j?x=\"1\" HTTP/1.1\r\nHost: t\r\nUser-Agent: a\\b\r\nReferer: r\r\n\r\n");
     assert_eq!(response.status, 200);
-    let lines = wait_for_file_lines(&path, 1);
-    assert_eq!(lines.len(), 1, "{lines:#?}");
+    // Not the rule's: the default set routes it.
+    assert_eq!(
+        client.exchange("GET /k HTTP/1.1\r\nHost: t\r\n\r\n").status,
+        200
+    );
+    let lines = wait_for_file_lines(&path, 2);
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    let other: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+    assert!(other["rule"].is_null(), "{other}");
     let line: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(line["rule"], "^/j host ^t$", "the rule that routed it");
     assert_eq!(
         line["client"].as_str().map(|c| c.starts_with("127.0.0.1:")),
         Some(true)
@@ -510,6 +519,38 @@ fn rtsp_lines_in_combined_name_their_version_and_their_bytes_are_counted() {
     );
     let sent = requests.map(|request| request.len() as f64);
     assert_eq!([forwarded, refused], sent, "{metrics}");
+}
+
+#[test]
+fn an_rtsp_line_names_the_rule_that_pinned_its_connection() {
+    use std::io::{BufRead, BufReader, Write};
+    let origin = options_only_origin();
+    let dir = Scratch::new("access-rtsp-rule");
+    let path = dir.path().join("access.log");
+    let config = format!(
+        "log_level = \"warn\"\naccess_log = \"{}\"\nlog_format = \"json\"\n\
+         [[service]]\nident = \"tv\"\nlisten = \"127.0.0.1:0\"\nprotocol = \"rtsp\"\n\
+         [[service.server]]\naddress = \"{origin}\"\n\
+         [[service.rule]]\npattern = \"^/live/\"\nservers = [\"{origin}\"]\n",
+        path.display()
+    );
+    let daemon = Daemon::with_config_in(dir, &config, &[]);
+    let stream = std::net::TcpStream::connect(daemon.bound("tv")).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    writer
+        .write_all(b"OPTIONS rtsp://h/live/cam RTSP/1.0\r\nCSeq: 1\r\n\r\n")
+        .unwrap();
+    let mut line = String::new();
+    while reader.read_line(&mut line).unwrap() > 2 {
+        line.clear();
+    }
+    let lines = wait_for_file_lines(&path, 1);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    let line: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(line["rule"], "^/live/", "{line}");
+    assert_eq!(line["status"], 200, "{line}");
 }
 
 /// tcpvsd run by hand with `TZ` set in its environment (the harness passes

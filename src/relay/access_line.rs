@@ -100,9 +100,11 @@ pub(super) fn line(
 }
 
 /// `client service "METHOD target" status termination server bytes
-/// elapsed`: `0` for the status when no answer was started, `-` for the
-/// server when none got the request, the termination's two letters (`--`
-/// for an exchange that completed), the response body's bytes sent.
+/// elapsed rule`: `0` for the status when no answer was started, `-` for
+/// the server when none got the request, the termination's two letters
+/// (`--` for an exchange that completed), the response body's bytes sent,
+/// and the conditions of the rule that routed it, quoted (`-` for the
+/// default set or no routing).
 fn write_text(record: &Record<'_>, elapsed: Duration, out: &mut String) {
     let _ = write!(
         out,
@@ -120,7 +122,13 @@ fn write_text(record: &Record<'_>, elapsed: Duration, out: &mut String) {
         }
         None => out.push('-'),
     }
-    let _ = write!(out, " {} {}ms", record.body_bytes, elapsed.as_millis());
+    let _ = write!(out, " {} {}ms ", record.body_bytes, elapsed.as_millis());
+    match record.rule {
+        Some(rule) => {
+            let _ = write!(out, "\"{}\"", escaped(rule));
+        }
+        None => out.push('-'),
+    }
 }
 
 /// nginx's `combined`: `$remote_addr - - [$time_local] "$request" $status
@@ -168,6 +176,7 @@ fn write_json(record: &Record<'_>, now: SystemTime, elapsed: Duration, out: &mut
         status: Option<u16>,
         termination: String,
         server: Option<String>,
+        rule: Option<&'r str>,
         bytes_sent: u64,
         duration_ms: u64,
         referer: Option<Cow<'r, str>>,
@@ -185,6 +194,7 @@ fn write_json(record: &Record<'_>, now: SystemTime, elapsed: Duration, out: &mut
         status: record.status,
         termination: letters(record.termination),
         server: record.server.map(|server| server.to_string()),
+        rule: record.rule,
         bytes_sent: record.body_bytes,
         duration_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
         referer: record.referer.map(String::from_utf8_lossy),
@@ -409,6 +419,7 @@ mod tests {
         assert_eq!(value["status"], 200);
         assert_eq!(value["termination"], "--");
         assert_eq!(value["server"], "127.0.0.1:9001");
+        assert!(value["rule"].is_null(), "the default set: {line}");
         assert_eq!(value["bytes_sent"], 1234);
         assert_eq!(value["duration_ms"], 7);
         assert_eq!(value["referer"], "http://example.com/");
@@ -431,12 +442,15 @@ mod tests {
         assert_eq!(
             text_of(&served(), LogFormat::Text, Stream::DaemonLog),
             "2026-12-07T16:57:13.250000Z  INFO tcpvs::access: \
-             192.0.2.7:4321 web \"GET /a?b\" 200 -- 127.0.0.1:9001 1234 7ms\n"
+             192.0.2.7:4321 web \"GET /a?b\" 200 -- 127.0.0.1:9001 1234 7ms -\n"
         );
+        let mut routed = served();
+        routed.routed_by(Some("^/a host ^img\\. header x-t: \"q\""));
         assert_eq!(
-            text_of(&served(), LogFormat::Text, Stream::OwnFile),
+            text_of(&routed, LogFormat::Text, Stream::OwnFile),
             "2026-12-07T16:57:13.250000Z \
-             192.0.2.7:4321 web \"GET /a?b\" 200 -- 127.0.0.1:9001 1234 7ms\n"
+             192.0.2.7:4321 web \"GET /a?b\" 200 -- 127.0.0.1:9001 1234 7ms \
+             \"^/a host ^img\\\\. header x-t: \\\"q\\\"\"\n"
         );
     }
 }

@@ -302,12 +302,12 @@ impl Session {
     /// replayable only on a failed connect), and once more on a new
     /// connection when a pooled one turned out closed. Failures count against
     /// their server; an answer clears its passive marks.
-    async fn attempts(
+    async fn attempts<'r>(
         &mut self,
         settings: &Settings,
-        service: &Arc<Service>,
+        service: &'r Arc<Service>,
         head: &RequestHead,
-        record: &mut Record<'_>,
+        record: &mut Record<'r>,
     ) -> Flow {
         let request = RequestInfo {
             path: head.path(),
@@ -330,6 +330,7 @@ impl Session {
             }
         }
         let route = service.route(&request);
+        record.routed_by(route.rule.and_then(|rule| service.rule_shown(rule)));
         let passive = &service.health.passive;
         let mut tries = Tries::new(service);
         let mut fresh_only = false;

@@ -25,6 +25,9 @@ pub(super) struct Record<'a> {
     pub(super) referer: Option<&'a [u8]>,
     pub(super) user_agent: Option<&'a [u8]>,
     pub(super) started: Instant,
+    /// The conditions of the rule that routed it (`None`: the default set,
+    /// or not routed).
+    pub(super) rule: Option<&'a str>,
     /// The server that got the request, if one did.
     pub(super) server: Option<ServerAddr>,
     /// The status the client was sent (or, for an answer cut short, was
@@ -61,6 +64,7 @@ impl<'a> Record<'a> {
             referer: None,
             user_agent: None,
             started,
+            rule: None,
             server: None,
             status: None,
             termination: None,
@@ -113,6 +117,11 @@ impl<'a> Record<'a> {
     /// request whose head is not an HTTP one.
     pub fn spoken_in(&mut self, version: &'a str) {
         self.version = Some(Cow::Borrowed(version));
+    }
+
+    /// The rule that routed the request, by its conditions.
+    pub fn routed_by(&mut self, rule: Option<&'a str>) {
+        self.rule = rule;
     }
 
     /// The server the request was sent to (the last one, after a retry).

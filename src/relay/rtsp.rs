@@ -59,6 +59,7 @@ pub async fn serve(ctx: Rc<Context>, client: Conn, ident: ServiceId) {
         settings,
         server,
         pick,
+        rule,
         first,
     } = pinned;
     let Some(sessions) = service.sessions.clone() else {
@@ -68,6 +69,7 @@ pub async fn serve(ctx: Rc<Context>, client: Conn, ident: ServiceId) {
         client: &client,
         server: &server,
         server_addr: pick.server.addr,
+        rule,
         sessions: &sessions,
         settings: &settings,
         service: &service,
@@ -95,6 +97,9 @@ struct Pinned {
     settings: Settings,
     server: Conn,
     pick: Pick,
+    /// The rule that routed the first request (`None`: the default set, or
+    /// its session's owner).
+    rule: Option<usize>,
     first: Admitted,
 }
 
@@ -147,16 +152,19 @@ async fn pin_server(
             }
         };
         let chosen = match &admitted.session {
-            Some((id, owner)) => connect_owner(&service, *owner, &sessions, id, &settings).await,
+            Some((id, owner)) => connect_owner(&service, *owner, &sessions, id, &settings)
+                .await
+                .map(|(server, pick)| (server, pick, None)),
             None => connect_routed(&service, client, &admitted.request, &settings).await,
         };
         match chosen {
-            Ok((server, pick)) => {
+            Ok((server, pick, rule)) => {
                 return Some(Pinned {
                     service,
                     settings,
                     server,
                     pick,
+                    rule,
                     first: admitted,
                 })
             }
@@ -190,13 +198,14 @@ async fn connect_owner(
 }
 
 /// Connects to a server the content rules and the scheduler pick for the
-/// request's path, trying the next one when a connect fails.
+/// request's path, trying the next one when a connect fails; with the rule
+/// that routed it.
 async fn connect_routed(
     service: &Arc<Service>,
     client: &Conn,
     message: &Message,
     settings: &Settings,
-) -> Result<(Conn, Pick), ProxyError> {
+) -> Result<(Conn, Pick, Option<usize>), ProxyError> {
     let path = message
         .routing_path(super::slashes(settings))
         .map_err(ProxyError::BadMessage)?;
@@ -218,7 +227,10 @@ async fn connect_routed(
     )
     .await
     {
-        Ok(connected) => Ok(alive(connected)),
+        Ok(connected) => {
+            let (server, pick) = alive(connected);
+            Ok((server, pick, route.rule))
+        }
         Err(unreachable) => {
             tracing::debug!(client = %client.peer(), "{unreachable}");
             Err(unreachable.error())
@@ -257,6 +269,8 @@ struct Conversation<'a> {
     client: &'a Conn,
     server: &'a Conn,
     server_addr: ServerAddr,
+    /// The rule that pinned the connection to its server.
+    rule: Option<usize>,
     sessions: &'a SessionTable,
     settings: &'a Settings,
     service: &'a Service,
@@ -458,6 +472,7 @@ impl Conversation<'_> {
         );
         record.spoken_in(VERSION);
         record.received(request.bytes);
+        record.routed_by(self.rule.and_then(|rule| self.service.rule_shown(rule)));
         record.sent_to(self.server_addr);
         if let Some(status) = status {
             record.answered(status);
