@@ -208,7 +208,7 @@ mod tests {
         record.answered(200);
         assert_eq!(
             record.access_line(),
-            "192.0.2.7:4321 web \"GET /a?b\" 200 -- 127.0.0.1:9001 0 0ms"
+            "192.0.2.7:4321 web \"GET /a?b\" 200 -- 127.0.0.1:9001 0 0ms -"
         );
     }
 
@@ -218,7 +218,7 @@ mod tests {
         record.answered(503);
         assert_eq!(
             record.access_line(),
-            "192.0.2.7:4321 web \"GET /a?b\" 503 -- - 0 0ms"
+            "192.0.2.7:4321 web \"GET /a?b\" 503 -- - 0 0ms -"
         );
     }
 
@@ -232,7 +232,7 @@ mod tests {
         );
         assert_eq!(
             record.access_line(),
-            "192.0.2.7:4321 web \"GET /a\\\"b\\\\c\\x0d\\x0afake 200\\x7f\" 0 -- - 0 0ms"
+            "192.0.2.7:4321 web \"GET /a\\\"b\\\\c\\x0d\\x0afake 200\\x7f\" 0 -- - 0 0ms -"
         );
         assert!(matches!(escaped("/plain?x=1"), Cow::Borrowed(_)));
     }
@@ -245,7 +245,7 @@ mod tests {
         record.ended(Termination::new(Party::Server, Phase::Data));
         assert_eq!(
             record.access_line(),
-            "192.0.2.7:4321 web \"GET /a?b\" 200 SD 127.0.0.1:9001 0 0ms"
+            "192.0.2.7:4321 web \"GET /a?b\" 200 SD 127.0.0.1:9001 0 0ms -"
         );
     }
 
@@ -256,7 +256,7 @@ mod tests {
         record.ended(Termination::new(Party::Client, Phase::Headers));
         assert_eq!(
             record.access_line(),
-            "192.0.2.7:4321 web \"GET /a?b\" 0 CH 127.0.0.1:9001 0 0ms"
+            "192.0.2.7:4321 web \"GET /a?b\" 0 CH 127.0.0.1:9001 0 0ms -"
         );
     }
 
@@ -272,18 +272,18 @@ mod tests {
         };
         assert_eq!(
             line(b"GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
-            "192.0.2.7:4321 web \"GET /x\" 400 PR - 0 0ms"
+            "192.0.2.7:4321 web \"GET /x\" 400 PR - 0 0ms -"
         );
-        assert_eq!(line(b""), "192.0.2.7:4321 web \"- -\" 400 PR - 0 0ms");
+        assert_eq!(line(b""), "192.0.2.7:4321 web \"- -\" 400 PR - 0 0ms -");
         assert_eq!(
             line(b"PRI * HTTP/2.0\r\n"),
-            "192.0.2.7:4321 web \"PRI *\" 400 PR - 0 0ms"
+            "192.0.2.7:4321 web \"PRI *\" 400 PR - 0 0ms -"
         );
         let long = [b'a'; 5000];
         assert!(line(&long).len() < 200, "a garbage line is cut");
         assert_eq!(
             line(b"G\x01T /\xff\r\n"),
-            "192.0.2.7:4321 web \"G\\x01T /\u{fffd}\" 400 PR - 0 0ms"
+            "192.0.2.7:4321 web \"G\\x01T /\u{fffd}\" 400 PR - 0 0ms -"
         );
     }
 }
