@@ -7,20 +7,25 @@ use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
 use tcpvs::table::Table;
-use tcpvs_command::config::{parse, services_to_toml};
+use tcpvs_command::config::{parse_with, services_to_toml};
+use tcpvs_command::resolve::Offline;
+
+/// Server names resolve to a documentation address (RFC 5737) without a
+/// lookup: a DNS server out of reach would make an input take seconds.
+const OFFLINE: Offline = Offline(std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1)));
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let Ok(config) = parse(text, Path::new("fuzz.toml")) else {
+    let Ok(config) = parse_with(text, Path::new("fuzz.toml"), &OFFLINE) else {
         return;
     };
     let Ok(table) = Table::build(config.table, None) else {
         return;
     };
     let saved = services_to_toml(&table.spec.services);
-    match parse(&saved, Path::new("state.toml")) {
+    match parse_with(&saved, Path::new("state.toml"), &OFFLINE) {
         Ok(loaded) => assert_eq!(loaded.table.services, table.spec.services, "{saved}"),
         Err(e) => panic!("the state file does not load: {e}\n{saved}"),
     }

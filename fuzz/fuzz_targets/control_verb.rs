@@ -13,7 +13,8 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use tcpvs::table::Table;
-use tcpvs_command::config::{parse, services_to_toml};
+use tcpvs_command::config::{parse_with, services_to_toml};
+use tcpvs_command::resolve::Offline;
 use tcpvs_command::Request;
 
 /// The table the verbs edit: the example configuration, with services,
@@ -23,10 +24,15 @@ const TABLE: &str = include_str!("../../examples/tcpvsd.toml");
 fn current() -> &'static Table {
     static CURRENT: OnceLock<Table> = OnceLock::new();
     CURRENT.get_or_init(|| {
-        let config = parse(TABLE, Path::new("tcpvsd.toml")).expect("the example parses");
+        let config =
+            parse_with(TABLE, Path::new("tcpvsd.toml"), &OFFLINE).expect("the example parses");
         Table::build(config.table, None).expect("the example builds")
     })
 }
+
+/// Server names resolve to a documentation address (RFC 5737) without a
+/// lookup: a DNS server out of reach would make an input take seconds.
+const OFFLINE: Offline = Offline(std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1)));
 
 fuzz_target!(|line: &[u8]| {
     // The id of a refused line is still read, for the error reply.
@@ -45,14 +51,14 @@ fuzz_target!(|line: &[u8]| {
     // As the control plane's `next_table`: apply to a copy, then build.
     let current = current();
     let mut spec = current.spec.clone();
-    if request.verb.apply(&mut spec).is_err() {
+    if request.verb.apply_with(&mut spec, &OFFLINE).is_err() {
         return;
     }
     let Ok(next) = Table::build(spec, Some(current)) else {
         return;
     };
     let saved = services_to_toml(&next.spec.services);
-    match parse(&saved, Path::new("state.toml")) {
+    match parse_with(&saved, Path::new("state.toml"), &OFFLINE) {
         Ok(loaded) => assert_eq!(loaded.table.services, next.spec.services, "{saved}"),
         Err(e) => panic!("the state file does not load: {e}\n{saved}"),
     }
