@@ -1,6 +1,7 @@
 //! tcpvsadm against a running tcpvsd: the real binaries, a real control socket,
 //! real traffic following every edit.
 
+mod admin_support;
 mod common;
 
 use std::io::Write;
@@ -10,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use admin_support::{admin_address, sample};
 use common::daemon::{Daemon, Scratch};
 use common::load::Load;
 use common::*;
@@ -961,21 +963,7 @@ fn list_stats_counts_requests_and_bytes_and_zero_spares_the_metrics() {
 /// The sample `name_and_labels` of the admin listener's /metrics.
 #[track_caller]
 fn metric(admin: std::net::SocketAddr, name_and_labels: &str) -> u64 {
-    let page = get(admin, "/metrics").text();
-    page.lines()
-        .find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' '))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no {name_and_labels} in\n{page}"))
-}
-
-/// The admin listener's address, from the line tcpvsd prints at start.
-fn admin_address(daemon: &mut Daemon) -> std::net::SocketAddr {
-    let line = daemon.stdout_line("admin listener");
-    line.split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|addr| addr.parse().ok())
-        .unwrap_or_else(|| panic!("no admin address in {line:?}"))
+    sample(&get(admin, "/metrics").text(), name_and_labels) as u64
 }
 
 /// `-L --rate`: requests and bytes per second while a bounded load runs,

@@ -1,6 +1,6 @@
 //! tcpvsd with its admin listener, as the admin tests start it, and the
-//! reading of a /metrics page: shared by tests/admin.rs and
-//! tests/admin_stats.rs.
+//! reading of a /metrics page: shared by tests/admin.rs,
+//! tests/admin_stats.rs, tests/access_log.rs and tests/tcpvsadm.rs.
 
 use std::net::SocketAddr;
 
@@ -9,6 +9,7 @@ use crate::common::daemon::{Daemon, Scratch};
 /// tcpvsd with `services` (TOML `[[service]]` tables) and its admin
 /// listener on a port of its own, on two workers: the daemon and the
 /// admin's address.
+#[allow(dead_code)] // Not every test crate starts its own.
 pub fn start_with_admin(name: &str, services: &str) -> (Daemon, SocketAddr) {
     let config = format!("admin = \"127.0.0.1:0\"\nlog_level = \"warn\"\n{services}");
     let mut daemon = Daemon::with_config_in(Scratch::new(name), &config, &["--workers", "2"]);
