@@ -243,6 +243,59 @@ fn other_paths_and_methods_are_refused() {
     let post = Client::connect(admin).exchange("POST /metrics HTTP/1.1\r\nHost: a\r\n\r\n");
     assert_eq!(post.status, 405);
     assert_eq!(post.header("allow"), ["GET, HEAD"]);
+    assert!(
+        !post.header("date").is_empty(),
+        "dated as tcpvsd's answers are"
+    );
+    // Whatever a peer sends gets an answer and a close, never a hang.
+    let long = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "x".repeat(20_000));
+    assert_eq!(Client::connect(admin).exchange(&long).status, 431);
+    let many = format!(
+        "GET /metrics HTTP/1.1\r\n{}\r\n",
+        "X-A: b\r\n".repeat(3_000)
+    );
+    assert_eq!(Client::connect(admin).exchange(&many).status, 431);
+    for bad in ["\r\n\r\n", "\x01\x02\x7f\r\n\r\n", "GET\r\n\r\n"] {
+        assert_eq!(Client::connect(admin).exchange(bad).status, 400, "{bad:?}");
+    }
+    let mut head = Client::connect(admin);
+    head.send(b"HEAD /healthz HTTP/1.1\r\nHost: a\r\n\r\n");
+    let answer = head.read_response(true);
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        head.ending(Duration::from_secs(3)),
+        Ending::Closed,
+        "no body after a HEAD's head"
+    );
+}
+
+#[test]
+fn clients_trickling_their_heads_cannot_keep_healthz_from_answering() {
+    let backend = TestServer::named("a");
+    let (_daemon, _web, admin) = start("admin-trickle", backend.addr);
+    // More than the 16 places, each sending a byte every 300 ms: within the
+    // time a head may take (2 s, all of it), not within a read's.
+    let mut tricklers: Vec<Client> = (0..20).map(|_| Client::connect(admin)).collect();
+    let started = std::time::Instant::now();
+    let _senders: Vec<_> = tricklers
+        .iter()
+        .map(|client| {
+            client.trickle(
+                b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-Slow: yes\r\n\r\n",
+                Duration::from_millis(300),
+                Duration::from_secs(20),
+            )
+        })
+        .collect();
+    for client in &mut tricklers {
+        assert_eq!(client.ending(Duration::from_secs(5)), Ending::Closed);
+    }
+    let closed = started.elapsed();
+    assert!(
+        closed < Duration::from_secs(4),
+        "the last closed after {closed:?}"
+    );
+    assert_eq!(get(admin, "/healthz").status, 200);
 }
 
 #[test]

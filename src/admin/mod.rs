@@ -17,18 +17,22 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
 use self::snapshot::Snapshot;
+use crate::protocols::http::date;
+use crate::protocols::http::forward::reason_phrase;
 use crate::table::Table;
 use crate::traffic::Traffic;
 use crate::worker::Workers;
 
 /// The largest request head read; a longer one is answered 431.
 const MAX_HEAD: usize = 8 * 1024;
-/// How long a client may take to send its head, and to take the answer.
+/// How long a client may take to send its head and take the answer, all
+/// of it: a deadline from the accept, not a limit per read (a client sending
+/// a byte a second would otherwise hold a place for hours).
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// Clients served at once; more are closed at once (a scraper and a track
 /// script need one each).
@@ -134,25 +138,55 @@ fn accept_loop(listener: &TcpListener, pages: &Arc<Admin>, closed: &AtomicBool) 
 }
 
 fn answer_client(mut client: TcpStream, pages: &Admin) -> io::Result<()> {
-    client.set_read_timeout(Some(IO_TIMEOUT))?;
-    client.set_write_timeout(Some(IO_TIMEOUT))?;
-    let response = match read_head(&mut client)? {
-        Some(head) => respond(&head, pages),
-        None => Response::text(431, "Request Header Fields Too Large", "head too large\n"),
+    let deadline = Instant::now() + IO_TIMEOUT;
+    let head = read_head(&mut client, deadline)?;
+    let response = match &head {
+        Some(head) => respond(head, pages),
+        None => Response::text(431, "head too large\n"),
     };
-    client.write_all(&response.bytes())?;
+    let bytes = response.bytes();
+    let mut sent = 0;
+    while sent < bytes.len() {
+        client.set_write_timeout(Some(left(deadline)?))?;
+        match client.write(&bytes[sent..])? {
+            0 => return Err(io::ErrorKind::WriteZero.into()),
+            n => sent += n,
+        }
+    }
     let _ = client.shutdown(std::net::Shutdown::Write);
+    if head.is_none() {
+        // Closed with the rest of a long head unread, the socket would be
+        // reset, and the reset can overtake the 431: read some first.
+        let mut rest = [0u8; 4096];
+        for _ in 0..16 {
+            let Ok(wait) = left(deadline) else { break };
+            let _ = client.set_read_timeout(Some(wait));
+            if !matches!(client.read(&mut rest), Ok(n) if n > 0) {
+                break;
+            }
+        }
+    }
     Ok(())
 }
 
-/// The request head, up to its blank line; `None` past [`MAX_HEAD`].
-fn read_head(client: &mut TcpStream) -> io::Result<Option<Vec<u8>>> {
+/// The time left until `deadline`; past it, a timeout.
+fn left(deadline: Instant) -> io::Result<Duration> {
+    match deadline.saturating_duration_since(Instant::now()) {
+        Duration::ZERO => Err(io::ErrorKind::TimedOut.into()),
+        left => Ok(left),
+    }
+}
+
+/// The request head, up to its blank line, by `deadline`; `None` past
+/// [`MAX_HEAD`].
+fn read_head(client: &mut TcpStream, deadline: Instant) -> io::Result<Option<Vec<u8>>> {
     let mut head = Vec::with_capacity(512);
     let mut chunk = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
         if head.len() > MAX_HEAD {
             return Ok(None);
         }
+        client.set_read_timeout(Some(left(deadline)?))?;
         let n = client.read(&mut chunk)?;
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
@@ -166,7 +200,6 @@ fn read_head(client: &mut TcpStream) -> io::Result<Option<Vec<u8>>> {
 #[derive(Debug)]
 struct Response {
     status: u16,
-    reason: &'static str,
     content_type: &'static str,
     body: String,
     extra: &'static str,
@@ -175,10 +208,9 @@ struct Response {
 }
 
 impl Response {
-    fn text(status: u16, reason: &'static str, body: &str) -> Self {
+    fn text(status: u16, body: &str) -> Self {
         Self {
             status,
-            reason,
             content_type: "text/plain; charset=utf-8",
             body: body.to_string(),
             extra: "",
@@ -187,11 +219,14 @@ impl Response {
     }
 
     fn bytes(&self) -> Vec<u8> {
+        // Dated as every answer of tcpvsd's own (RFC 9110 6.6.1).
+        let date = date::now();
         let mut out = format!(
-            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\
+            "HTTP/1.1 {} {}\r\nDate: {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\
              Cache-Control: no-store\r\nConnection: close\r\n{}\r\n",
             self.status,
-            self.reason,
+            reason_phrase(self.status),
+            String::from_utf8_lossy(&date),
             self.content_type,
             self.body.len(),
             self.extra
@@ -210,13 +245,13 @@ fn respond(head: &[u8], pages: &Admin) -> Response {
     let line = String::from_utf8_lossy(line);
     let mut words = line.split_whitespace();
     let (Some(method), Some(target)) = (words.next(), words.next()) else {
-        return Response::text(400, "Bad Request", "bad request line\n");
+        return Response::text(400, "bad request line\n");
     };
     let head_only = match method {
         "GET" => false,
         "HEAD" => true,
         _ => {
-            let mut refused = Response::text(405, "Method Not Allowed", "GET or HEAD only\n");
+            let mut refused = Response::text(405, "GET or HEAD only\n");
             refused.extra = "Allow: GET, HEAD\r\n";
             return refused;
         }
@@ -242,33 +277,31 @@ fn page(path: &str, pages: &Admin) -> Response {
         "/metrics" => {
             let mut response = Response::text(
                 200,
-                "OK",
                 &metrics::render(&admin.table.load(), admin.workers.counters()),
             );
             response.content_type = metrics::CONTENT_TYPE;
             response
         }
         "/healthz" => match health(&admin.workers) {
-            Health::Serving => Response::text(200, "OK", "ok\n"),
-            Health::Draining => Response::text(503, "Service Unavailable", "draining\n"),
+            Health::Serving => Response::text(200, "ok\n"),
+            Health::Draining => Response::text(503, "draining\n"),
         },
         "/stats" => {
             let page = stats::render(&snapshot(), std::time::SystemTime::now());
-            let mut response = Response::text(200, "OK", &page);
+            let mut response = Response::text(200, &page);
             response.content_type = stats::CONTENT_TYPE;
             response
         }
         "/stats.json" => match serde_json::to_string_pretty(&snapshot()) {
             Ok(json) => {
-                let mut response = Response::text(200, "OK", &(json + "\n"));
+                let mut response = Response::text(200, &(json + "\n"));
                 response.content_type = "application/json";
                 response
             }
-            Err(e) => Response::text(500, "Internal Server Error", &format!("{e}\n")),
+            Err(e) => Response::text(500, &format!("{e}\n")),
         },
         _ => Response::text(
             404,
-            "Not Found",
             "not found: try /metrics, /healthz, /stats or /stats.json\n",
         ),
     }
