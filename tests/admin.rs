@@ -27,10 +27,6 @@ fn start(name: &str, backend: SocketAddr) -> (Daemon, SocketAddr, SocketAddr) {
 }
 
 #[test]
-#[cfg_attr(
-    missing_promtool,
-    ignore = "needs promtool (apt install prometheus); .ci/run installs it"
-)]
 fn metrics_count_every_request_and_pass_promtool() {
     const N: usize = 40;
     let backend = TestServer::named("a");

@@ -213,9 +213,9 @@ fn chromium_renders_every_server_of_the_table_with_its_counts() {
 
 #[test]
 fn the_rate_shown_under_load_is_the_rate_the_clients_made() {
-    /// Longer than the page's 5 s window, so the rate it shows covers
-    /// load only.
-    const LOADED: Duration = Duration::from_secs(7);
+    /// Several of the 2 s sampling intervals, so the rate shown covers load
+    /// only.
+    const LOADED: Duration = Duration::from_secs(5);
     let backend = TestServer::named("a");
     let service = format!(
         "[[service]]\nident = \"web\"\nlisten = \"127.0.0.1:0\"\n\
@@ -260,4 +260,11 @@ fn the_rate_shown_under_load_is_the_rate_the_clients_made() {
         "shown {shown:.1}/s, made {made:.1}/s ({requests} requests)"
     );
     assert_eq!(json["services"][0]["rate"], server["rate"]);
+    // The rate of the last interval, not an average since start: back to 0
+    // within two intervals once the load has stopped.
+    wait_for(Duration::from_secs(7), "the rate back to 0", || {
+        let json: serde_json::Value =
+            serde_json::from_str(&get(admin, "/stats.json").text()).unwrap();
+        json["services"][0]["servers"][0]["rate"].as_f64() == Some(0.0)
+    });
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::counters::WorkerCounters;
 use crate::server::AgentAsks;
-use crate::table::{AdminState, RealServer, Service, ServiceId, Table};
+use crate::table::{AdminState, RealServer, Service, ServiceId, ServiceSpec, Table};
 use crate::traffic::Rates;
 
 /// The whole table as the page shows it.
@@ -39,10 +39,12 @@ pub struct ServiceView {
     pub enabled: bool,
     /// Its content rules, first match first.
     pub rules: Vec<RuleView>,
+    /// Where requests no rule takes go: `None` for every server.
+    pub default: Option<Vec<String>>,
     /// Sums over its servers.
     pub active: u32,
     pub requests: u64,
-    pub rate: Option<f64>,
+    pub rate: Option<u64>,
     pub servers: Vec<ServerView>,
 }
 
@@ -58,6 +60,8 @@ pub struct RuleView {
 #[derive(Debug, Serialize)]
 pub struct ServerView {
     pub address: String,
+    /// The name it was configured with (`app1:80`), if any.
+    pub host: Option<String>,
     pub state: ServerStatus,
     /// As configured, and as the schedulers weigh it (agent, slow start).
     pub weight: u16,
@@ -65,10 +69,11 @@ pub struct ServerView {
     /// 0: no limit.
     pub max_conns: u32,
     pub active: u32,
-    /// Requests sent to it since start (or `tcpvsadm -Z`).
+    /// Requests sent to it since start.
     pub requests: u64,
-    /// Requests per second over the last seconds; `None` in the first second.
-    pub rate: Option<f64>,
+    /// Exchanges finished per second over the last sampling interval;
+    /// `None` before two samples.
+    pub rate: Option<u64>,
     /// Failed connects and broken exchanges.
     pub failures: u64,
     /// Its load bar, 0 to 1: active requests against its `max_conns` when
@@ -155,7 +160,12 @@ impl Snapshot {
                 .iter()
                 .map(|service| {
                     let listen = listening.get(&service.ident).unwrap_or(&service.listen);
-                    ServiceView::of(service, *listen, rates)
+                    let spec = table
+                        .spec
+                        .services
+                        .iter()
+                        .find(|s| s.ident == service.ident);
+                    ServiceView::of(service, spec, *listen, rates)
                 })
                 .collect(),
         }
@@ -163,7 +173,12 @@ impl Snapshot {
 }
 
 impl ServiceView {
-    fn of(service: &Service, listen: SocketAddr, rates: &Rates) -> Self {
+    fn of(
+        service: &Service,
+        spec: Option<&ServiceSpec>,
+        listen: SocketAddr,
+        rates: &Rates,
+    ) -> Self {
         let busiest = service
             .servers
             .iter()
@@ -182,6 +197,9 @@ impl ServiceView {
                 };
                 ServerView {
                     address: server.addr.to_string(),
+                    host: spec
+                        .and_then(|spec| spec.servers.iter().find(|s| s.addr == server.addr))
+                        .and_then(|s| s.host.clone()),
                     state: ServerStatus::of(server),
                     weight: server.weight.0,
                     effective_weight: server.effective_weight().0,
@@ -192,7 +210,7 @@ impl ServiceView {
                     // sampled; none before two samples.
                     rate: rates
                         .get(&(service.ident.to_string(), Some(server.addr)))
-                        .map(|rate| rate.requests as f64),
+                        .map(|rate| rate.requests),
                     failures: server.state.failures(),
                     load: match scale {
                         0 => 0.0,
@@ -201,7 +219,7 @@ impl ServiceView {
                 }
             })
             .collect();
-        let rates: Option<Vec<f64>> = servers.iter().map(|s| s.rate).collect();
+        let rates: Option<Vec<u64>> = servers.iter().map(|s| s.rate).collect();
         ServiceView {
             ident: service.ident.to_string(),
             listen: listen.to_string(),
@@ -221,6 +239,11 @@ impl ServiceView {
                     servers: rule.servers.iter().map(|s| s.addr.to_string()).collect(),
                 })
                 .collect(),
+            // The default set is every server unless narrowed.
+            default: (service.default_set.len() < service.servers.len()).then(|| {
+                let set = service.default_set.iter();
+                set.map(|s| s.addr.to_string()).collect()
+            }),
             active: servers.iter().map(|s| s.active).sum(),
             requests: servers.iter().map(|s| s.requests).sum(),
             rate: rates.map(|rates| rates.iter().sum()),

@@ -129,7 +129,16 @@ fn write_service(service: &ServiceView, page: &mut String) {
             }
             page.push(';');
         }
-        page.push_str(" else every server.</div>\n");
+        match &service.default {
+            None => page.push_str(" else every server.</div>\n"),
+            Some(set) => {
+                page.push_str(" else");
+                for server in set {
+                    let _ = write!(page, " {}", escaped(server));
+                }
+                page.push_str(".</div>\n");
+            }
+        }
     }
     page.push_str("</section>\n");
 }
@@ -138,9 +147,14 @@ fn write_server(server: &ServerView, page: &mut String) {
     let state = server.state;
     let class = state.name();
     let address = escaped(&server.address);
+    // A server configured by name shows it, its address beside it.
+    let shown = match &server.host {
+        Some(host) => format!("{} <small>{address}</small>", escaped(host)),
+        None => address.to_string(),
+    };
     let _ = writeln!(
         page,
-        "<tr class=\"server {class}\" data-server=\"{address}\"><td>{address}</td>\
+        "<tr class=\"server {class}\" data-server=\"{address}\"><td>{shown}</td>\
          <td class=\"state\">{}</td><td>{}</td><td>{}</td><td class=\"active\">{}{}</td>\
          <td class=\"load\"><div class=\"bar\" title=\"{:.0}%\"><div style=\"width:{:.1}%\"></div></div></td>\
          <td class=\"requests\">{}</td><td class=\"rate\">{}</td><td>{}</td></tr>",
@@ -161,9 +175,9 @@ fn write_server(server: &ServerView, page: &mut String) {
 }
 
 /// A rate as the page shows it: `-` before there is one.
-fn rate(rate: Option<f64>) -> String {
+fn rate(rate: Option<u64>) -> String {
     match rate {
-        Some(rate) => format!("{rate:.1}"),
+        Some(rate) => rate.to_string(),
         None => "-".to_string(),
     }
 }
@@ -248,6 +262,26 @@ mod tests {
             "{page}"
         );
         assert!(page.contains("key=header:X-&lt;b&gt;"), "{page}");
+    }
+
+    #[test]
+    fn a_narrowed_default_set_and_server_names_are_shown() {
+        let table = table(
+            "[[service]]\nident = \"web\"\nlisten = \"127.0.0.1:8080\"\n\
+             default = [\"127.0.0.1:9002\"]\n\
+             [[service.server]]\naddress = \"localhost:9001\"\n\
+             [[service.server]]\naddress = \"127.0.0.1:9002\"\n\
+             [[service.rule]]\npattern = \"^/a\"\nservers = [\"127.0.0.1:9001\"]\n",
+        );
+        let page = page(&table);
+        assert!(
+            page.contains("<code>^/a</code> \u{2192} 127.0.0.1:9001; else 127.0.0.1:9002.</div>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("<td>localhost:9001 <small>127.0.0.1:9001</small></td>"),
+            "{page}"
+        );
     }
 
     #[test]
