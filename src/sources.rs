@@ -27,6 +27,8 @@ pub const MAX_PER_SHARD: usize = 16 * 1024;
 
 /// A shard is swept when it reaches this many entries at least.
 const FIRST_SWEEP: usize = 64;
+/// How often a full shard is swept, at most (milliseconds).
+const FULL_SWEEP_EVERY_MS: u64 = 100;
 
 /// One token, in the thousandths a bucket counts in.
 const TOKEN: u64 = 1000;
@@ -88,8 +90,10 @@ struct Entry {
 #[derive(Debug, Default)]
 struct Shard {
     entries: HashMap<IpAddr, Entry>,
-    /// The size at which it is swept next.
+    /// The size at which it is swept next (at most [`MAX_PER_SHARD`]).
     sweep_at: usize,
+    /// When it was last swept ([`now_ms`]).
+    swept_ms: u64,
 }
 
 /// The limits the table applies, as the service has them now (a reload
@@ -222,7 +226,11 @@ impl Shard {
     /// The entry of `addr`, made when it has none and there is room.
     fn entry(&mut self, addr: IpAddr, now: u64, limits: PerSource) -> Result<&mut Entry, Refusal> {
         if !self.entries.contains_key(&addr) {
-            if self.entries.len() >= self.sweep_at.max(FIRST_SWEEP) {
+            let len = self.entries.len();
+            // Full, it is swept again now and then, not for every new
+            // address: a flood of them must not sweep it under the lock each.
+            let due = len < MAX_PER_SHARD || now >= self.swept_ms + FULL_SWEEP_EVERY_MS;
+            if len >= self.sweep_at.max(FIRST_SWEEP) && due {
                 self.sweep(now, limits);
             }
             if self.entries.len() >= MAX_PER_SHARD {
@@ -239,7 +247,10 @@ impl Shard {
     fn sweep(&mut self, now: u64, limits: PerSource) {
         self.entries
             .retain(|_, e| e.conns > 0 || !e.bucket.is_full(now, limits.rate, limits.burst));
-        self.sweep_at = (self.entries.len() * 2).max(FIRST_SWEEP);
+        // Clamped: a shard full of live entries must be swept again once
+        // they leave, or it would refuse new addresses for good.
+        self.sweep_at = (self.entries.len() * 2).clamp(FIRST_SWEEP, MAX_PER_SHARD);
+        self.swept_ms = now;
     }
 }
 
@@ -332,5 +343,16 @@ mod tests {
         }
         assert!(refused >= 1000, "{refused}");
         assert!(sources.len() <= SHARDS * MAX_PER_SHARD);
+        // Once they leave, a full shard is swept again: new addresses are
+        // tracked, not refused for good.
+        drop(conns);
+        std::thread::sleep(std::time::Duration::from_millis(FULL_SWEEP_EVERY_MS + 50));
+        for i in 0..1000u32 {
+            let addr = IpAddr::from((i | 0x4000_0000).to_be_bytes());
+            assert!(
+                sources.connect(addr, one).is_ok(),
+                "new address {addr} refused"
+            );
+        }
     }
 }
