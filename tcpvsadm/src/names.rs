@@ -37,21 +37,22 @@ impl Names {
 }
 
 /// `host:service` for `address`, or `address` itself when it is not
-/// `IP:PORT`; what getnameinfo does not know stays a number.
-fn named(address: &str, host: Option<&str>) -> String {
+/// `IP:PORT`; what getnameinfo does not know stays a number. A server
+/// configured by name (`configured`, `NAME:PORT`) is shown as written.
+fn named(address: &str, configured: Option<&str>) -> String {
+    if let Some(name_and_port) = configured {
+        return name_and_port.to_string();
+    }
     let Ok(addr) = address.parse::<SocketAddr>() else {
         return address.to_string();
     };
     let (looked_up, service) = dns_lookup::getnameinfo(&addr, 0)
         .unwrap_or_else(|_| (addr.ip().to_string(), addr.port().to_string()));
-    let host = match host {
-        Some(name) => name.to_string(),
-        // A name is shown as it is, an address that has none as usual.
-        None => match looked_up.parse::<std::net::IpAddr>() {
-            Ok(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
-            Ok(ip) => ip.to_string(),
-            Err(_) => looked_up,
-        },
+    // An address that has no name stays a number.
+    let host = match looked_up.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+        Ok(ip) => ip.to_string(),
+        Err(_) => looked_up,
     };
     format!("{host}:{service}")
 }
@@ -64,7 +65,10 @@ mod tests {
     fn numeric_shows_addresses_as_given() {
         let mut names = Names::new(true);
         assert_eq!(names.address("127.0.0.1:80", None), "127.0.0.1:80");
-        assert_eq!(names.address("127.0.0.1:80", Some("web1")), "127.0.0.1:80");
+        assert_eq!(
+            names.address("127.0.0.1:80", Some("web1:80")),
+            "127.0.0.1:80"
+        );
     }
 
     #[test]
@@ -74,7 +78,11 @@ mod tests {
         assert!(loopback.starts_with("localhost:"), "{loopback}");
         // Ports without a service name stay numbers.
         assert_eq!(names.address("127.0.0.1:47999", None), "localhost:47999");
-        assert_eq!(names.address("127.0.0.1:47999", Some("web1")), "web1:47999");
+        // A server configured by name: its `NAME:PORT` as the view has it.
+        assert_eq!(
+            names.address("127.0.0.1:47999", Some("web1:47999")),
+            "web1:47999"
+        );
         assert_eq!(names.address("not an address", None), "not an address");
     }
 }
