@@ -30,15 +30,30 @@ impl Resolve for System {
     }
 }
 
-/// A resolver that asks nobody: every name has the address `0`, with the
-/// port asked. For fuzzing and tests, where no lookup may leave the process
-/// (a DNS server out of reach makes one take seconds).
-#[derive(Debug, Clone, Copy)]
-pub struct Offline(pub std::net::IpAddr);
+/// A resolver that asks nobody: each name has an address of its own in the
+/// documentation range 2001:db8::/32 (RFC 3849), made from the name, with
+/// the port asked. For what needs a configuration read but no lookup to
+/// leave the process (a DNS server out of reach makes one take seconds):
+/// the daemon's settings read again at a reload, tcpvsadm's check of a
+/// file, fuzzing. Distinct names stay distinct servers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Offline;
 
 impl Resolve for Offline {
-    fn lookup(&self, _name: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
-        Ok(vec![SocketAddr::new(self.0, port)])
+    fn lookup(&self, name: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+        // FNV-1a over the lower-cased name (names are case-insensitive),
+        // twice with different seeds: 96 bits below the /32.
+        let hash = |seed: u64| {
+            name.bytes().fold(seed, |h, b| {
+                (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x100_0000_01b3)
+            })
+        };
+        let (high, low) = (hash(0xcbf2_9ce4_8422_2325), hash(0x8422_2325_cbf2_9ce4));
+        let bits = (0x2001_0db8_u128 << 96) | (u128::from(high as u32) << 64) | u128::from(low);
+        Ok(vec![SocketAddr::new(
+            std::net::Ipv6Addr::from(bits).into(),
+            port,
+        )])
     }
 }
 
@@ -114,6 +129,15 @@ impl Resolve for KeepKnown<'_> {
 pub(crate) mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn offline_names_have_addresses_of_their_own_and_ask_nobody() {
+        let a = Offline.lookup("app1.example", 80).unwrap();
+        assert_eq!(a, Offline.lookup("APP1.example", 80).unwrap(), "any case");
+        assert_ne!(a, Offline.lookup("app2.example", 80).unwrap());
+        assert_eq!(a[0].port(), 80);
+        assert!(a[0].to_string().starts_with("[2001:db8:"), "{}", a[0]);
+    }
 
     /// A resolver that knows the names it is given, for tests.
     #[derive(Debug, Default)]

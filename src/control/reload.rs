@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use tcpvs_command::config::{self, DaemonOptions};
+use tcpvs_command::resolve::Offline;
 use tcpvs_command::{LogFormat, TableSpec};
 
 /// Changes the daemon's log filter; an error leaves the old one.
@@ -62,8 +63,10 @@ impl Reload {
 
     /// After the table of the file `source` (holding `text`) was applied.
     pub fn after_load(&self, source: &str, text: &str) {
-        // The table came from this text: it parses.
-        let Ok(loaded) = config::parse(text, Path::new(source)) else {
+        // The table came from this text: it parses. Its settings do not
+        // depend on what names resolve to: none is looked up again (a lookup
+        // failing now would lose them, and lookups block the edits).
+        let Ok(loaded) = config::parse_with(text, Path::new(source), &Offline) else {
             return;
         };
         let daemon = loaded.daemon;
@@ -128,5 +131,26 @@ mod tests {
         loaded.workers = Some(4);
         loaded.state_file = Some("/var/lib/tcpvs/state.toml".into());
         assert_eq!(restart_only(&started, &loaded), ["workers", "state_file"]);
+    }
+
+    #[test]
+    fn a_name_that_fails_now_does_not_lose_the_file_s_log_level() {
+        use std::sync::{Arc, Mutex};
+        let set = Arc::new(Mutex::new(Vec::<String>::new()));
+        let seen = set.clone();
+        let reload = Reload::new(
+            DaemonOptions::default(),
+            false,
+            Box::new(move |level| {
+                seen.lock().unwrap().push(level.to_string());
+                Ok(())
+            }),
+        );
+        // The table was applied (its name kept the address it had); the
+        // name does not resolve now (.invalid never does, RFC 6761).
+        let text = "log_level = \"debug\"\n[[service]]\nident = \"web\"\n\
+                    listen = \"127.0.0.1:0\"\n[[service.server]]\naddress = \"gone.invalid:80\"\n";
+        reload.after_load("t.toml", text);
+        assert_eq!(*set.lock().unwrap(), ["debug"]);
     }
 }

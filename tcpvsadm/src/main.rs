@@ -143,7 +143,12 @@ fn file_verb(path: &Path) -> Result<Verb, Failure> {
     }
     let load = Verb::Load { source, text };
     // The same check tcpvsd makes: every line read, every value validated.
-    load.apply(&mut tcpvs_command::TableSpec::default())
-        .map_err(|e| Failure::Input(e.to_string()))?;
+    // Names are tcpvsd's to look up (a name failing here for a moment
+    // would refuse a file tcpvsd takes, keeping the address it had).
+    load.apply_with(
+        &mut tcpvs_command::TableSpec::default(),
+        &tcpvs_command::resolve::Offline,
+    )
+    .map_err(|e| Failure::Input(e.to_string()))?;
     Ok(load)
 }
