@@ -102,7 +102,7 @@ fn table(grid: &mut Grid, view: &TableView, names: &mut Names) {
             let servers: Vec<String> = rule
                 .servers
                 .iter()
-                .map(|s| names.address(s, None))
+                .map(|s| names.address(s, configured_name(service, s)))
                 .collect();
             grid.free(format!(
                 "  rule {} -> {}{group}",
@@ -112,13 +112,25 @@ fn table(grid: &mut Grid, view: &TableView, names: &mut Names) {
         }
         match &service.default {
             Some(set) => {
-                let set: Vec<String> = set.iter().map(|s| names.address(s, None)).collect();
+                let set = set
+                    .iter()
+                    .map(|s| names.address(s, configured_name(service, s)));
+                let set: Vec<String> = set.collect();
                 grid.free(format!("  default -> {}", set.join(" ")));
             }
             None if !service.rules.is_empty() => grid.free("  default -> every server"),
             None => {}
         }
     }
+}
+
+/// The name `address` (a server of `service`) was configured with, if any.
+fn configured_name<'v>(service: &'v ServiceView, address: &str) -> Option<&'v str> {
+    service
+        .servers
+        .iter()
+        .find(|server| server.address == address)
+        .and_then(|server| server.host.as_deref())
 }
 
 /// What a rule asks of a request, as `-L` shows it: its target pattern,
@@ -364,7 +376,9 @@ fn save_service(service: &ServiceView, out: &mut String) {
             for header in &rule.headers {
                 let _ = write!(out, " --header {}", quote(header));
             }
-            let _ = write!(out, " -r {}", quote(server));
+            // By name, as the server was added: looked up again at -R.
+            let by_name = configured_name(service, server).unwrap_or(server);
+            let _ = write!(out, " -r {}", quote(by_name));
             if let Some(group) = rule.match_group {
                 let _ = write!(out, " -m {group}");
             }
@@ -372,7 +386,8 @@ fn save_service(service: &ServiceView, out: &mut String) {
         }
     }
     for server in service.default.iter().flatten() {
-        let _ = writeln!(out, "--add-default -i {ident} -r {}", quote(server));
+        let by_name = configured_name(service, server).unwrap_or(server);
+        let _ = writeln!(out, "--add-default -i {ident} -r {}", quote(by_name));
     }
     if !service.enabled {
         let _ = writeln!(out, "--stop -i {ident}");
@@ -488,7 +503,7 @@ servers = ["127.0.0.1:9002"]
         let saved = saved(&view);
         assert!(saved.contains("-a -i sites -r localhost:9001 "), "{saved}");
         assert!(
-            saved.contains("--add-rule -i sites --host '^img\\.' -r 127.0.0.1:9001\n"),
+            saved.contains("--add-rule -i sites --host '^img\\.' -r localhost:9001\n"),
             "{saved}"
         );
         assert!(
