@@ -337,7 +337,9 @@ fn rules_on_host_and_headers_and_servers_by_name_through_tcpvsadm() {
     assert_eq!(ask("/x.png", "Host: img.example.com\r\n"), "img");
     // A rule is named by all its conditions: deleting needs them all.
     let refused = daemon.adm(&format!("--del-rule -i web -p ^/app/ -r {}", tenant.addr));
-    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "refused by tcpvsd: {said}");
+    assert!(said.contains("has no rule `^/app/`"), "{said}");
     daemon.ok(&format!(
         "--del-rule -i web -p ^/app/ --header X-Tenant:^a -r {}",
         tenant.addr
