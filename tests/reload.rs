@@ -138,6 +138,17 @@ fn tcpvsadm_load_applies_settings_too_and_names_what_needs_a_restart() {
     let listen = daemon.bound("web");
     assert_eq!(get(listen, "/slow").status, 200);
     let file = daemon.dir().join("new.toml");
+    // The same file again: the flags tcpvsd was started with (its control
+    // socket) are not taken for changes of the file, and nothing is named.
+    let same = config("127.0.0.1:0", one.addr, two.addr, "5s", "info");
+    std::fs::write(&file, same).unwrap();
+    daemon.ok(&format!("-f {}", file.display()));
+    std::thread::sleep(Duration::from_millis(500));
+    let stderr = daemon.stderr();
+    assert!(
+        !stderr.contains("only applied at the next start"),
+        "a restart asked for though the file changed none: {stderr}"
+    );
     let new = format!(
         "workers = 1\n{}",
         config("127.0.0.1:0", two.addr, one.addr, "200ms", "info")

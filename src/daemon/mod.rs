@@ -71,6 +71,7 @@ fn run() -> anyhow::Result<()> {
     } else {
         bail!("give --config FILE or --demo\n{}", flags::usage());
     };
+    let from_file = daemon.clone();
     let pinned = PinnedSettings {
         access_log: flags.access_log.as_ref().map(AccessLog::is_on),
         log_format: flags.log_format,
@@ -118,6 +119,7 @@ fn run() -> anyhow::Result<()> {
         pinned,
         workers,
         upgrade: flags.upgrade,
+        from_file,
     };
     serve(spec, &started, &daemon, &pools, (events, &signals))
 }
@@ -131,6 +133,10 @@ struct Started<'a> {
     workers: usize,
     /// `--upgrade`: take over the tcpvsd running on the control socket.
     upgrade: bool,
+    /// The daemon's settings as the file gave them, before the flags: what
+    /// a reloaded file is compared with for the settings only a restart
+    /// changes (a flag is not a change of the file).
+    from_file: DaemonOptions,
 }
 
 fn serve(
@@ -178,8 +184,12 @@ fn serve(
             traffic.clone(),
         )
         .with_reload(
-            Reload::new(daemon.clone(), started.level_from_flag, set_log_level)
-                .with_pinned(started.pinned.clone()),
+            Reload::new(
+                started.from_file.clone(),
+                started.level_from_flag,
+                set_log_level,
+            )
+            .with_pinned(started.pinned.clone()),
         )
         .with_retire(retire),
     );
