@@ -13,7 +13,8 @@ pub struct Conditions {
     /// Matched in any case (host names are case-insensitive, RFC 9110 4.2.3).
     host: Option<Regex>,
     /// Each by its field name (lower case); all must hold.
-    headers: Vec<(String, Regex)>,
+    /// On the value's bytes: a value that is not UTF-8 is still matched.
+    headers: Vec<(String, regex::bytes::Regex)>,
 }
 
 /// A pattern of a rule that the regex engine refused (its size, mostly:
@@ -45,7 +46,7 @@ impl Conditions {
             .headers
             .iter()
             .map(|h| {
-                let pattern = Regex::new(&h.pattern).map_err(refused(&h.pattern))?;
+                let pattern = regex::bytes::Regex::new(&h.pattern).map_err(refused(&h.pattern))?;
                 Ok((h.name.clone(), pattern))
             })
             .collect::<Result<_, Refused>>()?;
@@ -93,15 +94,15 @@ mod tests {
     use crate::table::HeaderMatch;
     use std::net::Ipv4Addr;
 
-    struct Fields(Vec<(&'static str, &'static str)>);
+    struct Fields(Vec<(&'static str, &'static [u8])>);
 
     impl HeaderLookup for Fields {
         fn header(&self, name: &str) -> Option<&str> {
             let mut values = self.0.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name));
-            values.next().map(|(_, v)| *v)
+            values.next().and_then(|(_, v)| std::str::from_utf8(v).ok())
         }
 
-        fn any_value(&self, name: &str, accept: &mut dyn FnMut(&str) -> bool) -> bool {
+        fn any_value(&self, name: &str, accept: &mut dyn FnMut(&[u8]) -> bool) -> bool {
             let mut values = self.0.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name));
             values.any(|(_, v)| accept(v))
         }
@@ -156,24 +157,28 @@ mod tests {
     #[test]
     fn every_header_condition_must_hold_on_some_field_line() {
         let tenant = when(None, &["X-Tenant: ^a", "accept: json"]);
-        let both = Fields(vec![("x-tenant", "acme"), ("Accept", "application/json")]);
+        let both = Fields(vec![("x-tenant", b"acme"), ("Accept", b"application/json")]);
         assert!(admits(&tenant, None, &both));
-        let one = Fields(vec![("X-TENANT", "acme")]);
+        let one = Fields(vec![("X-TENANT", b"acme")]);
         assert!(!admits(&tenant, None, &one), "all conditions hold");
-        let other = Fields(vec![("x-tenant", "zeta"), ("accept", "application/json")]);
+        let other = Fields(vec![("x-tenant", b"zeta"), ("accept", b"application/json")]);
         assert!(!admits(&tenant, None, &other));
         // A field sent twice: either line may match.
         let twice = Fields(vec![
-            ("x-tenant", "zeta"),
-            ("accept", "text/html"),
-            ("x-tenant", "acme"),
-            ("accept", "application/json"),
+            ("x-tenant", b"zeta"),
+            ("accept", b"text/html"),
+            ("x-tenant", b"acme"),
+            ("accept", b"application/json"),
         ]);
         assert!(admits(&tenant, None, &twice));
         // An empty pattern asks only that the field be there.
         let present = when(None, &["X-Debug:"]);
-        assert!(admits(&present, None, &Fields(vec![("x-debug", "")])));
+        assert!(admits(&present, None, &Fields(vec![("x-debug", b"")])));
         assert!(!admits(&present, None, &Fields(vec![])));
+        // A value that is not UTF-8 (obs-text) is matched, not skipped.
+        let latin1 = Fields(vec![("x-debug", b"caf\xe9"), ("x-tenant", b"acme\xff")]);
+        assert!(admits(&present, None, &latin1));
+        assert!(admits(&when(None, &["X-Tenant: ^acme"]), None, &latin1));
     }
 
     #[test]

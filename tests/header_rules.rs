@@ -93,6 +93,12 @@ fn requests_go_by_host_then_header_then_target() {
     for (head, pool) in cases {
         assert_eq!(pool_of(&mut client, head), pool, "{head}");
     }
+    // A value that is not UTF-8 (obs-text, RFC 9110 5.5) is matched as well:
+    // `X-Plan:` asks only that the field be there.
+    client.send(b"GET /x HTTP/1.1\r\nHost: t\r\nX-Tenant: acme\r\nX-Plan: caf\xe9\r\n\r\n");
+    let response = client.read_response(false);
+    assert_eq!(response.status, 200);
+    assert_eq!(response.text(), "tenant");
 }
 
 /// The verbs name a rule by all its conditions: a rule with the pattern of

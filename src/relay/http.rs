@@ -956,12 +956,11 @@ impl HeaderLookup for RequestHead {
             .and_then(|h| std::str::from_utf8(&h.value).ok())
     }
 
-    fn any_value(&self, name: &str, accept: &mut dyn FnMut(&str) -> bool) -> bool {
+    fn any_value(&self, name: &str, accept: &mut dyn FnMut(&[u8]) -> bool) -> bool {
         self.headers
             .iter()
             .filter(|h| h.name.eq_ignore_ascii_case(name))
-            .filter_map(|h| std::str::from_utf8(&h.value).ok())
-            .any(accept)
+            .any(|h| accept(&h.value))
     }
 }
 

@@ -567,12 +567,11 @@ impl HeaderLookup for Message {
         self.field(name)
     }
 
-    fn any_value(&self, name: &str, accept: &mut dyn FnMut(&str) -> bool) -> bool {
+    fn any_value(&self, name: &str, accept: &mut dyn FnMut(&[u8]) -> bool) -> bool {
         self.headers
             .iter()
             .filter(|h| h.is(name))
-            .filter_map(|h| std::str::from_utf8(&h.value).ok())
-            .any(accept)
+            .any(|h| accept(&h.value))
     }
 }
 

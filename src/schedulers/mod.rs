@@ -56,8 +56,11 @@ pub trait HeaderLookup {
     /// value `accept` takes (content rules' header conditions). Each field
     /// line is tried whole, as sent, not split at commas: many fields
     /// (User-Agent, Cookie, dates) hold commas that separate nothing.
-    fn any_value(&self, name: &str, accept: &mut dyn FnMut(&str) -> bool) -> bool {
-        self.header(name).is_some_and(accept)
+    /// Values are bytes as received: a field value need not be UTF-8 (RFC
+    /// 9110 5.5 allows obs-text), and a condition must not miss it for that.
+    fn any_value(&self, name: &str, accept: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+        self.header(name)
+            .is_some_and(|value| accept(value.as_bytes()))
     }
 }
 

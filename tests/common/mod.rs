@@ -307,11 +307,14 @@ pub fn read_body(reader: &mut BufReader<TcpStream>, head: String) -> io::Result<
 }
 
 /// Reads a head up to its empty line; `None` at a clean end of stream.
+/// Bytes that are not UTF-8 (obs-text in a field value) are kept as U+FFFD.
 pub fn read_head(reader: &mut BufReader<TcpStream>) -> io::Result<Option<String>> {
     let mut head = String::new();
     loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
+        let mut raw = Vec::new();
+        let read = reader.read_until(b'\n', &mut raw)?;
+        let line = String::from_utf8_lossy(&raw);
+        if read == 0 {
             return if head.is_empty() {
                 Ok(None)
             } else {
